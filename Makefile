@@ -1,0 +1,53 @@
+# impact: two commands on a fresh machine with only Python 3.11+, make and git.
+#   make repro   set up the environment from uv.lock and run the full analysis (dvc repro)
+#   make test    set up the environment and run the whole test suite
+PYTHON     ?= python3
+UV_VERSION := 0.13.8
+TOOLS      := .tools
+UV         := $(TOOLS)/bin/uv
+VENV       := .venv
+BIN        := $(CURDIR)/$(VENV)/bin
+
+# Nothing reaches the network at run time: no DVC analytics or update checks,
+# and uv never downloads a Python interpreter.
+export DVC_NO_ANALYTICS   := 1
+export DVC_NO_UPDATE_CHECK := 1
+export UV_PYTHON_DOWNLOADS := never
+export MPLBACKEND         := Agg
+
+.PHONY: all install repro test test-fast check bundle clean-env help
+all: help
+
+help:
+	@echo "make repro      set up from uv.lock and run 'dvc repro' on the built-in data"
+	@echo "make test       set up from uv.lock and run the whole test suite"
+	@echo "make test-fast  the test suite without tests marked slow"
+	@echo "make bundle     a wheel folder (dist/wheels) for installing with no network"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# The environment is rebuilt only when the lock file or the project metadata change.
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+repro: install
+	PATH="$(BIN):$$PATH" $(BIN)/dvc repro
+
+test: install
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: install
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow"
+
+bundle: install
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o dist/requirements.txt
+	$(BIN)/python -m pip download --only-binary=:all: -d dist/wheels -r dist/requirements.txt
+	$(UV) build --wheel -o dist/wheels
+
+clean-env:
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,37 @@
+"""Stage `panel`: the person-month risk set and municipality-month cells (DuckDB)."""
+
+import argparse
+import logging
+from pathlib import Path
+
+import duckdb
+
+from impact import io
+from impact.config import load_params
+from impact.panel import build_panel
+from impact.stage import run_stage
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--validated", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    params = load_params(args.params)
+    panel_params = params.panel
+    con = duckdb.connect()
+    tables = {p.stem: con.read_parquet(str(p)) for p in sorted(args.validated.glob("*.parquet"))}
+    result = build_panel(con, tables, panel_params)
+
+    out = io.clean_dir(args.out)
+    result.person_months.write_parquet(str(out / "person_months.parquet"), compression="zstd")
+    result.cells.write_parquet(str(out / "cells.parquet"), compression="zstd")
+    io.write_json(result.summary, out / "summary.json")
+    logging.info("panel: %s spells, %s person-months", result.summary.get("spells"),
+                 result.summary.get("person_months"))
+
+
+if __name__ == "__main__":
+    run_stage("panel", main)

@@ -1,0 +1,40 @@
+"""Stage `simulate`: the built-in synthetic country.
+
+Writes the raw tables of the data contract, exactly as a user's files would look, to
+``--out``, and the effects it planted to ``--truth``.
+"""
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from impact import io
+from impact.config import load_params
+from impact.simulate import REFERENCE_FILES, simulate_country
+from impact.stage import run_stage
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--reference", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--truth", type=Path, required=True)
+    args = ap.parse_args()
+
+    params = load_params(args.params)
+    reference = {Path(f).stem: pd.read_csv(args.reference / f, dtype=str) for f in REFERENCE_FILES}
+    t0 = time.perf_counter()
+    country = simulate_country(params.simulate, reference, seed=params.seed)
+    out = io.clean_dir(args.out)
+    for name, table in sorted(country.tables.items()):
+        io.write_csv(table, out / f"{name}.csv")
+    io.write_json(country.truth, args.truth)
+    logging.info("wrote %d tables to %s in %.1fs", len(country.tables), out, time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    run_stage("simulate", main)

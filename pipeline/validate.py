@@ -1,0 +1,52 @@
+"""Stage `validate`: read the contract tables from ``--raw``, enforce the data contract,
+and write typed Parquet, per-table rejects and the data-quality report.
+
+The raw folder is only read, never written to.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from impact import io
+from impact.config import load_params
+from impact.ingest import read_raw_folder
+from impact.stage import run_stage
+from impact.validate import validate_tables
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--raw", type=Path, required=True)
+    ap.add_argument("--lineage", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rejects", type=Path, required=True)
+    ap.add_argument("--report", type=Path, required=True)
+    ap.add_argument("--report-md", type=Path, required=True)
+    args = ap.parse_args()
+
+    params = load_params(args.params)
+    data = params.data
+    raw = read_raw_folder(args.raw, csv_sep=data.csv_sep, decimal=data.decimal, encoding=data.encoding)
+    lineage = pd.read_csv(args.lineage, dtype=str)
+    result = validate_tables(raw, data, window=params.window, lineage=lineage)
+
+    out, rejects = io.clean_dir(args.out), io.clean_dir(args.rejects)
+    manifest = {}
+    for name, table in sorted(result.tables.items()):
+        io.write_parquet(table, out / f"{name}.parquet")
+        manifest[name] = {"rows": len(table)}
+    io.write_json({"tables": manifest}, out / "manifest.json")
+    for name, table in sorted(result.rejects.items()):
+        io.write_parquet(table, rejects / f"{name}.parquet")
+    io.write_json(result.report, args.report)
+    io.write_text(result.report_markdown(), args.report_md)
+    logging.info("validated %s; %s rows rejected", ", ".join(sorted(manifest)),
+                 result.report.get("rejected_rows"))
+
+
+if __name__ == "__main__":
+    run_stage("validate", main)

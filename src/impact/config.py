@@ -1,0 +1,130 @@
+"""``params.yaml`` loaded into frozen, validated objects before any data is read.
+
+Each section belongs to the package that reads it and is parsed by that package's own
+``*Params.from_dict``; this module checks the top level and assembles the sections, so a
+typo anywhere in ``params.yaml`` stops a stage with a message naming the key, the value
+and what is allowed, before a single row is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = ["ConfigError", "Params", "load_params", "check_keys"]
+
+SECTIONS = (
+    "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
+    "privacy",
+)
+
+
+class ConfigError(ValueError):
+    """A value in params.yaml is unknown, of the wrong type or out of range."""
+
+
+def check_keys(section: str, given: Mapping[str, Any], allowed: set[str] | tuple[str, ...]) -> None:
+    """Raise ConfigError for a key of ``section`` that is not in ``allowed``."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"params.yaml: unknown key {section}.{unknown[0]} "
+            f"(allowed keys in '{section}': {', '.join(sorted(allowed))})"
+        )
+
+
+def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"params.yaml: section '{name}' must be a mapping, got {value!r}")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml; each property parses one section on first use."""
+
+    raw: Mapping[str, Any]
+
+    @property
+    def seed(self) -> int:
+        seed = self.raw.get("seed", 20261124)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"params.yaml: seed must be a non-negative integer, got {seed!r}")
+        return seed
+
+    def section(self, name: str) -> dict[str, Any]:
+        return _section(self.raw, name)
+
+    @property
+    def simulate(self):
+        from impact.simulate import SimulateParams
+
+        return SimulateParams.from_dict(self.section("simulate"))
+
+    @property
+    def data(self):
+        from impact.validate import DataParams
+
+        return DataParams.from_dict(self.section("data"))
+
+    @property
+    def window(self) -> tuple[str, str]:
+        panel = self.panel
+        return panel.start, panel.end
+
+    @property
+    def panel(self):
+        from impact.panel import PanelParams
+
+        shock = self.section("shock")
+        kwargs: dict[str, Any] = {}
+        if "instrument" in self.section("quality"):
+            kwargs["quality_instrument"] = self.section("quality")["instrument"]
+        if "programme" in self.section("adoption"):
+            kwargs["programme"] = self.section("adoption")["programme"]
+        if "type" in shock:
+            kwargs["shock_type"] = shock["type"]
+        if "event_window" in shock:
+            kwargs["shock_event_window"] = tuple(shock["event_window"])
+        return PanelParams.from_dict(self.section("panel"), **kwargs)
+
+    @property
+    def estimate(self):
+        from impact.estimate import EstimateParams
+
+        return EstimateParams.from_dict(
+            estimate=self.section("estimate"),
+            quality=self.section("quality"),
+            adoption=self.section("adoption"),
+            shock=self.section("shock"),
+            seed=self.seed,
+        )
+
+    @property
+    def privacy(self):
+        from impact.report import PrivacyParams
+
+        return PrivacyParams.from_dict(self.section("privacy"))
+
+    def validate_all(self) -> "Params":
+        """Parse every section (fail fast); returns self."""
+        self.seed
+        for name in ("simulate", "data", "panel", "estimate", "privacy"):
+            getattr(self, name)
+        return self
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read params.yaml and check its top-level sections."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (run from the project root)")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    check_keys("<top level>", raw, SECTIONS)
+    return Params(raw=raw)

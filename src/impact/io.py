@@ -1,0 +1,99 @@
+"""All file reading and writing of stage outputs.
+
+Package functions take and return frames, DuckDB relations and result objects; only the
+stage scripts in ``pipeline/`` touch paths, and they do it through this module so that
+every output is written the same deterministic way (sorted JSON keys, no index, no
+timestamps, parent folders created, old contents replaced).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "clean_dir",
+    "read_json",
+    "read_parquet",
+    "to_jsonable",
+    "write_csv",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]
+
+
+def clean_dir(path: str | Path) -> Path:
+    """Empty (or create) an output folder so a stage rewrites it completely."""
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def _parent(path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn numpy scalars, NaN and nested containers into plain JSON values.
+
+    NaN and infinities become ``null``: JSON has no NaN, and a missing number must read
+    as missing, never as zero.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    if isinstance(obj, pd.Timestamp):
+        return obj.strftime("%Y-%m-%d")
+    return obj
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    """Write JSON with sorted keys and a trailing newline (byte-stable)."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False)
+    _parent(path).write_text(text + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_text(text: str, path: str | Path) -> None:
+    _parent(path).write_text(text, encoding="utf-8")
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a frame as Parquet without the pandas index and without a timestamp."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    pq.write_table(table, _parent(path), compression="zstd")
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(path, columns=columns)
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a CSV the way the data contract reads it: UTF-8, comma, ISO dates."""
+    df.to_csv(_parent(path), index=False, lineterminator="\n", date_format="%Y-%m-%d")

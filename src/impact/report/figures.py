@@ -1,0 +1,83 @@
+"""Figures drawn only from the tidy estimate table and the metrics.
+
+Each function takes ``ax=None`` and returns the figure; saving is the stage's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+__all__ = ["set_theme", "event_study_figure", "headline_figure"]
+
+BLUE, GREY, RED = "#1f4e79", "#8c8c8c", "#b03a2e"
+
+
+def set_theme() -> None:
+    """The one plotting theme of the project."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "svg.hashsalt": "impact"})
+
+
+def _axes(ax, size=(7.0, 4.0)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size)
+    return ax.figure, ax
+
+
+def event_study_figure(path: pd.DataFrame, title: str, ax=None, xlabel: str = "months since event"):
+    """Event-time coefficients with 95% intervals.
+
+    Parameters
+    ----------
+    path
+        Rows of the tidy table with ``rel_time``, ``estimate``, ``ci_low``, ``ci_high``
+        (percentage points).
+    """
+    fig, ax = _axes(ax)
+    path = path.dropna(subset=["rel_time"]).sort_values("rel_time")
+    x = path["rel_time"].astype(float)
+    ax.axhline(0, color=GREY, lw=1)
+    ax.axvline(-0.5, color=GREY, lw=1, ls="--")
+    ax.fill_between(x, path["ci_low"], path["ci_high"], color=BLUE, alpha=0.18, lw=0,
+                    label="95% interval")
+    ax.plot(x, path["estimate"], color=BLUE, marker="o", ms=3.5, lw=1.4, label="estimate")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("effect on monthly exit to work (pp)")
+    ax.set_title(title, loc="left")
+    ax.legend(frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def headline_figure(metrics: Mapping[str, Any], ax=None):
+    """Naive raw-outflow numbers beside the adjusted estimates, per block."""
+    rows = []
+    labels = {"quality": "Quality (+1 point)", "adoption": "Programme adoption",
+              "shock": "Business-park opening"}
+    for block, key in (("quality", "effect_pp"), ("adoption", "att_pp"), ("shock", "effect_pp")):
+        values = metrics.get(block)
+        if not values or values.get(key) is None:
+            continue
+        rows.append((labels[block], values[key], values["ci_low"], values["ci_high"],
+                     values.get("naive_pp")))
+    fig, ax = _axes(ax, size=(7.0, 0.9 + 0.8 * max(len(rows), 1)))
+    for i, (label, est, lo, hi, naive) in enumerate(rows):
+        y = len(rows) - 1 - i
+        ax.plot([lo, hi], [y, y], color=BLUE, lw=2.5)
+        ax.plot(est, y, "o", color=BLUE, ms=7, label="adjusted estimate, 95% CI" if i == 0 else None)
+        if naive is not None:
+            ax.plot(naive, y, "D", color=RED, ms=6, mfc="white", label="raw numbers (naive)" if i == 0 else None)
+    ax.axvline(0, color=GREY, lw=1)
+    ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)])
+    ax.set_xlabel("percentage points of the monthly exit-to-work probability")
+    ax.set_title("What raw outflow says versus what the adjusted estimates say", loc="left")
+    ax.legend(frameon=False, loc="best")
+    fig.tight_layout()
+    return fig
