@@ -8,6 +8,7 @@ and what is allowed, before a single row is read.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +35,17 @@ def check_keys(section: str, given: Mapping[str, Any], allowed: set[str] | tuple
             f"params.yaml: unknown key {section}.{unknown[0]} "
             f"(allowed keys in '{section}': {', '.join(sorted(allowed))})"
         )
+
+
+@contextmanager
+def _as_config_error(section: str):
+    """Report a section parser's ValueError as a ConfigError naming the section."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"params.yaml [{section}]: {exc}") from exc
 
 
 def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -63,13 +75,15 @@ class Params:
     def simulate(self):
         from impact.simulate import SimulateParams
 
-        return SimulateParams.from_dict(self.section("simulate"))
+        with _as_config_error("simulate"):
+            return SimulateParams.from_dict(self.section("simulate"))
 
     @property
     def data(self):
         from impact.validate import DataParams
 
-        return DataParams.from_dict(self.section("data"))
+        with _as_config_error("data"):
+            return DataParams.from_dict(self.section("data"))
 
     @property
     def window(self) -> tuple[str, str]:
@@ -90,25 +104,28 @@ class Params:
             kwargs["shock_type"] = shock["type"]
         if "event_window" in shock:
             kwargs["shock_event_window"] = tuple(shock["event_window"])
-        return PanelParams.from_dict(self.section("panel"), **kwargs)
+        with _as_config_error("panel"):
+            return PanelParams.from_dict(self.section("panel"), **kwargs)
 
     @property
     def estimate(self):
         from impact.estimate import EstimateParams
 
-        return EstimateParams.from_dict(
-            estimate=self.section("estimate"),
-            quality=self.section("quality"),
-            adoption=self.section("adoption"),
-            shock=self.section("shock"),
-            seed=self.seed,
-        )
+        with _as_config_error("estimate"):
+            return EstimateParams.from_dict(
+                estimate=self.section("estimate"),
+                quality=self.section("quality"),
+                adoption=self.section("adoption"),
+                shock=self.section("shock"),
+                seed=self.seed,
+            )
 
     @property
     def privacy(self):
         from impact.report import PrivacyParams
 
-        return PrivacyParams.from_dict(self.section("privacy"))
+        with _as_config_error("privacy"):
+            return PrivacyParams.from_dict(self.section("privacy"))
 
     def validate_all(self) -> "Params":
         """Parse every section (fail fast); returns self."""

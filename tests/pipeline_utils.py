@@ -1,0 +1,80 @@
+"""Run the project's stage scripts or `dvc` in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPY = ["pipeline", "src", "dvc.yaml", "params.yaml", "pyproject.toml", "data/reference",
+        ".dvc/config", ".dvc/.gitignore"]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.update(DVC_NO_ANALYTICS="1", DVC_NO_UPDATE_CHECK="1", MPLBACKEND="Agg",
+             GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+             GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\n"
+            f"STDERR:\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def set_params(repo: Path, updates: dict[str, Any]) -> None:
+    """Set dotted keys in repo/params.yaml (comments are not kept; fine for tests)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in updates.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {}) or {}
+        node[leaf] = value
+        # re-attach in case a section was None
+        cur = params
+        for key in parents[:-1]:
+            cur = cur[key]
+        if parents:
+            cur[parents[-1]] = node
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def make_repo(tmp: Path, updates: dict[str, Any] | None = None, git: bool = True) -> Path:
+    """A fresh copy of the project (code, dvc.yaml, params, reference data) in ``tmp``."""
+    repo = tmp / "repo"
+    repo.mkdir()
+    for item in COPY:
+        src = ROOT / item
+        dst = repo / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    if updates:
+        set_params(repo, updates)
+    if git:
+        run(["git", "init", "-q", "-b", "main"], repo)
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-q", "-m", "init"], repo)
+    return repo
+
+
+#: Parameters of a fast run on the `small` preset.
+SMALL = {"simulate.preset": "small", "panel.start": "2018-01", "panel.end": "2021-12"}

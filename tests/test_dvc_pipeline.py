@@ -1,0 +1,49 @@
+"""`dvc repro` in a temporary git repository: full run, no-op rerun, partial reruns."""
+
+import json
+
+import pytest
+
+from impact.report import check_metrics
+from pipeline_utils import SMALL, make_repo, run, set_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc")]
+
+
+def _ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_repro_noop_and_partial_rerun(tmp_path):
+    repo = make_repo(tmp_path, SMALL)
+    first = run(["dvc", "repro"], repo)
+    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "report"}
+
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert check_metrics(metrics) == []
+    for block in ("quality", "adoption", "shock"):
+        assert metrics[block] is not None, f"{block} block is null on the built-in data"
+    assert (repo / "dvc.lock").exists()
+
+    status = run(["dvc", "status"], repo)
+    assert "up to date" in status.stdout
+    second = run(["dvc", "repro"], repo)
+    assert _ran(second.stdout) == set(), second.stdout
+
+    # privacy is read by `report` only
+    set_params(repo, {"privacy.min_cell": 11})
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"report"}
+
+    # the quality instrument is read by `panel` and `estimate`, then `report` follows
+    set_params(repo, {"panel.quality_window_months": 5})
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "report"}
+
+
+def test_stage_error_is_one_clear_message(tmp_path):
+    repo = make_repo(tmp_path, {**SMALL, "panel.no_such_key": 1}, git=True)
+    proc = run(["dvc", "repro", "simulate"], repo, check=True)  # simulate does not read panel
+    proc = run(["python", "pipeline/panel.py", "--validated", "data/validated", "--out", "x"],
+               repo, check=False)
+    assert proc.returncode == 2
+    assert "panel.no_such_key" in proc.stderr
+    assert "Traceback" not in proc.stderr
