@@ -47,3 +47,30 @@ def test_stage_error_is_one_clear_message(tmp_path):
     assert proc.returncode == 2
     assert "panel.no_such_key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_raw_dir_points_at_user_files(tmp_path):
+    """`data.raw_dir` at a folder of the user's own (Parquet) files runs the same analysis,
+    and the folder is not written to."""
+    import hashlib
+
+    import pandas as pd
+
+    repo = make_repo(tmp_path, SMALL)
+    run(["dvc", "repro", "simulate"], repo)
+    user = tmp_path / "user_extract"
+    user.mkdir()
+    for csv in sorted((repo / "data/simulated").glob("*.csv")):
+        pd.read_csv(csv, dtype=str).to_parquet(user / f"{csv.stem}.parquet", index=False)
+
+    def digest():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in user.iterdir()}
+
+    before = digest()
+    set_params(repo, {"data.raw_dir": str(user), "panel.start": "2019-01"})
+    run(["dvc", "repro"], repo)
+    assert digest() == before
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert check_metrics(metrics) == []
+    summary = json.loads((repo / "data/panel/summary.json").read_text())
+    assert summary["months"] == 36  # 2019-01 .. 2021-12

@@ -1,0 +1,93 @@
+"""Estimators: quality effect (errors-in-variables IV), reliability, programme adoption
+(imputation), local shocks (event study) and the naive numbers, in one tidy result.
+
+>>> params = EstimateParams.from_dict(estimate={}, quality={}, adoption={}, shock={}, seed=1)
+>>> res = estimate_all(person_months, cells, quality, adoption, shocks, params)  # doctest: +SKIP
+>>> res.tidy, res.headline                                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import platform
+import warnings
+from importlib.metadata import version
+
+import pandas as pd
+
+from impact.estimate.adoption import adoption_cells, estimate_adoption
+from impact.estimate.frames import EstimationWarning, shock_events
+from impact.estimate.naive import naive_quality
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality import estimate_quality
+from impact.estimate.reliability import estimate_reliability
+from impact.estimate.results import TIDY_COLUMNS, EstimationResult, row, tidy_frame
+from impact.estimate.shock import estimate_shock
+
+__all__ = ["EstimateParams", "EstimationResult", "EstimationWarning", "TIDY_COLUMNS",
+           "estimate_all"]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in ("numpy", "pandas", "scipy", "pyfixest"):
+        try:
+            out[lib] = version(lib)
+        except Exception:  # pragma: no cover - metadata missing
+            out[lib] = "unknown"
+    return out
+
+
+def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
+                 quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
+                 shocks: pd.DataFrame | None, params: EstimateParams) -> EstimationResult:
+    """Run every estimator and collect one tidy table and the headline blocks.
+
+    Parameters
+    ----------
+    person_months, cells : pandas.DataFrame
+        The panel stage's outputs (docs/architecture.md, "Panel").
+    quality, adoption, shocks : pandas.DataFrame or None
+        Validated optional tables; None when absent.
+    params : EstimateParams
+
+    Returns
+    -------
+    EstimationResult
+        ``headline[block]`` is None when its input is absent: quality without a quality
+        table or without person-months measured twice (quality_a and quality_b);
+        adoption without rows for ``adoption.programme``; shock without events of
+        ``shock.type`` in the panel's municipalities.
+    """
+    rows: list[dict] = []
+    headline: dict[str, dict | None] = {"quality": None, "adoption": None, "shock": None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EstimationWarning)
+        if quality is not None and not quality.empty:
+            q_rows, q_head = estimate_quality(person_months, params)
+            rel_rows, rel = estimate_reliability(quality, params)
+            if q_head is not None:
+                naive, n_cw = naive_quality(person_months, quality, params.quality.instrument)
+                rows += q_rows + rel_rows
+                rows.append(row("quality_naive", "mean_score", naive, n_obs=n_cw,
+                                estimator="person-month-weighted LS across caseworkers",
+                                vcov="none"))
+                q_head = {**q_head, "naive_pp": naive,
+                          "reliability": (rel or {}).get("reliability", float("nan")),
+                          **{k: v for k, v in (rel or {}).items() if k != "reliability"}}
+                headline["quality"] = q_head
+
+        frame = adoption_cells(cells, person_months, adoption, params.adoption.programme)
+        events = shock_events(shocks, params.shock.type)
+        if frame is not None:
+            a_rows, headline["adoption"] = estimate_adoption(frame, events, params)
+            rows += a_rows
+
+        if not events.empty:
+            s_rows, headline["shock"] = estimate_shock(cells, person_months, events, params)
+            rows += s_rows
+    messages = [str(w.message) for w in caught if issubclass(w.category, EstimationWarning)]
+    for w in caught:  # re-emit so callers and logs still see them
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    meta = {"params": params.to_dict(), "versions": _versions(), "warnings": messages,
+            "n_person_months": int(len(person_months)), "n_cells": int(len(cells))}
+    return EstimationResult(tidy_frame(rows), headline, meta)

@@ -1,0 +1,200 @@
+"""Small table helpers shared by the estimators: months, bands, events, unit cells.
+
+Months are integers ``t = year*12 + month - 1`` as in the panel's ``t`` column.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "COMPOSITION", "EstimationWarning", "composition_controls", "month_index", "age_band", "duration_band",
+    "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
+    "rate_pp",
+]
+
+#: person-month means of covariates in ``cells.parquet`` (docs/architecture.md), used as
+#: composition controls in cell-level models
+COMPOSITION = (
+    "mean_age", "share_female", "share_edu_low", "share_edu_high", "share_single_parent",
+    "share_couple_children", "share_dur_6_11", "share_dur_12_23", "share_dur_24_59",
+    "share_dur_60p", "share_left_truncated", "mean_prior_benefit_months",
+)
+_DUR_EDGES = (0, 6, 12, 24, 60)
+_DUR_LABELS = ("0_5", "6_11", "12_23", "24_59", "60p")
+
+
+class EstimationWarning(UserWarning):
+    """A recoverable problem in estimation (cells dropped, a model not identified)."""
+
+
+def warn(msg: str) -> None:
+    warnings.warn(msg, EstimationWarning, stacklevel=3)
+
+
+def month_index(values) -> np.ndarray:
+    """Dates (datetime64, date objects or ISO strings) -> int64 ``year*12 + month - 1``."""
+    d = pd.to_datetime(pd.Series(values).reset_index(drop=True), errors="coerce")
+    out = (d.dt.year * 12 + d.dt.month - 1).astype("Float64")
+    return out.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def rate_pp(exits, pm) -> np.ndarray:
+    """Exit rate in percentage points (0 where there are no person-months)."""
+    exits = np.asarray(exits, dtype="float64")
+    pm = np.asarray(pm, dtype="float64")
+    return np.divide(100.0 * exits, pm, out=np.zeros_like(exits), where=pm > 0)
+
+
+def age_band(age) -> pd.Categorical:
+    """<25, 25-34, 35-44, 45-54, 55+ (missing -> 'unknown')."""
+    a = pd.to_numeric(pd.Series(age), errors="coerce")
+    out = pd.cut(a, [-np.inf, 24, 34, 44, 54, np.inf], labels=["lt25", "25_34", "35_44",
+                                                                "45_54", "55p"])
+    return out.cat.add_categories("unknown").fillna("unknown")
+
+
+def duration_band(duration) -> np.ndarray:
+    """Duration bands of cells.parquet: 0_5, 6_11, 12_23, 24_59, 60p."""
+    d = pd.to_numeric(pd.Series(duration), errors="coerce").fillna(0).to_numpy()
+    idx = np.searchsorted(np.asarray(_DUR_EDGES), d, side="right") - 1
+    return np.asarray(_DUR_LABELS)[np.clip(idx, 0, len(_DUR_LABELS) - 1)]
+
+
+def adoption_bin(rel: np.ndarray, anticipation: int) -> np.ndarray:
+    """Event-time bins of adoption, pooled over cohorts (controls, not estimates).
+
+    Integer codes: -9999 before the anticipation window or never adopted; -a for each
+    anticipation month a; for adopted months the first month of its bin: quarters for
+    months 0..35, years after that.
+    """
+    rel = np.asarray(rel, dtype="float64")
+    out = np.full(rel.shape, -9999, dtype="int64")
+    ant = (rel < 0) & (rel >= -anticipation)
+    out[ant] = rel[ant].astype("int64")
+    post = rel >= 0
+    r = np.where(post, rel, 0.0)
+    q = np.where(r < 36, np.floor(r / 3) * 3, 36 + np.floor((r - 36) / 12) * 12)
+    out[post] = q[post].astype("int64")
+    return out
+
+
+def adoption_months(adoption: pd.DataFrame | None, programme: str
+                    ) -> tuple[dict[str, int], dict[str, int]]:
+    """Adoption month per municipality and per team for ``programme`` (earliest date)."""
+    if adoption is None or adoption.empty:
+        return {}, {}
+    a = adoption[adoption["programme"].astype("string") == programme].copy()
+    if a.empty:
+        return {}, {}
+    a["t"] = month_index(a["adoption_date"])
+    a = a[np.isfinite(a["t"])]
+    team = a["team_key"].astype("string") if "team_key" in a else pd.Series(pd.NA, index=a.index)
+    is_team = team.notna().to_numpy()
+    muni = a.loc[~is_team].groupby(a.loc[~is_team, "municipality"].astype(str))["t"].min()
+    teams = a.loc[is_team].groupby(team[is_team].astype(str))["t"].min()
+    return {k: int(v) for k, v in muni.items()}, {k: int(v) for k, v in teams.items()}
+
+
+def shock_events(shocks: pd.DataFrame | None, shock_type: str) -> pd.DataFrame:
+    """Events of ``shock_type``: shock_id, municipality, t_event, jobs (sorted by date)."""
+    cols = ["shock_id", "municipality", "t_event", "jobs"]
+    if shocks is None or shocks.empty:
+        return pd.DataFrame(columns=cols)
+    s = shocks[shocks["type"].astype("string") == shock_type]
+    out = pd.DataFrame({
+        "shock_id": s["shock_id"].astype(str).to_numpy(),
+        "municipality": s["municipality"].astype(str).to_numpy(),
+        "t_event": month_index(s["date"]),
+        "jobs": pd.to_numeric(s["jobs"], errors="coerce").to_numpy() if "jobs" in s else np.nan,
+    })
+    out = out[np.isfinite(out["t_event"])]
+    out["t_event"] = out["t_event"].astype("int64")
+    return out.sort_values(["t_event", "shock_id"]).reset_index(drop=True)
+
+
+def event_dummies(muni: np.ndarray, t: np.ndarray, events: pd.DataFrame,
+                  window: tuple[int, int], pooled: bool) -> tuple[np.ndarray, list[tuple]]:
+    """Event-time indicators over ``window`` for rows (muni, t).
+
+    pooled=True: one column per event time, summed over events (an overlap counts twice);
+    pooled=False: one column per (event, event time). Returns (matrix, keys) with keys
+    (event index or None, event time). All-zero columns are dropped.
+    """
+    lo, hi = window
+    times = list(range(lo, hi + 1))
+    n_ev = len(events)
+    ncols = len(times) if pooled else n_ev * len(times)
+    M = np.zeros((len(muni), ncols))
+    muni = np.asarray(muni).astype(str)
+    for k, ev in enumerate(events.itertuples(index=False)):
+        rows = np.flatnonzero(muni == ev.municipality)
+        e = np.asarray(t)[rows] - ev.t_event
+        inside = (e >= lo) & (e <= hi)
+        col = (e[inside] - lo).astype(int) + (0 if pooled else k * len(times))
+        np.add.at(M, (rows[inside], col), 1.0)
+    keys = [(None, e) for e in times] if pooled else [(k, e) for k in range(n_ev) for e in times]
+    nz = np.flatnonzero(M.any(axis=0))
+    return M[:, nz], [keys[i] for i in nz]
+
+
+def composition_controls(frame: pd.DataFrame) -> list[str]:
+    """The ``COMPOSITION`` columns of ``frame`` that are complete and not constant."""
+    out = []
+    for c in COMPOSITION:
+        if c in frame:
+            v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
+            if np.isfinite(v).all() and np.ptp(v) > 0:
+                out.append(c)
+    return out
+
+
+def _composition_columns(pm: pd.DataFrame) -> pd.DataFrame:
+    """Per-person-month indicator columns whose cell means are ``COMPOSITION``."""
+    dur = duration_band(pm["duration"])
+    edu = pm["education_level"].astype("string")
+    hh = pm["household"].astype("string")
+    return pd.DataFrame({
+        "mean_age": pd.to_numeric(pm["age"], errors="coerce").to_numpy(dtype="float64"),
+        "share_female": (pm["sex"].astype("string") == "F").fillna(False).to_numpy(float),
+        "share_edu_low": (edu == "low").fillna(False).to_numpy(float),
+        "share_edu_high": (edu == "high").fillna(False).to_numpy(float),
+        "share_single_parent": (hh == "single_parent").fillna(False).to_numpy(float),
+        "share_couple_children": (hh == "couple_children").fillna(False).to_numpy(float),
+        "share_dur_6_11": (dur == "6_11").astype(float),
+        "share_dur_12_23": (dur == "12_23").astype(float),
+        "share_dur_24_59": (dur == "24_59").astype(float),
+        "share_dur_60p": (dur == "60p").astype(float),
+        "share_left_truncated": pd.to_numeric(pm["left_truncated"]).to_numpy(dtype="float64"),
+        "mean_prior_benefit_months": pd.to_numeric(pm["prior_benefit_months"],
+                                                   errors="coerce").to_numpy(dtype="float64"),
+    }, index=pm.index)
+
+
+def unit_cells(person_months: pd.DataFrame, team_units: set[str]) -> pd.DataFrame:
+    """Adopting-unit x month cells from person-months (for team-level adoption).
+
+    The unit is the client's team when that team has its own adoption row, else the
+    municipality (the rest of it). Columns: unit, municipality, region, t,
+    person_months, exits_work and ``COMPOSITION``.
+    """
+    team = person_months["team_key"].astype("string")
+    muni = person_months["municipality"].astype(str)
+    in_team = team.isin(list(team_units)).fillna(False).to_numpy()
+    unit = np.where(in_team, "team:" + team.fillna("").astype(str).to_numpy(),
+                    muni.to_numpy())
+    comp = _composition_columns(person_months)
+    frame = pd.concat([pd.DataFrame({
+        "unit": unit, "municipality": muni.to_numpy(),
+        "region": person_months["region"].astype(str).to_numpy(),
+        "t": person_months["t"].to_numpy(dtype="int64"),
+        "person_months": 1.0,
+        "exits_work": pd.to_numeric(person_months["exit_work"]).to_numpy(dtype="float64"),
+    }, index=person_months.index), comp], axis=1)
+    g = frame.groupby(["unit", "municipality", "region", "t"], sort=True, observed=True)
+    sums = g[["person_months", "exits_work"]].sum()
+    means = g[list(COMPOSITION)].mean()
+    return pd.concat([sums, means], axis=1).reset_index()

@@ -1,0 +1,210 @@
+"""Weighted least squares with explicit (sparse) fixed effects and cluster-robust inference.
+
+Used where no library gives what the estimator needs: the imputation estimator
+(Borusyak, Jaravel and Spiess 2024) needs the fitted model's design to form the implied
+weights of untreated observations, so the cell-level Y(0) model is solved here. The cell
+tables are small (municipalities x months), so fixed effects are sparse dummy columns;
+the person-month models never come here (pyfixest absorbs their fixed effects).
+
+Conventions, chosen to equal pyfixest's ``feols(..., vcov={"CRV1": g})`` defaults
+(``ssc(k_adj=True, k_fixef="nonnested", G_adj=True)``, pyfixest/utils/utils.py `get_ssc`,
+mirroring R fixest's ``ssc(fixef.K="nested")``): CRV1 = G/(G-1) * (N-1)/(N-K) * sandwich,
+with K = kept non-FE coefficients + FE levels of fixed effects *not* nested in the
+clusters (minus one per extra FE); t tests with G-1 degrees of freedom. Checked against
+pyfixest and statsmodels in tests/estimate/test_reference.py.
+
+Collinear columns are dropped by a pivoted Cholesky factorisation (LAPACK ``dpstrf``) of
+the column-equilibrated normal matrix, as fixest drops collinear variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.linalg import cho_solve
+from scipy.linalg.lapack import dpstrf
+
+__all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "lincom", "wald_f",
+           "group_sums"]
+
+_RANK_TOL = 1e-10
+
+
+@dataclass(frozen=True)
+class Design:
+    """Design matrix: FE dummy blocks first, then the named numeric columns.
+
+    ``Z`` is CSR (n x p); ``fe_codes`` holds each FE's integer codes (n,) and
+    ``fe_levels`` its number of levels; ``x_names`` name the last ``len(x_names)`` columns.
+    """
+
+    Z: sp.csr_matrix
+    fe_names: tuple[str, ...]
+    fe_codes: tuple[np.ndarray, ...]
+    fe_levels: tuple[int, ...]
+    x_names: tuple[str, ...]
+
+    @property
+    def n_fe_cols(self) -> int:
+        return int(sum(self.fe_levels))
+
+    def x_index(self, name: str) -> int:
+        return self.n_fe_cols + self.x_names.index(name)
+
+
+def build_design(frame: pd.DataFrame, fe: Sequence[str], x: Sequence[str]) -> Design:
+    """Sparse design from ``frame``: one dummy per level of each ``fe`` column, then ``x``."""
+    n = len(frame)
+    blocks, codes, levels = [], [], []
+    for name in fe:
+        c, uniq = pd.factorize(frame[name], sort=True)
+        if (c < 0).any():
+            raise ValueError(f"fixed effect {name!r} has missing values")
+        blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), c)), shape=(n, len(uniq))))
+        codes.append(c)
+        levels.append(len(uniq))
+    if x:
+        xm = frame[list(x)].to_numpy(dtype="float64")
+        if not np.isfinite(xm).all():
+            bad = [c for c in x if not np.isfinite(frame[c].to_numpy(dtype="float64")).all()]
+            raise ValueError(f"regressors {bad} have missing or infinite values")
+        blocks.append(sp.csr_matrix(xm))
+    Z = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0))
+    return Design(Z, tuple(fe), tuple(codes), tuple(levels), tuple(x))
+
+
+@dataclass(frozen=True)
+class WLSFit:
+    """A weighted least-squares fit on the rows ``rows`` of a design.
+
+    coef : (p,) with NaN for columns dropped as collinear; ``keep`` indexes kept columns;
+    ``chol`` (r x r upper) and ``scale`` (r,) factor the equilibrated normal matrix of the
+    kept columns; resid (n_rows,) are y - Z b on the fitted rows.
+    """
+
+    coef: np.ndarray
+    keep: np.ndarray
+    chol: np.ndarray
+    scale: np.ndarray
+    resid: np.ndarray
+    rows: np.ndarray
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """(Z_k' W Z_k)^{-1} rhs for rhs of shape (r,) or (r, m), kept columns only."""
+        rhs = np.asarray(rhs, dtype="float64")
+        s = self.scale if rhs.ndim == 1 else self.scale[:, None]
+        return cho_solve((self.chol, False), rhs / s) / s
+
+    def bread(self) -> np.ndarray:
+        """(Z_k' W Z_k)^{-1} (r x r)."""
+        return self.solve(np.eye(len(self.keep)))
+
+
+def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None) -> WLSFit:
+    """Weighted least squares on ``rows`` (bool mask or index; default all rows)."""
+    n = design.Z.shape[0]
+    rows = np.arange(n) if rows is None else (np.flatnonzero(rows) if np.asarray(rows).dtype == bool
+                                              else np.asarray(rows))
+    Z = design.Z[rows]
+    wr = np.asarray(w, dtype="float64")[rows]
+    yr = np.asarray(y, dtype="float64")[rows]
+    ZtW = Z.T.multiply(wr).tocsr()
+    A = np.asarray((ZtW @ Z).todense())
+    b = np.asarray(ZtW @ yr).ravel()
+    diag = np.diag(A).copy()
+    nonzero = np.flatnonzero(diag > 0)
+    d = np.sqrt(diag[nonzero])
+    As = A[np.ix_(nonzero, nonzero)] / np.outer(d, d)
+    c, piv, rank, info = dpstrf(As, lower=0, tol=_RANK_TOL)
+    if info < 0:
+        raise ValueError(f"pivoted Cholesky failed (LAPACK info={info})")
+    order = piv[:rank] - 1
+    keep_pos = np.sort(order)
+    keep = nonzero[keep_pos]
+    # refactor the kept block in natural order (clean, full rank)
+    sub = As[np.ix_(keep_pos, keep_pos)]
+    chol = np.linalg.cholesky(sub).T
+    scale = d[keep_pos]
+    fit = WLSFit(np.full(A.shape[0], np.nan), keep, chol, scale, np.empty(0), rows)
+    beta_k = fit.solve(b[keep])
+    coef = np.full(A.shape[0], np.nan)
+    coef[keep] = beta_k
+    resid = yr - Z[:, keep] @ beta_k
+    return WLSFit(coef, keep, chol, scale, resid, rows)
+
+
+def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum the rows of ``values`` (n,) or (n, m) within integer groups -> (G,) or (G, m)."""
+    G = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
+                      shape=(n_groups, len(codes)))
+    out = G @ values
+    return out.toarray() if sp.issparse(out) else np.asarray(out)
+
+
+def _nested(fe_codes: np.ndarray, cl_codes: np.ndarray) -> bool:
+    """True when every level of the fixed effect lies within one cluster."""
+    pairs = pd.DataFrame({"f": fe_codes, "c": cl_codes}).drop_duplicates()
+    return not pairs["f"].duplicated().any()
+
+
+def fixest_df_k(design: Design, n_x_kept: int, cl_codes: np.ndarray, rows: np.ndarray) -> int:
+    """K of the (N-1)/(N-K) factor as pyfixest ``k_fixef="nonnested"`` counts it."""
+    n_fe = len(design.fe_names)
+    if n_fe == 0:
+        return n_x_kept
+    levels = [len(np.unique(c[rows])) for c in design.fe_codes]
+    k_fe_adj = sum(levels) - (n_fe - 1)
+    nested = [_nested(c[rows], cl_codes) for c in design.fe_codes]
+    k_nested = sum(lv for lv, is_n in zip(levels, nested) if is_n)
+    n_nested = sum(nested)
+    return n_x_kept + k_fe_adj - k_nested + n_nested if n_nested else n_x_kept + k_fe_adj
+
+
+def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
+              cols: Sequence[int]) -> tuple[np.ndarray, int, int]:
+    """CRV1 covariance of the coefficients ``cols`` (design column indices, all kept).
+
+    Returns (V, G, df_k). Small-sample factor G/(G-1) * (N-1)/(N-K), K per ``fixest_df_k``.
+    """
+    rows = fit.rows
+    cl, _ = pd.factorize(np.asarray(clusters)[rows])
+    G = int(cl.max()) + 1
+    N = len(rows)
+    pos = {c: i for i, c in enumerate(fit.keep)}
+    missing = [c for c in cols if c not in pos]
+    if missing:
+        raise ValueError(f"columns {missing} were dropped as collinear; no variance")
+    Zk = design.Z[rows][:, fit.keep]
+    score = Zk.multiply((np.asarray(w, dtype="float64")[rows] * fit.resid)[:, None]).tocsc()
+    S = group_sums(cl, score, G)                      # G x r
+    B = fit.solve(np.eye(len(fit.keep))[:, [pos[c] for c in cols]])  # r x m
+    SB = S @ B
+    meat = SB.T @ SB
+    n_x_kept = int(np.sum(fit.keep >= design.n_fe_cols))
+    df_k = fixest_df_k(design, n_x_kept, cl, rows)
+    factor = G / (G - 1) * (N - 1) / (N - df_k)
+    return factor * meat, G, df_k
+
+
+def lincom(coef: np.ndarray, V: np.ndarray, a: np.ndarray) -> tuple[float, float]:
+    """Estimate and standard error of a'b."""
+    a = np.asarray(a, dtype="float64")
+    return float(a @ coef), float(np.sqrt(max(a @ V @ a, 0.0)))
+
+
+def wald_f(coef: np.ndarray, V: np.ndarray, R: np.ndarray, df2: int) -> tuple[float, float, int]:
+    """Joint test R b = 0: F = (Rb)'(R V R')^{-1}(Rb)/q with F(q, df2). Returns (F, p, q)."""
+    from scipy import stats
+
+    R = np.atleast_2d(R)
+    rb = R @ coef
+    M = R @ V @ R.T
+    q = int(np.linalg.matrix_rank(M))
+    if q == 0:
+        return np.nan, np.nan, 0
+    F = float(rb @ np.linalg.pinv(M) @ rb) / q
+    return F, float(stats.f.sf(F, q, df2)), q

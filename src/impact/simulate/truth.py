@@ -1,0 +1,97 @@
+"""The planted truth, as the data contract's estimands define it.
+
+All effects are means over the person-months the pipeline builds from the tables (a
+spell at risk from the month of ``start_date`` to the month of ``end_date`` or the window
+end, clipped to the window) of model probabilities of exit to work, in percentage
+points:
+
+- ``quality_effect_pp``: mean of ``P(work | q + 1) - P(work | q)``, ``q`` the true
+  quality of that month's caseworker, all else (competing exits included) equal.
+- ``reliability``: ``var(true quality) / var(score)`` over the ``fidelity_audit`` scores
+  dated in the window (a sample quantity).
+- ``adoption_att_pp``: mean over adopting municipalities' person-months from their
+  adoption month on of ``P(work) - P(work | no programme)`` (no quality lift, no direct
+  effect).
+- ``shock_effect_pp``: mean over person-months in months 0..11 after a
+  ``business_park_opening`` in the client's municipality of ``P(work) - P(work | no
+  opening)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .engine import Sim
+from .params import SimulateParams
+from .tables import kept_spells
+from .world import World
+
+__all__ = ["build_truth"]
+
+
+def build_truth(sim: Sim, w: World, p: SimulateParams) -> dict[str, Any]:
+    """JSON-serialisable truth dict (see module docstring)."""
+    acc, ma, ta = sim.acc, sim.muni_acc, sim.team_acc
+    a = sim.audits
+    in_window = (a["k"] >= w.k_start) if a else np.zeros(0, bool)
+    tq, sc = (a["true_q"][in_window], a["score"][in_window]) if a else (np.zeros(0), np.zeros(0))
+    codes = w.munis["municipality"].tolist()
+    mu = w.munis
+    per_muni = {}
+    for i, code in enumerate(codes):
+        pm = ma["pm"][i]
+        per_muni[code] = {
+            "region": mu["region"].iat[i],
+            "prosperity": _f(mu["prosperity"].iat[i]),
+            "lm_intercept": _f(mu["lm_intercept"].iat[i]),
+            "quality_planted_mean": _f(mu["quality_mu"].iat[i]),
+            "quality_mean": _f(ma["q"][i] / pm) if pm else None,
+            "quality_mean_no_programme": _f(ma["q_noprog"][i] / pm) if pm else None,
+            "person_months": int(pm),
+            "exits_work": int(ma["exits_work"][i]),
+            "expected_exit_work_rate_pct": _f(100 * ma["p_work"][i] / pm) if pm else None,
+            "adoption_month": _month(w, mu["adoption_k"].iat[i]),
+            "park_month": _month(w, mu["park_k"].iat[i]),
+        }
+    st = sim.staff
+    per_team = {}
+    for t in range(len(st.team_num)):
+        key = f"{codes[st.team_muni[t]]}:T{st.team_num[t]:02d}"
+        pm = ta["pm"][t]
+        per_team[key] = {"municipality": codes[st.team_muni[t]], "effect": _f(st.team_v[t]),
+                         "quality_mean": _f(ta["q"][t] / pm) if pm else None, "person_months": int(pm)}
+    pp = lambda num, den: _f(100 * num / den) if den else None  # noqa: E731
+    return {
+        "window": {"start": p.start, "end": p.end},
+        "n_spells": int(len(kept_spells(sim, w))),
+        "n_person_months": int(acc["pm"]),
+        "quality_effect_pp": pp(acc["dq"], acc["pm"]),
+        "reliability": _f(np.var(tq) / np.var(sc)) if len(sc) > 1 else None,
+        "adoption_att_pp": pp(acc["adopt_d"], acc["adopt_pm"]),
+        "shock_effect_pp": pp(acc["shock_d"], acc["shock_pm"]),
+        "adoption_person_months": int(acc["adopt_pm"]),
+        "shock_person_months": int(acc["shock_pm"]),
+        "exit_work_rate_pct": pp(ma["exits_work"].sum(), acc["pm"]),
+        "n_fidelity_audits": int(len(sc)),
+        "n_municipalities": len(codes),
+        "n_adopters": int((mu["adoption_k"] >= 0).sum()),
+        "n_park_openings": int((mu["park_k"] >= 0).sum()),
+        "corr_quality_prosperity": _f(np.corrcoef(mu["quality_mu"], mu["prosperity"])[0, 1])
+        if len(codes) > 2 else None,
+        "params": p.to_dict(),
+        "municipalities": per_muni,
+        "teams": per_team,
+    }
+
+
+def _f(x) -> float:
+    return float(np.round(float(x), 10))
+
+
+def _month(w: World, k) -> str | None:
+    if k < 0:
+        return None
+    m = int(w.t0 + k)
+    return f"{m // 12:04d}-{m % 12 + 1:02d}"
