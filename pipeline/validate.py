@@ -14,7 +14,7 @@ from impact import io
 from impact.config import load_params
 from impact.ingest import read_raw_folder
 from impact.stage import run_stage
-from impact.validate import validate_tables
+from impact.validate import ContractError, validate_tables
 
 
 def main() -> None:
@@ -32,19 +32,22 @@ def main() -> None:
     data = params.data
     raw = read_raw_folder(args.raw, csv_sep=data.csv_sep, decimal=data.decimal, encoding=data.encoding)
     lineage = pd.read_csv(args.lineage, dtype=str)
-    result = validate_tables(raw, data, window=params.window, lineage=lineage)
+    try:
+        result = validate_tables(raw, data, window=params.window, lineage=lineage)
+    except ContractError as exc:
+        if getattr(exc, "report", None):  # too many rejects: leave the report to read
+            io.write_json(exc.report, args.report)
+        raise
 
     out, rejects = io.clean_dir(args.out), io.clean_dir(args.rejects)
-    manifest = {}
     for name, table in sorted(result.tables.items()):
         io.write_parquet(table, out / f"{name}.parquet")
-        manifest[name] = {"rows": len(table)}
-    io.write_json({"tables": manifest}, out / "manifest.json")
+    io.write_json(result.manifest(), out / "manifest.json")
     for name, table in sorted(result.rejects.items()):
         io.write_parquet(table, rejects / f"{name}.parquet")
     io.write_json(result.report, args.report)
     io.write_text(result.report_markdown(), args.report_md)
-    logging.info("validated %s; %s rows rejected", ", ".join(sorted(manifest)),
+    logging.info("validated %s; %s rows rejected", ", ".join(sorted(result.tables)),
                  result.report.get("rejected_rows"))
 
 

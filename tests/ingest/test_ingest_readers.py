@@ -126,3 +126,9 @@ def test_reading_never_writes_to_the_folder(tmp_path):
     before = _hash(tmp_path)
     read_raw_folder(tmp_path)
     assert _hash(tmp_path) == before
+
+
+def test_repeated_csv_header_is_an_error_not_a_renamed_column(tmp_path):
+    _write(tmp_path, "trajectories.csv", "spell_id;Sex;sex\nS1;F;M\n")
+    with pytest.raises(ContractError, match=r"trajectories\.csv: column 'sex' appears twice"):
+        read_raw_folder(tmp_path)

@@ -126,3 +126,18 @@ def test_new_code_takes_the_lineage_name_when_only_old_codes_are_listed():
     m = vdata.run(raw).tables["municipalities"].set_index("municipality")
     assert m.loc["GM1978", "name"] == "Molenlanden"
     assert m.loc["GM1978", "population"] == 9526 + 9894
+
+
+def test_adoptions_of_merged_municipalities_keep_the_earliest_date():
+    raw = vdata.tables()
+    weesp = pd.DataFrame([{"municipality": "GM0457", "team_id": None,
+                           "programme": "gewogen_maatwerk", "adoption_date": "2017-05-01"}])
+    raw["adoption"] = pd.concat([raw["adoption"], weesp], ignore_index=True)
+    result = vdata.run(raw)
+    a = result.tables["adoption"]
+    ams = a[(a["municipality"] == "GM0363") & a["team_key"].isna()]
+    assert ams["adoption_date"].dt.strftime("%Y-%m-%d").tolist() == ["2017-05-01"]
+    t = result.report["tables"]["adoption"]
+    assert t["rows_kept"] == 3 and t["rows_written"] == 2
+    assert t["merged_adoptions"] == [{"municipality": "GM0363", "programme": "gewogen_maatwerk",
+                                      "dropped_date": "2018-01-01"}]

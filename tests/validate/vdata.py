@@ -118,3 +118,41 @@ def subset(raw: dict[str, pd.DataFrame], *names: str) -> dict[str, pd.DataFrame]
     """The required tables plus ``names`` (fewer tables: faster tests)."""
     keep = {"municipalities", "trajectories", "labour_market", *names}
     return {k: v for k, v in raw.items() if k in keep}
+
+
+def big_trajectories(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` valid spells (two per client, the second may be open) as text, built
+    vectorised; municipality codes in several spellings, Weesp among them."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    codes = np.array([m[0] for m in MUNICIPALITIES] + ["GM0457", "0599", "363"])
+    client = np.arange(n) // 2
+    second = np.arange(n) % 2
+    first_day = rng.integers(0, 3000, (n + 1) // 2).repeat(2)[:n]
+    start = np.datetime64("2014-01-01") + (first_day + second * 400).astype("timedelta64[D]")
+    end = start + rng.integers(1, 380, n).astype("timedelta64[D]")
+    is_open = (second == 1) & (rng.random(n) < 0.3)
+
+    def s(values) -> pd.Series:
+        return pd.Series(values).astype("str")
+
+    def pick(options, k=n):
+        return s(np.array(options)[rng.integers(0, len(options), k)])
+
+    return pd.DataFrame({
+        "spell_id": s(np.char.add("S", np.arange(n).astype(str))),
+        "client_id": s(np.char.add("C", client.astype(str))),
+        "municipality": s(codes[rng.integers(0, len(codes), n)]),
+        "caseworker_id": s(rng.integers(0, 2000, n).astype(str)),
+        "team_id": s(rng.integers(0, 50, n).astype(str)),
+        "start_date": s(pd.Series(start).dt.strftime("%Y-%m-%d")),
+        "end_date": s(pd.Series(end).dt.strftime("%Y-%m-%d")).mask(is_open),
+        "exit_reason": pick(["work", "education", "moved", "other"]).mask(is_open),
+        "birth_year": s(rng.integers(1950, 2005, n).astype(str)),
+        "sex": pick(["F", "M"]),
+        "education_level": pick(["low", "medium", "high"]),
+        "household": pick(["single", "couple"]),
+        "prior_benefit_months": s(rng.integers(0, 60, n).astype(str)),
+        "ladder_step": s(rng.integers(1, 7, n).astype(str)),
+    })

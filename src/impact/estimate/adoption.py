@@ -9,8 +9,11 @@ person_months and weight p = person_months:
 1. Fit Y(0) on untreated cells Omega_0 (never adopted, or more than
    ``anticipation_months`` before adoption) by WLS:
    ``Y = a_unit + g_region,month + X'b + sum_e d_e S_e + u``, X the composition means of
-   cells.parquet and S_e the number of ``shock.type`` events in the municipality at event
-   time e (pooled over events), so a shock near adoption is not credited to it.
+   cells.parquet and the municipal labour-market indicators (``lm_*_muni``; the
+   programme does not move a municipality's unemployment rate, and local labour-market
+   luck is what must not be credited to it), S_e the number of ``shock.type`` events in
+   the municipality at event time e (pooled over events), so a shock near adoption is
+   not credited to it.
 2. Impute Y(0) on adopted cells (month >= adoption month) and on anticipation cells;
    tau_it = Y_it - Yhat_it(0).
 3. ATT = sum p tau / sum p over adopted cells (person-month weights, the contract's
@@ -20,10 +23,11 @@ Variance: BJS Theorem 3 conservative clustered variance, sum_c (sum_{it in c} v_
 with v_it the estimator's implied weights (untreated: -p Z0 (Z0'P Z0)^- Z1'w) and, on
 treated cells, e_it = tau_it - taubar, taubar the eq. (8) cluster-weighted mean of tau
 within the cell's event time, leaving out its own cluster (did_imputation's ``leaveout``).
-No small-sample factor (as in BJS); intervals use t(G-1).
+Small-sample factors as CRV1 (see ``imputation``); intervals use t(G-1).
 
-Pre-trends: BJS Test 1 — on Omega_0 add event-time dummies -pretrend_months ..
--1-anticipation, CRV1 Wald F(q, G-1). Plain TWFE (``adopted`` on the same controls and
+Pre-trends: BJS Test 1 — on Omega_0 add dummies for 3-month bins of event time
+-pretrend_months .. -1-anticipation, CRV1 Wald F(q, G-1) (bins keep q well below the
+number of clusters, so the clustered covariance is not near-singular). Plain TWFE (``adopted`` on the same controls and
 fixed effects, pyfixest, CRV1) is reported beside it: biased under staggered timing with
 dynamic effects (Goodman-Bacon 2021), shown for comparison only.
 
@@ -39,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from impact.estimate.frames import (
-    adoption_months, composition_controls, event_dummies, month_index, rate_pp, unit_cells,
-    warn,
+    adoption_months, composition_controls, event_dummies, lm_controls, month_index, rate_pp,
+    unit_cells, warn,
 )
 from impact.estimate.imputation import aggregate, impute
 from impact.estimate.linalg import build_design, crv1_vcov, wald_f, wls_fit
@@ -51,7 +55,7 @@ from impact.estimate.results import row
 __all__ = ["adoption_cells", "estimate_adoption"]
 
 _EST = "imputation (Borusyak-Jaravel-Spiess 2024), own WLS"
-_VCOV = "BJS Thm3 conservative, leave-out eq.8 by event time, cluster={c}, no ssc; t(G-1)"
+_VCOV = "BJS Thm3 conservative, leave-out eq.8 by event time, cluster={c}, CRV1-style ssc; t(G-1)"
 
 
 def adoption_cells(cells: pd.DataFrame, person_months: pd.DataFrame | None,
@@ -104,7 +108,7 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
     untreated = ~treated & ~antic
     f["adopted"] = treated.astype(float)
 
-    xcols = composition_controls(f)
+    xcols = composition_controls(f) + lm_controls(f, params.estimate.lm_controls)
     S, keys = event_dummies(f["municipality"].to_numpy(), f["t"].to_numpy(), events,
                             params.shock.event_window, pooled=True)
     in0 = S[untreated].any(axis=0)
@@ -165,16 +169,20 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
 
 
 def _pretrend(f, xcols, untreated, rel, p, cluster, ap, alpha):
-    """BJS Test 1: pre-period event-time dummies on Omega_0, joint CRV1 Wald test."""
-    leads = [ell for ell in range(-ap.pretrend_months, -ap.anticipation_months)
-             if np.any(untreated & (rel == ell))]
-    if not leads:
-        return float("nan"), []
+    """BJS Test 1: pre-period event-time dummies (3-month bins) on Omega_0, CRV1 Wald F."""
+    bins = sorted({int(np.floor(ell / 3)) * 3 for ell in range(-ap.pretrend_months,
+                                                                -ap.anticipation_months)})
     g = f.copy()
-    names = []
-    for ell in leads:
-        g[f"lead_{-ell}"] = (rel == ell).astype(float)
-        names.append(f"lead_{-ell}")
+    names, starts = [], []
+    for b in bins:
+        d = (rel >= b) & (rel <= b + 2) & (rel < -ap.anticipation_months)
+        d &= rel >= -ap.pretrend_months
+        if np.any(untreated & d):
+            g[f"lead_{-b}"] = d.astype(float)
+            names.append(f"lead_{-b}")
+            starts.append(b)
+    if not names:
+        return float("nan"), []
     d2 = build_design(g, ["unit", "regmonth"], xcols + names)
     fit = wls_fit(d2, g["y"].to_numpy(), p, untreated)
     cols = [d2.x_index(n) for n in names]
@@ -185,9 +193,10 @@ def _pretrend(f, xcols, untreated, rel, p, cluster, ap, alpha):
     b = fit.coef[kept]
     F, pval, q = wald_f(b, V, np.eye(len(kept)), G - 1)
     vc = "CRV1 cluster, fixest ssc (nonnested); t(G-1)"
-    rows = [row("adoption_imputation", "pretrend", bi, np.sqrt(V[i, i]), df=G - 1, alpha=alpha,
-                rel_time=int(leads[cols.index(c)]), n_obs=int(untreated.sum()), n_clusters=G,
-                estimator="BJS Test 1 (own WLS)", vcov=vc) for i, (c, bi) in enumerate(zip(kept, b))]
+    rows = [row("adoption_imputation", "pretrend_bin", bi, np.sqrt(V[i, i]), df=G - 1,
+                alpha=alpha, rel_time=starts[cols.index(c)], n_obs=int(untreated.sum()),
+                n_clusters=G, estimator="BJS Test 1, 3-month lead bins (own WLS)", vcov=vc)
+            for i, (c, bi) in enumerate(zip(kept, b))]
     rows.append({"model": "adoption_imputation", "term": "pretrend_wald_F", "estimate": F,
                  "statistic": F, "p_value": pval, "n_obs": int(untreated.sum()), "n_clusters": G,
                  "estimator": f"BJS Test 1, joint F({q}, {G - 1})", "vcov": vc})

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "COMPOSITION", "EstimationWarning", "composition_controls", "month_index", "age_band", "duration_band",
+    "COMPOSITION", "EstimationWarning", "composition_controls", "lm_controls", "month_index", "age_band", "duration_band",
     "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
     "rate_pp",
 ]
@@ -152,6 +152,30 @@ def composition_controls(frame: pd.DataFrame) -> list[str]:
     return out
 
 
+def lm_controls(frame: pd.DataFrame, wanted) -> list[str]:
+    """Municipal labour-market columns: ``wanted`` names (indicator or column), or every
+    complete, non-constant ``lm_*_muni`` column when ``wanted`` is None."""
+    if wanted is None:
+        cands = [c for c in frame.columns if c.startswith("lm_") and c.endswith("_muni")]
+    else:
+        cands = []
+        for name in wanted:
+            col = name if name in frame.columns else f"lm_{name}_muni"
+            if col not in frame.columns:
+                avail = [c for c in frame.columns if c.startswith("lm_")]
+                raise ValueError(f"estimate.lm_controls: {name!r} is not in the panel "
+                                 f"(available: {', '.join(avail) or 'none'})")
+            cands.append(col)
+    out = []
+    for c in cands:
+        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
+        if np.isfinite(v).all() and np.ptp(v) > 0:
+            out.append(c)
+        else:
+            warn(f"labour-market column {c} has missing values or is constant; not a control")
+    return out
+
+
 def _composition_columns(pm: pd.DataFrame) -> pd.DataFrame:
     """Per-person-month indicator columns whose cell means are ``COMPOSITION``."""
     dur = duration_band(pm["duration"])
@@ -179,7 +203,7 @@ def unit_cells(person_months: pd.DataFrame, team_units: set[str]) -> pd.DataFram
 
     The unit is the client's team when that team has its own adoption row, else the
     municipality (the rest of it). Columns: unit, municipality, region, t,
-    person_months, exits_work and ``COMPOSITION``.
+    person_months, exits_work, ``COMPOSITION`` and the ``lm_*_muni`` means.
     """
     team = person_months["team_key"].astype("string")
     muni = person_months["municipality"].astype(str)
@@ -194,7 +218,9 @@ def unit_cells(person_months: pd.DataFrame, team_units: set[str]) -> pd.DataFram
         "person_months": 1.0,
         "exits_work": pd.to_numeric(person_months["exit_work"]).to_numpy(dtype="float64"),
     }, index=person_months.index), comp], axis=1)
+    lm = [c for c in person_months.columns if c.startswith("lm_") and c.endswith("_muni")]
+    frame[lm] = person_months[lm].apply(pd.to_numeric, errors="coerce")
     g = frame.groupby(["unit", "municipality", "region", "t"], sort=True, observed=True)
     sums = g[["person_months", "exits_work"]].sum()
-    means = g[list(COMPOSITION)].mean()
+    means = g[list(COMPOSITION) + lm].mean()
     return pd.concat([sums, means], axis=1).reset_index()

@@ -20,7 +20,9 @@ Y(0)-model residual on Omega_0 and, on evaluated cells, e_it = tau_it - taubar_i
 the eq. (8) cluster-weighted average of tau within the cell's group (event time), leaving
 out the cell's own cluster (as did_imputation's ``leaveout`` option; a group with one
 cluster falls back to all evaluated cells). The per-cluster scores are returned, so joint
-tests use their cross-product. No small-sample factor, as in BJS.
+tests use their cross-product. Small-sample factors as CRV1 (BJS use none): the Y(0)
+residuals are scaled by sqrt((N0-1)/(N0-K0)) (the region x month effects are many for a
+cell table, and fitted residuals understate errors), the sum by G/(G-1).
 """
 
 from __future__ import annotations
@@ -124,6 +126,9 @@ def aggregate(imp: Imputation, weights: np.ndarray, groups: np.ndarray
     Z1 = imp.design.Z[imp.idx1][:, fit.keep]
     Z0 = imp.design.Z[idx0][:, fit.keep]
     v0 = -imp.p[idx0][:, None] * (Z0 @ fit.solve(np.asarray(Z1.T @ W1)))
-    S = bjs_scores(v0, fit.resid, imp.cl[idx0], W1, imp.tau, imp.p[imp.idx1],
+    n0, k0 = len(idx0), len(fit.keep)
+    dof = np.sqrt((n0 - 1) / max(n0 - k0, 1))
+    S = bjs_scores(v0, dof * fit.resid, imp.cl[idx0], W1, imp.tau, imp.p[imp.idx1],
                    imp.cl[imp.idx1], groups)
-    return est, S
+    G = imp.n_clusters
+    return est, S * np.sqrt(G / max(G - 1, 1))

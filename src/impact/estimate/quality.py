@@ -39,7 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from impact.estimate.frames import adoption_bin, age_band, duration_band, month_index, warn
+from impact.estimate.frames import (
+    adoption_bin, age_band, duration_band, lm_controls, month_index, warn,
+)
 from impact.estimate.params import CATEGORICAL_CONTROLS, EstimateParams
 from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
 from impact.estimate.results import row
@@ -50,28 +52,6 @@ __all__ = ["estimate_quality", "quality_frame"]
 def _codes(values) -> np.ndarray:
     s = pd.Series(values).astype("string").fillna("<NA>")
     return pd.factorize(s)[0].astype("int64")
-
-
-def _lm_columns(pm: pd.DataFrame, sample: np.ndarray, wanted) -> list[str]:
-    if wanted is None:
-        cols = [c for c in pm.columns if c.startswith("lm_") and c.endswith("_muni")]
-        keep = []
-        for c in cols:
-            v = pd.to_numeric(pm.loc[sample, c], errors="coerce").to_numpy(dtype="float64")
-            if np.isfinite(v).all() and np.ptp(v) > 0:
-                keep.append(c)
-            else:
-                warn(f"quality: labour-market column {c} has missing values; not a control")
-        return keep
-    out = []
-    for name in wanted:
-        col = name if name in pm.columns else f"lm_{name}_muni"
-        if col not in pm.columns:
-            avail = [c for c in pm.columns if c.startswith("lm_")]
-            raise ValueError(f"estimate.lm_controls: {name!r} is not in person_months "
-                             f"(available: {', '.join(avail) or 'none'})")
-        out.append(col)
-    return out
 
 
 def quality_frame(pm: pd.DataFrame, params: EstimateParams
@@ -102,7 +82,7 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams
             cats[c] = _codes(s[c].to_numpy())
         else:
             cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
-    for c in _lm_columns(pm, sample, params.estimate.lm_controls):
+    for c in lm_controls(s, params.estimate.lm_controls):
         cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
     if params.estimate.quality_fe == "region_month":
         g = month_index(s["adoption_month"]) if "adoption_month" in s else np.full(len(s), np.nan)

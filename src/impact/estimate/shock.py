@@ -122,6 +122,13 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
     for e in range(sp_.event_window[0], sp_.event_window[1] + 1):
         labels.append(("event_time", e, None))
         cols.append(target(ev_e == e))
+    pre_end = -sp_.anticipation_months - 1
+    bins = [(b, min(b + 2, pre_end)) for b in range(sp_.event_window[0], pre_end + 1, 3)]
+    if len(events) <= len(bins):  # too few events for a joint test of several bins
+        bins = [(sp_.event_window[0], pre_end)] if bins else []
+    for b0, b1 in bins:
+        labels.append(("pretrend_bin", b0, None))
+        cols.append(target((ev_e >= b0) & (ev_e <= b1)))
     W = np.column_stack(cols)
     has = W.sum(axis=0) > 0
     if not has[0]:
@@ -132,21 +139,20 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
     est, scores = aggregate(imp, W, group)
     se = np.sqrt((scores ** 2).sum(axis=0))
     G = imp.n_clusters
-    vc = f"BJS Thm3 conservative, leave-out eq.8 by event time, cluster={cname}, no ssc; t(G-1)"
+    vc = f"BJS Thm3 conservative, leave-out eq.8 by event time, cluster={cname}, CRV1-style ssc; t(G-1)"
     common = dict(df=G - 1, alpha=alpha, n_clusters=G, estimator=_EST, vcov=vc)
     rows = [row("shock_event_study", term, e_, s_, rel_time=ell, cohort=coh,
                 n_obs=int(np.count_nonzero(w)), **common)
             for (term, ell, coh), e_, s_, w in zip(labels, est, se, W.T)]
-    pre = [i for i, (term, ell, _) in enumerate(labels)
-           if term == "event_time" and ell < -sp_.anticipation_months]
+    pre = [i for i, (term, _, _) in enumerate(labels) if term == "pretrend_bin"]
     pre_p = float("nan")
     if pre:
         cov = scores[:, pre].T @ scores[:, pre]
         F, pre_p, q = wald_f(est[pre], cov, np.eye(len(pre)), G - 1)
         rows.append({"model": "shock_event_study", "term": "pretrend_wald_F", "estimate": F,
                      "statistic": F, "p_value": pre_p, "n_obs": len(f), "n_clusters": G,
-                     "estimator": f"joint F({q}, {G - 1}) on pooled event times "
-                                  f"{sp_.event_window[0]}..{-sp_.anticipation_months - 1}",
+                     "estimator": f"joint F({q}, {G - 1}): pooled pre-anticipation path in "
+                                  f"{len(pre)} bin(s) from event time {sp_.event_window[0]}",
                      "vcov": vc})
     naive = naive_before_after(f, "municipality",
                                events.rename(columns={"municipality": "unit"})[["unit", "t_event"]])

@@ -12,6 +12,7 @@ Nothing here writes to the folder: every file is opened read-only.
 from __future__ import annotations
 
 import codecs
+import csv
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -156,12 +157,30 @@ def read_table_file(
     return df
 
 
-def _sniff_sep(file: Path, encoding: str) -> str:
+def _header(file: Path, encoding: str) -> str:
     with open(file, "rb") as fh:
         head = fh.read(65536)
-    line = head.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()
-    header = line[0] if line else ""
+    lines = head.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()
+    return lines[0] if lines else ""
+
+
+def _sniff_sep(header: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
+
+
+def _check_header(file: Path, table: str, header: str, sep: str) -> None:
+    """pandas renames a repeated column to ``name.1``; a repeat is a fault, say so."""
+    names = next(csv.reader([header], delimiter=sep), [])
+    seen: dict[str, str] = {}
+    for name in names:
+        low = name.strip().lower()
+        if low and low in seen:
+            raise ContractError(
+                f"{file.name}: column {low!r} appears twice in the header ({seen[low]!r} and "
+                f"{name!r}); column names are case-insensitive, expected each once",
+                table=table, column=low,
+            )
+        seen[low] = name
 
 
 def _read_csv(
@@ -171,7 +190,9 @@ def _read_csv(
         encoding = "utf-8-sig"  # Excel writes a byte-order mark
     if file.stat().st_size == 0:
         raise ContractError(f"{file.name}: the file is empty (expected a header row)", table=table)
-    sep = sep or _sniff_sep(file, encoding)
+    header = _header(file, encoding)
+    sep = sep or _sniff_sep(header)
+    _check_header(file, table, header, sep)
     decimal = decimal or ("," if sep == ";" else ".")
     df = pd.read_csv(
         file,

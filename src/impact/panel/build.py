@@ -1,8 +1,9 @@
 """Build the person-month risk set and the municipality x month cells in DuckDB.
 
-The panel is defined once, as a temporary view over small materialised pieces
-(merged spells and their segments, caseworker x month quality, municipality x month
-context); ``build_panel`` evaluates it once, to aggregate the cells, and the stage script
+The panel is defined once, as a temporary view over small materialised tables
+(merged spells cut into pieces of constant attributes, caseworker x month quality,
+municipality x month context): the view expands the pieces to months and hash-joins
+the two month-varying tables. ``build_panel`` evaluates it once, to aggregate the cells, and the stage script
 evaluates it once more when it writes ``person_months``. Nothing person-month sized
 ever enters pandas.
 """
@@ -15,10 +16,11 @@ from typing import Any, Mapping
 import duckdb
 
 from impact.panel._sql import Inputs, month_of_t, register_inputs
-from impact.panel.caseworker import assignment_months_sql, build_intake, build_quality
+from impact.panel.caseworker import build_intake, build_quality
 from impact.panel.cells import build_cells, summarise
-from impact.panel.context import build_context, build_team_adoption, lm_columns
+from impact.panel.context import build_adoption, build_context, lm_columns
 from impact.panel.params import PanelParams
+from impact.panel.pieces import build_pieces
 from impact.panel.spells import build_spells
 
 __all__ = ["PanelResult", "build_panel", "person_month_columns", "PERSON_MONTH_COLUMNS",
@@ -68,42 +70,24 @@ class PanelResult:
     params: PanelParams = field(default_factory=PanelParams)
 
 
-def _base_sql(inputs: Inputs) -> str:
-    """Segments expanded to months, with the caseworker of the month."""
-    expanded = f"""
-        SELECT seg.*, CAST(r.t AS INTEGER) AS t
-        FROM {inputs.name('segments')} seg, range(seg.seg_lo, seg.seg_hi + 1) r(t)
-    """
-    am = assignment_months_sql(inputs)
-    if am is None:
-        return expanded
-    return f"""
-        SELECT b.* EXCLUDE (caseworker_key, team_key),
-            coalesce(am.w.ck, b.caseworker_key) AS caseworker_key,
-            coalesce(am.w.tk, b.team_key) AS team_key
-        FROM ({expanded}) b
-        LEFT JOIN ({am}) am ON am.spell_id = b.spell_id AND am.t = b.t
-    """
-
-
 def _person_months_sql(inputs: Inputs, params: PanelParams, quality: str | None) -> str:
-    has_adoption = inputs.has("adoption")
-    adopt_t = "coalesce(ta.adopt_t, ctx.muni_adopt_t)"
-    adopted = f"coalesce(p.t >= {adopt_t}, false)" if has_adoption else "NULL"
+    """Pieces expanded to months, joined to the context and to quality on ``t``."""
+    adopted = "coalesce(p.t >= p.adopt_t, false)" if inputs.has("adoption") else "NULL"
     if quality is None:
         q_cols = ("NULL::DOUBLE AS quality_score, NULL::DOUBLE AS quality_a, "
                   "NULL::DOUBLE AS quality_b, NULL::INTEGER AS quality_n")
-        q_join = ""
+        qi_col, q_join = "NULL::DOUBLE", ""
     else:
         q_cols = ("q.quality_score, q.quality_a, q.quality_b, "
                   "CAST(coalesce(q.quality_n, 0) AS INTEGER) AS quality_n")
+        qi_col = "qi.quality_score"
         q_join = f"""
         LEFT JOIN {quality} q ON q.caseworker_key = p.caseworker_key AND q.t = p.t
-        LEFT JOIN {quality} qi ON qi.caseworker_key = it.intake_caseworker_key
+        LEFT JOIN {quality} qi ON qi.caseworker_key = p.intake_caseworker_key
                               AND qi.t = p.t"""
     lm = "".join(f", ctx.{c}" for c in lm_columns(params))
     return f"""
-        SELECT p.spell_id, p.client_id, p.municipality, ctx.region,
+        SELECT p.spell_id, p.client_id, p.municipality, p.region,
             {month_of_t('p.t')} AS month, p.t,
             CAST(p.t - p.t_start AS INTEGER) AS duration,
             CAST(p.t // 12 - p.birth_year AS INTEGER) AS age,
@@ -115,15 +99,16 @@ def _person_months_sql(inputs: Inputs, params: PanelParams, quality: str | None)
             CAST(coalesce(p.t = p.t_exit, false) AS TINYINT) AS exit_any,
             {q_cols}
             {lm},
-            {month_of_t(adopt_t)} AS adoption_month,
+            {month_of_t('p.adopt_t')} AS adoption_month,
             CAST({adopted} AS TINYINT) AS adopted,
             ctx.shock_id, ctx.shock_event_time,
-            it.intake_caseworker_key,
-            {'NULL::DOUBLE' if quality is None else 'qi.quality_score'} AS intake_quality_score
-        FROM ({_base_sql(inputs)}) p
-        LEFT JOIN {inputs.name('ctx')} ctx ON ctx.municipality = p.municipality AND ctx.t = p.t
-        LEFT JOIN {inputs.name('team_adopt')} ta ON ta.team_key = p.team_key
-        LEFT JOIN {inputs.name('intake')} it ON it.spell_id = p.spell_id{q_join}
+            p.intake_caseworker_key,
+            {qi_col} AS intake_quality_score
+        FROM (
+            SELECT pc.*, CAST(r.t AS INTEGER) AS t
+            FROM {inputs.name('pieces')} pc, range(pc.seg_lo, pc.seg_hi + 1) r(t)
+        ) p
+        LEFT JOIN {inputs.name('ctx')} ctx ON ctx.municipality = p.municipality AND ctx.t = p.t{q_join}
     """
 
 
@@ -184,9 +169,10 @@ def build_panel(
     """
     inputs = register_inputs(con, tables)
     build_spells(con, inputs, params)
+    build_adoption(con, inputs, params)
     build_context(con, inputs, params)
-    build_team_adoption(con, inputs, params)
     build_intake(con, inputs)
+    build_pieces(con, inputs)
     quality = build_quality(con, inputs, params)
     view = inputs.name("person_months")
     con.execute(

@@ -1,7 +1,9 @@
-"""Caseworker of the month (assignments), intake caseworker, and caseworker quality.
+"""Caseworker assignments, intake caseworker, and caseworker quality by month.
 
 Everything here is computed on tables far smaller than the person-month panel
-(assignments, spells, caseworker x month) and joined to it afterwards by hash joins.
+(assignments, spells, caseworker x month); :mod:`impact.panel.pieces` resolves which
+assignment holds in which month, and quality is hash-joined to the panel on
+``(caseworker_key, t)``.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ import duckdb
 from impact.panel._sql import Inputs, lit, t_of
 from impact.panel.params import PanelParams
 
-__all__ = ["assignment_months_sql", "build_intake", "build_quality"]
+__all__ = ["assignments_sql", "build_intake", "build_quality", "WINNER_KEY"]
 
 # Which assignment wins where several cover a month: the later start_date; among equal
 # starts the later end (open = latest), then the larger keys (only for determinism).
-_WINNER_KEY = """{'sd': a.start_date,
+WINNER_KEY = """{'sd': a.start_date,
                   'ed': coalesce(a.end_date, DATE '9999-12-31'),
                   'ck': coalesce(a.caseworker_key, ''), 'tk': coalesce(a.team_key, '')}"""
 
 
-def _assignments_sql(inputs: Inputs) -> str:
+def assignments_sql(inputs: Inputs) -> str:
     """Assignments mapped to merged spells with their covered month range ``a_lo..a_hi``.
 
     An assignment covers ``month(start_date) .. month(end_date)``; an open one (NULL
@@ -39,23 +41,6 @@ def _assignments_sql(inputs: Inputs) -> str:
         JOIN {inputs.name('orig')} o ON o.orig_spell_id = CAST(x.spell_id AS VARCHAR)
         JOIN {inputs.name('spells')} sp ON sp.spell_id = o.merged_id
         WHERE x.start_date IS NOT NULL
-    """
-
-
-def assignment_months_sql(inputs: Inputs) -> str | None:
-    """SQL of ``(spell_id, t, a_caseworker_key, a_team_key)``: the winning assignment.
-
-    One row per person-month covered by at least one assignment, so its size is at
-    most the panel's; returns None when there is no ``caseworker_assignments`` table.
-    """
-    if not inputs.has("caseworker_assignments"):
-        return None
-    return f"""
-        SELECT a.spell_id, CAST(r.t AS INTEGER) AS t,
-            arg_max({{'ck': a.caseworker_key, 'tk': a.team_key}}, {_WINNER_KEY}) AS w
-        FROM ({_assignments_sql(inputs)}) a,
-            range(greatest(a.a_lo, a.lo), least(coalesce(a.a_hi, a.hi), a.hi) + 1) r(t)
-        GROUP BY a.spell_id, r.t
     """
 
 
@@ -78,8 +63,8 @@ def build_intake(con: duckdb.DuckDBPyConnection, inputs: Inputs) -> str:
     """
     if inputs.has("caseworker_assignments"):
         assigned = f"""
-            SELECT a.spell_id, arg_max({{'ck': a.caseworker_key}}, {_WINNER_KEY}).ck AS a_ck
-            FROM ({_assignments_sql(inputs)}) a
+            SELECT a.spell_id, arg_max({{'ck': a.caseworker_key}}, {WINNER_KEY}).ck AS a_ck
+            FROM ({assignments_sql(inputs)}) a
             WHERE a.a_lo <= a.t_start AND (a.a_hi IS NULL OR a.a_hi >= a.t_start)
             GROUP BY a.spell_id
         """

@@ -12,7 +12,7 @@ import duckdb
 from impact.panel._sql import Inputs, lit, t_of
 from impact.panel.params import PanelParams
 
-__all__ = ["build_context", "build_team_adoption", "lm_columns"]
+__all__ = ["build_adoption", "build_context", "lm_columns"]
 
 
 def lm_columns(params: PanelParams) -> list[str]:
@@ -61,19 +61,6 @@ def _lm_wide_sql(inputs: Inputs, params: PanelParams) -> str:
         WHERE l.t0 IS NOT NULL AND l.value IS NOT NULL AND l.indicator IN ({wanted})
           AND r.t BETWEEN {params.t_start} AND {params.t_end}
         GROUP BY l.area, r.t
-    """
-
-
-def _muni_adoption_sql(inputs: Inputs, params: PanelParams) -> str:
-    if not inputs.has("adoption"):
-        return "SELECT NULL::VARCHAR AS municipality, NULL::INTEGER AS adopt_t WHERE false"
-    return f"""
-        SELECT CAST(municipality AS VARCHAR) AS municipality,
-            CAST(min({t_of('adoption_date')}) AS INTEGER) AS adopt_t
-        FROM {inputs['adoption']}
-        WHERE programme = {lit(params.programme)} AND team_key IS NULL
-          AND adoption_date IS NOT NULL
-        GROUP BY 1
     """
 
 
@@ -132,7 +119,7 @@ def build_context(con: duckdb.DuckDBPyConnection, inputs: Inputs, params: PanelP
                 min(CAST(region AS VARCHAR)) AS region
             FROM {inputs['municipalities']} GROUP BY 1
         ),
-        ad AS ({_muni_adoption_sql(inputs, params)}),
+        ad AS (SELECT * FROM {inputs.name('muni_adopt')}),
         sh AS ({_shock_sql(inputs, params)})
         SELECT g.municipality, g.t, reg.region{lm_select},
             ad.adopt_t AS muni_adopt_t, sh.shock_id, sh.shock_event_time
@@ -145,21 +132,23 @@ def build_context(con: duckdb.DuckDBPyConnection, inputs: Inputs, params: PanelP
     return name
 
 
-def build_team_adoption(
-    con: duckdb.DuckDBPyConnection, inputs: Inputs, params: PanelParams
-) -> str:
-    """Temporary table ``(team_key, adopt_t)``: team-level adoptions of the programme."""
-    name = inputs.name("team_adopt")
-    if inputs.has("adoption"):
-        body = f"""
-            SELECT CAST(team_key AS VARCHAR) AS team_key,
-                CAST(min({t_of('adoption_date')}) AS INTEGER) AS adopt_t
-            FROM {inputs['adoption']}
-            WHERE programme = {lit(params.programme)} AND team_key IS NOT NULL
-              AND adoption_date IS NOT NULL
-            GROUP BY 1
-        """
-    else:
-        body = "SELECT NULL::VARCHAR AS team_key, NULL::INTEGER AS adopt_t WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {body}")
-    return name
+def build_adoption(con: duckdb.DuckDBPyConnection, inputs: Inputs, params: PanelParams) -> None:
+    """Temporary tables ``team_adopt(team_key, adopt_t)`` and ``muni_adopt(municipality,
+    adopt_t)``: integer adoption months of ``params.programme``, from the rows with a
+    ``team_key`` and the rows without one (municipality-wide); the earliest if several.
+    Empty when there is no adoption table.
+    """
+    for unit, cond in (("team_key", "team_key IS NOT NULL"), ("municipality", "team_key IS NULL")):
+        name = inputs.name("team_adopt" if unit == "team_key" else "muni_adopt")
+        if inputs.has("adoption"):
+            body = f"""
+                SELECT CAST({unit} AS VARCHAR) AS {unit},
+                    CAST(min({t_of('adoption_date')}) AS INTEGER) AS adopt_t
+                FROM {inputs['adoption']}
+                WHERE programme = {lit(params.programme)} AND {cond}
+                  AND adoption_date IS NOT NULL
+                GROUP BY 1
+            """
+        else:
+            body = f"SELECT NULL::VARCHAR AS {unit}, NULL::INTEGER AS adopt_t WHERE false"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {body}")

@@ -73,12 +73,10 @@ def build_metrics(
         missing = [k for k in CONTRACT_KEYS[block] if k not in values]
         if missing:
             raise MetricsError(f"metrics.{block} lacks the contract key(s) {missing}")
-        entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {key: _number(block, key, values[key]) for key in CONTRACT_KEYS[block]}
         for key, value in values.items():
-            if isinstance(value, str):
+            if key not in entry:  # extra keys (estimator, ci_method, windows, ...) kept as given
                 entry[key] = value
-            else:
-                entry[key] = _number(block, key, value)
         out[block] = entry
     return out
 

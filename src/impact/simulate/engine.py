@@ -113,8 +113,9 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
         if k == 0:  # the stock at the first simulated month, with durations before it
             muni = np.repeat(np.arange(M), rng.poisson(w.stock0))
             d = np.where(rng.random(len(muni)) < 0.5, rng.exponential(12, len(muni)),
-                         rng.exponential(72, len(muni)))
-            act = first_spells(muni, k_abs - 1 - np.minimum(d, 360).astype(np.int64))
+                         rng.exponential(60, len(muni)))
+            d = np.where(d < 180, d, rng.uniform(0, 180, len(muni)))  # at most 15 years
+            act = first_spells(muni, k_abs - 1 - d.astype(np.int64))
         elif len(act):
             moved = np.flatnonzero(rng.random(len(act)) < p.reassignment_rate)
             sp.cols["pos"][act[moved]] = staff.random_position(sp.cols["muni"][act[moved]])

@@ -80,10 +80,25 @@ def build_truth(sim: Sim, w: World, p: SimulateParams) -> dict[str, Any]:
         "n_park_openings": int((mu["park_k"] >= 0).sum()),
         "corr_quality_prosperity": _f(np.corrcoef(mu["quality_mu"], mu["prosperity"])[0, 1])
         if len(codes) > 2 else None,
+        "local_conditions_captured_r2": _captured_r2(w),
         "params": p.to_dict(),
         "municipalities": per_muni,
         "teams": per_team,
     }
+
+
+def _captured_r2(w: World) -> float | None:
+    """R-squared of the yearly local log-odds deviation (municipality x year, both
+    demeaned) on its part that the municipal unemployment indicator sees, window years."""
+    years = (w.t0 + np.arange(w.k_start, w.n_months)) // 12
+    cols = [np.flatnonzero(years == y) + w.k_start for y in np.unique(years)]
+    obs = np.stack([w.local_obs[:, c].mean(axis=1) for c in cols], axis=1)
+    tot = obs + np.stack([w.local_unobs[:, c].mean(axis=1) for c in cols], axis=1)
+    dm = lambda x: x - x.mean(axis=0) - x.mean(axis=1, keepdims=True) + x.mean()  # noqa: E731
+    a, b = dm(obs).ravel(), dm(tot).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return 0.0 if b.std() > 0 else None
+    return _f(np.corrcoef(a, b)[0, 1] ** 2)
 
 
 def _f(x) -> float:

@@ -57,7 +57,9 @@ class World:
     u_region, u_muni : ndarray (R, K), (M, K)
         Latent unemployment rates (%) behind the indicators.
     shocks : DataFrame
-        ``municipality, k, type, jobs, description``.
+        ``m, k, type, jobs, description`` (municipality row, month index).
+    local_obs, local_unobs : ndarray (M, K)
+        The parts of the local deviation the municipal indicator sees and misses.
     """
 
     t0: int
@@ -75,6 +77,8 @@ class World:
     u_muni: np.ndarray
     u_national: np.ndarray
     shocks: pd.DataFrame
+    local_obs: np.ndarray
+    local_unobs: np.ndarray
 
     @property
     def months(self) -> np.ndarray:
@@ -120,8 +124,8 @@ def build_world(p: SimulateParams, ref: Reference, rng: np.random.Generator) -> 
         ok = (j >= 0) & (j < K)
         shape = np.sin(np.pi * (np.arange(p.recession_months) + 0.5) / p.recession_months) ** 2
         rec[regions.index(rec_region), j[ok]] = -p.recession_depth * shape[ok]
-    l_obs = _ar1(rng, M, K, 0.95, p.local_dev_sd * np.sqrt(p.lm_local_captured))
-    l_unobs = _ar1(rng, M, K, 0.95, p.local_dev_sd * np.sqrt(1 - p.lm_local_captured))
+    l_obs = _ar1(rng, M, K, 0.9, p.local_dev_sd * np.sqrt(p.lm_local_captured))
+    l_unobs = _ar1(rng, M, K, 0.9, p.local_dev_sd * np.sqrt(1 - p.lm_local_captured))
     ridx = munis["region_idx"].to_numpy()
 
     shocks, park, spill, closure = _shocks(p, munis, ridx, rng, k_start, k_end, K)
@@ -145,7 +149,7 @@ def build_world(p: SimulateParams, ref: Reference, rng: np.random.Generator) -> 
     u_muni = (u_region[ridx] * np.exp(-0.15 * rel.to_numpy())[:, None]
               - l_obs / LOGIT_PER_PP)
     return World(t0, K, k_start, k_end, munis, regions, lp, park, ramp, inflow, stock0,
-                 u_region, u_muni, U, shocks)
+                 u_region, u_muni, U, shocks, l_obs, l_unobs)
 
 
 def _lm_intercept(allm: pd.DataFrame) -> pd.Series:

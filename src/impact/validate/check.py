@@ -30,7 +30,7 @@ from impact.ingest.errors import ContractError
 from impact.validate import parse
 from impact.validate.lineage import CodeMap
 
-__all__ = ["TableCheck", "show"]
+__all__ = ["TableCheck", "show", "counts"]
 
 _EXPECT = {
     "municipality": "a CBS municipality code (GM0363, 0363 or 363)",
@@ -332,6 +332,11 @@ class TableCheck:
             s = self.raw[c]
             out[c] = parse.text(s) if s.dtype == object else s
         return out
+
+
+def counts(values: pd.Series) -> dict[str, int]:
+    """Value counts as a plain, sorted dict (for the JSON report)."""
+    return {str(k): int(n) for k, n in values.value_counts().sort_index().items()}
 
 
 def _isna(v: Any) -> bool:

@@ -94,7 +94,8 @@ def _average_merged(kept: pd.DataFrame, ck: TableCheck, year: int) -> pd.DataFra
 
 def _to_months(kept: pd.DataFrame, ck: TableCheck) -> pd.DataFrame:
     pos, month = expand_months(kept["_start"], kept["_months"])
-    extra = [c for c in kept.columns if c not in ("area", "period", "indicator", "value", "_start", "_months")]
+    base = ("area", "period", "indicator", "value", "_start", "_months")
+    extra = [c for c in kept.columns if c not in base]
     months = pd.DataFrame(
         {
             "area": kept["area"].to_numpy()[pos],

@@ -139,7 +139,8 @@ def build_code_map(lineage: pd.DataFrame, classification_year: int) -> CodeMap:
            int(pd.util.hash_pandas_object(lineage.astype("str"), index=False).sum()),
            int(classification_year))
     if key not in _CACHE:
-        _CACHE.clear()  # keep one: a run uses one lineage and one year
+        if len(_CACHE) >= 8:  # a run uses one; tests and sweeps a few
+            _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = _build(lineage, classification_year)
     return _CACHE[key]
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from impact.ingest.contract import TABLES
 from impact.validate import parse
-from impact.validate.check import TableCheck
+from impact.validate.check import TableCheck, counts
 from impact.validate.context import Context, TableOutcome, make_key
 
 __all__ = [
@@ -199,5 +199,5 @@ def validate_progress(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
         out[name] = col
     kept, rejects = ck.finish(out)
     ck.report["rows_written"] = len(kept)
-    ck.report["measures"] = {str(k): int(n) for k, n in kept["measure"].value_counts().sort_index().items()}
+    ck.report["measures"] = counts(kept["measure"])
     return TableOutcome(kept, rejects, ck.report)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from impact.ingest.contract import TABLES
 from impact.validate import parse
-from impact.validate.check import TableCheck, show
+from impact.validate.check import TableCheck, counts, show
 from impact.validate.context import Context, TableOutcome, make_key
 
 __all__ = ["validate_quality", "validate_adoption", "validate_shocks"]
@@ -58,9 +58,7 @@ def validate_quality(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
         out[name] = col
     kept, rejects = ck.finish(out)
     ck.report["rows_written"] = len(kept)
-    ck.report["instruments"] = {
-        str(k): int(n) for k, n in kept["instrument"].value_counts().sort_index().items()
-    }
+    ck.report["instruments"] = counts(kept["instrument"])
     for unit, keys in (("caseworker", ctx.caseworker_keys), ("team", ctx.team_keys)):
         rows = kept[(kept["unit_type"] == unit) & ~kept["unit_key"].isin(keys)]
         if len(rows):
@@ -143,5 +141,5 @@ def validate_shocks(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
         out[name] = col
     kept, rejects = ck.finish(out)
     ck.report["rows_written"] = len(kept)
-    ck.report["types"] = {str(k): int(n) for k, n in kept["type"].value_counts().sort_index().items()}
+    ck.report["types"] = counts(kept["type"])
     return TableOutcome(kept, rejects, ck.report)

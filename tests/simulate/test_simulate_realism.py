@@ -1,0 +1,148 @@
+"""The default synthetic country has real magnitudes and carries its traps.
+
+Simulated yearly stock, inflow and outflow to work per municipality (2016 and 2017,
+person-month counts from the tables) are compared with the real CBS figures of
+83747NED/84066NED mapped onto 2023 codes; the comparison table is printed (run pytest with
+``-s`` to see it). Tolerance: the person-weighted and the geometric-mean ratio must lie
+within a factor 1.5, since clients here are counted as CBS counts persons and CBS rounds
+municipal counts to tens.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from impact.simulate import REFERENCE_FILES, SimulateParams, load_reference, simulate_country
+
+REF_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
+SEED = 20261124
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_reference({Path(f).stem: pd.read_csv(REF_DIR / f, dtype=str) for f in REFERENCE_FILES})
+
+
+@pytest.fixture(scope="module")
+def default(reference):
+    p = SimulateParams.from_dict({})
+    t0 = time.perf_counter()
+    country = simulate_country(p, reference, seed=SEED)
+    return p, country, time.perf_counter() - t0
+
+
+def _months(s: pd.Series) -> pd.Series:
+    d = pd.to_datetime(s, format="%Y-%m-%d")
+    return d.dt.year * 12 + d.dt.month - 1
+
+
+def _yearly(tables, years) -> pd.DataFrame:
+    t = tables["trajectories"]
+    a = _months(t["start_date"]).to_numpy()
+    b = _months(t["end_date"]).fillna(10**7).to_numpy()
+    rows = []
+    for y in years:
+        lo, hi = y * 12, y * 12 + 11
+        at_risk = (np.minimum(b, hi) - np.maximum(a, lo) + 1).clip(0)
+        ends = (b >= lo) & (b <= hi)
+        rows.append(pd.DataFrame({
+            "municipality": t["municipality"], "year": y, "stock": at_risk / 12,
+            "inflow": (a >= lo) & (a <= hi), "work_exits": ends & (t["exit_reason"] == "work").to_numpy(),
+            "exits": ends}))
+    return pd.concat(rows).groupby(["municipality", "year"], as_index=False).sum()
+
+
+def test_size_and_speed(default):
+    p, country, seconds = default
+    t = country.truth
+    assert 25 <= t["n_municipalities"] <= 40
+    assert 1_500_000 <= t["n_person_months"] <= 3_000_000
+    assert seconds < 60
+
+
+def test_magnitudes_match_cbs_2016_2017(default, reference):
+    p, country, _ = default
+    sim = _yearly(country.tables, (2016, 2017))
+    real = reference.real[reference.real["year"].isin((2016, 2017))]
+    both = sim.merge(real, on=["municipality", "year"], suffixes=("_sim", "_cbs"))
+    assert len(both) == 2 * country.truth["n_municipalities"]
+    print("\nsimulated / CBS, 2016-2017 (default preset, seed %d)" % SEED)
+    for col in ("stock", "inflow", "work_exits"):
+        s, r = both[f"{col}_sim"] / p.scale, both[f"{col}_cbs"]
+        pooled = s.sum() / r.sum()
+        geo = float(np.exp(np.mean(np.log(s.clip(lower=1) / r.clip(lower=10)))))
+        print(f"  {col:<11} pooled {pooled:5.2f}  geometric mean over municipalities {geo:5.2f}")
+        assert 1 / 1.5 < pooled < 1.5 and 1 / 1.5 < geo < 1.5, col
+    rate = both["work_exits_sim"].sum() / both["stock_sim"].sum() / 12
+    print(f"  exit to work {100 * rate:.2f}% per month (CBS: "
+          f"{100 * both['work_exits_cbs'].sum() / both['stock_cbs'].sum() / 12:.2f}%)")
+    assert 0.007 < rate < 0.015
+    total = both["exits"].sum() / both["stock_sim"].sum() / 12
+    assert 0.014 < total < 0.03  # CBS 2016-17: all outflow about 2% of the stock per month
+
+
+def test_hazard_falls_with_duration(default):
+    p, country, _ = default
+    t = country.tables["trajectories"]
+    w0, w1 = p.start_month, p.end_month
+    a, b = _months(t["start_date"]).to_numpy(), _months(t["end_date"]).fillna(w1).to_numpy()
+    work = (t["exit_reason"] == "work").to_numpy() & (b <= w1)
+    edges = [0, 6, 12, 24, 60, 10**4]
+    rates = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        # person-months with duration in [lo, hi) inside the window, and exits there
+        first, last = np.maximum(a + lo, w0), np.minimum(np.minimum(a + hi - 1, b), w1)
+        pm = np.clip(last - first + 1, 0, None).sum()
+        ex = (work & (b - a >= lo) & (b - a < hi) & (b >= w0)).sum()
+        rates.append(ex / pm)
+    assert all(x > y for x, y in zip(rates, rates[1:])), rates
+
+
+def test_adoption_is_timed_near_business_parks(default):
+    p, country, _ = default
+    ad = country.tables["adoption"]
+    ad = ad[ad["programme"] == "gewogen_maatwerk"].set_index("municipality")["adoption_date"]
+    sh = country.tables["shocks"]
+    parks = sh[sh["type"] == "business_park_opening"].set_index("municipality")["date"]
+    both = ad.index.intersection(parks.index)
+    assert len(both) >= 3
+    gap = (_months(ad[both]) - _months(parks[both])).abs()
+    near = (gap <= 6).mean()
+    # under adoption dates drawn at random in the window, P(|gap| <= 6) is at most 13 / 84
+    assert near > 0.5 > 13 / 84
+    # and park municipalities adopt more often than the others
+    codes = country.tables["municipalities"]["municipality"]
+    has_park = codes.isin(parks.index)
+    adopts = codes.isin(ad.index)
+    assert adopts[has_park].mean() > adopts[~has_park].mean()
+
+
+def test_quality_goes_with_prosperity(default):
+    p, country, _ = default
+    mu = pd.DataFrame(country.truth["municipalities"]).T
+    assert p.quality_prosperity_corr > 0
+    assert np.corrcoef(mu["quality_mean"].astype(float), mu["prosperity"].astype(float))[0, 1] > 0.2
+
+
+def _within_sd(lm: pd.DataFrame) -> float:
+    """SD of the yearly municipal unemployment rate net of municipality and year means."""
+    m = lm[lm["area"].str.startswith("GM") & (lm["indicator"] == "unemployment_rate")]
+    x = m.pivot(index="area", columns="period", values="value").to_numpy()
+    return float((x - x.mean(0) - x.mean(1, keepdims=True) + x.mean()).std())
+
+
+def test_municipal_indicator_captures_only_part_of_local_conditions(default, reference):
+    p, country, _ = default
+    assert 0.25 < country.truth["local_conditions_captured_r2"] < 0.75  # lm_local_captured = 0.5
+    lm = country.tables["labour_market"]
+    assert lm.loc[lm["area"].str.startswith("GM"), "period"].str.fullmatch(r"\d{4}").all()
+    sds = {}
+    for share in (0.0, 1.0):
+        q = SimulateParams.from_dict({"preset": "small", "scale": 0.1, "lm_local_captured": share})
+        c = simulate_country(q, reference, seed=SEED)
+        sds[share] = _within_sd(c.tables["labour_market"])
+        assert c.truth["local_conditions_captured_r2"] == pytest.approx(share, abs=1e-9)
+    assert sds[1.0] > 2 * sds[0.0]
