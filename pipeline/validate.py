@@ -14,7 +14,7 @@ from impact import io
 from impact.config import load_params
 from impact.ingest import read_raw_folder
 from impact.stage import run_stage
-from impact.validate import ContractError, validate_tables
+from impact.validate import ContractError, to_arrow, validate_tables
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
 
     out, rejects = io.clean_dir(args.out), io.clean_dir(args.rejects)
     for name, table in sorted(result.tables.items()):
-        io.write_parquet(table, out / f"{name}.parquet")
+        io.write_arrow(to_arrow(name, table), out / f"{name}.parquet")  # dates as date32
     io.write_json(result.manifest(), out / "manifest.json")
     for name, table in sorted(result.rejects.items()):
         io.write_parquet(table, rejects / f"{name}.parquet")

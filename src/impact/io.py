@@ -25,6 +25,7 @@ __all__ = [
     "to_jsonable",
     "write_csv",
     "write_json",
+    "write_arrow",
     "write_parquet",
     "write_text",
 ]
@@ -88,6 +89,11 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata(None)
     pq.write_table(table, _parent(path), compression="zstd")
+
+
+def write_arrow(table: pa.Table, path: str | Path) -> None:
+    """Write an Arrow table as Parquet (schema metadata stripped: byte-stable)."""
+    pq.write_table(table.replace_schema_metadata(None), _parent(path), compression="zstd")
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

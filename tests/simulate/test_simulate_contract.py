@@ -3,6 +3,7 @@
 
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,19 @@ def params():
 
 
 @pytest.fixture(scope="module")
-def country(reference, params):
-    return simulate_country(params, reference, seed=SEED)
+def timed(reference, params):
+    t0 = time.perf_counter()
+    country = simulate_country(params, reference, seed=SEED)
+    return country, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def country(timed):
+    return timed[0]
+
+
+def test_small_preset_is_fast(timed):
+    assert timed[1] < 5.0
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +137,7 @@ def test_assignments_are_a_full_history_from_the_spell_start(tables):
     assert (prev_cw.dropna() != a.loc[prev_cw.notna(), "caseworker_id"]).all()
 
 
-def test_teams_and_caseloads(tables, params):
+def test_teams_and_caseloads(tables):
     t, a = tables["trajectories"], tables["caseworker_assignments"]
     month = pd.Timestamp("2020-01-01")
     # caseworker of each spell open on that day

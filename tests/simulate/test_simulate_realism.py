@@ -120,11 +120,18 @@ def test_adoption_is_timed_near_business_parks(default):
     assert adopts[has_park].mean() > adopts[~has_park].mean()
 
 
-def test_quality_goes_with_prosperity(default):
+def test_quality_goes_with_or_against_prosperity(default, reference):
+    """Realised (person-month weighted) municipal mean quality carries the planted sign;
+    with 31 municipalities, many with a handful of caseworkers, its correlation is noisier
+    than the planted one (exactly ``quality_prosperity_corr``)."""
     p, country, _ = default
-    mu = pd.DataFrame(country.truth["municipalities"]).T
-    assert p.quality_prosperity_corr > 0
-    assert np.corrcoef(mu["quality_mean"].astype(float), mu["prosperity"].astype(float))[0, 1] > 0.2
+    variants = {p.quality_prosperity_corr: country}
+    neg = SimulateParams.from_dict({"quality_prosperity_corr": -0.5})
+    variants[-0.5] = simulate_country(neg, reference, seed=SEED)
+    for corr, c in variants.items():
+        mu = pd.DataFrame(c.truth["municipalities"]).T
+        realised = np.corrcoef(mu["quality_mean"].astype(float), mu["prosperity"].astype(float))[0, 1]
+        assert np.sign(realised) == np.sign(corr) and abs(realised) > 0.1, (corr, realised)
 
 
 def _within_sd(lm: pd.DataFrame) -> float:

@@ -98,10 +98,15 @@ def test_effects_vanish_when_not_planted(reference):
 
 
 @pytest.mark.parametrize("corr", [-0.6, 0.6])
-def test_quality_runs_with_or_against_prosperity(reference, corr):
-    p = SimulateParams.from_dict({"preset": "small", "scale": 0.3, "quality_prosperity_corr": corr})
+def test_planted_quality_prosperity_correlation_is_exact(reference, corr):
+    # without caseworker, team, drift and programme variation, the realised municipal mean
+    # quality is the planted one, whose correlation with prosperity is exactly the parameter
+    p = SimulateParams.from_dict({"preset": "small", "scale": 0.3, "quality_prosperity_corr": corr,
+                                  "quality_caseworker_sd": 0.0, "quality_team_sd": 0.0,
+                                  "quality_drift_sd": 0.0, "programme_quality_lift": 0.0})
     t = simulate_country(p, reference, seed=SEED).truth
     assert t["corr_quality_prosperity"] == pytest.approx(corr, abs=1e-9)
     mu = pd.DataFrame(t["municipalities"]).T
+    assert np.allclose(mu["quality_mean"].astype(float), mu["quality_planted_mean"].astype(float))
     realised = np.corrcoef(mu["quality_mean"].astype(float), mu["prosperity"].astype(float))[0, 1]
-    assert np.sign(realised) == np.sign(corr)
+    assert realised == pytest.approx(corr, abs=1e-9)

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.linalg import cho_solve
+from scipy.linalg import cho_solve, cholesky
 from scipy.linalg.lapack import dpstrf
 
 __all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "lincom", "wald_f",
@@ -127,7 +127,7 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     keep = nonzero[keep_pos]
     # refactor the kept block in natural order (clean, full rank)
     sub = As[np.ix_(keep_pos, keep_pos)]
-    chol = np.linalg.cholesky(sub).T
+    chol = cholesky(sub, lower=False, check_finite=False)
     scale = d[keep_pos]
     fit = WLSFit(np.full(A.shape[0], np.nan), keep, chol, scale, np.empty(0), rows)
     beta_k = fit.solve(b[keep])

@@ -3,9 +3,9 @@
 The panel is defined once, as a temporary view over small materialised tables
 (merged spells cut into pieces of constant attributes, caseworker x month quality,
 municipality x month context): the view expands the pieces to months and hash-joins
-the two month-varying tables. ``build_panel`` evaluates it once, to aggregate the cells, and the stage script
-evaluates it once more when it writes ``person_months``. Nothing person-month sized
-ever enters pandas.
+the two month-varying tables. ``build_panel`` evaluates it once, to aggregate the
+cells, and the stage script evaluates it once more when it writes ``person_months``.
+Nothing person-month sized ever enters pandas or a table.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def _person_months_sql(inputs: Inputs, params: PanelParams, quality: str | None)
             SELECT pc.*, CAST(r.t AS INTEGER) AS t
             FROM {inputs.name('pieces')} pc, range(pc.seg_lo, pc.seg_hi + 1) r(t)
         ) p
-        LEFT JOIN {inputs.name('ctx')} ctx ON ctx.municipality = p.municipality AND ctx.t = p.t{q_join}
+        LEFT JOIN {inputs.name('ctx')} ctx
+            ON ctx.municipality = p.municipality AND ctx.t = p.t{q_join}
     """
 
 

@@ -113,12 +113,12 @@ class SimulateParams:
     audit_rater_sd: float = 0.5
     audit_rater_bias_sd: float = 0.2
     adoption_share: float = 0.5
-    programme_quality_lift: float = 0.8
-    programme_direct: float = 0.05
+    programme_quality_lift: float = 1.0
+    programme_direct: float = 0.1
     programme_ramp_months: int = 6
     adoption_near_park_prob: float = 0.7
     park_share: float = 0.25
-    park_lift: float = 0.3
+    park_lift: float = 0.4
     park_full_months: int = 12
     park_fade_months: int = 12
     park_anticipation_months: int = 2
@@ -129,7 +129,7 @@ class SimulateParams:
     cycle_coef: float = 0.04
     covid_dip: float = 0.15
     region_dev_sd: float = 0.05
-    local_dev_sd: float = 0.08
+    local_dev_sd: float = 0.05
     lm_local_captured: float = 0.5
     recession_region: str = "auto"
     recession_start: str = "2019-01"
@@ -256,12 +256,12 @@ simulate:
   audit_rater_sd: 0.5      # rater error per score
   audit_rater_bias_sd: 0.2 # sd of raters' persistent leniency
   adoption_share: 0.5      # share of municipalities adopting gewogen_maatwerk in the window
-  programme_quality_lift: 0.8  # quality points added by the programme (after the ramp)
-  programme_direct: 0.05   # direct log-odds effect of the programme (after the ramp)
+  programme_quality_lift: 1.0  # quality points added by the programme (after the ramp)
+  programme_direct: 0.1    # direct log-odds effect of the programme (after the ramp)
   programme_ramp_months: 6 # months over which both effects build up linearly
   adoption_near_park_prob: 0.7 # adopters with a business park adopt within +-6 months of its opening
   park_share: 0.25         # share of municipalities with a business-park opening in the window
-  park_lift: 0.3           # log-odds lift of exit to work, months 0..park_full_months-1
+  park_lift: 0.4           # log-odds lift of exit to work, months 0..park_full_months-1
   park_full_months: 12
   park_fade_months: 12     # then fades linearly to zero over this many months
   park_anticipation_months: 2  # hiring starts this many months before the opening
@@ -272,7 +272,7 @@ simulate:
   cycle_coef: 0.04         # log-odds per point of national unemployment (CBS 80590ned, seas. adj.)
   covid_dip: 0.15          # extra national drop Apr 2020 - May 2021
   region_dev_sd: 0.05      # regional AR(1) deviations (captured by the region indicator)
-  local_dev_sd: 0.08       # municipal AR(1) deviations (partly captured by the municipal indicator)
+  local_dev_sd: 0.05       # municipal AR(1) deviations (partly captured by the municipal indicator)
   lm_local_captured: 0.5   # variance share of the local deviations that the municipal indicator sees
   recession_region: auto   # region hit by a planted recession: auto (first region), none, or a code
   recession_start: "2019-01"

@@ -14,9 +14,18 @@ labour-market part
 with ``a_m`` the municipality's real (CBS 2016-17) outflow-to-work ratio relative to the
 country, in logs ("prosperity" is ``a_m`` standardised over all 342 municipalities),
 ``cycle_k = -cycle_coef * (U_k - U_2016-17)`` from the real seasonally adjusted national
-unemployment rate, ``d_r`` and ``l`` AR(1) regional and local deviations, and ``rec`` a
-planted regional recession. The own business park's lift ``park[m, k]`` and the programme
-ramp ``ramp[m, k]`` are kept apart, since the truth switches them off.
+unemployment rate (CBS 80590ned; months outside 2003-2026 take the nearest value),
+``covid_k`` a national drop from April 2020 to May 2021, ``season_k = 0.05 cos(2 pi (month
+- 4) / 12)``, ``d_r`` regional AR(1) deviations (monthly autocorrelation 0.97), ``l`` local
+AR(1) deviations (0.9) split into a part the municipal unemployment indicator sees
+(variance share ``lm_local_captured``) and a part it misses, and ``rec`` a planted
+regional recession (sin^2-shaped). The own business park's lift ``park[m, k]`` and the
+programme ramp ``ramp[m, k]`` are kept apart, since the truth switches them off.
+
+Indicators: the regional unemployment rate is ``U_k * s_r - (d_r + rec_r) / 0.08`` (``s_r``
+from the region's real bijstand density), the municipal one that times
+``exp(-0.15 * relative prosperity)`` minus ``l_obs / 0.08``; shocks and the programme do
+not enter the indicators.
 """
 
 from __future__ import annotations
