@@ -296,3 +296,34 @@ def make_cells(pm: pd.DataFrame) -> pd.DataFrame:
                      gb[means].mean(), gb[["adoption_month"]].first(), gb[["adopted"]].max()],
                     axis=1).reset_index()
     return out
+
+
+def staggered_cells(seed: int = 0, n_units: int = 40, n_months: int = 48,
+                    cohorts=(12, 20, 28, 36), n_never: int = 4, slope: float = 0.3,
+                    noise: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """Cells of a staggered design built to break plain TWFE: almost every unit adopts,
+    at four dates, and the effect grows every month after adoption (0.3 (l + 1) pp).
+
+    Returns (cells, adoption table, true person-month-weighted ATT).
+    """
+    rng = np.random.default_rng(seed)
+    units = np.array([f"GM{j + 1:04d}" for j in range(n_units)])
+    n_treat = n_units - n_never
+    g = np.full(n_units, np.nan)
+    g[:n_treat] = np.resize(np.asarray(cohorts, dtype=float), n_treat)
+    alpha = rng.normal(10, 2, n_units)
+    lam = np.cumsum(rng.normal(0, 0.2, n_months))
+    uu, mm = np.meshgrid(np.arange(n_units), np.arange(n_months), indexing="ij")
+    uu, mm = uu.ravel(), mm.ravel()
+    ell = mm - g[uu]
+    tau = np.where(ell >= 0, slope * (np.nan_to_num(ell) + 1), 0.0)
+    pm = rng.integers(200, 400, len(uu)).astype(float)
+    y = alpha[uu] + lam[mm] + tau + rng.normal(0, noise, len(uu))
+    cells = pd.DataFrame({"municipality": units[uu], "region": "AM01",
+                          "month": month_date(mm), "t": T0 + mm, "person_months": pm,
+                          "exits_work": y * pm / 100})
+    adoption = pd.DataFrame({"municipality": units[:n_treat], "team_key": None,
+                             "programme": "gewogen_maatwerk",
+                             "adoption_date": month_date(g[:n_treat].astype(int))})
+    treated = ell >= 0
+    return cells, adoption, float(np.average(tau[treated], weights=pm[treated]))

@@ -116,9 +116,14 @@ def bjs_scores(v0: np.ndarray, resid0: np.ndarray, cl0: np.ndarray, w1: np.ndarr
     return group_sums(cl0, v0 * resid0[:, None], G) + group_sums(cl1, w1 * eps1[:, None], G)
 
 
-def aggregate(imp: Imputation, weights: np.ndarray, groups: np.ndarray
+def aggregate(imp: Imputation, weights: np.ndarray, groups: np.ndarray, *,
+              leave_out: bool = True, eq8: bool = True, small_sample: bool = True
               ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets ``weights`` (n1 x H, columns normalised here) -> (estimates, scores G x H)."""
+    """Targets ``weights`` (n1 x H, columns normalised here) -> (estimates, scores G x H).
+
+    ``leave_out``/``eq8`` as in ``bjs_scores``; ``small_sample`` applies the CRV1-style
+    factors of the module notes (off: BJS's formula as published).
+    """
     W1 = np.asarray(weights, dtype="float64")
     W1 = W1 / W1.sum(axis=0, keepdims=True)
     est = W1.T @ imp.tau
@@ -126,9 +131,8 @@ def aggregate(imp: Imputation, weights: np.ndarray, groups: np.ndarray
     Z1 = imp.design.Z[imp.idx1][:, fit.keep]
     Z0 = imp.design.Z[idx0][:, fit.keep]
     v0 = -imp.p[idx0][:, None] * (Z0 @ fit.solve(np.asarray(Z1.T @ W1)))
-    n0, k0 = len(idx0), len(fit.keep)
-    dof = np.sqrt((n0 - 1) / max(n0 - k0, 1))
+    n0, k0, G = len(idx0), len(fit.keep), imp.n_clusters
+    dof = np.sqrt((n0 - 1) / max(n0 - k0, 1)) if small_sample else 1.0
     S = bjs_scores(v0, dof * fit.resid, imp.cl[idx0], W1, imp.tau, imp.p[imp.idx1],
-                   imp.cl[imp.idx1], groups)
-    G = imp.n_clusters
-    return est, S * np.sqrt(G / max(G - 1, 1))
+                   imp.cl[imp.idx1], groups, leave_out=leave_out, eq8=eq8)
+    return est, S * (np.sqrt(G / max(G - 1, 1)) if small_sample else 1.0)

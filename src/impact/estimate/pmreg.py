@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.linalg.lapack import dpstrf
-
-from impact.estimate.linalg import build_design, fixest_df_k, wls_fit
+from impact.estimate.linalg import build_design, fixest_df_k, independent_columns, wls_fit
 
 __all__ = ["PMFit", "cell_demean", "fit_pm"]
 
@@ -69,16 +67,13 @@ def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
 
 
 def _independent(G: np.ndarray, cols: list[int]) -> list[int]:
-    """Subset of ``cols`` whose Gram block is full rank (pivoted Cholesky, order kept)."""
-    sub = G[np.ix_(cols, cols)]
-    d = np.sqrt(np.clip(np.diag(sub), 1e-300, None))
-    ok = np.diag(sub) > 1e-12 * max(np.diag(sub).max(), 1e-300)
-    idx = [c for c, o in zip(cols, ok) if o]
+    """Subset of ``cols`` whose Gram block is full rank (greedy in column order)."""
+    dg = np.diag(G)[cols]
+    idx = [c for c, v in zip(cols, dg) if v > 1e-12 * max(dg.max(initial=0), 1e-300)]
     if not idx:
         return []
-    sub = G[np.ix_(idx, idx)] / np.outer(d[ok], d[ok])
-    _, piv, rank, _ = dpstrf(sub, lower=0, tol=1e-10)
-    return [idx[i] for i in sorted(piv[:rank] - 1)]
+    d = np.sqrt(np.diag(G)[idx])
+    return [idx[i] for i in independent_columns(G[np.ix_(idx, idx)] / np.outer(d, d))]
 
 
 def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
@@ -89,7 +84,7 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     coefficient on ``x`` with its CRV1 standard error.
     """
     col = {n: i for i, n in enumerate(names)}
-    G_all = A.T @ A
+    G_all = A.T @ A  # A is Fortran-ordered: one BLAS gemm, no copy
     ex = _independent(G_all, [col[e] for e in exog])
     X = [col[x]] + ex
     Zc = ([col[instrument]] if instrument else [col[x]]) + ex
@@ -98,24 +93,31 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     Szy = G_all[Zc, col[y]]
     # just identified: b = (Z'X)^{-1} Z'y (2SLS = IV); OLS when Z = X
     b = np.linalg.solve(Szx, Szy)
-    u = A[:, col[y]] - A[:, X] @ b
+    u = A[:, col[y]] - _matvec(A, X, b)
     cl, _ = pd.factorize(clusters)
     G = int(cl.max()) + 1
     scores = np.stack([np.bincount(cl, weights=A[:, j] * u, minlength=G) for j in Zc], axis=1)
-    inv = np.linalg.inv(Szx)
-    V = inv @ (scores.T @ scores) @ inv.T
+    iszx = np.linalg.inv(Szx)
+    V = iszx @ (scores.T @ scores) @ iszx.T
     N = A.shape[0]
     df_k = len(X) + df_fe
     V *= G / (G - 1) * (N - 1) / (N - df_k)
     f1 = float("nan")
     if instrument:  # first stage: x on instrument + exog, CRV1 Wald F of the instrument
         pi = np.linalg.solve(Szz, G_all[Zc, col[x]])
-        v = A[:, col[x]] - A[:, Zc] @ pi
+        v = A[:, col[x]] - _matvec(A, Zc, pi)
         s1 = np.stack([np.bincount(cl, weights=A[:, j] * v, minlength=G) for j in Zc], axis=1)
         bz = np.linalg.inv(Szz)
         V1 = bz @ (s1.T @ s1) @ bz * G / (G - 1) * (N - 1) / (N - df_k)
         f1 = float(pi[0] ** 2 / V1[0, 0])
     return PMFit(float(b[0]), float(np.sqrt(V[0, 0])), N, G, df_k, f1)
+
+
+def _matvec(A: np.ndarray, cols: list[int], b: np.ndarray) -> np.ndarray:
+    """A[:, cols] @ b without copying A."""
+    full = np.zeros(A.shape[1])
+    full[cols] = b
+    return A @ full
 
 
 def fe_df(cells: pd.DataFrame, fe: list[str], cell_cluster: np.ndarray) -> int:

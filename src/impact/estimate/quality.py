@@ -106,7 +106,7 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams
         for lv in levels[levels != levels[np.argmax(counts)]]:
             dummies[f"{c}[{lv}]"] = (codes == lv).astype("float64")
     names = list(cols) + list(dummies)
-    A = np.empty((len(s), len(names)))
+    A = np.empty((len(s), len(names)), order="F")  # column-major for BLAS (pmreg)
     for j, n in enumerate(names):
         A[:, j] = cols[n] if n in cols else dummies[n]
     muni = s["municipality"].astype(str).to_numpy()

@@ -88,7 +88,7 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
     tacc = {k: np.zeros(T) for k in ["pm", "q"]}
     act = np.zeros(0, dtype=np.int64)
 
-    def new_spells(k_abs, muni, client, start_abs, prior, first_age=None):
+    def new_spells(muni, client, start_abs, prior, first_age=None):
         c = cl.cols
         age = (start_abs // 12 - c["birth_year"][client]) if first_age is None else first_age
         ladder = hz.draw_ladder(rng, c["edu"][client], age)
@@ -105,7 +105,7 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
         tr = hz.draw_clients(rng, len(muni))
         client = cl.add(birth_year=start_abs // 12 - tr["age"], sex=tr["sex"], edu=tr["edu"],
                         hh=tr["hh"], frailty=tr["frailty"])
-        return new_spells(None, muni, client, start_abs, hz.draw_prior(rng, len(muni)), tr["age"])
+        return new_spells(muni, client, start_abs, hz.draw_prior(rng, len(muni)), tr["age"])
 
     for k in range(K):
         k_abs = w.t0 + k
@@ -122,7 +122,9 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
             cw_now = staff.pos_cw[sp.cols["pos"][act]]
             ch = np.flatnonzero(cw_now != sp.cols["cw"][act])
             sp.cols["cw"][act[ch]] = cw_now[ch]
-            ev_s.append(act[ch]), ev_k.append(np.full(len(ch), k_abs)), ev_cw.append(cw_now[ch])
+            ev_s.append(act[ch])
+            ev_k.append(np.full(len(ch), k_abs))
+            ev_cw.append(cw_now[ch])
         muni = np.repeat(np.arange(M), rng.poisson(w.inflow[:, k]))
         new = [first_spells(muni, np.full(len(muni), k_abs))]
         due_now = pend_due == k
@@ -132,7 +134,7 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
             start = np.full(len(prev), k_abs)
             overlap = np.clip(sp.cols["end"][prev] - np.maximum(sp.cols["start"][prev], start - 60) + 1, 0, 60)
             carried = np.maximum(0, sp.cols["prior"][prev] - (start - sp.cols["start"][prev]))
-            new.append(new_spells(k_abs, sp.cols["muni"][prev], sp.cols["client"][prev], start,
+            new.append(new_spells(sp.cols["muni"][prev], sp.cols["client"][prev], start,
                                   np.minimum(60, overlap + carried)))
         act = np.concatenate([act] + new)
 

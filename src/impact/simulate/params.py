@@ -2,7 +2,7 @@
 
 One frozen dataclass, :class:`SimulateParams`, owns the section. ``from_dict({})`` is the
 default preset. Keys that depend on the preset (``regions``, ``start``, ``end``,
-``burn_in_years``, ``scale``) may be left ``null`` to take the preset's value; a value
+``burn_in_years``, ``scale``, ``park_share``) may be left ``null`` to take the preset's value; a value
 given explicitly wins over the preset. Everything else has one default, whatever the
 preset.
 
@@ -25,9 +25,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # three labour-market regions, 31 municipalities (Nijmegen, Achterhoek, Zwolle)
     "default": {"regions": ("AM08", "AM09", "AM36"), "start": "2016-01", "end": "2023-12",
                 "burn_in_years": 10, "scale": 1.0},
-    # one region, 12 municipalities (Holland Rijnland), 4 years, 60% of the real inflow
+    # one region, 12 municipalities (Holland Rijnland), 4 years, 60% of the real inflow;
+    # half the municipalities get a business park, so that shocks are estimable at all
     "small": {"regions": ("AM19",), "start": "2018-01", "end": "2021-12",
-              "burn_in_years": 10, "scale": 0.6},
+              "burn_in_years": 10, "scale": 0.6, "park_share": 0.5},
     # all 342 municipalities (regions = None means every region)
     "national": {"regions": None, "start": "2014-01", "end": "2023-12",
                  "burn_in_years": 10, "scale": 1.0},
@@ -260,7 +261,7 @@ simulate:
   programme_direct: 0.1    # direct log-odds effect of the programme (after the ramp)
   programme_ramp_months: 6 # months over which both effects build up linearly
   adoption_near_park_prob: 0.7 # adopters with a business park adopt within +-6 months of its opening
-  park_share: 0.25         # share of municipalities with a business-park opening in the window
+  park_share: null         # share of municipalities with a business-park opening; null = 0.25 (small 0.5)
   park_lift: 0.4           # log-odds lift of exit to work, months 0..park_full_months-1
   park_full_months: 12
   park_fade_months: 12     # then fades linearly to zero over this many months

@@ -161,12 +161,6 @@ def _real_bijstand(b: pd.DataFrame, lineage: pd.DataFrame, current: set[str]) ->
     return out.astype({"stock": float, "inflow": float, "work_exits": float})
 
 
-def national_density(ref: Reference) -> float:
-    """Real bijstand recipients per inhabitant, 2016-2017, all municipalities."""
-    m = ref.municipalities
-    return float(m["stock"].sum() / m["population"].sum())
-
-
 def series_at(s: pd.Series, months: np.ndarray) -> np.ndarray:
     """Values of a monthly series at ``months``; months outside it take the nearest end."""
     idx = np.clip(months, s.index.min(), s.index.max())

@@ -15,6 +15,19 @@ points:
 - ``shock_effect_pp``: mean over person-months in months 0..11 after a
   ``business_park_opening`` in the client's municipality of ``P(work) - P(work | no
   opening)``.
+
+Other keys: ``window``, ``seed``, ``params`` (the resolved section), ``n_spells`` (rows of
+``trajectories``), ``n_person_months``, ``adoption_person_months``,
+``shock_person_months``, ``exit_work_rate_pct`` (realised), ``n_fidelity_audits`` (scores
+dated in the window), ``n_municipalities``, ``n_adopters``, ``n_park_openings``,
+``corr_quality_prosperity`` (planted municipal means; exactly the parameter),
+``local_conditions_captured_r2`` (share of the yearly local deviations, net of municipality
+and year, that the municipal unemployment indicator sees), ``municipalities`` (per code:
+region, prosperity, lm_intercept, quality_planted_mean, person-month weighted
+quality_mean and quality_mean_no_programme, person_months, exits_work,
+expected_exit_work_rate_pct, adoption_month, park_month) and ``teams`` (per
+``"<municipality>:<team_id>"``: municipality, planted effect, quality_mean,
+person_months; team of the month's caseworker).
 """
 
 from __future__ import annotations
