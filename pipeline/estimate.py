@@ -1,12 +1,18 @@
 """Stage `estimate`: quality, programme adoption and shock effects with their naive
 counterparts, clustered standard errors and the reliability of the quality instrument."""
 
-import argparse
-import logging
-import time
-from pathlib import Path
+import os
 
-from impact import io
+# Small dense factorisations on 2 cores run far faster single-threaded (measured: 19 s ->
+# 12 s on 2.85M person-months); a user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from impact import io  # noqa: E402
 from impact.config import load_params
 from impact.estimate import estimate_all
 from impact.stage import run_stage
@@ -37,6 +43,7 @@ def main() -> None:
     out = io.clean_dir(args.out)
     io.write_parquet(result.tidy, out / "estimates.parquet")
     io.write_json(result.headline, out / "headline.json")
+    io.write_json(result.meta, out / "meta.json")  # spec, library versions, warnings
     logging.info("estimated %d rows in %.1fs", len(result.tidy), time.perf_counter() - t0)
 
 

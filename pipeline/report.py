@@ -13,7 +13,11 @@ from impact.report import build_metrics, publication_estimates
 from impact.report.figures import event_study_figure, headline_figure, set_theme
 from impact.stage import run_stage
 
-EVENT_STUDIES = {"adoption": "adoption_event_study", "shock": "shock_event_study"}
+#: event-study paths: (model, plot file, title) — rows with term 'event_time' and no cohort
+EVENT_STUDIES = [
+    ("adoption_imputation", "adoption_event_study", "Programme adoption: effect by months since adoption"),
+    ("shock_event_study", "shock_event_study", "Business-park opening: effect by months since opening"),
+]
 PLOT_COLUMNS = ["rel_time", "estimate", "ci_low", "ci_high"]
 
 
@@ -24,7 +28,7 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
 
-    privacy = load_params(args.params).privacy
+    load_params(args.params).privacy  # fail fast on a bad privacy section
     headline = io.read_json(args.estimates / "headline.json")
     summary = io.read_json(args.panel_summary)
     quality_report = io.read_json(args.data_quality)
@@ -33,8 +37,7 @@ def main() -> None:
     metrics = build_metrics(headline, counts)
     io.write_json(metrics, args.metrics)
 
-    tidy = publication_estimates(io.read_parquet(args.estimates / "estimates.parquet"),
-                                 privacy.min_residual_df)
+    tidy = publication_estimates(io.read_parquet(args.estimates / "estimates.parquet"))
     tables, figures = io.clean_dir(args.tables), io.clean_dir(args.figures)
     io.write_csv(tidy, tables / "estimates.csv")
 
@@ -43,12 +46,13 @@ def main() -> None:
     fig.savefig(figures / "headline.png")
     plt.close(fig)
     io.clean_dir(args.plots)
-    for block, model in EVENT_STUDIES.items():
-        path = tidy.loc[(tidy["model"] == model) & tidy["rel_time"].notna(), PLOT_COLUMNS]
-        io.write_csv(path.sort_values("rel_time"), args.plots / f"{model}.csv")
+    for model, name, title in EVENT_STUDIES:
+        rows = (tidy["model"] == model) & (tidy["term"] == "event_time") & tidy["cohort"].isna()
+        path = tidy.loc[rows & tidy["rel_time"].notna(), PLOT_COLUMNS].sort_values("rel_time")
+        io.write_csv(path, args.plots / f"{name}.csv")
         if len(path):
-            fig = event_study_figure(path, title=model.replace("_", " ").capitalize())
-            fig.savefig(figures / f"{model}.png")
+            fig = event_study_figure(path, title=title)
+            fig.savefig(figures / f"{name}.png")
             plt.close(fig)
     logging.info("wrote %s", args.metrics)
 

@@ -89,10 +89,11 @@ def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int 
     perm = rng.permutation(M)
     adopters = perm[: int(round(adopt_share * M))]
     shocked = np.concatenate([adopters[:2], perm[len(adopters):][: n_shocks - 2]])
-    t_shock = rng.integers(13, T - 13, size=len(shocked))
+    lo_s, lo_a = min(13, T // 3), min(12, T // 4)
+    t_shock = rng.integers(lo_s, T - lo_s, size=len(shocked))
     jobs = rng.integers(200, 1500, size=len(shocked))
     g = np.full(M, np.nan)
-    g[adopters] = rng.integers(12, T - 12, size=len(adopters))
+    g[adopters] = rng.integers(lo_a, T - lo_a, size=len(adopters))
     g[adopters[:2]] = np.clip(t_shock[:2] + rng.integers(-3, 4, size=2), 1, T - 2)
     shock_of = {int(j): k for k, j in enumerate(shocked)}
 
@@ -277,7 +278,8 @@ def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int 
 def make_cells(pm: pd.DataFrame) -> pd.DataFrame:
     """Municipality x month cells as the panel stage defines them."""
     d = pm.assign(
-        person_months=1, mean_age=pm["age"], share_female=(pm["sex"] == "F") * 1.0,
+        person_months=1, mean_age=pm["age"], exit_work=pm["exit_work"].astype("int64"),
+        exit_any=pm["exit_any"].astype("int64"), share_female=(pm["sex"] == "F") * 1.0,
         share_edu_low=(pm["education_level"] == "low") * 1.0,
         share_edu_high=(pm["education_level"] == "high") * 1.0,
         share_single_parent=(pm["household"] == "single_parent") * 1.0,
@@ -300,9 +302,13 @@ def make_cells(pm: pd.DataFrame) -> pd.DataFrame:
 
 def staggered_cells(seed: int = 0, n_units: int = 40, n_months: int = 48,
                     cohorts=(12, 20, 28, 36), n_never: int = 4, slope: float = 0.3,
-                    noise: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+                    noise: float = 0.3, all_adopt_region: bool = False
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     """Cells of a staggered design built to break plain TWFE: almost every unit adopts,
     at four dates, and the effect grows every month after adoption (0.3 (l + 1) pp).
+
+    ``all_adopt_region``: a second region (AM02) holds the first half of the adopters and
+    no never-adopter, so its last months have no untreated cell.
 
     Returns (cells, adoption table, true person-month-weighted ATT).
     """
@@ -319,7 +325,8 @@ def staggered_cells(seed: int = 0, n_units: int = 40, n_months: int = 48,
     tau = np.where(ell >= 0, slope * (np.nan_to_num(ell) + 1), 0.0)
     pm = rng.integers(200, 400, len(uu)).astype(float)
     y = alpha[uu] + lam[mm] + tau + rng.normal(0, noise, len(uu))
-    cells = pd.DataFrame({"municipality": units[uu], "region": "AM01",
+    region = np.where((np.arange(n_units) < n_treat // 2) & all_adopt_region, "AM02", "AM01")
+    cells = pd.DataFrame({"municipality": units[uu], "region": region[uu],
                           "month": month_date(mm), "t": T0 + mm, "person_months": pm,
                           "exits_work": y * pm / 100})
     adoption = pd.DataFrame({"municipality": units[:n_treat], "team_key": None,

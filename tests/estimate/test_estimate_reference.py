@@ -20,7 +20,7 @@ from impact.estimate import EstimateParams
 from impact.estimate.adoption import adoption_cells, estimate_adoption
 from impact.estimate.frames import shock_events
 from impact.estimate.imputation import aggregate, impute
-from impact.estimate.linalg import build_design, crv1_vcov, wls_fit
+from impact.estimate.linalg import build_design, crv1_vcov, independent_columns, wls_fit
 from impact.estimate.naive import naive_before_after, naive_quality
 from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
 from impact.estimate.quality import quality_frame
@@ -114,9 +114,11 @@ def test_quality_iv_equals_pyfixest_and_linearmodels(small_pm):
                                rtol=RTOL)
     # linearmodels with explicit dummies; its unadjusted clustered covariance times ours
     dummies = pd.concat([pd.get_dummies(df["municipality"], dtype=float),
-                         pd.get_dummies(df["regmonth"], dtype=float).iloc[:, 1:]], axis=1)
-    exo = pd.concat([df[[safe[e] for e in exog]], dummies], axis=1)
-    exo = exo.loc[:, exo.std() > 0]
+                         pd.get_dummies(df["regmonth"], dtype=float)], axis=1)
+    exo = pd.concat([dummies, df[[safe[e] for e in exog]]], axis=1)
+    gram = exo.T @ exo  # drop redundant dummies/controls (linearmodels needs full rank)
+    d = np.sqrt(np.diag(gram))
+    exo = exo.iloc[:, independent_columns((gram / np.outer(d, d)).to_numpy())]
     lm = IV2SLS(df[y], exo, df[qa], df[qb]).fit(cov_type="clustered",
                                                 clusters=df["municipality"], debiased=False)
     N, G = len(df), df["municipality"].nunique()
@@ -174,16 +176,17 @@ def test_shock_imputation_equals_per_event_dummy_regression(sim):
     params = EstimateParams()
     events = shock_events(sim.shocks, "business_park_opening")
     rows, head = estimate_shock(cells, None, events, params)
-    f = cells.assign(y=100 * cells["exits_work"] / cells["person_months"],
+    f = cells.assign(y=100 * cells["exits_work"].astype(float) / cells["person_months"],
                      regmonth=cells["region"] + ":" + cells["t"].astype(str)).reset_index(drop=True)
-    names, wts = [], {}
+    names, wts, cols = [], {}, {}
     for k, ev in events.iterrows():
         for e in range(-12, 25):
             sel = (f["municipality"] == ev.municipality) & (f["t"] - ev.t_event == e)
             if sel.any():
-                f[f"d{k}_{e + 12}"] = sel.astype(float)
+                cols[f"d{k}_{e + 12}"] = sel.astype(float)
                 names.append(f"d{k}_{e + 12}")
                 wts[(k, e)] = float(f.loc[sel, "person_months"].sum())
+    f = pd.concat([f, pd.DataFrame(cols)], axis=1)
     ref = pf.feols(f"y ~ {' + '.join(names)} | municipality + regmonth", data=f,
                    weights="person_months", vcov={"CRV1": "municipality"})
     b = ref.coef()

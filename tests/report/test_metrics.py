@@ -61,9 +61,8 @@ def test_check_metrics_flags_strings_and_missing_blocks():
     assert "block 'shock' missing" in problems
 
 
-def test_publication_estimates_drops_tiny_models():
-    tidy = pd.DataFrame({"model": ["a", "b"], "term": ["x", "x"], "n_obs": [5, 500],
-                         "estimate": [1.0, 2.0]})
-    out = publication_estimates(tidy, min_residual_df=10)
-    assert out["model"].tolist() == ["b"]
+def test_publication_estimates_sorted_stably():
+    tidy = pd.DataFrame({"model": ["b", "a", "a"], "term": ["x", "y", "x"], "estimate": [1.0, 2.0, 3.0]})
+    out = publication_estimates(tidy)
+    assert out[["model", "term"]].values.tolist() == [["a", "x"], ["a", "y"], ["b", "x"]]
     assert not math.isnan(out["estimate"].iloc[0])

@@ -3,7 +3,22 @@
 
 >>> params = EstimateParams.from_dict(estimate={}, quality={}, adoption={}, shock={}, seed=1)
 >>> res = estimate_all(person_months, cells, quality, adoption, shocks, params)  # doctest: +SKIP
->>> res.tidy, res.headline                                                       # doctest: +SKIP
+>>> res.tidy, res.headline, res.meta                                             # doctest: +SKIP
+
+Models in ``res.tidy`` (column ``model``; terms in brackets):
+
+- ``quality_iv`` [quality, first_stage_F]: 2SLS, quality_a instrumented by quality_b
+  (``quality``); ``quality_ols`` [quality]: uncorrected OLS on quality_score;
+  ``quality_reliability`` [reliability, inter_rater_reliability, var_true, var_session,
+  var_rater, var_total] (``reliability``); ``quality_naive`` [mean_score] (``naive``).
+- ``adoption_imputation`` [att; att by cohort; event_time by rel_time, including
+  anticipation months; pretrend_bin; pretrend_wald_F] (``adoption``); ``adoption_twfe``
+  [adopted]; ``adoption_naive`` [post_minus_pre].
+- ``shock_event_study`` [effect; effect by shock_id (cohort); event_time by rel_time;
+  pretrend_bin; pretrend_wald_F] (``shock``); ``shock_naive`` [post_minus_pre].
+
+Each module's docstring states its estimating equation, variance and small-sample
+convention; the ``vcov`` column repeats the convention per row.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ person_months and weight p = person_months:
    the municipality at event time e (pooled over events), so a shock near adoption is
    not credited to it.
 2. Impute Y(0) on adopted cells (month >= adoption month) and on anticipation cells;
-   tau_it = Y_it - Yhat_it(0).
+   tau_it = Y_it - Yhat_it(0). A cell whose region-month has no untreated cell (every
+   unit of the region adopted) is imputed from the same model with calendar-month
+   instead of region x month effects, so the ATT still covers all adopted person-months
+   (counted in ``n_fallback_cells``).
 3. ATT = sum p tau / sum p over adopted cells (person-month weights, the contract's
    estimand); event-time and cohort paths likewise.
 
@@ -27,9 +30,10 @@ Small-sample factors as CRV1 (see ``imputation``); intervals use t(G-1).
 
 Pre-trends: BJS Test 1 — on Omega_0 add dummies for 3-month bins of event time
 -pretrend_months .. -1-anticipation, CRV1 Wald F(q, G-1) (bins keep q well below the
-number of clusters, so the clustered covariance is not near-singular). Plain TWFE (``adopted`` on the same controls and
-fixed effects, pyfixest, CRV1) is reported beside it: biased under staggered timing with
-dynamic effects (Goodman-Bacon 2021), shown for comparison only.
+number of clusters, so the clustered covariance is not near-singular). Plain TWFE
+(``adopted`` on the same controls and fixed effects, pyfixest, CRV1) is reported beside
+it: biased under staggered timing with dynamic effects (Goodman-Bacon 2021), shown for
+comparison only.
 
 Team-level adoption: when the adoption table has team rows, the unit is the team (the
 rest of a municipality forms its own unit); clusters stay municipalities.
@@ -78,7 +82,9 @@ def adoption_cells(cells: pd.DataFrame, person_months: pd.DataFrame | None,
             frame["t"] = month_index(frame["month"]).astype("int64")
         g = frame["unit"].map(muni_t)
     frame["g"] = pd.to_numeric(pd.Series(g, index=frame.index), errors="coerce").astype(float)
-    frame = frame[pd.to_numeric(frame["person_months"]) > 0].reset_index(drop=True)
+    for c in ("person_months", "exits_work"):  # never sum or scale small integer types
+        frame[c] = pd.to_numeric(frame[c]).astype("float64")
+    frame = frame[frame["person_months"] > 0].reset_index(drop=True)
     for c in ("municipality", "region", "unit"):
         frame[c] = frame[c].astype(str)
     return frame
@@ -120,7 +126,7 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
         xcols.append(f"shock_e{j}")
 
     imp = impute(f, f["y"].to_numpy(), p, ["unit", "regmonth"], xcols, untreated,
-                 treated | antic, f[cname].to_numpy(), "adoption")
+                 treated | antic, f[cname].to_numpy(), "adoption", fallback_fe=["unit", "t"])
     if imp is None or not treated[imp.idx1].any():
         warn("adoption: no adopted cell can be imputed; adoption block not estimated")
         return [], None
@@ -145,7 +151,7 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
                 n_obs=int(np.count_nonzero(w)), **common)
             for (term, ell, coh), e, s_, w in zip(labels, est, se, W1.T)]
 
-    pre_p, pre_rows = _pretrend(f, xcols, untreated, rel, p, f[cname].to_numpy(), ap, alpha)
+    pre_p, pre_rows = _pretrend(f, xcols, untreated, rel, p, f[cname], ap, alpha)
     rows += pre_rows
     twfe, twfe_se = _twfe(f, xcols, cname)
     rows.append(row("adoption_twfe", "adopted", twfe, twfe_se, df=G - 1, alpha=alpha,
@@ -162,6 +168,7 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
         "ci_method": f"BJS conservative, t(G-1), cluster={cname}", "n_clusters": G,
         "n_obs": int(len(f)), "n_treated_cells": int(tr1.sum()),
         "n_dropped_cells": int((treated & ~np.isin(np.arange(len(f)), idx1)).sum()),
+        "n_fallback_cells": imp.n_fallback,
         "pretrend_p_value": pre_p, "twfe_pp": twfe, "twfe_std_error": twfe_se,
         "unit": "team" if f["unit"].str.startswith("team:").any() else "municipality",
     }
@@ -189,10 +196,10 @@ def _pretrend(f, xcols, untreated, rel, p, cluster, ap, alpha):
     kept = [c for c in cols if c in set(fit.keep)]
     if not kept:
         return float("nan"), []
-    V, G, _ = crv1_vcov(d2, fit, p, cluster, kept)
+    V, G, _ = crv1_vcov(d2, fit, p, cluster.to_numpy(), kept)
     b = fit.coef[kept]
     F, pval, q = wald_f(b, V, np.eye(len(kept)), G - 1)
-    vc = "CRV1 cluster, fixest ssc (nonnested); t(G-1)"
+    vc = f"CRV1 cluster={cluster.name}, fixest ssc (nonnested); t(G-1)"
     rows = [row("adoption_imputation", "pretrend_bin", bi, np.sqrt(V[i, i]), df=G - 1,
                 alpha=alpha, rel_time=starts[cols.index(c)], n_obs=int(untreated.sum()),
                 n_clusters=G, estimator="BJS Test 1, 3-month lead bins (own WLS)", vcov=vc)

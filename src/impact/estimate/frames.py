@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "COMPOSITION", "EstimationWarning", "composition_controls", "lm_controls", "month_index", "age_band", "duration_band",
+    "COMPOSITION", "EstimationWarning", "composition_controls", "lm_controls", "month_index",
+    "age_band", "duration_band",
     "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
     "rate_pp",
 ]
@@ -147,7 +148,7 @@ def composition_controls(frame: pd.DataFrame) -> list[str]:
     for c in COMPOSITION:
         if c in frame:
             v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
-            if np.isfinite(v).all() and np.ptp(v) > 0:
+            if v.size and np.isfinite(v).all() and np.ptp(v) > 0:
                 out.append(c)
     return out
 
@@ -169,7 +170,7 @@ def lm_controls(frame: pd.DataFrame, wanted) -> list[str]:
     out = []
     for c in cands:
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
-        if np.isfinite(v).all() and np.ptp(v) > 0:
+        if v.size and np.isfinite(v).all() and np.ptp(v) > 0:
             out.append(c)
         else:
             warn(f"labour-market column {c} has missing values or is constant; not a control")

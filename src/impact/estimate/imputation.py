@@ -10,7 +10,8 @@ efficient estimation", *Review of Economic Studies* 91(6), 3253-3285.
    weights p): ``Y = FE + X'b + u`` (``linalg.wls_fit``, collinear columns dropped).
 2. Impute Yhat(0) = Z theta on the cells to evaluate, tau_it = Y_it - Yhat_it(0). A cell
    is imputable when each of its fixed-effect levels occurs in Omega_0; others are
-   dropped with a warning.
+   imputed by a fallback model with coarser effects (fitted on the same Omega_0, its
+   implied weights added to v_0) or, failing that, dropped with a warning.
 3. Any target is a weighted mean sum_it w_it tau_it (w >= 0, summing to one), e.g.
    person-month weights over treated cells. It is linear in Y: untreated cells carry the
    implied weights v_0 = -P0 Z0 (Z0'P0 Z0)^- Z1'w.
@@ -40,43 +41,74 @@ __all__ = ["Imputation", "impute", "aggregate", "bjs_scores"]
 
 @dataclass(frozen=True)
 class Imputation:
-    """An imputed set of cells: ``idx1`` rows evaluated, ``tau`` their effects."""
+    """An imputed set of cells: ``idx1`` rows evaluated, ``tau`` their effects.
 
-    design: Design
-    fit: WLSFit
+    ``models`` holds (design, fit, positions in idx1) per Y(0) model: the primary one and,
+    for cells whose primary fixed-effect levels never occur untreated, the fallback.
+    """
+
+    models: tuple[tuple[Design, WLSFit, np.ndarray], ...]
     y: np.ndarray
     p: np.ndarray
     cl: np.ndarray
     idx1: np.ndarray
     tau: np.ndarray
     n_lost: int
+    n_fallback: int
     n_clusters: int
 
+    @property
+    def fit(self) -> WLSFit:
+        """The primary Y(0) model's fit (its residuals enter the variance)."""
+        return self.models[0][1]
 
-def impute(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, fe: list[str], x: list[str],
-           untreated: np.ndarray, evaluate: np.ndarray, cluster: np.ndarray, what: str
-           ) -> Imputation | None:
-    """Fit Y(0) on ``untreated`` rows and impute it on ``evaluate`` rows (see module notes)."""
-    design = build_design(frame, fe, x)
-    fit = wls_fit(design, y, p, untreated)
-    ok = np.ones(len(frame), bool)
+
+def _identified(design: Design, untreated: np.ndarray) -> np.ndarray:
+    ok = np.ones(design.Z.shape[0], bool)
     for codes, levels in zip(design.fe_codes, design.fe_levels):
         seen = np.zeros(levels, bool)
         seen[codes[untreated]] = True
         ok &= seen[codes]
-    lost = evaluate & ~ok
-    if lost.any():
-        warn(f"{what}: {int(lost.sum())} cells ({p[lost].sum() / p[evaluate].sum():.1%} of their "
+    return ok
+
+
+def impute(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, fe: list[str], x: list[str],
+           untreated: np.ndarray, evaluate: np.ndarray, cluster: np.ndarray, what: str,
+           fallback_fe: list[str] | None = None) -> Imputation | None:
+    """Fit Y(0) on ``untreated`` rows and impute it on ``evaluate`` rows (see module notes).
+
+    Cells whose ``fe`` levels never occur untreated (e.g. a region-month in which every
+    unit has adopted) are imputed with ``fallback_fe`` (e.g. unit + calendar month), fitted
+    on the same untreated cells, when given; cells neither model identifies are dropped.
+    """
+    y = np.asarray(y, dtype="float64")
+    models, tau, idx = [], [], []
+    todo = evaluate.copy()
+    n_fb = 0
+    for k, fes in enumerate([fe] + ([fallback_fe] if fallback_fe else [])):
+        design = build_design(frame, fes, x)
+        rows = np.flatnonzero(todo & _identified(design, untreated))
+        if len(rows) == 0:
+            continue
+        fit = wls_fit(design, y, p, untreated)
+        models.append((design, fit, np.arange(len(rows)) + sum(len(i) for i in idx)))
+        tau.append(y[rows] - design.Z[rows][:, fit.keep] @ fit.coef[fit.keep])
+        idx.append(rows)
+        todo[rows] = False
+        n_fb += len(rows) if k > 0 else 0
+    if n_fb:
+        warn(f"{what}: {n_fb} cells imputed with {' + '.join(fallback_fe or [])} effects: their "
+             f"{' + '.join(fe)} level never occurs untreated")
+    if todo.any():
+        warn(f"{what}: {int(todo.sum())} cells ({p[todo].sum() / p[evaluate].sum():.1%} of their "
              "person-months) cannot be imputed: a fixed-effect level is never untreated")
-    idx1 = np.flatnonzero(evaluate & ok)
-    if len(idx1) == 0:
+    if not models:
         return None
-    Z1 = design.Z[idx1][:, fit.keep]
-    tau = y[idx1] - Z1 @ fit.coef[fit.keep]
+    idx1 = np.concatenate(idx)
     cl = pd.factorize(np.asarray(cluster))[0]
-    G = len(np.unique(cl[np.concatenate([fit.rows, idx1])]))
-    return Imputation(design, fit, np.asarray(y, float), np.asarray(p, float), cl, idx1, tau,
-                      int(lost.sum()), G)
+    G = len(np.unique(cl[np.concatenate([models[0][1].rows, idx1])]))
+    return Imputation(tuple(models), y, np.asarray(p, float), cl, idx1, np.concatenate(tau),
+                      int(todo.sum()), n_fb, G)
 
 
 def bjs_scores(v0: np.ndarray, resid0: np.ndarray, cl0: np.ndarray, w1: np.ndarray,
@@ -128,9 +160,11 @@ def aggregate(imp: Imputation, weights: np.ndarray, groups: np.ndarray, *,
     W1 = W1 / W1.sum(axis=0, keepdims=True)
     est = W1.T @ imp.tau
     fit, idx0 = imp.fit, imp.fit.rows
-    Z1 = imp.design.Z[imp.idx1][:, fit.keep]
-    Z0 = imp.design.Z[idx0][:, fit.keep]
-    v0 = -imp.p[idx0][:, None] * (Z0 @ fit.solve(np.asarray(Z1.T @ W1)))
+    v0 = np.zeros((len(idx0), W1.shape[1]))
+    for design, mfit, pos in imp.models:  # all models are fitted on the same untreated rows
+        Z1 = design.Z[imp.idx1[pos]][:, mfit.keep]
+        Z0 = design.Z[idx0][:, mfit.keep]
+        v0 -= imp.p[idx0][:, None] * (Z0 @ mfit.solve(np.asarray(Z1.T @ W1[pos])))
     n0, k0, G = len(idx0), len(fit.keep), imp.n_clusters
     dof = np.sqrt((n0 - 1) / max(n0 - k0, 1)) if small_sample else 1.0
     S = bjs_scores(v0, dof * fit.resid, imp.cl[idx0], W1, imp.tau, imp.p[imp.idx1],

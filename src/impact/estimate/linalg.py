@@ -216,7 +216,7 @@ def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
     meat = SB.T @ SB
     n_x_kept = int(np.sum(fit.keep >= design.n_fe_cols))
     df_k = fixest_df_k(design, n_x_kept, cl, rows)
-    factor = G / (G - 1) * (N - 1) / (N - df_k)
+    factor = G / max(G - 1, 1) * (N - 1) / (N - df_k)
     return factor * meat, G, df_k
 
 

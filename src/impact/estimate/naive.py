@@ -33,7 +33,8 @@ def naive_quality(person_months: pd.DataFrame, quality: pd.DataFrame, instrument
     scores = caseworker_scores(quality, instrument)
     mean_score = scores.groupby(scores["unit_key"].astype(str))["score"].mean()
     cw = person_months["caseworker_key"].astype("string")
-    agg = (pd.DataFrame({"cw": cw, "exit": pd.to_numeric(person_months["exit_work"])})
+    exits = pd.to_numeric(person_months["exit_work"]).astype("float64")  # int8 sums overflow
+    agg = (pd.DataFrame({"cw": cw, "exit": exits})
            .dropna(subset=["cw"]).groupby("cw")["exit"].agg(["sum", "count"]))
     agg.index = agg.index.astype(str)
     agg = agg.join(mean_score.rename("score"), how="inner")

@@ -50,7 +50,8 @@ def _check_keys(section: str, given: Mapping[str, Any], allowed) -> None:
 def _check_choice(key: str, value: Any, options) -> Any:
     allowed = get_args(options) if not isinstance(options, (tuple, list)) else options
     if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
+        raise ValueError(
+            f"{key}={value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
     return value
 
 
@@ -77,7 +78,8 @@ def _str_list(key: str, value: Any, allowed=None) -> tuple[str, ...]:
         raise ValueError(f"{key}={value!r} must be a list of strings")
     for v in value:
         if allowed is not None and v not in allowed:
-            raise ValueError(f"{key} contains {v!r}, which is not allowed (allowed: {', '.join(allowed)})")
+            raise ValueError(
+                f"{key} contains {v!r}, which is not allowed (allowed: {', '.join(allowed)})")
     return tuple(value)
 
 

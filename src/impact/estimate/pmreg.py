@@ -101,14 +101,14 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     V = iszx @ (scores.T @ scores) @ iszx.T
     N = A.shape[0]
     df_k = len(X) + df_fe
-    V *= G / (G - 1) * (N - 1) / (N - df_k)
+    V *= G / max(G - 1, 1) * (N - 1) / (N - df_k)
     f1 = float("nan")
     if instrument:  # first stage: x on instrument + exog, CRV1 Wald F of the instrument
         pi = np.linalg.solve(Szz, G_all[Zc, col[x]])
         v = A[:, col[x]] - _matvec(A, Zc, pi)
         s1 = np.stack([np.bincount(cl, weights=A[:, j] * v, minlength=G) for j in Zc], axis=1)
         bz = np.linalg.inv(Szz)
-        V1 = bz @ (s1.T @ s1) @ bz * G / (G - 1) * (N - 1) / (N - df_k)
+        V1 = bz @ (s1.T @ s1) @ bz * G / max(G - 1, 1) * (N - 1) / (N - df_k)
         f1 = float(pi[0] ** 2 / V1[0, 0])
     return PMFit(float(b[0]), float(np.sqrt(V[0, 0])), N, G, df_k, f1)
 

@@ -54,8 +54,8 @@ def _codes(values) -> np.ndarray:
     return pd.factorize(s)[0].astype("int64")
 
 
-def quality_frame(pm: pd.DataFrame, params: EstimateParams
-                  ) -> tuple[np.ndarray, list[str], list[str], pd.DataFrame, np.ndarray, np.ndarray]:
+def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
+        np.ndarray, list[str], list[str], pd.DataFrame, np.ndarray, np.ndarray]:
     """The estimation matrix of the quality model on person-months measured twice.
 
     Returns (A, column names, exogenous control names, cell table, cell code per row,
@@ -63,7 +63,12 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams
     controls, labour-market controls, then dummies (most frequent level left out) of the
     categorical controls, the adoption event-time bin and the 3-month shock bin.
     """
+    if "quality_a" not in pm or "quality_b" not in pm:
+        warn("quality: person_months has no quality_a/quality_b columns")
+        return np.empty((0, 0)), [], [], pd.DataFrame(), np.empty(0, int), np.empty(0)
     sample = (pm["quality_a"].notna() & pm["quality_b"].notna()).to_numpy()
+    if not sample.any():
+        return np.empty((0, 0)), [], [], pd.DataFrame(), np.empty(0, int), np.empty(0)
     s = pm.loc[sample]
     t = s["t"].to_numpy(dtype="int64")
     cols: dict[str, np.ndarray] = {
@@ -117,6 +122,10 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams
     cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
     cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
     cl = region if params.estimate.cluster == "region" else muni
+    if len(np.unique(cl)) < 2:  # one municipality's own extract: cluster by caseworker
+        warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
+             "caseworker instead")
+        cl = s["caseworker_key"].astype(str).to_numpy()
     exog = [n for n in names if n not in ("y", "quality_a", "quality_b", "quality_score")]
     return A, names, exog, cells, cell_code, cl
 
@@ -129,9 +138,13 @@ def estimate_quality(person_months: pd.DataFrame, params: EstimateParams
         warn("quality: no person-month has both quality_a and quality_b; not estimated")
         return [], None
     alpha, cname = params.estimate.alpha, params.estimate.cluster
+    if len(np.unique(cl)) > len(np.unique(cells[cname])):
+        cname = "caseworker"
     fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
           else ["municipality", "regmonth"])
-    cell_cl = cells["region"] if cname == "region" else cells["municipality"]
+    # FE nested in the clusters are not counted in K; caseworker clusters nest none
+    cell_cl = (cells["region"] if cname == "region" else cells["municipality"] if
+               cname == "municipality" else pd.Series(np.arange(len(cells))))
     df_fe = fe_df(cells, fe, cell_cl.to_numpy())
     cell_demean(A, cells, cell_code, fe)
     iv = fit_pm(A, names, "y", "quality_a", exog, "quality_b", cl, df_fe)

@@ -45,7 +45,8 @@ _STATS = ("N", "S1", "S2", "Cc", "Ac", "Bc", "Cs", "As", "Bs")
 def _unit_sums(m: pd.DataFrame, gap: int) -> pd.DataFrame:
     """Per-unit sums behind every moment (columns ``_STATS``), from measurements ``m``."""
     m = m[["unit", "session", "t", "score"]].reset_index(drop=True)
-    sess = m.groupby(["unit", "session", "t"], sort=False)["score"].agg(["sum", "count"]).reset_index()
+    sess = (m.groupby(["unit", "session", "t"], sort=False)["score"].agg(["sum", "count"])
+            .reset_index())
     m = m.merge(sess, on=["unit", "session", "t"])
     # same session, other raters
     other_n = m["count"] - 1
@@ -53,7 +54,8 @@ def _unit_sums(m: pd.DataFrame, gap: int) -> pd.DataFrame:
                      where=other_n > 0)
     # other sessions of the same unit within the gap
     pairs = sess.merge(sess, on="unit", suffixes=("", "_o"))
-    pairs = pairs[(pairs["session"] != pairs["session_o"]) & ((pairs["t"] - pairs["t_o"]).abs() <= gap)]
+    pairs = pairs[(pairs["session"] != pairs["session_o"])
+                  & ((pairs["t"] - pairs["t_o"]).abs() <= gap)]
     cross = pairs.groupby(["unit", "session"])[["sum_o", "count_o"]].sum().reset_index()
     m = m.merge(cross, on=["unit", "session"], how="left")
     xbar = np.divide(m["sum_o"].to_numpy(), m["count_o"].to_numpy(), out=np.full(len(m), np.nan),

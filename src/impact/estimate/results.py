@@ -47,9 +47,9 @@ _DTYPES = {
 
 def t_inference(estimate: float, se: float, df: float | None, alpha: float) -> dict[str, float]:
     """t statistic, two-sided p-value and interval; df None means the normal distribution."""
-    dist = stats.norm if df is None or not np.isfinite(df) else stats.t(df)
-    if not np.isfinite(se) or se <= 0:
+    if not np.isfinite(se) or se <= 0 or (df is not None and df < 1):
         return {"statistic": np.nan, "p_value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    dist = stats.norm if df is None or not np.isfinite(df) else stats.t(df)
     tstat = estimate / se
     crit = dist.ppf(1 - alpha / 2)
     return {

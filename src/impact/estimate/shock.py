@@ -80,7 +80,9 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
     f["region"] = f["region"].astype(str)
     if "t" not in f:
         f["t"] = month_index(f["month"]).astype("int64")
-    f = f[pd.to_numeric(f["person_months"]) > 0].reset_index(drop=True)
+    for c in ("person_months", "exits_work"):  # never sum or scale small integer types
+        f[c] = pd.to_numeric(f[c]).astype("float64")
+    f = f[f["person_months"] > 0].reset_index(drop=True)
     events = events[events["municipality"].isin(set(f["municipality"]))].reset_index(drop=True)
     if events.empty:
         return [], None
@@ -101,7 +103,7 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
         xcols += anames
     p = f["person_months"].to_numpy(dtype="float64")
     imp = impute(f, f["y"].to_numpy(), p, ["municipality", "regmonth"], xcols, ~in_window,
-                 in_window, f[cname].to_numpy(), "shock")
+                 in_window, f[cname].to_numpy(), "shock", fallback_fe=["municipality", "t"])
     if imp is None:
         warn("shock: no event-window cell can be imputed; shock block not estimated")
         return [], None
@@ -139,7 +141,8 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
     est, scores = aggregate(imp, W, group)
     se = np.sqrt((scores ** 2).sum(axis=0))
     G = imp.n_clusters
-    vc = f"BJS Thm3 conservative, leave-out eq.8 by event time, cluster={cname}, CRV1-style ssc; t(G-1)"
+    vc = (f"BJS Thm3 conservative, leave-out eq.8 by event time, cluster={cname}, "
+          "CRV1-style ssc; t(G-1)")
     common = dict(df=G - 1, alpha=alpha, n_clusters=G, estimator=_EST, vcov=vc)
     rows = [row("shock_event_study", term, e_, s_, rel_time=ell, cohort=coh,
                 n_obs=int(np.count_nonzero(w)), **common)
@@ -166,6 +169,7 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
         "weights": "person-months of shocked municipalities at event times in effect window",
         "ci_method": f"BJS conservative, t(G-1), cluster={cname}", "n_events": int(len(events)),
         "n_clusters": G, "n_obs": int(len(f)), "n_dropped_cells": imp.n_lost,
+        "n_fallback_cells": imp.n_fallback,
         "pretrend_p_value": pre_p, "effect_window": list(sp_.effect_window),
     }
     return rows, headline

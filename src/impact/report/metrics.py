@@ -100,16 +100,13 @@ def check_metrics(metrics: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def publication_estimates(tidy: pd.DataFrame, min_residual_df: int) -> pd.DataFrame:
-    """The tidy estimate table as published: models with too few observations dropped.
+def publication_estimates(tidy: pd.DataFrame) -> pd.DataFrame:
+    """The tidy estimate table as published, in a stable order.
 
-    Coefficients of models whose ``n_obs`` minus their parameters would fall below the
-    disclosure minimum of residual degrees of freedom are removed (a conservative check
-    using ``n_obs`` alone when the parameter count is unknown).
+    Regression coefficients and their aggregates are not cells: each rests on every
+    person-month of its model. Every model here pools whole municipalities over months,
+    so none rests on fewer clients than ``privacy.min_cell``; count tables and briefs get
+    their own disclosure control.
     """
-    out = tidy.copy()
-    if "n_obs" in out.columns:
-        keep = out["n_obs"].isna() | (out["n_obs"] >= min_residual_df + 1)
-        out = out.loc[keep]
-    sort_cols = [c for c in ("model", "term", "rel_time", "cohort") if c in out.columns]
-    return out.sort_values(sort_cols, kind="mergesort", na_position="first").reset_index(drop=True)
+    sort_cols = [c for c in ("model", "term", "cohort", "rel_time") if c in tidy.columns]
+    return tidy.sort_values(sort_cols, kind="mergesort", na_position="first").reset_index(drop=True)
