@@ -48,7 +48,11 @@ def main() -> None:
     io.clean_dir(args.plots)
     for model, name, title in EVENT_STUDIES:
         rows = (tidy["model"] == model) & (tidy["term"] == "event_time") & tidy["cohort"].isna()
-        path = tidy.loc[rows & tidy["rel_time"].notna(), PLOT_COLUMNS].sort_values("rel_time")
+        path = tidy.loc[rows & tidy["rel_time"].notna()].sort_values("rel_time")
+        # the long tail of event time rests on few units: show where at least half contribute
+        if path["n_obs"].notna().any():
+            path = path.loc[path["n_obs"] >= 0.5 * path["n_obs"].max()]
+        path = path[PLOT_COLUMNS]
         io.write_csv(path, args.plots / f"{name}.csv")
         if len(path):
             fig = event_study_figure(path, title=title)
