@@ -1,7 +1,8 @@
 """The `impact` command line.
 
 ``impact check DIR`` validates a folder of contract tables without running the pipeline
-and prints a readable report; exit code 0 when the data pass, 2 when they do not.
+and prints a readable report (rich tables); exit code 0 when the data pass, 2 when they
+do not. ``--json PATH`` writes the same report, or the error, as JSON.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.markdown import Markdown
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
 
 from impact import __version__
 
@@ -36,8 +40,16 @@ def check(
     directory: Annotated[Path, typer.Argument(help="folder with one file per contract table")],
     params: Annotated[Path, typer.Option(help="params.yaml to take data and panel settings from")] = Path("params.yaml"),
     lineage: Annotated[Optional[Path], typer.Option(help="CBS merger lineage CSV")] = None,
+    json_out: Annotated[Optional[Path], typer.Option(
+        "--json", help="also write the data-quality report (or the error) as JSON here")] = None,
 ) -> None:
-    """Validate DIR against the data contract without running the pipeline."""
+    """Validate DIR against the data contract without running the pipeline.
+
+    Prints what was read, kept and rejected per table, the rules that rejected rows
+    with the first rows of each, the merger mappings applied and the notes. Exit code
+    0 when the data meet the contract, 2 on a structural fault or when more than
+    data.max_reject_share of a table's rows is rejected. DIR is only read.
+    """
     import pandas as pd
 
     from impact.config import ConfigError, Params, load_params
@@ -52,12 +64,76 @@ def check(
         raw = read_raw_folder(directory, csv_sep=data.csv_sep, decimal=data.decimal, encoding=data.encoding)
         result = validate_tables(raw, data, window=cfg.window, lineage=pd.read_csv(lineage, dtype=str))
     except (ContractError, ConfigError, FileNotFoundError) as exc:
-        console.print(f"[bold red]✗ {directory}: the data do not meet the contract[/]")
-        console.print(str(exc))
+        report = getattr(exc, "report", None)
+        if report:
+            _print_report(report)
+        console.print(Panel(escape(str(exc)), title=f"[bold red]✗ {escape(str(directory))}: "
+                            "the data do not meet the contract", title_align="left",
+                            border_style="red"))
+        if json_out is not None:
+            _write_json(json_out, {
+                "ok": False, "error": str(exc), "table": getattr(exc, "table", None),
+                "column": getattr(exc, "column", None), "report": report,
+            })
         raise typer.Exit(code=2)
-    console.print(Markdown(result.report_markdown()))
-    console.print(f"[bold green]✓ {directory}: the data meet the contract[/] "
+    _print_report(result.report)
+    if json_out is not None:
+        _write_json(json_out, {"ok": True, "error": None, "report": result.report})
+    console.print(f"[bold green]✓ {escape(str(directory))}: the data meet the contract[/] "
                   f"({result.report.get('rejected_rows', 0)} rows rejected)")
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _print_report(report: dict) -> None:
+    """The data-quality report as rich tables: totals, rejects by rule, mappings, notes."""
+    window = report.get("window", {})
+    console.print(f"[bold]Data-quality report[/] (window {window.get('start')} .. {window.get('end')}, "
+                  f"classification year {report.get('classification_year')}, "
+                  f"threshold {report.get('max_reject_share', 0):.1%} per table)")
+    summary = Table(box=box.SIMPLE_HEAD)
+    for col, justify in (("table", "left"), ("file", "left"), ("read", "right"), ("kept", "right"),
+                         ("rejected", "right"), ("share", "right")):
+        summary.add_column(col, justify=justify)
+    limit = report.get("max_reject_share", 1.0)
+    for name, t in report.get("tables", {}).items():
+        share = t.get("reject_share", 0.0)
+        style = "red" if share > limit else ("yellow" if t.get("rows_rejected") else "")
+        summary.add_row(name, escape(str(t.get("source"))), f"{t.get('rows_read', 0):,}",
+                        f"{t.get('rows_kept', 0):,}", f"{t.get('rows_rejected', 0):,}",
+                        f"{share:.2%}", style=style)
+    console.print(summary)
+    rules = Table(box=box.SIMPLE_HEAD, title="Rejected rows by rule", title_justify="left")
+    for col in ("table", "rule", "rows", "first rows (row in the file: reason)"):
+        rules.add_column(col, overflow="fold")
+    for name, t in report.get("tables", {}).items():
+        examples = t.get("rejected_examples") or {}
+        for rule, n in (t.get("rejected_by_rule") or {}).items():
+            rules.add_row(name, rule, f"{n:,}", escape("\n".join(examples.get(rule, []))))
+    if rules.row_count:
+        console.print(rules)
+    maps = report.get("merger_mappings") or []
+    if maps:
+        mt = Table(box=box.SIMPLE_HEAD, title="Municipal mergers: codes mapped to "
+                   f"{report.get('classification_year')}", title_justify="left")
+        for col in ("from", "", "to", "", "rows", "tables"):
+            mt.add_column(col)
+        for m in maps:
+            mt.add_row(m["from"], escape(str(m.get("from_name") or "")), m["to"],
+                       escape(str(m.get("to_name") or "")), f"{m['rows']:,}", ", ".join(m["tables"]))
+        console.print(mt)
+    notes = list(report.get("notes") or [])
+    for name, t in report.get("tables", {}).items():
+        notes += [f"{name}: {n}" for n in t.get("notes") or []]
+        if t.get("extra_columns"):
+            notes.append(f"{name}: extra columns kept: {', '.join(t['extra_columns'])}")
+    for note in notes:
+        console.print(f"  • {escape(note)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,9 +16,27 @@ def test_defaults():
 
 def test_all_keys_of_params_yaml_are_accepted():
     d = {"raw_dir": "x", "classification_year": 2023, "max_reject_share": 0,
-         "csv_sep": ";", "decimal": ",", "encoding": "cp1252"}
+         "csv_sep": ";", "decimal": ",", "encoding": "cp1252",
+         "instrument_ranges": {"fidelity_audit": [1, 5], "my_scale": [-1.5, 1.5]}}
     p = DataParams.from_dict(d)
-    assert p.to_dict() == {**d, "max_reject_share": 0.0}
+    ranges = {"fidelity_audit": [1.0, 5.0], "methodical_working": [1.0, 5.0],
+              "dossier_review": [0.0, 10.0], "my_scale": [-1.5, 1.5]}
+    assert p.to_dict() == {**d, "max_reject_share": 0.0, "instrument_ranges": ranges}
+
+
+def test_default_instrument_ranges_cover_the_built_in_instruments():
+    p = DataParams.from_dict({})
+    assert p.instrument_ranges == {"fidelity_audit": (0.0, 10.0),
+                                   "methodical_working": (1.0, 5.0),
+                                   "dossier_review": (0.0, 10.0)}
+
+
+def test_params_yaml_data_section_is_valid(root):
+    import yaml
+
+    data = yaml.safe_load((root / "params.yaml").read_text())["data"]
+    p = DataParams.from_dict(data)
+    assert p.instrument_ranges["fidelity_audit"] == (0.0, 10.0)
 
 
 @pytest.mark.parametrize(
@@ -34,10 +52,16 @@ def test_all_keys_of_params_yaml_are_accepted():
         ("csv_sep", "\t", "';'"),
         ("decimal", ";", "','"),
         ("encoding", "utf-99", "codec"),
+        ("instrument_ranges", [0, 10], "instrument: [low, high]"),
+        ("instrument_ranges", {"fidelity_audit": [10, 0]}, "low <= high"),
+        ("instrument_ranges", {"fidelity_audit": ["0", 10]}, "low <= high"),
+        ("instrument_ranges", {"fidelity_audit": [0, 5, 10]}, "low <= high"),
     ],
 )
 def test_bad_value_names_key_value_and_allowed(key, value, allowed):
     with pytest.raises(ValueError) as exc:
         DataParams.from_dict({key: value})
     msg = str(exc.value)
-    assert f"data.{key}" in msg and repr(value) in msg and allowed in msg
+    assert f"data.{key}" in msg and allowed in msg
+    shown = next(iter(value.values())) if isinstance(value, dict) else value
+    assert repr(shown) in msg

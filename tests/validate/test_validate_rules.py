@@ -39,6 +39,11 @@ CASES = [
     ("quality", 2, {"municipality": "GM0001"}, "unknown_municipality:municipality", "GM0001"),
     ("quality", 9, {"unit_id": "9999"}, "unknown_municipality:unit_id", "9999"),
     ("quality", 3, {"date": "yesterday"}, "invalid_date:date", "yesterday"),
+    ("quality", 0, {"unit_id": "K404"}, "unknown_caseworker:unit_id", "'K404'"),
+    ("quality", 8, {"unit_id": "T9"}, "unknown_team:unit_id", "GM0599:T9"),
+    ("quality", 1, {"score": "11"}, "out_of_range:score", "0..10"),
+    ("quality", 8, {"score": "0.5"}, "out_of_range:score", "1..5"),
+    ("adoption", 1, {"team_id": "T9"}, "unknown_team:team_id", "'T9'"),
     ("adoption", 1, {"municipality": "GM0001"}, "unknown_municipality:municipality", "GM0001"),
     ("adoption", 1, {"adoption_date": "2019-13-01"}, "invalid_date:adoption_date", "2019-13-01"),
     ("shocks", 0, {"municipality": "1"}, "unknown_municipality:municipality", "GM0001"),
@@ -132,16 +137,16 @@ def test_categories_match_case_insensitively():
     assert (out["sex"], out["exit_reason"], out["household"]) == ("F", "work", "single")
 
 
-def test_caseworker_without_clients_is_kept_and_reported():
+def test_caseworker_without_clients_is_rejected_with_its_key():
     raw = vdata.tables()
     extra = raw["quality"].iloc[[0]].assign(unit_id="ghost")
     raw["quality"] = pd.concat([raw["quality"], extra], ignore_index=True)
     result = vdata.run(raw)
-    q = result.tables["quality"]
-    assert "GM0363:ghost" in set(q["unit_key"])
-    assert result.report["tables"]["quality"]["rows_rejected"] == 0
-    info = result.report["tables"]["quality"]["units_without_clients"]["caseworker"]
-    assert info["units"] == 1 and info["first"] == ["GM0363:ghost"]
+    assert "GM0363:ghost" not in set(result.tables["quality"]["unit_key"])
+    rej = result.rejects["quality"]
+    assert rej["rule"].tolist() == ["unknown_caseworker:unit_id"]
+    assert "'ghost'" in rej["reason"].iloc[0] and "GM0363:ghost" in rej["reason"].iloc[0]
+    _assert_reconciles(result, raw)
 
 
 def test_spells_outside_window_are_kept_and_counted():

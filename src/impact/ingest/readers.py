@@ -140,11 +140,11 @@ def read_table_file(
     except ContractError:
         raise
     except UnicodeDecodeError as exc:
+        where, column = _locate_decode_error(file, encoding, csv_sep)
         raise ContractError(
-            f"{file.name}: cannot be read as {encoding!r} text ({exc.reason} at byte "
-            f"{exc.start}); set params.yaml data.encoding to the file's encoding, "
-            f"e.g. 'cp1252' or 'latin-1'",
-            table=table,
+            f"{file.name}: cannot be read as {encoding!r} text: {where}; "
+            f"set params.yaml data.encoding to the file's encoding, e.g. 'cp1252' or 'latin-1'",
+            table=table, column=column,
         ) from exc
     except Exception as exc:  # noqa: BLE001 - any reader failure is an unreadable file
         raise ContractError(
@@ -155,6 +155,32 @@ def read_table_file(
     df.attrs["source"] = file.name
     df.attrs["format"] = suffix[1:]
     return df
+
+
+def _locate_decode_error(file: Path, encoding: str, sep: str | None) -> tuple[str, str | None]:
+    """Line, column and bytes of the first undecodable character (error path only)."""
+    data = file.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        start, end, reason = exc.start, exc.end, exc.reason
+    else:  # pragma: no cover - pandas failed where a plain decode does not
+        return "a byte sequence is not valid", None
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    line = data[line_start:None if line_end < 0 else line_end]
+    lineno = data.count(b"\n", 0, start) + 1
+    header = data[: data.find(b"\n")].decode(encoding, errors="replace").lstrip("\ufeff")
+    sep = sep or _sniff_sep(header)
+    names = next(csv.reader([header], delimiter=sep), [])
+    field_no = line[: start - line_start].count(sep.encode())
+    column = names[field_no].strip().lower() if lineno > 1 and field_no < len(names) else None
+    shown = line.decode(encoding, errors="replace").strip()
+    text = (f"line {lineno}" + (f", column {column!r}" if column else "")
+            + f": bytes {data[start:end]!r} ({reason}) in {shown[:120]!r}")
+    return text, column
 
 
 def _header(file: Path, encoding: str) -> str:

@@ -246,10 +246,12 @@ class TableCheck:
 
     # -- municipality codes -------------------------------------------------------------
 
-    def map_codes(self, column: str, codes: CodeMap, key: str | None = None) -> pd.Series:
-        """Map the normalised codes of ``column`` to the classification year and report
-        the mappings applied (old → new with row counts) under ``merger_mappings``."""
-        given = self.values[column]
+    def map_codes(self, column: str, codes: CodeMap, key: str | None = None,
+                  given: pd.Series | None = None) -> pd.Series:
+        """Map the normalised codes of ``column`` (or ``given``, codes parsed from it) to
+        the classification year and report the mappings applied (old → new with row
+        counts) under ``merger_mappings``, labelled ``key`` or ``column``."""
+        given = self.values[column] if given is None else given
         mapped = codes.map(given)
         changed = (given != mapped) & given.notna()
         if changed.any():
@@ -310,6 +312,7 @@ class TableCheck:
             rows_rejected=int(len(bad)),
             reject_share=float(len(bad) / self.n) if self.n else 0.0,
             rejected_by_rule={str(k): int(v) for k, v in by_rule.items()},
+            rejected_examples=_examples(rejects),
         )
         if self.report["rows_kept"] + self.report["rows_rejected"] != self.n:  # pragma: no cover
             raise RuntimeError(f"{self.name}: rows kept + rejected != rows read")
@@ -332,6 +335,17 @@ class TableCheck:
             s = self.raw[c]
             out[c] = parse.text(s) if s.dtype == object else s
         return out
+
+
+def _examples(rejects: pd.DataFrame, n: int = 3) -> dict[str, list[str]]:
+    """The first ``n`` rejected rows of each rule as ``'row 5: <reason>'`` (file order)."""
+    if not len(rejects):
+        return {}
+    first = rejects.groupby("rule", sort=True).head(n)
+    out: dict[str, list[str]] = {}
+    for rule, row, reason in zip(first["rule"], first["row"], first["reason"]):
+        out.setdefault(str(rule), []).append(f"row {int(row)}: {reason}")
+    return dict(sorted(out.items()))
 
 
 def counts(values: pd.Series) -> dict[str, int]:

@@ -49,6 +49,8 @@ class Context:
         Kept spells: ``spell_id``, ``given`` (municipality as given, normalised).
     caseworker_keys, team_keys : set of str
         Keys seen in trajectories and caseworker assignments.
+    instrument_ranges : dict of str to (float, float)
+        Declared score range per quality instrument (``data.instrument_ranges``).
     """
 
     codes: CodeMap
@@ -59,6 +61,7 @@ class Context:
     spells: pd.DataFrame | None = None
     caseworker_keys: set[str] = field(default_factory=set)
     team_keys: set[str] = field(default_factory=set)
+    instrument_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

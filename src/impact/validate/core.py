@@ -77,7 +77,8 @@ def validate_tables(
                 table=name,
             )
     start, end = window_bounds(window)
-    ctx = Context(codes=build_code_map(lineage, params.classification_year), start=start, end=end)
+    ctx = Context(codes=build_code_map(lineage, params.classification_year), start=start, end=end,
+                  instrument_ranges=dict(params.instrument_ranges))
     outcomes: dict[str, TableOutcome] = {}
     for name, validator in VALIDATORS.items():
         if name in raw:
@@ -93,6 +94,20 @@ def validate_tables(
     )
 
 
+#: What an absent optional table means for the analysis (the note in the report).
+_SKIPPED = {
+    "caseworker_assignments": "each spell keeps the caseworker of trajectories.caseworker_id "
+                              "for all its months",
+    "quality": "the quality analysis is skipped; the quality block of reports/metrics.json "
+               "is null",
+    "adoption": "the adoption analysis is skipped; the adoption block of reports/metrics.json "
+                "is null",
+    "shocks": "the shock analysis is skipped; the shock block of reports/metrics.json is null",
+    "progress": "no intermediate results are analysed",
+}
+assert set(_SKIPPED) == set(TABLE_NAMES) - set(REQUIRED_TABLES)
+
+
 def _report(outcomes: dict[str, TableOutcome], raw: Mapping[str, pd.DataFrame],
             params: DataParams, window: tuple[str, str]) -> dict:
     tables = {k: o.report for k, o in outcomes.items()}
@@ -106,8 +121,7 @@ def _report(outcomes: dict[str, TableOutcome], raw: Mapping[str, pd.DataFrame],
             entry["rows"] += int(m["rows"])
             if name not in entry["tables"]:
                 entry["tables"].append(name)
-    notes = [f"optional table '{n}' not given: the analyses that need it are skipped"
-             for n in missing]
+    notes = [f"optional table '{n}' not given: {_SKIPPED[n]}" for n in missing]
     unknown = sorted(set(raw) - set(TABLE_NAMES))
     if unknown:
         notes.append(f"tables not in the data contract ignored: {', '.join(unknown)}")

@@ -145,4 +145,11 @@ def _coverage(table: pd.DataFrame, ctx: Context, ck: TableCheck) -> None:
         covered = set(miss.index.get_level_values("area"))
         no_series = sorted(ctx.known - covered)
         by_indicator[str(indicator)]["municipalities_without_series"] = len(no_series)
+        if len(gaps):
+            ck.note(
+                f"{indicator}: {len(gaps)} of {len(miss)} areas miss months inside the window "
+                f"({int(gaps.sum())} area-months, e.g. "
+                + ", ".join(by_indicator[str(indicator)]["first"])
+                + "); not filled (the panel leaves them empty)"
+            )
     ck.report["coverage_in_window"] = by_indicator

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Mapping, get_args
 
 __all__ = ["DataParams", "CsvSep", "DecimalMark"]
@@ -12,7 +12,16 @@ __all__ = ["DataParams", "CsvSep", "DecimalMark"]
 CsvSep = Literal[",", ";"]
 DecimalMark = Literal[".", ","]
 
-_KEYS = ("raw_dir", "classification_year", "max_reject_share", "csv_sep", "decimal", "encoding")
+_KEYS = ("raw_dir", "classification_year", "max_reject_share", "csv_sep", "decimal", "encoding",
+         "instrument_ranges")
+
+#: Declared scales of the built-in instruments (the simulator's and the contract's
+#: examples). ``data.instrument_ranges`` in params.yaml adds to or overrides these.
+DEFAULT_INSTRUMENT_RANGES: dict[str, tuple[float, float]] = {
+    "fidelity_audit": (0.0, 10.0),
+    "methodical_working": (1.0, 5.0),
+    "dossier_review": (0.0, 10.0),
+}
 
 
 def _fail(key: str, value: Any, allowed: str) -> ValueError:
@@ -39,6 +48,11 @@ class DataParams:
         CSV decimal mark; None: ',' for ';'-separated files, else '.' (default).
     encoding : str
         Text encoding of CSV files, any Python codec name (default ``'utf-8'``).
+    instrument_ranges : dict of str to (float, float)
+        Inclusive score range of each quality instrument; a score outside it rejects
+        the row (``out_of_range:score``). Instruments not listed are not range-checked
+        (the report says so). Defaults :data:`DEFAULT_INSTRUMENT_RANGES`; a params
+        value adds to or overrides them per instrument.
     """
 
     raw_dir: str = "data/simulated"
@@ -47,6 +61,8 @@ class DataParams:
     csv_sep: CsvSep | None = None
     decimal: DecimalMark | None = None
     encoding: str = "utf-8"
+    instrument_ranges: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: dict(DEFAULT_INSTRUMENT_RANGES))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None = None) -> "DataParams":
@@ -87,6 +103,7 @@ class DataParams:
             codecs.lookup(enc)
         except LookupError:
             raise _fail("encoding", enc, "a Python codec name, e.g. 'utf-8' or 'cp1252'") from None
+        ranges = _instrument_ranges(d.get("instrument_ranges"))
         return cls(
             raw_dir=raw_dir,
             classification_year=year,
@@ -94,6 +111,7 @@ class DataParams:
             csv_sep=sep,
             decimal=dec,
             encoding=enc,
+            instrument_ranges=ranges,
         )
 
     def reader_options(self) -> dict[str, Any]:
@@ -101,4 +119,29 @@ class DataParams:
         return {"csv_sep": self.csv_sep, "decimal": self.decimal, "encoding": self.encoding}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["instrument_ranges"] = {k: list(v) for k, v in self.instrument_ranges.items()}
+        return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _instrument_ranges(value: Any) -> dict[str, tuple[float, float]]:
+    """Defaults updated with ``data.instrument_ranges`` ({name: [low, high]})."""
+    out = dict(DEFAULT_INSTRUMENT_RANGES)
+    if value is None:
+        return out
+    allowed = "a mapping instrument: [low, high] with low <= high, e.g. {fidelity_audit: [0, 10]}"
+    if not isinstance(value, Mapping):
+        raise _fail("instrument_ranges", value, allowed)
+    for name, rng in value.items():
+        if (
+            not isinstance(name, str) or not name.strip()
+            or not isinstance(rng, (list, tuple)) or len(rng) != 2
+            or not all(_number(v) for v in rng) or float(rng[0]) > float(rng[1])
+        ):
+            raise _fail(f"instrument_ranges.{name}", rng, allowed)
+        out[name.strip()] = (float(rng[0]), float(rng[1]))
+    return out

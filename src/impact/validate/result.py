@@ -26,7 +26,8 @@ class ValidationResult:
         ``reason`` (every failing rule's message).
     report : dict
         JSON-serialisable data-quality report: per table ``rows_read``, ``rows_kept``,
-        ``rows_rejected``, ``reject_share``, ``rejected_by_rule``, ``rows_written``,
+        ``rows_rejected``, ``reject_share``, ``rejected_by_rule``, ``rejected_examples``
+        (per rule the first three rejected rows as ``'row <n>: <reason>'``), ``rows_written``,
         ``extra_columns``, ``missing_optional_columns``, ``merger_mappings``, ``notes``
         and table-specific counts; top level ``rejected_rows`` (total),
         ``merger_mappings`` (all tables), ``missing_optional_tables``, ``notes``.
@@ -51,9 +52,13 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 _SHOWN = {
     "source", "rows_read", "rows_kept", "rows_rejected", "reject_share", "rows_written",
-    "rejected_by_rule", "extra_columns", "missing_optional_columns", "merger_mappings", "notes",
+    "rejected_by_rule", "rejected_examples", "extra_columns", "missing_optional_columns", "merger_mappings", "notes",
 }
 
 
@@ -88,7 +93,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for name, t in tables.items():
         out += ["", f"## {name}", ""]
         if t.get("rejected_by_rule"):
-            out += _md_table(["rule", "rows rejected"], [[k, v] for k, v in t["rejected_by_rule"].items()])
+            examples = t.get("rejected_examples") or {}
+            out += _md_table(
+                ["rule", "rows rejected", "first rows (row in the file: reason)"],
+                [[k, v, "<br>".join(_md_cell(e) for e in examples.get(k, []))]
+                 for k, v in t["rejected_by_rule"].items()],
+            )
             out.append("")
         if t.get("extra_columns"):
             out.append(f"- extra columns kept: {', '.join(t['extra_columns'])}")

@@ -88,8 +88,9 @@ def validate_trajectories(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     prev_txt[ok] = prev_end.dt.strftime("%Y-%m-%d").fillna("open").to_numpy()
     prev_txt = prev_txt.mask(prev_txt == "2262-01-01", "open")
     ck.reject("overlapping_spell", overlap,
-              "spell starts {start_date}, before an earlier-starting spell of client "
-              "{client_id!r} ends ({prev}); the later-starting spell is rejected", prev=prev_txt)
+              "start_date {start_date} lies before the end ({prev}) of an earlier-starting "
+              "spell of client_id {client_id!r}; spells of one client must not overlap, the "
+              "later-starting one is rejected", prev=prev_txt)
 
     out = pd.DataFrame(
         {
@@ -163,8 +164,8 @@ def validate_assignments(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     overlap = np.zeros(ck.n, dtype=bool)
     overlap[np.flatnonzero(ok)[flag]] = True
     ck.reject("overlapping_assignment", overlap,
-              "assignment from {start_date} overlaps an earlier-starting assignment of "
-              "spell {spell_id!r}")
+              "start_date {start_date} lies inside an earlier-starting assignment of "
+              "spell_id {spell_id!r}; assignments of one spell must not overlap")
     out = pd.DataFrame(
         {
             "spell_id": v["spell_id"],

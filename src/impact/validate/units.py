@@ -7,7 +7,7 @@ import pandas as pd
 
 from impact.ingest.contract import TABLES
 from impact.validate import parse
-from impact.validate.check import TableCheck, counts, show
+from impact.validate.check import TableCheck, counts
 from impact.validate.context import Context, TableOutcome, make_key
 
 __all__ = ["validate_quality", "validate_adoption", "validate_shocks"]
@@ -37,12 +37,14 @@ def validate_quality(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     unit_code, bad_code = parse.municipality_code(ck.raw["unit_id"].where(is_muni))
     ck.reject("invalid_municipality:unit_id", bad_code,
               "unit_id {unit_id!r} of a municipality unit is not a CBS municipality code")
-    unit_mapped = ctx.codes.map(unit_code)
+    unit_mapped = ck.map_codes("unit_id", ctx.codes, given=unit_code.where(~bad_code))
     unknown = (is_muni & unit_mapped.notna().to_numpy() & ~unit_mapped.isin(ctx.known).to_numpy())
     ck.reject("unknown_municipality:unit_id", unknown,
               "unit_id {unit_id!r} (as {m}) is not in municipalities", m=unit_mapped)
     person_key = make_key(v["municipality"], v["unit_id"])
     unit_key = person_key.where(~is_muni, unit_mapped)
+    _known_units(ck, v["unit_type"], person_key, ctx)
+    _score_in_range(ck, ctx.instrument_ranges)
     out = pd.DataFrame(
         {
             "unit_type": v["unit_type"],
@@ -59,18 +61,46 @@ def validate_quality(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     kept, rejects = ck.finish(out)
     ck.report["rows_written"] = len(kept)
     ck.report["instruments"] = counts(kept["instrument"])
-    for unit, keys in (("caseworker", ctx.caseworker_keys), ("team", ctx.team_keys)):
-        rows = kept[(kept["unit_type"] == unit) & ~kept["unit_key"].isin(keys)]
-        if len(rows):
-            units = rows["unit_key"].drop_duplicates().sort_values()
-            ck.report.setdefault("units_without_clients", {})[unit] = {
-                "units": len(units), "rows": len(rows), "first": units.head(5).tolist(),
-            }
-            ck.note(
-                f"{len(units)} {unit}s measured in quality have no spell in trajectories or "
-                f"caseworker_assignments ({len(rows)} rows, e.g. {show(units, 3)}); kept"
-            )
     return TableOutcome(kept, rejects, ck.report)
+
+
+def _known_units(ck: TableCheck, unit_type: pd.Series, key: pd.Series, ctx: Context) -> None:
+    """Reject measurements of a caseworker or team that no spell has.
+
+    Identifiers are unique within the municipality as given, so the key is
+    ``<municipality>:<unit_id>``; a caseworker absent from trajectories and
+    caseworker_assignments (a typo, or the municipality of another extract) cannot be
+    matched to any client-month.
+    """
+    for unit, keys in (("caseworker", ctx.caseworker_keys), ("team", ctx.team_keys)):
+        is_unit = (unit_type == unit).fillna(False).to_numpy()
+        unknown = is_unit & key.notna().to_numpy() & ~key.isin(keys).to_numpy() & ck.ok
+        where = "trajectories or caseworker_assignments" if unit == "caseworker" else "trajectories"
+        ck.reject(
+            f"unknown_{unit}:unit_id", unknown,
+            f"unit_id {{unit_id!r}} ({unit} of municipality {{municipality}}, key {{key}}) is "
+            f"in no spell of {where}",
+            key=key,
+        )
+
+
+def _score_in_range(ck: TableCheck, ranges: dict[str, tuple[float, float]]) -> None:
+    """Reject scores outside their instrument's declared range; note unranged instruments."""
+    v = ck.values
+    instrument = v["instrument"]
+    lo = instrument.map({k: r[0] for k, r in ranges.items()}).astype("float64")
+    hi = instrument.map({k: r[1] for k, r in ranges.items()}).astype("float64")
+    score = v["score"].to_numpy(dtype="float64", na_value=np.nan)
+    outside = (score < lo.to_numpy()) | (score > hi.to_numpy())  # NaN compares False
+    rng = lo.map("{:g}".format).where(lo.notna(), "") + ".." + hi.map("{:g}".format).where(hi.notna(), "")
+    ck.reject("out_of_range:score", outside,
+              "score {score} is outside the declared range {rng} of instrument {instrument!r} "
+              "(params.yaml data.instrument_ranges)", rng=rng)
+    unranged = sorted(set(instrument.dropna()) - set(ranges))
+    if unranged:
+        ck.report["instruments_without_range"] = unranged
+        ck.note(f"instruments without a declared range (scores not range-checked): "
+                f"{', '.join(unranged)}; declare them in params.yaml data.instrument_ranges")
 
 
 def validate_adoption(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
@@ -86,10 +116,15 @@ def validate_adoption(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     v = ck.values
     ck.check_unique(("municipality", "team_id", "programme"))
     mapped = _municipality(ck, ctx)
+    team_key = make_key(v["municipality"], v["team_id"])
+    unknown = (team_key.notna() & ~team_key.isin(ctx.team_keys)).to_numpy() & ck.ok
+    ck.reject("unknown_team:team_id", unknown,
+              "team_id {team_id!r} (municipality {municipality}, key {key}) is the team of "
+              "no spell in trajectories or caseworker_assignments", key=team_key)
     out = pd.DataFrame(
         {
             "municipality": mapped,
-            "team_key": make_key(v["municipality"], v["team_id"]),
+            "team_key": team_key,
             "programme": v["programme"],
             "adoption_date": v["adoption_date"],
         }
@@ -112,11 +147,6 @@ def validate_adoption(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
         kept = order[~later].sort_values("_row")
     kept = kept.drop(columns="_row", errors="ignore").reset_index(drop=True)
     ck.report["rows_written"] = len(kept)
-    teams = kept["team_key"].dropna()
-    no_clients = teams[~teams.isin(ctx.team_keys)]
-    if len(no_clients):
-        ck.note(f"{len(no_clients)} adopting teams have no spell in trajectories "
-                f"(e.g. {show(no_clients, 3)}); kept")
     return TableOutcome(kept, rejects, ck.report)
 
 
