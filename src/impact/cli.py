@@ -99,7 +99,8 @@ def _print_report(report: dict) -> None:
     summary = Table(box=box.SIMPLE_HEAD)
     for col, justify in (("table", "left"), ("file", "left"), ("read", "right"), ("kept", "right"),
                          ("rejected", "right"), ("share", "right")):
-        summary.add_column(col, justify=justify)
+        summary.add_column(col, justify=justify, overflow="fold",
+                           min_width=22 if col == "table" else None)
     limit = report.get("max_reject_share", 1.0)
     for name, t in report.get("tables", {}).items():
         share = t.get("reject_share", 0.0)

@@ -47,7 +47,8 @@ def merge_spells(traj: pd.DataFrame, gap_days: int) -> list[list[dict[str, Any]]
         current = [rows[0]]
         for r in rows[1:]:
             prev_end = current[-1]["end_date"]
-            if prev_end is not None and (r["start_date"] - prev_end).days - 1 < gap_days:
+            if (prev_end is not None and (r["start_date"] - prev_end).days - 1 < gap_days
+                    and r["municipality"] == current[-1]["municipality"]):
                 current.append(r)
             else:
                 groups.append(current)
@@ -132,7 +133,7 @@ def reference_panel(frames: dict[str, pd.DataFrame], p: dict[str, Any]) -> pd.Da
         cover = []
         for r in group:
             for a in asg_by_spell.get(r["spell_id"], []):
-                end = a["end_date"] or merged_end
+                end = a["end_date"] or r["end_date"] or merged_end
                 if _t(a["start_date"]) <= t and (end is None or t <= _t(end)):
                     cover.append(a)
         if cover:

@@ -141,3 +141,41 @@ def test_adoptions_of_merged_municipalities_keep_the_earliest_date():
     assert t["rows_kept"] == 3 and t["rows_written"] == 2
     assert t["merged_adoptions"] == [{"municipality": "GM0363", "programme": "gewogen_maatwerk",
                                       "dropped_date": "2018-01-01"}]
+
+
+def test_old_codes_in_every_table_are_mapped_and_each_mapping_is_reported():
+    raw = vdata.tables()
+    weesp = pd.DataFrame([{"municipality": "457", "name": "Weesp", "region": "AM18",
+                           "province": "Noord-Holland", "population": "20766"}])
+    raw["municipalities"] = pd.concat([raw["municipalities"], weesp], ignore_index=True)
+    raw["trajectories"].loc[0, "municipality"] = "457"          # Weesp -> Amsterdam
+    raw["quality"].loc[0, "municipality"] = "GM0457"
+    raw["quality"].loc[9, ["unit_id", "municipality"]] = ["788", "GM0788"]  # Haaren -> Oisterwijk
+    raw["adoption"].loc[0, "municipality"] = "GM0457"
+    raw["shocks"].loc[1, "municipality"] = "788"
+    lm = raw["labour_market"]
+    lm.loc[lm["area"] == "GM1978", "area"] = "GM1927"             # Molenwaard -> Molenlanden
+    result = vdata.run(raw, max_reject_share=0.0)
+    assert result.report["rejected_rows"] == 0
+    t = result.tables
+    assert t["trajectories"].loc[0, "municipality"] == "GM0363"
+    assert t["quality"].loc[0, "municipality"] == "GM0363"
+    assert t["quality"].loc[9, ["unit_key", "municipality"]].tolist() == ["GM0824", "GM0824"]
+    assert t["adoption"].loc[0, "municipality"] == "GM0363"
+    assert t["shocks"].loc[1, "municipality"] == "GM0824"
+    assert "GM1927" not in set(t["labour_market"]["area"]) and "GM1978" in set(t["labour_market"]["area"])
+    by_pair = {(m["from"], m["to"]): m for m in result.report["merger_mappings"]}
+    assert set(by_pair) == {("GM0457", "GM0363"), ("GM0788", "GM0824"), ("GM1927", "GM1978")}
+    assert sorted(by_pair["GM0457", "GM0363"]["tables"]) == [
+        "adoption", "municipalities", "quality", "trajectories"]
+    assert by_pair["GM0457", "GM0363"]["rows"] == 4
+    assert sorted(by_pair["GM0788", "GM0824"]["tables"]) == ["quality", "shocks"]
+    assert by_pair["GM0788", "GM0824"]["rows"] == 3  # quality municipality + unit_id, shocks
+    assert by_pair["GM1927", "GM1978"] == {
+        "from": "GM1927", "from_name": "Molenwaard", "to": "GM1978", "to_name": "Molenlanden",
+        "rows": 40, "tables": ["labour_market"]}
+    columns = {m["column"] for m in result.report["tables"]["quality"]["merger_mappings"]}
+    assert columns == {"municipality", "unit_id"}
+    md = result.report_markdown()
+    for text in ("Weesp", "Haaren", "Molenwaard", "| unit_id |"):
+        assert text in md

@@ -26,7 +26,8 @@ def assignments_sql(inputs: Inputs) -> str:
     """Assignments mapped to merged spells with their covered month range ``a_lo..a_hi``.
 
     An assignment covers ``month(start_date) .. month(end_date)``; an open one (NULL
-    end) until the spell's end month, or the window end while the spell is open.
+    end) until the end month of its own input spell (data contract: "null = until the
+    spell ends"), or the window end while that spell is open.
     Assignments of spells joined into a merged spell count for the merged spell.
     """
     return f"""
@@ -36,7 +37,7 @@ def assignments_sql(inputs: Inputs) -> str:
             CAST(x.start_date AS DATE) AS start_date,
             CAST(x.end_date AS DATE) AS end_date,
             {t_of('x.start_date')} AS a_lo,
-            {t_of('coalesce(CAST(x.end_date AS DATE), sp.end_date)')} AS a_hi
+            {t_of('coalesce(CAST(x.end_date AS DATE), o.end_date, sp.end_date)')} AS a_hi
         FROM {inputs['caseworker_assignments']} x
         JOIN {inputs.name('orig')} o ON o.orig_spell_id = CAST(x.spell_id AS VARCHAR)
         JOIN {inputs.name('spells')} sp ON sp.spell_id = o.merged_id

@@ -63,6 +63,7 @@ def _orig_sql(view: str, gap_days: int) -> str:
         SELECT *,
             CASE WHEN lag(end_date) OVER w IS NOT NULL
                       AND start_date - lag(end_date) OVER w - 1 < {int(gap_days)}
+                      AND municipality = lag(municipality) OVER w
                  THEN 0 ELSE 1 END AS new_spell
         FROM s WINDOW w AS (PARTITION BY client_id {order})
     ),
@@ -99,7 +100,9 @@ def build_spells(con: duckdb.DuckDBPyConnection, inputs: Inputs, params: PanelPa
     Notes
     -----
     Spells of one client, ordered by start date, are joined when
-    ``start_date - previous end_date - 1 < merge_gap_days`` (days without benefit).
+    ``start_date - previous end_date - 1 < merge_gap_days`` (days without benefit) and
+    both are paid by the same municipality: a client who moves starts a new spell in the
+    new municipality, whose months, caseworkers, programme and shocks are its own.
     A previous spell that is still open never joins (overlap is a validation reject).
     """
     orig, spells, segments = (inputs.name(x) for x in ("orig", "spells", "segments"))
