@@ -25,6 +25,16 @@ def main() -> None:
     tables = {p.stem: con.read_parquet(str(p)) for p in sorted(args.validated.glob("*.parquet"))}
     result = build_panel(con, tables, panel_params)
 
+    # open spells count as at risk until panel.end: warn when the data stop well before it
+    last = tables["trajectories"].aggregate(
+        "max(greatest(CAST(start_date AS DATE), coalesce(CAST(end_date AS DATE), "
+        "CAST(start_date AS DATE))))").fetchall()[0][0]
+    if last is not None and str(last)[:7] < panel_params.end:
+        logging.warning("the latest date in trajectories is %s, before panel.end = %s: open "
+                        "spells are counted as at risk until panel.end; set panel.end to where "
+                        "the data stop", last, panel_params.end)
+        result.summary["warning_data_end"] = str(last)
+
     out = io.clean_dir(args.out)
     result.person_months.write_parquet(str(out / "person_months.parquet"), compression="zstd")
     result.cells.write_parquet(str(out / "cells.parquet"), compression="zstd")

@@ -157,3 +157,25 @@ def test_quality_without_halves_is_none(sim, params):
         warnings.simplefilter("ignore")
         res = estimate_all(pm, sim.cells, sim.quality, None, None, params)
     assert res.headline["quality"] is None
+
+
+def test_blocks_null_when_estimand_not_covered_or_one_cluster(sim, params, result):
+    """Found in review: too few clusters or too few imputable person-months must not yield
+    a headline that silently estimates something else."""
+    for block in ("adoption", "shock"):
+        cov = result.headline[block]["coverage_share"]
+        assert 0 < cov <= 1
+    strict = EstimateParams.from_dict(estimate={"min_coverage": 1.0}, seed=7)
+    # a coverage requirement of 100% holds only where every cell was imputed
+    res = _run(sim, strict)
+    for block in ("adoption", "shock"):
+        expect_null = result.headline[block]["coverage_share"] < 1.0
+        assert (res.headline[block] is None) == expect_null
+    region = EstimateParams.from_dict(estimate={"cluster": "region"}, seed=7)
+    one = sim.cells["region"] == sim.cells["region"].iloc[0]
+    pm_one = sim.person_months[sim.person_months["region"] == sim.cells["region"].iloc[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = estimate_all(pm_one, sim.cells[one], sim.quality, sim.adoption, sim.shocks, region)
+    assert r.headline["adoption"] is None and r.headline["shock"] is None
+    assert any("cluster" in w for w in r.meta["warnings"])

@@ -121,7 +121,7 @@ def reference_panel(frames: dict[str, pd.DataFrame], p: dict[str, Any]) -> pd.Da
             e = t - _t(d)
             if r["municipality"] != muni or not ev_lo <= e <= ev_hi:
                 continue
-            key = (abs(e), -d.toordinal(), r["shock_id"])
+            key = (e < 0, abs(e), -d.toordinal(), r["shock_id"])
             if best is None or key < best[0]:
                 best = (key, r["shock_id"], e)
         return (best[1], best[2]) if best else (None, None)

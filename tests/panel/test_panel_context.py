@@ -100,9 +100,10 @@ def test_shocks_nearest_event_and_ties():
                 ("D", "GM0002", "2016-06-01", "business_park_opening", 100, ""))
     frames = base_tables(_spells(("s", "GM0001", None)), shocks=sh)
     df = pm(frames, shock_event_window=(-12, 24))
-    # Jan..May nearest A; June: A +3 vs B -3, a tie -> the later date (B)
-    assert df.shock_id.tolist() == ["A"] * 5 + ["B"] * 7
-    assert df.shock_event_time.tolist() == [-2, -1, 0, 1, 2, -3, -2, -1, 0, 1, 2, 3]
+    # Jan, Feb: A is coming; Mar..Aug: A is the most recent past opening (its post-period
+    # is not relabelled as B's pre-period); Sep..Dec: B
+    assert df.shock_id.tolist() == ["A"] * 8 + ["B"] * 4
+    assert df.shock_event_time.tolist() == [-2, -1, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3]
     narrow = pm(frames, shock_event_window=(0, 2))
     assert narrow.shock_id.fillna("-").tolist() == ["-", "-", "A", "A", "A", "-", "-", "-", "B", "B", "B", "-"]
     closures = pm(frames, shock_type="plant_closure", shock_event_window=(0, 0))

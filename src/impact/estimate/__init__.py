@@ -52,6 +52,38 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _in_window(quality: pd.DataFrame, person_months: pd.DataFrame) -> pd.DataFrame:
+    """Measurements dated inside the study window (the panel's months): the contract's
+    reliability is over the measured units and dates that are analysed."""
+    months = pd.to_datetime(person_months["month"])
+    lo, hi = months.min(), months.max() + pd.offsets.MonthBegin(1)
+    dates = pd.to_datetime(quality["date"])
+    return quality.loc[(dates >= lo) & (dates < hi)]
+
+
+def _publishable(block: str, head: dict | None, min_coverage: float) -> dict | None:
+    """The headline block, or None (with a warning) when it does not estimate its estimand.
+
+    A block needs at least two clusters for any clustered interval, and must cover at least
+    ``estimate.min_coverage`` of the estimand's person-months: cells that cannot be imputed
+    (no comparable untreated cell) would otherwise silently change what is averaged.
+    """
+    if head is None:
+        return None
+    if (head.get("n_clusters") or 0) < 2:
+        warnings.warn(EstimationWarning(
+            f"{block}: only {head.get('n_clusters')} cluster(s); no clustered interval is "
+            f"possible, so the {block} block is null (use a finer estimate.cluster)"))
+        return None
+    cov = head.get("coverage_share")
+    if cov is not None and cov < min_coverage:
+        warnings.warn(EstimationWarning(
+            f"{block}: only {cov:.1%} of the estimand's person-months could be imputed "
+            f"(estimate.min_coverage = {min_coverage:.0%}); the {block} block is null"))
+        return None
+    return head
+
+
 def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
                  quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
                  shocks: pd.DataFrame | None, params: EstimateParams) -> EstimationResult:
@@ -79,7 +111,7 @@ def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
         warnings.simplefilter("always", EstimationWarning)
         if quality is not None and not quality.empty:
             q_rows, q_head = estimate_quality(person_months, params)
-            rel_rows, rel = estimate_reliability(quality, params)
+            rel_rows, rel = estimate_reliability(_in_window(quality, person_months), params)
             if q_head is not None:
                 naive, n_cw = naive_quality(person_months, quality, params.quality.instrument)
                 rows += q_rows + rel_rows
@@ -100,6 +132,8 @@ def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
         if not events.empty:
             s_rows, headline["shock"] = estimate_shock(cells, person_months, events, params)
             rows += s_rows
+        for block in ("adoption", "shock"):
+            headline[block] = _publishable(block, headline[block], params.estimate.min_coverage)
     messages = [str(w.message) for w in caught if issubclass(w.category, EstimationWarning)]
     for w in caught:  # re-emit so callers and logs still see them
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

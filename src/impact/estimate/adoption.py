@@ -175,6 +175,8 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
         "n_obs": int(len(f)), "n_treated_cells": int(tr1.sum()),
         "n_dropped_cells": int((treated & ~np.isin(np.arange(len(f)), idx1)).sum()),
         "n_fallback_cells": imp.n_fallback,
+        # share of the estimand's person-months (all adopted cells) that could be imputed
+        "coverage_share": float(p1[tr1].sum() / p[treated].sum()),
         "pretrend_p_value": pre_p, "twfe_pp": twfe, "twfe_std_error": twfe_se,
         "unit": "team" if f["unit"].str.startswith("team:").any() else "municipality",
     }

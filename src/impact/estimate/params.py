@@ -169,6 +169,7 @@ class EstimateSection:
     quality_fe: QualityFeOption = "region_month"
     #: bootstrap replications for the reliability standard error (clustered by unit)
     n_boot: int = 499
+    min_coverage: float = 0.9
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EstimateSection":
@@ -187,6 +188,9 @@ class EstimateSection:
         _check_choice("estimate.cluster", out.cluster, ClusterOption)
         _check_choice("estimate.quality_fe", out.quality_fe, QualityFeOption)
         _int("estimate.n_boot", out.n_boot, 0, 100_000)
+        c = out.min_coverage
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 1:
+            raise ValueError(f"estimate.min_coverage={c!r} must be a number in [0, 1]")
         return out
 
 

@@ -93,7 +93,7 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
     in_window = D.any(axis=1)
     if (D.sum(axis=1) > 1).any():
         warn(f"shock: {int((D.sum(axis=1) > 1).sum())} cells lie in the windows of two events; "
-             "their effect is counted for each")
+             "the headline counts their person-months once; per-event rows count them for each event")
     xcols = composition_controls(f)
     shares = adoption_shares(person_months, params.adoption.anticipation_months)
     if shares is not None:
@@ -117,7 +117,9 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
         return p1 * D1[:, sel].sum(axis=1)
 
     labels: list[tuple[str, Any, Any]] = [("effect", None, None)]
-    cols = [target((ev_e >= lo_eff) & (ev_e <= hi_eff))]
+    # the headline counts each person-month once, also where two openings' windows overlap
+    in_effect = (ev_e >= lo_eff) & (ev_e <= hi_eff)
+    cols = [p1 * (D1[:, in_effect].sum(axis=1) > 0)]
     for k, ev in events.iterrows():
         labels.append(("effect", None, str(ev.shock_id)))
         cols.append(target((ev_k == k) & (ev_e >= lo_eff) & (ev_e <= hi_eff)))
@@ -170,6 +172,9 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
         "ci_method": f"BJS conservative, t(G-1), cluster={cname}", "n_events": int(len(events)),
         "n_clusters": G, "n_obs": int(len(f)), "n_dropped_cells": imp.n_lost,
         "n_fallback_cells": imp.n_fallback,
+        # share of the estimand's person-months (effect-window cells) that could be imputed
+        "coverage_share": float((p1 * (D1[:, in_effect].sum(axis=1) > 0)).sum()
+                                / (p * (D[:, in_effect].sum(axis=1) > 0)).sum()),
         "pretrend_p_value": pre_p, "effect_window": list(sp_.effect_window),
     }
     return rows, headline

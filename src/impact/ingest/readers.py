@@ -233,7 +233,8 @@ def _read_csv(
     if decimal == ",":
         numeric = set(numeric_columns(table))
         for col in df.columns:
-            if col.strip().lower() in numeric:
+            # a plain substring scan first: integer columns (most of them) have no comma
+            if col.strip().lower() in numeric and df[col].str.contains(",", regex=False).any():
                 df[col] = df[col].str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True)
     df.attrs["csv_sep"] = sep
     df.attrs["decimal"] = decimal

@@ -65,7 +65,9 @@ def _lm_wide_sql(inputs: Inputs, params: PanelParams) -> str:
 
 
 def _shock_sql(inputs: Inputs, params: PanelParams) -> str:
-    """Nearest shock per municipality x month: smallest |event time|, then latest date."""
+    """Shock per municipality x month: the most recent past event (event time >= 0), else
+    the nearest coming one; ties go to the later date, then the smaller id. A month after
+    one opening and before the next thus stays in the first opening's post-period."""
     if not inputs.has("shocks"):
         return ("SELECT NULL::VARCHAR AS municipality, NULL::INTEGER AS t, "
                 "NULL::VARCHAR AS shock_id, NULL::INTEGER AS shock_event_time WHERE false")
@@ -75,7 +77,8 @@ def _shock_sql(inputs: Inputs, params: PanelParams) -> str:
             SELECT s.municipality, CAST(r.t AS INTEGER) AS t, s.shock_id,
                 CAST(r.t - s.ts AS INTEGER) AS shock_event_time,
                 row_number() OVER (PARTITION BY s.municipality, r.t
-                                   ORDER BY abs(r.t - s.ts), s.d DESC, s.shock_id) AS rn
+                                   ORDER BY (r.t < s.ts), abs(r.t - s.ts), s.d DESC,
+                                            s.shock_id) AS rn
             FROM (
                 SELECT CAST(municipality AS VARCHAR) AS municipality,
                     CAST(shock_id AS VARCHAR) AS shock_id, CAST(date AS DATE) AS d,
