@@ -180,3 +180,15 @@ def test_rejects_are_text_and_writable():
     import pyarrow as pa
 
     pa.Table.from_pandas(rej)  # no object columns of mixed type
+
+
+def test_open_assignment_is_closed_by_a_later_one_not_rejected():
+    """Found in review: an earlier assignment left open must not make every later
+    caseworker change a reject (the panel gives each month to the later-starting one)."""
+    raw = vdata.tables()
+    asg = raw["caseworker_assignments"]
+    first = asg.index[asg["spell_id"] == asg["spell_id"].iloc[0]][0]
+    raw["caseworker_assignments"].loc[first, "end_date"] = None
+    result = vdata.run(raw)
+    assert result.report["tables"]["caseworker_assignments"]["rows_rejected"] == 0
+    _assert_reconciles(result, raw)

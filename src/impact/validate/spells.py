@@ -151,7 +151,10 @@ def validate_assignments(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     """Caseworker changes within spells; keys use the spell's municipality as given.
 
     Rejects assignments of unknown (or rejected) spells, an end before a start, and
-    the later-starting of two overlapping assignments of one spell.
+    the later-starting of two overlapping assignments of one spell. An open assignment
+    (no end date) is closed by the next one that starts later: extracts rarely close the
+    previous caseworker's record, and the panel gives each month to the later-starting
+    assignment, so that is not an overlap.
     """
     ck = TableCheck(TABLES["caseworker_assignments"], raw)
     ck.parse_columns()
@@ -159,7 +162,9 @@ def validate_assignments(raw: pd.DataFrame, ctx: Context) -> TableOutcome:
     given = _known_spell(ck, ctx)
     _dates_in_order(ck)
     ok = ck.ok
-    flag, _ = later_overlapping(v["spell_id"][ok], v["start_date"][ok], v["end_date"][ok],
+    # an open end counts as ending where it starts: a later start closes it
+    end_for_overlap = v["end_date"].fillna(v["start_date"])
+    flag, _ = later_overlapping(v["spell_id"][ok], v["start_date"][ok], end_for_overlap[ok],
                                 pd.Series(np.flatnonzero(ok)))
     overlap = np.zeros(ck.n, dtype=bool)
     overlap[np.flatnonzero(ok)[flag]] = True
