@@ -7,6 +7,7 @@ do not. ``--json PATH`` writes the same report, or the error, as JSON.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,7 +22,8 @@ from impact import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="impact: separate process quality from labour-market luck.")
-console = Console(stderr=False)
+# A pipe or a log file gets a width that fits the report's tables (rich's default is 80).
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 132)
 
 
 @app.callback()
