@@ -17,13 +17,7 @@ import pytest
 
 from impact.simulate import REFERENCE_FILES, SimulateParams, load_reference, simulate_country
 
-REF_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
-SEED = 20261124
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return load_reference({Path(f).stem: pd.read_csv(REF_DIR / f, dtype=str) for f in REFERENCE_FILES})
+from .conftest import SEED  # noqa: F401  (the reference fixture lives there)
 
 
 @pytest.fixture(scope="module")

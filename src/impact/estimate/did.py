@@ -54,7 +54,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from impact.estimate.results import row, tidy_frame
+from impact.estimate.results import OverallATTResult, row, tidy_frame
 from impact.stage import UserError
 
 __all__ = ["staggered_att", "StaggeredATTResult", "DidInputError", "Aggregation",
@@ -72,7 +72,7 @@ class DidInputError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
-class StaggeredATTResult:
+class StaggeredATTResult(OverallATTResult):
     """One Callaway-Sant'Anna fit and one aggregation of it.
 
     Attributes
@@ -90,15 +90,6 @@ class StaggeredATTResult:
     table: pd.DataFrame
     att_gt: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
-
-    def tidy(self) -> pd.DataFrame:
-        """A copy of the tidy table (the row ``term == "ATT"`` is the overall effect)."""
-        return self.table.copy()
-
-    @property
-    def att(self) -> float:
-        """The overall effect of the aggregation."""
-        return float(self.table.loc[self.table["term"] == "ATT", "estimate"].iloc[0])
 
     def summary(self) -> str:
         """Options and the tidy rows, for a console."""

@@ -98,6 +98,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class OverallATTResult:
+    """Shared by the public DiD results: a tidy table whose ``term == "ATT"`` row is the
+    overall effect (``table`` is a dataclass field of the subclass)."""
+
+    table: pd.DataFrame
+
+    def tidy(self) -> pd.DataFrame:
+        """A copy of the tidy table (the row ``term == "ATT"`` is the overall effect)."""
+        return self.table.copy()
+
+    @property
+    def att(self) -> float:
+        """The overall effect."""
+        return float(self.table.loc[self.table["term"] == "ATT", "estimate"].iloc[0])
+
+
 @dataclass(frozen=True)
 class EstimationResult:
     """Every model of one estimate run.

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from impact.estimate.did import DidInputError, _check_panel
-from impact.estimate.results import row, tidy_frame
+from impact.estimate.results import OverallATTResult, row, tidy_frame
 
 __all__ = ["sun_abraham", "SunAbrahamResult"]
 
@@ -63,7 +63,7 @@ MODEL = "sun_abraham"
 
 
 @dataclass(frozen=True)
-class SunAbrahamResult:
+class SunAbrahamResult(OverallATTResult):
     """One Sun-Abraham fit.
 
     Attributes
@@ -82,15 +82,6 @@ class SunAbrahamResult:
     table: pd.DataFrame
     catt: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
-
-    def tidy(self) -> pd.DataFrame:
-        """A copy of the tidy table (the row ``term == "ATT"`` is the overall effect)."""
-        return self.table.copy()
-
-    @property
-    def att(self) -> float:
-        """The overall post-treatment effect."""
-        return float(self.table.loc[self.table["term"] == "ATT", "estimate"].iloc[0])
 
     def summary(self) -> str:
         """Options and the tidy rows, for a console."""
