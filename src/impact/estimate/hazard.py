@@ -1,0 +1,195 @@
+"""Discrete-time hazard of exit to work on quality, fitted on compressed binomial cells.
+
+Notes
+-----
+For person-month i at risk in month t (Allison 1982, *Sociological Methodology* 13;
+Jenkins 1995, *Oxford Bull. Econ. Stat.* 57(1)):
+
+    P(exit_work_it = 1) = F(beta * q_it + x_it'g + l_mt'h + a_m + d_region(m),t),
+
+F the complementary log-log (``1 - exp(-exp(eta))``, the grouped-time proportional hazard)
+or the logistic cdf; x the client covariates of ``estimate.controls`` (``duration_band``
+is the duration dependence), l the municipal labour-market indicators, adoption and shock
+event-time bins as in ``quality.quality_frame`` (same sample: person-months with both
+measurement halves).
+
+Compression: every regressor is discrete or constant within a municipality-month once
+quality is rounded, so person-months are grouped by (municipality-month, quality_a
+rounded to ``round_to`` = 0.1, every control value) into cells with exits and trials; the
+binomial likelihood of the cells equals the Bernoulli likelihood of the person-months,
+so the MLE is identical (tests/estimate/test_hazard.py). The rounding error (uniform,
+variance 0.1^2/12 ~ 0.0008 against a quality variance of order 0.3) changes the slope
+negligibly. Continuous numeric controls (``prior_benefit_months``) enter linearly and
+reduce compression.
+
+Fixed effects: municipality and region x month (or municipality x month, ``estimate.
+quality_fe``) as dummy columns of a statsmodels GLM Binomial (IRLS, tol 1e-12), allowed
+only while ``cells x columns <= max_cells_x_cols``; beyond that ValueError. pyfixest 0.60
+``feglm`` absorbs fixed effects but offers only logit/probit/gaussian and no weights, so it
+cannot fit cloglog nor compressed cells; it is not used here.
+
+Quality is ``quality_a``, one noisy measurement: the slope is attenuated like the
+uncorrected OLS (no measurement-error correction here).
+
+Average marginal effect (the contract's estimand as a finite difference): AME = 100 *
+mean over person-months of F(eta_i + beta) - F(eta_i), in pp per quality point.
+Inference: cluster-robust sandwich with the expected information as bread and cluster
+sums of the cell scores (= person-month scores summed), factor G/(G-1) (N-1)/(N-K), N =
+person-months (statsmodels' ``cov_type="cluster"`` convention); the AME's SE by the
+delta method; Wald intervals with t(G-1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+from impact.estimate.linalg import independent_columns
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality import quality_frame
+
+__all__ = ["HazardResult", "compress_cells", "quality_hazard", "fit_binomial_cells"]
+
+HazardLink = Literal["cloglog", "logit"]
+
+
+@dataclass(frozen=True)
+class HazardResult:
+    """Hazard model of exit to work on quality.
+
+    coef/std_error: quality coefficient (log-odds or log-hazard scale); ame_pp/ame_se:
+    average +1-point finite difference in pp; ci_* its t(G-1) interval; params (K,) and
+    vcov (K, K) of all columns ``names``; n_obs person-months, n_cells compressed cells.
+    """
+
+    link: str
+    coef: float
+    std_error: float
+    ame_pp: float
+    ame_se: float
+    ame_ci_low: float
+    ame_ci_high: float
+    params: np.ndarray
+    vcov: np.ndarray
+    names: tuple[str, ...]
+    n_obs: int
+    n_cells: int
+    n_clusters: int
+
+
+def _family(link: str) -> sm.families.Family:
+    if link == "cloglog":
+        return sm.families.Binomial(sm.families.links.CLogLog())
+    if link == "logit":
+        return sm.families.Binomial(sm.families.links.Logit())
+    raise ValueError(f"link={link!r} is not allowed (allowed: cloglog, logit)")
+
+
+def compress_cells(keys: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Group rows by all columns of ``keys``: (distinct key rows, exits, trials)."""
+    gb = keys.assign(_y=y, _n=1.0).groupby(list(keys.columns), sort=True, observed=True)
+    agg = gb[["_y", "_n"]].sum().reset_index()
+    return agg[list(keys.columns)], agg["_y"].to_numpy(float), agg["_n"].to_numpy(float)
+
+
+def fit_binomial_cells(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, clusters,
+                       link: str, qcol: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """GLM Binomial on cells and its cluster sandwich; returns (params, V, AME, AME se)."""
+    fam = _family(link)
+    endog = np.column_stack([exits, trials - exits])
+    res = sm.GLM(endog, X, family=fam).fit(tol=1e-12, maxiter=200)
+    b = np.asarray(res.params)
+    eta = X @ b
+    p = fam.link.inverse(eta)
+    f = fam.link.inverse_deriv(eta)
+    info = (X * (trials * f ** 2 / (p * (1 - p)))[:, None]).T @ X
+    bread = np.linalg.inv(info)
+    score = X * (f * (exits - trials * p) / (p * (1 - p)))[:, None]
+    cl, _ = pd.factorize(np.asarray(clusters))
+    G = int(cl.max()) + 1
+    S = np.zeros((G, X.shape[1]))
+    np.add.at(S, cl, score)
+    N, K = trials.sum(), X.shape[1]
+    V = G / (G - 1) * (N - 1) / (N - K) * bread @ (S.T @ S) @ bread
+    p1 = fam.link.inverse(eta + b[qcol])
+    f1 = fam.link.inverse_deriv(eta + b[qcol])
+    ame = 100 * np.sum(trials * (p1 - p)) / N
+    e_q = np.zeros(K)
+    e_q[qcol] = 1.0
+    grad = 100 * ((trials * f1) @ (X + e_q) - (trials * f) @ X) / N
+    return b, V, float(ame), float(np.sqrt(grad @ V @ grad))
+
+
+def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
+                   link: HazardLink = "cloglog", *, round_to: float = 0.1,
+                   max_cells_x_cols: float = 4e7) -> HazardResult:
+    """Discrete-time hazard of exit to work on (rounded) ``quality_a``, compressed cells.
+
+    Parameters
+    ----------
+    person_months : DataFrame
+        The panel's person-months (``quality.quality_frame`` columns).
+    params : EstimateParams
+        Controls, fixed effects (``estimate.quality_fe``), cluster and alpha.
+    link : {"cloglog", "logit"}
+    round_to : float
+        Quality is rounded to this grid before compression (0 = no rounding).
+    max_cells_x_cols : float
+        Size guard on the dense dummy design (cells x columns).
+
+    Raises
+    ------
+    ValueError
+        Unknown link, no usable person-month, or a dummy design above the size guard.
+    """
+    _family(link)
+    A, names, exog, cells, cell_code, cl = quality_frame(person_months, params)
+    if len(A) == 0:
+        raise ValueError("quality_hazard: no person-month has quality_a and quality_b")
+    q = A[:, names.index("quality_a")]
+    if round_to > 0:
+        q = np.round(q / round_to) * round_to
+    keys = pd.DataFrame(A[:, [names.index(c) for c in exog]], columns=exog)
+    keys.insert(0, "quality", q)
+    keys.insert(0, "cell", cell_code)
+    keys.insert(0, "cluster", pd.factorize(np.asarray(cl))[0])
+    y = A[:, names.index("y")] / 100.0
+    ck, exits, trials = compress_cells(keys, y)
+    fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
+          else ["municipality", "regmonth"])
+    cc = ck["cell"].to_numpy()
+    blocks, fe_names = [], []
+    for name in fe:
+        d = pd.get_dummies(cells[name].to_numpy()[cc], dtype=float)
+        blocks.append(d.to_numpy())
+        fe_names += [f"{name}[{c}]" for c in d.columns]
+    xnames = ["quality"] + exog
+    size = len(ck) * (sum(b.shape[1] for b in blocks) + len(xnames))
+    if size > max_cells_x_cols:
+        raise ValueError(
+            f"quality_hazard: {len(ck)} compressed cells x "
+            f"{sum(b.shape[1] for b in blocks) + len(xnames)} columns = {size:.3g} exceeds "
+            f"max_cells_x_cols={max_cells_x_cols:.3g}; coarsen round_to, drop continuous "
+            "controls, or fit a smaller sample")
+    # regressors first, then every FE level; dependent columns (one FE level per region
+    # and region x month block, any control constant within the FE) dropped greedily
+    X = np.column_stack([ck[xnames].to_numpy(float)] + blocks)
+    allnames = xnames + fe_names
+    XtX = X.T @ X
+    d = np.sqrt(np.diag(XtX))
+    keep = independent_columns(XtX / np.outer(d, d)) if (d > 0).all() else np.flatnonzero(d > 0)
+    if 0 not in keep:
+        raise ValueError("quality_hazard: quality is collinear with the fixed effects")
+    X, allnames = X[:, keep], [allnames[k] for k in keep]
+    b, V, ame, ame_se = fit_binomial_cells(X, exits, trials, ck["cluster"].to_numpy(), link, 0)
+    qcol = 0
+    G = int(ck["cluster"].nunique())
+    crit = stats.t.ppf(1 - params.estimate.alpha / 2, G - 1)
+    return HazardResult(link, float(b[qcol]), float(np.sqrt(V[qcol, qcol])), ame, ame_se,
+                        ame - crit * ame_se, ame + crit * ame_se, b, V,
+                        tuple(allnames), int(trials.sum()), int(len(ck)), G)

@@ -1,0 +1,110 @@
+"""Discrete-time hazard on compressed cells: identical to the person-month GLM, and it
+recovers a planted logit / cloglog hazard.
+
+Identity (statsmodels GLM Binomial on person-months with the same regressors, explicit
+dummies): quality coefficient and AME to 1e-8 (both are the same MLE, solved by IRLS to
+tol 1e-12 on two different data layouts); for the logit link the clustered SE equals
+statsmodels' ``cov_type="cluster"`` (default correction G/(G-1)(N-1)/(N-K)) to 1e-4
+relative (canonical link: expected = observed information; an unexplained 5e-5 gap).
+
+Recovery: the lean DGP of ``dgp.simulate`` is a linear probability model, not a logit
+hazard, so a small hazard is simulated here with quality observed without error on a 0.1
+grid (rounding is then exact); coefficient and AME (truth: the sample mean of
+F(eta + beta) - F(eta) at the true parameters) within 3 SE.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from impact.estimate.hazard import _family, quality_hazard
+from impact.estimate.params import EstimateParams
+
+PARAMS = EstimateParams.from_dict(estimate={"controls": ["sex", "duration_band"]})
+
+
+def _sim(seed, n_muni=8, n_months=24, per_cw=20, beta=0.3, link="logit", base=-3.0):
+    rng = np.random.default_rng(seed)
+    n_cw = 3
+    mu_eff = rng.normal(0, 0.3, n_muni)
+    region = np.arange(n_muni) % 2
+    rm_eff = rng.normal(0, 0.2, (2, n_months))
+    q = np.round(rng.normal(3, 0.7, (n_muni, n_cw, n_months)), 1)
+    m, c, t, _ = np.meshgrid(np.arange(n_muni), np.arange(n_cw), np.arange(n_months),
+                             np.arange(per_cw), indexing="ij")
+    m, c, t = m.ravel(), c.ravel(), t.ravel()
+    n = len(m)
+    female = rng.random(n) < 0.5
+    dur = rng.integers(0, 80, n)
+    durb = np.searchsorted(np.array([0, 6, 12, 24, 60]), dur, side="right") - 1
+    qi = q[m, c, t]
+    eta = (base + beta * (qi - 3) + mu_eff[m] + rm_eff[region[m], t] + 0.2 * female
+           - 0.1 * durb)
+    F = _family(link).link.inverse
+    y = (rng.random(n) < F(eta)).astype("int8")
+    true_ame = 100 * np.mean(F(eta + beta) - F(eta))
+    pm = pd.DataFrame({
+        "municipality": np.array([f"GM{j:04d}" for j in range(n_muni)])[m],
+        "region": np.array(["AM01", "AM02"])[region[m]], "t": 24000 + t,
+        "caseworker_key": [f"cw{a}_{b}" for a, b in zip(m, c)],
+        "sex": np.where(female, "F", "M"), "duration": dur, "exit_work": y,
+        "quality_a": qi, "quality_b": qi, "quality_score": qi})
+    return pm, true_ame
+
+
+def _person_glm(pm, link, cov_type="nonrobust"):
+    X = pd.concat([
+        pm[["quality_a"]],
+        (pm["sex"] == "F").astype(float).rename("female"),
+        pd.get_dummies(np.searchsorted(np.array([0, 6, 12, 24, 60]), pm["duration"],
+                                       side="right") - 1, prefix="d", drop_first=True, dtype=float),
+        pd.get_dummies(pm["municipality"], dtype=float),
+        # one region x month level per region dropped (each region's municipalities span it)
+        pd.get_dummies(pm["region"] + ":" + pm["t"].astype(str), dtype=float)
+        .loc[:, lambda d: ~d.columns.str.endswith(":24000")]], axis=1)
+    kw = {"cov_type": "cluster", "cov_kwds": {"groups": pd.factorize(pm["municipality"])[0]}} \
+        if cov_type == "cluster" else {}
+    res = sm.GLM(pm["exit_work"].to_numpy(float), X.to_numpy(), family=_family(link)).fit(
+        tol=1e-12, maxiter=200, **kw)
+    assert np.linalg.matrix_rank(X.to_numpy()) == X.shape[1]
+    return res, X.to_numpy()
+
+
+@pytest.mark.parametrize("link", ["logit", "cloglog"])
+def test_compressed_equals_person_month_glm(link):
+    pm, _ = _sim(1, link=link)
+    res = quality_hazard(pm, PARAMS, link=link)
+    assert res.n_obs == len(pm) and res.n_cells < len(pm) / 2
+    ref, X = _person_glm(pm, link, cov_type="cluster")
+    b = np.asarray(ref.params)
+    assert res.coef == pytest.approx(b[0], abs=1e-8)
+    F = _family(link).link.inverse
+    ame = 100 * np.mean(F(X @ b + b[0]) - F(X @ b))
+    assert res.ame_pp == pytest.approx(ame, abs=1e-8)
+    assert len(res.params) == X.shape[1]  # same number of free parameters (K)
+    if link == "logit":
+        # the same cells built from the test's own X match statsmodels to 1e-13; through
+        # quality_hazard's design a 5e-5 relative gap remains, not yet explained: 1e-4
+        assert res.std_error == pytest.approx(np.asarray(ref.bse)[0], rel=1e-4)
+
+
+@pytest.mark.parametrize("link", ["logit", "cloglog"])
+def test_recovers_planted_hazard(link):
+    pm, true_ame = _sim(7, n_muni=16, n_months=36, per_cw=40, beta=0.3, link=link)
+    res = quality_hazard(pm, PARAMS, link=link)
+    print(link, "coef", res.coef, "se", res.std_error, "AME", res.ame_pp, "se", res.ame_se,
+          "true AME", true_ame, "cells", res.n_cells, "person-months", res.n_obs)
+    assert abs(res.coef - 0.3) <= 3 * res.std_error
+    assert abs(res.ame_pp - true_ame) <= 3 * res.ame_se
+    assert res.ame_ci_low < res.ame_pp < res.ame_ci_high
+
+
+def test_errors():
+    pm, _ = _sim(2)
+    with pytest.raises(ValueError, match="link"):
+        quality_hazard(pm, PARAMS, link="probit")
+    with pytest.raises(ValueError, match="max_cells_x_cols"):
+        quality_hazard(pm, PARAMS, max_cells_x_cols=100)
+    with pytest.raises(ValueError, match="no person-month"):
+        quality_hazard(pm.assign(quality_b=np.nan), PARAMS)
