@@ -15,13 +15,14 @@ export DVC_NO_UPDATE_CHECK := 1
 export UV_PYTHON_DOWNLOADS := never
 export MPLBACKEND         := Agg
 
-.PHONY: all install repro test test-fast check bundle clean-env help
+.PHONY: all install repro test test-fast validate bundle clean-env help
 all: help
 
 help:
 	@echo "make repro      set up from uv.lock and run 'dvc repro' on the built-in data"
 	@echo "make test       set up from uv.lock and run the whole test suite"
 	@echo "make test-fast  the test suite without tests marked slow"
+	@echo "make validate   Monte Carlo check of the estimators (200 replications; outside CI)"
 	@echo "make bundle     a wheel folder (dist/wheels) for installing with no network"
 
 $(UV):
@@ -43,6 +44,9 @@ test: install
 
 test-fast: install
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow"
+
+validate: install
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/montecarlo.py --reps 200 --seed 20261124 --out reports/validation --workers 2
 
 bundle: install
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o dist/requirements.txt

@@ -14,6 +14,11 @@ Models in ``res.tidy`` (column ``model``; terms in brackets):
 - ``adoption_imputation`` [att; att by cohort; event_time by rel_time, including
   anticipation months; pretrend_bin; pretrend_wald_F] (``adoption``); ``adoption_twfe``
   [adopted]; ``adoption_naive`` [post_minus_pre].
+- with ``adoption.alternatives`` (default all), on the balanced, unweighted unit x month
+  cells (``alternatives``): ``adoption_cs_never`` and ``adoption_cs_notyet`` [att;
+  att_dynamic; att_e by rel_time] (Callaway-Sant'Anna); ``adoption_sunab`` [att;
+  att_e by rel_time]; ``adoption_bacon`` [twfe; <comparison type>; weight:<type>]
+  (Goodman-Bacon). Never part of the headline; a failing one warns and is left out.
 - ``shock_event_study`` [effect; effect by shock_id (cohort); event_time by rel_time;
   pretrend_bin; pretrend_wald_F] (``shock``); ``shock_naive`` [post_minus_pre].
 
@@ -30,6 +35,7 @@ from importlib.metadata import version
 import pandas as pd
 
 from impact.estimate.adoption import adoption_cells, estimate_adoption
+from impact.estimate.alternatives import adoption_alternatives
 from impact.estimate.frames import EstimationWarning, shock_events
 from impact.estimate.naive import naive_quality
 from impact.estimate.params import EstimateParams
@@ -125,9 +131,14 @@ def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
 
         frame = adoption_cells(cells, person_months, adoption, params.adoption.programme)
         events = shock_events(shocks, params.shock.type)
+        alt_meta: dict = {}
         if frame is not None:
             a_rows, headline["adoption"] = estimate_adoption(frame, events, params)
             rows += a_rows
+            if params.adoption.alternatives:
+                alt_rows, alt_meta = adoption_alternatives(
+                    frame, params.adoption.alternatives, params.estimate.alpha)
+                rows += alt_rows
 
         if not events.empty:
             s_rows, headline["shock"] = estimate_shock(cells, person_months, events, params)
@@ -138,5 +149,6 @@ def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
     for w in caught:  # re-emit so callers and logs still see them
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     meta = {"params": params.to_dict(), "versions": _versions(), "warnings": messages,
-            "n_person_months": int(len(person_months)), "n_cells": int(len(cells))}
+            "n_person_months": int(len(person_months)), "n_cells": int(len(cells)),
+            "adoption_alternatives": alt_meta}
     return EstimationResult(tidy_frame(rows), headline, meta)

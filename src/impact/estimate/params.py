@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Mapping, get_args
 
 __all__ = [
+    "ADOPTION_ALTERNATIVES",
     "AdoptionParams",
     "ClusterOption",
     "CATEGORICAL_CONTROLS",
@@ -32,6 +33,8 @@ CATEGORICAL_CONTROLS = (
     "age_band", "sex", "education_level", "household", "duration_band", "ladder_step",
 )
 NUMERIC_CONTROLS = ("prior_benefit_months", "left_truncated", "age", "duration")
+#: values of ``adoption.alternatives`` (impact.estimate.alternatives.ALTERNATIVES)
+ADOPTION_ALTERNATIVES = ("cs", "sunab", "bacon")
 DEFAULT_CONTROLS = (
     "age_band", "sex", "education_level", "household", "duration_band",
     "prior_benefit_months", "left_truncated",
@@ -110,10 +113,20 @@ class AdoptionParams:
     anticipation_months: int = 0
     #: pre-periods -pretrend_months .. -1-anticipation tested jointly (BJS 2024, Test 1)
     pretrend_months: int = 12
+    #: alternative estimators reported beside the imputation headline
+    #: (``impact.estimate.alternatives``): cs = Callaway-Sant'Anna, sunab = Sun-Abraham,
+    #: bacon = Goodman-Bacon decomposition of TWFE; () = none
+    alternatives: tuple[str, ...] = ADOPTION_ALTERNATIVES
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AdoptionParams":
         _check_keys("adoption", d, cls.__dataclass_fields__)
+        d = dict(d)
+        if "alternatives" in d:
+            alt = _str_list("adoption.alternatives", d["alternatives"], ADOPTION_ALTERNATIVES)
+            if len(set(alt)) != len(alt):
+                raise ValueError(f"adoption.alternatives={list(alt)!r} repeats an estimator")
+            d["alternatives"] = alt
         out = cls(**d)
         if not isinstance(out.programme, str) or not out.programme:
             raise ValueError(f"adoption.programme={out.programme!r} must be a non-empty string")

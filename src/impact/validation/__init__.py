@@ -1,0 +1,1 @@
+"""Validation of the estimators against known truths (Monte Carlo on the lean DGP)."""
