@@ -1,5 +1,5 @@
-"""Stage `estimate`: quality, programme adoption and shock effects with their naive
-counterparts, clustered standard errors and the reliability of the quality instrument."""
+"""Stage `estimate@<name>`: one named specification of params.yaml (quality, adoption or
+shock model), its tidy estimates, its headline block and a JSON sidecar."""
 
 import os
 
@@ -13,9 +13,9 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from impact import io  # noqa: E402
-from impact.config import load_params
-from impact.estimate import estimate_all
-from impact.stage import run_stage
+from impact.config import ConfigError, load_params  # noqa: E402
+from impact.estimate import run_specification  # noqa: E402
+from impact.stage import run_stage  # noqa: E402
 
 
 def _optional(path: Path):
@@ -25,26 +25,32 @@ def _optional(path: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--spec", required=True, help="a name under 'specifications'")
     ap.add_argument("--panel", type=Path, required=True)
     ap.add_argument("--validated", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
     params = load_params(args.params)
+    specs = params.specifications
+    if args.spec not in specs:
+        raise ConfigError(f"--spec {args.spec!r} is not in params.yaml specifications "
+                          f"(defined: {', '.join(specs)})")
     t0 = time.perf_counter()
-    result = estimate_all(
+    result = run_specification(
+        specs[args.spec],
         io.read_parquet(args.panel / "person_months.parquet"),
         io.read_parquet(args.panel / "cells.parquet"),
         quality=_optional(args.validated / "quality.parquet"),
         adoption=_optional(args.validated / "adoption.parquet"),
         shocks=_optional(args.validated / "shocks.parquet"),
-        params=params.estimate,
+        base=params.estimate,
     )
     out = io.clean_dir(args.out)
     io.write_parquet(result.tidy, out / "estimates.parquet")
     io.write_json(result.headline, out / "headline.json")
     io.write_json(result.meta, out / "meta.json")  # spec, library versions, warnings
-    logging.info("estimated %d rows in %.1fs", len(result.tidy), time.perf_counter() - t0)
+    logging.info("%s: %d rows in %.1fs", args.spec, len(result.tidy), time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from impact import io
-from impact.config import load_params
+from impact.config import ConfigError, load_params
 from impact.report import build_metrics, publication_estimates
 from impact.report.figures import event_study_figure, headline_figure, set_theme
+from impact.report.specs import collect_specifications, headline_blocks
 from impact.stage import run_stage
 
-#: event-study paths: (model, plot file, title) — rows with term 'event_time' and no cohort
+#: event-study paths of the headline specifications: (block, model, plot file, title) — rows
+#: with term 'event_time' and no cohort (none when the headline estimator has no such path)
 EVENT_STUDIES = [
-    ("adoption_imputation", "adoption_event_study", "Programme adoption: effect by months since adoption"),
-    ("shock_event_study", "shock_event_study", "Business-park opening: effect by months since opening"),
+    ("adoption", "adoption_imputation", "adoption_event_study",
+     "Programme adoption: effect by months since adoption"),
+    ("shock", "shock_event_study", "shock_event_study",
+     "Business-park opening: effect by months since opening"),
 ]
 PLOT_COLUMNS = ["rel_time", "estimate", "ci_low", "ci_high"]
 
@@ -28,26 +32,39 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
 
-    load_params(args.params).privacy  # fail fast on a bad privacy section
-    headline = io.read_json(args.estimates / "headline.json")
+    params = load_params(args.params)
+    params.privacy  # fail fast on a bad privacy section
+    specs, chosen = params.specifications, params.headline
+    results = {}
+    for name in specs:  # exactly the specifications params names, never a folder listing
+        folder = args.estimates / name
+        if not (folder / "headline.json").exists():
+            raise ConfigError(f"no estimates for specification {name!r} in {folder}: run "
+                              f"'dvc repro' (stage estimate@{name})")
+        results[name] = (io.read_parquet(folder / "estimates.parquet"),
+                         io.read_json(folder / "headline.json"))
     summary = io.read_json(args.panel_summary)
     quality_report = io.read_json(args.data_quality)
     counts = {"spells": summary["spells"], "person_months": summary["person_months"],
               "rejected_rows": quality_report["rejected_rows"]}
-    metrics = build_metrics(headline, counts)
+    metrics = build_metrics(headline_blocks(results, chosen), counts)
     io.write_json(metrics, args.metrics)
 
-    tidy = publication_estimates(io.read_parquet(args.estimates / "estimates.parquet"))
+    tidy_all, spec_table = collect_specifications(results, specs, chosen)
+    tidy = publication_estimates(tidy_all)
     tables, figures = io.clean_dir(args.tables), io.clean_dir(args.figures)
     io.write_csv(tidy, tables / "estimates.csv")
+    io.write_csv(spec_table, tables / "specifications.csv")
 
     set_theme()
     fig = headline_figure(metrics)
     fig.savefig(figures / "headline.png")
     plt.close(fig)
     io.clean_dir(args.plots)
-    for model, name, title in EVENT_STUDIES:
-        rows = (tidy["model"] == model) & (tidy["term"] == "event_time") & tidy["cohort"].isna()
+    for block, model, name, title in EVENT_STUDIES:
+        spec = chosen.get(block)
+        rows = ((tidy["specification"] == spec) & (tidy["model"] == model)
+                & (tidy["term"] == "event_time") & tidy["cohort"].isna())
         path = tidy.loc[rows & tidy["rel_time"].notna()].sort_values("rel_time")
         # the long tail of event time rests on few units: show where at least half contribute
         if path["n_obs"].notna().any():

@@ -19,7 +19,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
-    "privacy",
+    "privacy", "specifications", "headline",
 )
 
 
@@ -121,6 +121,23 @@ class Params:
             )
 
     @property
+    def specifications(self):
+        """{name: Specification} of the ``specifications`` section, in the given order."""
+        from impact.estimate.specs import parse_specifications
+
+        with _as_config_error("specifications"):
+            return parse_specifications(self.raw.get("specifications"))
+
+    @property
+    def headline(self) -> dict:
+        """{block: specification name or None} of the ``headline`` section."""
+        from impact.estimate.specs import parse_headline
+
+        specs = self.specifications
+        with _as_config_error("headline"):
+            return parse_headline(self.section("headline"), specs)
+
+    @property
     def privacy(self):
         from impact.report import PrivacyParams
 
@@ -130,7 +147,7 @@ class Params:
     def validate_all(self) -> "Params":
         """Parse every section (fail fast); returns self."""
         self.seed
-        for name in ("simulate", "data", "panel", "estimate", "privacy"):
+        for name in ("simulate", "data", "panel", "estimate", "privacy", "headline"):
             getattr(self, name)
         return self
 

@@ -37,20 +37,19 @@ import pandas as pd
 from impact.estimate.adoption import adoption_cells, estimate_adoption
 from impact.estimate.alternatives import adoption_alternatives
 from impact.estimate.frames import EstimationWarning, shock_events
-from impact.estimate.naive import naive_quality
 from impact.estimate.params import EstimateParams
-from impact.estimate.quality import estimate_quality
-from impact.estimate.reliability import estimate_reliability
-from impact.estimate.results import TIDY_COLUMNS, EstimationResult, row, tidy_frame
+from impact.estimate.results import TIDY_COLUMNS, EstimationResult, tidy_frame
 from impact.estimate.shock import estimate_shock
+from impact.estimate.run import quality_block, run_specification  # noqa: E402  (uses the above)
 
 __all__ = ["EstimateParams", "EstimationResult", "EstimationWarning", "TIDY_COLUMNS",
-           "estimate_all"]
+           "estimate_all", "publishable", "run_specification", "versions"]
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Python and library versions for the estimates sidecar."""
     out = {"python": platform.python_version()}
-    for lib in ("numpy", "pandas", "scipy", "pyfixest"):
+    for lib in ("numpy", "pandas", "scipy", "pyfixest", "moderndid", "statsmodels"):
         try:
             out[lib] = version(lib)
         except Exception:  # pragma: no cover - metadata missing
@@ -58,16 +57,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _in_window(quality: pd.DataFrame, person_months: pd.DataFrame) -> pd.DataFrame:
-    """Measurements dated inside the study window (the panel's months): the contract's
-    reliability is over the measured units and dates that are analysed."""
-    months = pd.to_datetime(person_months["month"])
-    lo, hi = months.min(), months.max() + pd.offsets.MonthBegin(1)
-    dates = pd.to_datetime(quality["date"])
-    return quality.loc[(dates >= lo) & (dates < hi)]
-
-
-def _publishable(block: str, head: dict | None, min_coverage: float) -> dict | None:
+def publishable(block: str, head: dict | None, min_coverage: float) -> dict | None:
     """The headline block, or None (with a warning) when it does not estimate its estimand.
 
     A block needs at least two clusters for any clustered interval, and must cover at least
@@ -116,18 +106,9 @@ def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
         if quality is not None and not quality.empty:
-            q_rows, q_head = estimate_quality(person_months, params)
-            rel_rows, rel = estimate_reliability(_in_window(quality, person_months), params)
-            if q_head is not None:
-                naive, n_cw = naive_quality(person_months, quality, params.quality.instrument)
-                rows += q_rows + rel_rows
-                rows.append(row("quality_naive", "mean_score", naive, n_obs=n_cw,
-                                estimator="person-month-weighted LS across caseworkers",
-                                vcov="none"))
-                q_head = {**q_head, "naive_pp": naive,
-                          "reliability": (rel or {}).get("reliability", float("nan")),
-                          **{k: v for k, v in (rel or {}).items() if k != "reliability"}}
-                headline["quality"] = q_head
+            q_rows, headline["quality"] = quality_block(person_months, quality, params)
+            if headline["quality"] is not None:
+                rows += q_rows
 
         frame = adoption_cells(cells, person_months, adoption, params.adoption.programme)
         events = shock_events(shocks, params.shock.type)
@@ -144,11 +125,11 @@ def estimate_all(person_months: pd.DataFrame, cells: pd.DataFrame,
             s_rows, headline["shock"] = estimate_shock(cells, person_months, events, params)
             rows += s_rows
         for block in ("adoption", "shock"):
-            headline[block] = _publishable(block, headline[block], params.estimate.min_coverage)
+            headline[block] = publishable(block, headline[block], params.estimate.min_coverage)
     messages = [str(w.message) for w in caught if issubclass(w.category, EstimationWarning)]
     for w in caught:  # re-emit so callers and logs still see them
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    meta = {"params": params.to_dict(), "versions": _versions(), "warnings": messages,
+    meta = {"params": params.to_dict(), "versions": versions(), "warnings": messages,
             "n_person_months": int(len(person_months)), "n_cells": int(len(cells)),
             "adoption_alternatives": alt_meta}
     return EstimationResult(tidy_frame(rows), headline, meta)

@@ -50,7 +50,8 @@ from impact.estimate.frames import (
     adoption_months, composition_controls, event_dummies, lm_controls, month_index, rate_pp,
     unit_cells, warn,
 )
-from impact.estimate.imputation import aggregate, impute
+from impact.estimate.imputation import aggregate, impute, wild_parts
+from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.linalg import build_design, crv1_vcov, wald_f, wls_fit
 from impact.estimate.naive import naive_before_after
 from impact.estimate.params import EstimateParams
@@ -169,7 +170,8 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
     att = rows[0]
     headline = {
         "att_pp": att["estimate"], "std_error": att["std_error"], "ci_low": att["ci_low"],
-        "ci_high": att["ci_high"], "naive_pp": naive, "estimator": "imputation_bjs2024",
+        "ci_high": att["ci_high"], "p_value": att["p_value"], "naive_pp": naive,
+        "estimator": "imputation_bjs2024",
         "weights": "treated person-months",
         "ci_method": f"BJS conservative, t(G-1), cluster={cname}", "n_clusters": G,
         "n_obs": int(len(f)), "n_treated_cells": int(tr1.sum()),
@@ -180,6 +182,10 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
         "pretrend_p_value": pre_p, "twfe_pp": twfe, "twfe_std_error": twfe_se,
         "unit": "team" if f["unit"].str.startswith("team:").any() else "municipality",
     }
+    if wants_wild(G, params.estimate):
+        a, c = wild_parts(imp, W1[:, 0])
+        headline, rows[0] = with_wild(headline, att, a, c, params.estimate, params.seed,
+                                      "adoption")
     return rows, headline
 
 

@@ -36,7 +36,7 @@ import pandas as pd
 from impact.estimate.frames import warn
 from impact.estimate.linalg import Design, WLSFit, build_design, group_sums, wls_fit
 
-__all__ = ["Imputation", "impute", "aggregate", "bjs_scores"]
+__all__ = ["Imputation", "impute", "aggregate", "bjs_scores", "wild_parts"]
 
 
 @dataclass(frozen=True)
@@ -160,13 +160,44 @@ def aggregate(imp: Imputation, weights: np.ndarray, groups: np.ndarray, *,
     W1 = W1 / W1.sum(axis=0, keepdims=True)
     est = W1.T @ imp.tau
     fit, idx0 = imp.fit, imp.fit.rows
-    v0 = np.zeros((len(idx0), W1.shape[1]))
-    for design, mfit, pos in imp.models:  # all models are fitted on the same untreated rows
-        Z1 = design.Z[imp.idx1[pos]][:, mfit.keep]
-        Z0 = design.Z[idx0][:, mfit.keep]
-        v0 -= imp.p[idx0][:, None] * (Z0 @ mfit.solve(np.asarray(Z1.T @ W1[pos])))
+    v0 = _implied_v0(imp, W1)
     n0, k0, G = len(idx0), len(fit.keep), imp.n_clusters
     dof = np.sqrt((n0 - 1) / max(n0 - k0, 1)) if small_sample else 1.0
     S = bjs_scores(v0, dof * fit.resid, imp.cl[idx0], W1, imp.tau, imp.p[imp.idx1],
                    imp.cl[imp.idx1], groups, leave_out=leave_out, eq8=eq8)
     return est, S * (np.sqrt(G / max(G - 1, 1)) if small_sample else 1.0)
+
+
+def _implied_v0(imp: Imputation, W1: np.ndarray) -> np.ndarray:
+    """Implied weights of the untreated rows (n0 x H): v_0 = -P0 Z0 (Z0'P0 Z0)^- Z1'w."""
+    idx0 = imp.fit.rows
+    v0 = np.zeros((len(idx0), W1.shape[1]))
+    for design, mfit, pos in imp.models:  # all models are fitted on the same untreated rows
+        Z1 = design.Z[imp.idx1[pos]][:, mfit.keep]
+        Z0 = design.Z[idx0][:, mfit.keep]
+        v0 -= imp.p[idx0][:, None] * (Z0 @ mfit.solve(np.asarray(Z1.T @ W1[pos])))
+    return v0
+
+
+def wild_parts(imp: Imputation, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster score parts (a, c) of one target for ``scorewild.score_wild``.
+
+    Under H0 that every evaluated cell's effect equals theta0 the target's deviation is
+    sum_g (a_g - theta0 c_g) with a_g = sum_{g, untreated} v_0 e_0 + sum_{g, evaluated}
+    w tau and c_g = sum_{g, evaluated} w (``weights`` (n1,) normalised to sum to one);
+    the Y(0) residuals carry the same small-sample factor as ``aggregate``.
+    """
+    w1 = np.asarray(weights, dtype="float64").ravel()
+    w1 = w1 / w1.sum()
+    fit, idx0 = imp.fit, imp.fit.rows
+    v0 = _implied_v0(imp, w1[:, None])[:, 0]
+    n0, k0 = len(idx0), len(fit.keep)
+    dof = np.sqrt((n0 - 1) / max(n0 - k0, 1))
+    G = int(imp.cl.max()) + 1
+    cl0, cl1 = imp.cl[idx0], imp.cl[imp.idx1]
+    a = (np.bincount(cl0, weights=v0 * dof * fit.resid, minlength=G)
+         + np.bincount(cl1, weights=w1 * imp.tau, minlength=G))
+    c = np.bincount(cl1, weights=w1, minlength=G)
+    present = np.zeros(G, bool)
+    present[cl0] = present[cl1] = True
+    return a[present], c[present]

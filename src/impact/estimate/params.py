@@ -15,6 +15,7 @@ __all__ = [
     "ADOPTION_ALTERNATIVES",
     "AdoptionParams",
     "ClusterOption",
+    "InferenceOption",
     "CATEGORICAL_CONTROLS",
     "EstimateParams",
     "EstimateSection",
@@ -26,6 +27,9 @@ __all__ = [
 # Option vocabularies: one place, one validator (`_check_choice`).
 ClusterOption = Literal["municipality", "region"]
 QualityFeOption = Literal["region_month", "municipality_month"]
+#: auto = wild score bootstrap below ``estimate.wild_below`` clusters, else analytic
+InferenceOption = Literal["auto", "cluster", "wild"]
+WildWeightsOption = Literal["webb", "rademacher"]
 
 #: Client covariates of the person-month quality model. Categorical ones are absorbed
 #: as fixed effects (never dummy columns); numeric ones enter linearly.
@@ -183,6 +187,12 @@ class EstimateSection:
     #: bootstrap replications for the reliability standard error (clustered by unit)
     n_boot: int = 499
     min_coverage: float = 0.9
+    #: headline intervals: cluster (analytic CRV1 / BJS, t(G-1)), wild (wild score
+    #: bootstrap, ``scorewild``), auto (wild when there are fewer than wild_below clusters)
+    inference: InferenceOption = "auto"
+    wild_below: int = 12
+    wild_weights: WildWeightsOption = "webb"
+    wild_draws: int = 9999
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EstimateSection":
@@ -201,6 +211,10 @@ class EstimateSection:
         _check_choice("estimate.cluster", out.cluster, ClusterOption)
         _check_choice("estimate.quality_fe", out.quality_fe, QualityFeOption)
         _int("estimate.n_boot", out.n_boot, 0, 100_000)
+        _check_choice("estimate.inference", out.inference, InferenceOption)
+        _int("estimate.wild_below", out.wild_below, 0, 10_000)
+        _check_choice("estimate.wild_weights", out.wild_weights, WildWeightsOption)
+        _int("estimate.wild_draws", out.wild_draws, 99, 1_000_000)
         c = out.min_coverage
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 1:
             raise ValueError(f"estimate.min_coverage={c!r} must be a number in [0, 1]")

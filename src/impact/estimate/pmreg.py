@@ -39,6 +39,10 @@ class PMFit:
     n_clusters: int
     df_k: int
     first_stage_f: float = float("nan")
+    #: cluster score parts of the coefficient for ``scorewild.score_wild`` (None unless
+    #: asked for): s_g(b0) = wild_a[g] - b0 * wild_c[g]
+    wild_a: np.ndarray | None = None
+    wild_c: np.ndarray | None = None
 
 
 def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
@@ -77,11 +81,14 @@ def _independent(G: np.ndarray, cols: list[int]) -> list[int]:
 
 
 def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
-           instrument: str | None, clusters: np.ndarray, df_fe: int) -> PMFit:
+           instrument: str | None, clusters: np.ndarray, df_fe: int,
+           wild_parts: bool = False) -> PMFit:
     """OLS (instrument None) or just-identified 2SLS of y on x and exog, A demeaned.
 
     ``df_fe``: fixed-effect levels counted in K (fixest "nonnested"). Returns the
-    coefficient on ``x`` with its CRV1 standard error.
+    coefficient on ``x`` with its CRV1 standard error and, with ``wild_parts``, the
+    cluster score parts under H0 b = b0 (FWL: with the controls partialled out of y, x
+    and the instrument z, s_g(b0) = sum_{i in g} z~_i (y~_i - b0 x~_i) / z~'x~).
     """
     col = {n: i for i, n in enumerate(names)}
     G_all = A.T @ A  # A is Fortran-ordered: one BLAS gemm, no copy
@@ -110,7 +117,21 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
         bz = np.linalg.inv(Szz)
         V1 = bz @ (s1.T @ s1) @ bz * G / max(G - 1, 1) * (N - 1) / (N - df_k)
         f1 = float(pi[0] ** 2 / V1[0, 0])
-    return PMFit(float(b[0]), float(np.sqrt(V[0, 0])), N, G, df_k, f1)
+    wa = wc = None
+    if wild_parts:
+        zt, xt, yt = (_partial(A, G_all, ex, col[c]) for c in (instrument or x, x, y))
+        zx = float(zt @ xt)
+        wa = np.bincount(cl, weights=zt * yt, minlength=G) / zx
+        wc = np.bincount(cl, weights=zt * xt, minlength=G) / zx
+    return PMFit(float(b[0]), float(np.sqrt(V[0, 0])), N, G, df_k, f1, wa, wc)
+
+
+def _partial(A: np.ndarray, G_all: np.ndarray, ex: list[int], j: int) -> np.ndarray:
+    """Column j of A minus its least-squares projection on the columns ``ex``."""
+    if not ex:
+        return A[:, j].copy()
+    pi = np.linalg.solve(G_all[np.ix_(ex, ex)], G_all[ex, j])
+    return A[:, j] - _matvec(A, ex, pi)
 
 
 def _matvec(A: np.ndarray, cols: list[int], b: np.ndarray) -> np.ndarray:

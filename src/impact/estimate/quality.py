@@ -42,6 +42,7 @@ import pandas as pd
 from impact.estimate.frames import (
     adoption_bin, age_band, duration_band, lm_controls, month_index, warn,
 )
+from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.params import CATEGORICAL_CONTROLS, EstimateParams
 from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
 from impact.estimate.results import row
@@ -50,8 +51,8 @@ __all__ = ["estimate_quality", "quality_frame"]
 
 
 def _codes(values) -> np.ndarray:
-    s = pd.Series(values).astype("string").fillna("<NA>")
-    return pd.factorize(s)[0].astype("int64")
+    """Integer codes in order of first appearance; missing values get a code of their own."""
+    return pd.factorize(pd.Series(values), use_na_sentinel=False)[0].astype("int64")
 
 
 def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
@@ -107,7 +108,9 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
         cats = {c: v[keep] for c, v in cats.items()}
     dummies: dict[str, np.ndarray] = {}
     for c, codes in cats.items():
-        levels, counts = np.unique(codes, return_counts=True)
+        counts = np.bincount(codes)  # codes are 0..L-1 (factorized): no sort needed
+        levels = np.flatnonzero(counts)
+        counts = counts[levels]
         for lv in levels[levels != levels[np.argmax(counts)]]:
             dummies[f"{c}[{lv}]"] = (codes == lv).astype("float64")
     names = list(cols) + list(dummies)
@@ -122,7 +125,7 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
     cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
     cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
     cl = region if params.estimate.cluster == "region" else muni
-    if len(np.unique(cl)) < 2:  # one municipality's own extract: cluster by caseworker
+    if pd.Series(cl).nunique() < 2:  # one municipality's own extract: cluster by caseworker
         warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
              "caseworker instead")
         cl = s["caseworker_key"].astype(str).to_numpy()
@@ -130,15 +133,21 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
     return A, names, exog, cells, cell_code, cl
 
 
-def estimate_quality(person_months: pd.DataFrame, params: EstimateParams
+def estimate_quality(person_months: pd.DataFrame, params: EstimateParams,
+                     estimator: str = "iv"
                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """2SLS quality effect (quality_a ~ quality_b) and the uncorrected OLS beside it."""
+    """2SLS quality effect (quality_a ~ quality_b) and the uncorrected OLS beside it.
+
+    ``estimator`` ("iv" or "ols") picks the one the headline block reports; with few
+    clusters (``inference.wants_wild``) its interval is the wild score bootstrap's.
+    """
     A, names, exog, cells, cell_code, cl = quality_frame(person_months, params)
     if len(A) == 0:
         warn("quality: no person-month has both quality_a and quality_b; not estimated")
         return [], None
     alpha, cname = params.estimate.alpha, params.estimate.cluster
-    if len(np.unique(cl)) > len(np.unique(cells[cname])):
+    n_cl = int(pd.Series(cl).nunique())  # hashing: sorting 3M strings took seconds
+    if n_cl > cells[cname].nunique():
         cname = "caseworker"
     fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
           else ["municipality", "regmonth"])
@@ -147,8 +156,11 @@ def estimate_quality(person_months: pd.DataFrame, params: EstimateParams
                cname == "municipality" else pd.Series(np.arange(len(cells))))
     df_fe = fe_df(cells, fe, cell_cl.to_numpy())
     cell_demean(A, cells, cell_code, fe)
-    iv = fit_pm(A, names, "y", "quality_a", exog, "quality_b", cl, df_fe)
-    ols = fit_pm(A, names, "y", "quality_score", exog, None, cl, df_fe)
+    wild = wants_wild(n_cl, params.estimate)
+    iv = fit_pm(A, names, "y", "quality_a", exog, "quality_b", cl, df_fe,
+                wild_parts=wild and estimator == "iv")
+    ols = fit_pm(A, names, "y", "quality_score", exog, None, cl, df_fe,
+                 wild_parts=wild and estimator == "ols")
     G = iv.n_clusters
     vc = f"CRV1 cluster={cname}, fixest ssc (nonnested): G/(G-1)(N-1)/(N-K); t(G-1)"
     fes = " + ".join(fe)
@@ -161,12 +173,17 @@ def estimate_quality(person_months: pd.DataFrame, params: EstimateParams
     rows.append({"model": "quality_iv", "term": "first_stage_F", "estimate": iv.first_stage_f,
                  "statistic": iv.first_stage_f, "n_obs": iv.n_obs, "n_clusters": G,
                  "estimator": "first-stage CRV1 Wald F of quality_b", "vcov": vc})
-    r = rows[0]
+    k, fit = (0, iv) if estimator == "iv" else (1, ols)
+    r = rows[k]
     headline = {
         "effect_pp": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
-        "ci_high": r["ci_high"], "estimator": "2sls_quality_a_by_quality_b",
-        "ci_method": f"CRV1 t(G-1), cluster={cname}", "n_clusters": G, "n_obs": iv.n_obs,
+        "ci_high": r["ci_high"], "p_value": r["p_value"],
+        "estimator": "2sls_quality_a_by_quality_b" if k == 0 else "ols_quality_score",
+        "ci_method": f"CRV1 t(G-1), cluster={cname}", "n_clusters": G, "n_obs": fit.n_obs,
         "uncorrected_pp": ols.coef, "uncorrected_std_error": ols.se,
         "first_stage_F": iv.first_stage_f,
     }
+    if fit.wild_a is not None:
+        headline, rows[k] = with_wild(headline, r, fit.wild_a, fit.wild_c, params.estimate,
+                                      params.seed, "quality")
     return rows, headline

@@ -42,7 +42,8 @@ import pandas as pd
 from impact.estimate.frames import (
     adoption_bin, composition_controls, event_dummies, month_index, rate_pp, warn,
 )
-from impact.estimate.imputation import aggregate, impute
+from impact.estimate.imputation import aggregate, impute, wild_parts
+from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.linalg import wald_f
 from impact.estimate.naive import naive_before_after
 from impact.estimate.params import EstimateParams
@@ -166,7 +167,8 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
     main = rows[0]
     headline = {
         "effect_pp": main["estimate"], "std_error": main["std_error"],
-        "ci_low": main["ci_low"], "ci_high": main["ci_high"], "naive_pp": naive,
+        "ci_low": main["ci_low"], "ci_high": main["ci_high"], "p_value": main["p_value"],
+        "naive_pp": naive,
         "estimator": "event_study_imputation_bjs2024",
         "weights": "person-months of shocked municipalities at event times in effect window",
         "ci_method": f"BJS conservative, t(G-1), cluster={cname}", "n_events": int(len(events)),
@@ -177,4 +179,8 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
                                 / (p * (D[:, in_effect].sum(axis=1) > 0)).sum()),
         "pretrend_p_value": pre_p, "effect_window": list(sp_.effect_window),
     }
+    if wants_wild(G, params.estimate):
+        a, c = wild_parts(imp, W[:, 0])
+        headline, rows[0] = with_wild(headline, main, a, c, params.estimate, params.seed,
+                                      "shock")
     return rows, headline

@@ -108,5 +108,6 @@ def publication_estimates(tidy: pd.DataFrame) -> pd.DataFrame:
     so none rests on fewer clients than ``privacy.min_cell``; count tables and briefs get
     their own disclosure control.
     """
-    sort_cols = [c for c in ("model", "term", "cohort", "rel_time") if c in tidy.columns]
+    sort_cols = [c for c in ("specification", "model", "term", "cohort", "rel_time")
+                 if c in tidy.columns]
     return tidy.sort_values(sort_cols, kind="mergesort", na_position="first").reset_index(drop=True)

@@ -1,0 +1,178 @@
+"""Run one named specification (``specs.Specification``) on the panel.
+
+``run_specification`` returns an ``EstimationResult`` whose tidy rows are the chosen
+estimator's model plus what its headline block needs beside it (the naive number; for
+quality the instrument's reliability), and whose ``headline[block]`` carries the contract
+keys of ``reports/metrics.json`` whatever the estimator:
+
+- quality ``iv``/``ols``: ``quality.estimate_quality``; ``hazard_cloglog``/``hazard_logit``:
+  ``hazard.quality_hazard``, the headline effect being its average marginal effect of one
+  quality point in pp (one noisy measurement: attenuated like ``ols``);
+- adoption ``imputation``/``twfe``: ``adoption.estimate_adoption``; ``cs_never``,
+  ``cs_notyet``, ``sunab``, ``bacon``: ``alternatives`` on the balanced unweighted cells,
+  headline = their overall ``att`` (bacon: the TWFE coefficient it decomposes);
+- shock ``imputation``: ``shock.estimate_shock``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pandas as pd
+
+from impact.estimate.adoption import adoption_cells, estimate_adoption
+from impact.estimate.alternatives import adoption_alternatives
+from impact.estimate.frames import EstimationWarning, shock_events, warn
+from impact.estimate.naive import naive_before_after, naive_quality
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality import estimate_quality
+from impact.estimate.reliability import estimate_reliability
+from impact.estimate.results import EstimationResult, row, tidy_frame
+from impact.estimate.shock import estimate_shock
+from impact.estimate.specs import Specification
+
+__all__ = ["run_specification", "quality_block", "in_window"]
+
+_ALT_MODEL = {"cs_never": ("cs", "adoption_cs_never", "att"),
+              "cs_notyet": ("cs", "adoption_cs_notyet", "att"),
+              "sunab": ("sunab", "adoption_sunab", "att"),
+              "bacon": ("bacon", "adoption_bacon", "twfe")}
+
+
+def in_window(quality: pd.DataFrame, person_months: pd.DataFrame) -> pd.DataFrame:
+    """Measurements dated inside the study window (the panel's months): the contract's
+    reliability is over the measured units and dates that are analysed."""
+    months = pd.to_datetime(person_months["month"])
+    lo, hi = months.min(), months.max() + pd.offsets.MonthBegin(1)
+    dates = pd.to_datetime(quality["date"])
+    return quality.loc[(dates >= lo) & (dates < hi)]
+
+
+def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str
+            ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from impact.estimate.hazard import quality_hazard
+
+    try:
+        h = quality_hazard(pm, params, link=link)
+    except ValueError as exc:
+        warn(f"quality: hazard ({link}) not estimated: {exc}")
+        return [], None
+    G, alpha = h.n_clusters, params.estimate.alpha
+    vc = f"cluster-robust sandwich by {params.estimate.cluster}, G/(G-1)(N-1)/(N-K); t(G-1)"
+    est = f"discrete-time hazard, {link} GLM on compressed cells (statsmodels), quality_a"
+    model = f"quality_hazard_{link}"
+    rows = [row(model, "ame_pp", h.ame_pp, h.ame_se, df=G - 1, alpha=alpha, n_obs=h.n_obs,
+                n_clusters=G, estimator=est, vcov=vc + "; delta method"),
+            row(model, "quality_coef", h.coef, h.std_error, df=G - 1, alpha=alpha,
+                n_obs=h.n_obs, n_clusters=G, estimator=est, vcov=vc)]
+    r = rows[0]
+    if params.estimate.inference == "wild" or (params.estimate.inference == "auto"
+                                               and G < params.estimate.wild_below):
+        warn(f"quality: no wild bootstrap for the {link} hazard; its interval is analytic "
+             f"with {G} clusters")
+    head = {"effect_pp": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"], "p_value": r["p_value"], "estimator": model,
+            "ci_method": f"delta method, t(G-1), cluster={params.estimate.cluster}",
+            "n_clusters": G, "n_obs": h.n_obs}
+    return rows, head
+
+
+def quality_block(pm: pd.DataFrame, quality: pd.DataFrame, params: EstimateParams,
+                  estimator: str = "iv") -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows and headline of the quality block: effect, reliability, naive number."""
+    if estimator.startswith("hazard_"):
+        q_rows, q_head = _hazard(pm, params, estimator.removeprefix("hazard_"))
+    else:
+        q_rows, q_head = estimate_quality(pm, params, estimator)
+    if q_head is None:
+        return q_rows, None
+    rel_rows, rel = estimate_reliability(in_window(quality, pm), params)
+    naive, n_cw = naive_quality(pm, quality, params.quality.instrument)
+    rows = q_rows + rel_rows + [row(
+        "quality_naive", "mean_score", naive, n_obs=n_cw,
+        estimator="person-month-weighted LS across caseworkers", vcov="none")]
+    head = {**q_head, "naive_pp": naive,
+            "reliability": (rel or {}).get("reliability", float("nan")),
+            **{k: v for k, v in (rel or {}).items() if k != "reliability"}}
+    return rows, head
+
+
+def _alternative(frame: pd.DataFrame, estimator: str, params: EstimateParams
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    which, model, term = _ALT_MODEL[estimator]
+    rows, info = adoption_alternatives(frame, [which], params.estimate.alpha)
+    rows = [r for r in rows if r["model"] == model]
+    main = [r for r in rows if r["term"] == term and r.get("cohort") is None]
+    if not main:
+        return rows, None
+    r = main[0]
+    naive = naive_before_after(frame, "unit", frame["g"].to_numpy())
+    rows.append(row("adoption_naive", "post_minus_pre", naive, n_obs=len(frame),
+                    estimator="pooled rate months 0..11 minus -12..-1", vcov="none"))
+    head = {"att_pp": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"], "p_value": r["p_value"], "naive_pp": naive,
+            "estimator": model, "ci_method": r["vcov"], "n_clusters": r["n_clusters"],
+            "n_obs": r["n_obs"], "weights": "unweighted balanced unit x month cells",
+            "n_units_dropped_unbalanced": info.get("n_units_dropped_unbalanced")}
+    return rows, head
+
+
+def _adoption(cells, pm, adoption, shocks, spec, params):
+    frame = adoption_cells(cells, pm, adoption, params.adoption.programme)
+    if frame is None:
+        return [], None
+    if spec.estimator in _ALT_MODEL:
+        return _alternative(frame, spec.estimator, params)
+    rows, head = estimate_adoption(frame, shock_events(shocks, params.shock.type), params)
+    if head is None or spec.estimator == "imputation":
+        keep = ("adoption_imputation", "adoption_naive", "adoption_twfe")
+        return [r for r in rows if r["model"] in keep], head
+    twfe = next(r for r in rows if r["model"] == "adoption_twfe")
+    head = {**{k: head[k] for k in ("naive_pp", "n_obs", "unit")},
+            "att_pp": twfe["estimate"], "std_error": twfe["std_error"],
+            "ci_low": twfe["ci_low"], "ci_high": twfe["ci_high"], "p_value": twfe["p_value"],
+            "estimator": "twfe", "ci_method": twfe["vcov"], "n_clusters": twfe["n_clusters"],
+            "weights": "person-months (TWFE implicit weights; see adoption_bacon)"}
+    return [r for r in rows if r["model"] in ("adoption_twfe", "adoption_naive")], head
+
+
+def run_specification(spec: Specification, person_months: pd.DataFrame, cells: pd.DataFrame,
+                      quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
+                      shocks: pd.DataFrame | None, base: EstimateParams) -> EstimationResult:
+    """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
+
+    Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
+    """
+    from impact.estimate import publishable, versions
+
+    params = spec.apply(base)
+    head: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EstimationWarning)
+        pm = person_months
+        if spec.sample == "inflow":
+            pm = pm.loc[pm["left_truncated"].to_numpy() == 0]
+        if spec.block == "quality":
+            if quality is not None and not quality.empty:
+                rows, head = quality_block(pm, quality, params, spec.estimator)
+        elif spec.block == "adoption":
+            rows, head = _adoption(cells, pm, adoption, shocks, spec, params)
+        else:
+            events = shock_events(shocks, params.shock.type)
+            if not events.empty:
+                rows, head = estimate_shock(cells, pm, events, params)
+        if spec.block != "quality":
+            head = publishable(spec.block, head, params.estimate.min_coverage)
+    messages = [str(w.message) for w in caught if issubclass(w.category, EstimationWarning)]
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if head is not None:
+        head = {**head, "specification": spec.name}
+    meta = {"specification": spec.to_dict(), "params": params.to_dict(),
+            "versions": versions(), "warnings": messages,
+            "n_person_months": int(len(pm)), "n_cells": int(len(cells))}
+    headline = {b: None for b in ("quality", "adoption", "shock")}
+    headline[spec.block] = head
+    return EstimationResult(tidy_frame(rows), headline, meta)

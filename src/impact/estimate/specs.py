@@ -1,0 +1,142 @@
+"""Named model specifications (``params.yaml`` → ``specifications``) and the headline choice.
+
+Each specification is one model: a block (``quality``, ``adoption``, ``shock``), an
+estimator, and optional overrides of the shared sections (fixed effects, client controls,
+sample, inference, cluster level). DVC runs one stage per specification
+(``estimate@<name>``, a ``foreach`` over the section), so a changed specification reruns
+only itself. ``headline`` names, per block, the specification that feeds
+``reports/metrics.json``; the report reads exactly the specifications named in params,
+never a folder listing (DVC leaves removed cells behind).
+
+>>> specs = parse_specifications({"q": {"block": "quality", "estimator": "iv"}})
+>>> specs["q"].estimator
+'iv'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+from impact.estimate.params import (
+    CATEGORICAL_CONTROLS, NUMERIC_CONTROLS, ClusterOption, EstimateParams, InferenceOption,
+    QualityFeOption, _check_choice, _check_keys, _str_list,
+)
+
+__all__ = ["BLOCKS", "ESTIMATORS", "Specification", "parse_headline", "parse_specifications"]
+
+Block = Literal["quality", "adoption", "shock"]
+BLOCKS = ("quality", "adoption", "shock")
+#: estimators per block; every one can feed the headline of its block
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "quality": ("iv", "ols", "hazard_cloglog", "hazard_logit"),
+    "adoption": ("imputation", "twfe", "cs_never", "cs_notyet", "sunab", "bacon"),
+    "shock": ("imputation",),
+}
+#: quality samples: all person-months measured twice, or only spells that start in the
+#: window (inflow; left-truncated stock spells excluded)
+SampleOption = Literal["all", "inflow"]
+
+
+@dataclass(frozen=True)
+class Specification:
+    """One named model; None means "as the shared section says"."""
+
+    name: str
+    block: Block
+    estimator: str
+    fixed_effects: QualityFeOption | None = None
+    controls: tuple[str, ...] | None = None
+    sample: SampleOption = "all"
+    inference: InferenceOption | None = None
+    cluster: ClusterOption | None = None
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> "Specification":
+        key = f"specifications.{name}"
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{key}={d!r} must be a mapping with at least block and estimator")
+        _check_keys(key, d, [f.name for f in dataclasses.fields(cls) if f.name != "name"])
+        for req in ("block", "estimator"):
+            if req not in d:
+                raise ValueError(f"{key} lacks '{req}' (e.g. block: quality, estimator: iv)")
+        d = dict(d)
+        _check_choice(f"{key}.block", d["block"], BLOCKS)
+        _check_choice(f"{key}.estimator", d["estimator"], ESTIMATORS[d["block"]])
+        if d.get("controls") is not None:
+            d["controls"] = _str_list(f"{key}.controls", d["controls"],
+                                      CATEGORICAL_CONTROLS + NUMERIC_CONTROLS)
+        out = cls(name=name, **d)
+        if out.fixed_effects is not None:
+            _check_choice(f"{key}.fixed_effects", out.fixed_effects, QualityFeOption)
+        _check_choice(f"{key}.sample", out.sample, SampleOption)
+        if out.inference is not None:
+            _check_choice(f"{key}.inference", out.inference, InferenceOption)
+        if out.cluster is not None:
+            _check_choice(f"{key}.cluster", out.cluster, ClusterOption)
+        if out.block != "quality":
+            for opt in ("fixed_effects", "controls"):
+                if getattr(out, opt) is not None:
+                    raise ValueError(f"{key}.{opt} applies to quality models only "
+                                     f"(this one is block {out.block})")
+            if out.sample != "all":
+                raise ValueError(f"{key}.sample={out.sample!r}: {out.block} models run on "
+                                 "municipality-month cells; only 'all' is allowed")
+        if not isinstance(out.description, str):
+            raise ValueError(f"{key}.description must be a string")
+        return out
+
+    def apply(self, base: EstimateParams) -> EstimateParams:
+        """The shared parameters with this specification's overrides."""
+        est = base.estimate
+        changes = {k: v for k, v in (("quality_fe", self.fixed_effects),
+                                     ("controls", self.controls),
+                                     ("inference", self.inference),
+                                     ("cluster", self.cluster)) if v is not None}
+        return dataclasses.replace(base, estimate=dataclasses.replace(est, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if out["controls"] is not None:
+            out["controls"] = list(out["controls"])
+        return out
+
+
+def parse_specifications(d: Mapping[str, Any] | None) -> dict[str, Specification]:
+    """Validate the ``specifications`` section; names are kept in their given order."""
+    if not isinstance(d, Mapping) or not d:
+        raise ValueError("specifications must be a non-empty mapping of name -> "
+                         "{block, estimator, ...}")
+    out = {}
+    for name, spec in d.items():
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"specification name {name!r} must be letters, digits, '_' or "
+                             "'-' (it names a DVC stage and a folder)")
+        out[name] = Specification.from_dict(name, spec)
+    return out
+
+
+def parse_headline(d: Mapping[str, Any] | None, specs: Mapping[str, Specification]
+                   ) -> dict[str, str | None]:
+    """Validate ``headline``: per block the specification feeding metrics.json (or null)."""
+    d = dict(d or {})
+    _check_keys("headline", d, BLOCKS)
+    out: dict[str, str | None] = {}
+    for block in BLOCKS:
+        name = d.get(block)
+        if name is None:
+            candidates = [s.name for s in specs.values() if s.block == block]
+            if candidates:
+                raise ValueError(f"headline.{block} is not set; name one of "
+                                 f"{', '.join(candidates)}")
+            out[block] = None
+            continue
+        if name not in specs:
+            raise ValueError(f"headline.{block}={name!r} is not a specification "
+                             f"(defined: {', '.join(specs)})")
+        if specs[name].block != block:
+            raise ValueError(f"headline.{block}={name!r} is a {specs[name].block} model")
+        out[block] = name
+    return out
