@@ -50,6 +50,8 @@ def main() -> None:
     io.write_parquet(result.tidy, out / "estimates.parquet")
     io.write_json(result.headline, out / "headline.json")
     io.write_json(result.meta, out / "meta.json")  # spec, library versions, warnings
+    for name, table in result.tables.items():  # e.g. value-added per unit (internal)
+        io.write_parquet(table, out / f"{name}.parquet")
     logging.info("%s: %d rows in %.1fs", args.spec, len(result.tidy), time.perf_counter() - t0)
 
 

@@ -10,7 +10,10 @@ import matplotlib.pyplot as plt
 from impact import io
 from impact.config import ConfigError, load_params
 from impact.report import build_metrics, publication_estimates
-from impact.report.figures import event_study_figure, headline_figure, set_theme
+from impact.estimate.value_added import ValueAddedResult, publishable_teams
+from impact.report.figures import (
+    event_study_figure, headline_figure, set_theme, value_added_figure,
+)
 from impact.report.specs import collect_specifications, headline_blocks
 from impact.stage import run_stage
 
@@ -74,6 +77,16 @@ def main() -> None:
         if len(path):
             fig = event_study_figure(path, title=title)
             fig.savefig(figures / f"{name}.png")
+            plt.close(fig)
+    q_spec = chosen.get("quality")
+    va_path = args.estimates / str(q_spec) / "value_added_team.parquet"
+    if q_spec and va_path.exists():  # teams only; caseworker value-added stays internal
+        teams = publishable_teams(ValueAddedResult("team", io.read_parquet(va_path), {}),
+                                  min_clients=params.privacy.min_cell)
+        io.write_csv(teams, tables / "value_added_teams.csv")
+        if len(teams):
+            fig = value_added_figure(teams)
+            fig.savefig(figures / "value_added_teams.png")
             plt.close(fig)
     logging.info("wrote %s", args.metrics)
 

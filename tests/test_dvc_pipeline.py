@@ -10,8 +10,13 @@ from pipeline_utils import SMALL, make_repo, run, set_params
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc")]
 
 
-def _ran(output: str) -> set[str]:
+def _ran_stages(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def _ran(output: str) -> set[str]:
+    """Stage names without the foreach key (estimate@quality_iv -> estimate)."""
+    return {name.split("@")[0] for name in _ran_stages(output)}
 
 
 def test_repro_noop_and_partial_rerun(tmp_path):
@@ -37,6 +42,33 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     # the quality instrument is read by `panel` and `estimate`, then `report` follows
     set_params(repo, {"panel.quality_window_months": 5})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "report"}
+
+    # one specification changed: only its own stage and the report
+    set_params(repo, {"specifications.quality_ols.cluster": "region"})
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"estimate@quality_ols", "report"}
+    table = (repo / "reports/tables/specifications.csv").read_text()
+    assert "quality_ols" in table
+
+    # a removed specification leaves its folder behind; the report reads only named ones
+    import yaml
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    del params["specifications"]["quality_ols"]
+    params["headline"]["adoption"] = "adoption_cs_notyet"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"report"}
+    assert (repo / "data/estimates/quality_ols").exists()
+    import pandas as pd
+
+    table = pd.read_csv(repo / "reports/tables/specifications.csv")
+    assert "quality_ols" not in set(table["specification"])
+    est = pd.read_csv(repo / "reports/tables/estimates.csv")
+    assert "quality_ols" not in set(est["specification"])
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["adoption"]["specification"] == "adoption_cs_notyet"
+    assert metrics["adoption"]["estimator"] == "adoption_cs_notyet"
+    assert table.loc[table["headline"], "specification"].tolist() == [
+        "quality_iv", "adoption_cs_notyet", "shock_event_study"]
 
 
 def test_stage_error_is_one_clear_message(tmp_path):

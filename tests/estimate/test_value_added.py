@@ -7,15 +7,24 @@ caseloads are constant. Value-added is relative to the region-month, so the trut
 c is the mean over its person-months of theta_c minus the person-month mean of theta in
 that region-month.
 
-Tolerances (seeds fixed once, before results were seen, never tuned):
-- slope of truth on eb_va: 1 within 3 of its own OLS standard errors (design.md: a
-  single-draw recovery within 3 SE fails 0.3% of the time for a correct estimator);
-- signal sd: within 3 standard errors from the Fisher information of the normal-normal
-  likelihood, se(s2) = sqrt(2 / sum_j (s2 + V_j)^-2), se(sd) = se(s2) / (2 sd);
-- coverage over 400 units in [0.90, 0.99]: the binomial sd at 0.95 is 0.011, so 0.90 is
-  4.6 sd below (units share the estimated s2, which widens this a little);
+Tolerances (seeds fixed once, before results were seen, never tuned). A Monte Carlo of
+the recovery DGP (``panel(seed)`` for seeds 1000-1059, default options; 60 draws) gave:
+slope of truth on eb_va mean 0.996 (sd 0.060), signal-sd error mean 0.016 (sd 0.090;
+the Fisher SE below averaged 0.108), split-sample sd sd 0.126, coverage mean 0.953
+(sd 0.012, min 0.928), MSE(eb)/MSE(raw) mean 0.51 (max 0.64), corr(eb) - corr(raw) mean
+0.032 (sd 0.014, min 0.004), slope on raw_va mean 0.59 (sd 0.03). Hence:
+- slope 1 within 3 Monte Carlo sd (0.18): the slope's own OLS SE (about 0.037) ignores
+  the estimation error of the signal variance and is too small;
+- signal sd within 3 SE from the Fisher information of the normal-normal likelihood,
+  se(s2) = sqrt(2 / sum_j (s2 + V_j)^-2), se(sd) = se(s2) / (2 sd) (design.md: a single
+  draw within 3 SE of the truth); split-sample sd within 3 Monte Carlo sd (0.38);
+- coverage over the 400 units in [0.90, 0.99] (about 4 sd either side);
+- MSE ratio < 0.8 and slope on raw_va < 0.8 (both > 5 sd from the mean);
 - EB = MixedLM BLUP with the same variance components: both are lambda_j raw_j, so only
   rounding differs (rtol 1e-7); with each method's own components, correlation > 0.99.
+(With ``noise="unit"`` the same Monte Carlo gave slope mean 0.937 and signal sd +0.10:
+each unit's own clustered variance moves with its exits, which is why it is not the
+default.)
 """
 
 import warnings
@@ -27,7 +36,8 @@ import pytest
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.results import TIDY_COLUMNS, tidy_frame
 from impact.estimate.value_added import (
-    mixedlm_blups, publishable_teams, signal_variance, value_added, value_added_rows,
+    _SUMMARY_TERMS, mixedlm_blups, publishable_teams, signal_variance, value_added,
+    value_added_rows,
 )
 
 SEED = 20261124
@@ -113,20 +123,16 @@ def test_recovery_of_planted_caseworker_effects(sim):
     # shrinkage helps: closer to the truth and better ranked than the raw means
     assert np.mean((eb - tr) ** 2) < 0.8 * np.mean((raw - tr) ** 2)
     assert np.corrcoef(eb, tr)[0, 1] > np.corrcoef(raw, tr)[0, 1]
-    # unbiased prediction: E[truth | eb] = eb, slope 1 within 3 SE
-    X = np.column_stack([np.ones_like(eb), eb])
-    coef, ssr = np.linalg.lstsq(X, tr, rcond=None)[:2]
-    se = np.sqrt(ssr[0] / (len(tr) - 2) * np.linalg.inv(X.T @ X)[1, 1])
-    assert abs(coef[1] - 1) < 3 * se, (coef[1], se)
-    # the naive raw means are over-dispersed: their slope is clearly below 1
-    coef_raw = np.polyfit(raw, tr, 1)[0]
-    assert coef_raw < 1 - 3 * se
+    # unbiased prediction: E[truth | eb] = eb (slope 1); raw means are over-dispersed
+    slope = np.polyfit(eb, tr, 1)[0]
+    assert abs(slope - 1) < 3 * 0.060, slope
+    assert np.polyfit(raw, tr, 1)[0] < 0.8
     # signal sd against the planted one, within 3 Fisher SE
     s2, V = res.summary["signal_sd"] ** 2, u["noise_var"].to_numpy()
     se_sd = np.sqrt(2 / np.sum((s2 + V) ** -2)) / (2 * np.sqrt(s2))
     planted = np.sqrt(np.mean(tr ** 2))
     assert abs(res.summary["signal_sd"] - planted) < 3 * se_sd, (res.summary, planted, se_sd)
-    assert abs(res.summary["signal_sd_split"] - planted) < 0.15 * planted
+    assert abs(res.summary["signal_sd_split"] - planted) < 3 * 0.126
     cover = np.mean((u["ci_low"].to_numpy() <= tr) & (tr <= u["ci_high"].to_numpy()))
     assert 0.90 <= cover <= 0.99, cover
     assert res.summary["n_units"] == 400 and res.summary["n_person_months"] == len(pm)
@@ -154,8 +160,9 @@ def test_eb_equals_mixedlm_blup_with_same_components():
     n = u["n_person_months"].to_numpy(dtype=float)
     for split in (1, 3):  # one row per unit, or each unit's sums cut into 3 rows
         S = np.repeat(u["raw_va"].to_numpy() * n / split, split)
-        blup, _, _ = mixedlm_blups(S, np.repeat(n / split, split), np.repeat(np.arange(len(u)), split),
-                                   len(u), ratio, fixed=True)
+        group = np.repeat(np.arange(len(u)), split)
+        blup, _, _ = mixedlm_blups(S, np.repeat(n / split, split), group, len(u), ratio,
+                                   fixed=True)
         np.testing.assert_allclose(blup, u["eb_va"], rtol=1e-7, atol=1e-9)
     # equal precision: the ML signal variance has the closed form mean(raw^2) - V
     V = u["noise_var"].iloc[0]
@@ -197,13 +204,14 @@ def test_edge_cases_and_input_untouched():
 
 
 def test_tidy_rows_and_publishable_teams():
-    pm, _ = panel(SEED + 4, n_cw=40, months=12, caseload=(3, 12))
+    pm, _ = panel(SEED + 4, n_cw=80, months=12, caseload=(3, 12))  # 2 caseworkers a team
     small = pm[pm["team_key"] == "GM0000:T0"].iloc[:3].assign(team_key="GM0000:T9")
     team = _va(pd.concat([pm, small], ignore_index=True), "team")
     rows = tidy_frame(value_added_rows(team))
     assert list(rows.columns) == list(TIDY_COLUMNS)
     assert set(rows["model"]) == {"quality_value_added_team"}
-    assert {"signal_sd", "mean_shrinkage", "corr_eb_mixedlm"} <= set(rows["term"])
+    done = {k for k, v in team.summary.items() if k in _SUMMARY_TERMS and np.isfinite(v)}
+    assert {"signal_sd", "mean_shrinkage"} <= done and set(rows["term"]) == done
     pub = publishable_teams(team, min_clients=10)
     assert "GM0000:T9" not in set(pub["team_key"])  # 3 clients
     assert len(pub) == len(team.units) - 1 and (pub["n_clients"] >= 10).all()

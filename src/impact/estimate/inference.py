@@ -20,7 +20,10 @@ __all__ = ["wants_wild", "with_wild"]
 
 
 def wants_wild(n_clusters: int, est: EstimateSection) -> bool:
-    """True when the headline interval should come from the wild score bootstrap."""
+    """True when the headline interval should come from the wild score bootstrap (never
+    with fewer than two clusters: no clustered interval exists, the block is null)."""
+    if n_clusters < 2:
+        return False
     if est.inference == "wild":
         return True
     return est.inference == "auto" and n_clusters < est.wild_below

@@ -108,9 +108,10 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
         cats = {c: v[keep] for c, v in cats.items()}
     dummies: dict[str, np.ndarray] = {}
     for c, codes in cats.items():
-        counts = np.bincount(codes)  # codes are 0..L-1 (factorized): no sort needed
+        lo = int(codes.min())  # integer codes (bins may be negative): count, no sort
+        counts = np.bincount(codes - lo)
         levels = np.flatnonzero(counts)
-        counts = counts[levels]
+        counts, levels = counts[levels], levels + lo
         for lv in levels[levels != levels[np.argmax(counts)]]:
             dummies[f"{c}[{lv}]"] = (codes == lv).astype("float64")
     names = list(cols) + list(dummies)

@@ -128,11 +128,15 @@ class EstimationResult:
         with the data contract's metrics keys; plain floats, JSON-serialisable.
     meta : dict
         Spec (parameters), library versions, sample sizes, warnings: the JSON sidecar.
+    tables : dict
+        Further named tables of the run (e.g. ``value_added_team``), written beside the
+        tidy table as ``<name>.parquet``; internal unless the report publishes them.
     """
 
     tidy: pd.DataFrame
     headline: dict[str, dict[str, Any] | None]
     meta: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = set(TIDY_COLUMNS) - set(self.tidy.columns)

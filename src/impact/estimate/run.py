@@ -149,6 +149,7 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
     params = spec.apply(base)
     head: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = []
+    tables: dict[str, pd.DataFrame] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
         pm = person_months
@@ -157,6 +158,9 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
         if spec.block == "quality":
             if quality is not None and not quality.empty:
                 rows, head = quality_block(pm, quality, params, spec.estimator)
+            if spec.value_added:
+                va_rows, tables = _value_added(pm, params)
+                rows += va_rows
         elif spec.block == "adoption":
             rows, head = _adoption(cells, pm, adoption, shocks, spec, params)
         else:
@@ -175,4 +179,22 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
             "n_person_months": int(len(pm)), "n_cells": int(len(cells))}
     headline = {b: None for b in ("quality", "adoption", "shock")}
     headline[spec.block] = head
-    return EstimationResult(tidy_frame(rows), headline, meta)
+    return EstimationResult(tidy_frame(rows), headline, meta, tables)
+
+
+def _value_added(pm: pd.DataFrame, params: EstimateParams
+                 ) -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
+    """Caseworker and team value-added rows and unit tables (internal: personnel data)."""
+    from impact.estimate.value_added import value_added, value_added_rows
+
+    rows, tables = [], {}
+    for level in ("caseworker", "team"):
+        try:
+            res = value_added(pm, level, controls=params.estimate.controls,
+                              lm=params.estimate.lm_controls, alpha=params.estimate.alpha)
+        except ValueError as exc:
+            warn(f"value-added ({level}) not estimated: {exc}")
+            continue
+        rows += value_added_rows(res)
+        tables[f"value_added_{level}"] = res.units
+    return rows, tables

@@ -51,6 +51,8 @@ class Specification:
     sample: SampleOption = "all"
     inference: InferenceOption | None = None
     cluster: ClusterOption | None = None
+    #: quality only: caseworker and team value-added (empirical Bayes, MixedLM) beside it
+    value_added: bool = False
     description: str = ""
 
     @classmethod
@@ -84,6 +86,10 @@ class Specification:
             if out.sample != "all":
                 raise ValueError(f"{key}.sample={out.sample!r}: {out.block} models run on "
                                  "municipality-month cells; only 'all' is allowed")
+        if not isinstance(out.value_added, bool):
+            raise ValueError(f"{key}.value_added={out.value_added!r} must be true or false")
+        if out.value_added and out.block != "quality":
+            raise ValueError(f"{key}.value_added applies to quality models only")
         if not isinstance(out.description, str):
             raise ValueError(f"{key}.description must be a string")
         return out

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["set_theme", "event_study_figure", "headline_figure"]
+__all__ = ["set_theme", "event_study_figure", "headline_figure", "value_added_figure"]
 
 BLUE, GREY, RED = "#1f4e79", "#8c8c8c", "#b03a2e"
 
@@ -79,5 +79,29 @@ def headline_figure(metrics: Mapping[str, Any], ax=None):
     ax.set_xlabel("percentage points of the monthly exit-to-work probability")
     ax.set_title("What raw outflow says versus what the adjusted estimates say", loc="left")
     ax.legend(frameon=False, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def value_added_figure(teams: pd.DataFrame, ax=None):
+    """Caterpillar plot of team value-added (empirical Bayes) with 95% intervals.
+
+    Parameters
+    ----------
+    teams
+        Publishable team rows (``value_added.publishable_teams``): ``eb_va``, ``ci_low``,
+        ``ci_high`` in pp of the monthly exit-to-work probability, relative to the
+        region-month.
+    """
+    t = teams.sort_values("eb_va").reset_index(drop=True)
+    fig, ax = _axes(ax, size=(7.0, 4.0))
+    y = range(len(t))
+    ax.axvline(0, color=GREY, lw=1)
+    ax.hlines(y, t["ci_low"], t["ci_high"], color=BLUE, alpha=0.45, lw=1.6)
+    ax.plot(t["eb_va"], y, "o", color=BLUE, ms=3.5)
+    ax.set_yticks([])
+    ax.set_ylabel(f"teams ({len(t)}), sorted")
+    ax.set_xlabel("team value-added: exit to work vs. region-month (pp, shrunk)")
+    ax.set_title("Team value-added with 95% intervals", loc="left")
     fig.tight_layout()
     return fig
