@@ -83,6 +83,7 @@ def main() -> None:
     if q_spec and va_path.exists():  # teams only; caseworker value-added stays internal
         teams = publishable_teams(ValueAddedResult("team", io.read_parquet(va_path), {}),
                                   min_clients=params.privacy.min_cell)
+        teams["n_clients"] = teams["n_clients"].astype("Int64")
         io.write_csv(teams, tables / "value_added_teams.csv")
         if len(teams):
             fig = value_added_figure(teams)

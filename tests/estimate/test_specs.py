@@ -117,3 +117,35 @@ def test_wild_bootstrap_switches_on_below_the_cluster_threshold(sim, block, esti
         assert ratio < 2.5
     else:  # 4 shocked municipalities: few treated clusters make the score test weak
         assert wild["n_events"] == 4 and ratio > 1
+
+
+def test_sensitivity_only_for_sunab():
+    with pytest.raises(ValueError, match="sensitivity needs"):
+        parse_specifications({"a": {"block": "adoption", "estimator": "cs_never",
+                                    "sensitivity": True}})
+    with pytest.raises(ValueError, match="value_added applies to quality"):
+        parse_specifications({"a": {"block": "adoption", "estimator": "twfe",
+                                    "value_added": True}})
+
+
+@pytest.mark.slow
+def test_sunab_specification_with_rambachan_roth_rows(sim):
+    spec = parse_specifications({"s": {"block": "adoption", "estimator": "sunab",
+                                       "sensitivity": True}})["s"]
+    p = EstimateParams.from_dict(adoption={"pretrend_months": 6,
+                                           "sensitivity_mbar": [0.5, 1, 2]}, seed=1)
+    res = run_specification(spec, sim.person_months, sim.cells, sim.quality, sim.adoption,
+                            sim.shocks, p)
+    rr = res.model("adoption_sunab_honest").set_index("term")
+    orig = rr.loc["rr_original_ci"]
+    rm = rr.loc["rr_rm_ci"].sort_values("statistic")
+    assert rm["statistic"].tolist() == [0.5, 1.0, 2.0]
+    # the target is the event-month-0 effect of the same event study
+    att0 = res.tidy[(res.tidy["model"] == "adoption_sunab") & (res.tidy["term"] == "att_e")
+                    & (res.tidy["rel_time"] == 0)]["estimate"].iloc[0]
+    assert orig["estimate"] == pytest.approx(att0, rel=1e-8)
+    # robust intervals widen with Mbar and contain the estimate
+    assert (rm["ci_low"].diff().dropna() <= 1e-12).all()
+    assert (rm["ci_high"].diff().dropna() >= -1e-12).all()
+    assert ((rm["ci_low"] <= att0) & (att0 <= rm["ci_high"])).all()
+    assert "rr_breakdown_mbar" in res.headline["adoption"]

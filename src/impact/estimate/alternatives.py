@@ -143,7 +143,7 @@ def _cs(panel, info, alpha) -> list[dict[str, Any]]:
     return rows
 
 
-def _sunab(panel, info, alpha) -> list[dict[str, Any]]:
+def _sunab(panel, info, alpha, sensitivity=None) -> list[dict[str, Any]]:
     from impact.estimate.sunab import sun_abraham
 
     try:
@@ -152,13 +152,39 @@ def _sunab(panel, info, alpha) -> list[dict[str, Any]]:
     except Exception as exc:
         warn(f"adoption_sunab: Sun-Abraham not estimated: {exc}")
         return []
-    rows = []
+    rows = _honest(res, alpha, **sensitivity) if sensitivity else []
     for r in _records(res.table):
         r["term"] = {"ATT": "att", "ATT(e)": "att_e"}[r["term"]]
         r["model"] = "adoption_sunab"
         r["estimator"] = f"{r['estimator']}; {_balanced_note(info)}"
         rows.append(r)
     return rows
+
+
+def _honest(res, alpha: float, mbar, pre_months: int, post_months: int
+            ) -> list[dict[str, Any]]:
+    """Rambachan-Roth rows (model ``adoption_sunab_honest``) on event months
+    -pre_months..post_months of the Sun-Abraham event study (reference -1), targeting the
+    treated-weighted mean effect over months 0..post_months."""
+    from impact.estimate.honest import sensitivity
+
+    try:
+        ref = int(res.meta["ref_period"])
+        es = res.table[res.table["term"] == "ATT(e)"].set_index("rel_time")
+        times = [e for e in range(-max(pre_months, 2), post_months + 1) if e != ref]
+        missing = [e for e in times if e not in es.index]
+        if missing:
+            raise ValueError(f"event months {missing} are not in the event study")
+        post = res.catt[(res.catt["rel_time"] >= 0) & (res.catt["rel_time"] <= post_months)]
+        weights = post.groupby("rel_time")["n_obs"].sum().reindex(
+            range(post_months + 1), fill_value=0).to_numpy(dtype="float64")
+        sens = sensitivity(es.loc[times, "estimate"].to_numpy(),
+                           res.event_vcov.loc[times, times].to_numpy(), times, ref=ref,
+                           weights=weights, mbar=mbar, alpha=alpha)
+    except Exception as exc:
+        warn(f"adoption_sunab: Rambachan-Roth sensitivity not computed: {exc}")
+        return []
+    return sens.to_rows("adoption_sunab_honest", alpha, n_clusters=int(res.meta["n_units"]))
 
 
 def _bacon(panel, info, alpha) -> list[dict[str, Any]]:
@@ -196,12 +222,14 @@ def _bacon(panel, info, alpha) -> list[dict[str, Any]]:
 _RUNNERS = {"cs": _cs, "sunab": _sunab, "bacon": _bacon}
 
 
-def adoption_alternatives(frame: pd.DataFrame, which, alpha: float = 0.05
+def adoption_alternatives(frame: pd.DataFrame, which, alpha: float = 0.05,
+                          sensitivity: dict[str, Any] | None = None
                           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Tidy rows of the selected alternatives (``which`` ⊆ ``ALTERNATIVES``) and meta.
 
-    Never raises on data problems: each estimator that fails warns
-    (``EstimationWarning``) and contributes no rows.
+    ``sensitivity`` (``mbar``, ``pre_months``, ``post_months``) adds Rambachan-Roth rows
+    to the Sun-Abraham event study (``_honest``). Never raises on data problems: each
+    estimator that fails warns (``EstimationWarning``) and contributes no rows.
     """
     which = [w for w in ALTERNATIVES if w in set(which)]
     if not which:
@@ -217,7 +245,8 @@ def adoption_alternatives(frame: pd.DataFrame, which, alpha: float = 0.05
     rows: list[dict[str, Any]] = []
     for name in which:
         t0 = time.perf_counter()
-        new = _RUNNERS[name](panel, info, alpha)
+        new = (_sunab(panel, info, alpha, sensitivity) if name == "sunab"
+               else _RUNNERS[name](panel, info, alpha))
         if name == "sunab":
             # pyfixest's iterative demeaning varies in the last bits between runs (seen:
             # 7e-15); 10 decimals keep the written table byte-stable

@@ -121,11 +121,25 @@ class AdoptionParams:
     #: (``impact.estimate.alternatives``): cs = Callaway-Sant'Anna, sunab = Sun-Abraham,
     #: bacon = Goodman-Bacon decomposition of TWFE; () = none
     alternatives: tuple[str, ...] = ADOPTION_ALTERNATIVES
+    #: Rambachan-Roth relative-magnitude bounds (Mbar) for specifications with
+    #: ``sensitivity: true``; target = the treated-weighted mean effect over event months
+    #: 0..sensitivity_post_months (0 = the first month: seconds; each further month adds
+    #: tens of seconds per Mbar)
+    sensitivity_mbar: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    sensitivity_post_months: int = 0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AdoptionParams":
         _check_keys("adoption", d, cls.__dataclass_fields__)
         d = dict(d)
+        if "sensitivity_mbar" in d:
+            v = d["sensitivity_mbar"]
+            if (not isinstance(v, (list, tuple)) or not v or any(
+                    isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 10
+                    for x in v)):
+                raise ValueError(f"adoption.sensitivity_mbar={v!r} must be a non-empty list "
+                                 "of numbers in (0, 10]")
+            d["sensitivity_mbar"] = tuple(float(x) for x in v)
         if "alternatives" in d:
             alt = _str_list("adoption.alternatives", d["alternatives"], ADOPTION_ALTERNATIVES)
             if len(set(alt)) != len(alt):
@@ -136,6 +150,7 @@ class AdoptionParams:
             raise ValueError(f"adoption.programme={out.programme!r} must be a non-empty string")
         _int("adoption.anticipation_months", out.anticipation_months, 0, 36)
         _int("adoption.pretrend_months", out.pretrend_months, 0, 120)
+        _int("adoption.sensitivity_post_months", out.sensitivity_post_months, 0, 120)
         return out
 
 

@@ -98,11 +98,14 @@ def quality_block(pm: pd.DataFrame, quality: pd.DataFrame, params: EstimateParam
     return rows, head
 
 
-def _alternative(frame: pd.DataFrame, estimator: str, params: EstimateParams
+def _alternative(frame: pd.DataFrame, spec: Specification, params: EstimateParams
                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    which, model, term = _ALT_MODEL[estimator]
-    rows, info = adoption_alternatives(frame, [which], params.estimate.alpha)
-    rows = [r for r in rows if r["model"] == model]
+    which, model, term = _ALT_MODEL[spec.estimator]
+    ap = params.adoption
+    sens = (dict(mbar=ap.sensitivity_mbar, pre_months=ap.pretrend_months,
+                 post_months=ap.sensitivity_post_months) if spec.sensitivity else None)
+    rows, info = adoption_alternatives(frame, [which], params.estimate.alpha, sens)
+    rows = [r for r in rows if r["model"] in (model, f"{model}_honest")]
     main = [r for r in rows if r["term"] == term and r.get("cohort") is None]
     if not main:
         return rows, None
@@ -110,8 +113,10 @@ def _alternative(frame: pd.DataFrame, estimator: str, params: EstimateParams
     naive = naive_before_after(frame, "unit", frame["g"].to_numpy())
     rows.append(row("adoption_naive", "post_minus_pre", naive, n_obs=len(frame),
                     estimator="pooled rate months 0..11 minus -12..-1", vcov="none"))
+    honest = {"rr_breakdown_mbar": x["estimate"] for x in rows
+              if x["model"] == f"{model}_honest" and x["term"] == "rr_rm_breakdown"}
     head = {"att_pp": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
-            "ci_high": r["ci_high"], "p_value": r["p_value"], "naive_pp": naive,
+            "ci_high": r["ci_high"], "p_value": r["p_value"], "naive_pp": naive, **honest,
             "estimator": model, "ci_method": r["vcov"], "n_clusters": r["n_clusters"],
             "n_obs": r["n_obs"], "weights": "unweighted balanced unit x month cells",
             "n_units_dropped_unbalanced": info.get("n_units_dropped_unbalanced")}
@@ -123,7 +128,7 @@ def _adoption(cells, pm, adoption, shocks, spec, params):
     if frame is None:
         return [], None
     if spec.estimator in _ALT_MODEL:
-        return _alternative(frame, spec.estimator, params)
+        return _alternative(frame, spec, params)
     rows, head = estimate_adoption(frame, shock_events(shocks, params.shock.type), params)
     if head is None or spec.estimator == "imputation":
         keep = ("adoption_imputation", "adoption_naive", "adoption_twfe")

@@ -53,6 +53,8 @@ class Specification:
     cluster: ClusterOption | None = None
     #: quality only: caseworker and team value-added (empirical Bayes, MixedLM) beside it
     value_added: bool = False
+    #: adoption ``sunab`` only: Rambachan-Roth sensitivity of its event study
+    sensitivity: bool = False
     description: str = ""
 
     @classmethod
@@ -90,6 +92,11 @@ class Specification:
             raise ValueError(f"{key}.value_added={out.value_added!r} must be true or false")
         if out.value_added and out.block != "quality":
             raise ValueError(f"{key}.value_added applies to quality models only")
+        if not isinstance(out.sensitivity, bool):
+            raise ValueError(f"{key}.sensitivity={out.sensitivity!r} must be true or false")
+        if out.sensitivity and (out.block, out.estimator) != ("adoption", "sunab"):
+            raise ValueError(f"{key}.sensitivity needs the joint event-study covariance of "
+                             "estimator sunab (block adoption)")
         if not isinstance(out.description, str):
             raise ValueError(f"{key}.description must be a string")
         return out

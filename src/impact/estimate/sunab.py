@@ -82,6 +82,9 @@ class SunAbrahamResult(OverallATTResult):
     table: pd.DataFrame
     catt: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    #: joint covariance of the ATT(e) rows (rel_time on both axes; delta method, fixed
+    #: weights), for sensitivity analysis (``honest.sensitivity_from_event_study``)
+    event_vcov: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """Options and the tidy rows, for a console."""
@@ -214,5 +217,9 @@ def sun_abraham(
             "control": control_label, "ref_period": ref_period, "cluster": cluster,
             "alpha": alpha, "n_units": int(data[idname].nunique()), "n_rows": len(data),
             "n_rows_dropped": len(df) - len(data)}
+    times = sorted(cells["rel_time"].unique())
+    W = np.vstack([np.where(cells["rel_time"] == e, cells["weight"], 0.0) for e in times])
+    event_vcov = pd.DataFrame(W @ vcov @ W.T, index=[int(e) for e in times],
+                              columns=[int(e) for e in times])
     return SunAbrahamResult(table=tidy_frame(rows), catt=catt.reset_index(drop=True),
-                            meta=meta)
+                            meta=meta, event_vcov=event_vcov)
