@@ -10,11 +10,17 @@ coverage over many draws is the Monte Carlo tests' job (tests/estimate).
 import json
 
 import pytest
+import yaml
 
 from impact.report import check_metrics
-from pipeline_utils import make_repo, run
+from pipeline_utils import ROOT, make_repo, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("builtin")]
+
+#: the project's headline specifications, run alone (the others are the DVC tests' job)
+_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+HEADLINE = list(dict.fromkeys(_PARAMS["headline"].values()))
+ONLY_HEADLINE = {"specifications": {k: _PARAMS["specifications"][k] for k in HEADLINE}}
 
 STAGES = [
     ["pipeline/simulate.py", "--reference", "data/reference", "--out", "data/simulated",
@@ -24,8 +30,8 @@ STAGES = [
      "--rejects", "data/rejects", "--report", "reports/data_quality.json",
      "--report-md", "reports/data_quality.md"],
     ["pipeline/panel.py", "--validated", "data/validated", "--out", "data/panel"],
-    ["pipeline/estimate.py", "--panel", "data/panel", "--validated", "data/validated",
-     "--out", "data/estimates"],
+    *[["pipeline/estimate.py", "--spec", name, "--panel", "data/panel", "--validated",
+       "data/validated", "--out", f"data/estimates/{name}"] for name in HEADLINE],
     ["pipeline/report.py", "--estimates", "data/estimates", "--panel-summary",
      "data/panel/summary.json", "--data-quality", "reports/data_quality.json", "--metrics",
      "reports/metrics.json", "--tables", "reports/tables", "--figures", "reports/figures",
@@ -39,7 +45,7 @@ TRUTH_KEYS = {"quality": ("effect_pp", "quality_effect_pp"),
 
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("builtin"), git=False)
+    repo = make_repo(tmp_path_factory.mktemp("builtin"), ONLY_HEADLINE, git=False)
     for stage in STAGES:
         run(["python", *stage], repo)
     metrics = json.loads((repo / "reports/metrics.json").read_text())

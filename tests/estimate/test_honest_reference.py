@@ -258,14 +258,17 @@ def test_event_study_wrapper_targets_the_overall_att():
 
     sa = sun_abraham(pd.read_csv(DATA / "mpdta.csv"), yname="lemp", tname="year",
                      idname="countyreal", gname="first.treat")
-    with pytest.raises(HonestInputError, match="no joint covariance.*event_vcov"):
-        sensitivity_from_event_study(sa, mbar=None)
     es = sa.table[sa.table["term"] == "ATT(e)"]
-    diag = np.diag(es["std_error"].to_numpy() ** 2)  # wiring only: not a valid sigma
-    res = sensitivity_from_event_study(SimpleNamespace(**vars(sa), event_vcov=pd.DataFrame(
-        diag, index=es["rel_time"], columns=es["rel_time"])), mbar=None)
+    # the stored joint covariance agrees with the rows' own standard errors
+    np.testing.assert_allclose(np.sqrt(np.diag(sa.event_vcov.loc[es["rel_time"],
+                                                                 es["rel_time"]])),
+                               es["std_error"].to_numpy(), rtol=1e-10)
+    res = sensitivity_from_event_study(sa, mbar=None)
     assert res.estimate == pytest.approx(sa.att, abs=EXACT)
     assert res.rel_times == tuple(es["rel_time"]) and res.meta["ref"] == -1
+    without = SimpleNamespace(**{**vars(sa), "event_vcov": None})
+    with pytest.raises(HonestInputError, match="no joint covariance.*event_vcov"):
+        sensitivity_from_event_study(without, mbar=None)
 
 
 GOOD = dict(betahat=np.zeros(4), sigma=np.eye(4), rel_times=[-3, -2, 0, 1])

@@ -149,3 +149,33 @@ def test_sunab_specification_with_rambachan_roth_rows(sim):
     assert (rm["ci_high"].diff().dropna() >= -1e-12).all()
     assert ((rm["ci_low"] <= att0) & (att0 <= rm["ci_high"])).all()
     assert "rr_breakdown_mbar" in res.headline["adoption"]
+
+
+@pytest.mark.slow
+def test_alternatives_run_on_shock_adjusted_rates(sim):
+    """CS / Sun-Abraham / Bacon cells are net of the estimated shock path from the
+    anticipation month on, in the shocked municipalities' windows only."""
+    import numpy as np
+
+    from impact.estimate.adoption import adoption_cells
+    from impact.estimate.alternatives import alternatives_panel
+    from impact.estimate.frames import shock_events
+    from impact.estimate.run import shock_adjusted
+    from impact.estimate.shock import estimate_shock
+
+    p = EstimateParams.from_dict(seed=1)
+    frame = adoption_cells(sim.cells, sim.person_months, sim.adoption, p.adoption.programme)
+    events = shock_events(sim.shocks, p.shock.type)
+    adj = shock_adjusted(frame, sim.cells, sim.person_months, events, p)
+    rows, _ = estimate_shock(sim.cells, sim.person_months, events, p)
+    path = {r["rel_time"]: r["estimate"] for r in rows if r["term"] == "event_time"
+            and r["cohort"] is None and r["rel_time"] >= -p.shock.anticipation_months}
+    ev = events.set_index("municipality")["t_event"]
+    e = adj["t"] - adj["municipality"].map(ev)
+    expect = np.array([path.get(int(x), 0.0) if np.isfinite(x) else 0.0 for x in e])
+    np.testing.assert_allclose(adj["y_adjust"].to_numpy(), expect, atol=1e-12)
+    assert (adj["y_adjust"] != 0).sum() > 0 and (adj.loc[e.isna(), "y_adjust"] == 0).all()
+    raw, _ = alternatives_panel(frame)
+    net, _ = alternatives_panel(adj)
+    np.testing.assert_allclose(raw["y"] - net["y"],
+                               adj.sort_values(["unit", "t"])["y_adjust"].to_numpy(), atol=1e-12)

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from pipeline_utils import SMALL, make_repo, run
-from test_recovery_builtin import STAGES
+from test_recovery_builtin import ONLY_HEADLINE, STAGES
 
 pytestmark = [pytest.mark.slow]
 
@@ -18,7 +18,7 @@ ABSENT = ("quality", "adoption", "shocks", "caseworker_assignments")
 
 
 def test_pipeline_without_optional_tables_leaves_their_blocks_null(tmp_path):
-    repo = make_repo(tmp_path, SMALL, git=False)
+    repo = make_repo(tmp_path, {**SMALL, **ONLY_HEADLINE}, git=False)
     simulate, *rest = STAGES
     assert simulate[0] == "pipeline/simulate.py"
     run(["python", *simulate], repo)

@@ -27,10 +27,12 @@ and counted in ``meta``), this module adds to the tidy table:
   equals sum(weight x estimate) over the types (Goodman-Bacon 2021, Theorem 1).
 
 All four are unweighted (each unit-month cell counts once, no controls, no region x month
-effects, no shock terms), so under heterogeneous effects they estimate differently
-weighted averages than the person-month-weighted imputation ATT, and plain TWFE and the
-alternatives do not adjust for shocks coinciding with adoption. They are comparisons, never
-the headline: a failing estimator emits an ``EstimationWarning`` and leaves no rows.
+effects), so under heterogeneous effects they estimate differently weighted averages than
+the person-month-weighted imputation ATT. They take no time-varying controls, so a shock
+coinciding with adoption is removed from the outcome instead: with a ``y_adjust`` column
+in the cells (``run.shock_adjusted``, on by default through
+``adoption.shock_adjust_alternatives``) Y is the rate minus the estimated shock path.
+A failing estimator emits an ``EstimationWarning`` and leaves no rows.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def alternatives_panel(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any
     scale (0 = never adopted or adopted after the last month; adopted at or before the
     first month -> 1, an always-treated unit).
     """
-    f = frame[["unit", "t", "g", "exits_work", "person_months"]].copy()
+    cols = ["unit", "t", "g", "exits_work", "person_months"]
+    f = frame[cols + (["y_adjust"] if "y_adjust" in frame else [])].copy()
     t = f["t"].astype("int64")
     t0, t1 = int(t.min()), int(t.max())
     n_t = t.nunique()
@@ -71,7 +74,8 @@ def alternatives_panel(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any
     gg = np.where(np.isnan(g) | (g > t1), 0, np.maximum(g - t0 + 1, 1))
     panel = pd.DataFrame({"unit": f["unit"].to_numpy(), "tt": (f["t"] - t0 + 1).astype("int64"),
                           "gg": gg.astype("int64"),
-                          "y": rate_pp(f["exits_work"], f["person_months"])})
+                          "y": rate_pp(f["exits_work"], f["person_months"])
+                          - (f["y_adjust"].to_numpy() if "y_adjust" in f else 0.0)})
     panel = panel.sort_values(["unit", "tt"]).reset_index(drop=True)
     # moderndid needs a numeric unit id
     panel["uid"] = pd.factorize(panel["unit"], sort=True)[0].astype("int64") + 1

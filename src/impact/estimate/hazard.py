@@ -23,8 +23,9 @@ negligibly. Continuous numeric controls (``prior_benefit_months``) enter linearl
 reduce compression.
 
 Fixed effects: municipality and region x month (or municipality x month, ``estimate.
-quality_fe``) as dummy columns of a statsmodels GLM Binomial (IRLS, tol 1e-12), allowed
-only while ``cells x columns <= max_cells_x_cols``; beyond that ValueError. pyfixest 0.60
+quality_fe``) as dummy columns of a statsmodels GLM Binomial (IRLS, tol 1e-12) while
+``cells x columns <= max_cells_x_cols``; beyond that (or with ``absorb=True``) absorbed
+by IRLS with cell-level projections (``feglm.fe_binomial``, the same estimate). pyfixest 0.60
 ``feglm`` absorbs fixed effects but offers only logit/probit/gaussian and no weights, so it
 cannot fit cloglog nor compressed cells; it is not used here.
 
@@ -127,7 +128,7 @@ def fit_binomial_cells(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, clu
 
 def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
                    link: HazardLink = "cloglog", *, round_to: float = 0.1,
-                   max_cells_x_cols: float = 4e7) -> HazardResult:
+                   max_cells_x_cols: float = 4e7, absorb: bool | None = None) -> HazardResult:
     """Discrete-time hazard of exit to work on (rounded) ``quality_a``, compressed cells.
 
     Parameters
@@ -141,6 +142,10 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
         Quality is rounded to this grid before compression (0 = no rounding).
     max_cells_x_cols : float
         Size guard on the dense dummy design (cells x columns).
+    absorb : bool, optional
+        Absorb the fixed effects by IRLS with cell-level projections (``feglm``) instead
+        of dummy columns; None = when the dense design would exceed the size guard.
+        Then ``params``/``vcov``/``names`` hold the regressors only.
 
     Raises
     ------
@@ -163,13 +168,17 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
     fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
           else ["municipality", "regmonth"])
     cc = ck["cell"].to_numpy()
+    xnames = ["quality"] + exog
+    # size of the dense dummy design, known before any dummy is built
+    n_levels = sum(pd.unique(cells[name].to_numpy()[np.unique(cc)]).size for name in fe)
+    size = len(ck) * (n_levels + len(xnames))
+    if absorb or (absorb is None and size > max_cells_x_cols):
+        return _absorbed(ck, exits, trials, cells, fe, xnames, link, params.estimate.alpha)
     blocks, fe_names = [], []
     for name in fe:
         d = pd.get_dummies(cells[name].to_numpy()[cc], dtype=float)
         blocks.append(d.to_numpy())
         fe_names += [f"{name}[{c}]" for c in d.columns]
-    xnames = ["quality"] + exog
-    size = len(ck) * (sum(b.shape[1] for b in blocks) + len(xnames))
     if size > max_cells_x_cols:
         raise ValueError(
             f"quality_hazard: {len(ck)} compressed cells x "
@@ -193,3 +202,23 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
     return HazardResult(link, float(b[qcol]), float(np.sqrt(V[qcol, qcol])), ame, ame_se,
                         ame - crit * ame_se, ame + crit * ame_se, b, V,
                         tuple(allnames), int(trials.sum()), int(len(ck)), G)
+
+
+def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str],
+              xnames: list[str], link: str, alpha: float) -> HazardResult:
+    """The hazard with fixed effects absorbed (``feglm.fe_binomial``)."""
+    from impact.estimate.feglm import fe_binomial, independent_of_fe
+
+    X = ck[xnames].to_numpy(float)
+    cc = ck["cell"].to_numpy()
+    keep = independent_of_fe(X, trials, cc, cells, fe)
+    if 0 not in keep:
+        raise ValueError("quality_hazard: quality is collinear with the fixed effects")
+    res = fe_binomial(X[:, keep], exits, trials, cc, cells, fe, ck["cluster"].to_numpy(),
+                      _family(link).link, qcol=0)
+    G = int(ck["cluster"].nunique())
+    crit = stats.t.ppf(1 - alpha / 2, G - 1)
+    return HazardResult(link, float(res.params[0]), float(np.sqrt(res.vcov[0, 0])), res.ame,
+                        res.ame_se, res.ame - crit * res.ame_se, res.ame + crit * res.ame_se,
+                        res.params, res.vcov, tuple(xnames[k] for k in keep), res.n_obs,
+                        int(len(ck)), G)

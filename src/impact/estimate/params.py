@@ -127,6 +127,9 @@ class AdoptionParams:
     #: tens of seconds per Mbar)
     sensitivity_mbar: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     sensitivity_post_months: int = 0
+    #: CS / Sun-Abraham / Bacon run on cell rates net of the estimated shock event-time
+    #: path (``shock_event_study``), so a shock coinciding with adoption is not credited
+    shock_adjust_alternatives: bool = True
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AdoptionParams":
@@ -151,6 +154,9 @@ class AdoptionParams:
         _int("adoption.anticipation_months", out.anticipation_months, 0, 36)
         _int("adoption.pretrend_months", out.pretrend_months, 0, 120)
         _int("adoption.sensitivity_post_months", out.sensitivity_post_months, 0, 120)
+        if not isinstance(out.shock_adjust_alternatives, bool):
+            raise ValueError(f"adoption.shock_adjust_alternatives="
+                             f"{out.shock_adjust_alternatives!r} must be true or false")
         return out
 
 

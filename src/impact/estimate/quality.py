@@ -50,6 +50,11 @@ from impact.estimate.results import row
 __all__ = ["estimate_quality", "quality_frame"]
 
 
+#: person-month columns the quality model never reads
+_UNUSED = frozenset({"spell_id", "client_id", "team_key", "intake_caseworker_key",
+                     "intake_quality_score", "shock_id", "exit_any", "quality_n"})
+
+
 def _codes(values) -> np.ndarray:
     """Integer codes in order of first appearance; missing values get a code of their own."""
     return pd.factorize(pd.Series(values), use_na_sentinel=False)[0].astype("int64")
@@ -70,7 +75,8 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
     sample = (pm["quality_a"].notna() & pm["quality_b"].notna()).to_numpy()
     if not sample.any():
         return np.empty((0, 0)), [], [], pd.DataFrame(), np.empty(0, int), np.empty(0)
-    s = pm.loc[sample]
+    # copy only what the model reads (the identifier strings are most of a row's bytes)
+    s = pm.loc[sample, [c for c in pm.columns if c not in _UNUSED]]
     t = s["t"].to_numpy(dtype="int64")
     cols: dict[str, np.ndarray] = {
         "y": 100.0 * pd.to_numeric(s["exit_work"]).to_numpy(dtype="float64"),

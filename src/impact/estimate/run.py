@@ -19,11 +19,12 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from impact.estimate.adoption import adoption_cells, estimate_adoption
 from impact.estimate.alternatives import adoption_alternatives
-from impact.estimate.frames import EstimationWarning, shock_events, warn
+from impact.estimate.frames import EstimationWarning, event_dummies, shock_events, warn
 from impact.estimate.naive import naive_before_after, naive_quality
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import estimate_quality
@@ -123,11 +124,39 @@ def _alternative(frame: pd.DataFrame, spec: Specification, params: EstimateParam
     return rows, head
 
 
+def shock_adjusted(frame: pd.DataFrame, cells: pd.DataFrame, pm: pd.DataFrame,
+                   events: pd.DataFrame, params: EstimateParams) -> pd.DataFrame:
+    """``frame`` with ``y_adjust``: the estimated shock effect (pp) at each cell's event time.
+
+    The pooled event-time path of ``shock.estimate_shock`` (imputation with region x month
+    effects), from ``-shock.anticipation_months`` on (earlier leads are placebo), is subtracted from the cells' rates in the shock windows, so estimators that
+    cannot take time-varying controls (Callaway-Sant'Anna, Sun-Abraham, Bacon) do not
+    credit a shock that coincides with adoption to the programme. Their standard errors
+    do not include this first step.
+    """
+    rows, head = estimate_shock(cells, pm, events, params)
+    first = -params.shock.anticipation_months  # earlier event times are placebo leads
+    path = {int(r["rel_time"]): r["estimate"] for r in rows
+            if r["model"] == "shock_event_study" and r["term"] == "event_time"
+            and r.get("cohort") is None and r.get("rel_time") is not None
+            and r["rel_time"] >= first}
+    if head is None or not path:
+        warn("adoption alternatives: no shock path estimated; rates not shock-adjusted")
+        return frame
+    S, keys = event_dummies(frame["municipality"].to_numpy(), frame["t"].to_numpy(), events,
+                            params.shock.event_window, pooled=True)
+    tau = np.array([path.get(e, 0.0) for _, e in keys])
+    return frame.assign(y_adjust=S @ tau if len(keys) else 0.0)
+
+
 def _adoption(cells, pm, adoption, shocks, spec, params):
     frame = adoption_cells(cells, pm, adoption, params.adoption.programme)
     if frame is None:
         return [], None
     if spec.estimator in _ALT_MODEL:
+        events = shock_events(shocks, params.shock.type)
+        if params.adoption.shock_adjust_alternatives and not events.empty:
+            frame = shock_adjusted(frame, cells, pm, events, params)
         return _alternative(frame, spec, params)
     rows, head = estimate_adoption(frame, shock_events(shocks, params.shock.type), params)
     if head is None or spec.estimator == "imputation":
