@@ -104,7 +104,7 @@ def test_errors():
     pm, _ = _sim(2)
     with pytest.raises(ValueError, match="link"):
         quality_hazard(pm, PARAMS, link="probit")
-    with pytest.raises(ValueError, match="max_cells_x_cols"):
-        quality_hazard(pm, PARAMS, max_cells_x_cols=100)
+    with pytest.raises(ValueError, match="max_cells_x_cols"):  # dense forced, too large
+        quality_hazard(pm, PARAMS, max_cells_x_cols=100, absorb=False)
     with pytest.raises(ValueError, match="no person-month"):
         quality_hazard(pm.assign(quality_b=np.nan), PARAMS)
