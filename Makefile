@@ -49,6 +49,7 @@ test-fast: install
 
 validate: install
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/montecarlo.py --reps 200 --seed 20261124 --out reports/validation --workers 2
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/few_clusters.py --reps 100 --munis 8 --out reports/validation --workers 2
 
 bundle: install
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o dist/requirements.txt

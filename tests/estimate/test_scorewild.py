@@ -92,3 +92,21 @@ def test_rademacher_p_equals_brute_force_sign_flips():
 def test_bad_input(a, c, msg):
     with pytest.raises(ValueError, match=msg):
         score_wild(a, c)
+
+
+def test_one_treated_cluster_gives_an_unbounded_interval_and_the_flagged_fallback():
+    """All of theta's weight in one cluster: no value can be rejected, the interval is
+    unbounded, and the headline keeps the analytic interval, flagged as likely too narrow."""
+    from impact.estimate.inference import with_wild
+    from impact.estimate.params import EstimateSection
+
+    a, c = np.array([0.8, 0.1, -0.1, 0.05, 0.02]), np.array([1.0, 0, 0, 0, 0])
+    res = score_wild(a, c, weights="rademacher")
+    assert not (np.isfinite(res.ci_low) and np.isfinite(res.ci_high))
+    head = {"effect_pp": 0.87, "std_error": 0.2, "ci_low": 0.4, "ci_high": 1.3,
+            "ci_method": "CRV1 t(G-1)"}
+    row_in = {"estimate": 0.87, "ci_low": 0.4, "ci_high": 1.3, "vcov": "CRV1"}
+    new, row_out = with_wild(head, row_in, a, c, EstimateSection(), seed=1, key="shock")
+    assert new["wild_unbounded"] is True
+    assert (new["ci_low"], new["ci_high"]) == (0.4, 1.3) == (row_out["ci_low"], row_out["ci_high"])
+    assert "likely too narrow" in new["ci_method"] and "unbounded" in row_out["vcov"]

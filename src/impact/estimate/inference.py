@@ -39,12 +39,23 @@ def with_wild(head: dict[str, Any], tidy_row: dict[str, Any], a, c, est: Estimat
     res = score_wild(a, c, weights=est.wild_weights, B=est.wild_draws, seed=seed,
                      alpha=est.alpha, scale=head.get("std_error"))
     method = res.describe(est.alpha)
+    lo, hi = res.ci_low, res.ci_high
+    extra: dict[str, Any] = {}
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        # the test rejects no value on one side: too few treated clusters to bound the
+        # effect. metrics.json needs numbers, so the analytic interval stays, flagged.
+        lo, hi = head["ci_low"], head["ci_high"]
+        method = (f"{head['ci_method']} (likely too narrow: the wild score bootstrap "
+                  f"interval is unbounded with {res.n_clusters} clusters, too few treated)")
+        extra = {"wild_unbounded": True, "wild_ci_low": _finite(res.ci_low),
+                 "wild_ci_high": _finite(res.ci_high)}
     head = {**head, "ci_low_analytic": head["ci_low"], "ci_high_analytic": head["ci_high"],
-            "ci_low": res.ci_low, "ci_high": res.ci_high, "p_value": res.p_value,
-            "ci_method": method, "wild_draws": res.n_boot, "wild_weights": res.weights}
-    tidy_row = {**tidy_row, "ci_low": res.ci_low, "ci_high": res.ci_high,
-                "p_value": res.p_value, "vcov": f"{tidy_row.get('vcov')}; interval: {method}"}
-    if not (np.isfinite(res.ci_low) and np.isfinite(res.ci_high)):
-        head["ci_note"] = (f"{key}: the wild bootstrap interval is unbounded with "
-                           f"{res.n_clusters} clusters at this confidence level")
+            "ci_low": lo, "ci_high": hi, "p_value": res.p_value, "ci_method": method,
+            "wild_draws": res.n_boot, "wild_weights": res.weights, **extra}
+    tidy_row = {**tidy_row, "ci_low": lo, "ci_high": hi, "p_value": res.p_value,
+                "vcov": f"{tidy_row.get('vcov')}; interval: {method}"}
     return head, tidy_row
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

@@ -101,6 +101,7 @@ REPLICATION_COLUMNS = (
     "adoption_twfe_pp", "adoption_twfe_se", "adoption_twfe_ci_low", "adoption_twfe_ci_high",
     "adoption_naive_pp",
     "shock_effect_pp", "shock_std_error", "shock_ci_low", "shock_ci_high", "shock_naive_pp",
+    "quality_wild_unbounded", "adoption_wild_unbounded", "shock_wild_unbounded",
 )
 
 
@@ -176,6 +177,9 @@ def replicate(seed: int, r: int = 0, sim_kwargs: Mapping | None = None,
             shock_effect_pp=_get(s, "effect_pp"), shock_std_error=_get(s, "std_error"),
             shock_ci_low=_get(s, "ci_low"), shock_ci_high=_get(s, "ci_high"),
             shock_naive_pp=_get(s, "naive_pp"),
+            # 1 when the wild bootstrap interval was unbounded (analytic one reported)
+            **{f"{k}_wild_unbounded": float(bool((b or {}).get("wild_unbounded")))
+               for k, b in (("quality", q), ("adoption", a), ("shock", s))},
         )
     except Exception as exc:  # recorded, so one failing draw does not stop the run
         rec["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
