@@ -126,6 +126,36 @@ def fit_binomial_cells(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, clu
     return b, V, float(ame), float(np.sqrt(grad @ V @ grad))
 
 
+def _compress(A: np.ndarray, names: list[str], exog: list[str], q: np.ndarray,
+              cell_code: np.ndarray, clusters, y: np.ndarray
+              ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Binomial cells of the person-months, grouped on integer keys (memory: one code per
+    categorical control instead of its dummy columns): cluster, cell, rounded quality,
+    the code of each dummy block (``name[level]`` columns of one ``name``), the numeric
+    controls. Returns (one row per cell with the regressor columns, exits, trials)."""
+    keycols: dict[str, np.ndarray] = {"cluster": pd.factorize(np.asarray(clusters))[0],
+                                      "cell": np.asarray(cell_code), "quality": q}
+    for j, n in enumerate(exog):
+        col = A[:, names.index(n)]
+        if "[" in n:  # at most one dummy of a block is 1: j + 1 identifies it
+            key = "_code_" + n.split("[")[0]
+            keycols.setdefault(key, np.zeros(len(col), np.int64))
+            keycols[key] += (col != 0).astype(np.int64) * (j + 1)
+        else:
+            keycols[n] = col
+    gid = pd.DataFrame(keycols).groupby(list(keycols), sort=True).ngroup().to_numpy()
+    n_g = int(gid.max()) + 1
+    exits = np.bincount(gid, weights=y, minlength=n_g)
+    trials = np.bincount(gid, minlength=n_g).astype("float64")
+    first = np.empty(n_g, np.int64)
+    first[gid[::-1]] = np.arange(len(gid) - 1, -1, -1)  # first person-month of each cell
+    ck = pd.DataFrame(A[np.ix_(first, [names.index(n) for n in exog])], columns=exog)
+    ck.insert(0, "quality", q[first])
+    ck.insert(0, "cell", keycols["cell"][first])
+    ck.insert(0, "cluster", keycols["cluster"][first])
+    return ck, exits, trials
+
+
 def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
                    link: HazardLink = "cloglog", *, round_to: float = 0.1,
                    max_cells_x_cols: float = 4e7, absorb: bool | None = None) -> HazardResult:
@@ -159,21 +189,22 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
     q = A[:, names.index("quality_a")]
     if round_to > 0:
         q = np.round(q / round_to) * round_to
-    keys = pd.DataFrame(A[:, [names.index(c) for c in exog]], columns=exog)
-    keys.insert(0, "quality", q)
-    keys.insert(0, "cell", cell_code)
-    keys.insert(0, "cluster", pd.factorize(np.asarray(cl))[0])
     y = A[:, names.index("y")] / 100.0
-    ck, exits, trials = compress_cells(keys, y)
+    ck, exits, trials = _compress(A, names, exog, q, cell_code, cl, y)
+    del A  # the person-month matrix is not needed past compression
     fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
           else ["municipality", "regmonth"])
+    n_all = float(trials.sum())
+    ck, exits, trials = _drop_separated(ck, exits, trials, cells, fe)
+    share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
     cc = ck["cell"].to_numpy()
     xnames = ["quality"] + exog
     # size of the dense dummy design, known before any dummy is built
     n_levels = sum(pd.unique(cells[name].to_numpy()[np.unique(cc)]).size for name in fe)
     size = len(ck) * (n_levels + len(xnames))
     if absorb or (absorb is None and size > max_cells_x_cols):
-        return _absorbed(ck, exits, trials, cells, fe, xnames, link, params.estimate.alpha)
+        return _absorbed(ck, exits, trials, cells, fe, xnames, link, params.estimate.alpha,
+                         share, n_all)
     blocks, fe_names = [], []
     for name in fe:
         d = pd.get_dummies(cells[name].to_numpy()[cc], dtype=float)
@@ -196,16 +227,18 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
         raise ValueError("quality_hazard: quality is collinear with the fixed effects")
     X, allnames = X[:, keep], [allnames[k] for k in keep]
     b, V, ame, ame_se = fit_binomial_cells(X, exits, trials, ck["cluster"].to_numpy(), link, 0)
+    ame, ame_se = ame * share, ame_se * share
     qcol = 0
     G = int(ck["cluster"].nunique())
     crit = stats.t.ppf(1 - params.estimate.alpha / 2, G - 1)
     return HazardResult(link, float(b[qcol]), float(np.sqrt(V[qcol, qcol])), ame, ame_se,
                         ame - crit * ame_se, ame + crit * ame_se, b, V,
-                        tuple(allnames), int(trials.sum()), int(len(ck)), G)
+                        tuple(allnames), int(n_all), int(len(ck)), G)
 
 
 def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str],
-              xnames: list[str], link: str, alpha: float) -> HazardResult:
+              xnames: list[str], link: str, alpha: float, share: float = 1.0,
+              n_all: float | None = None) -> HazardResult:
     """The hazard with fixed effects absorbed (``feglm.fe_binomial``)."""
     from impact.estimate.feglm import fe_binomial, independent_of_fe
 
@@ -218,7 +251,39 @@ def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str
                       _family(link).link, qcol=0)
     G = int(ck["cluster"].nunique())
     crit = stats.t.ppf(1 - alpha / 2, G - 1)
-    return HazardResult(link, float(res.params[0]), float(np.sqrt(res.vcov[0, 0])), res.ame,
-                        res.ame_se, res.ame - crit * res.ame_se, res.ame + crit * res.ame_se,
-                        res.params, res.vcov, tuple(xnames[k] for k in keep), res.n_obs,
-                        int(len(ck)), G)
+    ame, se = res.ame * share, res.ame_se * share
+    return HazardResult(link, float(res.params[0]), float(np.sqrt(res.vcov[0, 0])), ame, se,
+                        ame - crit * se, ame + crit * se, res.params, res.vcov,
+                        tuple(xnames[k] for k in keep),
+                        int(n_all if n_all is not None else res.n_obs), int(len(ck)), G)
+
+
+def _drop_separated(ck: pd.DataFrame, exits: np.ndarray, trials: np.ndarray,
+                    cells: pd.DataFrame, fe: list[str]):
+    """Drop cells of fixed-effect levels with no exit (or only exits), repeatedly.
+
+    Such a level's effect is -inf (+inf) at the maximum (separation): its person-months
+    have a fitted probability of 0 (1) whatever the quality, contribute nothing to the
+    likelihood of the other parameters, and make the information matrix singular
+    (R fixest drops them the same way). The caller rescales the AME to all person-months.
+    """
+    keep = np.ones(len(ck), bool)
+    cc = ck["cell"].to_numpy()
+    while True:
+        bad = np.zeros(len(ck), bool)
+        for name in fe:
+            lv = pd.factorize(cells[name].to_numpy()[cc])[0]
+            e = np.bincount(lv, weights=np.where(keep, exits, 0.0))
+            n = np.bincount(lv, weights=np.where(keep, trials, 0.0))
+            sep = (n > 0) & ((e <= 0) | (e >= n))
+            bad |= keep & sep[lv]
+        if not bad.any():
+            break
+        keep &= ~bad
+    if not keep.all():
+        from impact.estimate.frames import warn
+
+        warn(f"quality hazard: {int(trials[~keep].sum())} person-months in fixed-effect "
+             "levels with no exit (or only exits) dropped from the fit (separation); the AME "
+             "counts them as zero effects")
+    return ck.loc[keep].reset_index(drop=True), exits[keep], trials[keep]
