@@ -1,9 +1,13 @@
 """The absorbed-fixed-effects binomial GLM (``feglm``) against the dense statsmodels GLM
 with dummy columns (``hazard.fit_binomial_cells``), on the lean simulator's panel.
 
-Tolerances: both solve the same likelihood to a deviance tolerance of 1e-12; coefficient,
-clustered SE and AME (with its delta-method SE through the fixed effects) agree to 1e-6
-relative, far below any reported digit and far above the solvers' convergence noise.
+Tolerances: both solve the same likelihood to a deviance tolerance of 1e-12; coefficients
+and the AME agree to 1e-6 relative, far below any reported digit and far above the solvers'
+convergence noise. Standard errors: 1e-4. The absorbed fit forms X~'WX~ from cell sums
+(X'WX - S'F, no n x k temporary), which loses digits on a regressor that is almost
+constant within cells: on this small sample a municipal indicator under municipality x
+month effects moves the quality SE by 1.7e-5 relative. (On the built-in data the sparse
+and the earlier dense-projection implementations agree to 2e-11.)
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from impact.estimate import EstimateParams
 from impact.estimate.hazard import quality_hazard
 
 REL = 1e-6
+REL_SE = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +39,9 @@ def test_absorbed_equals_dense_dummies(small, link, fe):
     absorbed = quality_hazard(small, p, link, absorb=True)
     assert absorbed.n_obs == dense.n_obs and absorbed.n_clusters == dense.n_clusters
     assert absorbed.coef == pytest.approx(dense.coef, rel=REL)
-    assert absorbed.std_error == pytest.approx(dense.std_error, rel=REL)
+    assert absorbed.std_error == pytest.approx(dense.std_error, rel=REL_SE)
     assert absorbed.ame_pp == pytest.approx(dense.ame_pp, rel=REL)
-    assert absorbed.ame_se == pytest.approx(dense.ame_se, rel=REL)
+    assert absorbed.ame_se == pytest.approx(dense.ame_se, rel=REL_SE)
     # every regressor, not just quality
     common = [n for n in absorbed.names if n in dense.names]
     assert len(common) == len(absorbed.names)
@@ -44,7 +49,7 @@ def test_absorbed_equals_dense_dummies(small, link, fe):
     idn = [dense.names.index(n) for n in common]
     np.testing.assert_allclose(absorbed.params[ia], dense.params[idn], rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(np.sqrt(np.diag(absorbed.vcov)[ia]),
-                               np.sqrt(np.diag(dense.vcov)[idn]), rtol=1e-5, atol=1e-12)
+                               np.sqrt(np.diag(dense.vcov)[idn]), rtol=REL_SE, atol=1e-12)
 
 
 def test_auto_absorbs_above_the_size_guard(small):

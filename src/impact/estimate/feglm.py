@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from impact.estimate.linalg import build_design, independent_columns, wls_fit
 
@@ -57,31 +58,40 @@ class FEBinomialResult:
 
 
 class _Projector:
-    """w-weighted projection of row-level columns on cell-level fixed effects."""
+    """w-weighted projection on cell-level fixed effects, computed on cell sums.
+
+    For a (sparse or dense) regressor matrix X and weights w, the cell sums S = Ind'(w X)
+    (C x k) and the fitted cell values F of the cell-level WLS of S/W_c on the fixed-effect
+    dummies (weights W_c) give every quantity of the partialled-out regression without an
+    n x k temporary: X~'W X~ = X'W X - S'F, X~'W z~ = X'W z - F'S_z, P_w X = F[cell].
+    """
 
     def __init__(self, cells: pd.DataFrame, fe: list[str], cell_code: np.ndarray):
         self.design = build_design(cells, fe, [])
-        self.code = cell_code
+        self.code = np.asarray(cell_code)
         self.C = len(cells)
+        n = len(self.code)
+        self.ind = sp.csr_matrix((np.ones(n), (np.arange(n), self.code)), shape=(n, self.C))
 
     def fit(self, w: np.ndarray):
-        self.Wc = np.bincount(self.code, weights=w, minlength=self.C)
-        self.w = w
+        self.w = np.asarray(w, dtype="float64")
+        self.Wc = np.bincount(self.code, weights=self.w, minlength=self.C)
         self.wfit = wls_fit(self.design, np.zeros(self.C), self.Wc, self.Wc > 0)
         self.Zk = self.design.Z[self.wfit.rows][:, self.wfit.keep]
         return self
 
-    def cell_values(self, V: np.ndarray) -> np.ndarray:
-        """(C, k) fitted cell values of the projection of the columns of V (n, k)."""
-        sums = np.stack([np.bincount(self.code, weights=self.w * V[:, j], minlength=self.C)
-                         for j in range(V.shape[1])], axis=1)
-        coef = self.wfit.solve(np.asarray(self.Zk.T @ sums[self.wfit.rows]))
-        out = np.zeros((self.C, V.shape[1]))
+    def sums(self, V) -> np.ndarray:
+        """(C, k) cell sums of w * V for V (n, k), dense or sparse."""
+        WV = sp.diags(self.w) @ V if sp.issparse(V) else V * self.w[:, None]
+        out = self.ind.T @ WV
+        return np.asarray(out.todense() if sp.issparse(out) else out)
+
+    def fitted(self, S: np.ndarray) -> np.ndarray:
+        """(C, k) fitted cell values of the projection, from cell sums S (C, k)."""
+        coef = self.wfit.solve(np.asarray(self.Zk.T @ S[self.wfit.rows]))
+        out = np.zeros((self.C, S.shape[1]))
         out[self.wfit.rows] = self.Zk @ coef
         return out
-
-    def project(self, V: np.ndarray) -> np.ndarray:
-        return self.cell_values(V)[self.code]
 
     def solve_fe(self, g_cells: np.ndarray) -> np.ndarray:
         """Cell values D a of a = (D'WD)^- D_c' g for a per-cell vector g (C,)."""
@@ -91,16 +101,35 @@ class _Projector:
         return out
 
 
-def independent_of_fe(X: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
+def _gram(X, w: np.ndarray) -> np.ndarray:
+    """X' diag(w) X for dense or sparse X (k x k dense)."""
+    if sp.issparse(X):
+        return np.asarray((X.T @ (sp.diags(w) @ X)).todense())
+    return X.T @ (X * w[:, None])
+
+
+def _partialled(X, proj: _Projector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X~'W X~, S_X, F_X) at the projector's current weights."""
+    S = proj.sums(X)
+    F = proj.fitted(S)
+    M = _gram(X, proj.w) - S.T @ F
+    return 0.5 * (M + M.T), S, F
+
+
+def independent_of_fe(X, trials: np.ndarray, cell_code: np.ndarray,
                       cells: pd.DataFrame, fe: list[str]) -> np.ndarray:
     """Indices of the columns of X that stay linearly independent once the fixed effects
     are partialled out (greedy in column order; e.g. a municipal labour-market indicator
     is dropped under municipality x month effects)."""
-    proj = _Projector(cells, fe, np.asarray(cell_code)).fit(np.asarray(trials, float))
-    Xt = X - proj.project(X)
-    M = Xt.T @ (Xt * trials[:, None])
+    t = np.asarray(trials, float)
+    proj = _Projector(cells, fe, np.asarray(cell_code)).fit(t)
+    M, _, _ = _partialled(X, proj)
     d = np.sqrt(np.maximum(np.diag(M), 0))
-    ok = np.flatnonzero(d > 1e-9 * max(np.sqrt(np.diag(X.T @ (X * trials[:, None]))).max(), 1e-300))
+    raw = np.sqrt(np.maximum(np.diag(_gram(X, t)), 0))
+    # the cell-sum Gram carries rounding of order 1e-7 of a column's raw norm (a municipal
+    # indicator under municipality x month effects: 4e-7, exactly 0); real regressors keep
+    # 10% or more of their norm, so 1e-5 separates the two
+    ok = np.flatnonzero(d > 1e-5 * np.maximum(raw, 1e-300))
     if not len(ok):
         return ok
     sub = M[np.ix_(ok, ok)] / np.outer(d[ok], d[ok])
@@ -137,24 +166,26 @@ def fe_binomial(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, cell_code:
     ValueError
         Regressors collinear with the fixed effects, or no convergence.
     """
-    X = np.asarray(X, dtype="float64")
+    X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype="float64")
+    exits = np.asarray(exits, dtype="float64")
+    trials = np.asarray(trials, dtype="float64")
     y = exits / trials
     mu = np.clip((exits + 0.5) / (trials + 1.0), 1e-10, 1 - 1e-10)
     eta = link(mu)
     proj = _Projector(cells, fe, np.asarray(cell_code))
+    code = proj.code
     dev_old, it = np.inf, 0
     for it in range(1, maxiter + 1):
         f = link.inverse_deriv(eta)
-        var = mu * (1 - mu)
-        w = trials * f ** 2 / var
+        w = trials * f ** 2 / (mu * (1 - mu))
         z = eta + (y - mu) / f
         proj.fit(w)
-        A = np.column_stack([z, X])
-        At = A - proj.project(A)
-        Xt, zt = At[:, 1:], At[:, 0]
-        XtWX = Xt.T @ (Xt * w[:, None])
-        b = np.linalg.solve(XtWX, Xt.T @ (w * zt))
-        eta = X @ b + proj.project((z - X @ b)[:, None])[:, 0]
+        XtWX, S_x, F_x = _partialled(X, proj)
+        S_z = proj.sums(z[:, None])
+        F_z = proj.fitted(S_z)
+        XtWz = np.asarray(X.T @ (w * z)).ravel() - F_x.T @ S_z[:, 0]
+        b = np.linalg.solve(XtWX, XtWz)
+        eta = np.asarray(X @ b).ravel() + (F_z[:, 0] - F_x @ b)[code]
         mu = np.clip(link.inverse(eta), 1e-12, 1 - 1e-12)
         dev = _deviance(exits, trials, mu)
         if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
@@ -167,30 +198,36 @@ def fe_binomial(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, cell_code:
     var = mu * (1 - mu)
     w = trials * f ** 2 / var
     proj.fit(w)
-    Xt = X - proj.project(X)
-    XtWX = Xt.T @ (Xt * w[:, None])
+    XtWX, _, F_x = _partialled(X, proj)
     d = np.sqrt(np.diag(XtWX))
+    k = XtWX.shape[0]
     if (d <= 1e-12 * max(d.max(initial=0), 1e-300)).any() or len(
-            independent_columns(XtWX / np.outer(d, d))) < X.shape[1]:
+            independent_columns(XtWX / np.outer(d, d))) < k:
         raise ValueError("fe_binomial: a regressor is collinear with the fixed effects")
     B = np.linalg.inv(XtWX)
     r = f * (exits - trials * mu) / var
     cl, _ = pd.factorize(np.asarray(clusters))
     G = int(cl.max()) + 1
-    S = np.zeros((G, X.shape[1]))
-    np.add.at(S, cl, Xt * r[:, None])
-    N, K = float(trials.sum()), X.shape[1] + len(proj.wfit.keep)
+    n = len(r)
+    # cluster sums of x~_i r_i = sum x_i r_i - sum_cells (r sums by cluster x cell) F_x
+    clus = sp.csr_matrix((r, (cl, np.arange(n))), shape=(G, n))
+    by_cell = sp.csr_matrix((r, (cl, code)), shape=(G, proj.C))
+    S = np.asarray((clus @ X).todense() if sp.issparse(X) else clus @ X) - by_cell @ F_x
+    N, K = float(trials.sum()), k + len(proj.wfit.keep)
     factor = G / (G - 1) * (N - 1) / (N - K)
     V = factor * B @ (S.T @ S) @ B
     # AME of +1 on column qcol, delta method through b and the fixed effects
     p1, f1 = link.inverse(eta + b[qcol]), link.inverse_deriv(eta + b[qcol])
     ame = 100 * float(np.sum(trials * (p1 - mu))) / N
-    e_q = np.zeros(X.shape[1])
+    e_q = np.zeros(k)
     e_q[qcol] = 1.0
-    g_b = 100 * ((trials * f1) @ (X + e_q) - (trials * f) @ X) / N
-    g_cells = np.bincount(proj.code, weights=100 * trials * (f1 - f) / N, minlength=proj.C)
-    Da = proj.solve_fe(g_cells)[proj.code]
-    lead = g_b - X.T @ (w * Da)
-    psi = (Xt @ (B @ lead) + Da) * r
+    tf1, tf = trials * f1, trials * f
+    g_b = 100 * (np.asarray(X.T @ (tf1 - tf)).ravel() + tf1.sum() * e_q) / N
+    g_cells = np.bincount(code, weights=100 * (tf1 - tf) / N, minlength=proj.C)
+    Da = proj.solve_fe(g_cells)[code]
+    lead = g_b - np.asarray(X.T @ (w * Da)).ravel()
+    v = B @ lead
+    xt_v = np.asarray(X @ v).ravel() - (F_x @ v)[code]
+    psi = (xt_v + Da) * r
     ame_se = float(np.sqrt(factor * (np.bincount(cl, weights=psi, minlength=G) ** 2).sum()))
     return FEBinomialResult(b, V, ame, ame_se, int(N), len(proj.wfit.keep), it, dev)

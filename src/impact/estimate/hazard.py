@@ -242,13 +242,16 @@ def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str
     """The hazard with fixed effects absorbed (``feglm.fe_binomial``)."""
     from impact.estimate.feglm import fe_binomial, independent_of_fe
 
-    X = ck[xnames].to_numpy(float)
+    import scipy.sparse as sp
+
+    # mostly dummy columns: sparse, so every IRLS step costs O(non-zeros + cells x k^2)
+    X = sp.csc_matrix(ck[xnames].to_numpy(float))
     cc = ck["cell"].to_numpy()
     keep = independent_of_fe(X, trials, cc, cells, fe)
     if 0 not in keep:
         raise ValueError("quality_hazard: quality is collinear with the fixed effects")
-    res = fe_binomial(X[:, keep], exits, trials, cc, cells, fe, ck["cluster"].to_numpy(),
-                      _family(link).link, qcol=0)
+    res = fe_binomial(X[:, keep].tocsr(), exits, trials, cc, cells, fe,
+                      ck["cluster"].to_numpy(), _family(link).link, qcol=0)
     G = int(ck["cluster"].nunique())
     crit = stats.t.ppf(1 - alpha / 2, G - 1)
     ame, se = res.ame * share, res.ame_se * share
