@@ -75,7 +75,7 @@ def test_overrides_apply_only_what_is_set():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block, estimator", [
-    (b, e) for b, es in ESTIMATORS.items() for e in es if not e.startswith("hazard")])
+    (b, e) for b, es in ESTIMATORS.items() for e in es])
 def test_every_estimator_fills_its_headline_block(sim, block, estimator):
     spec = parse_specifications({"s": {"block": block, "estimator": estimator}})["s"]
     res = run_specification(spec, sim.person_months, sim.cells, sim.quality, sim.adoption,
