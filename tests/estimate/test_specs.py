@@ -179,3 +179,20 @@ def test_alternatives_run_on_shock_adjusted_rates(sim):
     net, _ = alternatives_panel(adj)
     np.testing.assert_allclose(raw["y"] - net["y"],
                                adj.sort_values(["unit", "t"])["y_adjust"].to_numpy(), atol=1e-12)
+
+
+@pytest.mark.slow
+def test_randomization_inference_in_the_imputation_specification(sim):
+    spec = parse_specifications({"s": {"block": "adoption", "estimator": "imputation"}})["s"]
+    p = EstimateParams.from_dict(adoption={"ri_permutations": 19}, seed=1)
+    res = run_specification(spec, sim.person_months, sim.cells, sim.quality, sim.adoption,
+                            sim.shocks, p)
+    head = res.headline["adoption"]
+    assert head["ri_permutations"] == 19
+    # the p-value's grid is 1/20 .. 1; a planted effect of ~1.8 pp ranks the data first
+    assert head["ri_p_value"] == pytest.approx(1 / 20)
+    ri = res.model("adoption_imputation").set_index("term").loc["ri_p_value"]
+    assert ri["p_value"] == head["ri_p_value"] and ri["estimate"] == pytest.approx(head["att_pp"])
+    off = run_specification(spec, sim.person_months, sim.cells, sim.quality, sim.adoption,
+                            sim.shocks, EstimateParams.from_dict(seed=1))
+    assert "ri_p_value" not in off.headline["adoption"]

@@ -130,6 +130,9 @@ class AdoptionParams:
     #: CS / Sun-Abraham / Bacon run on cell rates net of the estimated shock event-time
     #: path (``shock_event_study``), so a shock coinciding with adoption is not credited
     shock_adjust_alternatives: bool = True
+    #: randomization inference for the imputation ATT: permutations of the adoption dates
+    #: over units (``ri``); 0 = off (each permutation re-estimates: ~1 s on the built-in data)
+    ri_permutations: int = 0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AdoptionParams":
@@ -154,6 +157,7 @@ class AdoptionParams:
         _int("adoption.anticipation_months", out.anticipation_months, 0, 36)
         _int("adoption.pretrend_months", out.pretrend_months, 0, 120)
         _int("adoption.sensitivity_post_months", out.sensitivity_post_months, 0, 120)
+        _int("adoption.ri_permutations", out.ri_permutations, 0, 100_000)
         if not isinstance(out.shock_adjust_alternatives, bool):
             raise ValueError(f"adoption.shock_adjust_alternatives="
                              f"{out.shock_adjust_alternatives!r} must be true or false")

@@ -149,6 +149,36 @@ def shock_adjusted(frame: pd.DataFrame, cells: pd.DataFrame, pm: pd.DataFrame,
     return frame.assign(y_adjust=S @ tau if len(keys) else 0.0)
 
 
+def _randomization(frame, events, params: EstimateParams, head: dict[str, Any]):
+    """Randomization-inference p-value of the imputation ATT (``ri``): adoption dates
+    permuted over units, the ATT re-estimated each time with analytic intervals."""
+    import dataclasses
+
+    from impact.estimate.ri import randomization_inference
+
+    quiet = dataclasses.replace(params, estimate=dataclasses.replace(
+        params.estimate, inference="cluster"))
+
+    def att(f: pd.DataFrame) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            h = estimate_adoption(f, events, quiet)[1]
+        if h is None:
+            raise ValueError("no adopted cell can be imputed")
+        return h["att_pp"]
+
+    res = randomization_inference(frame, att, n_perm=params.adoption.ri_permutations,
+                                  seed=params.seed)
+    head = {**head, "ri_p_value": res.p_value, "ri_permutations": int(res.n_perm),
+            "ri_failed": int(res.n_failed)}
+    r = {**row("adoption_imputation", "ri_p_value", res.att_obs, n_obs=int(res.n_perm),
+               estimator="randomization inference: adoption dates permuted over units "
+                         f"({res.n_perm} permutations, {res.n_failed} failed)",
+               vcov="none (p = (1 + #|ATT_b| >= |ATT|) / (1 + permutations))"),
+         "p_value": res.p_value}
+    return r, head
+
+
 def _adoption(cells, pm, adoption, shocks, spec, params):
     frame = adoption_cells(cells, pm, adoption, params.adoption.programme)
     if frame is None:
@@ -158,10 +188,15 @@ def _adoption(cells, pm, adoption, shocks, spec, params):
         if params.adoption.shock_adjust_alternatives and not events.empty:
             frame = shock_adjusted(frame, cells, pm, events, params)
         return _alternative(frame, spec, params)
-    rows, head = estimate_adoption(frame, shock_events(shocks, params.shock.type), params)
+    events = shock_events(shocks, params.shock.type)
+    rows, head = estimate_adoption(frame, events, params)
     if head is None or spec.estimator == "imputation":
         keep = ("adoption_imputation", "adoption_naive", "adoption_twfe")
-        return [r for r in rows if r["model"] in keep], head
+        rows = [r for r in rows if r["model"] in keep]
+        if head is not None and params.adoption.ri_permutations:
+            ri_row, head = _randomization(frame, events, params, head)
+            rows.append(ri_row)
+        return rows, head
     twfe = next(r for r in rows if r["model"] == "adoption_twfe")
     head = {**{k: head[k] for k in ("naive_pp", "n_obs", "unit")},
             "att_pp": twfe["estimate"], "std_error": twfe["std_error"],
