@@ -54,7 +54,7 @@ def test_repro_noop_and_partial_rerun(tmp_path):
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     del params["specifications"]["quality_ols"]
-    params["headline"]["adoption"] = "adoption_cs_notyet"
+    params["headline"]["quality"] = "quality_iv_munimonth"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"report"}
     assert (repo / "data/estimates/quality_ols").exists()
@@ -65,10 +65,9 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     est = pd.read_csv(repo / "reports/tables/estimates.csv")
     assert "quality_ols" not in set(est["specification"])
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["adoption"]["specification"] == "adoption_cs_notyet"
-    assert metrics["adoption"]["estimator"] == "adoption_cs_notyet"
+    assert metrics["quality"]["specification"] == "quality_iv_munimonth"
     assert table.loc[table["headline"], "specification"].tolist() == [
-        "quality_iv", "adoption_cs_notyet", "shock_event_study"]
+        "quality_iv_munimonth", "adoption_imputation", "shock_event_study"]
 
 
 def test_stage_error_is_one_clear_message(tmp_path):

@@ -110,3 +110,37 @@ def test_one_treated_cluster_gives_an_unbounded_interval_and_the_flagged_fallbac
     assert new["wild_unbounded"] is True
     assert (new["ci_low"], new["ci_high"]) == (0.4, 1.3) == (row_out["ci_low"], row_out["ci_high"])
     assert "likely too narrow" in new["ci_method"] and "unbounded" in row_out["vcov"]
+
+
+def test_interval_is_the_whole_accepted_set_even_when_p_is_not_monotone():
+    """Found in review: far from theta_hat the p-value tends to a limit p_inf; when p_inf
+    exceeds alpha the set is unbounded on both sides, else no accepted value lies beyond
+    the reported ends (checked on a wide grid), for random score sets."""
+    from impact.estimate.scorewild import _pvalues
+    from impact.estimate.wild import draw_weights
+
+    rng = np.random.default_rng(5)
+    n_unbounded = 0
+    for _ in range(120):
+        G = int(rng.integers(3, 12))
+        a = rng.normal(size=G)
+        c = rng.exponential(size=G) * (rng.uniform(size=G) < 0.6)
+        if c.sum() == 0:
+            continue
+        w = "rademacher" if rng.uniform() < 0.5 else "webb"
+        res = score_wild(a, c, weights=w, B=499, seed=2)
+        cn, an = c / c.sum(), a / c.sum()
+        V, enum = draw_weights(G, 499, w, np.random.default_rng(2))
+        if not enum:
+            V = np.vstack([np.ones((1, G)), V])
+        p_inf = _pvalues(np.zeros(G), cn, -1.0, V, V ** 2)
+        if p_inf > 0.05:
+            n_unbounded += 1
+            assert np.isinf(res.ci_low) and np.isinf(res.ci_high)
+            continue
+        theta = an.sum()
+        span = 50 * max(abs(theta), res.ci_high - res.ci_low, 1.0)
+        for t0 in np.linspace(theta - span, theta + span, 801):
+            if t0 < res.ci_low - 1e-6 * span or t0 > res.ci_high + 1e-6 * span:
+                assert _pvalues(an, cn, t0, V, V ** 2) <= 0.05, (G, w, t0, res)
+    assert n_unbounded > 0  # the case occurs in this sample

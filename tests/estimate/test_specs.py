@@ -32,6 +32,8 @@ def test_project_params_parse_and_headline_names_exist():
     ({"block": "quality", "estimator": "iv", "inference": "jackknife"}, "inference"),
     ({"block": "quality", "estimator": "iv", "clusters": "region"}, "unknown key"),
     ({"block": "quality", "estimator": "iv", "controls": ["shoe_size"]}, "shoe_size"),
+    ({"block": "adoption", "estimator": "sunab", "cluster": "region"}, "own inference"),
+    ({"block": "adoption", "estimator": "twfe", "inference": "wild"}, "no wild"),
 ])
 def test_bad_specification_names_key_and_allowed_values(spec, msg):
     with pytest.raises(ValueError, match=msg) as err:
@@ -43,7 +45,9 @@ def test_bad_names_and_headline():
     with pytest.raises(ValueError, match="letters, digits"):
         parse_specifications({"a b": {"block": "quality", "estimator": "iv"}})
     specs = parse_specifications({"q": {"block": "quality", "estimator": "iv"},
-                                  "a": {"block": "adoption", "estimator": "twfe"}})
+                                  "a": {"block": "adoption", "estimator": "imputation"},
+                                  "t": {"block": "adoption", "estimator": "twfe"},
+                                  "o": {"block": "quality", "estimator": "ols"}})
     with pytest.raises(ValueError, match="not a specification"):
         parse_headline({"quality": "nope", "adoption": "a"}, specs)
     with pytest.raises(ValueError, match="is a adoption model"):
@@ -52,6 +56,11 @@ def test_bad_names_and_headline():
         parse_headline({"adoption": "a"}, specs)
     assert parse_headline({"quality": "q", "adoption": "a"}, specs) == {
         "quality": "q", "adoption": "a", "shock": None}
+    # only estimators of the contract's estimands may feed metrics.json
+    with pytest.raises(ValueError, match="does not estimate the data contract"):
+        parse_headline({"quality": "q", "adoption": "t"}, specs)
+    with pytest.raises(ValueError, match="does not estimate the data contract"):
+        parse_headline({"quality": "o", "adoption": "a"}, specs)
 
 
 def test_config_error_names_the_section(tmp_path):
@@ -107,8 +116,10 @@ def test_wild_bootstrap_switches_on_below_the_cluster_threshold(sim, block, esti
     assert "wild" not in analytic["ci_method"] and "ci_low_analytic" not in analytic
     assert wild["ci_method"].startswith("wild score bootstrap")
     key = CONTRACT_KEYS[block][0]
-    assert wild[key] == analytic[key] and wild["std_error"] == analytic["std_error"]
+    assert wild[key] == analytic[key] and wild["std_error_analytic"] == analytic["std_error"]
     assert wild["ci_low_analytic"] == analytic["ci_low"]
+    # the block carries the bootstrap SE with the bootstrap interval (data contract)
+    assert 0.3 < wild["std_error"] / analytic["std_error"] < 3
     assert wild["ci_low"] < wild[key] < wild["ci_high"]
     assert (wild["ci_low"], wild["ci_high"]) != (analytic["ci_low"], analytic["ci_high"])
     ratio = (wild["ci_high"] - wild["ci_low"]) / (analytic["ci_high"] - analytic["ci_low"])

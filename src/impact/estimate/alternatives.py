@@ -142,7 +142,7 @@ def _cs(panel, info, alpha) -> list[dict[str, Any]]:
                     r["model"] = model
                     out.append(r)
             rows += out
-        except Exception as exc:  # non-fatal: the headline never depends on it
+        except Exception as exc:  # non-fatal: a warning, the other estimators go on
             warn(f"{model}: Callaway-Sant'Anna ({control}) not estimated: {exc}")
     return rows
 

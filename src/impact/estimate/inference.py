@@ -31,29 +31,37 @@ def wants_wild(n_clusters: int, est: EstimateSection) -> bool:
 
 def with_wild(head: dict[str, Any], tidy_row: dict[str, Any], a, c, est: EstimateSection,
               seed: int, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Headline block and tidy row with the wild interval and p-value in place.
+    """Headline block and tidy row with the wild interval, p-value and bootstrap standard
+    error in place (the contract: a bootstrap interval carries the bootstrap SE); the
+    analytic ones are kept as ``*_analytic``.
 
-    The analytic standard error stays (the bootstrap interval need not be symmetric);
-    the analytic interval is kept as ``ci_low_analytic``/``ci_high_analytic``.
+    Where the wild interval is unbounded (too few treated clusters), ``metrics.json`` still
+    needs numbers: the analytic interval, SE and p-value stay, flagged with
+    ``wild_unbounded`` and a ``ci_method`` that says the interval is likely too narrow.
     """
     res = score_wild(a, c, weights=est.wild_weights, B=est.wild_draws, seed=seed,
                      alpha=est.alpha, scale=head.get("std_error"))
-    method = res.describe(est.alpha)
-    lo, hi = res.ci_low, res.ci_high
-    extra: dict[str, Any] = {}
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        # the test rejects no value on one side: too few treated clusters to bound the
-        # effect. metrics.json needs numbers, so the analytic interval stays, flagged.
-        lo, hi = head["ci_low"], head["ci_high"]
+    analytic = {"std_error_analytic": head["std_error"], "ci_low_analytic": head["ci_low"],
+                "ci_high_analytic": head["ci_high"],
+                "p_value_analytic": head.get("p_value", tidy_row.get("p_value"))}
+    common = {"wild_draws": res.n_boot, "wild_weights": res.weights,
+              "wild_p_value": res.p_value}
+    if np.isfinite(res.ci_low) and np.isfinite(res.ci_high):
+        method = res.describe(est.alpha)
+        new = {"std_error": res.std_error, "ci_low": res.ci_low, "ci_high": res.ci_high,
+               "p_value": res.p_value}
+        flag: dict[str, Any] = {}
+    else:
         method = (f"{head['ci_method']} (likely too narrow: the wild score bootstrap "
-                  f"interval is unbounded with {res.n_clusters} clusters, too few treated)")
-        extra = {"wild_unbounded": True, "wild_ci_low": _finite(res.ci_low),
-                 "wild_ci_high": _finite(res.ci_high)}
-    head = {**head, "ci_low_analytic": head["ci_low"], "ci_high_analytic": head["ci_high"],
-            "ci_low": lo, "ci_high": hi, "p_value": res.p_value, "ci_method": method,
-            "wild_draws": res.n_boot, "wild_weights": res.weights, **extra}
-    tidy_row = {**tidy_row, "ci_low": lo, "ci_high": hi, "p_value": res.p_value,
-                "vcov": f"{tidy_row.get('vcov')}; interval: {method}"}
+                  f"interval for {key} is unbounded with {res.n_clusters} clusters, too "
+                  "few treated)")
+        new = {}
+        flag = {"wild_unbounded": True, "wild_ci_low": _finite(res.ci_low),
+                "wild_ci_high": _finite(res.ci_high)}
+    head = {**head, **analytic, **new, "ci_method": method, **common, **flag}
+    tidy_row = {**tidy_row, **new, "vcov": f"{tidy_row.get('vcov')}; interval: {method}"}
+    if new:
+        tidy_row["statistic"] = tidy_row["estimate"] / res.std_error if res.std_error else np.nan
     return head, tidy_row
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from impact.estimate.adoption import adoption_cells, estimate_adoption
 from impact.estimate.alternatives import adoption_alternatives
 from impact.estimate.frames import EstimationWarning, event_dummies, shock_events, warn
+from impact.estimate.inference import wants_wild
 from impact.estimate.naive import naive_before_after, naive_quality
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import estimate_quality
@@ -61,15 +62,17 @@ def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str
         return [], None
     G, alpha = h.n_clusters, params.estimate.alpha
     vc = f"cluster-robust sandwich by {params.estimate.cluster}, G/(G-1)(N-1)/(N-K); t(G-1)"
-    est = f"discrete-time hazard, {link} GLM on compressed cells (statsmodels), quality_a"
+    how = ("fixed effects absorbed, IRLS (feglm)" if len(h.names) < h.n_cells
+           and not any(n.startswith(("municipality[", "regmonth[", "munimonth[")) for n in h.names)
+           else "dummy fixed effects (statsmodels GLM)")
+    est = f"discrete-time hazard, {link}, compressed cells, {how}, quality_a"
     model = f"quality_hazard_{link}"
     rows = [row(model, "ame_pp", h.ame_pp, h.ame_se, df=G - 1, alpha=alpha, n_obs=h.n_obs,
                 n_clusters=G, estimator=est, vcov=vc + "; delta method"),
             row(model, "quality_coef", h.coef, h.std_error, df=G - 1, alpha=alpha,
                 n_obs=h.n_obs, n_clusters=G, estimator=est, vcov=vc)]
     r = rows[0]
-    if params.estimate.inference == "wild" or (params.estimate.inference == "auto"
-                                               and G < params.estimate.wild_below):
+    if wants_wild(G, params.estimate):
         warn(f"quality: no wild bootstrap for the {link} hazard; its interval is analytic "
              f"with {G} clusters")
     head = {"effect_pp": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
@@ -114,8 +117,12 @@ def _alternative(frame: pd.DataFrame, spec: Specification, params: EstimateParam
     naive = naive_before_after(frame, "unit", frame["g"].to_numpy())
     rows.append(row("adoption_naive", "post_minus_pre", naive, n_obs=len(frame),
                     estimator="pooled rate months 0..11 minus -12..-1", vcov="none"))
-    honest = {"rr_breakdown_mbar": x["estimate"] for x in rows
-              if x["model"] == f"{model}_honest" and x["term"] == "rr_rm_breakdown"}
+    k = params.adoption.sensitivity_post_months
+    honest = {key: v for x in rows if x["model"] == f"{model}_honest"
+              and x["term"] == "rr_rm_breakdown"
+              for key, v in (("rr_breakdown_mbar", x["estimate"]),
+                             ("rr_target", f"treated-weighted mean of ATT(e), e = 0..{k} "
+                                           "(not att_pp)"))}
     head = {"att_pp": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
             "ci_high": r["ci_high"], "p_value": r["p_value"], "naive_pp": naive, **honest,
             "estimator": model, "ci_method": r["vcov"], "n_clusters": r["n_clusters"],
@@ -134,7 +141,11 @@ def shock_adjusted(frame: pd.DataFrame, cells: pd.DataFrame, pm: pd.DataFrame,
     credit a shock that coincides with adoption to the programme. Their standard errors
     do not include this first step.
     """
-    rows, head = estimate_shock(cells, pm, events, params)
+    import dataclasses
+
+    analytic = dataclasses.replace(params, estimate=dataclasses.replace(
+        params.estimate, inference="cluster"))  # only the path is used, not its interval
+    rows, head = estimate_shock(cells, pm, events, analytic)
     first = -params.shock.anticipation_months  # earlier event times are placebo leads
     path = {int(r["rel_time"]): r["estimate"] for r in rows
             if r["model"] == "shock_event_study" and r["term"] == "event_time"
@@ -198,6 +209,9 @@ def _adoption(cells, pm, adoption, shocks, spec, params):
             rows.append(ri_row)
         return rows, head
     twfe = next(r for r in rows if r["model"] == "adoption_twfe")
+    if wants_wild(int(twfe["n_clusters"] or 0), params.estimate):
+        warn(f"adoption: no wild bootstrap for TWFE; its interval is analytic with "
+             f"{twfe['n_clusters']} clusters")
     head = {**{k: head[k] for k in ("naive_pp", "n_obs", "unit")},
             "att_pp": twfe["estimate"], "std_error": twfe["std_error"],
             "ci_low": twfe["ci_low"], "ci_high": twfe["ci_high"], "p_value": twfe["p_value"],

@@ -24,11 +24,15 @@ Test (Kline and Santos 2012, "A score based approach to wild bootstrap inference
 ``T(theta0) = |sum_g s_g| / sqrt(sum_g s_g^2)`` against the draws
 ``T*_b = |sum_g v_bg s_g| / sqrt(sum_g v_bg^2 s_g^2)`` with Rademacher or Webb cluster
 weights v (``wild.draw_weights``: all 2^G sign vectors when G <= 10; sampled draws get
-the identity draw added, so p >= 1/(B+1)). The p-value is the share of draws with T* >= T; the (1 - alpha) interval is the set of theta0 not rejected,
-found by bisection on each side of theta_hat (the scores are affine in theta0, so each
-evaluation costs O(B G)). With Rademacher weights the denominators coincide and the test
-is the cluster sign-flip randomization test of the score, exact under symmetric cluster
-scores. The reported ``std_error`` stays the analytic one (CRV1 / BJS).
+the identity draw added, so p >= 1/(B+1)). The p-value is the share of draws with
+T* >= T; the (1 - alpha) interval is the set of theta0 not rejected, found by an outward
+geometric scan and bisection on each side of theta_hat (the p-value need not be
+monotone; each evaluation costs O(B G) since the scores are affine in theta0). Far from
+theta_hat the scores tend to -theta0 c, so the p-value tends to a limit p_inf; when
+p_inf > alpha no distant value is rejected and the interval is (-inf, inf). With
+Rademacher weights the denominators coincide and the test is the cluster sign-flip
+randomization test of the score, exact under symmetric cluster scores. The bootstrap
+standard error is the sd over the draws of the score sum at theta_hat.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ __all__ = ["ScoreWildResult", "score_wild"]
 
 @dataclass(frozen=True)
 class ScoreWildResult:
-    """p-value of H0 theta = 0 and the test-inversion interval; draws and weights used."""
+    """p-value of H0 theta = 0 and the test-inversion interval (infinite ends when the
+    test rejects no value that far out); bootstrap standard error (sd over the draws of
+    the score sum at theta_hat); draws and weights used."""
 
     p_value: float
     ci_low: float
@@ -53,6 +59,7 @@ class ScoreWildResult:
     weights: str
     enumerated: bool
     n_clusters: int
+    std_error: float = float("nan")
 
     def describe(self, alpha: float) -> str:
         how = "all sign vectors" if self.enumerated else f"{self.n_boot} draws"
@@ -74,17 +81,24 @@ def _pvalues(a: np.ndarray, c: np.ndarray, theta0: float, V: np.ndarray,
     return float(np.mean(t_b >= t_obs * (1 - 1e-12)))
 
 
-def _edge(a, c, V, V2, inside: float, step: float, alpha: float, sign: int) -> float:
-    """The interval's end on one side: bisection between an accepted and a rejected theta0."""
-    lo, hi = inside, inside + sign * step
-    for _ in range(60):  # widen until rejected (the score test rejects far from theta_hat)
-        if _pvalues(a, c, hi, V, V2) <= alpha:
-            break
-        lo, hi = hi, hi + sign * step * 2
-        step *= 2
+def _edge(a, c, V, V2, theta: float, step: float, alpha: float, sign: int) -> float:
+    """The interval's end on one side of theta_hat.
+
+    The p-value need not be monotone in theta0, so the accepted set is scanned outward on
+    a geometric grid theta_hat + sign * step * 2^k (k = -4..60) and the end is bisected
+    between the outermost accepted grid point and the next (rejected) one. The caller has
+    checked that the limit of the p-value far from theta_hat rejects, so the scan ends.
+    """
+    grid = theta + sign * step * 2.0 ** np.arange(-4, 61)
+    acc = np.array([_pvalues(a, c, t0, V, V2) > alpha for t0 in grid])
+    if not acc.any():
+        lo, hi = theta, grid[0]
     else:
-        return float(sign * np.inf)
-    for _ in range(60):
+        k = int(np.flatnonzero(acc)[-1])
+        if k == len(grid) - 1:
+            return float(sign * np.inf)
+        lo, hi = grid[k], grid[k + 1]
+    for _ in range(80):
         mid = 0.5 * (lo + hi)
         if _pvalues(a, c, mid, V, V2) > alpha:
             lo = mid
@@ -142,8 +156,16 @@ def score_wild(a, c, *, weights: WildWeights = "webb", B: int = 9999, seed: int 
     theta = float(a.sum())
     p0 = _pvalues(a, c, 0.0, V, V2)
     s = a - theta * c
+    # bootstrap standard error: sd over draws of the score sum at theta_hat (WCU)
+    se = float(np.std(V @ s))
     step = float(scale) if scale and np.isfinite(scale) and scale > 0 else max(
         float(np.sqrt((s ** 2).sum())), 1e-8 * max(1.0, abs(theta)))
-    lo = _edge(a, c, V, V2, theta, step, alpha, -1)
-    hi = _edge(a, c, V, V2, theta, step, alpha, +1)
-    return ScoreWildResult(p0, lo, hi, len(V), weights, enumerated, G)
+    # far from theta_hat the scores tend to -theta0 c: the p-value's limit on both sides
+    p_inf = _pvalues(np.zeros_like(c), c, -1.0, V, V2)
+    if p_inf > alpha:  # no value far away is rejected: the confidence set is unbounded
+        lo, hi = -np.inf, np.inf
+    else:
+        lo = _edge(a, c, V, V2, theta, step, alpha, -1)
+        hi = _edge(a, c, V, V2, theta, step, alpha, +1)
+    n_draws = len(V) - (0 if enumerated else 1)  # the identity draw is not a draw
+    return ScoreWildResult(p0, lo, hi, n_draws, weights, enumerated, G, se)

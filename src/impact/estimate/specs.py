@@ -24,16 +24,28 @@ from impact.estimate.params import (
     QualityFeOption, _check_choice, _check_keys, _str_list,
 )
 
-__all__ = ["BLOCKS", "ESTIMATORS", "Specification", "parse_headline", "parse_specifications"]
+__all__ = ["BLOCKS", "ESTIMATORS", "HEADLINE_ESTIMATORS", "Specification", "parse_headline",
+           "parse_specifications"]
 
 Block = Literal["quality", "adoption", "shock"]
 BLOCKS = ("quality", "adoption", "shock")
-#: estimators per block; every one can feed the headline of its block
+#: estimators per block
 ESTIMATORS: dict[str, tuple[str, ...]] = {
     "quality": ("iv", "ols", "hazard_cloglog", "hazard_logit"),
     "adoption": ("imputation", "twfe", "cs_never", "cs_notyet", "sunab", "bacon"),
     "shock": ("imputation",),
 }
+#: the estimators that estimate the data contract's estimands and may feed metrics.json:
+#: error-free quality needs the measurement-error correction (ols and the hazards use one
+#: noisy measurement); the adoption ATT is person-month weighted and shock-robust only in
+#: the imputation estimator (CS / Sun-Abraham / Bacon weight balanced cells equally,
+#: TWFE is biased under staggered timing)
+HEADLINE_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "quality": ("iv",), "adoption": ("imputation",), "shock": ("imputation",)}
+#: estimators with their own inference (clustered by unit): no cluster/inference override
+_OWN_INFERENCE = ("cs_never", "cs_notyet", "sunab", "bacon")
+#: estimators without a wild bootstrap: inference may not be forced to wild
+_NO_WILD = ("twfe", "ols", "hazard_cloglog", "hazard_logit")
 #: quality samples: all person-months measured twice, or only spells that start in the
 #: window (inflow; left-truncated stock spells excluded)
 SampleOption = Literal["all", "inflow"]
@@ -88,6 +100,12 @@ class Specification:
             if out.sample != "all":
                 raise ValueError(f"{key}.sample={out.sample!r}: {out.block} models run on "
                                  "municipality-month cells; only 'all' is allowed")
+        if out.estimator in _OWN_INFERENCE and (out.cluster or out.inference):
+            raise ValueError(f"{key}: estimator {out.estimator} clusters by the adoption "
+                             "unit with its own inference; remove cluster/inference")
+        if out.estimator in _NO_WILD and out.inference == "wild":
+            raise ValueError(f"{key}.inference='wild': estimator {out.estimator} has no wild "
+                             "bootstrap (iv and imputation have); use cluster or auto")
         if not isinstance(out.value_added, bool):
             raise ValueError(f"{key}.value_added={out.value_added!r} must be true or false")
         if out.value_added and out.block != "quality":
@@ -151,5 +169,11 @@ def parse_headline(d: Mapping[str, Any] | None, specs: Mapping[str, Specificatio
                              f"(defined: {', '.join(specs)})")
         if specs[name].block != block:
             raise ValueError(f"headline.{block}={name!r} is a {specs[name].block} model")
+        if specs[name].estimator not in HEADLINE_ESTIMATORS[block]:
+            raise ValueError(
+                f"headline.{block}={name!r} uses estimator {specs[name].estimator!r}, which "
+                f"does not estimate the data contract's {block} estimand; a headline uses "
+                f"{' or '.join(HEADLINE_ESTIMATORS[block])} (with any fixed effects, "
+                "controls, sample or inference)")
         out[block] = name
     return out
