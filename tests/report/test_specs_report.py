@@ -23,7 +23,7 @@ def _result(block, key, value):
 def test_collect_reads_exactly_the_named_specifications_in_order():
     specs = parse_specifications({
         "b": {"block": "adoption", "estimator": "twfe"},
-        "a": {"block": "quality", "estimator": "ols", "sample": "inflow"},
+        "a": {"block": "quality", "estimator": "iv", "sample": "inflow"},
         "c": {"block": "adoption", "estimator": "imputation"}})
     head = parse_headline({"quality": "a", "adoption": "c"}, specs)
     results = {"a": _result("quality", "effect_pp", 0.1), "b": _result("adoption", "att_pp", 0.2),
