@@ -57,3 +57,10 @@ def test_auto_absorbs_above_the_size_guard(small):
     small_guard = quality_hazard(small, p, "cloglog", max_cells_x_cols=1.0)
     absorbed = quality_hazard(small, p, "cloglog", absorb=True)
     assert small_guard.coef == absorbed.coef and small_guard.names == absorbed.names
+
+
+def test_result_says_how_the_fixed_effects_entered(small):
+    p = EstimateParams.from_dict(seed=1)
+    assert quality_hazard(small, p, "logit", absorb=True).fixed_effects == "absorbed"
+    assert quality_hazard(small, p, "logit", absorb=False,
+                          max_cells_x_cols=1e9).fixed_effects == "dummies"

@@ -81,6 +81,8 @@ class HazardResult:
     n_obs: int
     n_cells: int
     n_clusters: int
+    #: how the fixed effects entered: "dummies" (statsmodels GLM) or "absorbed" (feglm)
+    fixed_effects: str = "dummies"
 
 
 def _family(link: str) -> sm.families.Family:
@@ -258,7 +260,8 @@ def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str
     return HazardResult(link, float(res.params[0]), float(np.sqrt(res.vcov[0, 0])), ame, se,
                         ame - crit * se, ame + crit * se, res.params, res.vcov,
                         tuple(xnames[k] for k in keep),
-                        int(n_all if n_all is not None else res.n_obs), int(len(ck)), G)
+                        int(n_all if n_all is not None else res.n_obs), int(len(ck)), G,
+                        "absorbed")
 
 
 def _drop_separated(ck: pd.DataFrame, exits: np.ndarray, trials: np.ndarray,

@@ -62,8 +62,7 @@ def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str
         return [], None
     G, alpha = h.n_clusters, params.estimate.alpha
     vc = f"cluster-robust sandwich by {params.estimate.cluster}, G/(G-1)(N-1)/(N-K); t(G-1)"
-    how = ("fixed effects absorbed, IRLS (feglm)" if len(h.names) < h.n_cells
-           and not any(n.startswith(("municipality[", "regmonth[", "munimonth[")) for n in h.names)
+    how = ("fixed effects absorbed, IRLS (feglm)" if h.fixed_effects == "absorbed"
            else "dummy fixed effects (statsmodels GLM)")
     est = f"discrete-time hazard, {link}, compressed cells, {how}, quality_a"
     model = f"quality_hazard_{link}"
