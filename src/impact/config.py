@@ -19,7 +19,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
-    "privacy", "specifications", "headline",
+    "privacy", "specifications", "headline", "decompose", "benchmark",
 )
 
 
@@ -144,10 +144,50 @@ class Params:
         with _as_config_error("privacy"):
             return PrivacyParams.from_dict(self.section("privacy"))
 
+    @property
+    def decompose(self):
+        from impact.decompose.params import DecomposeParams
+
+        with _as_config_error("decompose"):
+            return DecomposeParams.from_dict(self.section("decompose"))
+
+    @property
+    def benchmark(self):
+        from impact.benchmark.params import BenchmarkParams
+
+        with _as_config_error("benchmark"):
+            return BenchmarkParams.from_dict(self.section("benchmark"))
+
+    def decompose_specification(self):
+        """The quality specification the decomposition and benchmark use (``decompose.
+        specification``, else ``headline.quality``), checked to be a linear model with
+        region x month effects."""
+        specs = self.specifications
+        name = self.decompose.specification or self.headline.get("quality")
+        if name is None:
+            raise ConfigError("params.yaml: decompose.specification is null and there is no "
+                              "headline.quality specification to decompose")
+        if name not in specs:
+            raise ConfigError(f"params.yaml: decompose.specification={name!r} is not in "
+                              f"specifications (defined: {', '.join(specs)})")
+        spec = specs[name]
+        est = spec.apply(self.estimate)
+        if spec.block != "quality" or spec.estimator not in ("iv", "ols"):
+            raise ConfigError(f"params.yaml: decompose.specification={name!r} must be a quality "
+                              f"specification with estimator iv or ols (it is {spec.block} "
+                              f"{spec.estimator})")
+        if est.estimate.quality_fe != "region_month" or spec.sample != "all":
+            raise ConfigError(f"params.yaml: decompose.specification={name!r} must use "
+                              "fixed_effects region_month and sample all: municipality x month "
+                              "effects would absorb the labour market the decomposition "
+                              "separates")
+        return name, spec, est
+
     def validate_all(self) -> "Params":
         """Parse every section (fail fast); returns self."""
         self.seed
-        for name in ("simulate", "data", "panel", "estimate", "privacy", "headline"):
+        for name in ("simulate", "data", "panel", "estimate", "privacy", "headline",
+                     "decompose", "benchmark"):
             getattr(self, name)
         return self
 

@@ -6,7 +6,8 @@ the first day of the month); new and returning clients arrive (Poisson, CBS infl
 every active spell, the new ones included, draws its destination from the
 competing-risks model of :mod:`.hazard`; audits due this month are scored. In window
 months the truth accumulators add the model probabilities of exit to work and their
-counterfactuals over exactly the person-months the pipeline builds.
+counterfactuals over exactly the person-months the pipeline builds, per municipality and
+also per municipality x calendar year (``Sim.muni_year_acc``, columns ``Sim.years``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Sim:
     acc: dict[str, float] = field(default_factory=dict)
     muni_acc: dict[str, np.ndarray] = field(default_factory=dict)
     team_acc: dict[str, np.ndarray] = field(default_factory=dict)
+    #: municipality x calendar-year sums over window person-months (columns: ``years``)
+    muni_year_acc: dict[str, np.ndarray] = field(default_factory=dict)
+    years: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _dim(abs_month: np.ndarray) -> np.ndarray:
@@ -86,6 +90,10 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
     acc = dict.fromkeys(["pm", "dq", "adopt_pm", "adopt_d", "shock_pm", "shock_d"], 0.0)
     macc = {k: np.zeros(M) for k in ["pm", "exits_work", "q", "q_noprog", "p_work"]}
     tacc = {k: np.zeros(T) for k in ["pm", "q"]}
+    y0 = (w.t0 + w.k_start) // 12
+    years = np.arange(y0, (w.t0 + K - 1) // 12 + 1)
+    yacc = {k: np.zeros((M, len(years))) for k in
+            ["pm", "exits_work", "p_work", "park_d", "programme_d", "q"]}
     act = np.zeros(0, dtype=np.int64)
 
     def new_spells(muni, client, start_abs, prior, first_age=None):
@@ -162,15 +170,27 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
             lift = p.quality_coef * p.programme_quality_lift * ramp + p.programme_direct * ramp
             a = (adopt_k[mu] >= 0) & (k >= adopt_k[mu])
             acc["adopt_pm"] += a.sum()
-            acc["adopt_d"] += np.sum(pw[a] - hz.probabilities(eta_w[a] - lift[a], denom[a]))
+            d_adopt = pw[a] - hz.probabilities(eta_w[a] - lift[a], denom[a])
+            acc["adopt_d"] += np.sum(d_adopt)
             ev = k - park_k[mu]
             b = (park_k[mu] >= 0) & (ev >= 0) & (ev <= 11)
             acc["shock_pm"] += b.sum()
             acc["shock_d"] += np.sum(pw[b] - hz.probabilities(eta_w[b] - w.park[mu[b], k], denom[b]))
             qq = q[pos]
+            yi = (k_abs // 12) - y0  # one calendar year per month: a column of yacc
             for name, val in [("pm", 1.0), ("exits_work", dest == 1), ("q", qq),
                               ("q_noprog", qq - p.programme_quality_lift * ramp), ("p_work", pw)]:
-                macc[name] += np.bincount(mu, weights=np.broadcast_to(val, mu.shape), minlength=M)
+                by_mu = np.bincount(mu, weights=np.broadcast_to(val, mu.shape), minlength=M)
+                macc[name] += by_mu
+                if name in yacc:
+                    yacc[name][:, yi] += by_mu
+            # park and programme counterfactuals over all person-months; both differences
+            # are exactly 0 where the lift is 0, so only those spells are evaluated
+            pk = np.flatnonzero(w.park[mu, k] != 0)
+            if len(pk):
+                d_park = pw[pk] - hz.probabilities(eta_w[pk] - w.park[mu[pk], k], denom[pk])
+                yacc["park_d"][:, yi] += np.bincount(mu[pk], weights=d_park, minlength=M)
+            yacc["programme_d"][:, yi] += np.bincount(mu[a], weights=d_adopt, minlength=M)
             team = staff.pos_team[pos]
             tacc["pm"] += np.bincount(team, minlength=T)
             tacc["q"] += np.bincount(team, weights=qq, minlength=T)
@@ -198,4 +218,4 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
     events = {"spell": cat(ev_s, "i8"), "month": cat(ev_k, "i8"), "cw": cat(ev_cw, "i8")}
     audit_cols = {k: np.concatenate([a[k] for a in audits]) for k in audits[0]} if audits else {}
     return Sim({k: sp[k] for k in sp.cols}, {k: cl[k] for k in cl.cols}, events, audit_cols,
-               surveys, staff, acc, macc, tacc)
+               surveys, staff, acc, macc, tacc, yacc, years)

@@ -25,9 +25,34 @@ dated in the window), ``n_municipalities``, ``n_adopters``, ``n_park_openings``,
 and year, that the municipal unemployment indicator sees), ``municipalities`` (per code:
 region, prosperity, lm_intercept, quality_planted_mean, person-month weighted
 quality_mean and quality_mean_no_programme, person_months, exits_work,
-expected_exit_work_rate_pct, adoption_month, park_month) and ``teams`` (per
+expected_exit_work_rate_pct, adoption_month, park_month, years) and ``teams`` (per
 ``"<municipality>:<team_id>"``: municipality, planted effect, quality_mean,
 person_months; team of the month's caseworker).
+
+``municipalities[code]["years"]`` breaks the municipality's window person-months down by
+calendar year: a dict keyed by the year as a string (``"2016"``, ..., every calendar year
+the window touches, partial first and last years included), each with
+
+- ``person_months`` (int) and ``exits_work`` (int, realised exits to work in that year's
+  person-months); they sum over the years to the municipality's ``person_months`` and
+  ``exits_work``.
+- ``exit_work_rate_pct``: ``100 * exits_work / person_months`` (realised).
+- ``expected_exit_work_rate_pct``: mean of the model ``P(work)`` in pp; its person-month
+  weighted mean over the years is the municipality's ``expected_exit_work_rate_pct``.
+- ``park_effect_pp``: mean over that year's person-months of ``P(work) - P(work | no
+  opening)`` (the own business park's lift switched off, all else equal), in pp. Unlike
+  ``shock_effect_pp`` it covers every month of the year, so it includes the anticipation
+  months before the opening and the fade after ``park_full_months``; it is 0 in years
+  without any lift and for municipalities without a park. The decomposition's ``shocks``
+  component of the change between years ``y0`` and ``y1`` is planted as
+  ``park_effect_pp[y1] - park_effect_pp[y0]``.
+- ``programme_effect_pp``: mean over that year's person-months of ``P(work) - P(work | no
+  programme)`` (quality lift and direct effect switched off, as for ``adoption_att_pp``),
+  in pp; 0 in months before the adoption month and for never-adopters, so the yearly value
+  is diluted in the adoption year and during the ramp.
+- ``quality_mean``: mean true quality of the month's caseworker (programme lift included).
+
+All but the two counts are ``None`` when ``person_months`` is 0.
 """
 
 from __future__ import annotations
@@ -67,6 +92,7 @@ def build_truth(sim: Sim, w: World, p: SimulateParams) -> dict[str, Any]:
             "expected_exit_work_rate_pct": _f(100 * ma["p_work"][i] / pm) if pm else None,
             "adoption_month": _month(w, mu["adoption_k"].iat[i]),
             "park_month": _month(w, mu["park_k"].iat[i]),
+            "years": _years(sim, i),
         }
     st = sim.staff
     per_team = {}
@@ -98,6 +124,25 @@ def build_truth(sim: Sim, w: World, p: SimulateParams) -> dict[str, Any]:
         "municipalities": per_muni,
         "teams": per_team,
     }
+
+
+def _years(sim: Sim, i: int) -> dict[str, dict[str, Any]]:
+    """Calendar-year breakdown of municipality row ``i`` (see module docstring)."""
+    ya = sim.muni_year_acc
+    out = {}
+    for j, year in enumerate(sim.years):
+        pm = ya["pm"][i, j]
+        per = (lambda x, scale=100.0: _f(scale * x / pm) if pm else None)  # noqa: E731
+        out[str(int(year))] = {
+            "person_months": int(pm),
+            "exits_work": int(ya["exits_work"][i, j]),
+            "exit_work_rate_pct": per(ya["exits_work"][i, j]),
+            "expected_exit_work_rate_pct": per(ya["p_work"][i, j]),
+            "park_effect_pp": per(ya["park_d"][i, j]),
+            "programme_effect_pp": per(ya["programme_d"][i, j]),
+            "quality_mean": per(ya["q"][i, j], 1.0),
+        }
+    return out
 
 
 def _captured_r2(w: World) -> float | None:

@@ -1,0 +1,333 @@
+"""The fair benchmark: each unit's outflow against what its clients and labour market predict.
+
+Notes
+-----
+**Expected rate.** The decomposition model (``impact.decompose``) gives the quality
+effect theta and the programme's event-time effects tau. The benchmark model takes them
+out of the outcome, ``y~ = 100 exit_work - theta q - tau'a`` (q the measured quality:
+its error is independent of the regressors, so the fit stays consistent), and fits
+``y~`` on the client controls, the municipal labour-market indicators, the shock bins and
+region x month effects, *without* municipality effects: a municipality's indicator
+levels (its prosperity, as far as the indicators see it) count as labour market, not as
+merit. A unit's expected rate is the mean prediction over its person-months in the
+compared period, plus one constant that makes the expected exits of all units add up to
+the observed ones (indirect standardisation: national O/E = 1).
+
+**Funnel.** O/E with Spiegelhalter's (2005) exact Poisson limits at 95% and 99.8% for
+the unit's expected count, widened by the Winsorised multiplicative overdispersion
+factor when it exceeds 1 (``benchmark.overdispersion``).
+
+**Quality contribution.** theta times the unit's mean measured quality relative to the
+national (person-month-weighted) mean, after empirical-Bayes shrinkage: the noise
+variance of each unit's mean comes from the split audit halves (caseworker-clustered,
+pooled over units), the between-unit variance by moments, and the shrinkage factor is
+the reliability of the unit's mean (``impact.benchmark.stats``). Interval and rank
+intervals from joint draws: theta from the decomposition model's wild cluster bootstrap,
+each unit's true mean quality from its normal posterior.
+
+**Ranks** (1 = best) among published units: naive by the observed rate (draws from its
+binomial sampling distribution), adjusted by the quality contribution, and by O/E (draws
+of O from Poisson(O)). Intervals are per unit, 95% (Goldstein and Spiegelhalter 1996).
+
+**Disclosure.** A unit is published only with at least ``privacy.min_cell`` distinct
+clients and exits to work in the period; a team also needs
+``benchmark.team_min_caseworkers`` caseworkers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impact.benchmark.params import BenchmarkParams
+from impact.benchmark.stats import (
+    funnel_limits, overdispersion, rank_intervals, ranks, shrink_means, split_half_noise,
+)
+from impact.decompose.design import Design, build_design
+from impact.decompose.model import ModelFit, fit_model
+from impact.estimate.frames import warn
+from impact.estimate.params import EstimateParams
+
+__all__ = ["BenchmarkResult", "ExpectedModel", "MUNICIPALITY_COLUMNS", "TEAM_COLUMNS",
+           "YEAR_COLUMNS", "benchmark_units", "expected_by", "fit_expected", "funnel_curve",
+           "run_benchmark"]
+
+
+class ExpectedModel:
+    """The benchmark model (module notes) and its calibration constant."""
+
+    def __init__(self, design: Design, fit: ModelFit, const: float):
+        self.design, self.fit, self.const = design, fit, const
+
+    def sums(self, pm: pd.DataFrame, unit: np.ndarray, n_units: int, rows: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per unit over ``rows``: person-months, predicted sum (pp, without the constant)
+        and person-months with a fitted region x month effect."""
+        gid = np.where(rows, unit, -1)
+        ok = gid >= 0
+        n = np.bincount(gid[ok], minlength=n_units).astype("float64")
+        pred = self.design.group_sums(gid, n_units) @ self.fit.coef
+        key = (pm["region"].astype(str) + ":" + pm["t"].astype(str)).to_numpy()
+        code = pd.Index(self.fit.regmonths).get_indexer(key)
+        have = ok & (code >= 0)
+        R = len(self.fit.regmonths)
+        cnt = np.bincount(gid[have] * R + code[have], minlength=n_units * R).reshape(n_units, R)
+        return n, pred + cnt @ self.fit.lam, cnt.sum(axis=1).astype("float64")
+
+
+def fit_expected(pm: pd.DataFrame, design: Design, theta: float, tau: dict[str, float],
+                 params: EstimateParams, rows: np.ndarray) -> ExpectedModel:
+    """Fit the benchmark model and calibrate it over ``rows`` (the compared period).
+
+    ``design``: ``impact.decompose.design.build_design`` of ``pm`` (levels not yet chosen);
+    ``theta`` and ``tau`` (coefficient per quality-factor column name, i.e. the adoption
+    bins) come from the decomposition model.
+    """
+    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+    sample = np.isfinite(q)
+    for v in design.numeric.values():
+        sample &= np.isfinite(v)
+    if sample.sum() < 2:
+        raise ValueError("benchmark: fewer than two person-months with quality measured")
+    design.choose_levels(sample)
+    y = 100.0 * pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64")
+    adj = y - theta * np.nan_to_num(q)
+    missing = []
+    for c in design.columns:
+        if design.factor(c) == "quality":
+            if c in tau:
+                adj = adj - tau[c] * design.column(c)
+            elif np.any(design.column(c, sample)):
+                missing.append(c)
+    if missing:
+        warn(f"benchmark: no decomposition coefficient for {', '.join(missing)}; "
+             "these programme bins stay in the expected rate")
+    keep = [c for c in design.columns if design.factor(c) != "quality"]
+    sub = Design(design.numeric, design.cats, design.factor_of, keep,
+                 {c: design._dummy[c] for c in keep if c in design._dummy})
+    A, names = sub.matrix(sample, {"y": adj[sample]})
+    fit_b = fit_model(A, names, "y", None, None,
+                      pm["municipality"].astype(str).to_numpy()[sample],
+                      pm["region"].astype(str).to_numpy()[sample],
+                      pm["t"].to_numpy(dtype="int64")[sample],
+                      pm[params.estimate.cluster].astype(str).to_numpy()[sample],
+                      municipality_effects=False)
+    model = ExpectedModel(sub, fit_b, 0.0)
+    n, pred, _ = model.sums(pm, np.zeros(len(pm), "int64"), 1, rows)
+    model.const = float((y[rows].sum() - pred[0]) / n[0])
+    return model
+
+
+def expected_by(pm: pd.DataFrame, model: ExpectedModel, unit: np.ndarray, n_units: int,
+                rows: np.ndarray) -> pd.DataFrame:
+    """person_months, exits_work, observed_rate_pp, expected_rate_pp per unit code."""
+    n, pred, covered = model.sums(pm, unit, n_units, rows)
+    gid = np.where(rows, unit, -1)
+    ok = gid >= 0
+    exits = np.bincount(gid[ok], weights=pm["exit_work"].to_numpy(dtype="float64")[ok],
+                        minlength=n_units)
+    den = np.where(n > 0, n, np.nan)
+    expected = np.where(covered == n, pred / den + model.const, np.nan)
+    return pd.DataFrame({"person_months": n, "exits_work": exits,
+                         "observed_rate_pp": 100 * exits / den,
+                         "expected_rate_pp": expected})
+
+
+def funnel_curve(expected_exits: np.ndarray, phi: float, points: int = 200) -> pd.DataFrame:
+    """Funnel limits on a geometric grid spanning the units' expected counts."""
+    e = expected_exits[np.isfinite(expected_exits) & (expected_exits > 0)]
+    if len(e) == 0:
+        return pd.DataFrame(columns=["expected_exits", "low95", "high95", "low998", "high998"])
+    grid = np.geomspace(max(e.min() / 1.5, 1.0), e.max() * 1.5, points)
+    lim = funnel_limits(grid, phi=phi)
+    return pd.concat([pd.DataFrame({"expected_exits": grid}), lim], axis=1)
+
+
+def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: ExpectedModel,
+                    theta: float, theta_psi: np.ndarray, bparams: BenchmarkParams,
+                    min_cell: int, seed: int, min_caseworkers: int = 1
+                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The benchmark table of the units in ``pm[unit_col]`` over ``rows`` (module notes).
+
+    ``theta`` is the quality effect and ``theta_psi`` (G,) its cluster influence rows
+    from the decomposition model. Returns the table (one row per unit, sorted by unit)
+    and facts (phi, tau2, ...).
+    """
+    codes, labels = pd.factorize(pm[unit_col].astype("string").fillna(""), sort=True)
+    U = len(labels)
+    out = expected_by(pm, model, codes, U, rows)
+    out.insert(0, unit_col, np.asarray(labels, dtype=object))
+    sel = rows & (codes >= 0) & (pm[unit_col].notna().to_numpy())
+    clients = (pd.DataFrame({"u": codes[sel], "c": pm["client_id"].to_numpy()[sel]})
+               .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
+    cws = (pd.DataFrame({"u": codes[sel], "c": pm["caseworker_key"].to_numpy()[sel]})
+           .dropna().drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
+    publish = ((clients.to_numpy() >= min_cell) & (out["exits_work"].to_numpy() >= min_cell)
+               & (cws.to_numpy() >= min_caseworkers) & (labels != ""))
+    out["expected_exits"] = out["expected_rate_pp"] * out["person_months"] / 100
+    out["oe_ratio"] = out["exits_work"] / out["expected_exits"]
+
+    # funnel
+    O, E = out["exits_work"].to_numpy(), out["expected_exits"].to_numpy()
+    pub_e = publish & np.isfinite(E) & (E > 0)
+    phi_hat = overdispersion(O[pub_e], E[pub_e])[0] if pub_e.sum() >= 3 else float("nan")
+    phi = max(phi_hat, 1.0) if bparams.overdispersion and np.isfinite(phi_hat) else 1.0
+    lim = funnel_limits(np.where(pub_e, E, np.nan), phi=phi)
+    for c in lim.columns:
+        out[f"funnel_{c}"] = lim[c].to_numpy()
+    r = out["oe_ratio"]
+    out["funnel_signal"] = np.select(
+        [r > out["funnel_high998"], r > out["funnel_high95"],
+         r < out["funnel_low998"], r < out["funnel_low95"]],
+        ["above_998", "above_95", "below_998", "below_95"], "within")
+
+    # quality: split-half noise, shrinkage, contribution
+    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+    qok = sel & np.isfinite(q)
+    qn = np.bincount(codes[qok], minlength=U).astype("float64")
+    qbar = np.bincount(codes[qok], weights=q[qok], minlength=U) / np.where(qn > 0, qn, np.nan)
+    a = pd.to_numeric(pm["quality_a"], errors="coerce").to_numpy(dtype="float64")
+    b = pd.to_numeric(pm["quality_b"], errors="coerce").to_numpy(dtype="float64")
+    hok = sel & np.isfinite(a) & np.isfinite(b)
+    noise = split_half_noise(codes[hok], pm["caseworker_key"].astype(str).to_numpy()[hok],
+                             a[hok], b[hok], np.ones(int(hok.sum())))
+    nv = noise["noise_var"].reindex(range(U)).to_numpy()
+    shrunk = shrink_means(np.where(publish, qbar, np.nan), nv, weights=qn)
+    mu = float(shrunk.attrs["mu"])  # person-month-weighted mean of the published units
+    out["quality_mean"] = qbar
+    out["quality_shrunk"] = shrunk["shrunk"].to_numpy()
+    out["quality_reliability"] = shrunk["reliability"].to_numpy()
+    out["quality_contribution_pp"] = theta * (out["quality_shrunk"] - mu)
+
+    rng = np.random.default_rng(seed)
+    B = bparams.n_draws
+    W = rng.choice(np.array([-1.0, 1.0]), size=(B, len(theta_psi)))  # wild (Rademacher)
+    theta_d = theta + W @ theta_psi
+    q_d = (out["quality_shrunk"].to_numpy()[None, :]
+           + np.sqrt(shrunk["posterior_var"].to_numpy())[None, :] * rng.standard_normal((B, U)))
+    contrib_d = theta_d[:, None] * (q_d - mu)
+    lo, hi = np.nanpercentile(np.where(publish, contrib_d, np.nan), [2.5, 97.5], axis=0) \
+        if publish.any() else (np.full(U, np.nan), np.full(U, np.nan))
+    out["quality_ci_low"], out["quality_ci_high"] = lo, hi
+
+    # ranks among published units
+    obs = out["observed_rate_pp"].to_numpy() / 100
+    nn = out["person_months"].to_numpy()
+    naive_d = obs + np.sqrt(np.maximum(obs * (1 - obs), 0) / np.maximum(nn, 1)) * rng.standard_normal((B, U))
+    oe_d = rng.poisson(np.nan_to_num(O), (B, U)) / np.where(E > 0, E, np.nan)
+    for name, point, draws in (("naive", obs, naive_d),
+                               ("quality", out["quality_contribution_pp"].to_numpy(), contrib_d),
+                               ("oe", out["oe_ratio"].to_numpy(), oe_d)):
+        ok = publish & np.isfinite(point)
+        out[f"rank_{name}"] = np.nan
+        out[f"rank_{name}_low"] = np.nan
+        out[f"rank_{name}_high"] = np.nan
+        if ok.any():
+            out.loc[ok, f"rank_{name}"] = ranks(point[ok])
+            ri = rank_intervals(draws[:, ok])
+            out.loc[ok, f"rank_{name}_low"] = ri["rank_low"].to_numpy()
+            out.loc[ok, f"rank_{name}_high"] = ri["rank_high"].to_numpy()
+    out["clients"] = clients.to_numpy()
+    out["published"] = publish
+    facts = {"overdispersion_phi": None if not np.isfinite(phi_hat) else float(phi_hat),
+             "phi_applied": float(phi), "quality_tau2": float(shrunk.attrs.get("tau2", np.nan)),
+             "quality_national_mean": mu, "quality_effect_pp": float(theta),
+             "noise_c_hat": float(noise.attrs.get("c_hat", np.nan)),
+             "units": int(U), "published_units": int(publish.sum())}
+    return out, facts
+
+
+#: published columns of reports/tables/benchmark.csv (one row per municipality)
+MUNICIPALITY_COLUMNS = [
+    "municipality", "name", "region", "published", "clients", "person_months", "exits_work",
+    "expected_exits", "observed_rate_pp", "expected_rate_pp", "oe_ratio",
+    "funnel_low95", "funnel_high95", "funnel_low998", "funnel_high998", "funnel_signal",
+    "quality_mean", "quality_shrunk", "quality_reliability", "quality_contribution_pp",
+    "quality_ci_low", "quality_ci_high",
+    "rank_naive", "rank_naive_low", "rank_naive_high",
+    "rank_quality", "rank_quality_low", "rank_quality_high",
+    "rank_oe", "rank_oe_low", "rank_oe_high",
+]
+TEAM_COLUMNS = ["team", "municipality"] + [c for c in MUNICIPALITY_COLUMNS[3:]]
+YEAR_COLUMNS = ["municipality", "name", "year", "person_months", "observed_rate_pp",
+                "expected_rate_pp", "oe_ratio"]
+#: values hidden on a row that is not published (the identifiers and the flag stay)
+_HIDDEN = [c for c in MUNICIPALITY_COLUMNS if c not in ("municipality", "name", "region",
+                                                         "published")]
+
+
+@dataclass
+class BenchmarkResult:
+    municipalities: pd.DataFrame
+    teams: pd.DataFrame
+    years: pd.DataFrame
+    curve: pd.DataFrame
+    facts: dict[str, Any]
+
+
+def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
+                  theta_psi: np.ndarray, params: EstimateParams, bparams: BenchmarkParams,
+                  min_cell: int) -> BenchmarkResult:
+    """Municipality, team and municipality-year tables (module notes).
+
+    ``coefs`` is the decomposition model's coefficient table (term, factor, estimate) and
+    ``theta_psi`` the quality effect's cluster influence rows.
+    """
+    theta_rows = coefs.loc[coefs["term"] == "quality", "estimate"]
+    if theta_rows.empty:
+        raise ValueError("benchmark: the decomposition coefficients have no 'quality' term")
+    theta = float(theta_rows.iloc[0])
+    q = coefs[(coefs["factor"] == "quality") & (coefs["term"] != "quality")]
+    tau = dict(zip(q["term"], q["estimate"].astype(float)))
+    t = pm["t"].to_numpy(dtype="int64")
+    period = bparams.window(int(t.min()), int(t.max()))
+    rows = (t >= period.first) & (t <= period.last)
+    if not rows.any():
+        raise ValueError(f"benchmark.period={bparams.period!r}: no person-month of the panel "
+                         f"falls in it")
+    model = fit_expected(pm, build_design(pm, params), theta, tau, params, rows)
+
+    m, facts = benchmark_units(pm, "municipality", rows, model, theta, theta_psi, bparams,
+                               min_cell, params.seed)
+    info = munis.drop_duplicates("municipality").set_index("municipality")
+    m.insert(1, "name", m["municipality"].map(info["name"]).fillna(""))
+    m.insert(2, "region", m["municipality"].map(info["region"]).fillna(""))
+    m.loc[~m["published"], _HIDDEN] = np.nan
+    m.loc[~m["published"], "funnel_signal"] = "suppressed"
+
+    team_pm = pm[pm["team_key"].notna()] if "team_key" in pm else pm.iloc[:0]
+    if len(team_pm):
+        tm, tfacts = benchmark_units(team_pm.reset_index(drop=True), "team_key",
+                                     rows[pm["team_key"].notna().to_numpy()], model, theta,
+                                     theta_psi, bparams, min_cell, params.seed + 1,
+                                     bparams.team_min_caseworkers)
+        tm = tm[tm["published"]].rename(columns={"team_key": "team"})
+        tm.insert(1, "municipality", tm["team"].str.split(":", n=1).str[0])
+        facts["teams"] = {k: tfacts[k] for k in ("units", "published_units", "quality_tau2",
+                                                 "overdispersion_phi")}
+    else:
+        tm = pd.DataFrame(columns=TEAM_COLUMNS)
+
+    # municipality x calendar year, for the overview (the same model and constant)
+    codes, labels = pd.factorize(pm["municipality"].astype(str), sort=True)
+    years = t // 12
+    y0 = int(years.min())
+    ny = int(years.max()) - y0 + 1
+    by = expected_by(pm, model, codes * ny + (years - y0), len(labels) * ny,
+                     np.ones(len(pm), bool))
+    by["municipality"] = np.repeat(np.asarray(labels, dtype=object), ny)
+    by["year"] = np.tile(np.arange(y0, y0 + ny), len(labels))
+    by["name"] = by["municipality"].map(info["name"]).fillna("")
+    by["oe_ratio"] = by["observed_rate_pp"] / by["expected_rate_pp"]
+    by = by[by["person_months"] > 0]
+    small = by["exits_work"] < min_cell
+    by.loc[small, ["observed_rate_pp", "expected_rate_pp", "oe_ratio"]] = np.nan
+
+    pub = m["published"].to_numpy()
+    curve = funnel_curve(m.loc[pub, "expected_exits"].to_numpy(dtype="float64"),
+                         facts["phi_applied"])
+    facts["period"] = period.label if period.label != "window" else "window"
+    return BenchmarkResult(m, tm.reset_index(drop=True), by.reset_index(drop=True), curve, facts)

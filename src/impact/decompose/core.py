@@ -1,0 +1,283 @@
+"""Split each municipality's change in the exit-to-work rate into named factors.
+
+Notes
+-----
+For a unit u (a municipality, or the country) and a period P, the fitted model
+(``impact.decompose.model``) gives the mean over u's person-months in P of each factor's
+part of the predicted rate (percentage points):
+
+- ``composition``: x_it'b over the client controls, plus the municipality effect (which
+  cancels within a municipality; for the country its change is the shift of clients
+  between municipalities);
+- ``labour_market``: the region x month effect plus l_mt'h over the municipal indicators;
+- ``shocks``: the shock event-time bins;
+- ``quality``: the quality effect times the unit's mean measured quality (mean of
+  ``quality_score`` over its measured person-months: measurement error averages out of a
+  mean, so no reliability correction is needed here), plus the adoption event-time bins
+  (the programme's effect beyond what it does through measured quality).
+
+Between a base period P0 and a comparison period P1 each factor's Shapley value
+(``impact.decompose.shapley``) is its contribution; ``residual`` is the observed change
+minus the sum, so the five components add up to ``observed_change`` exactly.
+
+Intervals: the wild cluster bootstrap of ``impact.decompose.model`` (Rademacher weights,
+Webb's six-point weights below ``estimate.wild_below`` clusters), percentile intervals.
+They carry the uncertainty of the fitted model; the observed change is data, and has
+none (its interval is left empty).
+
+Disclosure: a municipality-pair is published only when in both periods its exits to
+work and its distinct clients number at least ``privacy.min_cell``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impact.decompose.design import FACTORS, Design, build_design
+from impact.decompose.model import ModelFit, fit_model
+from impact.decompose.params import DecomposeParams, Period
+from impact.decompose.shapley import shapley
+from impact.estimate.params import EstimateParams
+from impact.estimate.wild import draw_weights
+
+__all__ = ["COMPONENTS", "NATIONAL", "Decomposition", "fit_decomposition_model",
+           "unit_sums", "unit_means", "decompose"]
+
+#: the country's code in the tables (CBS: Nederland)
+NATIONAL = "NL01"
+COMPONENTS = ("observed_change",) + FACTORS + ("residual",)
+
+
+@dataclass
+class Decomposition:
+    table: pd.DataFrame
+    fit: ModelFit
+    design: Design
+    info: dict[str, Any]
+
+
+def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator: str = "iv"
+                            ) -> tuple[Design, ModelFit, np.ndarray]:
+    """Build the design for all person-months and fit it on the measured ones (returned
+    as a boolean mask)."""
+    if estimator not in ("iv", "ols"):
+        raise ValueError(f"decompose: estimator {estimator!r} is not linear (use iv or ols)")
+    design = build_design(pm, params)
+    need = ["quality_a", "quality_b"] if estimator == "iv" else ["quality_score"]
+    missing = [c for c in need if c not in pm]
+    if missing:
+        raise ValueError(f"decompose: the panel has no {', '.join(missing)} (no quality "
+                         "measurements): the quality factor cannot be estimated")
+    sample = np.ones(len(pm), bool)
+    for c in need:
+        sample &= np.isfinite(pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64"))
+    for v in design.numeric.values():
+        sample &= np.isfinite(v)
+    if sample.sum() < 2:
+        raise ValueError("decompose: fewer than two person-months with quality measured")
+    design.choose_levels(sample)
+    y = 100.0 * pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64")[sample]
+    lead = {"y": y}
+    if estimator == "iv":
+        lead["quality"] = pm["quality_a"].to_numpy(dtype="float64")[sample]
+        lead["quality_b"] = pm["quality_b"].to_numpy(dtype="float64")[sample]
+    else:
+        lead["quality"] = pm["quality_score"].to_numpy(dtype="float64")[sample]
+    A, names = design.matrix(sample, lead)
+    cl = pm[params.estimate.cluster].astype(str).to_numpy()[sample]
+    fit = fit_model(A, names, "y", "quality", "quality_b" if estimator == "iv" else None,
+                    pm["municipality"].astype(str).to_numpy()[sample],
+                    pm["region"].astype(str).to_numpy()[sample],
+                    pm["t"].to_numpy(dtype="int64")[sample], cl)
+    return design, fit, sample
+
+
+def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
+              n_units: int, rows: np.ndarray, sample: np.ndarray) -> dict[str, Any]:
+    """Per-unit sums over ``rows`` (bool) of each factor's part of the prediction.
+
+    ``unit`` holds each row's unit code (0..n_units-1); ``sample`` marks the fitted rows
+    (the order of ``fit.resid``). Returns sums (not means, so units can be added up):
+    ``n`` (person-months), ``exits``, ``terms`` {factor: (n_units,)} without the quality
+    effect, ``dw`` {factor: (n_units, G)} (derivative in the bootstrap weights),
+    ``obs_dw`` (n_units, G) (the bootstrap perturbation of the exits, in pp),
+    ``qsum``/``qn`` (measured quality), ``covered`` (person-months with fitted fixed
+    effects).
+    """
+    gid = np.where(rows, unit, -1)
+    ok = gid >= 0
+    g = gid[ok]
+    n = np.bincount(g, minlength=n_units).astype("float64")
+    exits = np.bincount(g, weights=pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64")[ok],
+                        minlength=n_units)
+    S = design.group_sums(gid, n_units)
+    coef, dcoef = fit.coef, fit.coef_dw()  # (K,), (K, G)
+    terms, dw = {}, {}
+    for f in FACTORS:
+        j = np.array([k for k, c in enumerate(design.columns) if design.factor(c) == f], int)
+        terms[f] = S[:, j] @ coef[1 + j]
+        dw[f] = S[:, j] @ dcoef[1 + j]
+    # labour market: region x month effects
+    rm_key = (pm["region"].astype(str) + ":" + pm["t"].astype(str)).to_numpy()
+    rm_code = pd.Index(fit.regmonths).get_indexer(rm_key)
+    have = ok & (rm_code >= 0)
+    R = len(fit.regmonths)
+    cnt = np.bincount(gid[have] * R + rm_code[have], minlength=n_units * R).reshape(n_units, R)
+    terms["labour_market"] = terms["labour_market"] + cnt @ fit.lam
+    dw["labour_market"] = dw["labour_market"] + cnt @ fit.lam_dw
+    # composition: municipality effects (constant within a municipality)
+    m_code = pd.Index(fit.munis).get_indexer(pm["municipality"].astype(str).to_numpy())
+    have_m = have & (m_code >= 0)
+    M = len(fit.munis)
+    mcnt = np.bincount(gid[have_m] * M + m_code[have_m],
+                       minlength=n_units * M).reshape(n_units, M)
+    terms["composition"] = terms["composition"] + mcnt @ fit.alpha
+    dw["composition"] = dw["composition"] + mcnt @ fit.alpha_dw
+    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+    qok = ok & np.isfinite(q)
+    G = fit.psi.shape[0]
+    gs = gid[sample]
+    fs = gs >= 0
+    obs_dw = np.bincount(gs[fs] * G + fit.cluster_code[fs], weights=fit.resid[fs],
+                         minlength=n_units * G).reshape(n_units, G)
+    return {"n": n, "exits": exits, "terms": terms, "dw": dw, "obs_dw": obs_dw,
+            "qsum": np.bincount(gid[qok], weights=q[qok], minlength=n_units),
+            "qn": np.bincount(gid[qok], minlength=n_units).astype("float64"),
+            "covered": np.bincount(gid[have_m], minlength=n_units).astype("float64")}
+
+
+def unit_means(sums: dict[str, Any], fit: ModelFit) -> dict[str, Any]:
+    """Means from :func:`unit_sums` (rates in pp); the quality factor gets the effect
+    times the unit's mean measured quality. ``complete`` is False where a person-month
+    has no fitted fixed effect or the unit has no measured quality."""
+    n = sums["n"]
+    den = np.where(n > 0, n, np.nan)
+    qbar = np.where(sums["qn"] > 0, sums["qsum"] / np.maximum(sums["qn"], 1), np.nan)
+    terms = {f: sums["terms"][f] / den for f in FACTORS}
+    dw = {f: sums["dw"][f] / den[:, None] for f in FACTORS}
+    terms["quality"] = terms["quality"] + fit.coef[0] * qbar
+    dw["quality"] = dw["quality"] + np.outer(qbar, fit.coef_dw()[0])
+    return {"n": n, "exits": sums["exits"], "observed": 100 * sums["exits"] / den,
+            "obs_dw": sums["obs_dw"] / den[:, None], "terms": terms, "dw": dw,
+            "quality_mean": qbar,
+            "complete": (n > 0) & (sums["qn"] > 0) & (sums["covered"] == n)}
+
+
+def _total(sums: dict[str, Any]) -> dict[str, Any]:
+    """The sums of all units as one unit."""
+    out = {}
+    for k, v in sums.items():
+        out[k] = ({f: a.sum(axis=0, keepdims=True) for f, a in v.items()} if isinstance(v, dict)
+                  else v.sum(axis=0, keepdims=True))
+    return out
+
+
+def _stack(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in a.items():
+        out[k] = ({f: np.concatenate([x, b[k][f]]) for f, x in v.items()} if isinstance(v, dict)
+                  else np.concatenate([v, b[k]]))
+    return out
+
+
+def _clients(pm: pd.DataFrame, unit: np.ndarray, rows: np.ndarray, n_units: int,
+             client_code: np.ndarray) -> np.ndarray:
+    """Distinct clients per unit over ``rows``."""
+    key = np.unique(unit[rows].astype("int64") * (int(client_code.max()) + 1) + client_code[rows])
+    return np.bincount(key // (int(client_code.max()) + 1), minlength=n_units)
+
+
+def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams,
+              min_cell: int = 10, estimator: str = "iv",
+              names: dict[str, str] | None = None) -> Decomposition:
+    """The decomposition table of every municipality and the country (module notes)."""
+    design, fit, sample = fit_decomposition_model(pm, params, estimator)
+    t = pm["t"].to_numpy(dtype="int64")
+    pairs = dparams.pairs(int(t.min()), int(t.max()))
+    if not pairs:
+        raise ValueError("decompose: no pair of periods (the window holds fewer than two "
+                         "whole calendar years; list decompose.periods explicitly)")
+    muni_code, munis = pd.factorize(pm["municipality"].astype(str), sort=True)
+    M = len(munis)
+    client_code = pd.factorize(pm["client_id"].astype(str))[0] if "client_id" in pm else None
+    periods: dict[str, Period] = {}
+    for a, b in pairs:
+        periods.setdefault(a.label, a)
+        periods.setdefault(b.label, b)
+    per: dict[str, dict[str, Any]] = {}
+    for label, p in periods.items():
+        rows = (t >= p.first) & (t <= p.last)
+        sums = unit_sums(pm, design, fit, muni_code, M, rows, sample)
+        both = unit_means(_stack(sums, _total(sums)), fit)
+        if client_code is not None:
+            both["clients"] = np.concatenate([
+                _clients(pm, muni_code, rows, M, client_code),
+                [len(np.unique(client_code[rows]))]])
+        else:
+            both["clients"] = np.full(M + 1, np.nan)
+        per[label] = both
+
+    G = fit.psi.shape[0]
+    rng = np.random.default_rng(params.seed)
+    est = params.estimate
+    weights = est.wild_weights if G < est.wild_below else "rademacher"
+    W = draw_weights(G, dparams.n_boot, weights, rng)[0] if dparams.n_boot else np.zeros((0, G))
+    lo_q, hi_q = 100 * est.alpha / 2, 100 * (1 - est.alpha / 2)
+    codes = list(munis) + [NATIONAL]
+    names = dict(names or {})
+    names.setdefault(NATIONAL, "Nederland")
+    frames = []
+    for a, b in pairs:
+        p0, p1 = per[a.label], per[b.label]
+
+        def value(S, p0=p0, p1=p1, part="terms"):
+            return sum((p1 if f in S else p0)[part][f] for f in FACTORS)
+
+        point = shapley(lambda S: value(S), FACTORS)
+        deriv = shapley(lambda S: value(S, part="dw"), FACTORS)
+        observed = p1["observed"] - p0["observed"]
+        contrib = dict(point)
+        contrib["residual"] = observed - sum(point[f] for f in FACTORS)
+        contrib["observed_change"] = observed
+        draws = {f: point[f][:, None] + deriv[f] @ W.T for f in FACTORS}
+        # the observed change moves with y* in the bootstrap world, so the residual's
+        # interval is that of (observed - explained)
+        obs_draws = observed[:, None] + (p1["obs_dw"] - p0["obs_dw"]) @ W.T
+        draws["residual"] = obs_draws - sum(draws[f] for f in FACTORS)
+        publish = ((np.minimum(p0["exits"], p1["exits"]) >= min_cell)
+                   & ~(np.minimum(p0["clients"], p1["clients"]) < min_cell))
+        estimable = p0["complete"] & p1["complete"]
+        status = np.where(~publish, "suppressed", np.where(estimable, "ok", "not_estimable"))
+        for comp in COMPONENTS:
+            if comp in draws and len(W):
+                ci_low, ci_high = np.percentile(draws[comp], [lo_q, hi_q], axis=1)
+            else:
+                ci_low = ci_high = np.full(len(codes), np.nan)
+            frames.append(pd.DataFrame({
+                "municipality": codes, "period_from": a.label, "period_to": b.label,
+                "component": comp, "contribution_pp": contrib[comp],
+                "ci_low": ci_low, "ci_high": ci_high,
+                "rate_from_pp": p0["observed"], "rate_to_pp": p1["observed"],
+                "status": status}))
+    table = pd.concat(frames, ignore_index=True)
+    hide = table["status"] != "ok"
+    table.loc[hide, ["contribution_pp", "ci_low", "ci_high"]] = np.nan
+    table.loc[table["status"] == "suppressed", ["rate_from_pp", "rate_to_pp"]] = np.nan
+    table.insert(1, "name", table["municipality"].map(names).fillna(""))
+    order = {c: i for i, c in enumerate(COMPONENTS)}
+    pair_order = {(a.label, b.label): i for i, (a, b) in enumerate(pairs)}
+    table["_u"] = (table["municipality"] == NATIONAL).astype(int)
+    table["_p"] = [pair_order[k] for k in zip(table["period_from"], table["period_to"])]
+    table["_c"] = table["component"].map(order)
+    table = (table.sort_values(["_u", "municipality", "_p", "_c"], kind="stable")
+             .drop(columns=["_u", "_p", "_c"]).reset_index(drop=True))
+    info = {"estimator": estimator, "n_obs": fit.n_obs, "n_clusters": int(G),
+            "bootstrap": {"draws": int(len(W)), "weights": weights,
+                          "method": "wild cluster bootstrap (linear map), percentile"},
+            "pairs": [[a.label, b.label] for a, b in pairs],
+            "quality_effect_pp": float(fit.coef[0]), "quality_se": float(fit.se[0])}
+    return Decomposition(table, fit, design, info)
