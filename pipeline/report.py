@@ -1,5 +1,6 @@
 """Stage `report`: reports/metrics.json exactly as the data contract says, the tidy
-table of all estimates, event-study plot data for DVC, and figures."""
+table of all estimates, event-study plot data for DVC, the decomposition and benchmark
+tables, and figures."""
 
 import argparse
 import logging
@@ -14,6 +15,7 @@ from impact.estimate.value_added import ValueAddedResult, publishable_teams
 from impact.report.figures import (
     event_study_figure, headline_figure, set_theme, value_added_figure,
 )
+from impact.report.fair import publish_fair
 from impact.report.specs import collect_specifications, headline_blocks
 from impact.stage import run_stage
 
@@ -30,7 +32,8 @@ PLOT_COLUMNS = ["rel_time", "estimate", "ci_low", "ci_high"]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    for name in ("estimates", "panel-summary", "data-quality", "metrics", "tables", "figures", "plots"):
+    for name in ("estimates", "panel-summary", "data-quality", "metrics", "tables", "figures",
+                 "plots", "decompose", "benchmark"):
         ap.add_argument(f"--{name}", type=Path, required=True)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
@@ -89,7 +92,10 @@ def main() -> None:
             fig = value_added_figure(teams)
             fig.savefig(figures / "value_added_teams.png")
             plt.close(fig)
-    logging.info("wrote %s", args.metrics)
+    done = publish_fair(args.decompose, args.benchmark, tables, figures,
+                        params.decompose.waterfalls)
+    logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
+                 args.metrics, done["tables"], done["waterfalls"])
 
 
 if __name__ == "__main__":

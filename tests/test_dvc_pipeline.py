@@ -22,7 +22,8 @@ def _ran(output: str) -> set[str]:
 def test_repro_noop_and_partial_rerun(tmp_path):
     repo = make_repo(tmp_path, SMALL)
     first = run(["dvc", "repro"], repo)
-    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "report"}
+    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "decompose",
+                                  "benchmark", "report"}
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert check_metrics(metrics) == []
@@ -35,15 +36,20 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     second = run(["dvc", "repro"], repo)
     assert _ran(second.stdout) == set(), second.stdout
 
-    # privacy is read by `report` only
+    # privacy is read by the stages that publish: decompose, benchmark, report
     set_params(repo, {"privacy.min_cell": 11})
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"decompose", "benchmark", "report"}
+    # the waterfall list by `report` only
+    set_params(repo, {"decompose.waterfalls": "none"})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"report"}
 
-    # the quality instrument is read by `panel` and `estimate`, then `report` follows
+    # the quality window is read by `panel`; everything downstream follows
     set_params(repo, {"panel.quality_window_months": 5})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "report"}
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "decompose",
+                                                          "benchmark", "report"}
 
-    # one specification changed: only its own stage and the report
+    # one specification changed: only its own stage and the report (the decomposition
+    # tracks only its own specification, decompose.specification = quality_iv)
     set_params(repo, {"specifications.quality_ols.cluster": "region"})
     assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"estimate@quality_ols", "report"}
     table = (repo / "reports/tables/specifications.csv").read_text()

@@ -9,6 +9,8 @@ coverage over many draws is the Monte Carlo tests' job (tests/estimate).
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -32,10 +34,15 @@ STAGES = [
     ["pipeline/panel.py", "--validated", "data/validated", "--out", "data/panel"],
     *[["pipeline/estimate.py", "--spec", name, "--panel", "data/panel", "--validated",
        "data/validated", "--out", f"data/estimates/{name}"] for name in HEADLINE],
+    ["pipeline/decompose.py", "--panel", "data/panel", "--validated", "data/validated",
+     "--out", "data/decompose"],
+    ["pipeline/benchmark.py", "--panel", "data/panel", "--validated", "data/validated",
+     "--decompose", "data/decompose", "--out", "data/benchmark"],
     ["pipeline/report.py", "--estimates", "data/estimates", "--panel-summary",
      "data/panel/summary.json", "--data-quality", "reports/data_quality.json", "--metrics",
      "reports/metrics.json", "--tables", "reports/tables", "--figures", "reports/figures",
-     "--plots", "reports/plots"],
+     "--plots", "reports/plots", "--decompose", "data/decompose", "--benchmark",
+     "data/benchmark"],
 ]
 
 TRUTH_KEYS = {"quality": ("effect_pp", "quality_effect_pp"),
@@ -50,18 +57,18 @@ def builtin(tmp_path_factory):
         run(["python", *stage], repo)
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     truth = json.loads((repo / "data/truth.json").read_text())
-    return metrics, truth
+    return metrics, truth, repo
 
 
 def test_metrics_follow_the_contract(builtin):
-    metrics, _ = builtin
+    metrics, _, _ = builtin
     assert check_metrics(metrics) == []
     assert metrics["data"]["person_months"] > 1_000_000
 
 
 @pytest.mark.parametrize("block", ["quality", "adoption", "shock"])
 def test_estimate_within_three_se_of_truth(builtin, block):
-    metrics, truth = builtin
+    metrics, truth, _ = builtin
     key, truth_key = TRUTH_KEYS[block]
     est, se = metrics[block][key], metrics[block]["std_error"]
     assert se > 0
@@ -69,12 +76,60 @@ def test_estimate_within_three_se_of_truth(builtin, block):
 
 
 def test_naive_quality_outside_interval(builtin):
-    metrics, truth = builtin
+    metrics, truth, _ = builtin
     q = metrics["quality"]
     assert not (q["ci_low"] <= q["naive_pp"] <= q["ci_high"]), q
 
 
 def test_reliability_close_to_truth(builtin):
-    metrics, truth = builtin
+    metrics, truth, _ = builtin
     # reliability is a variance ratio estimated from thousands of audit scores
     assert abs(metrics["quality"]["reliability"] - truth["reliability"]) < 0.1
+
+
+def _decomposition(repo):
+    return pd.read_csv(repo / "reports/tables/decomposition.csv",
+                       dtype={"period_from": str, "period_to": str})
+
+
+def test_decomposition_adds_up(builtin):
+    """Components sum to the observed change in every published row (issue 5)."""
+    _, _, repo = builtin
+    d = _decomposition(repo)
+    ok = d[d["status"] == "ok"]
+    assert len(ok) >= 0.9 * len(d)
+    wide = ok.pivot_table(index=["municipality", "period_from", "period_to"],
+                          columns="component", values="contribution_pp")
+    parts = wide[["composition", "labour_market", "shocks", "quality", "residual"]].sum(axis=1)
+    assert np.max(np.abs(parts - wide["observed_change"])) < 1e-9
+    obs = ok[ok["component"] == "observed_change"]
+    np.testing.assert_allclose(obs["contribution_pp"], obs["rate_to_pp"] - obs["rate_from_pp"],
+                               rtol=0, atol=1e-12)
+
+
+def test_shock_component_of_planted_size(builtin):
+    """Where a business park opened in the comparison year, the shocks component is
+    positive and of the planted size (truth: the yearly mean of P(work) - P(work | no
+    opening), anticipation and fade included)."""
+    _, truth, repo = builtin
+    d = _decomposition(repo)
+    shocks = d[(d["component"] == "shocks") & (d["status"] == "ok")].set_index(
+        ["municipality", "period_from", "period_to"])
+    rows = []
+    for code, m in truth["municipalities"].items():
+        if m["park_month"] is None:
+            continue
+        y = int(m["park_month"][:4])
+        key = (code, str(y - 1), str(y))
+        if key not in shocks.index:
+            continue
+        years = m["years"]
+        planted = years[str(y)]["park_effect_pp"] - years[str(y - 1)]["park_effect_pp"]
+        r = shocks.loc[key]
+        rows.append((planted, r["contribution_pp"], (r["ci_high"] - r["ci_low"]) / (2 * 1.96)))
+    assert len(rows) >= 3, rows
+    planted, est, se = map(np.array, zip(*rows))
+    assert (est > 0).all(), rows
+    # the estimates share one estimated event-time profile, so their errors are
+    # correlated: bound the mean error by 3 times the mean standard error
+    assert abs(np.mean(est - planted)) < 3 * np.mean(se), rows

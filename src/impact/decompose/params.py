@@ -66,9 +66,10 @@ class DecomposeParams:
 
     Attributes
     ----------
-    specification : the quality specification (``specifications``) whose model is
-        decomposed; None = ``headline.quality``. It must use estimator iv or ols with
-        region x month effects.
+    specification : the quality specification (a name under ``specifications``) whose
+        model is decomposed; it must use estimator iv or ols with region x month effects.
+        None (library use) means ``headline.quality``; in params.yaml name it, since
+        ``dvc.yaml`` tracks exactly that entry.
     periods : ``consecutive_years`` (every pair of consecutive calendar years inside the
         window) or a list of ``[base, comparison]`` pairs of periods.
     n_boot : wild cluster bootstrap draws for the intervals (0 = no intervals).

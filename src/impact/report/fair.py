@@ -1,0 +1,70 @@
+"""Publish the decomposition and the fair benchmark: their tables and figures.
+
+The ``decompose`` and ``benchmark`` stages apply disclosure control to what they write;
+this module copies their publishable tables into ``reports/tables`` and draws the
+figures (``impact.report.fair_figures``) into ``reports/figures``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from impact import io
+from impact.report.fair_figures import (
+    funnel_figure, overview_figure, rank_figure, waterfall_figure,
+)
+
+__all__ = ["FAIR_TABLES", "publish_fair"]
+
+#: (stage folder, file) of the tables published as they are
+FAIR_TABLES = [("decompose", "decomposition.csv"), ("benchmark", "benchmark.csv"),
+               ("benchmark", "benchmark_teams.csv"), ("benchmark", "benchmark_years.csv")]
+NATIONAL = "NL01"
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def publish_fair(decompose: Path, benchmark: Path, tables: Path, figures: Path,
+                 waterfalls: Any = "all") -> dict[str, int]:
+    """Copy the tables and draw the figures; returns counts of what was written.
+
+    ``waterfalls``: ``all``, ``none`` or a list of municipality codes (the national
+    waterfall is always drawn).
+    """
+    folders = {"decompose": decompose, "benchmark": benchmark}
+    read = {}
+    for stage, name in FAIR_TABLES:
+        df = pd.read_csv(folders[stage] / name, dtype={"period_from": str, "period_to": str})
+        io.write_csv(df, tables / name)
+        read[name] = df
+    bench, dec = read["benchmark.csv"], read["decomposition.csv"]
+    curve = pd.read_csv(benchmark / "funnel_curve.csv")
+    _save(funnel_figure(bench, curve), figures / "benchmark_funnel.png")
+    _save(rank_figure(bench), figures / "benchmark_ranks.png")
+    _save(overview_figure(read["benchmark_years.csv"], bench), figures / "benchmark_overview.png")
+    wf = figures / "decomposition"
+    wf.mkdir(parents=True, exist_ok=True)
+    codes = [c for c in dec["municipality"].drop_duplicates() if c != NATIONAL]
+    if waterfalls == "none":
+        codes = []
+    elif waterfalls != "all":
+        unknown = sorted(set(waterfalls) - set(codes))
+        if unknown:
+            logging.warning("decompose.waterfalls: %s not in the decomposition; skipped",
+                            ", ".join(unknown))
+        codes = [c for c in codes if c in set(waterfalls)]
+    drawn = 0
+    for code in [NATIONAL] + codes:
+        rows = dec[dec["municipality"] == code]
+        if len(rows):
+            _save(waterfall_figure(rows), wf / f"{code}.png")
+            drawn += 1
+    return {"tables": len(FAIR_TABLES), "waterfalls": drawn}

@@ -1,0 +1,255 @@
+"""Fair-comparison figures: right structure, readable at A4 width, honest about suppression."""
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+from scipy import stats
+
+from impact.report.fair_figures import (
+    COMPONENTS, DEFAULT_TEXT, funnel_figure, overview_figure, rank_figure, waterfall_figure,
+)
+from impact.report.figures import set_theme
+
+NAMES = ["Amsterdam", "Rotterdam", "'s-Gravenhage", "Utrecht", "Eindhoven", "Groningen", "Tilburg",
+         "Almere", "Breda", "Nijmegen", "Apeldoorn", "Haarlem", "Arnhem", "Enschede",
+         "Amersfoort", "Zaanstad", "'s-Hertogenbosch", "Haarlemmermeer", "Zwolle", "Zoetermeer",
+         "Leiden", "Maastricht", "Dordrecht", "Ede", "Alphen aan den Rijn", "Westland",
+         "Capelle aan den IJssel", "Súdwest-Fryslân", "Oude IJsselstreek", "Midden-Groningen",
+         "Heerlen"]
+REGIONS = ["Noord", "Oost", "West", "Zuid"]
+YEARS = list(range(2018, 2026))  # 8 years -> 7 consecutive pairs
+
+
+def limits(expected, q):
+    """Smooth O/E control limit (normal approximation to the Poisson)."""
+    return np.clip(1 + stats.norm.ppf(q) / np.sqrt(expected), 0, None)
+
+
+def make_tables(n=31, seed=1, n_suppressed=2):
+    """Synthetic ``benchmark.csv``, ``benchmark_years.csv``, ``decomposition.csv`` and a curve."""
+    rng = np.random.default_rng(seed)
+    names = [NAMES[i] if i < len(NAMES) else f"Gemeente {i:03d}" for i in range(n)]
+    codes = [f"GM{i + 1:04d}" for i in range(n)]
+    pm = np.exp(rng.uniform(np.log(800), np.log(150_000), n)).round()
+    expected_rate = rng.uniform(1.5, 4.0, n)
+    oe = np.exp(rng.normal(0, 0.12, n))
+    expected = pm * expected_rate / 100
+    exits = rng.poisson(expected * oe).astype(float)
+    oe = exits / expected
+    l95, h95, l998, h998 = (limits(expected, q) for q in (0.025, 0.975, 0.001, 0.999))
+    signal = np.select([oe > h998, oe > h95, oe < l998, oe < l95],
+                       ["above_998", "above_95", "below_998", "below_95"], "within")
+    quality = rng.normal(0, 0.3, n)
+    se = 1 / np.sqrt(pm / 2000)
+
+    def rank(v):
+        return pd.Series(v).rank(ascending=False).to_numpy()
+    rq, rn = rank(quality), rank(oe * expected_rate)
+    width = np.clip(se * 12, 1, n / 2)
+    bench = pd.DataFrame({
+        "municipality": codes, "name": names, "region": [REGIONS[i % 4] for i in range(n)],
+        "person_months": pm, "exits_work": exits, "expected_exits": expected,
+        "observed_rate_pp": 100 * exits / pm, "expected_rate_pp": expected_rate, "oe_ratio": oe,
+        "funnel_low95": l95, "funnel_high95": h95, "funnel_low998": l998, "funnel_high998": h998,
+        "funnel_signal": signal, "quality_mean": quality, "quality_shrunk": quality * 0.8,
+        "quality_reliability": 0.8, "quality_contribution_pp": quality,
+        "quality_ci_low": quality - 2 * se, "quality_ci_high": quality + 2 * se,
+        "rank_naive": rn, "rank_naive_low": np.clip(rn - width, 1, n),
+        "rank_naive_high": np.clip(rn + width, 1, n), "rank_quality": rq,
+        "rank_quality_low": np.clip(rq - width, 1, n), "rank_quality_high": np.clip(rq + width, 1, n),
+    })
+    num = bench.columns[bench.dtypes == float]
+    bench.loc[bench.index[len(bench) - n_suppressed:], num] = np.nan  # last units suppressed
+    grid = np.exp(np.linspace(np.log(5), np.log(8000), 300))
+    curve = pd.DataFrame({"expected_exits": grid, "low95": limits(grid, 0.025),
+                          "high95": limits(grid, 0.975), "low998": limits(grid, 0.001),
+                          "high998": limits(grid, 0.999)})
+    yrs = pd.DataFrame([
+        {"municipality": c, "name": nm, "year": y, "person_months": p / 8,
+         "expected_rate_pp": e + 0.1 * (y - 2018) * np.sin(i), "oe_ratio": o}
+        for i, (c, nm, p, e, o) in enumerate(zip(codes, names, pm, expected_rate, oe))
+        for y in YEARS])
+    yrs["observed_rate_pp"] = yrs["expected_rate_pp"] * yrs["oe_ratio"].fillna(1) + rng.normal(0, 0.1, len(yrs))
+    yrs.loc[yrs["municipality"] == codes[-1], ["observed_rate_pp", "oe_ratio"]] = np.nan
+    return bench, yrs, curve
+
+
+def make_decomposition(code="GM0363", name="Amsterdam", seed=2, suppress=(("2021", "2022"),)):
+    rng = np.random.default_rng(seed)
+    rows, rate = [], 3.0
+    for y in YEARS[:-1]:
+        comp = rng.normal(0, 0.25, len(COMPONENTS))
+        start, end = rate, rate + comp.sum()
+        pair = (str(y), str(y + 1))
+        for c, v in [("observed_change", end - start), *zip(COMPONENTS, comp)]:
+            ci = (np.nan, np.nan) if c == "observed_change" else (v - 0.15, v + 0.15)
+            if pair in suppress:
+                v, ci = np.nan, (np.nan, np.nan)
+            rows.append({"municipality": code, "name": name, "period_from": pair[0],
+                         "period_to": pair[1], "component": c, "contribution_pp": v,
+                         "ci_low": ci[0], "ci_high": ci[1], "rate_from_pp": start, "rate_to_pp": end})
+        rate = end
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def _theme():
+    set_theme()
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return make_tables()
+
+
+def _texts(fig):
+    out = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
+           if t.get_text().strip() and t.get_visible()]
+    return out
+
+
+def _assert_a4_readable(fig):
+    """At most 7 in wide, no visible text under 8 pt."""
+    assert fig.get_figwidth() <= 7.0 + 1e-9
+    fig.canvas.draw()
+    small = [(t.get_text(), t.get_fontsize()) for t in _texts(fig) if t.get_fontsize() < 8]
+    assert not small
+
+
+def _all_text(fig):
+    return "\n".join(t.get_text() for t in _texts(fig))
+
+
+def test_funnel(tables):
+    bench, _, curve = tables
+    fig = funnel_figure(bench, curve)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"  # synthetic expected exits span > 1.5 decades
+    shown = bench.dropna(subset=["oe_ratio"])
+    n_points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert n_points == len(shown)
+    outliers = set(shown.loc[shown["funnel_signal"] != "within", "name"])
+    assert outliers and {a.get_text() for a in ax.texts} == outliers  # only outliers labelled
+    assert "municipalities suppressed: 2" in _all_text(fig)
+    _assert_a4_readable(fig)
+    r = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(a, r) for a in ax.texts]  # the text, not its leader line
+    assert not any(b.overlaps(c) for i, b in enumerate(boxes) for c in boxes[:i])
+
+
+def test_funnel_linear_scale_and_given_axes(tables):
+    bench, _, curve = tables
+    narrow = bench.assign(expected_exits=np.linspace(50, 400, len(bench)))
+    fig, ax = plt.subplots()
+    assert funnel_figure(narrow, curve, ax=ax) is fig
+    assert ax.get_xscale() == "linear"
+
+
+def test_rank(tables):
+    bench, _, _ = tables
+    fig = rank_figure(bench)
+    ax = fig.axes[0]
+    shown = bench.dropna(subset=["rank_quality"]).sort_values("rank_quality")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == list(shown["name"])
+    assert fig.get_figheight() <= 10.5
+    _assert_a4_readable(fig)
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in ax.get_yticklabels()]
+    assert not any(b.overlaps(c) for b, c in zip(boxes, boxes[1:]))
+    assert "municipalities suppressed: 2" in _all_text(fig)
+
+
+def test_rank_many_units_shows_top_and_bottom():
+    bench, _, _ = make_tables(n=120, n_suppressed=0)
+    fig = rank_figure(bench)
+    assert len(fig.axes[0].get_yticklabels()) == 40
+    assert "80 municipalities in the middle not shown" in _all_text(fig)
+    assert fig.get_figheight() <= 10.5
+
+
+def test_waterfall():
+    rows = make_decomposition()
+    fig = waterfall_figure(rows)
+    assert len(fig.axes) == 7  # one axes per pair, unused grid cells removed
+    pairs = rows.drop_duplicates(["period_from", "period_to"]).reset_index(drop=True)
+    for ax, (_, p) in zip(fig.axes, pairs.iterrows()):
+        assert ax.get_title() == f"{p.period_from} \u2192 {p.period_to}"
+        if p.period_from == "2021":
+            assert not ax.patches
+            assert any("suppressed" in t.get_text() for t in ax.texts)
+        else:
+            assert len(ax.patches) == 7
+            assert ax.patches[0].get_height() == pytest.approx(p.rate_from_pp)
+            assert ax.patches[-1].get_height() == pytest.approx(p.rate_to_pp)
+            assert [t.get_text() for t in ax.get_xticklabels()][1:6] == [
+                "client mix", "labour market", "shocks", "quality", "other"]
+    assert "Amsterdam" in fig._suptitle.get_text()
+    _assert_a4_readable(fig)
+
+
+def test_waterfall_inconsistent_raises():
+    rows = make_decomposition(suppress=())
+    rows.loc[rows["component"] == "shocks", "contribution_pp"] += 0.01
+    with pytest.raises(ValueError, match="rate_to_pp"):
+        waterfall_figure(rows)
+    with pytest.raises(ValueError, match="one municipality"):
+        waterfall_figure(pd.concat([make_decomposition(), make_decomposition(code="GM0599")]))
+
+
+def test_waterfall_single_pair_is_narrow():
+    rows = make_decomposition(suppress=())
+    fig = waterfall_figure(rows[rows["period_from"] == "2018"])
+    assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 7
+    _assert_a4_readable(fig)
+
+
+def test_text_overrides_title_and_rejects_unknown_keys(tables):
+    bench, yrs, curve = tables
+    assert funnel_figure(bench, curve, text={"funnel_title": "Trechter"}).axes[0].get_title(loc="left") == "Trechter"
+    assert rank_figure(bench, text={"rank_title": "Rangorde"}).axes[0].get_title(loc="left") == "Rangorde"
+    fig = waterfall_figure(make_decomposition(), text={"waterfall_title": "{name}: verandering",
+                                                       "component_residual": "overig"})
+    assert fig._suptitle.get_text() == "Amsterdam: verandering"
+    assert fig.axes[0].get_xticklabels()[5].get_text() == "overig"
+    assert overview_figure(yrs, text={"overview_title": "Overzicht"})._suptitle.get_text() == "Overzicht"
+    with pytest.raises(ValueError, match="unknown text keys"):
+        rank_figure(bench, text={"rank_titel": "typo"})
+    assert all(isinstance(v, str) and v for v in DEFAULT_TEXT.values())
+
+
+def test_overview(tables):
+    bench, yrs, _ = tables
+    fig = overview_figure(yrs, bench)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == 31
+    by_name = bench.set_index("name")
+    regions = [by_name.loc[ax.get_title().replace("\n", " "), "region"] for ax in panels]
+    assert regions == sorted(regions)
+    assert len(fig.legends) == 1
+    assert "municipalities suppressed: 1" in _all_text(fig)
+    _assert_a4_readable(fig)
+    assert fig.get_figheight() <= 10.5
+
+
+def test_overview_without_bench_sorts_by_name(tables):
+    _, yrs, _ = tables
+    titles = [ax.get_title().replace("\n", " ") for ax in overview_figure(yrs).axes if ax.axison]
+    assert titles == sorted(titles)
+
+
+def test_overview_342_units_renders_quickly(tmp_path):
+    _, yrs, _ = make_tables(n=342, n_suppressed=3)
+    t0 = time.perf_counter()
+    fig = overview_figure(yrs)
+    fig.savefig(tmp_path / "overview.png")
+    assert time.perf_counter() - t0 < 30
+    assert sum(ax.axison for ax in fig.axes) == 342
