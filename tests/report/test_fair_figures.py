@@ -74,7 +74,8 @@ def make_tables(n=31, seed=1, n_suppressed=2):
          "expected_rate_pp": e + 0.1 * (y - 2018) * np.sin(i), "oe_ratio": o}
         for i, (c, nm, p, e, o) in enumerate(zip(codes, names, pm, expected_rate, oe))
         for y in YEARS])
-    yrs["observed_rate_pp"] = yrs["expected_rate_pp"] * yrs["oe_ratio"].fillna(1) + rng.normal(0, 0.1, len(yrs))
+    noise = rng.normal(0, 0.1, len(yrs))
+    yrs["observed_rate_pp"] = yrs["expected_rate_pp"] * yrs["oe_ratio"].fillna(1) + noise
     yrs.loc[yrs["municipality"] == codes[-1], ["observed_rate_pp", "oe_ratio"]] = np.nan
     return bench, yrs, curve
 
@@ -137,11 +138,26 @@ def test_funnel(tables):
     n_points = sum(len(c.get_offsets()) for c in ax.collections)
     assert n_points == len(shown)
     outliers = set(shown.loc[shown["funnel_signal"] != "within", "name"])
-    assert outliers and {a.get_text() for a in ax.texts} == outliers  # only outliers labelled
+    labelled = {a.get_text() for a in ax.texts}
+    assert labelled == outliers  # here all outliers find a free place, and nothing else is named
     assert "municipalities suppressed: 2" in _all_text(fig)
     _assert_a4_readable(fig)
     r = fig.canvas.get_renderer()
     boxes = [Text.get_window_extent(a, r) for a in ax.texts]  # the text, not its leader line
+    assert not any(b.overlaps(c) for i, b in enumerate(boxes) for c in boxes[:i])
+
+
+def test_funnel_crowded_outliers_are_counted_not_overdrawn():
+    bench, _, curve = make_tables(n=60, seed=5, n_suppressed=0)
+    bench["oe_ratio"] = np.where(np.arange(60) % 2, 1.5, 0.6)  # 60 outliers on two lines
+    bench["funnel_signal"] = np.where(bench["oe_ratio"] > 1, "above_998", "below_998")
+    fig = funnel_figure(bench, curve, max_labels=40)
+    ax = fig.axes[0]
+    assert 0 < len(ax.texts) <= 40
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"outliers not labelled: {60 - len(ax.texts)}" in legend
+    r = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(a, r) for a in ax.texts]
     assert not any(b.overlaps(c) for i, b in enumerate(boxes) for c in boxes[:i])
 
 
@@ -214,7 +230,8 @@ def test_waterfall_single_pair_is_narrow():
 
 def test_text_overrides_title_and_rejects_unknown_keys(tables):
     bench, yrs, curve = tables
-    assert funnel_figure(bench, curve, text={"funnel_title": "Trechter"}).axes[0].get_title(loc="left") == "Trechter"
+    fig = funnel_figure(bench, curve, text={"funnel_title": "Trechter"})
+    assert fig.axes[0].get_title(loc="left") == "Trechter"
     assert rank_figure(bench, text={"rank_title": "Rangorde"}).axes[0].get_title(loc="left") == "Rangorde"
     fig = waterfall_figure(make_decomposition(), text={"waterfall_title": "{name}: verandering",
                                                        "component_residual": "overig"})
@@ -244,6 +261,20 @@ def test_overview_without_bench_sorts_by_name(tables):
     _, yrs, _ = tables
     titles = [ax.get_title().replace("\n", " ") for ax in overview_figure(yrs).axes if ax.axison]
     assert titles == sorted(titles)
+
+
+def test_tables_read_back_from_csv(tables, tmp_path):
+    """The stage passes frames read from CSV: periods become ints, NaN stays NaN."""
+    bench, yrs, curve = tables
+    back = {}
+    for name, df in {"bench": bench, "years": yrs, "curve": curve, "dec": make_decomposition()}.items():
+        df.to_csv(tmp_path / f"{name}.csv", index=False)
+        back[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    assert back["dec"]["period_from"].dtype.kind == "i"
+    assert waterfall_figure(back["dec"]).axes[0].get_title() == "2018 \u2192 2019"
+    for fig in (funnel_figure(back["bench"], back["curve"]), rank_figure(back["bench"]),
+                overview_figure(back["years"], back["bench"])):
+        assert isinstance(fig, Figure)
 
 
 def test_overview_342_units_renders_quickly(tmp_path):

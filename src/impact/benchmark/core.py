@@ -322,9 +322,12 @@ def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
     by["year"] = np.tile(np.arange(y0, y0 + ny), len(labels))
     by["name"] = by["municipality"].map(info["name"]).fillna("")
     by["oe_ratio"] = by["observed_rate_pp"] / by["expected_rate_pp"]
+    key = codes * ny + (years - y0)
+    by["clients"] = (pd.DataFrame({"k": key, "c": pm["client_id"].to_numpy()}).drop_duplicates()
+                     .groupby("k").size().reindex(range(len(by)), fill_value=0).to_numpy())
     by = by[by["person_months"] > 0]
-    small = by["exits_work"] < min_cell
-    by.loc[small, ["observed_rate_pp", "expected_rate_pp", "oe_ratio"]] = np.nan
+    small = (by["exits_work"] < min_cell) | (by["clients"] < min_cell)
+    by.loc[small, ["person_months", "observed_rate_pp", "expected_rate_pp", "oe_ratio"]] = np.nan
 
     pub = m["published"].to_numpy()
     curve = funnel_curve(m.loc[pub, "expected_exits"].to_numpy(dtype="float64"),

@@ -45,7 +45,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
 
 __all__ = ["COMPONENTS", "NATIONAL", "Decomposition", "fit_decomposition_model",
-           "unit_sums", "unit_means", "decompose"]
+           "row_codes", "unit_sums", "unit_means", "decompose"]
 
 #: the country's code in the tables (CBS: Nederland)
 NATIONAL = "NL01"
@@ -96,8 +96,27 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
     return design, fit, sample
 
 
+def row_codes(pm: pd.DataFrame, fit: ModelFit) -> dict[str, np.ndarray]:
+    """Per person-month: its region x month effect and municipality effect in ``fit``
+    (-1 if not fitted), exit to work and measured quality; computed once, used per period."""
+    t = pm["t"].to_numpy(dtype="int64")
+    region = pm["region"].astype(str).to_numpy()
+    r_codes, r_labels = pd.factorize(region)
+    keys = pd.Index([f"{r}:{m}" for r in r_labels for m in range(int(t.min()), int(t.max()) + 1)])
+    width = int(t.max() - t.min()) + 1
+    rm_code = keys.get_indexer(fit.regmonths)  # fitted effect -> key position
+    lookup = np.full(len(keys), -1, dtype="int64")
+    lookup[rm_code[rm_code >= 0]] = np.flatnonzero(rm_code >= 0)
+    m_codes, m_labels = pd.factorize(pm["municipality"].astype(str))
+    m_lookup = pd.Index(fit.munis).get_indexer(m_labels)
+    return {"rm": lookup[r_codes * width + (t - t.min())], "m": m_lookup[m_codes],
+            "exit": pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64"),
+            "q": pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")}
+
+
 def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
-              n_units: int, rows: np.ndarray, sample: np.ndarray) -> dict[str, Any]:
+              n_units: int, rows: np.ndarray, sample: np.ndarray,
+              codes: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Per-unit sums over ``rows`` (bool) of each factor's part of the prediction.
 
     ``unit`` holds each row's unit code (0..n_units-1); ``sample`` marks the fitted rows
@@ -108,12 +127,12 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
     ``qsum``/``qn`` (measured quality), ``covered`` (person-months with fitted fixed
     effects).
     """
+    codes = row_codes(pm, fit) if codes is None else codes
     gid = np.where(rows, unit, -1)
     ok = gid >= 0
     g = gid[ok]
     n = np.bincount(g, minlength=n_units).astype("float64")
-    exits = np.bincount(g, weights=pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64")[ok],
-                        minlength=n_units)
+    exits = np.bincount(g, weights=codes["exit"][ok], minlength=n_units)
     S = design.group_sums(gid, n_units)
     coef, dcoef = fit.coef, fit.coef_dw()  # (K,), (K, G)
     terms, dw = {}, {}
@@ -122,22 +141,21 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
         terms[f] = S[:, j] @ coef[1 + j]
         dw[f] = S[:, j] @ dcoef[1 + j]
     # labour market: region x month effects
-    rm_key = (pm["region"].astype(str) + ":" + pm["t"].astype(str)).to_numpy()
-    rm_code = pd.Index(fit.regmonths).get_indexer(rm_key)
+    rm_code = codes["rm"]
     have = ok & (rm_code >= 0)
     R = len(fit.regmonths)
     cnt = np.bincount(gid[have] * R + rm_code[have], minlength=n_units * R).reshape(n_units, R)
     terms["labour_market"] = terms["labour_market"] + cnt @ fit.lam
     dw["labour_market"] = dw["labour_market"] + cnt @ fit.lam_dw
     # composition: municipality effects (constant within a municipality)
-    m_code = pd.Index(fit.munis).get_indexer(pm["municipality"].astype(str).to_numpy())
+    m_code = codes["m"]
     have_m = have & (m_code >= 0)
     M = len(fit.munis)
     mcnt = np.bincount(gid[have_m] * M + m_code[have_m],
                        minlength=n_units * M).reshape(n_units, M)
     terms["composition"] = terms["composition"] + mcnt @ fit.alpha
     dw["composition"] = dw["composition"] + mcnt @ fit.alpha_dw
-    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+    q = codes["q"]
     qok = ok & np.isfinite(q)
     G = fit.psi.shape[0]
     gs = gid[sample]
@@ -201,9 +219,18 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
     if not pairs:
         raise ValueError("decompose: no pair of periods (the window holds fewer than two "
                          "whole calendar years; list decompose.periods explicitly)")
+    # a period (partly) outside the panel would give all-suppressed rows, or rates over
+    # fewer months than its label says
+    ym = lambda m: f"{m // 12}-{m % 12 + 1:02d}"  # noqa: E731
+    for p in {q.label: q for pair in pairs for q in pair}.values():
+        if p.first < t.min() or p.last > t.max():
+            raise ValueError(f"decompose.periods: period {p.label!r} ({ym(p.first)}.."
+                             f"{ym(p.last)}) is not inside the panel's months "
+                             f"{ym(int(t.min()))}..{ym(int(t.max()))}")
     muni_code, munis = pd.factorize(pm["municipality"].astype(str), sort=True)
     M = len(munis)
     client_code = pd.factorize(pm["client_id"].astype(str))[0] if "client_id" in pm else None
+    codes = row_codes(pm, fit)
     periods: dict[str, Period] = {}
     for a, b in pairs:
         periods.setdefault(a.label, a)
@@ -211,7 +238,7 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
     per: dict[str, dict[str, Any]] = {}
     for label, p in periods.items():
         rows = (t >= p.first) & (t <= p.last)
-        sums = unit_sums(pm, design, fit, muni_code, M, rows, sample)
+        sums = unit_sums(pm, design, fit, muni_code, M, rows, sample, codes)
         both = unit_means(_stack(sums, _total(sums)), fit)
         if client_code is not None:
             both["clients"] = np.concatenate([

@@ -90,7 +90,9 @@ def fit_model(A: np.ndarray, names: list[str], y: str, x: str | None, instrument
     leaves only the region x month effects (the municipality effects are then zero).
     """
     muni, region = np.asarray(muni).astype(str), np.asarray(region).astype(str)
-    cell_code, uniq = pd.factorize(pd.MultiIndex.from_arrays([muni, t]))
+    m_codes = pd.factorize(muni)[0].astype("int64")
+    t = np.asarray(t, dtype="int64")
+    cell_code = pd.factorize(m_codes * (int(t.max() - t.min()) + 1) + (t - t.min()))[0]
     first = pd.Series(np.arange(len(muni))).groupby(cell_code).first().to_numpy()
     cells = pd.DataFrame({"municipality": muni[first], "region": region[first], "t": t[first]})
     cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)

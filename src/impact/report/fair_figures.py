@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from impact.report.figures import BLUE, GREY, RED  # noqa: E402
 
@@ -48,7 +48,7 @@ DEFAULT_TEXT: dict[str, str] = {
     "funnel_above_95": "above 95% limit", "funnel_above_998": "above 99.8% limit",
     "funnel_below_95": "below 95% limit", "funnel_below_998": "below 99.8% limit",
     "funnel_limits_95": "95% control limits", "funnel_limits_998": "99.8% control limits",
-    "funnel_unlabelled": "{n} further outliers not labelled",
+    "funnel_unlabelled": "outliers not labelled: {n}",
     "rank_title": "Rankings are uncertain, and adjusting changes them",
     "rank_xlabel": "rank (1 = best) with 95% interval",
     "rank_naive": "naive rank (observed rate)",
@@ -64,7 +64,7 @@ DEFAULT_TEXT: dict[str, str] = {
     "component_shocks": "shocks", "component_quality": "quality", "component_residual": "other",
     "overview_title": "Exit-to-work rate by municipality and year",
     "overview_observed": "observed rate",
-    "overview_expected": "expected rate (given client mix)",
+    "overview_expected": "expected rate (given its clients and labour market)",
     "overview_xlabel": "year", "overview_ylabel": "monthly exit-to-work rate (pp)",
     "overview_suppressed": "suppressed",
 }
@@ -74,8 +74,9 @@ _SIGNALS = {"within": (GREY, "o", True), "above_95": (BLUE, "^", False), "above_
             "below_95": (RED, "v", False), "below_998": (RED, "v", True)}
 _RINGS = (5, 12, 20, 30, 42)  # label offsets (points) tried, nearest first, own side first
 _SAME, _SIDE, _OTHER = ((1, 1), (-1, 1), (0, 1.3)), ((1.3, 0), (-1.3, 0)), ((1, -1), (-1, -1), (0, -1.3))
-_OFFSETS = ([(d * sx, d * sy) for d in _RINGS for sx, sy in _SAME + _SIDE]
-            + [(d * sx, d * sy) for d in _RINGS for sx, sy in _OTHER])
+# (tier, dx, dy): tier 2 keeps 5 pt from other markers, 1 does not cover them, 0 is anything
+_TRIES = ([(tier, d * sx, d * sy) for group in (_SAME + _SIDE, _OTHER) for d in _RINGS for tier in (2, 1)
+           for sx, sy in group] + [(0, d * sx, d * sy) for d in _RINGS for sx, sy in _SAME + _SIDE + _OTHER])
 
 
 def _texts(text: Mapping[str, str] | None) -> dict[str, str]:
@@ -96,39 +97,56 @@ def _with_notes(handles: list, *notes: str) -> list:
     return handles + [Line2D([], [], ls="none", marker="none", label=n) for n in notes if n]
 
 
-def _label_points(ax, points, names, ups, avoid) -> None:
-    """Label points greedily at the first offset whose text stays in the axes, overlaps no
-    earlier label or leader line and, if possible, comes near no other marker."""
+def _close(a: np.ndarray, b: np.ndarray, dist: float) -> bool:
+    """Whether any point of ``a`` lies within ``dist`` of any point of ``b`` (n x 2 arrays)."""
+    return bool(len(a) and len(b) and np.hypot(*(a[:, None] - b[None]).transpose(2, 0, 1)).min() < dist)
+
+
+def _n_in(bb, pts: np.ndarray) -> int:
+    """How many of the points (n x 2, pixels) lie in the box."""
+    x, y = pts[:, 0], pts[:, 1]
+    return int(((x >= bb.x0) & (x <= bb.x1) & (y >= bb.y0) & (y <= bb.y1)).sum())
+
+
+def _label_points(ax, points, names, ups, avoid) -> int:
+    """Label points greedily, most important first, at the first offset (own side first, then
+    further out) whose text stays in the axes and clashes with no earlier label or leader
+    line, preferably away from other markers. A point without such a place stays unlabelled;
+    returns the number labelled."""
     r = ax.figure.canvas.get_renderer()
     frame, pt = ax.get_window_extent(r), ax.figure.dpi / 72
     marks = ax.transData.transform(np.asarray(avoid, float).reshape(-1, 2))
     placed, leaders = [], np.empty((0, 2))
-    for (x, y), name, up in zip(points, names, ups):
-        own = ax.transData.transform((x, y))
-        others = marks[np.hypot(*(marks - own).T) > 0.5]
-        tries = [(strict, dx, dy if up else -dy) for strict in (True, False) for dx, dy in _OFFSETS]
-        for i, (strict, dx, dy) in enumerate(tries):
-            a = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=SMALL,
-                            color=DARK, ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                            bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75),
-                            va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                            arrowprops=dict(arrowstyle="-", color=DARK, lw=0.6, shrinkA=1, shrinkB=3.5)
-                            if abs(dx) + abs(dy) > 11 else None)  # leader line when away
-            a.update_positions(r)
-            bb = Text.get_window_extent(a, r).padded(1.5 * pt)
-            line = np.linspace(own, ((bb.x0 + bb.x1) / 2, (bb.y0 + bb.y1) / 2), 12)
-            near = bb.padded(5 * pt)
-            crowded = any(near.contains(u, v) for u, v in others) or (
-                len(others) and np.hypot(*(line[:, None] - others[None]).transpose(2, 0, 1)).min() < 5 * pt)
-            if (frame.x0 <= bb.x0 and bb.x1 <= frame.x1 and frame.y0 <= bb.y0 and bb.y1 <= frame.y1
-                    and not any(bb.overlaps(p) or any(p.contains(u, v) for u, v in line) for p in placed)
-                    and not any(bb.contains(u, v) for u, v in leaders)
-                    and not (strict and crowded)):
+
+    def attempt(xy, name, dx, dy):
+        a = ax.annotate(name, xy, xytext=(dx, dy), textcoords="offset points", fontsize=SMALL, color=DARK,
+                        ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                        va="bottom" if dy > 0 else "top" if dy < 0 else "center", zorder=2.9,
+                        bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75),
+                        arrowprops=dict(arrowstyle="-", color=DARK, lw=0.6, shrinkA=1, shrinkB=3.5)
+                        if abs(dx) + abs(dy) > 11 else None)  # a leader line when away
+        a.update_positions(r)
+        bb = Text.get_window_extent(a, r).padded(0.75 * pt)
+        line = np.linspace(ax.transData.transform(xy), ((bb.x0 + bb.x1) / 2, (bb.y0 + bb.y1) / 2), 24)
+        return a, bb, line if a.arrow_patch else line[:0]
+
+    for xy, name, up in zip(points, names, ups):
+        others = marks[np.hypot(*(marks - ax.transData.transform(xy)).T) > 0.5]
+        for tier, dx, dy in ((tier, dx, dy if up else -dy) for tier, dx, dy in _TRIES):
+            a, bb, line = attempt(xy, name, dx, dy)
+            inside = frame.x0 <= bb.x0 and bb.x1 <= frame.x1 and frame.y0 <= bb.y0 and bb.y1 <= frame.y1
+            clash = (any(bb.overlaps(p) or _n_in(p, line) for p in placed) or _n_in(bb, leaders) > 0
+                     or _close(line, leaders, 2 * pt))
+            crowded = (tier == 1 and _n_in(bb.padded(2.5 * pt), others) > 0) or (tier == 2 and (
+                _n_in(bb.padded(5 * pt), others) > 0 or _close(line, others, 5 * pt)))
+            if inside and not clash and not crowded:
                 break
-            if i < len(tries) - 1:
-                a.remove()  # the very last try stays, even if crowded
+            a.remove()
+        else:
+            continue
         placed.append(bb)
-        leaders = np.r_[leaders, line] if a.arrow_patch else leaders
+        leaders = np.r_[leaders, line]
+    return len(placed)
 
 
 def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, str] | None = None,
@@ -148,7 +166,8 @@ def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, s
     ax
         Axes to draw on; a new 7 x 5.2 in figure if None.
     max_labels
-        At most this many outliers (outside the 95% limits, most extreme first) are named.
+        At most this many outliers (outside the 95% limits, most extreme first) are named;
+        outliers without a free place for their name stay unnamed; a note gives the count.
 
     Returns
     -------
@@ -174,23 +193,30 @@ def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, s
         if len(s):
             ax.scatter(s["expected_exits"], s["oe_ratio"], marker=marker, s=34, linewidths=1.1, zorder=3,
                        c=colour if filled else "white", edgecolors=colour, label=t[f"funnel_{sig}"])
-    if log:
+    if log:  # ticks 1-2-5 as plain numbers; no minor labels, which collide on short ranges
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v >= 1 else f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlim=(lo, hi), xlabel=t["funnel_xlabel"], ylabel=t["funnel_ylabel"])
     ax.set_title(t["funnel_title"], loc="left")
     out = b[b["funnel_signal"].isin(["above_95", "above_998", "below_95", "below_998"])].copy()
     out["_far"] = (out["funnel_signal"].str.endswith("998") * 10
                    + np.abs(np.log(out["oe_ratio"].clip(lower=1e-9))))
-    out = out.sort_values("_far", ascending=False)
-    handles = _with_notes(ax.get_legend_handles_labels()[0],
-                          len(out) > max_labels and t["funnel_unlabelled"].format(n=len(out) - max_labels),
-                          n_supp and t["suppressed_units"].format(n=n_supp))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
-              frameon=False, fontsize=SMALL + 0.5, handlelength=2.2)
+    n_out, out = len(out), out.sort_values("_far", ascending=False).head(max_labels)
+
+    def legend(unlabelled):
+        handles = _with_notes(ax.get_legend_handles_labels()[0],
+                              unlabelled and t["funnel_unlabelled"].format(n=unlabelled),
+                              n_supp and t["suppressed_units"].format(n=n_supp))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
+                  frameon=False, fontsize=SMALL + 0.5, handlelength=2.2)
+
+    legend(n_out)  # reserves room for the note, then gives the true count
     fig.tight_layout()
-    top = out.head(max_labels)
-    _label_points(ax, top[["expected_exits", "oe_ratio"]].to_numpy(float), top["name"],
-                  top["funnel_signal"].str.startswith("above"), b[["expected_exits", "oe_ratio"]])
+    xy = ["expected_exits", "oe_ratio"]
+    legend(n_out - _label_points(ax, out[xy].to_numpy(float), out["name"],
+                                 out["funnel_signal"].str.startswith("above"), b[xy]))
     return fig
 
 
@@ -331,8 +357,8 @@ def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
         axes[0, 0].set_ylim(max(0.0, lo - 0.3 * pad), hi + 0.2 * pad)
     if axes[0, 0].get_ylim()[0] > 0:
         fig.text(0.1 / width, 0.06 / height, t["waterfall_axis_note"], fontsize=SMALL, color=DARK)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(t["waterfall_ylabel"], fontsize=SMALL + 1)
+    fig.supylabel(t["waterfall_ylabel"], fontsize=SMALL + 1, x=0.05 / width, ha="left",
+                  y=(0.25 + height - header) / 2 / height)  # once, centred on the panels
     handles = [Patch(color=BLUE, label=t["waterfall_up"]), Patch(color=RED, label=t["waterfall_down"]),
                Patch(color=GREY, label=t["waterfall_level"]),
                Line2D([], [], color="black", ls="none", marker="|", ms=9, mew=0.9, label=t["waterfall_ci"])]
@@ -402,8 +428,8 @@ def overview_figure(years: pd.DataFrame, bench: pd.DataFrame | None = None,
         ax.set_title(titles[i], fontsize=SMALL, pad=2)
         if g["observed_rate_pp"].isna().all():
             n_supp += 1
-            ax.text(0.5, 0.5, t["overview_suppressed"], transform=ax.transAxes, ha="center",
-                    va="center", color=DARK, fontsize=SMALL)
+            ax.text(0.5, 0.5, t["overview_suppressed"], transform=ax.transAxes, ha="center", va="center",
+                    color=DARK, fontsize=SMALL, bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none"))
         ax.set(xlim=xlim, ylim=ylim)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=3 if small else 2, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=3))
