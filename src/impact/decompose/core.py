@@ -20,10 +20,12 @@ Between a base period P0 and a comparison period P1 each factor's Shapley value
 (``impact.decompose.shapley``) is its contribution; ``residual`` is the observed change
 minus the sum, so the five components add up to ``observed_change`` exactly.
 
-Intervals: the wild cluster bootstrap of ``impact.decompose.model`` (Rademacher weights,
+Intervals: the WCU3 wild cluster bootstrap of ``impact.decompose.model`` (the
+leave-one-cluster-out deviations of coefficients and fixed effects, Rademacher weights,
 Webb's six-point weights below ``estimate.wild_below`` clusters), percentile intervals.
 They carry the uncertainty of the fitted model; the observed change is data, and has
-none (its interval is left empty).
+none (its interval is left empty); the residual's interval is that of observed minus
+the explained part.
 
 Disclosure: a municipality-pair is published only when in both periods its exits to
 work and its distinct clients number at least ``privacy.min_cell``.
@@ -92,7 +94,7 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
     fit = fit_model(A, names, "y", "quality", "quality_b" if estimator == "iv" else None,
                     pm["municipality"].astype(str).to_numpy()[sample],
                     pm["region"].astype(str).to_numpy()[sample],
-                    pm["t"].to_numpy(dtype="int64")[sample], cl)
+                    pm["t"].to_numpy(dtype="int64")[sample], cl, jackknife=True)
     return design, fit, sample
 
 
@@ -134,7 +136,8 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
     n = np.bincount(g, minlength=n_units).astype("float64")
     exits = np.bincount(g, weights=codes["exit"][ok], minlength=n_units)
     S = design.group_sums(gid, n_units)
-    coef, dcoef = fit.coef, fit.coef_dw()  # (K,), (K, G)
+    coef = fit.coef
+    dcoef, dlam, dalpha, jack = fit.perturbation()  # (K, G), (levels, G), (levels, G)
     terms, dw = {}, {}
     for f in FACTORS:
         j = np.array([k for k, c in enumerate(design.columns) if design.factor(c) == f], int)
@@ -146,7 +149,7 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
     R = len(fit.regmonths)
     cnt = np.bincount(gid[have] * R + rm_code[have], minlength=n_units * R).reshape(n_units, R)
     terms["labour_market"] = terms["labour_market"] + cnt @ fit.lam
-    dw["labour_market"] = dw["labour_market"] + cnt @ fit.lam_dw
+    dw["labour_market"] = dw["labour_market"] + cnt @ dlam
     # composition: municipality effects (constant within a municipality)
     m_code = codes["m"]
     have_m = have & (m_code >= 0)
@@ -154,14 +157,16 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
     mcnt = np.bincount(gid[have_m] * M + m_code[have_m],
                        minlength=n_units * M).reshape(n_units, M)
     terms["composition"] = terms["composition"] + mcnt @ fit.alpha
-    dw["composition"] = dw["composition"] + mcnt @ fit.alpha_dw
+    dw["composition"] = dw["composition"] + mcnt @ dalpha
     q = codes["q"]
     qok = ok & np.isfinite(q)
     G = fit.psi.shape[0]
     gs = gid[sample]
     fs = gs >= 0
-    obs_dw = np.bincount(gs[fs] * G + fit.cluster_code[fs], weights=fit.resid[fs],
-                         minlength=n_units * G).reshape(n_units, G)
+    # the wild bootstrap moves the observed rate with y*; the jackknife does not
+    obs_dw = (np.zeros((n_units, G)) if jack else
+              np.bincount(gs[fs] * G + fit.cluster_code[fs], weights=fit.resid[fs],
+                          minlength=n_units * G).reshape(n_units, G))
     return {"n": n, "exits": exits, "terms": terms, "dw": dw, "obs_dw": obs_dw,
             "qsum": np.bincount(gid[qok], weights=q[qok], minlength=n_units),
             "qn": np.bincount(gid[qok], minlength=n_units).astype("float64"),
@@ -178,7 +183,7 @@ def unit_means(sums: dict[str, Any], fit: ModelFit) -> dict[str, Any]:
     terms = {f: sums["terms"][f] / den for f in FACTORS}
     dw = {f: sums["dw"][f] / den[:, None] for f in FACTORS}
     terms["quality"] = terms["quality"] + fit.coef[0] * qbar
-    dw["quality"] = dw["quality"] + np.outer(qbar, fit.coef_dw()[0])
+    dw["quality"] = dw["quality"] + np.outer(qbar, fit.perturbation()[0][0])
     return {"n": n, "exits": sums["exits"], "observed": 100 * sums["exits"] / den,
             "obs_dw": sums["obs_dw"] / den[:, None], "terms": terms, "dw": dw,
             "quality_mean": qbar,
@@ -304,7 +309,8 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
              .drop(columns=["_u", "_p", "_c"]).reset_index(drop=True))
     info = {"estimator": estimator, "n_obs": fit.n_obs, "n_clusters": int(G),
             "bootstrap": {"draws": int(len(W)), "weights": weights,
-                          "method": "wild cluster bootstrap (linear map), percentile"},
+                          "method": "WCU3 wild cluster bootstrap (jackknife deviations), "
+                                    "percentile"},
             "pairs": [[a.label, b.label] for a, b in pairs],
             "quality_effect_pp": float(fit.coef[0]), "quality_se": float(fit.se[0])}
     return Decomposition(table, fit, design, info)
