@@ -209,8 +209,10 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
     q_d = (out["quality_shrunk"].to_numpy()[None, :]
            + np.sqrt(shrunk["posterior_var"].to_numpy())[None, :] * rng.standard_normal((B, U)))
     contrib_d = theta_d[:, None] * (q_d - mu)
-    lo, hi = np.nanpercentile(np.where(publish, contrib_d, np.nan), [2.5, 97.5], axis=0) \
-        if publish.any() else (np.full(U, np.nan), np.full(U, np.nan))
+    lo, hi = np.full(U, np.nan), np.full(U, np.nan)
+    has = publish & np.isfinite(out["quality_contribution_pp"].to_numpy())
+    if has.any():
+        lo[has], hi[has] = np.percentile(contrib_d[:, has], [2.5, 97.5], axis=0)
     out["quality_ci_low"], out["quality_ci_high"] = lo, hi
 
     # ranks among published units
