@@ -279,3 +279,20 @@ def test_planted_changes_are_recovered(recovery, component):
 def test_planted_changes_are_covered(recovery, component):
     cov = _planted_rows(recovery, component)["covered"].mean()
     assert cov >= 0.80, cov
+
+
+def test_one_municipality_extract(panel):
+    """A single municipality's own extract: intervals clustered by caseworker (with a
+    warning), components still add up, and the intervals are finite."""
+    pm = panel[0]
+    one = pm[pm["municipality"] == pm["municipality"].iloc[0]].reset_index(drop=True)
+    with pytest.warns(Warning, match="clustered by caseworker"):
+        tab = decompose(one, PARAMS, DecomposeParams(n_boot=99), MIN_CELL).table
+    ok = tab[tab["status"] == "ok"]
+    assert len(ok)
+    wide = ok.pivot_table(index=["municipality", "period_from"], columns="component",
+                          values="contribution_pp")
+    parts = wide[list(FACTORS) + ["residual"]].sum(axis=1)
+    assert np.max(np.abs(parts - wide["observed_change"])) < 1e-9
+    est = ok[ok["component"].isin(FACTORS)]
+    assert np.isfinite(est[["ci_low", "ci_high"]].to_numpy()).all()

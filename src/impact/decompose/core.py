@@ -43,6 +43,7 @@ from impact.decompose.design import FACTORS, Design, build_design
 from impact.decompose.model import ModelFit, fit_model
 from impact.decompose.params import DecomposeParams, Period
 from impact.decompose.shapley import shapley
+from impact.estimate.frames import warn
 from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
 
@@ -91,6 +92,11 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
         lead["quality"] = pm["quality_score"].to_numpy(dtype="float64")[sample]
     A, names = design.matrix(sample, lead)
     cl = pm[params.estimate.cluster].astype(str).to_numpy()[sample]
+    if len(np.unique(cl)) < 2 and "caseworker_key" in pm:
+        warn(f"decompose: one {params.estimate.cluster} only; intervals clustered by "
+             "caseworker instead (an approximate jackknife: caseworkers do not nest in "
+             "the municipality-month cells)")
+        cl = pm["caseworker_key"].astype(str).to_numpy()[sample]
     fit = fit_model(A, names, "y", "quality", "quality_b" if estimator == "iv" else None,
                     pm["municipality"].astype(str).to_numpy()[sample],
                     pm["region"].astype(str).to_numpy()[sample],

@@ -188,7 +188,7 @@ def fit_model(A: np.ndarray, names: list[str], y: str, x: str | None, instrument
         if raw_gram is not None:
             loo = _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, col[y])
         else:  # clusters not nested in cells: downdate the demeaned cross products
-            loo = _loo_coefficients(A, cl_codes, G, X, Zc, col[y], Szx, G_all[Zc, col[y]])
+            loo = _loo_coefficients(A, cl_codes, G, X, Zc, col[y], G_all)
         db = np.zeros((G, K))
         db[:, kept_pos] = loo - b_kept[None, :]
         ybar = raw_sums[:, col[y]] / n_c
@@ -244,38 +244,29 @@ def _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, y) -> np.ndarray:
         for r in np.unique(regions[mine]):
             rest = reg_idx[r][~mine[reg_idx[r]]]
             gram += proj[r] - (_fe_projection(cells, rest, n_c, raw_sums) if len(rest) else 0)
-        M, v = gram[np.ix_(Zc, X)], gram[Zc, y]
-        try:
-            out[g] = np.linalg.solve(M, v)
-            if not np.all(np.isfinite(out[g])):
-                raise np.linalg.LinAlgError
-        except np.linalg.LinAlgError:  # a term identified by cluster g alone
-            out[g] = np.linalg.lstsq(M, v, rcond=None)[0]
+        out[g] = _solve(gram, X, Zc, y)
     return out
 
 
-def _loo_coefficients(A, cl_codes, G, X, Zc, y, Szx, Szy) -> np.ndarray:
-    """(G, kept) coefficients with each cluster left out, by downdating the cross
-    products of the demeaned data (the fixed effects stay projected out as fitted on all
-    data, as in MacKinnon, Nielsen and Webb 2023's CV3 for fixed-effect models)."""
-    order = np.argsort(cl_codes, kind="stable")
-    bounds = np.searchsorted(cl_codes[order], np.arange(G + 1))
-    cols = sorted(set(X) | set(Zc) | {y})
-    where = {c: i for i, c in enumerate(cols)}
-    zi, xi, yi = [where[c] for c in Zc], [where[c] for c in X], where[y]
-    out = np.empty((G, len(X)))
-    for g in range(G):
-        rows = order[bounds[g]:bounds[g + 1]]
-        Ag = A[np.ix_(rows, cols)]
-        Gg = Ag.T @ Ag
-        M, v = Szx - Gg[np.ix_(zi, xi)], Szy - Gg[zi, yi]
-        try:
-            out[g] = np.linalg.solve(M, v)
-            if not np.all(np.isfinite(out[g])):
-                raise np.linalg.LinAlgError
-        except np.linalg.LinAlgError:  # a term identified by cluster g alone
-            out[g] = np.linalg.lstsq(M, v, rcond=None)[0]
-    return out
+def _loo_coefficients(A, cl_codes, G, X, Zc, y, G_all) -> np.ndarray:
+    """(G, kept) coefficients with each cluster left out, for clusters that do not nest in
+    the cells (caseworkers): the demeaned cross products minus the cluster's own. An
+    approximation (the fixed-effect projection stays as fitted on all data)."""
+    grams = _cluster_grams(A, cl_codes, G)
+    return np.stack([_solve(G_all - grams[g], X, Zc, y) for g in range(G)])
+
+
+def _solve(gram: np.ndarray, X, Zc, y) -> np.ndarray:
+    """Just-identified IV (OLS when Zc = X) from a cross-product matrix; least squares
+    when a term is not identified (e.g. by the left-out cluster alone)."""
+    M, v = gram[np.ix_(Zc, X)], gram[Zc, y]
+    try:
+        b = np.linalg.solve(M, v)
+        if np.all(np.isfinite(b)):
+            return b
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(M, v, rcond=None)[0]
 
 
 def _loo_fixed_effects(cells, n_c, cell_cl, ybar, xbar, coef, db, regmonths, munis, lam,
