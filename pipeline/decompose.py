@@ -12,11 +12,13 @@ import logging  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
 from impact.decompose import decompose  # noqa: E402
+from impact.decompose.core import has_quality  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -46,12 +48,14 @@ def main() -> None:
     out = io.clean_dir(args.out)
     io.write_csv(result.table, out / "decomposition.csv")
     fit, design = result.fit, result.design
-    factors = ["quality"] + [design.factor(c) for c in design.columns]
+    with_q = has_quality(fit)
+    factors = ["quality"] * with_q + [design.factor(c) for c in design.columns]
     io.write_parquet(pd.DataFrame({"term": fit.names, "factor": factors,
                                    "estimate": fit.coef, "std_error": fit.se}),
                      out / "coefficients.parquet")
-    io.write_parquet(pd.DataFrame({"cluster": fit.clusters.astype(str),
-                                   "psi_quality": fit.psi[:, 0]}), out / "influence.parquet")
+    psi = fit.psi[:, 0] if with_q else np.full(len(fit.clusters), np.nan)
+    io.write_parquet(pd.DataFrame({"cluster": fit.clusters.astype(str), "psi_quality": psi}),
+                     out / "influence.parquet")
     io.write_json({"specification": name, **result.info}, out / "meta.json")
     logging.info("%d rows (%d municipality-pairs) in %.1fs", len(result.table),
                  result.table[["municipality", "period_from"]].drop_duplicates().shape[0],

@@ -43,3 +43,34 @@ def test_pipeline_without_optional_tables_leaves_their_blocks_null(tmp_path):
         assert any(f"{block} block of reports/metrics.json is null" in n for n in report["notes"])
     manifest = json.loads((repo / "data" / "validated" / "manifest.json").read_text())
     assert set(manifest["tables"]) == {"municipalities", "trajectories", "labour_market"}
+
+
+def test_decomposition_and_benchmark_without_optional_tables(tmp_path):
+    """Without quality, adoption and shocks the decomposition still splits the change
+    into composition, labour market and residual (quality and shocks exactly zero), and
+    the benchmark has expected rates and naive ranks but no quality contribution."""
+    import numpy as np
+    import pandas as pd
+
+    repo = make_repo(tmp_path, {**SMALL, **ONLY_HEADLINE}, git=False)
+    simulate, *rest = STAGES
+    run(["python", *simulate], repo)
+    for name in ABSENT:
+        (repo / "data" / "simulated" / f"{name}.csv").unlink()
+    for stage in rest:
+        if stage[0] in ("pipeline/validate.py", "pipeline/panel.py", "pipeline/decompose.py",
+                        "pipeline/benchmark.py"):
+            run(["python", *stage], repo)
+    d = pd.read_csv(repo / "data/decompose/decomposition.csv")
+    ok = d[d["status"] == "ok"]
+    assert len(ok)
+    for comp in ("quality", "shocks"):
+        assert (ok.loc[ok["component"] == comp, "contribution_pp"] == 0).all()
+    wide = ok.pivot_table(index=["municipality", "period_from"], columns="component",
+                          values="contribution_pp")
+    parts = wide[["composition", "labour_market", "shocks", "quality", "residual"]].sum(axis=1)
+    assert np.max(np.abs(parts - wide["observed_change"])) < 1e-9
+    b = pd.read_csv(repo / "data/benchmark/benchmark.csv")
+    pub = b[b["published"]]
+    assert len(pub) and pub["expected_rate_pp"].notna().all() and pub["rank_naive"].notna().all()
+    assert pub["quality_contribution_pp"].isna().all() and pub["rank_quality"].isna().all()

@@ -86,15 +86,17 @@ def fit_expected(pm: pd.DataFrame, design: Design, theta: float, tau: dict[str, 
     ``theta`` and ``tau`` (coefficient per quality-factor column name, i.e. the adoption
     bins) come from the decomposition model.
     """
-    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
-    sample = np.isfinite(q)
+    q = (pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+         if "quality_score" in pm else np.full(len(pm), np.nan))
+    # with a quality effect, fit where quality is measured; without one, on every row
+    sample = np.isfinite(q) if np.isfinite(theta) else np.ones(len(pm), bool)
     for v in design.numeric.values():
         sample &= np.isfinite(v)
     if sample.sum() < 2:
-        raise ValueError("benchmark: fewer than two person-months with quality measured")
+        raise ValueError("benchmark: fewer than two person-months to fit")
     design.choose_levels(sample)
     y = 100.0 * pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64")
-    adj = y - theta * np.nan_to_num(q)
+    adj = y - theta * np.nan_to_num(q) if np.isfinite(theta) else y.copy()
     missing = []
     for c in design.columns:
         if design.factor(c) == "quality":
@@ -185,29 +187,24 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
         ["above_998", "above_95", "below_998", "below_95"], "within")
 
     # quality: split-half noise, shrinkage, contribution
-    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
-    qok = sel & np.isfinite(q)
-    qn = np.bincount(codes[qok], minlength=U).astype("float64")
-    qbar = np.bincount(codes[qok], weights=q[qok], minlength=U) / np.where(qn > 0, qn, np.nan)
-    a = pd.to_numeric(pm["quality_a"], errors="coerce").to_numpy(dtype="float64")
-    b = pd.to_numeric(pm["quality_b"], errors="coerce").to_numpy(dtype="float64")
-    hok = sel & np.isfinite(a) & np.isfinite(b)
-    noise = split_half_noise(codes[hok], pm["caseworker_key"].astype(str).to_numpy()[hok],
-                             a[hok], b[hok], np.ones(int(hok.sum())))
-    nv = noise["noise_var"].reindex(range(U)).to_numpy()
-    shrunk = shrink_means(np.where(publish, qbar, np.nan), nv, weights=qn)
-    mu = float(shrunk.attrs["mu"])  # person-month-weighted mean of the published units
-    out["quality_mean"] = qbar
-    out["quality_shrunk"] = shrunk["shrunk"].to_numpy()
-    out["quality_reliability"] = shrunk["reliability"].to_numpy()
-    out["quality_contribution_pp"] = theta * (out["quality_shrunk"] - mu)
-
     rng = np.random.default_rng(seed)
     B = bparams.n_draws
+    q_parts = _quality_parts(pm, codes, U, sel, publish) if np.isfinite(theta) else None
+    if q_parts is None:  # no quality effect or no split halves: no contribution
+        qbar, shrunk, mu = np.full(U, np.nan), None, np.nan
+        shrunk_q, rel, post = np.full(U, np.nan), np.full(U, np.nan), np.full(U, np.nan)
+    else:
+        qbar, shrunk = q_parts
+        mu = float(shrunk.attrs["mu"])  # person-month-weighted mean of the published units
+        shrunk_q, rel = shrunk["shrunk"].to_numpy(), shrunk["reliability"].to_numpy()
+        post = shrunk["posterior_var"].to_numpy()
+    out["quality_mean"] = qbar
+    out["quality_shrunk"] = shrunk_q
+    out["quality_reliability"] = rel
+    out["quality_contribution_pp"] = theta * (shrunk_q - mu)
     W = rng.choice(np.array([-1.0, 1.0]), size=(B, len(theta_psi)))  # wild (Rademacher)
-    theta_d = theta + W @ theta_psi
-    q_d = (out["quality_shrunk"].to_numpy()[None, :]
-           + np.sqrt(shrunk["posterior_var"].to_numpy())[None, :] * rng.standard_normal((B, U)))
+    theta_d = theta + W @ np.nan_to_num(theta_psi)
+    q_d = shrunk_q[None, :] + np.sqrt(post)[None, :] * rng.standard_normal((B, U))
     contrib_d = theta_d[:, None] * (q_d - mu)
     lo, hi = np.full(U, np.nan), np.full(U, np.nan)
     has = publish & np.isfinite(out["quality_contribution_pp"].to_numpy())
@@ -234,12 +231,42 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
             out.loc[ok, f"rank_{name}_high"] = ri["rank_high"].to_numpy()
     out["clients"] = clients.to_numpy()
     out["published"] = publish
+    attrs = shrunk.attrs if shrunk is not None else {}
     facts = {"overdispersion_phi": None if not np.isfinite(phi_hat) else float(phi_hat),
-             "phi_applied": float(phi), "quality_tau2": float(shrunk.attrs.get("tau2", np.nan)),
-             "quality_national_mean": mu, "quality_effect_pp": float(theta),
-             "noise_c_hat": float(noise.attrs.get("c_hat", np.nan)),
+             "phi_applied": float(phi), "quality_tau2": _num(attrs.get("tau2")),
+             "quality_national_mean": _num(mu), "quality_effect_pp": _num(theta),
+             "noise_c_hat": _num(attrs.get("c_hat")),
              "units": int(U), "published_units": int(publish.sum())}
     return out, facts
+
+
+def _num(v) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _quality_parts(pm: pd.DataFrame, codes: np.ndarray, U: int, sel: np.ndarray,
+                   publish: np.ndarray) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """Each unit's mean measured quality and its empirical-Bayes shrinkage (None when the
+    panel has no split audit halves or no unit with two measured caseworkers)."""
+    if not {"quality_score", "quality_a", "quality_b", "caseworker_key"} <= set(pm.columns):
+        return None
+    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+    qok = sel & np.isfinite(q)
+    qn = np.bincount(codes[qok], minlength=U).astype("float64")
+    qbar = np.bincount(codes[qok], weights=q[qok], minlength=U) / np.where(qn > 0, qn, np.nan)
+    a = pd.to_numeric(pm["quality_a"], errors="coerce").to_numpy(dtype="float64")
+    b = pd.to_numeric(pm["quality_b"], errors="coerce").to_numpy(dtype="float64")
+    hok = sel & np.isfinite(a) & np.isfinite(b)
+    try:
+        noise = split_half_noise(codes[hok], pm["caseworker_key"].astype(str).to_numpy()[hok],
+                                 a[hok], b[hok], np.ones(int(hok.sum())))
+    except ValueError as exc:
+        warn(f"benchmark: no quality contribution ({exc})")
+        return None
+    nv = noise["noise_var"].reindex(range(U)).to_numpy()
+    shrunk = shrink_means(np.where(publish, qbar, np.nan), nv, weights=qn)
+    shrunk.attrs["c_hat"] = noise.attrs.get("c_hat")
+    return qbar, shrunk
 
 
 #: published columns of reports/tables/benchmark.csv (one row per municipality)
@@ -279,9 +306,7 @@ def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
     ``theta_psi`` the quality effect's cluster influence rows.
     """
     theta_rows = coefs.loc[coefs["term"] == "quality", "estimate"]
-    if theta_rows.empty:
-        raise ValueError("benchmark: the decomposition coefficients have no 'quality' term")
-    theta = float(theta_rows.iloc[0])
+    theta = float(theta_rows.iloc[0]) if len(theta_rows) else float("nan")
     q = coefs[(coefs["factor"] == "quality") & (coefs["term"] != "quality")]
     tau = dict(zip(q["term"], q["estimate"].astype(float)))
     t = pm["t"].to_numpy(dtype="int64")

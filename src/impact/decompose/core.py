@@ -71,24 +71,28 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
         raise ValueError(f"decompose: estimator {estimator!r} is not linear (use iv or ols)")
     design = build_design(pm, params)
     need = ["quality_a", "quality_b"] if estimator == "iv" else ["quality_score"]
-    missing = [c for c in need if c not in pm]
-    if missing:
-        raise ValueError(f"decompose: the panel has no {', '.join(missing)} (no quality "
-                         "measurements): the quality factor cannot be estimated")
     sample = np.ones(len(pm), bool)
-    for c in need:
-        sample &= np.isfinite(pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64"))
     for v in design.numeric.values():
         sample &= np.isfinite(v)
+    measured = sample.copy()
+    for c in need:
+        measured &= (np.isfinite(pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64"))
+                     if c in pm else False)
+    has_quality = measured.sum() >= 2
+    if has_quality:
+        sample = measured
+    else:
+        warn("decompose: no quality measurements (no quality table, or no caseworker "
+             "measured twice): the quality component holds the programme bins only")
     if sample.sum() < 2:
-        raise ValueError("decompose: fewer than two person-months with quality measured")
+        raise ValueError("decompose: fewer than two person-months to fit")
     design.choose_levels(sample)
     y = 100.0 * pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64")[sample]
     lead = {"y": y}
-    if estimator == "iv":
+    if has_quality and estimator == "iv":
         lead["quality"] = pm["quality_a"].to_numpy(dtype="float64")[sample]
         lead["quality_b"] = pm["quality_b"].to_numpy(dtype="float64")[sample]
-    else:
+    elif has_quality:
         lead["quality"] = pm["quality_score"].to_numpy(dtype="float64")[sample]
     A, names = design.matrix(sample, lead)
     cl = pm[params.estimate.cluster].astype(str).to_numpy()[sample]
@@ -97,11 +101,17 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
              "caseworker instead (an approximate jackknife: caseworkers do not nest in "
              "the municipality-month cells)")
         cl = pm["caseworker_key"].astype(str).to_numpy()[sample]
-    fit = fit_model(A, names, "y", "quality", "quality_b" if estimator == "iv" else None,
+    fit = fit_model(A, names, "y", "quality" if has_quality else None,
+                    "quality_b" if has_quality and estimator == "iv" else None,
                     pm["municipality"].astype(str).to_numpy()[sample],
                     pm["region"].astype(str).to_numpy()[sample],
                     pm["t"].to_numpy(dtype="int64")[sample], cl, jackknife=True)
     return design, fit, sample
+
+
+def has_quality(fit: ModelFit) -> bool:
+    """Whether the model has the quality effect (its first coefficient)."""
+    return bool(fit.names) and fit.names[0] == "quality"
 
 
 def row_codes(pm: pd.DataFrame, fit: ModelFit) -> dict[str, np.ndarray]:
@@ -119,7 +129,8 @@ def row_codes(pm: pd.DataFrame, fit: ModelFit) -> dict[str, np.ndarray]:
     m_lookup = pd.Index(fit.munis).get_indexer(m_labels)
     return {"rm": lookup[r_codes * width + (t - t.min())], "m": m_lookup[m_codes],
             "exit": pd.to_numeric(pm["exit_work"]).to_numpy(dtype="float64"),
-            "q": pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")}
+            "q": (pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+                  if "quality_score" in pm else np.full(len(pm), np.nan))}
 
 
 def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
@@ -145,10 +156,11 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
     coef = fit.coef
     dcoef, dlam, dalpha, jack = fit.perturbation()  # (K, G), (levels, G), (levels, G)
     terms, dw = {}, {}
+    off = int(has_quality(fit))  # the quality effect comes first when there is one
     for f in FACTORS:
         j = np.array([k for k, c in enumerate(design.columns) if design.factor(c) == f], int)
-        terms[f] = S[:, j] @ coef[1 + j]
-        dw[f] = S[:, j] @ dcoef[1 + j]
+        terms[f] = S[:, j] @ coef[off + j]
+        dw[f] = S[:, j] @ dcoef[off + j]
     # labour market: region x month effects
     rm_code = codes["rm"]
     have = ok & (rm_code >= 0)
@@ -188,12 +200,16 @@ def unit_means(sums: dict[str, Any], fit: ModelFit) -> dict[str, Any]:
     qbar = np.where(sums["qn"] > 0, sums["qsum"] / np.maximum(sums["qn"], 1), np.nan)
     terms = {f: sums["terms"][f] / den for f in FACTORS}
     dw = {f: sums["dw"][f] / den[:, None] for f in FACTORS}
-    terms["quality"] = terms["quality"] + fit.coef[0] * qbar
-    dw["quality"] = dw["quality"] + np.outer(qbar, fit.perturbation()[0][0])
+    measured = sums["qn"] > 0
+    if has_quality(fit):
+        terms["quality"] = terms["quality"] + fit.coef[0] * qbar
+        dw["quality"] = dw["quality"] + np.outer(qbar, fit.perturbation()[0][0])
+    else:
+        measured = np.ones(len(n), bool)
     return {"n": n, "exits": sums["exits"], "observed": 100 * sums["exits"] / den,
             "obs_dw": sums["obs_dw"] / den[:, None], "terms": terms, "dw": dw,
             "quality_mean": qbar,
-            "complete": (n > 0) & (sums["qn"] > 0) & (sums["covered"] == n)}
+            "complete": (n > 0) & measured & (sums["covered"] == n)}
 
 
 def _total(sums: dict[str, Any]) -> dict[str, Any]:
@@ -318,5 +334,6 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
                           "method": "WCU3 wild cluster bootstrap (jackknife deviations), "
                                     "percentile"},
             "pairs": [[a.label, b.label] for a, b in pairs],
-            "quality_effect_pp": float(fit.coef[0]), "quality_se": float(fit.se[0])}
+            "quality_effect_pp": float(fit.coef[0]) if has_quality(fit) else None,
+            "quality_se": float(fit.se[0]) if has_quality(fit) else None}
     return Decomposition(table, fit, design, info)

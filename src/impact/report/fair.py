@@ -47,9 +47,11 @@ def publish_fair(decompose: Path, benchmark: Path, tables: Path, figures: Path,
         read[name] = df
     bench, dec = read["benchmark.csv"], read["decomposition.csv"]
     curve = pd.read_csv(benchmark / "funnel_curve.csv")
-    _save(funnel_figure(bench, curve), figures / "benchmark_funnel.png")
-    _save(rank_figure(bench), figures / "benchmark_ranks.png")
-    _save(overview_figure(read["benchmark_years.csv"], bench), figures / "benchmark_overview.png")
+    if bench["published"].any():  # nothing to draw when every unit is suppressed
+        _save(funnel_figure(bench, curve), figures / "benchmark_funnel.png")
+        _save(rank_figure(bench), figures / "benchmark_ranks.png")
+        _save(overview_figure(read["benchmark_years.csv"], bench),
+              figures / "benchmark_overview.png")
     wf = figures / "decomposition"
     wf.mkdir(parents=True, exist_ok=True)
     codes = [c for c in dec["municipality"].drop_duplicates() if c != NATIONAL]

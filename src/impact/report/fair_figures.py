@@ -244,15 +244,18 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
         7 in wide, 0.215 in per row, at most 10.5 in high.
     """
     t = _texts(text)
-    b, n_supp = _shown(bench, [f"rank_{k}{s}" for k in ("naive", "quality") for s in ("", "_low", "_high")])
-    b = b.sort_values(["rank_quality", "name"]).reset_index(drop=True)
+    # without a quality effect (no quality table) only the naive ranks exist
+    kinds = [k for k in ("naive", "quality") if bench[f"rank_{k}"].notna().any()] or ["naive"]
+    b, n_supp = _shown(bench, [f"rank_{k}{s}" for k in kinds for s in ("", "_low", "_high")])
+    b = b.sort_values([f"rank_{kinds[-1]}", "name"]).reset_index(drop=True)
     n_all, hidden, pos = len(b), 0, np.arange(len(b), dtype=float)
     if n_all > max_units:
         hidden, b = n_all - 2 * keep, pd.concat([b.head(keep), b.tail(keep)])
         pos = np.r_[np.arange(keep), np.arange(keep) + keep + 1].astype(float)  # a gap row between
     fig, ax = plt.subplots(figsize=(7.0, min(10.5, 1.6 + 0.215 * (len(pos) + bool(hidden)))))
-    for kind, off, colour, marker, face in (("naive", -0.18, GREY, "D", "white"),
-                                            ("quality", 0.18, BLUE, "o", BLUE)):
+    styles = {"naive": (-0.18, GREY, "D", "white"), "quality": (0.18, BLUE, "o", BLUE)}
+    for kind in kinds:
+        off, colour, marker, face = styles[kind] if len(kinds) > 1 else (0.0, *styles[kind][1:])
         r = b[f"rank_{kind}"]
         err = np.clip([r - b[f"rank_{kind}_low"], b[f"rank_{kind}_high"] - r], 0, None)
         ax.errorbar(r, pos + off, xerr=err, fmt=marker, color=colour, mfc=face, ms=4.2,
@@ -261,7 +264,8 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
     ax.tick_params(axis="y", labelsize=SMALL + 1)
     ax.tick_params(axis="x", labeltop=True, top=True)
     ax.grid(axis="y", visible=False)
-    top = max(n_all, float(np.nanmax(b[["rank_naive_high", "rank_quality_high"]].to_numpy())))
+    highs = b[[f"rank_{k}_high" for k in kinds]].to_numpy(dtype=float)
+    top = max(n_all, float(np.nanmax(highs)) if np.isfinite(highs).any() else 0.0)
     ax.set(ylim=(pos.max() + 0.8, -0.8), xlim=(0, top + 1), xlabel=t["rank_xlabel"])
     ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
     if hidden:
