@@ -16,6 +16,8 @@ from impact.report.figures import (
     event_study_figure, headline_figure, set_theme, value_added_figure,
 )
 from impact.report.fair import publish_fair
+from impact.sweep.curve import collect_cells, curve_figure, curve_table
+from impact.sweep.curve import summary as curve_summary
 from impact.report.specs import collect_specifications, headline_blocks
 from impact.stage import run_stage
 
@@ -33,7 +35,7 @@ PLOT_COLUMNS = ["rel_time", "estimate", "ci_low", "ci_high"]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     for name in ("estimates", "panel-summary", "data-quality", "metrics", "tables", "figures",
-                 "plots", "decompose", "benchmark"):
+                 "plots", "decompose", "benchmark", "sweep"):
         ap.add_argument(f"--{name}", type=Path, required=True)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
@@ -94,6 +96,14 @@ def main() -> None:
             plt.close(fig)
     done = publish_fair(args.decompose, args.benchmark, tables, figures,
                         params.decompose.waterfalls)
+    curve = curve_table(collect_cells(args.sweep, params.grid), params.estimate.estimate.alpha)
+    io.write_csv(curve, tables / "specification_curve.csv")
+    io.write_json(curve_summary(curve), tables / "specification_curve_summary.json")
+    io.write_csv(curve[["cell", "outcome", "rank", "estimate", "ci_low", "ci_high"]],
+                 args.plots / "specification_curve.csv")
+    fig = curve_figure(curve)
+    fig.savefig(figures / "specification_curve.png")
+    plt.close(fig)
     logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
                  args.metrics, done["tables"], done["waterfalls"])
 

@@ -19,7 +19,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
-    "privacy", "specifications", "headline", "decompose", "benchmark",
+    "privacy", "specifications", "headline", "decompose", "benchmark", "grid",
 )
 
 
@@ -158,6 +158,13 @@ class Params:
         with _as_config_error("benchmark"):
             return BenchmarkParams.from_dict(self.section("benchmark"))
 
+    @property
+    def grid(self):
+        from impact.sweep.grid import GridParams
+
+        with _as_config_error("grid"):
+            return GridParams.from_dict(self.section("grid"))
+
     def decompose_specification(self):
         """The quality specification the decomposition and benchmark use (``decompose.
         specification``, else ``headline.quality``), checked to be a linear model with
@@ -187,7 +194,7 @@ class Params:
         """Parse every section (fail fast); returns self."""
         self.seed
         for name in ("simulate", "data", "panel", "estimate", "privacy", "headline",
-                     "decompose", "benchmark"):
+                     "decompose", "benchmark", "grid"):
             getattr(self, name)
         return self
 

@@ -107,13 +107,21 @@ def _twfe(frame: pd.DataFrame, xcols: list[str], cluster: str) -> tuple[float, f
     return float(fit.coef[col]), float(np.sqrt(V[0, 0]))
 
 
-def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams
+def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams,
+                      time_effects: str = "region_month"
                       ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Imputation ATT, event study, pre-trend test, TWFE and naive number on unit cells."""
+    """Imputation ATT, event study, pre-trend test, TWFE and naive number on unit cells.
+
+    ``time_effects``: ``region_month`` (default) or ``month`` (national calendar-month
+    effects instead of region x month, for specification sweeps).
+    """
     ap, alpha, cname = params.adoption, params.estimate.alpha, params.estimate.cluster
     f = frame.copy()
     f["y"] = rate_pp(f["exits_work"], f["person_months"])
-    f["regmonth"] = f["region"] + ":" + f["t"].astype(str)
+    if time_effects not in ("region_month", "month"):
+        raise ValueError(f"time_effects={time_effects!r} (allowed: region_month, month)")
+    prefix = f["region"] + ":" if time_effects == "region_month" else ""
+    f["regmonth"] = prefix + f["t"].astype(str)
     p = f["person_months"].to_numpy(dtype="float64")
     rel = f["t"].to_numpy(dtype="float64") - f["g"].to_numpy()
     treated = rel >= 0

@@ -1,0 +1,57 @@
+"""Stage `sweep@<cell>`: one cell of the specification grid (params.yaml `grid`), the
+programme effect under one outcome, sample, fixed-effect set and estimator."""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in pipeline/estimate.py
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from impact import io  # noqa: E402
+from impact.config import load_params  # noqa: E402
+from impact.stage import run_stage  # noqa: E402
+from impact.sweep import AXES, run_cell  # noqa: E402
+
+#: the panel columns a grid cell reads (besides the municipal indicators lm_*_muni)
+COLUMNS = ["spell_id", "municipality", "region", "t", "duration", "age", "sex",
+           "education_level", "household", "prior_benefit_months", "left_truncated",
+           "exit_work"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    for axis in AXES:
+        ap.add_argument(f"--{axis.replace('_', '-')}", required=True, choices=AXES[axis])
+    ap.add_argument("--panel", type=Path, required=True)
+    ap.add_argument("--validated", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    params = load_params(args.params)
+    grid, est = params.grid, params.estimate
+    cell = {a: getattr(args, a) for a in AXES}
+    t0 = time.perf_counter()
+    path = args.panel / "person_months.parquet"
+    names = pq.read_schema(path).names
+    lm = [c for c in names if c.startswith("lm_") and c.endswith("_muni")]
+    pm = io.read_parquet(path, columns=COLUMNS + lm)
+
+    def optional(name):
+        p = args.validated / f"{name}.parquet"
+        return io.read_parquet(p) if p.exists() else None
+
+    result = run_cell(cell, pm, optional("adoption"), optional("shocks"), est, grid)
+    out = io.clean_dir(args.out)
+    io.write_json(result, out / "result.json")
+    logging.info("%s: %s %s in %.1fs", result["cell"], result["status"],
+                 result["estimate"], time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    run_stage("sweep", main)

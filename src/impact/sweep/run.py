@@ -1,0 +1,64 @@
+"""Estimate one cell of the specification grid (stage ``sweep@<cell>``)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from impact.estimate.frames import EstimationWarning, adoption_months, shock_events
+from impact.estimate.adoption import estimate_adoption
+from impact.estimate.params import EstimateParams
+from impact.sweep.cells import cell_frame
+from impact.sweep.grid import AXES, GridParams, cell_name
+
+__all__ = ["RESULT_KEYS", "run_cell"]
+
+#: keys of a cell's result.json besides the axes
+RESULT_KEYS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_clusters",
+               "n_obs", "n_treated_cells", "pretrend_p_value", "status")
+
+
+def run_cell(cell: Mapping[str, str], pm: pd.DataFrame, adoption: pd.DataFrame | None,
+             shocks: pd.DataFrame | None, params: EstimateParams, grid: GridParams
+             ) -> dict[str, Any]:
+    """The programme effect (pp) of one grid cell, with its interval and the warnings.
+
+    ``status`` is ``ok`` or says why the cell has no estimate (then the numbers are None).
+    """
+    for axis in AXES:
+        if cell.get(axis) not in AXES[axis]:
+            raise ValueError(f"grid cell {dict(cell)}: {axis}={cell.get(axis)!r} is not "
+                             f"one of {', '.join(AXES[axis])}")
+    out: dict[str, Any] = {"cell": cell_name(cell), **{a: cell[a] for a in AXES}}
+    muni_t, team_t = adoption_months(adoption, params.adoption.programme)
+    if not muni_t:
+        why = ("team-level adoption is not in the sweep" if team_t
+               else f"no adoption of {params.adoption.programme!r}")
+        return {**out, **dict.fromkeys(RESULT_KEYS), "status": why, "warnings": []}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EstimationWarning)
+        frame = cell_frame(pm, cell["outcome"], cell["sample"], grid.crisis, muni_t)
+        events = shock_events(shocks, params.shock.type)
+        rows, head = estimate_adoption(frame, events, params, cell["fixed_effects"])
+    messages = sorted({str(w.message) for w in caught
+                       if issubclass(w.category, EstimationWarning)})
+    if head is None:
+        return {**out, **dict.fromkeys(RESULT_KEYS), "status": "not estimable",
+                "warnings": messages}
+    if cell["estimator"] == "twfe":
+        r = next(r for r in rows if r["model"] == "adoption_twfe")
+        est = {"estimate": r["estimate"], "std_error": r["std_error"], "ci_low": r["ci_low"],
+               "ci_high": r["ci_high"], "p_value": r["p_value"]}
+    else:
+        est = {k: head[v] for k, v in (("estimate", "att_pp"), ("std_error", "std_error"),
+                                       ("ci_low", "ci_low"), ("ci_high", "ci_high"),
+                                       ("p_value", "p_value"))}
+    est = {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in est.items()}
+    return {**out, **est, "n_clusters": int(head["n_clusters"]), "n_obs": int(head["n_obs"]),
+            "n_treated_cells": int(head["n_treated_cells"]),
+            "pretrend_p_value": (float(head["pretrend_p_value"])
+                                 if np.isfinite(head["pretrend_p_value"]) else None),
+            "status": "ok", "warnings": messages}
