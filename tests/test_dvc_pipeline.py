@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from impact.report import check_metrics
 from pipeline_utils import SMALL, make_repo, run, set_params
@@ -22,8 +23,8 @@ def _ran(output: str) -> set[str]:
 def test_repro_noop_and_partial_rerun(tmp_path):
     repo = make_repo(tmp_path, SMALL)
     first = run(["dvc", "repro"], repo)
-    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "decompose",
-                                  "benchmark", "report"}
+    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
+                                  "decompose", "benchmark", "report"}
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert check_metrics(metrics) == []
@@ -45,8 +46,8 @@ def test_repro_noop_and_partial_rerun(tmp_path):
 
     # the quality window is read by `panel`; everything downstream follows
     set_params(repo, {"panel.quality_window_months": 5})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "decompose",
-                                                          "benchmark", "report"}
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep",
+                                                          "decompose", "benchmark", "report"}
 
     # one specification changed: only its own stage and the report (the decomposition
     # tracks only its own specification, decompose.specification = quality_iv)
@@ -56,7 +57,6 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     assert "quality_ols" in table
 
     # a removed specification leaves its folder behind; the report reads only named ones
-    import yaml
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     del params["specifications"]["quality_ols"]
@@ -111,3 +111,50 @@ def test_raw_dir_points_at_user_files(tmp_path):
     assert check_metrics(metrics) == []
     summary = json.loads((repo / "data/panel/summary.json").read_text())
     assert summary["months"] == 36  # 2019-01 .. 2021-12
+
+
+def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
+    """The grid runs one DVC stage per cell; its headline-equivalent cell reproduces the
+    adoption headline; removing a grid value reruns only the report, which then reads
+    exactly the remaining cells (the removed cells' folders stay behind). A forced rerun
+    of every stage writes byte-identical outputs."""
+    import hashlib
+
+    import pandas as pd
+
+    repo = make_repo(tmp_path, SMALL)
+    first = run(["dvc", "repro"], repo)
+    cells = {s for s in _ran_stages(first.stdout) if s.startswith("sweep@")}
+    grid = yaml.safe_load((repo / "params.yaml").read_text())["grid"]
+    n_cells = 1
+    for axis in ("estimator", "outcome", "fixed_effects", "sample"):
+        n_cells *= len(grid[axis])
+    assert len(cells) == n_cells >= 24
+    curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
+    assert len(curve) == n_cells and curve["estimate"].notna().all()
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    cell = json.loads((repo / "data/sweep/imputation-month-region_month-all/result.json")
+                      .read_text())
+    assert abs(cell["estimate"] - metrics["adoption"]["att_pp"]) < 1e-9
+
+    def digests():
+        out = {}
+        for folder in ("reports", "data/sweep", "data/decompose", "data/benchmark",
+                       "data/estimates", "data/panel"):
+            for p in sorted((repo / folder).rglob("*")):
+                if p.is_file():
+                    out[str(p.relative_to(repo))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        return out
+
+    before = digests()
+    run(["dvc", "repro", "-f"], repo)
+    after = digests()
+    changed = sorted(k for k in before if before[k] != after.get(k))
+    assert not changed and set(before) == set(after), changed
+
+    set_params(repo, {"grid.sample": ["all"]})
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"report"}
+    curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
+    assert len(curve) == n_cells // len(grid["sample"])
+    assert set(curve["sample"]) == {"all"}
+    assert (repo / "data/sweep/imputation-month-region_month-no_crisis").exists()

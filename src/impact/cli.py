@@ -37,6 +37,29 @@ def version() -> None:
     console.print(f"impact {__version__}")
 
 
+@app.command("queue-status")
+def queue_status() -> None:
+    """Show `dvc queue status` and exit 1 when a queued experiment failed.
+
+    `dvc exp run --run-all` and `dvc queue start` exit 0 even when an experiment fails;
+    run this after the queue has finished (for example in a script or CI job).
+    """
+    import subprocess
+
+    proc = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True)
+    console.print(escape(proc.stdout.rstrip()))
+    if proc.returncode != 0:
+        console.print(escape(proc.stderr.rstrip()))
+        raise typer.Exit(2)
+    failed = [line.split()[1] if len(line.split()) > 1 else line
+              for line in proc.stdout.splitlines() if " Failed" in line]
+    if failed:
+        console.print(f"[red]{len(failed)} experiment(s) failed: {', '.join(failed)}[/red] "
+                      "(see `dvc queue logs <name>`)")
+        raise typer.Exit(1)
+    console.print("no queued experiment failed")
+
+
 @app.command()
 def check(
     directory: Annotated[Path, typer.Argument(help="folder with one file per contract table")],

@@ -14,13 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impact.estimate.frames import COMPOSITION, duration_band, month_index
+from impact.estimate.frames import duration_band, month_index
 
 __all__ = ["cell_frame"]
 
-#: client-mix means of a cell (impact.estimate.frames.COMPOSITION; constant ones, such as
-#: the duration shares of intake cohorts, are dropped by the estimator)
-_MIX = COMPOSITION
 
 
 def _sample(pm: pd.DataFrame, sample: str, crisis: tuple[str, str]) -> np.ndarray:
@@ -35,29 +32,44 @@ def _sample(pm: pd.DataFrame, sample: str, crisis: tuple[str, str]) -> np.ndarra
     return keep
 
 
-def _aggregate(rows: pd.DataFrame, key: list[str], exits: np.ndarray) -> pd.DataFrame:
-    d = pd.DataFrame({k: rows[k].to_numpy() for k in key})
-    d["person_months"] = 1.0
-    d["exits_work"] = exits.astype("float64")
-    d["mean_age"] = rows["age"].to_numpy(dtype="float64")
-    d["share_female"] = (rows["sex"].astype(str).to_numpy() == "F").astype(float)
-    edu = rows["education_level"].astype(str).to_numpy()
-    d["share_edu_low"] = (edu == "low").astype(float)
-    d["share_edu_high"] = (edu == "high").astype(float)
-    d["mean_prior_benefit_months"] = rows["prior_benefit_months"].to_numpy(dtype="float64")
-    hh = rows["household"].astype(str).to_numpy()
-    d["share_single_parent"] = (hh == "single_parent").astype(float)
-    d["share_couple_children"] = (hh == "couple_children").astype(float)
-    d["share_left_truncated"] = rows["left_truncated"].to_numpy(dtype="float64")
+def _is(values: pd.Series, level: str) -> np.ndarray:
+    """values == level as float, by factorising once (fast on Arrow strings)."""
+    codes, labels = pd.factorize(values)
+    hit = np.flatnonzero(np.asarray(labels, dtype=object) == level)
+    return (codes == hit[0]).astype(float) if len(hit) else np.zeros(len(values))
+
+
+def _aggregate(rows: pd.DataFrame, exits: np.ndarray) -> pd.DataFrame:
+    """Municipality x month sums (``person_months``, ``exits_work``) and client-mix means,
+    by integer cell codes and ``bincount`` (a string groupby took 2.7 s per cell)."""
+    m_codes, m_labels = pd.factorize(rows["municipality"], sort=True)
+    t = rows["t"].to_numpy(dtype="int64")
+    t0 = int(t.min()) if len(t) else 0
+    width = int(t.max()) - t0 + 1 if len(t) else 1
+    keys, inv = np.unique(m_codes.astype("int64") * width + (t - t0), return_inverse=True)
+    n = np.bincount(inv).astype("float64")
+    out = {"municipality": np.asarray(m_labels, dtype=object)[keys // width],
+           "t": keys % width + t0, "person_months": n,
+           "exits_work": np.bincount(inv, weights=exits.astype("float64"))}
+    first = np.zeros(len(keys), dtype="int64")
+    first[inv[::-1]] = np.arange(len(inv))[::-1]  # a row of each cell
+    out["region"] = rows["region"].astype(str).to_numpy()[first]
     band = duration_band(rows["duration"].to_numpy())
-    for b in ("6_11", "12_23", "24_59", "60p"):
-        d[f"share_dur_{b}"] = (band == b).astype(float)
-    lm = [c for c in rows.columns if c.startswith("lm_") and c.endswith("_muni")]
-    for c in lm:
-        d[c] = rows[c].to_numpy(dtype="float64")
-    agg = {"person_months": "sum", "exits_work": "sum", **{c: "mean" for c in _MIX},
-           **{c: "mean" for c in lm}}
-    return d.groupby(key, sort=True, observed=True).agg(agg).reset_index()
+    mix = {"mean_age": rows["age"].to_numpy(dtype="float64"),
+           "share_female": _is(rows["sex"], "F"),
+           "share_edu_low": _is(rows["education_level"], "low"),
+           "share_edu_high": _is(rows["education_level"], "high"),
+           "share_single_parent": _is(rows["household"], "single_parent"),
+           "share_couple_children": _is(rows["household"], "couple_children"),
+           "share_left_truncated": rows["left_truncated"].to_numpy(dtype="float64"),
+           "mean_prior_benefit_months": rows["prior_benefit_months"].to_numpy(dtype="float64"),
+           **{f"share_dur_{b}": (band == b).astype(float)
+              for b in ("6_11", "12_23", "24_59", "60p")}}
+    mix.update({c: rows[c].to_numpy(dtype="float64") for c in rows.columns
+                if c.startswith("lm_") and c.endswith("_muni")})
+    for c, v in mix.items():
+        out[c] = np.bincount(inv, weights=v) / n
+    return pd.DataFrame(out)
 
 
 def cell_frame(pm: pd.DataFrame, outcome: str, sample: str, crisis: tuple[str, str],
@@ -67,8 +79,7 @@ def cell_frame(pm: pd.DataFrame, outcome: str, sample: str, crisis: tuple[str, s
     crisis_t = (int(month_index([f"{crisis[0]}-01"])[0]), int(month_index([f"{crisis[1]}-01"])[0]))
     rows = pm[_sample(pm, sample, crisis)]
     if outcome == "month":
-        f = _aggregate(rows, ["municipality", "region", "t"],
-                       pd.to_numeric(rows["exit_work"]).to_numpy())
+        f = _aggregate(rows, pd.to_numeric(rows["exit_work"]).to_numpy())
     elif outcome in ("within_6", "within_12"):
         k = int(outcome.split("_")[1])
         t = rows["t"].to_numpy(dtype="int64")
@@ -79,8 +90,7 @@ def cell_frame(pm: pd.DataFrame, outcome: str, sample: str, crisis: tuple[str, s
         hit = start & (pd.to_numeric(rows["exit_work"]).to_numpy() == 1) & (dur < k)
         exited = pd.Series(hit).groupby(spell).any()
         intake = rows[first]
-        f = _aggregate(intake, ["municipality", "region", "t"],
-                       exited.reindex(spell[first]).to_numpy())
+        f = _aggregate(intake, exited.reindex(spell[first]).to_numpy())
         f = f[f["t"] <= int(pm["t"].max()) - k + 1]  # follow-up inside the window
     else:
         raise ValueError(f"outcome={outcome!r} is not a grid outcome")
