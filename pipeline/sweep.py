@@ -16,11 +16,7 @@ from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 from impact.sweep import AXES, run_cell  # noqa: E402
-
-#: the panel columns a grid cell reads (besides the municipal indicators lm_*_muni)
-COLUMNS = ["spell_id", "municipality", "region", "t", "duration", "age", "sex",
-           "education_level", "household", "prior_benefit_months", "left_truncated",
-           "exit_work"]
+from impact.sweep.run import PANEL_COLUMNS  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +36,7 @@ def main() -> None:
     path = args.panel / "person_months.parquet"
     names = pq.read_schema(path).names
     lm = [c for c in names if c.startswith("lm_") and c.endswith("_muni")]
-    pm = io.read_parquet(path, columns=COLUMNS + lm)
+    pm = io.read_parquet(path, columns=PANEL_COLUMNS + lm)
 
     def optional(name):
         p = args.validated / f"{name}.parquet"

@@ -37,6 +37,38 @@ def version() -> None:
     console.print(f"impact {__version__}")
 
 
+@app.command()
+def sweep(
+    panel: Annotated[Path, typer.Option(help="person-month panel")] = Path("data/panel/person_months.parquet"),
+    validated: Annotated[Path, typer.Option(help="validated tables")] = Path("data/validated"),
+    out: Annotated[Path, typer.Option(help="folder for <cell>/result.json")] = Path("data/sweep"),
+    params: Annotated[Path, typer.Option(help="params.yaml")] = Path("params.yaml"),
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (overrides compute.scheduler)")] = None,
+) -> None:
+    """Run every cell of the grid at once, in parallel: all local cores, or the Dask
+    cluster that --scheduler, compute.scheduler or IMPACT_DASK_SCHEDULER names.
+
+    Writes the same data/sweep/<cell>/result.json files as the DVC stages sweep@<cell>
+    (outside DVC's bookkeeping: `dvc repro` reruns them unless you `dvc commit`).
+    """
+    import dataclasses
+
+    from impact import io
+    from impact.config import load_params
+    from impact.sweep import run_grid
+
+    p = load_params(params)
+    compute = p.compute
+    if scheduler:
+        compute = dataclasses.replace(compute, scheduler=scheduler)
+    results = run_grid(panel, validated, p.estimate, p.grid, compute)
+    for r in results:
+        folder = io.clean_dir(out / r["cell"])
+        io.write_json(r, folder / "result.json")
+    ok = sum(r["status"] == "ok" for r in results)
+    console.print(f"{len(results)} grid cells, {ok} estimated, written to {out}/<cell>/")
+
+
 @app.command("queue-status")
 def queue_status() -> None:
     """Show `dvc queue status` and exit 1 when a queued experiment failed.

@@ -19,7 +19,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
-    "privacy", "specifications", "headline", "decompose", "benchmark", "grid",
+    "privacy", "specifications", "headline", "decompose", "benchmark", "grid", "compute",
 )
 
 
@@ -165,6 +165,13 @@ class Params:
         with _as_config_error("grid"):
             return GridParams.from_dict(self.section("grid"))
 
+    @property
+    def compute(self):
+        from impact.compute import ComputeParams
+
+        with _as_config_error("compute"):
+            return ComputeParams.from_dict(self.section("compute"))
+
     def decompose_specification(self):
         """The quality specification the decomposition and benchmark use (``decompose.
         specification``, else ``headline.quality``), checked to be a linear model with
@@ -194,7 +201,7 @@ class Params:
         """Parse every section (fail fast); returns self."""
         self.seed
         for name in ("simulate", "data", "panel", "estimate", "privacy", "headline",
-                     "decompose", "benchmark", "grid"):
+                     "decompose", "benchmark", "grid", "compute"):
             getattr(self, name)
         return self
 

@@ -14,7 +14,7 @@ from impact.estimate.params import EstimateParams
 from impact.sweep.cells import cell_frame
 from impact.sweep.grid import AXES, GridParams, cell_name
 
-__all__ = ["RESULT_KEYS", "run_cell"]
+__all__ = ["PANEL_COLUMNS", "RESULT_KEYS", "run_cell", "run_grid"]
 
 #: keys of a cell's result.json besides the axes
 RESULT_KEYS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_clusters",
@@ -62,3 +62,43 @@ def run_cell(cell: Mapping[str, str], pm: pd.DataFrame, adoption: pd.DataFrame |
             "pretrend_p_value": (float(head["pretrend_p_value"])
                                  if np.isfinite(head["pretrend_p_value"]) else None),
             "status": "ok", "warnings": messages}
+
+
+def _cell_task(task: tuple) -> dict[str, Any]:
+    """One cell, reading its inputs from files (so a worker on another machine with the
+    same paths, or another process, needs nothing but the task tuple)."""
+    cell, panel, validated, params, grid = task
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from impact import io
+
+    names = pq.read_schema(Path(panel)).names
+    cols = [c for c in PANEL_COLUMNS if c in names] + [
+        c for c in names if c.startswith("lm_") and c.endswith("_muni")]
+    pm = io.read_parquet(Path(panel), columns=cols)
+
+    def optional(name):
+        p = Path(validated) / f"{name}.parquet"
+        return io.read_parquet(p) if p.exists() else None
+
+    return run_cell(cell, pm, optional("adoption"), optional("shocks"), params, grid)
+
+
+def run_grid(panel, validated, params: EstimateParams, grid: GridParams,
+             compute=None, client=None) -> list[dict[str, Any]]:
+    """Every cell of ``grid`` in parallel (``impact.compute.parallel_map``: local
+    processes, or the Dask cluster ``compute`` or ``client`` names); results in the
+    order of ``grid.cells()``, identical wherever they ran. ``panel`` is the
+    person-month Parquet file, ``validated`` the folder of validated tables."""
+    from impact.compute import parallel_map
+
+    tasks = [(cell, str(panel), str(validated), params, grid) for cell in grid.cells()]
+    return parallel_map(_cell_task, tasks, compute, client, desc="grid cells")
+
+
+#: the panel columns a grid cell reads (besides the municipal indicators lm_*_muni)
+PANEL_COLUMNS = ["spell_id", "municipality", "region", "t", "duration", "age", "sex",
+                 "education_level", "household", "prior_benefit_months", "left_truncated",
+                 "exit_work"]
