@@ -53,9 +53,13 @@ def main() -> None:
     io.write_parquet(pd.DataFrame({"term": fit.names, "factor": factors,
                                    "estimate": fit.coef, "std_error": fit.se}),
                      out / "coefficients.parquet")
-    psi = fit.psi[:, 0] if with_q else np.full(len(fit.clusters), np.nan)
-    io.write_parquet(pd.DataFrame({"cluster": fit.clusters.astype(str), "psi_quality": psi}),
-                     out / "influence.parquet")
+    G = len(fit.clusters)
+    psi = fit.psi[:, 0] if with_q else np.full(G, np.nan)
+    # the quality effect refitted without each cluster (exact; robustness reads it)
+    loo = (fit.coef[0] + fit.jack[:, 0] / np.sqrt((G - 1) / G)
+           if with_q and fit.jack is not None and G > 1 else np.full(G, np.nan))
+    io.write_parquet(pd.DataFrame({"cluster": fit.clusters.astype(str), "psi_quality": psi,
+                                   "quality_loo": loo}), out / "influence.parquet")
     io.write_json({"specification": name, **result.info}, out / "meta.json")
     logging.info("%d rows (%d municipality-pairs) in %.1fs", len(result.table),
                  result.table[["municipality", "period_from"]].drop_duplicates().shape[0],

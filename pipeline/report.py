@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from impact import io
 from impact.config import ConfigError, load_params
@@ -16,6 +17,7 @@ from impact.report.figures import (
     event_study_figure, headline_figure, set_theme, value_added_figure,
 )
 from impact.report.fair import publish_fair
+from impact.robustness.figure import robustness_figure
 from impact.sweep.curve import collect_cells, curve_figure, curve_table
 from impact.sweep.curve import summary as curve_summary
 from impact.report.specs import collect_specifications, headline_blocks
@@ -35,7 +37,7 @@ PLOT_COLUMNS = ["rel_time", "estimate", "ci_low", "ci_high"]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     for name in ("estimates", "panel-summary", "data-quality", "metrics", "tables", "figures",
-                 "plots", "decompose", "benchmark", "sweep"):
+                 "plots", "decompose", "benchmark", "sweep", "robustness"):
         ap.add_argument(f"--{name}", type=Path, required=True)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
@@ -104,6 +106,13 @@ def main() -> None:
     fig = curve_figure(curve)
     fig.savefig(figures / "specification_curve.png")
     plt.close(fig)
+    for name in ("robustness.csv", "robustness_loo.csv", "robustness.md"):
+        (tables / name).write_bytes((args.robustness / name).read_bytes())
+    checks = pd.read_csv(args.robustness / "robustness.csv")
+    if len(checks):
+        fig = robustness_figure(checks, metrics)
+        fig.savefig(figures / "robustness.png")
+        plt.close(fig)
     logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
                  args.metrics, done["tables"], done["waterfalls"])
 

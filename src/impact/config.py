@@ -20,6 +20,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
     "privacy", "specifications", "headline", "decompose", "benchmark", "grid", "compute",
+    "robustness",
 )
 
 
@@ -172,6 +173,13 @@ class Params:
         with _as_config_error("compute"):
             return ComputeParams.from_dict(self.section("compute"))
 
+    @property
+    def robustness(self):
+        from impact.robustness.summary import RobustnessParams
+
+        with _as_config_error("robustness"):
+            return RobustnessParams.from_dict(self.section("robustness"))
+
     def decompose_specification(self):
         """The quality specification the decomposition and benchmark use (``decompose.
         specification``, else ``headline.quality``), checked to be a linear model with
@@ -201,7 +209,7 @@ class Params:
         """Parse every section (fail fast); returns self."""
         self.seed
         for name in ("simulate", "data", "panel", "estimate", "privacy", "headline",
-                     "decompose", "benchmark", "grid", "compute"):
+                     "decompose", "benchmark", "grid", "compute", "robustness"):
             getattr(self, name)
         return self
 
