@@ -24,7 +24,7 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     repo = make_repo(tmp_path, SMALL)
     first = run(["dvc", "repro"], repo)
     assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
-                                  "decompose", "benchmark", "report"}
+                                  "decompose", "benchmark", "robustness", "report"}
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert check_metrics(metrics) == []
@@ -47,7 +47,8 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     # the quality window is read by `panel`; everything downstream follows
     set_params(repo, {"panel.quality_window_months": 5})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep",
-                                                          "decompose", "benchmark", "report"}
+                                                          "decompose", "benchmark",
+                                                          "robustness", "report"}
 
     # one specification changed: only its own stage and the report (the decomposition
     # tracks only its own specification, decompose.specification = quality_iv)
@@ -62,7 +63,8 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     del params["specifications"]["quality_ols"]
     params["headline"]["quality"] = "quality_iv_munimonth"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"report"}
+    # the robustness summary follows the headline
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report"}
     assert (repo / "data/estimates/quality_ols").exists()
     import pandas as pd
 
@@ -152,8 +154,8 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     changed = sorted(k for k in before if before[k] != after.get(k))
     assert not changed and set(before) == set(after), changed
 
-    set_params(repo, {"grid.sample": ["all"]})
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"report"}
+    set_params(repo, {"grid.sample": ["all"]})  # the robustness checks read grid cells too
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report"}
     curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
     assert len(curve) == n_cells // len(grid["sample"])
     assert set(curve["sample"]) == {"all"}
