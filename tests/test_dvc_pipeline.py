@@ -129,13 +129,13 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     cells = {s for s in _ran_stages(first.stdout) if s.startswith("sweep@")}
     grid = yaml.safe_load((repo / "params.yaml").read_text())["grid"]
     n_cells = 1
-    for axis in ("estimator", "outcome", "fixed_effects", "sample"):
+    for axis in ("estimator", "outcome", "fixed_effects", "sample", "controls", "inference"):
         n_cells *= len(grid[axis])
     assert len(cells) == n_cells >= 24
     curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
     assert len(curve) == n_cells and curve["estimate"].notna().all()
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    cell = json.loads((repo / "data/sweep/imputation-month-region_month-all/result.json")
+    cell = json.loads((repo / "data/sweep/imputation-month-region_month-all-full-cluster/result.json")
                       .read_text())
     assert abs(cell["estimate"] - metrics["adoption"]["att_pp"]) < 1e-9
 
@@ -159,4 +159,4 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
     assert len(curve) == n_cells // len(grid["sample"])
     assert set(curve["sample"]) == {"all"}
-    assert (repo / "data/sweep/imputation-month-region_month-no_crisis").exists()
+    assert (repo / "data/sweep/imputation-month-region_month-no_crisis-full-cluster").exists()

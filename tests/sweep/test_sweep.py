@@ -104,7 +104,7 @@ def test_month_outcome_and_samples():
 def test_cell_without_adoption_says_why():
     pm = _toy_panel()
     cell = {"estimator": "imputation", "outcome": "month", "fixed_effects": "month",
-            "sample": "all"}
+            "sample": "all", "controls": "full", "inference": "cluster"}
     r = run_cell(cell, pm, None, None, EstimateParams(), GridParams())
     assert r["estimate"] is None and "no adoption" in r["status"]
     with pytest.raises(ValueError, match="outcome"):
@@ -140,5 +140,6 @@ def test_curve_table_ranks_within_outcome_and_summary():
 
 
 def test_axes_are_what_the_grid_documents():
-    assert list(AXES) == ["estimator", "outcome", "fixed_effects", "sample"]
+    assert list(AXES) == ["estimator", "outcome", "fixed_effects", "sample", "controls",
+                          "inference"]
     assert json.dumps(GridParams().to_dict())

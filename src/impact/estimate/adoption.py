@@ -108,12 +108,13 @@ def _twfe(frame: pd.DataFrame, xcols: list[str], cluster: str) -> tuple[float, f
 
 
 def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams,
-                      time_effects: str = "region_month"
+                      time_effects: str = "region_month", controls: bool = True
                       ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Imputation ATT, event study, pre-trend test, TWFE and naive number on unit cells.
 
     ``time_effects``: ``region_month`` (default) or ``month`` (national calendar-month
-    effects instead of region x month, for specification sweeps).
+    effects instead of region x month, for specification sweeps). ``controls=False``
+    leaves out the client-mix and labour-market controls (the shock bins stay).
     """
     ap, alpha, cname = params.adoption, params.estimate.alpha, params.estimate.cluster
     f = frame.copy()
@@ -129,7 +130,8 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
     untreated = ~treated & ~antic
     f["adopted"] = treated.astype(float)
 
-    xcols = composition_controls(f) + lm_controls(f, params.estimate.lm_controls)
+    xcols = (composition_controls(f) + lm_controls(f, params.estimate.lm_controls)
+             if controls else [])
     S, keys = event_dummies(f["municipality"].to_numpy(), f["t"].to_numpy(), events,
                             params.shock.event_window, pooled=True)
     in0 = S[untreated].any(axis=0)

@@ -82,15 +82,16 @@ def run_robustness(cells: pd.DataFrame, pm: pd.DataFrame, adoption, shocks,
         rows.append(_loo_row("quality", ql, q["effect_pp"]))
         loo = pd.concat([loo, ql], ignore_index=True)
     if sweep is not None and ad is not None:
-        base = {"estimator": "imputation", "fixed_effects": "region_month"}
+        base = {"estimator": "imputation", "fixed_effects": "region_month",
+                "controls": "full", "inference": "cluster"}
         for outcome, sample, label in (("within_6", "all", "outcome: work within 6 months"),
                                        ("within_12", "all", "outcome: work within 12 months"),
                                        ("month", "no_crisis", "crisis months dropped"),
                                        ("month", "inflow", "inflow spells only"),
                                        ("month", "age_25_54", "ages 25-54 only")):
-            r = sweep[(sweep["outcome"] == outcome) & (sweep["sample"] == sample)
-                      & (sweep["estimator"] == base["estimator"])
-                      & (sweep["fixed_effects"] == base["fixed_effects"])]
+            r = sweep[(sweep["outcome"] == outcome) & (sweep["sample"] == sample)]
+            for axis, value in base.items():
+                r = r[r[axis] == value]
             if len(r) and pd.notna(r["estimate"].iloc[0]):
                 h = {"x": r["estimate"].iloc[0], **{k: r[k].iloc[0] for k in
                                                     ("std_error", "ci_low", "ci_high", "p_value")}}

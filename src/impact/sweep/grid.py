@@ -21,11 +21,14 @@ AXES: dict[str, tuple[str, ...]] = {
     "outcome": ("month", "within_6", "within_12"),
     "fixed_effects": ("region_month", "month"),
     "sample": ("all", "no_crisis", "inflow", "age_25_54"),
+    "controls": ("full", "none"),
+    "inference": ("cluster", "wild"),
 }
 
 
 def cell_name(cell: Mapping[str, str]) -> str:
-    """``imputation-month-region_month-all``: the axis values joined by '-' in axis order,
+    """``imputation-month-region_month-all-full-cluster``: the axis values joined by '-' in
+    axis order,
     as DVC names the matrix stage (``sweep@<name>``) and its folder."""
     return "-".join(str(cell[a]) for a in AXES)
 
@@ -42,6 +45,8 @@ class GridParams:
     fixed_effects : region_month | month (national calendar months)
     sample : all | no_crisis (COVID months Apr 2020 - May 2021 dropped) | inflow (spells
         starting in the window) | age_25_54
+    controls : full (client mix and municipal labour-market indicators) | none
+    inference : cluster (analytic, t(G-1)) | wild (wild score bootstrap; imputation only)
     crisis : first and last month of the crisis dropped by ``no_crisis``
     """
 
@@ -49,6 +54,8 @@ class GridParams:
     outcome: tuple[str, ...] = ("month", "within_6", "within_12")
     fixed_effects: tuple[str, ...] = ("region_month", "month")
     sample: tuple[str, ...] = ("all", "no_crisis")
+    controls: tuple[str, ...] = ("full",)
+    inference: tuple[str, ...] = ("cluster",)
     crisis: tuple[str, str] = ("2020-04", "2021-05")
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any, Mapping
 
@@ -38,11 +39,18 @@ def run_cell(cell: Mapping[str, str], pm: pd.DataFrame, adoption: pd.DataFrame |
         why = ("team-level adoption is not in the sweep" if team_t
                else f"no adoption of {params.adoption.programme!r}")
         return {**out, **dict.fromkeys(RESULT_KEYS), "status": why, "warnings": []}
+    if cell["inference"] == "wild" and cell["estimator"] != "imputation":
+        return {**out, **dict.fromkeys(RESULT_KEYS),
+                "status": f"no wild bootstrap for {cell['estimator']}", "warnings": []}
+    # inference: the analytic interval, or the wild score bootstrap whatever the clusters
+    params = dataclasses.replace(params, estimate=dataclasses.replace(
+        params.estimate, inference="wild" if cell["inference"] == "wild" else "cluster"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
         frame = cell_frame(pm, cell["outcome"], cell["sample"], grid.crisis, muni_t)
         events = shock_events(shocks, params.shock.type)
-        rows, head = estimate_adoption(frame, events, params, cell["fixed_effects"])
+        rows, head = estimate_adoption(frame, events, params, cell["fixed_effects"],
+                                       controls=cell["controls"] == "full")
     messages = sorted({str(w.message) for w in caught
                        if issubclass(w.category, EstimationWarning)})
     if head is None:
