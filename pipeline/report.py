@@ -37,8 +37,13 @@ PLOT_COLUMNS = ["rel_time", "estimate", "ci_low", "ci_high"]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     for name in ("estimates", "panel-summary", "data-quality", "metrics", "tables", "figures",
-                 "plots", "decompose", "benchmark", "sweep", "robustness"):
+                 "plots", "decompose", "benchmark"):
         ap.add_argument(f"--{name}", type=Path, required=True)
+    # the sweep and the robustness checks are optional inputs: without them (a hand-run
+    # pipeline of the headline specifications only) the curve and robustness outputs are
+    # left out and the log says so
+    for name in ("sweep", "robustness"):
+        ap.add_argument(f"--{name}", type=Path, default=None)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
 
@@ -98,23 +103,39 @@ def main() -> None:
             plt.close(fig)
     done = publish_fair(args.decompose, args.benchmark, tables, figures,
                         params.decompose.waterfalls)
-    curve = curve_table(collect_cells(args.sweep, params.grid), params.estimate.estimate.alpha)
+    if args.sweep is None:
+        logging.info("no --sweep given: specification curve left out")
+    else:
+        publish_curve(args.sweep, params, tables, figures, args.plots)
+    if args.robustness is None:
+        logging.info("no --robustness given: robustness tables left out")
+    else:
+        publish_robustness(args.robustness, metrics, tables, figures)
+    logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
+                 args.metrics, done["tables"], done["waterfalls"])
+
+
+def publish_curve(sweep: Path, params, tables: Path, figures: Path, plots: Path) -> None:
+    """The specification curve of exactly the grid cells params names."""
+    curve = curve_table(collect_cells(sweep, params.grid), params.estimate.estimate.alpha)
     io.write_csv(curve, tables / "specification_curve.csv")
     io.write_json(curve_summary(curve), tables / "specification_curve_summary.json")
     io.write_csv(curve[["cell", "outcome", "rank", "estimate", "ci_low", "ci_high"]],
-                 args.plots / "specification_curve.csv")
+                 plots / "specification_curve.csv")
     fig = curve_figure(curve)
     fig.savefig(figures / "specification_curve.png")
     plt.close(fig)
+
+
+def publish_robustness(robustness: Path, metrics: dict, tables: Path, figures: Path) -> None:
+    """Copy the robustness tables into reports/ and draw their figure."""
     for name in ("robustness.csv", "robustness_loo.csv", "robustness.md"):
-        (tables / name).write_bytes((args.robustness / name).read_bytes())
-    checks = pd.read_csv(args.robustness / "robustness.csv")
+        (tables / name).write_bytes((robustness / name).read_bytes())
+    checks = pd.read_csv(robustness / "robustness.csv")
     if len(checks):
         fig = robustness_figure(checks, metrics)
         fig.savefig(figures / "robustness.png")
         plt.close(fig)
-    logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
-                 args.metrics, done["tables"], done["waterfalls"])
 
 
 if __name__ == "__main__":
