@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from impact.report import check_metrics
+from brief_checks import check_briefs
 from pipeline_utils import SMALL, make_repo, run, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc")]
@@ -24,7 +25,8 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     repo = make_repo(tmp_path, SMALL)
     first = run(["dvc", "repro"], repo)
     assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
-                                  "decompose", "benchmark", "robustness", "report"}
+                                  "decompose", "benchmark", "robustness", "report", "publish"}
+    check_briefs(repo)
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert check_metrics(metrics) == []
@@ -39,21 +41,28 @@ def test_repro_noop_and_partial_rerun(tmp_path):
 
     # privacy is read by the stages that publish: decompose, benchmark, report
     set_params(repo, {"privacy.min_cell": 11})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"decompose", "benchmark", "report"}
-    # the waterfall list by `report` only
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"decompose", "benchmark", "report",
+                                                          "publish"}
+    # the waterfall list by `report` (and the index of figures by `publish`)
     set_params(repo, {"decompose.waterfalls": "none"})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"report"}
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"report", "publish"}
+    # the brief list by `publish` only
+    set_params(repo, {"briefs.municipalities": "none"})
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"publish"}
+    assert sorted(p.name for p in (repo / "reports/briefs").glob("*.html")) == [
+        "NL01.en.html", "NL01.nl.html"]
 
     # the quality window is read by `panel`; everything downstream follows
     set_params(repo, {"panel.quality_window_months": 5})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep",
                                                           "decompose", "benchmark",
-                                                          "robustness", "report"}
+                                                          "robustness", "report", "publish"}
 
     # one specification changed: only its own stage and the report (the decomposition
     # tracks only its own specification, decompose.specification = quality_iv)
     set_params(repo, {"specifications.quality_ols.cluster": "region"})
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"estimate@quality_ols", "report"}
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"estimate@quality_ols", "report",
+                                                                "publish"}
     table = (repo / "reports/tables/specifications.csv").read_text()
     assert "quality_ols" in table
 
@@ -64,7 +73,7 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     params["headline"]["quality"] = "quality_iv_munimonth"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # the robustness summary follows the headline
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report"}
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report", "publish"}
     assert (repo / "data/estimates/quality_ols").exists()
     import pandas as pd
 
@@ -155,7 +164,7 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     assert not changed and set(before) == set(after), changed
 
     set_params(repo, {"grid.sample": ["all"]})  # the robustness checks read grid cells too
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report"}
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report", "publish"}
     curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
     assert len(curve) == n_cells // len(grid["sample"])
     assert set(curve["sample"]) == {"all"}

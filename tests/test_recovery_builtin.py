@@ -43,6 +43,7 @@ STAGES = [
      "reports/metrics.json", "--tables", "reports/tables", "--figures", "reports/figures",
      "--plots", "reports/plots", "--decompose", "data/decompose", "--benchmark",
      "data/benchmark"],
+    ["pipeline/publish.py", "--reports", "reports", "--validated", "data/validated"],
 ]
 
 TRUTH_KEYS = {"quality": ("effect_pp", "quality_effect_pp"),
@@ -133,3 +134,12 @@ def test_shock_component_of_planted_size(builtin):
     # the estimates share one estimated event-time profile, so their errors are
     # correlated: bound the mean error by 3 times the mean standard error
     assert abs(np.mean(est - planted)) < 3 * np.mean(se), rows
+
+
+def test_briefs_on_builtin_data(builtin):
+    """The default brief list on the built-in data: national and municipal briefs in Dutch
+    and English, HTML and PDF, every number from a table, clean disclosure scan."""
+    from brief_checks import check_briefs
+
+    _, _, repo = builtin
+    check_briefs(repo)

@@ -20,7 +20,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
     "privacy", "specifications", "headline", "decompose", "benchmark", "grid", "compute",
-    "robustness",
+    "robustness", "briefs",
 )
 
 
@@ -180,6 +180,13 @@ class Params:
         with _as_config_error("robustness"):
             return RobustnessParams.from_dict(self.section("robustness"))
 
+    @property
+    def briefs(self):
+        from impact.brief.params import BriefParams
+
+        with _as_config_error("briefs"):
+            return BriefParams.from_dict(self.section("briefs"))
+
     def decompose_specification(self):
         """The quality specification the decomposition and benchmark use (``decompose.
         specification``, else ``headline.quality``), checked to be a linear model with
@@ -209,7 +216,7 @@ class Params:
         """Parse every section (fail fast); returns self."""
         self.seed
         for name in ("simulate", "data", "panel", "estimate", "privacy", "headline",
-                     "decompose", "benchmark", "grid", "compute", "robustness"):
+                     "decompose", "benchmark", "grid", "compute", "robustness", "briefs"):
             getattr(self, name)
         return self
 

@@ -31,7 +31,9 @@ of O from Poisson(O)). Intervals are per unit, 95% (Goldstein and Spiegelhalter 
 
 **Disclosure.** A unit is published only with at least ``privacy.min_cell`` distinct
 clients and exits to work in the period; a team also needs
-``benchmark.team_min_caseworkers`` caseworkers.
+``benchmark.team_min_caseworkers`` caseworkers. Secondary suppression then hides the
+smallest other unit wherever one hidden unit could be recovered from a published total
+(a municipality among all, a team within its municipality).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from impact.benchmark.params import BenchmarkParams
+from impact.disclosure.suppress import secondary
 from impact.benchmark.stats import (
     funnel_limits, overdispersion, rank_intervals, ranks, shrink_means, split_half_noise,
 )
@@ -150,13 +153,15 @@ def funnel_curve(expected_exits: np.ndarray, phi: float, points: int = 200) -> p
 
 def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: ExpectedModel,
                     theta: float, theta_psi: np.ndarray, bparams: BenchmarkParams,
-                    min_cell: int, seed: int, min_caseworkers: int = 1
-                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+                    min_cell: int, seed: int, min_caseworkers: int = 1,
+                    margin_col: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The benchmark table of the units in ``pm[unit_col]`` over ``rows`` (module notes).
 
     ``theta`` is the quality effect and ``theta_psi`` (G,) its cluster influence rows
     from the decomposition model. Returns the table (one row per unit, sorted by unit)
-    and facts (phi, tau2, ...).
+    and facts (phi, tau2, ...). Units adding up to a published total (all units to the
+    national total; teams, with ``margin_col="municipality"``, to their municipality) get
+    secondary suppression: no group is left with exactly one hidden unit.
     """
     codes, labels = pd.factorize(pm[unit_col].astype("string").fillna(""), sort=True)
     U = len(labels)
@@ -169,6 +174,12 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
            .dropna().drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
     publish = ((clients.to_numpy() >= min_cell) & (out["exits_work"].to_numpy() >= min_cell)
                & (cws.to_numpy() >= min_caseworkers) & (labels != ""))
+    if margin_col is None:
+        margin = np.zeros(U, dtype="int64")
+    else:
+        first = pd.Series(pm[margin_col].to_numpy()[sel]).groupby(codes[sel]).first()
+        margin = first.reindex(range(U)).astype(str).to_numpy()
+    publish = ~secondary(~publish, margin, clients.to_numpy())
     out["expected_exits"] = out["expected_rate_pp"] * out["person_months"] / 100
     out["oe_ratio"] = out["exits_work"] / out["expected_exits"]
 
@@ -330,7 +341,7 @@ def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
         tm, tfacts = benchmark_units(team_pm.reset_index(drop=True), "team_key",
                                      rows[pm["team_key"].notna().to_numpy()], model, theta,
                                      theta_psi, bparams, min_cell, params.seed + 1,
-                                     bparams.team_min_caseworkers)
+                                     bparams.team_min_caseworkers, margin_col="municipality")
         tm = tm[tm["published"]].rename(columns={"team_key": "team"})
         tm.insert(1, "municipality", tm["team"].str.split(":", n=1).str[0])
         facts["teams"] = {k: tfacts[k] for k in ("units", "published_units", "quality_tau2",

@@ -31,7 +31,7 @@ class BenchmarkParams:
     period: str = "window"
     n_draws: int = 2000
     overdispersion: bool = True
-    team_min_caseworkers: int = 2
+    team_min_caseworkers: int = 3
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BenchmarkParams":

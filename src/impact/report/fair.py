@@ -23,7 +23,8 @@ __all__ = ["FAIR_TABLES", "publish_fair"]
 
 #: (stage folder, file) of the tables published as they are
 FAIR_TABLES = [("decompose", "decomposition.csv"), ("benchmark", "benchmark.csv"),
-               ("benchmark", "benchmark_teams.csv"), ("benchmark", "benchmark_years.csv")]
+               ("benchmark", "benchmark_teams.csv"), ("benchmark", "benchmark_years.csv"),
+               ("benchmark", "funnel_curve.csv")]
 NATIONAL = "NL01"
 
 
@@ -46,7 +47,7 @@ def publish_fair(decompose: Path, benchmark: Path, tables: Path, figures: Path,
         io.write_csv(df, tables / name)
         read[name] = df
     bench, dec = read["benchmark.csv"], read["decomposition.csv"]
-    curve = pd.read_csv(benchmark / "funnel_curve.csv")
+    curve = read["funnel_curve.csv"]
     if bench["published"].any():  # nothing to draw when every unit is suppressed
         _save(funnel_figure(bench, curve), figures / "benchmark_funnel.png")
         _save(rank_figure(bench), figures / "benchmark_ranks.png")

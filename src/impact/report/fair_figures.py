@@ -49,6 +49,7 @@ DEFAULT_TEXT: dict[str, str] = {
     "funnel_below_95": "below 95% limit", "funnel_below_998": "below 99.8% limit",
     "funnel_limits_95": "95% control limits", "funnel_limits_998": "99.8% control limits",
     "funnel_unlabelled": "outliers not labelled: {n}",
+    "highlight": "{name}",  # funnel: the highlighted municipality
     "rank_title": "Rankings are uncertain, and adjusting changes them",
     "rank_xlabel": "rank (1 = best) with 95% interval",
     "rank_naive": "naive rank (observed rate)",
@@ -150,7 +151,7 @@ def _label_points(ax, points, names, ups, avoid) -> int:
 
 
 def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, str] | None = None,
-                  ax=None, max_labels: int = 14):
+                  ax=None, max_labels: int = 14, highlight: str | None = None):
     """Funnel plot of the O/E ratio against the expected number of exits to work.
 
     Parameters
@@ -168,6 +169,8 @@ def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, s
     max_labels
         At most this many outliers (outside the 95% limits, most extreme first) are named;
         outliers without a free place for their name stay unnamed; a note gives the count.
+    highlight
+        A municipality code (column ``municipality``) to ring and name, as in a brief.
 
     Returns
     -------
@@ -193,6 +196,10 @@ def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, s
         if len(s):
             ax.scatter(s["expected_exits"], s["oe_ratio"], marker=marker, s=34, linewidths=1.1, zorder=3,
                        c=colour if filled else "white", edgecolors=colour, label=t[f"funnel_{sig}"])
+    own = b[b["municipality"] == highlight] if highlight and "municipality" in b else b.iloc[:0]
+    if len(own):
+        ax.scatter(own["expected_exits"], own["oe_ratio"], s=190, facecolors="none", zorder=4,
+                   edgecolors="black", linewidths=1.8, label=t["highlight"].format(name=own["name"].iloc[0]))
     if log:  # ticks 1-2-5 as plain numbers; no minor labels, which collide on short ranges
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
@@ -200,9 +207,12 @@ def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, s
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlim=(lo, hi), xlabel=t["funnel_xlabel"], ylabel=t["funnel_ylabel"])
     ax.set_title(t["funnel_title"], loc="left")
-    out = b[b["funnel_signal"].isin(["above_95", "above_998", "below_95", "below_998"])].copy()
+    out = b[b["funnel_signal"].isin(["above_95", "above_998", "below_95", "below_998"])
+            | (b["municipality"] == highlight if len(own) else False)].copy()
     out["_far"] = (out["funnel_signal"].str.endswith("998") * 10
                    + np.abs(np.log(out["oe_ratio"].clip(lower=1e-9))))
+    if len(own):  # the highlighted unit is named first
+        out.loc[out["municipality"] == highlight, "_far"] = np.inf
     n_out, out = len(out), out.sort_values("_far", ascending=False).head(max_labels)
 
     def legend(unlabelled):
@@ -221,7 +231,7 @@ def funnel_figure(bench: pd.DataFrame, curve: pd.DataFrame, text: Mapping[str, s
 
 
 def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_units: int = 60,
-                keep: int = 20):
+                keep: int = 20, highlight: str | None = None):
     """Naive rank beside the rank by quality contribution, each with its 95% interval.
 
     One row per municipality, sorted by ``rank_quality``, both ranks on one axis, so that
@@ -236,7 +246,10 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
     text
         Overrides of :data:`DEFAULT_TEXT`; keys ``rank_*`` and ``suppressed_units``.
     max_units, keep
-        With more than ``max_units`` rows only the top and bottom ``keep`` are shown.
+        With more than ``max_units`` rows only the top and bottom ``keep`` are shown (and
+        the highlighted unit, between them, when it is not among those).
+    highlight
+        A municipality code whose row is shaded and its name set in bold.
 
     Returns
     -------
@@ -250,8 +263,11 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
     b = b.sort_values([f"rank_{kinds[-1]}", "name"]).reset_index(drop=True)
     n_all, hidden, pos = len(b), 0, np.arange(len(b), dtype=float)
     if n_all > max_units:
-        hidden, b = n_all - 2 * keep, pd.concat([b.head(keep), b.tail(keep)])
-        pos = np.r_[np.arange(keep), np.arange(keep) + keep + 1].astype(float)  # a gap row between
+        mid = b.iloc[keep:n_all - keep]
+        mid = mid[mid["municipality"] == highlight] if highlight and "municipality" in b else mid.iloc[:0]
+        hidden, b = n_all - 2 * keep - len(mid), pd.concat([b.head(keep), mid, b.tail(keep)])
+        gap = 1 + 2 * len(mid)  # a gap row between, or the highlighted unit between two gaps
+        pos = np.r_[np.arange(keep), [keep + 1.0] * len(mid), np.arange(keep) + keep + gap].astype(float)
     fig, ax = plt.subplots(figsize=(7.0, min(10.5, 1.6 + 0.215 * (len(pos) + bool(hidden)))))
     styles = {"naive": (-0.18, GREY, "D", "white"), "quality": (0.18, BLUE, "o", BLUE)}
     for kind in kinds:
@@ -262,6 +278,11 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
                     elinewidth=1.3, capsize=0, label=t[f"rank_{kind}"])
     ax.set_yticks(pos, b["name"])
     ax.tick_params(axis="y", labelsize=SMALL + 1)
+    if highlight and "municipality" in b:
+        for y, code, label in zip(pos, b["municipality"], ax.get_yticklabels()):
+            if code == highlight:
+                ax.axhspan(y - 0.5, y + 0.5, color="#f2e3a6", zorder=0)
+                label.set_fontweight("bold")
     ax.tick_params(axis="x", labeltop=True, top=True)
     ax.grid(axis="y", visible=False)
     highs = b[[f"rank_{k}_high" for k in kinds]].to_numpy(dtype=float)
@@ -269,7 +290,8 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
     ax.set(ylim=(pos.max() + 0.8, -0.8), xlim=(0, top + 1), xlabel=t["rank_xlabel"])
     ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
     if hidden:
-        ax.axhline(keep, color=GREY, lw=0.8, ls=":")
+        for y in sorted(set(pos[1:][np.diff(pos) > 1] - 1)):
+            ax.axhline(y, color=GREY, lw=0.8, ls=":")
     ax.set_title(t["rank_title"], loc="left", pad=8)
     handles = _with_notes(ax.get_legend_handles_labels()[0],
                           hidden and t["rank_hidden"].format(n=hidden),

@@ -31,7 +31,9 @@ def _axes(ax, size=(7.0, 4.0)):
     return ax.figure, ax
 
 
-def event_study_figure(path: pd.DataFrame, title: str, ax=None, xlabel: str = "months since event"):
+def event_study_figure(path: pd.DataFrame, title: str, ax=None, xlabel: str = "months since event",
+                       ylabel: str = "effect on monthly exit to work (pp)",
+                       labels: tuple[str, str] = ("95% interval", "estimate")):
     """Event-time coefficients with 95% intervals.
 
     Parameters
@@ -39,6 +41,9 @@ def event_study_figure(path: pd.DataFrame, title: str, ax=None, xlabel: str = "m
     path
         Rows of the tidy table with ``rel_time``, ``estimate``, ``ci_low``, ``ci_high``
         (percentage points).
+    title, xlabel, ylabel, labels
+        The texts (``labels``: the band's and the line's legend entries), for briefs in
+        another language.
     """
     fig, ax = _axes(ax)
     path = path.dropna(subset=["rel_time"]).sort_values("rel_time")
@@ -46,10 +51,10 @@ def event_study_figure(path: pd.DataFrame, title: str, ax=None, xlabel: str = "m
     ax.axhline(0, color=GREY, lw=1)
     ax.axvline(-0.5, color=GREY, lw=1, ls="--")
     ax.fill_between(x, path["ci_low"], path["ci_high"], color=BLUE, alpha=0.18, lw=0,
-                    label="95% interval")
-    ax.plot(x, path["estimate"], color=BLUE, marker="o", ms=3.5, lw=1.4, label="estimate")
+                    label=labels[0])
+    ax.plot(x, path["estimate"], color=BLUE, marker="o", ms=3.5, lw=1.4, label=labels[1])
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("effect on monthly exit to work (pp)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
     ax.legend(frameon=False, loc="upper left")
     fig.tight_layout()

@@ -1,0 +1,93 @@
+"""Disclosure control: suppression rules and the output scan (which must catch plants)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impact.brief.render import compile_pdf, typst_escape
+from impact.disclosure import scan_outputs, secondary, suppress_counts
+
+IDS = {"C0000123", "S00000042", "GM0363:KM007", "KM007"}
+
+
+def _clean(root):
+    (root / "tables").mkdir(parents=True)
+    pd.DataFrame({"municipality": ["GM0363", "GM0599"], "clients": [120, 45],
+                  "exits_work": [30, 12], "rate": [1.5, 2.0]}).to_csv(root / "tables/t.csv", index=False)
+    (root / "briefs").mkdir()
+    (root / "briefs/b.html").write_text("<p>Amsterdam: 1,25 procent (GM0363).</p>")
+    (root / "data_quality.json").write_text(json.dumps({"rows_rejected": 3, "clients": 4}))
+    return root
+
+
+def test_clean_outputs_pass(tmp_path):
+    assert scan_outputs(_clean(tmp_path), IDS, 10) == []
+
+
+def test_planted_small_cell_is_found(tmp_path):
+    root = _clean(tmp_path)
+    pd.DataFrame({"team": ["T1", "T2"], "n_clients": [25, 7]}).to_csv(root / "tables/teams.csv", index=False)
+    found = scan_outputs(root, IDS, 10)
+    assert [(f.path, f.kind) for f in found] == [("tables/teams.csv", "small_cell")]
+    # a suppressed (empty) cell is fine
+    pd.DataFrame({"team": ["T1", "T2"], "n_clients": [25, None]}).to_csv(root / "tables/teams.csv", index=False)
+    assert scan_outputs(root, IDS, 10) == []
+
+
+def test_small_count_in_json_is_found_outside_internal_files(tmp_path):
+    root = _clean(tmp_path)
+    (root / "briefs/x.facts.json").write_text(json.dumps([{"key": "a", "exits_work": 4}]))
+    assert [f.kind for f in scan_outputs(root, IDS, 10)] == ["small_cell"]
+
+
+@pytest.mark.parametrize("where", ["briefs/b.html", "tables/t.md", "figures/f.svg"])
+@pytest.mark.parametrize("ident", ["C0000123", "KM007", "GM0363:KM007"])
+def test_planted_identifier_is_found(tmp_path, where, ident):
+    root = _clean(tmp_path)
+    path = root / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<p>best caseworker: {ident}, 3 clients</p>")
+    found = scan_outputs(root, IDS, 10)
+    assert [(f.path, f.kind) for f in found] == [(where, "identifier")]
+
+
+def test_identifier_column_and_internal_files(tmp_path):
+    root = _clean(tmp_path)
+    pd.DataFrame({"client_id": ["x"], "clients": [50]}).to_csv(root / "tables/c.csv", index=False)
+    (root / "data_quality.md").write_text("row 5: spell of client_id C0000123 overlaps")
+    found = {(f.path, f.kind) for f in scan_outputs(root, IDS, 10)}
+    assert found == {("tables/c.csv", "identifier_column"), ("data_quality.md", "identifier")}
+
+
+def test_identifier_in_pdf_text_is_found(tmp_path):
+    root = _clean(tmp_path)
+    src = f"#set document(date: none)\n{typst_escape('Klantmanager KM007 scoort laag.')}\n"
+    (root / "briefs/b.pdf").write_bytes(compile_pdf(src, root / "briefs", "b"))
+    assert [(f.path, f.kind) for f in scan_outputs(root, IDS, 10)] == [("briefs/b.pdf", "identifier")]
+
+
+def test_secondary_suppression_protects_a_lone_hidden_cell():
+    hidden = np.array([True, False, False, False, False])
+    out = secondary(hidden, np.array(["a", "a", "a", "b", "b"]), np.array([3, 40, 20, 50, 60]))
+    assert out.tolist() == [True, False, True, False, False]  # the smallest other in 'a'
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 60)),
+                min_size=1, max_size=40, unique_by=lambda t: (t[0], t[1])))
+def test_suppress_counts_two_way(cells):
+    df = pd.DataFrame(cells, columns=["municipality", "category", "clients"])
+    out = suppress_counts(df, ["clients"], 10, margins=["municipality", "category"])
+    hidden = out["clients"].isna()
+    assert hidden[df["clients"] < 10].all()  # primary
+    assert (out.loc[~hidden, "clients"] == df.loc[~hidden, "clients"]).all()
+    for margin in ("municipality", "category"):  # no margin leaves one hidden cell alone
+        counts = hidden.groupby(df[margin]).sum()
+        sizes = df.groupby(margin).size()
+        assert not ((counts == 1) & (sizes > 1)).any()
