@@ -14,6 +14,7 @@ from impact.config import ConfigError, load_params
 from impact.report import build_metrics, publication_estimates
 from impact.estimate.value_added import ValueAddedResult, publishable_teams
 from impact.report.figures import (
+    save_png_svg,
     event_study_figure, headline_figure, set_theme, value_added_figure,
 )
 from impact.report.fair import publish_fair
@@ -73,7 +74,7 @@ def main() -> None:
 
     set_theme()
     fig = headline_figure(metrics)
-    fig.savefig(figures / "headline.png")
+    save_png_svg(fig, figures / "headline.png")
     plt.close(fig)
     io.clean_dir(args.plots)
     for block, model, name, title in EVENT_STUDIES:
@@ -88,7 +89,7 @@ def main() -> None:
         io.write_csv(path, args.plots / f"{name}.csv")
         if len(path):
             fig = event_study_figure(path, title=title)
-            fig.savefig(figures / f"{name}.png")
+            save_png_svg(fig, figures / f"{name}.png")
             plt.close(fig)
     q_spec = chosen.get("quality")
     va_path = args.estimates / str(q_spec) / "value_added_team.parquet"
@@ -99,7 +100,7 @@ def main() -> None:
         io.write_csv(teams, tables / "value_added_teams.csv")
         if len(teams):
             fig = value_added_figure(teams)
-            fig.savefig(figures / "value_added_teams.png")
+            save_png_svg(fig, figures / "value_added_teams.png")
             plt.close(fig)
     done = publish_fair(args.decompose, args.benchmark, tables, figures,
                         params.decompose.waterfalls)
@@ -123,7 +124,7 @@ def publish_curve(sweep: Path, params, tables: Path, figures: Path, plots: Path)
     io.write_csv(curve[["cell", "outcome", "rank", "estimate", "ci_low", "ci_high"]],
                  plots / "specification_curve.csv")
     fig = curve_figure(curve)
-    fig.savefig(figures / "specification_curve.png")
+    save_png_svg(fig, figures / "specification_curve.png")
     plt.close(fig)
 
 
@@ -134,7 +135,7 @@ def publish_robustness(robustness: Path, metrics: dict, tables: Path, figures: P
     checks = pd.read_csv(robustness / "robustness.csv")
     if len(checks):
         fig = robustness_figure(checks, metrics)
-        fig.savefig(figures / "robustness.png")
+        save_png_svg(fig, figures / "robustness.png")
         plt.close(fig)
 
 

@@ -103,7 +103,7 @@ def check_briefs(repo: Path) -> None:
         assert f'briefs/{stem}.html"' in index and f'briefs/{stem}.pdf"' in index
     for p in sorted((reports / "publication").glob("*")) + sorted((reports / "figures").rglob("*.png")):
         assert p.relative_to(reports).as_posix() in index, p
-    assert "data_quality" not in index  # internal diagnostics are not linked
+    assert "href=\"data_quality" not in index and "href=\"metrics.json" not in index  # internal
     for name in ("regression_quality", "regression_adoption", "descriptives_municipalities",
                  "validation"):
         for suffix in (".md", ".tex", ".html"):

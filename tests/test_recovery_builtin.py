@@ -143,3 +143,24 @@ def test_briefs_on_builtin_data(builtin):
 
     _, _, repo = builtin
     check_briefs(repo)
+
+
+def test_publish_stage_fails_on_a_planted_small_cell_or_identifier(builtin, tmp_path):
+    """The stage's own scan stops the run, naming the file (on a copy of reports/)."""
+    import shutil
+
+    import pandas as pd
+
+    _, _, repo = builtin
+    client = pd.read_parquet(repo / "data/validated/trajectories.parquet",
+                             columns=["client_id"])["client_id"].iloc[0]
+    for name, frame in (("planted_small.csv", pd.DataFrame({"team": ["T9"], "clients": [4]})),
+                        ("planted_id.csv", pd.DataFrame({"note": [f"see {client}"]}))):
+        reports = tmp_path / name / "reports"
+        shutil.copytree(repo / "reports", reports)
+        frame.to_csv(reports / "tables" / name, index=False)
+        proc = run(["python", "pipeline/publish.py", "--reports", str(reports), "--validated",
+                    "data/validated"], repo, check=False)
+        assert proc.returncode != 0
+        assert "disclosure scan" in proc.stderr and f"tables/{name}" in proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -21,7 +21,7 @@ from impact.brief.text import FIGURE_TEXT, TEXT
 from impact.report.fair_figures import (
     DEFAULT_TEXT, funnel_figure, rank_figure, waterfall_figure,
 )
-from impact.report.figures import event_study_figure
+from impact.report.figures import event_study_figure, save_png_svg
 
 __all__ = ["Brief", "build_brief", "NATIONAL", "save_figure"]
 
@@ -81,19 +81,28 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
     return out
 
 
-def save_figure(fig, stem: Path) -> list[Path]:
+def decimal_comma(fig) -> None:
+    """Tick labels with a decimal comma (Dutch), fixed after drawing."""
+    fig.canvas.draw()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t.get_text() for t in axis.get_ticklabels()]
+            if any("." in t for t in labels):
+                axis.set_ticks(axis.get_ticklocs(), [t.replace(".", ",") for t in labels])
+
+
+def save_figure(fig, stem: Path, lang: str = "en") -> list[Path]:
     """PNG and SVG, without creation dates (byte-identical reruns).
 
     Overlapping labels are logged (and kept in :data:`OVERLAPS` for the tests)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
+    if lang == "nl":
+        decimal_comma(fig)
     for a, b in text_overlaps(fig):
         logging.warning("%s: labels overlap: %r and %r", stem.name, a, b)
         OVERLAPS.append((stem.name, a, b))
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], metadata={"Software": None})
-    fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    return paths
+    save_png_svg(fig, stem.with_suffix(".png"))
+    return [stem.with_suffix(".png"), stem.with_suffix(".svg")]
 
 
 def _programme(params: dict) -> str:
@@ -133,21 +142,25 @@ def build_brief(reports: Path, params_path: Path, params: dict, code: str, lang:
         brief.p(T["happened"].format(p0=p0, p1=p1, rate0=r0, rate1=r1, obs=obs))
         # 2. where from
         brief.h(T["where_h"])
+        F.add("confidence", "pct", "params.yaml", "estimate.alpha", agg="confidence_pct")
         brief.p(T["where"].format(p0=p0, p1=p1))
         items = []
         for comp in COMPONENTS:
             w = {**key, "component": comp}
-            v = F.add(f"{comp}", "pp_signed", DEC, "contribution_pp", w)
-            lo = F.add(f"{comp}_ci_low", "pp_signed", DEC, "ci_low", w)
-            hi = F.add(f"{comp}_ci_high", "pp_signed", DEC, "ci_high", w)
+            v = F.add(f"dec_{comp}", "pp_signed", DEC, "contribution_pp", w)
+            lo = F.add(f"dec_{comp}_ci_low", "pp_signed", DEC, "ci_low", w)
+            hi = F.add(f"dec_{comp}_ci_high", "pp_signed", DEC, "ci_high", w)
             if v is not None:
-                items.append(T[f"c_{comp}"].format(v=v, lo=lo or "?", hi=hi or "?"))
+                rng = T["range"].format(lo=lo, hi=hi) if lo is not None and hi is not None else ""
+                if not rng:  # a range is shown whole or not at all
+                    F.drop(f"dec_{comp}_ci_low", f"dec_{comp}_ci_high")
+                items.append(T[f"c_{comp}"].format(v=v, rng=rng))
         brief.ul(items)
         pairs = sorted(rows["period_to"].unique())[-3:]
         show = rows[rows["period_to"].isin(pairs)].copy()
         if national:
             show["name"] = name
-        save_figure(waterfall_figure(show, text=ftext), stem.with_name(f"{code}_waterfall"))
+        save_figure(waterfall_figure(show, text=ftext), stem.with_name(f"{code}_waterfall"), lang)
         brief.fig(f"{lang}/{code}_waterfall", T["waterfall_cap"])
 
     # 3. standing
@@ -186,10 +199,10 @@ def build_brief(reports: Path, params_path: Path, params: dict, code: str, lang:
         curve = pd.read_csv(curve_path)
         hl = None if national else code
         save_figure(funnel_figure(bench, curve, text=ftext, highlight=hl),
-                    stem.with_name(f"{code}_funnel"))
+                    stem.with_name(f"{code}_funnel"), lang)
         brief.fig(f"{lang}/{code}_funnel", T["funnel_cap"])
         save_figure(rank_figure(bench, text=ftext, highlight=hl, max_units=24, keep=9),
-                    stem.with_name(f"{code}_ranks"))
+                    stem.with_name(f"{code}_ranks"), lang)
         brief.fig(f"{lang}/{code}_ranks", T["rank_cap"])
 
     # 4. the programme
@@ -210,7 +223,7 @@ def build_brief(reports: Path, params_path: Path, params: dict, code: str, lang:
             fig = event_study_figure(path, title=ftext_all["event_title"].format(programme=programme),
                                      xlabel=ftext_all["event_xlabel"], ylabel=ftext_all["event_ylabel"],
                                      labels=(ftext_all["waterfall_ci"], _estimate_word(lang)))
-            save_figure(fig, figures / lang / "adoption_event_study")
+            save_figure(fig, figures / lang / "adoption_event_study", lang)
             brief.fig(f"{lang}/adoption_event_study", T["event_cap"])
 
     # 5. how sure, what not
@@ -221,7 +234,6 @@ def build_brief(reports: Path, params_path: Path, params: dict, code: str, lang:
         hi = F.add("quality_ci_high", "pp_signed", "metrics.json", "quality.ci_high")
         brief.p(T["sure_quality"].format(q=q, lo=lo, hi=hi))
     min_cell = F.add("min_cell", "count", "params.yaml", "privacy.min_cell")
-    F.add("confidence", "pct", "params.yaml", "estimate.alpha", agg="confidence_pct")
     brief.ul(T["sure_list"].format(min_cell=min_cell).split("|"))
 
     # 6. method and source
@@ -234,7 +246,7 @@ def build_brief(reports: Path, params_path: Path, params: dict, code: str, lang:
 
 def _check_confidence(brief: Brief, lang: str) -> None:
     """The texts say '95%': only true when params' alpha is 0.05."""
-    if brief.facts.value("confidence") != 95:
+    if "confidence" in brief.facts.items and brief.facts.value("confidence") != 95:
         conf = brief.facts.get("confidence")
         brief.blocks = [(k, _swap95(v, conf)) for k, v in brief.blocks]
 

@@ -85,6 +85,11 @@ class Facts:
         self.items[key] = fact
         return fact.display
 
+    def drop(self, *keys: str) -> None:
+        """Forget facts that end up not shown (every fact kept must appear in the brief)."""
+        for key in keys:
+            self.items.pop(key, None)
+
     def get(self, key: str) -> str:
         return self.items[key].display
 

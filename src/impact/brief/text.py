@@ -25,11 +25,12 @@ TEXT: dict[str, dict[str, str]] = {
         "where": "We splitsen het verschil tussen {p0} en {p1} in vijf delen. "
                  "Bij elk deel staat een marge: de echte waarde ligt met 95% zekerheid "
                  "tussen de twee getallen.",
-        "c_labour_market": "Arbeidsmarkt in de regio en de gemeente: {v} procentpunt ({lo} tot {hi}).",
-        "c_shocks": "Gebeurtenissen zoals een nieuw bedrijventerrein of een sluiting: {v} procentpunt ({lo} tot {hi}).",
-        "c_composition": "Andere klanten (leeftijd, opleiding, afstand tot werk): {v} procentpunt ({lo} tot {hi}).",
-        "c_quality": "Kwaliteit van de begeleiding: {v} procentpunt ({lo} tot {hi}).",
-        "c_residual": "Overig, niet verklaard: {v} procentpunt.",
+        "c_labour_market": "Arbeidsmarkt in de regio en de gemeente: {v} procentpunt{rng}.",
+        "c_shocks": "Gebeurtenissen zoals een nieuw bedrijventerrein of een sluiting: {v} procentpunt{rng}.",
+        "c_composition": "Andere klanten (leeftijd, opleiding, afstand tot werk): {v} procentpunt{rng}.",
+        "c_quality": "Kwaliteit van de begeleiding: {v} procentpunt{rng}.",
+        "c_residual": "Overig, niet verklaard: {v} procentpunt{rng}.",
+        "range": " ({lo} tot {hi})",
         "waterfall_cap": "Verandering van de uitstroom naar werk, per deel. "
                          "Balken omhoog verhogen de uitstroom, balken omlaag verlagen die.",
         "stands_h": "Hoe staat {name} ervoor, zonder geluk of pech?",
@@ -87,11 +88,12 @@ TEXT: dict[str, dict[str, str]] = {
         "where_h": "Where did the difference come from?",
         "where": "We split the difference between {p0} and {p1} into five parts. Each part "
                  "has a range: the true value lies between the two numbers with 95% certainty.",
-        "c_labour_market": "Labour market in the region and the municipality: {v} percentage points ({lo} to {hi}).",
-        "c_shocks": "Events such as a new business park or a closure: {v} percentage points ({lo} to {hi}).",
-        "c_composition": "Different clients (age, education, distance to work): {v} percentage points ({lo} to {hi}).",
-        "c_quality": "Quality of the guidance: {v} percentage points ({lo} to {hi}).",
-        "c_residual": "Other, not explained: {v} percentage points.",
+        "c_labour_market": "Labour market in the region and the municipality: {v} percentage points{rng}.",
+        "c_shocks": "Events such as a new business park or a closure: {v} percentage points{rng}.",
+        "c_composition": "Different clients (age, education, distance to work): {v} percentage points{rng}.",
+        "c_quality": "Quality of the guidance: {v} percentage points{rng}.",
+        "c_residual": "Other, not explained: {v} percentage points{rng}.",
+        "range": " ({lo} to {hi})",
         "waterfall_cap": "Change in outflow to work, by part. Bars going up raise "
                          "outflow, bars going down lower it.",
         "stands_h": "Where does {name} stand once luck is taken out?",

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from impact import io
+from impact.report.figures import save_png_svg
 from impact.report.fair_figures import (
     funnel_figure, overview_figure, rank_figure, waterfall_figure,
 )
@@ -29,8 +30,7 @@ NATIONAL = "NL01"
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path)
-    plt.close(fig)
+    save_png_svg(fig, path)
 
 
 def publish_fair(decompose: Path, benchmark: Path, tables: Path, figures: Path,

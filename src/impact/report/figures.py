@@ -5,6 +5,7 @@ Each function takes ``ax=None`` and returns the figure; saving is the stage's jo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import matplotlib
@@ -14,15 +15,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["set_theme", "event_study_figure", "headline_figure", "value_added_figure"]
+__all__ = ["set_theme", "save_png_svg", "event_study_figure", "headline_figure", "value_added_figure"]
 
 BLUE, GREY, RED = "#1f4e79", "#8c8c8c", "#b03a2e"
 
 
 def set_theme() -> None:
     """The one plotting theme of the project."""
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "svg.hashsalt": "impact"})
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1, palette="colorblind")
+    # svg.fonttype none: SVG text stays text (searchable, scanned for identifiers)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "svg.hashsalt": "impact",
+                         "svg.fonttype": "none"})
+
+
+def save_png_svg(fig, png: Path) -> None:
+    """Save ``fig`` as ``png`` and beside it as SVG, without creation dates (byte-identical
+    reruns), and close it."""
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, metadata={"Software": None})
+    fig.savefig(png.with_suffix(".svg"), metadata={"Date": None, "Creator": None})
+    plt.close(fig)
 
 
 def _axes(ax, size=(7.0, 4.0)):

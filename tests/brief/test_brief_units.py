@@ -1,0 +1,78 @@
+"""Units of the briefs: number formatting, facts read back, Typst escaping, params."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from impact.brief.facts import Facts, fmt, resolve
+from impact.brief.params import BriefParams
+from impact.brief.render import compile_pdf, typst_escape
+from impact.config import ConfigError
+
+
+@pytest.mark.parametrize("value, kind, lang, shown", [
+    (1.2345, "pp", "nl", "1,23"), (1.2345, "pp", "en", "1.23"),
+    (-0.0712, "pp_signed", "nl", "\u22120,07"), (0.0712, "pp_signed", "en", "+0.07"),
+    (-0.001, "pp_signed", "en", "0.00"),  # no '-0.00' and no sign on a zero
+    (12.0, "rank", "nl", "12"), (0.0004, "p", "nl", "<0,001"), (0.0356, "p", "en", "0.036"),
+    ("2023", "text", "nl", "2023"),
+])
+def test_fmt(value, kind, lang, shown):
+    assert fmt(value, kind, lang) == shown
+
+
+def test_fmt_refuses_a_missing_number():
+    with pytest.raises(ValueError):
+        fmt(float("nan"), "pp", "en")
+
+
+def test_facts_are_read_back_from_their_source(tmp_path):
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame({"municipality": ["GM0001", "GM0002", "GM0003"], "rate": [1.5, "", 2.25],
+                  "signal": ["above_95", "within", "above_998"]}).to_csv(
+        tmp_path / "tables/b.csv", index=False)
+    (tmp_path / "metrics.json").write_text(json.dumps({"adoption": {"att_pp": 0.2}, "shock": None}))
+    params = tmp_path / "params.yaml"
+    params.write_text("estimate:\n  alpha: 0.1\n")
+    F = Facts(tmp_path, params, "nl")
+    assert F.add("r", "pp", "tables/b.csv", "rate", {"municipality": "GM0001"}) == "1,50"
+    assert F.add("s", "pp", "tables/b.csv", "rate", {"municipality": "GM0002"}) is None  # suppressed
+    assert F.add("n", "count", "tables/b.csv", "municipality",
+                 {"signal": ["above_95", "above_998"]}, agg="count") == "2"
+    assert F.add("att", "pp_signed", "metrics.json", "adoption.att_pp") == "+0,20"
+    assert F.add("sh", "pp", "metrics.json", "shock.effect_pp") is None  # a null block
+    assert F.add("c", "pct", "params.yaml", "estimate.alpha", agg="confidence_pct") == "90"
+    written = F.to_json()
+    assert [f["key"] for f in written] == ["att", "c", "n", "r"]
+    for f in written:
+        assert resolve(tmp_path, params, f) == f["value"]
+    with pytest.raises(LookupError):  # a fact must name exactly one row
+        F.add("x", "pp", "tables/b.csv", "rate", {"signal": ["above_95", "above_998"]})
+
+
+def test_typst_escape_keeps_text_literal(tmp_path):
+    from pypdf import PdfReader
+
+    text = "'s-Hertogenbosch: #1 * _x_ [a] <b> @c $d$ // e = f - g + h \\ i ~ j"
+    src = f"#set document(date: none)\n#set smartquote(enabled: false)\n{typst_escape(text)}\n"
+    pdf = tmp_path / "t.pdf"
+    pdf.write_bytes(compile_pdf(src, tmp_path, "t"))
+    got = " ".join(PdfReader(pdf).pages[0].extract_text().split())
+    assert got == " ".join(text.split())
+    assert compile_pdf(src, tmp_path, "t") == pdf.read_bytes()  # byte-identical
+
+
+def test_brief_params():
+    p = BriefParams.from_dict({})
+    assert p.municipalities == "auto" and p.languages == ("nl", "en") and p.pdf
+    assert p.codes(["GM0003", "GM0001", "GM0002"], [5.0, 9.0, 5.0]) == ["GM0001", "GM0002",
+                                                                         "GM0003"]
+    assert BriefParams.from_dict({"auto_count": 1}).codes(["A", "B"], [1.0, 2.0]) == ["B"]
+    assert BriefParams.from_dict({"municipalities": ["GM0363"]}).codes(["GM0599"], [1.0]) == ["GM0363"]
+    for bad in ({"municipalities": "some"}, {"municipalities": ["Amsterdam"]},
+                {"languages": ["de"]}, {"auto_count": 9}, {"pdf": "yes"}, {"colour": 1}):
+        with pytest.raises(ConfigError):
+            BriefParams.from_dict(bad)
