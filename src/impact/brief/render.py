@@ -109,9 +109,9 @@ def render_typst(brief: Brief, figure_prefix: str = "figures/") -> str:
             out += [f"- {e(item)}" for item in value] + [""]
         elif kind == "fig":
             stem, caption = value
-            out += [f'#block(breakable: false, width: 100%)[#image("{figure_prefix}{stem}.png", '
-                    f'width: 100%)\n#text(size: 9pt, fill: rgb("#555"), style: "italic")'
-                    f'[{e(caption)}]]', ""]
+            out += [f'#block(breakable: false, width: 100%)[#align(center, image('
+                    f'"{figure_prefix}{stem}.png", width: 84%))\n#text(size: 9pt, fill: '
+                    f'rgb("#555"), style: "italic")[{e(caption)}]]', ""]
         elif kind == "source":
             out += ['#line(length: 100%, stroke: 0.5pt + rgb("#ccc"))',
                     f'#text(size: 9pt, fill: rgb("#555"))[{e(value)}]', ""]

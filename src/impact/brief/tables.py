@@ -51,7 +51,7 @@ def regression_table(specs: pd.DataFrame, block: str) -> pd.DataFrame:
                              if pd.notna(r["ci_low"]) else ""),
             "naive (raw outflow)": _f(r["naive_pp"]),
             "estimator": str(r["estimator"]),
-            "fixed effects": "" if pd.isna(r["fixed_effects"]) else str(r["fixed_effects"]),
+            "fixed effects": "default" if pd.isna(r["fixed_effects"]) else str(r["fixed_effects"]),
             "sample": "" if pd.isna(r["sample"]) else str(r["sample"]),
             "clusters": "" if pd.isna(r["n_clusters"]) else str(int(float(r["n_clusters"]))),
             "inference": "" if pd.isna(r["ci_method"]) else str(r["ci_method"]),
