@@ -15,7 +15,7 @@ export DVC_NO_UPDATE_CHECK := 1
 export UV_PYTHON_DOWNLOADS := never
 export MPLBACKEND         := Agg
 
-.PHONY: all install repro test test-fast validate bundle clean-env help
+.PHONY: all install repro test test-fast validate bench bundle clean-env help
 all: help
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make test       set up from uv.lock and run the whole test suite"
 	@echo "make test-fast  the test suite without tests marked slow"
 	@echo "make validate   Monte Carlo check of the estimators (200 replications; outside CI)"
+	@echo "make bench      the pipeline at 1/16, 1/4 and full national size: time and memory per stage"
 	@echo "make bundle     a wheel folder (dist/wheels) for installing with no network"
 
 $(UV):
@@ -50,6 +51,12 @@ test-fast: install
 validate: install
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/montecarlo.py --reps 200 --seed 20261124 --out reports/validation --workers 2
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/few_clusters.py --reps 100 --munis 8 --out reports/validation --workers 2
+
+# The pipeline at three sizes of the national preset, per stage wall time and peak memory
+# (reports/benchmarks/scale.md). Full national takes long: BENCH_SIZES="0.0625 0.25" for less.
+BENCH_SIZES ?= 0.0625 0.25 1
+bench: install
+	PATH="$(BIN):$$PATH" $(BIN)/python benchmarks/scale.py --sizes $(BENCH_SIZES) --out reports/benchmarks
 
 bundle: install
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o dist/requirements.txt

@@ -1,0 +1,190 @@
+"""`make bench`: the whole pipeline at several sizes of the national preset, stage by stage.
+
+For each size (a fraction of the real national caseload, `simulate.scale`) the script
+makes a scratch copy of the project (code, dvc.yaml, params.yaml, reference data) in
+``--work``, sets ``simulate.preset: national`` and the window of the national preset, and
+runs every stage's command in DVC's order, one process each, measuring per stage
+
+- wall time (seconds), and
+- peak resident memory of the stage's process tree (``wait4``'s ``ru_maxrss``),
+
+then the person-months of the panel. It writes ``<out>/scale.csv`` (one row per size and
+stage), ``<out>/scale.md`` (the table, the scaling exponents between consecutive sizes,
+and the machine) and prints the Markdown. A stage that fails (out of memory, say) is
+recorded with its exit code and the sizes above it are skipped.
+
+Scaling exponent between sizes a < b: log(t_b / t_a) / log(n_b / n_a) with n the
+person-months; 1 is linear, and "doubling the data at most doubles time and memory within
+10%" means an exponent of at most log2(2.2) = 1.14. Stages under 2 s are dominated by
+interpreter start-up and are not judged.
+
+    python benchmarks/scale.py --sizes 0.0625 0.25 1 --out reports/benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY = ["dvc.yaml", "params.yaml", "pipeline", "data/reference", ".dvc/config"]
+NATIONAL = {"simulate.preset": "national", "simulate.start": None, "simulate.end": None,
+            "panel.start": "2014-01", "panel.end": "2023-12"}
+
+
+def _set(params: dict, dotted: str, value) -> None:
+    *head, last = dotted.split(".")
+    node = params
+    for k in head:
+        node = node.setdefault(k, {})
+    node[last] = value
+
+
+def make_work(work: Path, scale: float, extra: dict) -> Path:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for rel in COPY:
+        src, dst = ROOT / rel, work / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for k, v in {**NATIONAL, "simulate.scale": scale, **extra}.items():
+        _set(params, k, v)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # DVC wants a repository
+    return work
+
+
+def stage_commands(work: Path) -> list[tuple[str, str]]:
+    """(name, command) of every stage, dependencies first (DVC's own graph)."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    cwd = os.getcwd()
+    os.chdir(work)  # Repo() looks in the working directory (design.md)
+    try:
+        repo = Repo(str(work))
+        order = reversed(list(nx.topological_sort(repo.index.graph)))
+        return [(s.addressing, s.cmd) for s in order]
+    finally:
+        os.chdir(cwd)
+
+
+def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) of the stage's process tree, exit code."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, shell=True, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
+                                 # the stages' `python` is this interpreter
+                                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                         f"{os.environ.get('PATH', '')}"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024, proc.returncode
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
+                      if l.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 1024 ** 2:.0f} GB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return (f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python "
+            f"{platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def exponents(df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    sizes = sorted(df["scale"].unique())
+    for a, b in zip(sizes, sizes[1:]):
+        A, B = df[df["scale"] == a].set_index("stage"), df[df["scale"] == b].set_index("stage")
+        na, nb = A["person_months"].iloc[0], B["person_months"].iloc[0]
+        for stage in A.index.intersection(B.index):
+            if A.at[stage, "exit_code"] or B.at[stage, "exit_code"]:
+                continue
+            ta, tb = A.at[stage, "wall_s"], B.at[stage, "wall_s"]
+            ma, mb = A.at[stage, "peak_rss_mb"], B.at[stage, "peak_rss_mb"]
+            rows.append({"from": a, "to": b, "stage": stage,
+                         "time_exponent": math.log(tb / ta) / math.log(nb / na) if ta >= 2 else float("nan"),
+                         "memory_exponent": math.log(mb / ma) / math.log(nb / na)})
+    return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame, exp: pd.DataFrame) -> str:
+    out = [f"# Pipeline at scale (national preset)", "", f"Machine: {machine()}", ""]
+    for scale, d in df.groupby("scale", sort=True):
+        pm = d["person_months"].iloc[0]
+        out += [f"## scale {scale:g}: {pm:,.0f} person-months, {d['wall_s'].sum() / 60:.1f} min "
+                f"in all, peak {d['peak_rss_mb'].max() / 1024:.2f} GB", "",
+                "| stage | wall (s) | peak RSS (MB) | exit |", "|---|---:|---:|---:|"]
+        out += [f"| {r.stage} | {r.wall_s:.1f} | {r.peak_rss_mb:.0f} | {r.exit_code} |"
+                for r in d.itertuples()]
+        out.append("")
+    if len(exp):
+        out += ["## Scaling exponents (1 = linear in person-months; time not judged under 2 s)", "",
+                "| stage | from | to | time | memory |", "|---|---:|---:|---:|---:|"]
+        out += [f"| {r.stage} | {r['from']:g} | {r.to:g} | {r.time_exponent:.2f} | "
+                f"{r.memory_exponent:.2f} |" for _, r in exp.iterrows()]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=float, nargs="+", default=[0.0625, 0.25, 1.0])
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    ap.add_argument("--work", type=Path, default=ROOT / ".bench")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="extra params, e.g. estimate.n_boot=99 (YAML values)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    args = ap.parse_args()
+    extra = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for scale in sorted(args.sizes):
+        work = make_work(args.work / f"scale_{scale:g}", scale, extra)
+        failed = False
+        with open(args.out / f"scale_{scale:g}.log", "w") as log:
+            for name, cmd in stage_commands(work):
+                wall, rss, code = run_stage(cmd, work, log)
+                print(f"[bench] scale {scale:g} {name}: {wall:.1f} s, {rss:.0f} MB, exit {code}",
+                      file=sys.stderr, flush=True)
+                rows.append({"scale": scale, "stage": name, "wall_s": round(wall, 2),
+                             "peak_rss_mb": round(rss, 1), "exit_code": code})
+                if code:
+                    failed = True
+                    break
+        summary = work / "data" / "panel" / "summary.json"
+        pm = json.loads(summary.read_text())["person_months"] if summary.exists() else float("nan")
+        for r in rows:
+            if r["scale"] == scale:
+                r["person_months"] = pm
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        if failed:
+            print(f"[bench] scale {scale:g} failed; larger sizes skipped", file=sys.stderr)
+            break
+    df = pd.DataFrame(rows)
+    exp = exponents(df)
+    df.to_csv(args.out / "scale.csv", index=False)
+    exp.to_csv(args.out / "scale_exponents.csv", index=False)
+    md = markdown(df, exp)
+    (args.out / "scale.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
