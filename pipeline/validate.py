@@ -15,6 +15,7 @@ from impact.config import load_params
 from impact.ingest import read_raw_folder
 from impact.stage import run_stage
 from impact.validate import ContractError, to_arrow, validate_tables
+from impact.validate.result import mask_identifiers
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
         result = validate_tables(raw, data, window=params.window, lineage=lineage)
     except ContractError as exc:
         if getattr(exc, "report", None):  # too many rejects: leave the report to read
-            io.write_json(exc.report, args.report)
+            io.write_json(mask_identifiers(exc.report), args.report)
         raise
 
     out, rejects = io.clean_dir(args.out), io.clean_dir(args.rejects)
@@ -45,8 +46,10 @@ def main() -> None:
     io.write_json(result.manifest(), out / "manifest.json")
     for name, table in sorted(result.rejects.items()):
         io.write_parquet(table, rejects / f"{name}.parquet")
-    io.write_json(result.report, args.report)
-    io.write_text(result.report_markdown(), args.report_md)
+    # reports/ carries no identifier: quoted ids in the reasons are masked (data/rejects
+    # keeps them, for the analyst)
+    io.write_json(mask_identifiers(result.report), args.report)
+    io.write_text(result.report_markdown(masked=True), args.report_md)
     logging.info("validated %s; %s rows rejected", ", ".join(sorted(result.tables)),
                  result.report.get("rejected_rows"))
 

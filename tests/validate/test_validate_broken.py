@@ -388,3 +388,7 @@ def test_validate_stage_script(case_id, tmp_path):
         kept = pd.read_parquet(out / "validated" / f"{case.table}.parquet")
         assert len(kept) + len(rej) == _rows_in_file(folder / f"{case.table}.csv")
         assert "unknown_caseworker:unit_id" in (out / "dq.md").read_text()
+        # the report (it goes to reports/) names the column, never the identifier
+        for name in ("dq.json", "dq.md"):
+            text = (out / name).read_text()
+            assert "K404" not in text and "unit_id <unit_id>" in text, name

@@ -337,28 +337,18 @@ class TableCheck:
         return out
 
 
-#: columns whose values identify a person (or a spell or caseworker); the data-quality
-#: report names them by column, never by value (the rejects file in data/ keeps them)
-IDENTIFIER_COLUMNS = ("client_id", "spell_id", "caseworker_id", "team_id", "unit_id", "rater_id")
-
-
 def _examples(rejects: pd.DataFrame, n: int = 3) -> dict[str, list[str]]:
     """The first ``n`` rejected rows of each rule as ``'row 5: <reason>'`` (file order).
 
-    Identifier values quoted in a reason (``'C0001'``) are replaced by the column's name
-    (``<client_id>``): the report lives in ``reports/``, which carries no identifier; the
-    row number finds the row, and ``data/rejects`` has the full reason.
+    Reasons quote the offending values, identifiers included, for the analyst's terminal
+    (``impact check``); the validate stage masks identifiers before the report goes to
+    ``reports/`` (:func:`impact.validate.result.mask_identifiers`).
     """
     if not len(rejects):
         return {}
     first = rejects.groupby("rule", sort=True).head(n)
-    ids = [c for c in IDENTIFIER_COLUMNS if c in first.columns]
     out: dict[str, list[str]] = {}
-    for i, (rule, row, reason) in enumerate(zip(first["rule"], first["row"], first["reason"])):
-        for c in ids:
-            value = first[c].iloc[i]
-            if isinstance(value, str) and value:
-                reason = reason.replace(repr(value), f"<{c}>")
+    for rule, row, reason in zip(first["rule"], first["row"], first["reason"]):
         out.setdefault(str(rule), []).append(f"row {int(row)}: {reason}")
     return dict(sorted(out.items()))
 

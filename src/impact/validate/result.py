@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -41,9 +42,31 @@ class ValidationResult:
         """``{"tables": {name: {"rows": n}}}`` for ``data/validated/manifest.json``."""
         return {"tables": {k: {"rows": int(len(v))} for k, v in sorted(self.tables.items())}}
 
-    def report_markdown(self) -> str:
-        """The report as readable Markdown (internal: it names codes and counts exactly)."""
-        return render_markdown(self.report)
+    def report_markdown(self, masked: bool = False) -> str:
+        """The report as readable Markdown (internal: it names codes and counts exactly);
+        ``masked``: identifiers in reasons replaced by their column name."""
+        return render_markdown(mask_identifiers(self.report) if masked else self.report)
+
+
+#: columns whose values identify a client, spell, caseworker, team or rater
+IDENTIFIER_COLUMNS = ("client_id", "spell_id", "caseworker_id", "team_id", "unit_id", "rater_id")
+_UNIT_KEY = re.compile(r", key [^\s)]+\)")  # a unit's <municipality>:<id> key
+_QUOTED_ID = re.compile(r"\b(" + "|".join(IDENTIFIER_COLUMNS) + r") (['\"])(.*?)\2")
+
+
+def mask_identifiers(report: Any) -> Any:
+    """A copy of ``report`` in which every quoted identifier in a reason
+    (``client_id 'C002'``) reads ``client_id <client_id>``: the report goes to
+    ``reports/``, which carries no identifier; the row number finds the row, and
+    ``data/rejects`` keeps the full reason."""
+    if isinstance(report, dict):
+        return {k: mask_identifiers(v) for k, v in report.items()}
+    if isinstance(report, list):
+        return [mask_identifiers(v) for v in report]
+    if isinstance(report, str):
+        report = _QUOTED_ID.sub(lambda m: f"{m.group(1)} <{m.group(1)}>", report)
+        return _UNIT_KEY.sub(", key <key>)", report)
+    return report
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
