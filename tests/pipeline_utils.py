@@ -77,4 +77,7 @@ def make_repo(tmp: Path, updates: dict[str, Any] | None = None, git: bool = True
 
 
 #: Parameters of a fast run on the `small` preset.
-SMALL = {"simulate.preset": "small", "panel.start": "2018-01", "panel.end": "2021-12"}
+#: the small preset; one brief language and one municipal brief keep the many reruns of
+#: the DVC tests short (both languages and the default list are checked on the built-in data)
+SMALL = {"simulate.preset": "small", "panel.start": "2018-01", "panel.end": "2021-12",
+         "briefs.languages": ["en"], "briefs.auto_count": 1}
