@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import splu
 
 __all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "lincom", "wald_f",
            "group_sums"]
@@ -86,13 +87,15 @@ class WLSFit:
     """A weighted least-squares fit on the rows ``rows`` of a design.
 
     coef : (p,) with NaN for columns dropped as collinear; ``keep`` indexes kept columns;
-    ``inv`` (r x r) inverts the equilibrated normal matrix of the kept columns, ``scale``
-    (r,) holds the equilibration; resid (n_rows,) are y - Z b on the fitted rows.
+    ``scale`` (r,) holds the equilibration (square roots of the normal matrix's diagonal);
+    ``factor`` solves the equilibrated normal system of the kept columns (a dense inverse
+    for small designs, a sparse LU for large fixed effects); resid (n_rows,) are y - Z b on
+    the fitted rows.
     """
 
     coef: np.ndarray
     keep: np.ndarray
-    inv: np.ndarray
+    factor: "_Factor"
     scale: np.ndarray
     resid: np.ndarray
     rows: np.ndarray
@@ -101,11 +104,43 @@ class WLSFit:
         """(Z_k' W Z_k)^{-1} rhs for rhs of shape (r,) or (r, m), kept columns only."""
         rhs = np.asarray(rhs, dtype="float64")
         s = self.scale if rhs.ndim == 1 else self.scale[:, None]
-        return (self.inv @ (rhs / s)) / s
+        return self.factor.solve(rhs / s) / s
+
+    def bread_columns(self, pos: Sequence[int]) -> np.ndarray:
+        """Columns ``pos`` (positions in ``keep``) of (Z_k' W Z_k)^{-1}: (r, len(pos))."""
+        e = np.zeros((len(self.keep), len(pos)))
+        e[np.asarray(pos, dtype=int), np.arange(len(pos))] = 1.0
+        return self.solve(e)
 
     def bread(self) -> np.ndarray:
-        """(Z_k' W Z_k)^{-1} (r x r)."""
-        return self.inv / np.outer(self.scale, self.scale)
+        """(Z_k' W Z_k)^{-1} (r x r), dense: for small designs only."""
+        return self.bread_columns(np.arange(len(self.keep)))
+
+
+class _DenseFactor:
+    def __init__(self, As: np.ndarray):
+        self.inv = np.linalg.inv(As)
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return self.inv @ rhs
+
+
+class _SparseFactor:
+    """SuperLU of the sparse equilibrated normal matrix (symmetric mode, no pivoting
+    off the diagonal: the matrix is positive definite once dependent columns are gone)."""
+
+    def __init__(self, As: sp.spmatrix):
+        self.lu = splu(sp.csc_matrix(As), permc_spec="MMD_AT_PLUS_A",
+                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return self.lu.solve(np.ascontiguousarray(rhs))
+
+
+_Factor = _DenseFactor | _SparseFactor
+
+#: designs with more fixed-effect columns than this are solved sparsely (``wls_fit``)
+SPARSE_FROM = 600
 
 
 def independent_columns(As: np.ndarray, tol: float = _RANK_TOL) -> np.ndarray:
@@ -141,30 +176,67 @@ def _fe_redundant(design: Design, rows: np.ndarray) -> list[int]:
     return first.tolist()
 
 
-def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None) -> WLSFit:
-    """Weighted least squares on ``rows`` (bool mask or index; default all rows)."""
+def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None,
+            method: str = "auto") -> WLSFit:
+    """Weighted least squares on ``rows`` (bool mask or index; default all rows).
+
+    ``method``: ``dense`` forms and inverts the whole normal matrix (O(p^3) in the number
+    of columns p, fine for a few hundred fixed-effect levels); ``sparse`` keeps the
+    fixed-effect block sparse, decides the regressors' collinearity on their Schur
+    complement given the fixed effects (the same decisions as the dense Cholesky pass,
+    which meets the fixed effects first) and factorises the kept system with a sparse LU;
+    ``auto`` (default) is sparse from ``SPARSE_FROM`` fixed-effect columns on with at most
+    two fixed effects. Both give the same fit to rounding (tests/estimate/test_linalg.py).
+    """
     n = design.Z.shape[0]
     rows = np.arange(n) if rows is None else (np.flatnonzero(rows) if np.asarray(rows).dtype == bool
                                               else np.asarray(rows))
+    if method == "auto":
+        method = ("sparse" if design.n_fe_cols >= SPARSE_FROM and len(design.fe_names) <= 2
+                  else "dense")
+    if method not in ("dense", "sparse"):
+        raise ValueError(f"method={method!r} is not allowed (allowed: auto, dense, sparse)")
     Z = design.Z[rows]
     wr = np.asarray(w, dtype="float64")[rows]
     yr = np.asarray(y, dtype="float64")[rows]
     ZtW = Z.T.multiply(wr).tocsr()
-    A = np.asarray((ZtW @ Z).todense())
+    A = (ZtW @ Z).tocsr()
     b = np.asarray(ZtW @ yr).ravel()
-    diag = np.diag(A).copy()
+    diag = A.diagonal()
     cand = np.setdiff1d(np.flatnonzero(diag > 0), _fe_redundant(design, rows))
     d = np.sqrt(diag[cand])
-    As = A[np.ix_(cand, cand)] / np.outer(d, d)
-    pos = independent_columns(As)
+    if method == "dense":
+        As = A[cand][:, cand].toarray() / np.outer(d, d)
+        pos = independent_columns(As)
+        factor: _Factor = _DenseFactor(As[np.ix_(pos, pos)])
+    else:
+        pos, factor = _sparse_factor(A[cand][:, cand], d, int(np.sum(cand < design.n_fe_cols)))
     keep, scale = cand[pos], d[pos]
-    inv = np.linalg.inv(As[np.ix_(pos, pos)])
-    fit = WLSFit(np.empty(0), keep, inv, scale, np.empty(0), rows)
+    fit = WLSFit(np.empty(0), keep, factor, scale, np.empty(0), rows)
     beta_k = fit.solve(b[keep])
     coef = np.full(A.shape[0], np.nan)
     coef[keep] = beta_k
     resid = yr - Z[:, keep] @ beta_k
-    return WLSFit(coef, keep, inv, scale, resid, rows)
+    return WLSFit(coef, keep, factor, scale, resid, rows)
+
+
+def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int) -> tuple[np.ndarray, _SparseFactor]:
+    """Kept positions and factor of the candidate normal matrix ``A`` (fixed effects first,
+    ``n_fe`` of them, none structurally redundant; ``d`` its diagonal's square roots)."""
+    As = sp.csr_matrix(sp.diags(1.0 / d) @ A @ sp.diags(1.0 / d))
+    F = As[:n_fe][:, :n_fe]
+    FX = As[:n_fe][:, n_fe:].toarray()
+    XX = As[n_fe:][:, n_fe:].toarray()
+    if n_fe:
+        lu_f = _SparseFactor(F)
+        schur = XX - FX.T @ lu_f.solve(FX) if FX.shape[1] else XX
+    else:
+        schur = XX
+    x_pos = independent_columns(schur) if schur.shape[0] else np.zeros(0, dtype=int)
+    pos = np.concatenate([np.arange(n_fe), n_fe + x_pos]).astype(int)
+    if len(x_pos) == 0 and n_fe:
+        return pos, lu_f
+    return pos, _SparseFactor(As[pos][:, pos])
 
 
 def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
@@ -211,7 +283,7 @@ def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
     Zk = design.Z[rows][:, fit.keep]
     score = Zk.multiply((np.asarray(w, dtype="float64")[rows] * fit.resid)[:, None]).tocsc()
     S = group_sums(cl, score, G)                      # G x r
-    B = fit.bread()[:, [pos[c] for c in cols]]  # r x m
+    B = fit.bread_columns([pos[c] for c in cols])  # r x m
     SB = S @ B
     meat = SB.T @ SB
     n_x_kept = int(np.sum(fit.keep >= design.n_fe_cols))

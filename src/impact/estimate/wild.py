@@ -19,7 +19,7 @@ MacKinnon, Nielsen and Webb (2019, *Stata Journal* 19(1), "Fast and wild"). For 
 Because Z is fixed, every draw is linear in v: with a = row k of (Z'WZ)^{-1} Z'W,
 b*_k = sum_g v_g c_g (c_g = sum_{i in g} a_i u_i) and the cluster score of the refit is
 s*_g = sum_h K_gh v_h, K = diag(c) - A B S' (A_g = sum_{i in g} a_i z_i,
-S_h = sum_{i in h} w_i u_i z_i, B = (Z'WZ)^{-1}). So B draws cost O(B G^2) after one fit.
+S_h = sum_{i in h} w_i u_i z_i, B = (Z'WZ)^{-1}, applied by ``fit.solve``). So B draws cost O(B G^2) after one fit.
 
 Weights: Rademacher (+-1) or Webb's six-point (+-sqrt(1/2), +-1, +-sqrt(3/2)), the latter
 for G below about 10 (Webb 2023, *Canadian J. Econ.*). Rademacher with G <= 10 clusters
@@ -88,12 +88,12 @@ def _restricted_design(design: Design, col: int) -> Design:
                   design.fe_levels, design.x_names[:j] + design.x_names[j + 1:])
 
 
-def _boot_t(Zk, Binv, a, w, resid, cl, G, V):
+def _boot_t(Zk, fit, a, w, resid, cl, G, V):
     """t-numerators b*_k - (value under the DGP) and CRV1 sums for draws V (B x G)."""
     c = group_sums(cl, a * resid, G)                                  # (G,)
     A = group_sums(cl, Zk.multiply(a[:, None]).tocsc(), G)           # (G, r)
     S = group_sums(cl, Zk.multiply((w * resid)[:, None]).tocsc(), G)  # (G, r)
-    K = np.diag(c) - A @ Binv @ S.T                                   # (G, G)
+    K = np.diag(c) - A @ fit.solve(S.T)                               # (G, G)
     num = V @ c
     scores = V @ K.T                                                  # (B, G)
     return num, np.sqrt((scores ** 2).sum(axis=1))
@@ -143,9 +143,8 @@ def wild_cluster_bootstrap(design: Design, y, w, clusters, col: int | str, *,
     est = float(fit.coef[col])
     t_obs = est / factor_se
     Zk = design.Z[:, fit.keep]
-    Binv = fit.bread()
     k = int(np.flatnonzero(fit.keep == col)[0])
-    a = np.asarray(Zk @ Binv[:, k]).ravel() * w        # b_k = a'y
+    a = np.asarray(Zk @ fit.bread_columns([k])[:, 0]).ravel() * w        # b_k = a'y
     # CRV1 factor: crv1 V = factor * (sum_g (sum a u)^2); recover it from the data's fit
     raw = float(np.sqrt(((group_sums(cl, a * fit.resid, G)) ** 2).sum()))
     factor = factor_se / raw if raw > 0 else np.nan
@@ -153,13 +152,13 @@ def wild_cluster_bootstrap(design: Design, y, w, clusters, col: int | str, *,
     rng = np.random.default_rng(seed)
     V, enumerated = draw_weights(G, B, weights, rng)
     # WCU draws: interval (and p-value when not imposing the null)
-    num_u, den_u = _boot_t(Zk, Binv, a, w, fit.resid, cl, G, V)
+    num_u, den_u = _boot_t(Zk, fit, a, w, fit.resid, cl, G, V)
     t_u = num_u / (factor * den_u)
     crit = float(np.quantile(np.abs(t_u), 1 - alpha))
     ci = (est - crit * factor_se, est + crit * factor_se)
     if impose_null:
         rfit = wls_fit(_restricted_design(design, col), y, w)
-        num, den = _boot_t(Zk, Binv, a, w, rfit.resid, cl, G, V)
+        num, den = _boot_t(Zk, fit, a, w, rfit.resid, cl, G, V)
         t_boot = num / (factor * den)
     else:
         t_boot = t_u
