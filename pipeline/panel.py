@@ -2,13 +2,12 @@
 
 import argparse
 import logging
+import tempfile
 from pathlib import Path
-
-import duckdb
 
 from impact import io
 from impact.config import load_params
-from impact.panel import build_panel
+from impact.panel import build_panel, connect
 from impact.stage import run_stage
 
 
@@ -21,7 +20,8 @@ def main() -> None:
 
     params = load_params(args.params)
     panel_params = params.panel
-    con = duckdb.connect()
+    spill = tempfile.TemporaryDirectory(prefix="impact-panel-")  # never in the data folders
+    con = connect(panel_params, spill.name)
     tables = {p.stem: con.read_parquet(str(p)) for p in sorted(args.validated.glob("*.parquet"))}
     result = build_panel(con, tables, panel_params)
 
@@ -39,6 +39,8 @@ def main() -> None:
     result.person_months.write_parquet(str(out / "person_months.parquet"), compression="zstd")
     result.cells.write_parquet(str(out / "cells.parquet"), compression="zstd")
     io.write_json(result.summary, out / "summary.json")
+    con.close()
+    spill.cleanup()
     logging.info("panel: %s spells, %s person-months", result.summary.get("spells"),
                  result.summary.get("person_months"))
 

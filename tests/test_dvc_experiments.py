@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipeline_utils import SMALL, make_repo, run
+from pipeline_utils import SMALL_ONE_CELL, make_repo, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc_exp")]
 
@@ -19,7 +19,7 @@ def _metric(tree, *keys):
 
 
 def test_experiments_run_show_diff_and_queue(tmp_path):
-    repo = make_repo(tmp_path, SMALL)
+    repo = make_repo(tmp_path, SMALL_ONE_CELL)
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline"], repo)

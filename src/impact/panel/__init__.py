@@ -9,11 +9,12 @@ caseworker of the month, quality near the month); see :mod:`impact.panel.build`.
 """
 
 from impact.panel._sql import PanelInputError
-from impact.panel.build import PanelResult, build_panel, person_month_columns
+from impact.panel.build import PanelResult, build_panel, connect, person_month_columns
 from impact.panel.cells import cell_columns
 from impact.panel.params import PanelParams
 
 __all__ = [
-    "PanelParams", "PanelResult", "PanelInputError", "build_panel", "person_month_columns",
+    "PanelParams", "PanelResult", "PanelInputError", "build_panel", "connect",
+    "person_month_columns",
     "cell_columns",
 ]

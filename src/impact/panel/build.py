@@ -23,7 +23,7 @@ from impact.panel.params import PanelParams
 from impact.panel.pieces import build_pieces
 from impact.panel.spells import build_spells
 
-__all__ = ["PanelResult", "build_panel", "person_month_columns", "PERSON_MONTH_COLUMNS",
+__all__ = ["PanelResult", "build_panel", "connect", "person_month_columns", "PERSON_MONTH_COLUMNS",
            "TAIL_COLUMNS"]
 
 #: Columns of ``person_months`` before the ``lm_*`` columns (architecture.md, "Panel"),
@@ -68,6 +68,24 @@ class PanelResult:
     cells: duckdb.DuckDBPyRelation
     summary: dict[str, Any] = field(default_factory=dict)
     params: PanelParams = field(default_factory=PanelParams)
+
+
+def connect(params: PanelParams, spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection bounded by ``panel.memory_limit`` and ``panel.threads``.
+
+    Beyond the limit DuckDB spills joins, sorts and aggregates to ``spill_dir`` (default
+    its own ``.tmp`` beside the working directory; the stage passes a temporary folder).
+    Settings: https://duckdb.org/docs/configuration/overview (``memory_limit``,
+    ``threads``, ``temp_directory``).
+    """
+    config: dict[str, Any] = {}
+    if params.memory_limit:
+        config["memory_limit"] = params.memory_limit
+    if params.threads:
+        config["threads"] = params.threads
+    if spill_dir:
+        config["temp_directory"] = spill_dir
+    return duckdb.connect(config=config)
 
 
 def _person_months_sql(inputs: Inputs, params: PanelParams, quality: str | None) -> str:

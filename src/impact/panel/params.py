@@ -12,7 +12,9 @@ __all__ = ["PanelParams", "month_index", "month_label"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _INDICATOR = re.compile(r"^[a-z][a-z0-9_]*$")
-_KEYS = ("start", "end", "merge_gap_days", "quality_window_months", "indicators")
+_KEYS = ("start", "end", "merge_gap_days", "quality_window_months", "indicators",
+         "memory_limit", "threads")
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
 def month_index(value: str) -> int:
@@ -85,6 +87,12 @@ class PanelParams:
     shock_event_window : tuple of int
         ``shock.event_window`` (default ``(-12, 24)``): event times (months relative to
         the month of the shock) for which a person-month is attached to a shock.
+    memory_limit : str or None
+        ``panel.memory_limit`` (default ``'4GB'``): DuckDB's memory limit for the panel
+        build, e.g. ``'2GB'``; beyond it joins, sorts and aggregates spill to a temporary
+        folder (``impact.panel.connect``). None = DuckDB's own default, 80% of RAM.
+    threads : int or None
+        ``panel.threads`` (default None = all cores): DuckDB worker threads.
     """
 
     start: str = "2016-01"
@@ -96,6 +104,8 @@ class PanelParams:
     programme: str = "gewogen_maatwerk"
     shock_type: str = "business_park_opening"
     shock_event_window: tuple[int, int] = field(default=(-12, 24))
+    memory_limit: str | None = "4GB"
+    threads: int | None = None
 
     @classmethod
     def from_dict(
@@ -143,6 +153,13 @@ class PanelParams:
             or any(isinstance(x, bool) or not isinstance(x, int) for x in ew) or ew[0] > ew[1]
         ):
             raise _fail("shock.event_window", ew, "two integers [first, last] with first <= last")
+        memory = panel.get("memory_limit", cls.memory_limit)
+        if memory is not None and (not isinstance(memory, str) or not _MEMORY.match(memory)):
+            raise _fail("panel.memory_limit", memory, "a size such as '4GB' or '500MB', or null")
+        threads = panel.get("threads", cls.threads)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise _fail("panel.threads", threads, "an integer >= 1, or null for all cores")
         return cls(
             start=start,
             end=end,
@@ -153,6 +170,8 @@ class PanelParams:
             programme=_name("adoption.programme", programme),
             shock_type=_name("shock.type", shock_type),
             shock_event_window=(int(ew[0]), int(ew[1])),
+            memory_limit=memory.strip().replace(" ", "") if memory else None,
+            threads=threads,
         )
 
     @property
@@ -171,8 +190,9 @@ class PanelParams:
         return self.t_end - self.t_start + 1
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples as lists)."""
+        """JSON-serialisable form (tuples as lists), without the resource settings."""
         out = asdict(self)
+        del out["memory_limit"], out["threads"]  # resources, not part of the result
         out["indicators"] = list(self.indicators)
         out["shock_event_window"] = list(self.shock_event_window)
         return out
