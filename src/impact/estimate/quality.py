@@ -112,18 +112,25 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
         s, t = s[keep], t[keep]
         cols = {c: v[keep] for c, v in cols.items()}
         cats = {c: v[keep] for c, v in cats.items()}
-    dummies: dict[str, np.ndarray] = {}
+    # dummy levels (most frequent level left out), written straight into A: no second copy
+    # of the (n x k) matrix exists at any time
+    levels: dict[str, np.ndarray] = {}
     for c, codes in cats.items():
         lo = int(codes.min())  # integer codes (bins may be negative): count, no sort
         counts = np.bincount(codes - lo)
-        levels = np.flatnonzero(counts)
-        counts, levels = counts[levels], levels + lo
-        for lv in levels[levels != levels[np.argmax(counts)]]:
-            dummies[f"{c}[{lv}]"] = (codes == lv).astype("float64")
-    names = list(cols) + list(dummies)
+        present = np.flatnonzero(counts)
+        counts, present = counts[present], present + lo
+        levels[c] = present[present != present[np.argmax(counts)]]
+    names = list(cols) + [f"{c}[{lv}]" for c, lv_ in levels.items() for lv in lv_]
     A = np.empty((len(s), len(names)), order="F")  # column-major for BLAS (pmreg)
-    for j, n in enumerate(names):
-        A[:, j] = cols[n] if n in cols else dummies[n]
+    for j, n in enumerate(cols):
+        A[:, j] = cols[n]
+    j = len(cols)
+    for c, lv_ in levels.items():
+        for lv in lv_:
+            np.equal(cats[c], lv, out=A[:, j])
+            j += 1
+    del cols
     muni = s["municipality"].astype(str).to_numpy()
     region = s["region"].astype(str).to_numpy()
     cell_code, uniq = pd.factorize(pd.MultiIndex.from_arrays([muni, t]))
