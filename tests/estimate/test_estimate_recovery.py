@@ -85,6 +85,17 @@ def test_twfe_biased_where_imputation_is_not():
     assert h["pretrend_p_value"] > 0.001  # no pre-trends built in
 
 
+def test_att_only_equals_the_full_fit():
+    """The leave-one-out refits' shortcut gives the full fit's ATT and inference."""
+    cells, adoption, _ = staggered_cells(seed=2)
+    frame = adoption_cells(cells, None, adoption, "gewogen_maatwerk")
+    _, full = estimate_adoption(frame, EMPTY_EVENTS, EstimateParams())
+    rows, short = estimate_adoption(frame, EMPTY_EVENTS, EstimateParams(), att_only=True)
+    assert len(rows) == 1 and "twfe_pp" not in short
+    for k in ("att_pp", "std_error", "ci_low", "ci_high", "p_value", "n_clusters"):
+        assert short[k] == pytest.approx(full[k], rel=1e-12), k
+
+
 def test_region_where_every_unit_adopts_uses_fallback():
     cells, adoption, truth = staggered_cells(seed=1, all_adopt_region=True)
     frame = adoption_cells(cells, None, adoption, "gewogen_maatwerk")

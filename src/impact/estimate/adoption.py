@@ -108,9 +108,14 @@ def _twfe(frame: pd.DataFrame, xcols: list[str], cluster: str) -> tuple[float, f
 
 
 def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams,
-                      time_effects: str = "region_month", controls: bool = True
+                      time_effects: str = "region_month", controls: bool = True,
+                      att_only: bool = False
                       ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Imputation ATT, event study, pre-trend test, TWFE and naive number on unit cells.
+
+    ``att_only``: the overall ATT and its inference only (row and headline keys
+    ``att_pp, std_error, ci_low, ci_high, p_value, n_clusters``), for the many refits of
+    leave-one-out checks: no event study, pre-trend test, TWFE or naive number.
 
     ``time_effects``: ``region_month`` (default) or ``month`` (national calendar-month
     effects instead of region x month, for specification sweeps). ``controls=False``
@@ -152,10 +157,10 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
     g1 = f["g"].to_numpy()[idx1].astype(int)
     labels: list[tuple[str, Any, Any]] = [("att", None, None)]
     cols = [np.where(tr1, p1, 0.0)]
-    for ell in np.unique(rel1):
+    for ell in ([] if att_only else np.unique(rel1)):
         labels.append(("event_time", int(ell), None))
         cols.append(np.where(rel1 == ell, p1, 0.0))
-    for gg in np.unique(g1[tr1]):
+    for gg in ([] if att_only else np.unique(g1[tr1])):
         labels.append(("att", None, f"{gg // 12:04d}-{gg % 12 + 1:02d}"))
         cols.append(np.where(tr1 & (g1 == gg), p1, 0.0))
     W1 = np.column_stack(cols)
@@ -167,6 +172,15 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
     rows = [row("adoption_imputation", term, e, s_, rel_time=ell, cohort=coh,
                 n_obs=int(np.count_nonzero(w)), **common)
             for (term, ell, coh), e, s_, w in zip(labels, est, se, W1.T)]
+    if att_only:
+        att = rows[0]
+        headline = {k: att[k] for k in ("std_error", "ci_low", "ci_high", "p_value")}
+        headline.update(att_pp=att["estimate"], n_clusters=G)
+        if wants_wild(G, params.estimate):
+            a, c = wild_parts(imp, W1[:, 0])
+            headline, rows[0] = with_wild(headline, att, a, c, params.estimate, params.seed,
+                                          "adoption")
+        return rows, headline
 
     pre_p, pre_rows = _pretrend(f, xcols, untreated, rel, p, f[cname], ap, alpha)
     rows += pre_rows

@@ -98,7 +98,7 @@ def _drop_one(task: tuple) -> tuple[str, dict[str, Any] | None]:
     f = frame[frame["municipality"] != muni].reset_index(drop=True)
     with warnings.catch_warnings():  # the full fit has reported them already
         warnings.simplefilter("ignore", EstimationWarning)
-        return muni, estimate_adoption(f, events, params)[1]
+        return muni, estimate_adoption(f, events, params, att_only=True)[1]
 
 
 def leave_one_out_adoption(cells: pd.DataFrame, pm: pd.DataFrame,
