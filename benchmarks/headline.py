@@ -39,10 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("impact_iv", "pyfixest_iv", "impact_ols", "pyfixest_ols", "linearmodels_ols")
 
 
-def _params():
+def _params(panel: Path):
+    """The estimate section of the project the panel belongs to (else this checkout's)."""
     from impact.config import load_params
 
-    return load_params(ROOT / "params.yaml").estimate
+    own = panel.resolve().parents[1] / "params.yaml"
+    return load_params(own if own.exists() else ROOT / "params.yaml").estimate
 
 
 def _frame(pm, params):
@@ -66,7 +68,7 @@ def run_one(method: str, panel: Path) -> dict:
     import pandas as pd
 
     pm = pd.read_parquet(panel / "person_months.parquet")
-    params = _params()
+    params = _params(panel)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = {"method": method, "n_obs": None, "estimate": None, "std_error": None}
     if method.startswith("impact"):

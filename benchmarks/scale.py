@@ -37,6 +37,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import headline  # noqa: E402  (benchmarks/headline.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["dvc.yaml", "params.yaml", "pipeline", "data/reference", ".dvc/config"]
 NATIONAL = {"simulate.preset": "national", "simulate.start": None, "simulate.end": None,
@@ -150,10 +153,16 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="extra params, e.g. estimate.n_boot=99 (YAML values)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    ap.add_argument("--headline", nargs="*", default=list(headline.METHODS),
+                    choices=headline.METHODS, metavar="METHOD",
+                    help="the headline regression by these methods on each size's panel "
+                         "(benchmarks/headline.py); none: --headline with no method")
+    ap.add_argument("--headline-timeout", type=float, default=1800,
+                    help="seconds before a method of the headline comparison is given up")
     args = ap.parse_args()
     extra = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, head_md, head_rows = [], [], []
     for scale in sorted(args.sizes):
         work = make_work(args.work / f"scale_{scale:g}", scale, extra)
         failed = False
@@ -172,6 +181,10 @@ def main() -> None:
         for r in rows:
             if r["scale"] == scale:
                 r["person_months"] = pm
+        if args.headline and summary.exists():
+            res = headline.compare(work / "data" / "panel", args.headline, args.headline_timeout)
+            head_rows += [{"scale": scale, "person_months": pm, **r} for r in res]
+            head_md.append(headline.table(res, f"scale {scale:g} ({pm:,} person-months)"))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         if failed:
@@ -182,6 +195,12 @@ def main() -> None:
     df.to_csv(args.out / "scale.csv", index=False)
     exp.to_csv(args.out / "scale_exponents.csv", index=False)
     md = markdown(df, exp)
+    if head_rows:
+        pd.DataFrame(head_rows).to_csv(args.out / "headline.csv", index=False)
+        md += ("\n## The headline regression against pyfixest and linearmodels\n\n"
+               "Each method in its own process on the same panel; seconds of the estimation "
+               "call; peak RSS of the process (the panel read included) and above the panel "
+               "(benchmarks/headline.py).\n\n" + "\n".join(head_md))
     (args.out / "scale.md").write_text(md)
     print(md)
 
