@@ -33,8 +33,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
-__all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "lincom", "wald_f",
-           "group_sums"]
+__all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "crv1_parts", "lincom",
+           "wald_f", "group_sums"]
 
 _RANK_TOL = 1e-10
 
@@ -177,7 +177,7 @@ def _fe_redundant(design: Design, rows: np.ndarray) -> list[int]:
 
 
 def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None,
-            method: str = "auto") -> WLSFit:
+            method: str = "auto", drop_collinear: bool = True) -> WLSFit:
     """Weighted least squares on ``rows`` (bool mask or index; default all rows).
 
     ``method``: ``dense`` forms and inverts the whole normal matrix (O(p^3) in the number
@@ -187,6 +187,11 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     which meets the fixed effects first) and factorises the kept system with a sparse LU;
     ``auto`` (default) is sparse from ``SPARSE_FROM`` fixed-effect columns on with at most
     two fixed effects. Both give the same fit to rounding (tests/estimate/test_linalg.py).
+
+    ``drop_collinear=False`` (sparse only) skips the regressors' dense Schur complement,
+    which costs O(k^2) memory in k regressors, and factorises all candidate columns at
+    once; a regressor collinear with the others or the fixed effects then raises
+    ``np.linalg.LinAlgError``. For designs of thousands of sparse dummy regressors.
     """
     n = design.Z.shape[0]
     rows = np.arange(n) if rows is None else (np.flatnonzero(rows) if np.asarray(rows).dtype == bool
@@ -210,7 +215,8 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
         pos = independent_columns(As)
         factor: _Factor = _DenseFactor(As[np.ix_(pos, pos)])
     else:
-        pos, factor = _sparse_factor(A[cand][:, cand], d, int(np.sum(cand < design.n_fe_cols)))
+        pos, factor = _sparse_factor(A[cand][:, cand], d, int(np.sum(cand < design.n_fe_cols)),
+                                     drop_collinear)
     keep, scale = cand[pos], d[pos]
     fit = WLSFit(np.empty(0), keep, factor, scale, np.empty(0), rows)
     beta_k = fit.solve(b[keep])
@@ -220,10 +226,22 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     return WLSFit(coef, keep, factor, scale, resid, rows)
 
 
-def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int) -> tuple[np.ndarray, _SparseFactor]:
+def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: bool = True
+                   ) -> tuple[np.ndarray, _SparseFactor]:
     """Kept positions and factor of the candidate normal matrix ``A`` (fixed effects first,
     ``n_fe`` of them, none structurally redundant; ``d`` its diagonal's square roots)."""
     As = sp.csr_matrix(sp.diags(1.0 / d) @ A @ sp.diags(1.0 / d))
+    if not drop_collinear:
+        try:
+            lu = _SparseFactor(As)
+        except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+            raise np.linalg.LinAlgError(f"collinear columns: {exc}") from None
+        piv = np.abs(lu.lu.U.diagonal())
+        if piv.min() <= _RANK_TOL:
+            raise np.linalg.LinAlgError(
+                f"collinear columns: {int(np.sum(piv <= _RANK_TOL))} pivot(s) below "
+                f"{_RANK_TOL:g} in the equilibrated normal matrix")
+        return np.arange(As.shape[0]), lu
     F = As[:n_fe][:, :n_fe]
     FX = As[:n_fe][:, n_fe:].toarray()
     XX = As[n_fe:][:, n_fe:].toarray()
@@ -266,11 +284,15 @@ def fixest_df_k(design: Design, n_x_kept: int, cl_codes: np.ndarray, rows: np.nd
     return n_x_kept + k_fe_adj - k_nested + n_nested if n_nested else n_x_kept + k_fe_adj
 
 
-def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
-              cols: Sequence[int]) -> tuple[np.ndarray, int, int]:
-    """CRV1 covariance of the coefficients ``cols`` (design column indices, all kept).
+def crv1_parts(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
+               cols: Sequence[int]) -> tuple[np.ndarray, float, int, int]:
+    """CRV1 of the coefficients ``cols`` as parts: (SB, factor, G, df_k) with
+    V = factor * SB' SB, SB (G x m) the cluster scores times the bread's columns.
 
-    Returns (V, G, df_k). Small-sample factor G/(G-1) * (N-1)/(N-K), K per ``fixest_df_k``.
+    For many columns (thousands of event-study dummies) V itself need not be formed:
+    standard errors are column norms of SB and a linear combination's variance is
+    ``factor * |SB a|^2``. Small-sample factor G/(G-1) * (N-1)/(N-K), K per
+    ``fixest_df_k``.
     """
     rows = fit.rows
     cl, _ = pd.factorize(np.asarray(clusters)[rows])
@@ -283,13 +305,25 @@ def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
     Zk = design.Z[rows][:, fit.keep]
     score = Zk.multiply((np.asarray(w, dtype="float64")[rows] * fit.resid)[:, None]).tocsc()
     S = group_sums(cl, score, G)                      # G x r
-    B = fit.bread_columns([pos[c] for c in cols])  # r x m
-    SB = S @ B
-    meat = SB.T @ SB
+    idx = [pos[c] for c in cols]
+    if len(idx) <= G:
+        SB = S @ fit.bread_columns(idx)               # (G x r)(r x m)
+    else:                                             # B symmetric: (S B)[:, idx] = (B S')[idx]'
+        SB = fit.solve(S.T)[idx].T
     n_x_kept = int(np.sum(fit.keep >= design.n_fe_cols))
     df_k = fixest_df_k(design, n_x_kept, cl, rows)
     factor = G / max(G - 1, 1) * (N - 1) / (N - df_k)
-    return factor * meat, G, df_k
+    return SB, factor, G, df_k
+
+
+def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
+              cols: Sequence[int]) -> tuple[np.ndarray, int, int]:
+    """CRV1 covariance of the coefficients ``cols`` (design column indices, all kept).
+
+    Returns (V, G, df_k). Small-sample factor G/(G-1) * (N-1)/(N-K), K per ``fixest_df_k``.
+    """
+    SB, factor, G, df_k = crv1_parts(design, fit, w, clusters, cols)
+    return factor * (SB.T @ SB), G, df_k
 
 
 def lincom(coef: np.ndarray, V: np.ndarray, a: np.ndarray) -> tuple[float, float]:

@@ -7,10 +7,12 @@
 
 pyfixest 0.60 has no ``sunab``; its ``SaturatedEventStudy`` (beta, warns on use) fits the
 same saturated regression and aggregates by relative time, but gives no overall ATT, no
-last-treated control and no choice of reference period. So the regression is run here
-with ``pyfixest.feols`` (explicit cohort x relative-time dummies, unit and period fixed
-effects absorbed) and the interaction weights are applied here. ``tests/estimate/
-test_sunab.py`` checks the result against R ``did``'s published mpdta numbers, against
+last-treated control and no choice of reference period. So the regression is run here,
+by the project's sparse weighted least squares (``linalg.wls_fit``: cohort x
+relative-time dummies, unit and period dummies, all sparse, one sparse LU; a national
+panel has ~10,000 such cells, whose dense dummy matrix took 18 GB through pyfixest), and
+the interaction weights are applied here. ``tests/estimate/test_sunab.py`` checks the
+result against R ``did``'s published mpdta numbers, against pyfixest's
 ``SaturatedEventStudy.aggregate()``, and an exact identity for one treated cohort.
 
 Notes
@@ -33,8 +35,8 @@ cohorts observed at e), and the overall ``ATT`` = sum_{g, e >= 0} n_ge d_ge / su
 observations, i.e. cohort shares x post periods). Assumptions: parallel trends between
 each cohort and C, no anticipation before ``ref_period + 1``.
 
-Inference: CRV1 clustered by ``idname`` (or ``cluster``) from pyfixest, fixest's
-small-sample factors, t(G - 1) critical values; aggregates by the delta method
+Inference: CRV1 clustered by ``idname`` (or ``cluster``) with pyfixest's / fixest's
+small-sample factors (``linalg.crv1_parts``; the cells' covariance is never formed), t(G - 1) critical values; aggregates by the delta method
 R V R' with the weights held fixed (as fixest; Sun & Abraham's Proposition 6 adds a term
 for estimated weights, omitted here).
 
@@ -46,15 +48,16 @@ with heterogeneous treatment effects. *Journal of Econometrics* 225(2), 175-199.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from impact.estimate.did import DidInputError, _check_panel
+from impact.estimate.linalg import Design, crv1_parts, wls_fit
 from impact.estimate.results import OverallATTResult, row, tidy_frame
 
 __all__ = ["sun_abraham", "SunAbrahamResult"]
@@ -121,10 +124,6 @@ def _cells(data: pd.DataFrame, tname: str, gname: str, control: Any,
     return cells.sort_values(["rel_time", "cohort"]).reset_index(drop=True)
 
 
-def _lincomb(w: np.ndarray, beta: np.ndarray, vcov: np.ndarray) -> tuple[float, float]:
-    return float(w @ beta), float(np.sqrt(max(w @ vcov @ w, 0.0)))
-
-
 def sun_abraham(
     df: pd.DataFrame,
     *,
@@ -164,8 +163,6 @@ def sun_abraham(
         unit-periods, no treated units or no control cohort, bad ``alpha``, or a
         ``ref_period`` that no cohort is observed in.
     """
-    import pyfixest as pf
-
     if not 0 < alpha < 1:
         raise DidInputError(f"alpha={alpha!r} must lie strictly between 0 and 1")
     cluster = cluster or idname
@@ -179,47 +176,61 @@ def sun_abraham(
                             "relative period; choose one inside the panel (e.g. -1)")
     cells = _cells(data, tname, gname, control, ref_period)
     names = [f"_sa{i}" for i in range(len(cells))]
-    rel = data[tname] - data[gname]
-    x = pd.DataFrame(0.0, index=data.index, columns=names)
-    for name, g, e in zip(names, cells["cohort"], cells["rel_time"]):
-        x[name] = ((data[gname] == g) & (rel == e) & treated).astype(float)
-    est = pd.concat([data[[yname, tname, idname]].rename(
-        columns={yname: "_y", tname: "_t", idname: "_id"}), x], axis=1)
-    est["_cl"] = data[cluster].to_numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        fit = pf.feols(f"_y ~ {' + '.join(names)} | _id + _t", data=est, vcov={"CRV1": "_cl"})
-    coef = fit.coef().reindex(names)
-    if coef.isna().any():
-        dropped = cells.loc[coef.isna().to_numpy(), ["cohort", "rel_time"]].values.tolist()
-        raise DidInputError(f"cohort x relative-time cells {dropped} are collinear with the "
-                            "fixed effects; the saturated regression is not identified")
-    beta = coef.to_numpy()
-    vcov = np.asarray(fit._vcov)
-    n_cl = int(est["_cl"].nunique())
-    common = {"n_obs": len(est), "n_clusters": n_cl,
+    # the saturated regression with the cohort x relative-time dummies as sparse columns
+    # beside sparse unit and period dummies, solved by a sparse LU: the dense (n x cells)
+    # dummy matrix of a national panel (~10,000 cells) would need tens of GB
+    rel = (data[tname] - data[gname]).to_numpy()
+    code = pd.MultiIndex.from_frame(cells[["cohort", "rel_time"]]).get_indexer(
+        pd.MultiIndex.from_arrays([data[gname].to_numpy(), rel]))
+    code[~treated.to_numpy()] = -1
+    on = np.flatnonzero(code >= 0)
+    n = len(data)
+    X = sp.csr_matrix((np.ones(len(on)), (on, code[on])), shape=(n, len(cells)))
+    fe_codes, blocks = [], []
+    for col in (idname, tname):
+        c, uniq = pd.factorize(data[col], sort=True)
+        fe_codes.append(c)
+        blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), c)), shape=(n, len(uniq))))
+    design = Design(sp.hstack(blocks + [X], format="csr"), ("_id", "_t"), tuple(fe_codes),
+                    tuple(b.shape[1] for b in blocks), tuple(names))
+    y, ones = data[yname].to_numpy(dtype="float64"), np.ones(n)
+    try:
+        fit = wls_fit(design, y, ones, method="sparse", drop_collinear=False)
+    except np.linalg.LinAlgError:
+        raise DidInputError("some cohort x relative-time cells are collinear with the fixed "
+                            "effects; the saturated regression is not identified") from None
+    xcols = [design.x_index(nm) for nm in names]
+    beta = fit.coef[xcols]
+    SB, factor, n_cl, _ = crv1_parts(design, fit, ones, data[cluster].to_numpy(), xcols)
+    SB *= np.sqrt(factor)  # V = SB' SB, never formed (cells x cells)
+
+    def lincomb(w: np.ndarray) -> tuple[float, float]:
+        return float(w @ beta), float(np.linalg.norm(SB @ w))
+
+    common = {"n_obs": n, "n_clusters": n_cl,
               "estimator": f"Sun-Abraham interaction-weighted, control {control_label} "
-                           "(pyfixest feols)",
+                           "(sparse WLS)",
               "vcov": f"CRV1 by {cluster} (fixest small-sample factors), delta method with "
                       "fixed weights, t(G-1) critical values"}
     cells["weight"] = cells["n_obs"] / cells.groupby("rel_time")["n_obs"].transform("sum")
     post = (cells["rel_time"] >= 0).to_numpy()
     w_att = np.where(post, cells["n_obs"], 0.0) / cells.loc[post, "n_obs"].sum()
-    rows = [row(MODEL, "ATT", *_lincomb(w_att, beta, vcov), df=n_cl - 1, alpha=alpha,
+    rows = [row(MODEL, "ATT", *lincomb(w_att), df=n_cl - 1, alpha=alpha,
                 **common)]
     for e in sorted(cells["rel_time"].unique()):
         w = np.where(cells["rel_time"] == e, cells["weight"], 0.0)
-        rows.append(row(MODEL, "ATT(e)", *_lincomb(w, beta, vcov), df=n_cl - 1, alpha=alpha,
+        rows.append(row(MODEL, "ATT(e)", *lincomb(w), df=n_cl - 1, alpha=alpha,
                         rel_time=int(e), **common))
-    catt = cells.assign(estimate=beta, std_error=np.sqrt(np.diag(vcov)))[
+    catt = cells.assign(estimate=beta, std_error=np.sqrt((SB ** 2).sum(axis=0)))[
         ["cohort", "rel_time", "estimate", "std_error", "n_obs", "weight"]]
-    meta = {"library": "pyfixest", "library_version": version("pyfixest"),
+    meta = {"library": "impact", "library_version": version("impact"),
             "control": control_label, "ref_period": ref_period, "cluster": cluster,
             "alpha": alpha, "n_units": int(data[idname].nunique()), "n_rows": len(data),
             "n_rows_dropped": len(df) - len(data)}
     times = sorted(cells["rel_time"].unique())
     W = np.vstack([np.where(cells["rel_time"] == e, cells["weight"], 0.0) for e in times])
-    event_vcov = pd.DataFrame(W @ vcov @ W.T, index=[int(e) for e in times],
+    SW = SB @ W.T
+    event_vcov = pd.DataFrame(SW.T @ SW, index=[int(e) for e in times],
                               columns=[int(e) for e in times])
     return SunAbrahamResult(table=tidy_frame(rows), catt=catt.reset_index(drop=True),
                             meta=meta, event_vcov=event_vcov)
