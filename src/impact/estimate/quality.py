@@ -50,9 +50,10 @@ from impact.estimate.results import row
 __all__ = ["estimate_quality", "quality_frame"]
 
 
-#: person-month columns the quality model never reads
-_UNUSED = frozenset({"spell_id", "client_id", "team_key", "intake_caseworker_key",
-                     "intake_quality_score", "shock_id", "exit_any", "quality_n"})
+#: person-month columns the quality model reads besides its controls and ``lm_*`` columns
+_READS = frozenset({"t", "exit_work", "quality_a", "quality_b", "quality_score", "age",
+                    "duration", "municipality", "region", "caseworker_key", "adoption_month",
+                    "shock_event_time"})
 
 
 def _codes(values) -> np.ndarray:
@@ -75,8 +76,10 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
     sample = (pm["quality_a"].notna() & pm["quality_b"].notna()).to_numpy()
     if not sample.any():
         return np.empty((0, 0)), [], [], pd.DataFrame(), np.empty(0, int), np.empty(0)
-    # copy only what the model reads (the identifier strings are most of a row's bytes)
-    s = pm.loc[sample, [c for c in pm.columns if c not in _UNUSED]]
+    # copy only what the model reads (identifiers and the month's date objects are most of
+    # a row's bytes and of the copy's time)
+    wanted = _READS | set(params.estimate.controls)
+    s = pm.loc[sample, [c for c in pm.columns if c in wanted or c.startswith("lm_")]]
     t = s["t"].to_numpy(dtype="int64")
     cols: dict[str, np.ndarray] = {
         "y": 100.0 * pd.to_numeric(s["exit_work"]).to_numpy(dtype="float64"),
@@ -122,18 +125,30 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
         counts, present = counts[present], present + lo
         levels[c] = present[present != present[np.argmax(counts)]]
     names = list(cols) + [f"{c}[{lv}]" for c, lv_ in levels.items() for lv in lv_]
-    A = np.empty((len(s), len(names)), order="F")  # column-major for BLAS (pmreg)
-    for j, n in enumerate(cols):
-        A[:, j] = cols[n]
-    j = len(cols)
-    for c, lv_ in levels.items():
-        for lv in lv_:
-            np.equal(cats[c], lv, out=A[:, j])
-            j += 1
+    n = len(s)
+    A = np.zeros((n, len(names)), order="F")  # column-major for BLAS (pmreg)
+    for j, c in enumerate(cols):
+        A[:, j] = cols[c]
     del cols
+    flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
+    assert np.shares_memory(flat, A)
+    j = len(names) - sum(len(v) for v in levels.values())
+    for c, lv_ in levels.items():
+        # one scatter per control: row i's dummy column, or -1 for the left-out level
+        codes = cats[c]
+        lo = int(codes.min())
+        col_of = np.full(int(codes.max()) - lo + 1, -1, np.int64)
+        col_of[lv_ - lo] = j + np.arange(len(lv_))
+        col = col_of[codes - lo]
+        on = np.flatnonzero(col >= 0)
+        flat[col[on] * n + on] = 1.0
+        j += len(lv_)
     muni = s["municipality"].astype(str).to_numpy()
     region = s["region"].astype(str).to_numpy()
-    cell_code, uniq = pd.factorize(pd.MultiIndex.from_arrays([muni, t]))
+    # cell = (municipality, month), coded in order of first appearance via one integer key
+    mcode = pd.factorize(muni)[0].astype("int64")
+    t0, span = (int(t.min()), int(t.max() - t.min()) + 1) if n else (0, 1)
+    cell_code = pd.factorize(mcode * span + (t - t0))[0]
     first = pd.Series(np.arange(len(s))).groupby(cell_code).first().to_numpy()
     cells = pd.DataFrame({"municipality": muni[first], "region": region[first], "t": t[first]})
     cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
