@@ -10,13 +10,10 @@ import logging  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import pyarrow.parquet as pq  # noqa: E402
-
 from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 from impact.sweep import AXES, run_cell  # noqa: E402
-from impact.sweep.run import PANEL_COLUMNS  # noqa: E402
 
 
 def main() -> None:
@@ -33,10 +30,8 @@ def main() -> None:
     grid, est = params.grid, params.estimate
     cell = {a: getattr(args, a) for a in AXES}
     t0 = time.perf_counter()
-    path = args.panel / "person_months.parquet"
-    names = pq.read_schema(path).names
-    lm = [c for c in names if c.startswith("lm_") and c.endswith("_muni")]
-    pm = io.read_parquet(path, columns=PANEL_COLUMNS + lm)
+    # the cell's frame is aggregated by DuckDB from the file (impact.sweep.cells_sql)
+    pm = args.panel / "person_months.parquet"
 
     def optional(name):
         p = args.validated / f"{name}.parquet"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -13,6 +14,7 @@ from impact.estimate.frames import EstimationWarning, adoption_months, shock_eve
 from impact.estimate.adoption import estimate_adoption
 from impact.estimate.params import EstimateParams
 from impact.sweep.cells import cell_frame
+from impact.sweep.cells_sql import cell_frame_sql
 from impact.sweep.grid import AXES, GridParams, cell_name
 
 __all__ = ["PANEL_COLUMNS", "RESULT_KEYS", "run_cell", "run_grid"]
@@ -22,10 +24,14 @@ RESULT_KEYS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_clust
                "n_obs", "n_treated_cells", "pretrend_p_value", "status")
 
 
-def run_cell(cell: Mapping[str, str], pm: pd.DataFrame, adoption: pd.DataFrame | None,
-             shocks: pd.DataFrame | None, params: EstimateParams, grid: GridParams
-             ) -> dict[str, Any]:
+def run_cell(cell: Mapping[str, str], pm: pd.DataFrame | str | Path,
+             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
+             params: EstimateParams, grid: GridParams) -> dict[str, Any]:
     """The programme effect (pp) of one grid cell, with its interval and the warnings.
+
+    ``pm``: the person-month Parquet file (aggregated by DuckDB, ``cells_sql``: the
+    pipeline's way, memory bounded whatever the panel's size) or a DataFrame of it
+    (aggregated in pandas, ``cells.cell_frame``; the same frame to ~1e-12).
 
     ``status`` is ``ok`` or says why the cell has no estimate (then the numbers are None).
     """
@@ -47,7 +53,8 @@ def run_cell(cell: Mapping[str, str], pm: pd.DataFrame, adoption: pd.DataFrame |
         params.estimate, inference="wild" if cell["inference"] == "wild" else "cluster"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
-        frame = cell_frame(pm, cell["outcome"], cell["sample"], grid.crisis, muni_t)
+        make = cell_frame if isinstance(pm, pd.DataFrame) else cell_frame_sql
+        frame = make(pm, cell["outcome"], cell["sample"], grid.crisis, muni_t)
         events = shock_events(shocks, params.shock.type)
         rows, head = estimate_adoption(frame, events, params, cell["fixed_effects"],
                                        controls=cell["controls"] == "full")
@@ -76,22 +83,13 @@ def _cell_task(task: tuple) -> dict[str, Any]:
     """One cell, reading its inputs from files (so a worker on another machine with the
     same paths, or another process, needs nothing but the task tuple)."""
     cell, panel, validated, params, grid = task
-    from pathlib import Path
-
-    import pyarrow.parquet as pq
-
     from impact import io
-
-    names = pq.read_schema(Path(panel)).names
-    cols = [c for c in PANEL_COLUMNS if c in names] + [
-        c for c in names if c.startswith("lm_") and c.endswith("_muni")]
-    pm = io.read_parquet(Path(panel), columns=cols)
 
     def optional(name):
         p = Path(validated) / f"{name}.parquet"
         return io.read_parquet(p) if p.exists() else None
 
-    return run_cell(cell, pm, optional("adoption"), optional("shocks"), params, grid)
+    return run_cell(cell, Path(panel), optional("adoption"), optional("shocks"), params, grid)
 
 
 def run_grid(panel, validated, params: EstimateParams, grid: GridParams,
