@@ -34,7 +34,7 @@ def main() -> None:
     bparams, privacy = params.benchmark, params.privacy
     _, _, est = params.decompose_specification()
     t0 = time.perf_counter()
-    pm = io.read_parquet(args.panel / "person_months.parquet")
+    pm = io.read_person_months(args.panel / "person_months.parquet")
     munis = io.read_parquet(args.validated / "municipalities.parquet",
                             columns=["municipality", "name", "region"])
     coefs = io.read_parquet(args.decompose / "coefficients.parquet")

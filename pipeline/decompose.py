@@ -42,7 +42,7 @@ def main() -> None:
     dparams, privacy = params.decompose, params.privacy
     name, spec, est = params.decompose_specification()
     t0 = time.perf_counter()
-    pm = io.read_parquet(args.panel / "person_months.parquet")
+    pm = io.read_person_months(args.panel / "person_months.parquet")
     result = decompose(pm, est, dparams, privacy.min_cell, spec.estimator,
                        municipality_names(args.validated))
     out = io.clean_dir(args.out)

@@ -39,7 +39,7 @@ def main() -> None:
     t0 = time.perf_counter()
     result = run_specification(
         specs[args.spec],
-        io.read_parquet(args.panel / "person_months.parquet"),
+        io.read_person_months(args.panel / "person_months.parquet"),
         io.read_parquet(args.panel / "cells.parquet"),
         quality=_optional(args.validated / "quality.parquet"),
         adoption=_optional(args.validated / "adoption.parquet"),

@@ -40,7 +40,7 @@ def main() -> None:
     infl = args.decompose / "influence.parquet"
     checks, loo = run_robustness(
         io.read_parquet(args.panel / "cells.parquet"),
-        io.read_parquet(args.panel / "person_months.parquet"),
+        io.read_person_months(args.panel / "person_months.parquet"),
         optional("adoption"), optional("shocks"), est, params.robustness, headline,
         io.read_parquet(infl) if infl.exists() else None,
         curve_table(collect_cells(args.sweep, params.grid), est.estimate.alpha),

@@ -121,3 +121,29 @@ def test_wild_bootstrap_same_on_both_paths(monkeypatch):
     sparse = wild_cluster_bootstrap(*args, B=199, seed=3)
     np.testing.assert_allclose(sparse.t_boot, dense.t_boot, rtol=1e-7, atol=1e-9)
     assert (sparse.ci_low, sparse.p_value) == pytest.approx((dense.ci_low, dense.p_value), rel=1e-8)
+
+
+def test_crv1_parts_with_more_columns_than_clusters():
+    """Both branches of ``crv1_parts`` (bread columns when m <= G, one solve with the G
+    cluster scores when m > G) against the sandwich written out with a dense inverse."""
+    f = _cells(7)
+    f["x3"] = f["x1"] ** 2
+    d = build_design(f, ["regmonth"], ["x1", "x2", "x3"])
+    y, w = f["y"].to_numpy(), f["w"].to_numpy()
+    fit = wls_fit(d, y, w, method="sparse")
+    Zk = d.Z[:, fit.keep].toarray()
+    B = np.linalg.inv(Zk.T @ (Zk * w[:, None]))
+    score = Zk * (w * fit.resid)[:, None]
+    for clusters in (f["unit"].to_numpy(), f["region"].to_numpy()):  # G = 40 and 8
+        cl = pd.factorize(clusters)[0]
+        S = np.zeros((cl.max() + 1, Zk.shape[1]))
+        np.add.at(S, cl, score)
+        pos = {c: i for i, c in enumerate(fit.keep)}
+        cols = [c for c in fit.keep if c >= d.n_fe_cols] + list(fit.keep[:20])  # m = 23
+        SB, factor, G, _ = linalg.crv1_parts(d, fit, w, clusters, cols)
+        assert (len(cols) > G) == (G == 8)
+        Bc = B[:, [pos[c] for c in cols]]
+        ref = Bc.T @ S.T @ S @ Bc
+        np.testing.assert_allclose(SB.T @ SB, ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max())
+        V, _, _ = crv1_vcov(d, fit, w, clusters, cols)
+        np.testing.assert_allclose(V, factor * ref, rtol=1e-8, atol=1e-10 * factor * np.abs(ref).max())
