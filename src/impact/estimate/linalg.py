@@ -285,19 +285,26 @@ def fixest_df_k(design: Design, n_x_kept: int, cl_codes: np.ndarray, rows: np.nd
 
 
 def crv1_parts(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
-               cols: Sequence[int]) -> tuple[np.ndarray, float, int, int]:
+               cols: Sequence[int], n_obs: float | None = None
+               ) -> tuple[np.ndarray, float, int, int]:
     """CRV1 of the coefficients ``cols`` as parts: (SB, factor, G, df_k) with
     V = factor * SB' SB, SB (G x m) the cluster scores times the bread's columns.
 
     For many columns (thousands of event-study dummies) V itself need not be formed:
     standard errors are column norms of SB and a linear combination's variance is
     ``factor * |SB a|^2``. Small-sample factor G/(G-1) * (N-1)/(N-K), K per
-    ``fixest_df_k``.
+    ``fixest_df_k``, N the fitted rows or ``n_obs``.
+
+    Compressed data: when each row is the mean of ``w`` observations with the same
+    regressors, nested in one cluster (person-months of a municipality-month cell), the
+    coefficients and the cluster scores are those of the uncompressed regression, and with
+    ``n_obs`` = the number of observations (frequency weights: pyfixest
+    ``weights_type="fweights"``) so is V (tests/estimate/test_linalg.py).
     """
     rows = fit.rows
     cl, _ = pd.factorize(np.asarray(clusters)[rows])
     G = int(cl.max()) + 1
-    N = len(rows)
+    N = len(rows) if n_obs is None else float(n_obs)
     pos = {c: i for i, c in enumerate(fit.keep)}
     missing = [c for c in cols if c not in pos]
     if missing:
@@ -317,12 +324,13 @@ def crv1_parts(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
 
 
 def crv1_vcov(design: Design, fit: WLSFit, w: np.ndarray, clusters: np.ndarray,
-              cols: Sequence[int]) -> tuple[np.ndarray, int, int]:
+              cols: Sequence[int], n_obs: float | None = None) -> tuple[np.ndarray, int, int]:
     """CRV1 covariance of the coefficients ``cols`` (design column indices, all kept).
 
-    Returns (V, G, df_k). Small-sample factor G/(G-1) * (N-1)/(N-K), K per ``fixest_df_k``.
+    Returns (V, G, df_k). Small-sample factor G/(G-1) * (N-1)/(N-K), K per ``fixest_df_k``
+    (``n_obs``: see ``crv1_parts``).
     """
-    SB, factor, G, df_k = crv1_parts(design, fit, w, clusters, cols)
+    SB, factor, G, df_k = crv1_parts(design, fit, w, clusters, cols, n_obs)
     return factor * (SB.T @ SB), G, df_k
 
 
