@@ -7,7 +7,7 @@ import yaml
 
 from impact.report import check_metrics
 from brief_checks import check_briefs
-from pipeline_utils import SMALL, make_repo, run, set_params
+from pipeline_utils import SMALL, SMALL_ONE_CELL, make_repo, run, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc")]
 
@@ -22,7 +22,7 @@ def _ran(output: str) -> set[str]:
 
 
 def test_repro_noop_and_partial_rerun(tmp_path):
-    repo = make_repo(tmp_path, SMALL)
+    repo = make_repo(tmp_path, SMALL_ONE_CELL)  # the grid's own reruns: the test below
     first = run(["dvc", "repro"], repo)
     assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
                                   "decompose", "benchmark", "robustness", "report", "publish"}
@@ -103,7 +103,7 @@ def test_raw_dir_points_at_user_files(tmp_path):
 
     import pandas as pd
 
-    repo = make_repo(tmp_path, SMALL)
+    repo = make_repo(tmp_path, SMALL_ONE_CELL)
     run(["dvc", "repro", "simulate"], repo)
     user = tmp_path / "user_extract"
     user.mkdir()

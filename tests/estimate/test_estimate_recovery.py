@@ -94,6 +94,16 @@ def test_att_only_equals_the_full_fit():
     assert len(rows) == 1 and "twfe_pp" not in short
     for k in ("att_pp", "std_error", "ci_low", "ci_high", "p_value", "n_clusters"):
         assert short[k] == pytest.approx(full[k], rel=1e-12), k
+    # with few clusters the wild score bootstrap's interval, as in the full fit
+    few = frame[frame["unit"].isin(sorted(frame["unit"].unique())[:8])].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, full = estimate_adoption(few, EMPTY_EVENTS, EstimateParams())
+        _, short = estimate_adoption(few, EMPTY_EVENTS, EstimateParams(), att_only=True)
+    assert "wild" in full["ci_method"]
+    for k in ("att_pp", "std_error", "ci_low", "ci_high", "p_value", "ci_method"):
+        assert short[k] == pytest.approx(full[k], rel=1e-12) if k != "ci_method" else \
+            short[k] == full[k], k
 
 
 def test_region_where_every_unit_adopts_uses_fallback():

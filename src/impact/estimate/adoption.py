@@ -175,7 +175,8 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
     if att_only:
         att = rows[0]
         headline = {k: att[k] for k in ("std_error", "ci_low", "ci_high", "p_value")}
-        headline.update(att_pp=att["estimate"], n_clusters=G)
+        headline.update(att_pp=att["estimate"], n_clusters=G,
+                        ci_method=f"BJS conservative, t(G-1), cluster={cname}")
         if wants_wild(G, params.estimate):
             a, c = wild_parts(imp, W1[:, 0])
             headline, rows[0] = with_wild(headline, att, a, c, params.estimate, params.seed,
