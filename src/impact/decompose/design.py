@@ -93,10 +93,27 @@ class Design:
     def matrix(self, rows: np.ndarray, lead: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
         """Column-major matrix of ``lead`` columns (already on ``rows``) then the regressors."""
         names = list(lead) + self.columns
-        A = np.empty((int(np.count_nonzero(rows)) if rows.dtype == bool else len(rows),
-                      len(names)), order="F")
+        n = int(np.count_nonzero(rows)) if rows.dtype == bool else len(rows)
+        A = np.zeros((n, len(names)), order="F")
+        dummies: dict[str, dict[int, int]] = {}  # variable -> {level: column}
         for j, name in enumerate(names):
-            A[:, j] = lead[name] if name in lead else self.column(name, rows)
+            if name in lead:
+                A[:, j] = lead[name]
+            elif name in self._dummy:
+                var, lv = self._dummy[name]
+                dummies.setdefault(var, {})[lv] = j
+            else:
+                A[:, j] = self.column(name, rows)
+        # each categorical variable's dummies in one scatter (one gather of its codes)
+        flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
+        assert np.shares_memory(flat, A)
+        for var, cols in dummies.items():
+            codes = self.cats[var][0][rows]
+            col_of = np.full(len(self.cats[var][1]), -1, np.int64)
+            col_of[list(cols)] = list(cols.values())
+            col = col_of[codes]
+            on = np.flatnonzero(col >= 0)
+            flat[col[on] * n + on] = 1.0
         return A, names
 
     def group_sums(self, group: np.ndarray, n_groups: int) -> np.ndarray:
