@@ -96,9 +96,23 @@ def _design(s: pd.DataFrame, controls: Sequence[str], lm) -> tuple[np.ndarray, n
         else:
             cols.append(pd.to_numeric(s[c], errors="coerce"))
     cols += [pd.to_numeric(s[c], errors="coerce") for c in lm_controls(s, lm)]
-    A = np.empty((len(s), len(cols)), order="F")  # column-major, as pmreg expects
+    n = len(s)
+    A = np.zeros((n, len(cols)), order="F")  # column-major, as pmreg expects
+    dummies: dict[int, tuple[np.ndarray, list[tuple[int, int]]]] = {}  # one entry per control
     for j, c in enumerate(cols):
-        A[:, j] = c[0] == c[1] if isinstance(c, tuple) else c.to_numpy("float64", na_value=np.nan)
+        if isinstance(c, tuple):
+            dummies.setdefault(id(c[0]), (c[0], []))[1].append((int(c[1]), j))
+        else:
+            A[:, j] = c.to_numpy("float64", na_value=np.nan)
+    flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
+    assert np.shares_memory(flat, A)
+    for codes, levels in dummies.values():  # a control's dummies in one scatter
+        col_of = np.full(int(codes.max()) + 1, -1, np.int64)
+        for k, j in levels:
+            col_of[k] = j
+        col = col_of[codes]
+        on = np.flatnonzero(col >= 0)
+        flat[col[on] * n + on] = 1.0
     A[:, 0] *= 100.0
     ok = np.ones(len(s), dtype=bool)
     for a in A.T:  # column by column: A is column-major
