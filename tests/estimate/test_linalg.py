@@ -174,3 +174,12 @@ def test_compressed_regression_equals_the_uncompressed_one():
     # without n_obs the small-sample factor counts cells: larger errors
     V_cells, _, _ = crv1_vcov(d, fit, w, agg["unit"].to_numpy(), cols)
     assert (np.diag(V_cells) > np.diag(V)).all()
+
+
+def test_scatter_dummies_matches_comparisons():
+    codes = np.array([3, -1, 0, 3, 2, -1])
+    A = np.zeros((6, 3), order="F")
+    linalg.scatter_dummies(A, codes, {3: 0, -1: 2})  # level 0 and 2 left out
+    np.testing.assert_array_equal(A, np.column_stack([codes == 3, np.zeros(6), codes == -1]))
+    with pytest.raises(ValueError, match="column-major"):
+        linalg.scatter_dummies(np.zeros((6, 3)), codes, {3: 0})

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from impact.estimate.frames import adoption_bin, age_band, duration_band, lm_controls, month_index
+from impact.estimate.linalg import scatter_dummies
 from impact.estimate.params import CATEGORICAL_CONTROLS, EstimateParams
 
 __all__ = ["FACTORS", "Design", "build_design"]
@@ -105,15 +106,8 @@ class Design:
             else:
                 A[:, j] = self.column(name, rows)
         # each categorical variable's dummies in one scatter (one gather of its codes)
-        flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
-        assert np.shares_memory(flat, A)
         for var, cols in dummies.items():
-            codes = self.cats[var][0][rows]
-            col_of = np.full(len(self.cats[var][1]), -1, np.int64)
-            col_of[list(cols)] = list(cols.values())
-            col = col_of[codes]
-            on = np.flatnonzero(col >= 0)
-            flat[col[on] * n + on] = 1.0
+            scatter_dummies(A, self.cats[var][0][rows], cols)
         return A, names
 
     def group_sums(self, group: np.ndarray, n_groups: int) -> np.ndarray:

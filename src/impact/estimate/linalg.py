@@ -34,7 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 __all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "crv1_parts", "lincom",
-           "wald_f", "group_sums"]
+           "wald_f", "group_sums", "scatter_dummies"]
 
 _RANK_TOL = 1e-10
 
@@ -255,6 +255,25 @@ def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: b
     if len(x_pos) == 0 and n_fe:
         return pos, lu_f
     return pos, _SparseFactor(As[pos][:, pos])
+
+
+def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int]) -> None:
+    """Dummy columns of one categorical in one pass: ``A[i, columns[codes[i]]] = 1`` for the
+    rows whose level has a column (a left-out level has none). ``A`` is column-major and
+    zero in those columns; nothing (n x k) sized is allocated beside it."""
+    n = A.shape[0]
+    flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
+    if not np.shares_memory(flat, A):
+        raise ValueError("scatter_dummies needs a column-major (order='F') matrix")
+    codes = np.asarray(codes, dtype=np.int64)
+    lo = int(codes.min()) if len(codes) else 0
+    col_of = np.full((int(codes.max()) - lo + 1) if len(codes) else 1, -1, np.int64)
+    for level, j in columns.items():
+        if 0 <= level - lo < len(col_of):
+            col_of[level - lo] = j
+    col = col_of[codes - lo]
+    on = np.flatnonzero(col >= 0)
+    flat[col[on] * n + on] = 1.0
 
 
 def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:

@@ -44,6 +44,7 @@ from impact.estimate.frames import (
 )
 from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.params import CATEGORICAL_CONTROLS, EstimateParams
+from impact.estimate.linalg import scatter_dummies
 from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
 from impact.estimate.results import row
 
@@ -130,18 +131,9 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
     for j, c in enumerate(cols):
         A[:, j] = cols[c]
     del cols
-    flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
-    assert np.shares_memory(flat, A)
     j = len(names) - sum(len(v) for v in levels.values())
-    for c, lv_ in levels.items():
-        # one scatter per control: row i's dummy column, or -1 for the left-out level
-        codes = cats[c]
-        lo = int(codes.min())
-        col_of = np.full(int(codes.max()) - lo + 1, -1, np.int64)
-        col_of[lv_ - lo] = j + np.arange(len(lv_))
-        col = col_of[codes - lo]
-        on = np.flatnonzero(col >= 0)
-        flat[col[on] * n + on] = 1.0
+    for c, lv_ in levels.items():  # one scatter per control
+        scatter_dummies(A, cats[c], {int(lv): j + k for k, lv in enumerate(lv_)})
         j += len(lv_)
     muni = s["municipality"].astype(str).to_numpy()
     region = s["region"].astype(str).to_numpy()

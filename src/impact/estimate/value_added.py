@@ -44,7 +44,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from impact.estimate.frames import age_band, duration_band, lm_controls, month_index, warn
-from impact.estimate.linalg import independent_columns
+from impact.estimate.linalg import independent_columns, scatter_dummies
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS, _check_choice
 from impact.estimate.pmreg import cell_demean
 from impact.estimate.results import row
@@ -104,15 +104,8 @@ def _design(s: pd.DataFrame, controls: Sequence[str], lm) -> tuple[np.ndarray, n
             dummies.setdefault(id(c[0]), (c[0], []))[1].append((int(c[1]), j))
         else:
             A[:, j] = c.to_numpy("float64", na_value=np.nan)
-    flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
-    assert np.shares_memory(flat, A)
     for codes, levels in dummies.values():  # a control's dummies in one scatter
-        col_of = np.full(int(codes.max()) + 1, -1, np.int64)
-        for k, j in levels:
-            col_of[k] = j
-        col = col_of[codes]
-        on = np.flatnonzero(col >= 0)
-        flat[col[on] * n + on] = 1.0
+        scatter_dummies(A, codes, dict(levels))
     A[:, 0] *= 100.0
     ok = np.ones(len(s), dtype=bool)
     for a in A.T:  # column by column: A is column-major
