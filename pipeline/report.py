@@ -43,7 +43,7 @@ def main() -> None:
     # the sweep and the robustness checks are optional inputs: without them (a hand-run
     # pipeline of the headline specifications only) the curve and robustness outputs are
     # left out and the log says so
-    for name in ("sweep", "robustness"):
+    for name in ("sweep", "robustness", "heterogeneity"):
         ap.add_argument(f"--{name}", type=Path, default=None)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
@@ -112,6 +112,10 @@ def main() -> None:
         logging.info("no --robustness given: robustness tables left out")
     else:
         publish_robustness(args.robustness, metrics, tables, figures)
+    if args.heterogeneity is None:
+        logging.info("no --heterogeneity given: group effects left out")
+    else:
+        publish_heterogeneity(args.heterogeneity, params, tables, figures)
     logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
                  args.metrics, done["tables"], done["waterfalls"])
 
@@ -126,6 +130,43 @@ def publish_curve(sweep: Path, params, tables: Path, figures: Path, plots: Path)
     fig = curve_figure(curve)
     save_png_svg(fig, figures / "specification_curve.png")
     plt.close(fig)
+
+
+#: the heterogeneity stage's publication tables (already under disclosure control)
+HETEROGENEITY_TABLES = ("group_effects.csv", "heterogeneity_tests.csv", "incidence.csv",
+                        "progress_effects.csv", "cddf_blp.csv", "cddf_gates.csv",
+                        "cddf_clan.csv")
+
+
+def publish_heterogeneity(folder: Path, params, tables: Path, figures: Path) -> None:
+    """Copy the for-whom tables into reports/ and draw the forest plots and the
+    cumulative-incidence figures."""
+    for name in HETEROGENEITY_TABLES:
+        if (folder / name).exists():
+            (tables / name).write_bytes((folder / name).read_bytes())
+    het, min_cell = params.heterogeneity, params.privacy.min_cell
+    groups_path = folder / "group_effects.csv"
+    if groups_path.exists():
+        from impact.report.forest import forest_figures
+
+        groups = pd.read_csv(groups_path, keep_default_na=False, na_values=[""])
+        tests = pd.read_csv(folder / "heterogeneity_tests.csv")
+        for name, fig in forest_figures(groups, tests, min_cell=min_cell).items():
+            save_png_svg(fig, figures / f"{name}.png")
+            plt.close(fig)
+    inc_path = folder / "incidence.csv"
+    if inc_path.exists() and inc_path.stat().st_size > 1:
+        from impact.heterogeneity.incidence_figure import incidence_figure
+
+        inc = pd.read_csv(inc_path, keep_default_na=False, na_values=[""],
+                          dtype={"group": str})
+        order = {d.name: list(d.labels) for d in het.groups}
+        for dim, part in inc.groupby("dimension", sort=False):
+            fig = incidence_figure(part, group_label=dim.replace("_", " "), min_cell=min_cell,
+                                   groups=[g for g in order.get(dim, []) if
+                                           g in set(part["group"])] or None)
+            save_png_svg(fig, figures / f"incidence_{dim}.png")
+            plt.close(fig)
 
 
 def publish_robustness(robustness: Path, metrics: dict, tables: Path, figures: Path) -> None:

@@ -23,6 +23,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("builtin")]
 _PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 HEADLINE = list(dict.fromkeys(_PARAMS["headline"].values()))
 ONLY_HEADLINE = {"specifications": {k: _PARAMS["specifications"][k] for k in HEADLINE}}
+#: the heterogeneity stage on two of the default dimensions, with fewer draws and splits
+_GROUPS = {k: _PARAMS["heterogeneity"]["groups"][k] for k in ("ladder_step", "education")}
+HETEROGENEITY = {"heterogeneity.groups": _GROUPS, "heterogeneity.outcomes": ["work", "education"],
+                 "heterogeneity.draws": 499, "heterogeneity.cddf_splits": 2}
 
 STAGES = [
     ["pipeline/simulate.py", "--reference", "data/reference", "--out", "data/simulated",
@@ -38,11 +42,13 @@ STAGES = [
      "--out", "data/decompose"],
     ["pipeline/benchmark.py", "--panel", "data/panel", "--validated", "data/validated",
      "--decompose", "data/decompose", "--out", "data/benchmark"],
+    ["pipeline/heterogeneity.py", "--panel", "data/panel", "--validated", "data/validated",
+     "--out", "data/heterogeneity"],
     ["pipeline/report.py", "--estimates", "data/estimates", "--panel-summary",
      "data/panel/summary.json", "--data-quality", "reports/data_quality.json", "--metrics",
      "reports/metrics.json", "--tables", "reports/tables", "--figures", "reports/figures",
      "--plots", "reports/plots", "--decompose", "data/decompose", "--benchmark",
-     "data/benchmark"],
+     "data/benchmark", "--heterogeneity", "data/heterogeneity"],
     ["pipeline/publish.py", "--reports", "reports", "--validated", "data/validated"],
 ]
 
@@ -53,7 +59,8 @@ TRUTH_KEYS = {"quality": ("effect_pp", "quality_effect_pp"),
 
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("builtin"), ONLY_HEADLINE, git=False)
+    repo = make_repo(tmp_path_factory.mktemp("builtin"), {**ONLY_HEADLINE, **HETEROGENEITY},
+                     git=False)
     for stage in STAGES:
         run(["python", *stage], repo)
     metrics = json.loads((repo / "reports/metrics.json").read_text())
@@ -164,3 +171,75 @@ def test_publish_stage_fails_on_a_planted_small_cell_or_identifier(builtin, tmp_
         assert proc.returncode != 0
         assert "disclosure scan" in proc.stderr and f"tables/{name}" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def _group_truth(truth, block, dimension, group, outcome):
+    """The planted effect of one configured group (params.yaml's rule, applied to the
+    simulator's finest levels; impact.simulate.truth.group_effect sums them)."""
+    from impact.simulate.truth import group_effect
+
+    spec = _PARAMS["heterogeneity"]["groups"][dimension]
+    column = spec["column"]
+    if "levels" in spec:
+        levels = [str(v) for v in spec["levels"][group]]
+    else:
+        lo, hi = spec["bands"][group]
+        levels = [k for k in truth["heterogeneity"][block][column]
+                  if (lo is None or int(k) >= lo) and (hi is None or int(k) <= hi)]
+    return group_effect(truth, block, column, levels, outcome)
+
+
+@pytest.mark.parametrize("block", ["quality", "adoption"])
+def test_group_effects_recover_planted_differences(builtin, block):
+    """Issue 9: the simulator plants a quality effect that differs by ladder step at
+    intake (log-odds 0.05 at step 1, 0.25 at steps 3-4): every published group effect of
+    exit to work and to education lies within 3 SE of its planted truth, and the planted
+    difference between step 1 and steps 3-4 is there in the estimates."""
+    _, truth, repo = builtin
+    g = pd.read_csv(repo / "data/heterogeneity/group_effects.csv", dtype={"group": str},
+                    keep_default_na=False, na_values=[""])
+    g = g[(g["block"] == block) & g["published"]]
+    assert set(g["dimension"]) == {"ladder_step", "education"}
+    rows = []
+    for r in g.itertuples():
+        planted = _group_truth(truth, block, r.dimension, r.group, r.outcome)
+        rows.append((r.dimension, r.group, r.outcome, r.estimate, r.std_error, planted))
+        assert abs(r.estimate - planted) < 3 * r.std_error, rows[-1]
+    assert len(rows) >= 12, rows
+    lad = g[(g["dimension"] == "ladder_step") & (g["outcome"] == "work")].set_index("group")
+    assert _group_truth(truth, block, "ladder_step", "3-4", "work") > 2 * _group_truth(
+        truth, block, "ladder_step", "1", "work")
+    assert lad.loc["3-4", "estimate"] > lad.loc["1", "estimate"], lad
+
+
+def test_heterogeneity_test_rejects_planted_difference(builtin):
+    """The planted ladder difference in the quality effect (several times larger at steps
+    3-4 than at step 1) is detected by the equality test."""
+    _, _, repo = builtin
+    t = pd.read_csv(repo / "data/heterogeneity/heterogeneity_tests.csv")
+    row = t[(t["block"] == "quality") & (t["outcome"] == "work")
+            & (t["dimension"] == "ladder_step")]
+    assert len(row) == 1 and row["p_value"].iloc[0] < 0.05, row
+
+
+@pytest.mark.parametrize("outcome", ["ladder_step_up", "goal_reached"])
+@pytest.mark.parametrize("block", ["quality", "adoption"])
+def test_intermediate_outcomes_recover_planted_effects(builtin, outcome, block):
+    """Issue 9: effects of quality and of the programme on the intermediate results of
+    the progress table lie within 3 SE of the planted values."""
+    _, truth, repo = builtin
+    p = pd.read_csv(repo / "data/heterogeneity/progress_effects.csv")
+    r = p[(p["outcome"] == outcome) & (p["block"] == block)]
+    assert len(r) == 1 and bool(r["published"].iloc[0]), p
+    planted = truth["progress"][outcome][f"{'quality_effect' if block == 'quality' else 'adoption_att'}_pp"]
+    est, se = r["estimate"].iloc[0], r["std_error"].iloc[0]
+    assert se > 0 and abs(est - planted) < 3 * se, (est, se, planted)
+
+
+def test_education_and_any_exit_recover_planted_effects(builtin):
+    """The pooled quality effect on exit to education (planted through its own
+    coefficient) is within 3 SE of the truth."""
+    _, truth, repo = builtin
+    t = pd.read_csv(repo / "data/heterogeneity/heterogeneity_tests.csv")
+    r = t[(t["block"] == "quality") & (t["outcome"] == "education")].iloc[0]
+    assert abs(r["overall"] - truth["quality_effect_education_pp"]) < 3 * r["overall_std_error"]

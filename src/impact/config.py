@@ -20,7 +20,7 @@ __all__ = ["ConfigError", "Params", "load_params", "check_keys"]
 SECTIONS = (
     "seed", "simulate", "data", "panel", "quality", "adoption", "shock", "estimate",
     "privacy", "specifications", "headline", "decompose", "benchmark", "grid", "compute",
-    "robustness", "briefs",
+    "robustness", "heterogeneity", "briefs",
 )
 
 
@@ -181,6 +181,13 @@ class Params:
             return RobustnessParams.from_dict(self.section("robustness"))
 
     @property
+    def heterogeneity(self):
+        from impact.heterogeneity.params import HeterogeneityParams
+
+        with _as_config_error("heterogeneity"):
+            return HeterogeneityParams.from_dict(self.section("heterogeneity"))
+
+    @property
     def briefs(self):
         from impact.brief.params import BriefParams
 
@@ -216,7 +223,8 @@ class Params:
         """Parse every section (fail fast); returns self."""
         self.seed
         for name in ("simulate", "data", "panel", "estimate", "privacy", "headline",
-                     "decompose", "benchmark", "grid", "compute", "robustness", "briefs"):
+                     "decompose", "benchmark", "grid", "compute", "robustness", "heterogeneity",
+                     "briefs"):
             getattr(self, name)
         return self
 

@@ -164,6 +164,7 @@ def reference_panel(frames: dict[str, pd.DataFrame], p: dict[str, Any]) -> pd.Da
                 "left_truncated": int(ts < t0), "caseworker_key": ck, "team_key": tk,
                 "exit_work": int(end is not None and t == _t(end) and reason == "work"),
                 "exit_any": int(end is not None and t == _t(end)),
+                "exit_education": int(end is not None and t == _t(end) and reason == "education"),
                 "quality_score": q, "quality_a": qa, "quality_b": qb, "quality_n": qn,
                 "adoption_month": None if adopt_t is None else date(adopt_t // 12, adopt_t % 12 + 1, 1),
                 "adopted": (None if "adoption" not in frames

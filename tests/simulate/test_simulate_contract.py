@@ -23,6 +23,7 @@ COLUMNS = {
     "adoption": ["municipality", "team_id", "programme", "adoption_date"],
     "labour_market": ["area", "period", "indicator", "value"],
     "shocks": ["shock_id", "municipality", "date", "type", "jobs", "description"],
+    "progress": ["spell_id", "date", "measure", "value"],
 }
 ISO = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -149,7 +150,17 @@ def test_quality_measurements(tables):
     sessions = fa.groupby(["municipality", "unit_id", "date"])["rater_id"]
     assert (sessions.size() == 2).all() and (sessions.nunique() == 2).all()
     per_cw = fa.groupby(["municipality", "unit_id"])["date"].nunique()
-    assert 10 < per_cw.median() < 25  # ~every 3 months over 4 years + the year before
+    # about every audit_interval_months (3): the median gap between a caseworker's sessions
+    # is about 91 days, and a caseworker in post from the first recorded quarter to the
+    # last has about 20 sessions (4 years + the year before). (The median over all
+    # caseworkers, ~10, mostly counts turnover and varies from 9 to 11 with the seed.)
+    dates = fa.drop_duplicates(["municipality", "unit_id", "date"]).assign(d=lambda x: _d(x["date"]))
+    g = dates.sort_values("d").groupby(["municipality", "unit_id"])["d"]
+    gap = g.diff().dt.days.dropna()
+    assert 75 <= gap.median() <= 105
+    first, last = g.min(), g.max()
+    full = (first < pd.Timestamp("2017-04-01")) & (last >= pd.Timestamp("2021-10-01"))
+    assert full.sum() >= 5 and 17 <= g.size()[full].median() <= 23
     known = set(zip(t["municipality"], t["caseworker_id"]))
     assert set(per_cw.index) & known
     mw = q[q["instrument"] == "methodical_working"]

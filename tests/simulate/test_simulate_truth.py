@@ -68,8 +68,21 @@ def test_truth_is_json_and_effects_have_the_planted_sign(small):
     t = json.loads(json.dumps(country.truth))
     rate = t["exit_work_rate_pct"] / 100
     assert 0.7 < 100 * rate < 1.6
-    # marginal effect of one quality point ~ coef * p(1-p), in pp
-    approx = 100 * p.quality_coef * rate * (1 - rate)
+    # marginal effect of one quality point ~ coef * p(1-p), in pp, with the coefficient of
+    # each intake ladder step (quality_coef_ladder) and that step's realised rate
+    tr = country.tables["trajectories"]
+    w0, w1 = _month(p.start), _month(p.end)
+    first = tr["start_date"].map(_month)
+    last = tr["end_date"].map(lambda d: w1 if pd.isna(d) else _month(d))
+    pm = (np.minimum(last, w1) - np.maximum(first, w0) + 1).clip(lower=0)
+    work = (tr["exit_reason"] == "work") & last.between(w0, w1)
+    step = tr["ladder_step"].fillna(0).astype(int)
+    coef = np.array(p.quality_coef_by_step())
+    assert pm.sum() == t["n_person_months"]
+    approx = 0.0
+    for s in range(7):
+        n_s, r_s = pm[step == s].sum(), work[step == s].sum() / max(pm[step == s].sum(), 1)
+        approx += 100 * coef[s] * r_s * (1 - r_s) * n_s / pm.sum()
     assert 0.6 * approx < t["quality_effect_pp"] < 1.6 * approx
     assert t["adoption_att_pp"] > 0 and t["shock_effect_pp"] > 0
     # the reliability of one score: var(true) / (var(true) + session + rater + leniency variance)
@@ -81,12 +94,18 @@ def test_truth_is_json_and_effects_have_the_planted_sign(small):
 
 
 def test_effects_vanish_when_not_planted(reference):
+    # quality must move no exit at all: no ladder-specific coefficients, and no education
+    # term (whose shift would move P(work) through the denominator)
+    homogeneous = {"quality_coef_ladder": None, "education_quality_coef": 0.0}
     p = SimulateParams.from_dict({"preset": "small", "scale": 0.2, "quality_coef": 0.0,
-                                  "programme_direct": 0.0, "park_lift": 0.0})
+                                  "programme_direct": 0.0, "park_lift": 0.0, **homogeneous})
     t = simulate_country(p, reference, seed=SEED).truth
     assert t["quality_effect_pp"] == 0 and t["adoption_att_pp"] == 0 and t["shock_effect_pp"] == 0
+    for key in ("quality_effect_education_pp", "quality_effect_any_pp",
+                "adoption_att_education_pp", "adoption_att_any_pp"):
+        assert t[key] == 0, key
     p = SimulateParams.from_dict({"preset": "small", "scale": 0.2, "quality_coef": -0.2,
-                                  "park_lift": -0.3})
+                                  "park_lift": -0.3, **homogeneous})
     t = simulate_country(p, reference, seed=SEED).truth
     assert t["quality_effect_pp"] < 0 and t["adoption_att_pp"] < 0 and t["shock_effect_pp"] < 0
 

@@ -23,12 +23,25 @@ __all__ = ["Fact", "Facts", "fmt", "resolve"]
 #: kind -> decimals shown
 DECIMALS = {"pp": 2, "pp_signed": 2, "ratio": 2, "p": 3, "rank": 0, "count": 0, "pct": 0,
             "score": 1}
+#: kind ``group`` (a client-group label of ``group_effects.csv``): the words a brief's
+#: sentences use for the labels of the default ``heterogeneity.groups`` ("clients with no
+#: months of benefit ..."); other labels as they are
+GROUP_WORDS = {"nl": {"low": "laag", "medium": "middelbaar", "high": "hoog",
+                      "single": "alleenstaand", "single parent": "alleenstaande ouder",
+                      "couple": "samenwonend", "none": "geen"},
+               "en": {"none": "no"}}
+#: comparisons a fact's ``where`` may hold instead of a value: ``{"p_value": {"lt": 0.05}}``
+COMPARE = {"lt": lambda x, b: x < b, "le": lambda x, b: x <= b,
+           "gt": lambda x, b: x > b, "ge": lambda x, b: x >= b}
 
 
 def fmt(value: Any, kind: str, lang: str) -> str:
-    """``value`` as the brief shows it: decimal comma in Dutch, a sign on changes."""
+    """``value`` as the brief shows it: decimal comma in Dutch, a sign on changes; a
+    ``group`` label in the words of the brief's language."""
     if kind == "text":
         return str(value)
+    if kind == "group":
+        return GROUP_WORDS.get(lang, {}).get(str(value), str(value))
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"a brief cannot show {value!r} ({kind})")
@@ -46,9 +59,11 @@ class Fact:
     """One number of a brief and its source.
 
     ``source``: a path under ``reports/`` (CSV or JSON) or ``params.yaml``; ``where``: the
-    row of a CSV (column -> value, all compared as text); ``column``: the CSV column or
-    the dotted JSON/YAML key; ``agg``: ``None`` (the one row's value), ``count`` (rows
-    matching ``where`` with a value in ``column``), ``confidence_pct`` (100 (1 - value)).
+    row of a CSV (column -> value or list of values, compared as text; or column ->
+    ``{"lt"|"le"|"gt"|"ge": number}``, compared as numbers, empty cells never match);
+    ``column``: the CSV column or the dotted JSON/YAML key; ``agg``: ``None`` (the one
+    row's value), ``count`` (rows matching ``where`` with a value in ``column``),
+    ``confidence_pct`` (100 (1 - value)).
     """
 
     key: str
@@ -126,6 +141,13 @@ def lookup(data, column: str, where: dict[str, Any], agg: str | None) -> Any:
     if isinstance(data, pd.DataFrame):
         rows = data
         for c, v in where.items():
+            if isinstance(v, dict):
+                x = pd.to_numeric(rows[c], errors="coerce")
+                keep = pd.Series(True, index=rows.index)
+                for op, bound in v.items():
+                    keep &= COMPARE[op](x, float(bound)).fillna(False)
+                rows = rows[keep]
+                continue
             allowed = [str(x) for x in (v if isinstance(v, list) else [v])]
             rows = rows[rows[c].isin(allowed)]
         if agg == "count":

@@ -7,7 +7,7 @@ defaults of :mod:`impact.report.fair_figures`.
 
 from __future__ import annotations
 
-__all__ = ["TEXT", "FIGURE_TEXT", "LANGUAGES"]
+__all__ = ["TEXT", "FIGURE_TEXT", "FOREST_TEXT", "GROUP_TEXT", "LANGUAGES"]
 
 LANGUAGES = ("nl", "en")
 
@@ -60,6 +60,51 @@ TEXT: dict[str, dict[str, str]] = {
         "pretrend_ok": "Vóór de start gingen deze gemeenten niet duidelijk anders dan de "
                        "andere (toets: p = {p}).",
         "event_cap": "Effect van de aanpak per maand voor en na de start, met marge.",
+        "for_whom_h": "Voor wie werkt het?",
+        "fw_intro": "We schatten de effecten ook apart voor groepen klanten: naar {dims}. "
+                    "Ook hier staat bij elk getal een marge.",
+        "fw_range": " (marge {lo} tot {hi})",
+        "fw_quality": "Het geschatte effect van één punt kwaliteit op de kans op werk per "
+                      "maand is het grootst bij {best}: {v} procentpunt{rng}. Het is het "
+                      "kleinst bij {worst}: {w} procentpunt{wrng}.",
+        "fw_adoption": "Het geschatte effect van de aanpak {programme} op de kans op werk "
+                       "per maand is het grootst bij {best}: {v} procentpunt{rng}. Het is "
+                       "het kleinst bij {worst}: {w} procentpunt{wrng}.",
+        "fw_no_difference": "Er is geen duidelijk verschil tussen de groepen: bij elk "
+                            "kenmerk geeft de toets op gelijke effecten p = {p} of meer. "
+                            "De verschillen kunnen dus toeval zijn.",
+        "fw_difference": "De groepen verschillen duidelijk naar {dims}.",
+        "fw_difference_rest": "Naar {dims} is er geen duidelijk verschil.",
+        "fw_chance": "We vergelijken veel groepen tegelijk. Eén duidelijk verschil kan "
+                     "daarom nog steeds toeval zijn.",
+        "fw_dim_p": "{dim} (toets: {p})",
+        "fw_rw": "We toetsen {n} groepen tegelijk. Na correctie daarvoor (Romano-Wolf) is "
+                 "het effect bij {k} daarvan duidelijk anders dan nul{mark}.",
+        "fw_rw_none": "We toetsen {n} groepen tegelijk. Na correctie daarvoor (Romano-Wolf) "
+                      "is het effect bij geen enkele groep duidelijk anders dan nul.",
+        "fw_rw_mark": " (met * in de figuur)",
+        "fw_other_none": "Bij {outcome} is er geen duidelijk verschil tussen groepen "
+                         "(kleinste toets: {p}).",
+        "fw_other": "Bij {outcome} verschillen groepen duidelijk in {items}.",
+        "fw_other_item": "het effect van {what} naar {dim} ({p})",
+        "fw_what_quality": "kwaliteit",
+        "fw_what_adoption": "de aanpak",
+        "fw_outcome_education": "uitstroom naar een opleiding",
+        "fw_outcome_any": "uitstroom om welke reden dan ook",
+        "fw_shrink": "Kleine groepen geven onzekere schattingen, die door toeval hoog of "
+                     "laag kunnen uitvallen. De gekrompen schattingen (open ruitjes in de "
+                     "figuur) trekken elke groep naar het effect voor alle klanten, sterker "
+                     "naarmate de eigen schatting onzekerder is. Voor kleine groepen zijn zij "
+                     "daarom de betere gids.",
+        "fw_shrink_example": "Bijvoorbeeld: bij {g} is de schatting {raw} procentpunt en de "
+                             "gekrompen schatting {shr} procentpunt.",
+        "fw_cap": "Effect van één punt kwaliteit op uitstroom naar werk, per groep klanten, "
+                  "met 95%-marge. Open ruitjes: gekrompen schattingen. Stippellijn en grijze "
+                  "band: alle klanten samen.",
+        "fw_cap_adoption": "Effect van de aanpak op uitstroom naar werk, per groep klanten, "
+                           "met 95%-marge. Open ruitjes: gekrompen schattingen. Stippellijn "
+                           "en grijze band: alle klanten samen.",
+        "fw_and": "en",
         "sure_h": "Hoe zeker zijn we? Wat kunnen de gegevens niet zeggen?",
         "sure_quality": "Eén punt hoger op de kwaliteitsmeting gaat samen met {q} procentpunt "
                         "meer uitstroom per maand (marge {lo} tot {hi}).",
@@ -122,6 +167,50 @@ TEXT: dict[str, dict[str, str]] = {
         "pretrend_ok": "Before the start, these municipalities did not move clearly differently "
                        "from the others (test: p = {p}).",
         "event_cap": "Effect of the approach by month before and after the start, with range.",
+        "for_whom_h": "For whom does it work?",
+        "fw_intro": "We also estimated the effects separately for groups of clients: by "
+                    "{dims}. Here too, each number comes with a range.",
+        "fw_range": " (range {lo} to {hi})",
+        "fw_quality": "The estimated effect of one quality point on the monthly chance of "
+                      "finding work is largest for {best}: {v} percentage points{rng}. It is "
+                      "smallest for {worst}: {w} percentage points{wrng}.",
+        "fw_adoption": "The estimated effect of the {programme} approach on the monthly "
+                       "chance of finding work is largest for {best}: {v} percentage "
+                       "points{rng}. It is smallest for {worst}: {w} percentage points{wrng}.",
+        "fw_no_difference": "There is no clear difference between the groups: for each "
+                            "characteristic the test of equal effects gives p = {p} or more. "
+                            "The differences may be chance.",
+        "fw_difference": "The groups differ clearly by {dims}.",
+        "fw_difference_rest": "By {dims} there is no clear difference.",
+        "fw_chance": "We compare many groups at once, so one clear difference can still be "
+                     "chance.",
+        "fw_dim_p": "{dim} (test: {p})",
+        "fw_rw": "We test {n} groups at once. Taking that into account (Romano-Wolf), the "
+                 "effect is clearly different from zero in {k} of them{mark}.",
+        "fw_rw_none": "We test {n} groups at once. Taking that into account (Romano-Wolf), "
+                      "no group has an effect clearly different from zero.",
+        "fw_rw_mark": " (marked * in the figure)",
+        "fw_other_none": "For {outcome}, there is no clear difference between groups "
+                         "(smallest test: {p}).",
+        "fw_other": "For {outcome}, groups differ clearly in {items}.",
+        "fw_other_item": "the effect of {what} by {dim} ({p})",
+        "fw_what_quality": "quality",
+        "fw_what_adoption": "the programme",
+        "fw_outcome_education": "exit to education",
+        "fw_outcome_any": "leaving benefit for any reason",
+        "fw_shrink": "Small groups give uncertain estimates, which can come out high or low "
+                     "by chance. The shrunken estimates (open diamonds in the figure) pull "
+                     "each group towards the effect for all clients, the more so the less "
+                     "certain its own estimate. For small groups they are the better guide.",
+        "fw_shrink_example": "For example, for {g} the estimate is {raw} percentage points "
+                             "and the shrunken estimate {shr} percentage points.",
+        "fw_cap": "Effect of one quality point on exits to work, by group of clients, with "
+                  "95% range. Open diamonds: shrunken estimates. Dashed line and grey band: "
+                  "all clients together.",
+        "fw_cap_adoption": "Effect of the approach on exits to work, by group of clients, "
+                           "with 95% range. Open diamonds: shrunken estimates. Dashed line "
+                           "and grey band: all clients together.",
+        "fw_and": "and",
         "sure_h": "How sure are we? What can the data not say?",
         "sure_quality": "One point higher on the quality measurement goes with {q} percentage "
                         "points more outflow per month (range {lo} to {hi}).",
@@ -179,4 +268,65 @@ FIGURE_TEXT: dict[str, dict[str, str]] = {
         "event_ylabel": "effect (percentage points)",
         "component_quality": "guidance quality",
     },
+}
+
+
+#: the client groups of the section "For whom does it work" (keys: the dimensions of
+#: ``heterogeneity.groups``): how a dimension is named in a list ("by age, education,
+#: ...") and how one of its groups is named in a sentence ({g}: the group's label, in the
+#: brief's words, see :data:`impact.brief.facts.GROUP_WORDS`). Other dimensions use
+#: ``_other``.
+GROUP_TEXT: dict[str, dict[str, tuple[str, str]]] = {
+    "nl": {
+        "ladder_step": ("trede op de participatieladder", "klanten op trede {g} van de participatieladder"),
+        "age": ("leeftijd", "klanten van {g} jaar"),
+        "education": ("opleiding", "klanten met opleidingsniveau {g}"),
+        "household": ("huishouden", "klanten met huishouden \u2018{g}\u2019"),
+        "duration": ("duur in de bijstand", "klanten die {g} maanden in de bijstand zitten"),
+        "prior_benefit": ("eerdere bijstand", "klanten met {g} maanden bijstand in de vijf jaar ervoor"),
+        "_other": ("{dim}", "klanten in de groep \u2018{g}\u2019 ({dim})"),
+    },
+    "en": {
+        "ladder_step": ("step on the participation ladder", "clients on step {g} of the participation ladder"),
+        "age": ("age", "clients aged {g}"),
+        "education": ("education", "clients with {g} education"),
+        "household": ("household", "clients whose household is \u2018{g}\u2019"),
+        "duration": ("time on benefit", "clients who have been on benefit for {g} months"),
+        "prior_benefit": ("earlier benefit", "clients with {g} months of benefit in the five years before"),
+        "_other": ("{dim}", "clients in the group \u2018{g}\u2019 ({dim})"),
+    },
+}
+
+#: texts of the forest figure in the briefs (keys of impact.report.forest.DEFAULT_TEXT)
+FOREST_TEXT: dict[str, dict[str, str]] = {
+    "nl": {
+        "title": "{what} op {outcome}, per groep klanten",
+        "what_quality": "Effect van \u00e9\u00e9n punt kwaliteit",
+        "what_adoption": "Effect van de aanpak",
+        "outcome_work": "uitstroom naar werk",
+        "outcome_education": "uitstroom naar opleiding",
+        "outcome_any": "uitstroom om elke reden",
+        "xlabel_quality": "procentpunt van de kans per maand op {leaving}, per punt kwaliteit",
+        "xlabel_adoption": "procentpunt van de kans per maand op {leaving}, met tegenover "
+                           "zonder de aanpak",
+        "leaving_work": "werk",
+        "leaving_education": "een opleiding",
+        "leaving_any": "uitstroom (om elke reden)",
+        "dim_ladder_step": "Trede op de participatieladder bij instroom",
+        "dim_age": "Leeftijd",
+        "dim_education": "Opleiding",
+        "dim_household": "Huishouden",
+        "dim_duration": "Maanden in de bijstand",
+        "dim_prior_benefit": "Eerdere bijstand (maanden in de 5 jaar ervoor)",
+        "test": "verschillen de groepen? p {p}",
+        "test_none": "geen toets (minder dan twee groepen getoond)",
+        "unpublished": "niet getoond (minder dan {min_cell} klanten of uitstromers)",
+        "legend_estimate": "schatting met {conf}%-marge",
+        "legend_shrunk": "gekrompen schatting (naar het effect voor alle klanten getrokken)",
+        "legend_overall": "effect voor alle klanten, met {conf}%-marge",
+        "legend_zero": "geen effect",
+        "legend_rw": "* anders dan nul, ook na correctie voor het toetsen van alle groepen "
+                     "(Romano-Wolf p < {alpha})",
+    },
+    "en": {},
 }

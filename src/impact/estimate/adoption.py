@@ -41,6 +41,7 @@ rest of a municipality forms its own unit); clusters stay municipalities.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,29 +51,36 @@ from impact.estimate.frames import (
     adoption_months, composition_controls, event_dummies, lm_controls, month_index, rate_pp,
     unit_cells, warn,
 )
-from impact.estimate.imputation import aggregate, impute, wild_parts
+from impact.estimate.imputation import Imputation, aggregate, impute, wild_parts
 from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.linalg import build_design, crv1_vcov, wald_f, wls_fit
 from impact.estimate.naive import naive_before_after
 from impact.estimate.params import EstimateParams
 from impact.estimate.results import row
 
-__all__ = ["adoption_cells", "estimate_adoption"]
+__all__ = ["AdoptionImputation", "adoption_cells", "estimate_adoption", "impute_adoption"]
 
 _EST = "imputation (Borusyak-Jaravel-Spiess 2024), own WLS"
 _VCOV = "BJS Thm3 conservative, leave-out eq.8 by event time, cluster={c}, CRV1-style ssc; t(G-1)"
 
 
-def adoption_cells(cells: pd.DataFrame, person_months: pd.DataFrame | None,
-                   adoption: pd.DataFrame | None, programme: str) -> pd.DataFrame | None:
-    """Unit x month cells with ``g`` (adoption month index, NaN = never); None if no rows."""
+def adoption_cells(cells: pd.DataFrame | None, person_months: pd.DataFrame | None,
+                   adoption: pd.DataFrame | None, programme: str,
+                   by: dict[str, np.ndarray] | None = None,
+                   counts: tuple[str, ...] = ("exit_work",)) -> pd.DataFrame | None:
+    """Unit x month cells with ``g`` (adoption month index, NaN = never); None if no rows.
+
+    With ``by`` (extra keys per person-month, e.g. a client group) or team-level adoption
+    the cells are built from ``person_months`` (``frames.unit_cells``, summing ``counts``),
+    else taken from the panel's municipality-month ``cells``.
+    """
     muni_t, team_t = adoption_months(adoption, programme)
     if not muni_t and not team_t:
         return None
-    if team_t:
+    if team_t or by is not None:
         if person_months is None:
-            raise ValueError("team-level adoption needs person_months to build team cells")
-        frame = unit_cells(person_months, set(team_t))
+            raise ValueError("team-level adoption and group cells need person_months")
+        frame = unit_cells(person_months, set(team_t), by=by, counts=counts)
         is_team = frame["unit"].str.startswith("team:")
         g = np.where(is_team, frame["unit"].str[5:].map(team_t),
                      frame["municipality"].map(muni_t))
@@ -83,7 +91,8 @@ def adoption_cells(cells: pd.DataFrame, person_months: pd.DataFrame | None,
             frame["t"] = month_index(frame["month"]).astype("int64")
         g = frame["unit"].map(muni_t)
     frame["g"] = pd.to_numeric(pd.Series(g, index=frame.index), errors="coerce").astype(float)
-    for c in ("person_months", "exits_work"):  # never sum or scale small integer types
+    counted = ["person_months", *(c for c in frame.columns if c.startswith("exits_"))]
+    for c in counted:  # never sum or scale small integer types
         frame[c] = pd.to_numeric(frame[c]).astype("float64")
     frame = frame[frame["person_months"] > 0].reset_index(drop=True)
     for c in ("municipality", "region", "unit"):
@@ -107,23 +116,37 @@ def _twfe(frame: pd.DataFrame, xcols: list[str], cluster: str) -> tuple[float, f
     return float(fit.coef[col]), float(np.sqrt(V[0, 0]))
 
 
-def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams,
-                      time_effects: str = "region_month", controls: bool = True,
-                      att_only: bool = False
-                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Imputation ATT, event study, pre-trend test, TWFE and naive number on unit cells.
+@dataclass(frozen=True)
+class AdoptionImputation:
+    """The imputation step of the adoption model on unit cells (``impute_adoption``).
 
-    ``att_only``: the overall ATT and its inference only (row and headline keys
-    ``att_pp, std_error, ci_low, ci_high, p_value, n_clusters``), for the many refits of
-    leave-one-out checks: no event study, pre-trend test, TWFE or naive number.
-
-    ``time_effects``: ``region_month`` (default) or ``month`` (national calendar-month
-    effects instead of region x month, for specification sweeps). ``controls=False``
-    leaves out the client-mix and labour-market controls (the shock bins stay).
+    ``frame`` the cells with ``y`` (pp), ``regmonth``, ``adopted`` and the shock columns;
+    ``p`` weights; ``rel`` = t - g; masks ``treated``, ``antic``, ``untreated``; ``xcols``
+    the controls; ``imputation`` None when no cell could be imputed.
     """
-    ap, alpha, cname = params.adoption, params.estimate.alpha, params.estimate.cluster
+
+    frame: pd.DataFrame
+    p: np.ndarray
+    rel: np.ndarray
+    treated: np.ndarray
+    antic: np.ndarray
+    untreated: np.ndarray
+    xcols: list[str]
+    imputation: Imputation | None
+
+
+def impute_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams,
+                    time_effects: str = "region_month", controls: bool = True,
+                    extra_fe: tuple[str, ...] = (), events_col: str = "exits_work"
+                    ) -> AdoptionImputation:
+    """Steps 1-2 of the module notes: fit Y(0) on untreated cells, impute adopted ones.
+
+    ``extra_fe`` adds fixed effects (frame columns) to both Y(0) models, e.g. ``group``
+    for cells split by client group; ``events_col`` is the count whose rate is Y.
+    """
+    ap, cname = params.adoption, params.estimate.cluster
     f = frame.copy()
-    f["y"] = rate_pp(f["exits_work"], f["person_months"])
+    f["y"] = rate_pp(f[events_col], f["person_months"])
     if time_effects not in ("region_month", "month"):
         raise ValueError(f"time_effects={time_effects!r} (allowed: region_month, month)")
     prefix = f["region"] + ":" if time_effects == "region_month" else ""
@@ -147,8 +170,31 @@ def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: Estimat
         f[f"shock_e{j}"] = S[:, j]
         xcols.append(f"shock_e{j}")
 
-    imp = impute(f, f["y"].to_numpy(), p, ["unit", "regmonth"], xcols, untreated,
-                 treated | antic, f[cname].to_numpy(), "adoption", fallback_fe=["unit", "t"])
+    imp = impute(f, f["y"].to_numpy(), p, ["unit", "regmonth", *extra_fe], xcols, untreated,
+                 treated | antic, f[cname].to_numpy(), "adoption",
+                 fallback_fe=["unit", "t", *extra_fe])
+    return AdoptionImputation(f, p, rel, treated, antic, untreated, xcols, imp)
+
+
+def estimate_adoption(frame: pd.DataFrame, events: pd.DataFrame, params: EstimateParams,
+                      time_effects: str = "region_month", controls: bool = True,
+                      att_only: bool = False
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Imputation ATT, event study, pre-trend test, TWFE and naive number on unit cells.
+
+    ``att_only``: the overall ATT and its inference only (row and headline keys
+    ``att_pp, std_error, ci_low, ci_high, p_value, n_clusters``), for the many refits of
+    leave-one-out checks: no event study, pre-trend test, TWFE or naive number.
+
+    ``time_effects``: ``region_month`` (default) or ``month`` (national calendar-month
+    effects instead of region x month, for specification sweeps). ``controls=False``
+    leaves out the client-mix and labour-market controls (the shock bins stay).
+    """
+    ap, alpha, cname = params.adoption, params.estimate.alpha, params.estimate.cluster
+    prep = impute_adoption(frame, events, params, time_effects, controls)
+    f, p, rel, treated, antic, untreated, xcols, imp = (
+        prep.frame, prep.p, prep.rel, prep.treated, prep.antic, prep.untreated, prep.xcols,
+        prep.imputation)
     if imp is None or not treated[imp.idx1].any():
         warn("adoption: no adopted cell can be imputed; adoption block not estimated")
         return [], None

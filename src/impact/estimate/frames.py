@@ -199,29 +199,49 @@ def _composition_columns(pm: pd.DataFrame) -> pd.DataFrame:
     }, index=pm.index)
 
 
-def unit_cells(person_months: pd.DataFrame, team_units: set[str]) -> pd.DataFrame:
+def unit_cells(person_months: pd.DataFrame, team_units: set[str],
+               by: dict[str, np.ndarray] | None = None,
+               counts: tuple[str, ...] = ("exit_work",)) -> pd.DataFrame:
     """Adopting-unit x month cells from person-months (for team-level adoption).
 
     The unit is the client's team when that team has its own adoption row, else the
     municipality (the rest of it). Columns: unit, municipality, region, t,
     person_months, exits_work, ``COMPOSITION`` and the ``lm_*_muni`` means.
+
+    ``by`` splits the cells further by extra keys given per person-month (e.g. a client
+    group, column ``group``); ``counts`` names the person-month indicators summed, each
+    ``exit_<x>`` as ``exits_<x>``.
     """
-    team = person_months["team_key"].astype("string")
-    muni = person_months["municipality"].astype(str)
-    in_team = team.isin(list(team_units)).fillna(False).to_numpy()
-    unit = np.where(in_team, "team:" + team.fillna("").astype(str).to_numpy(),
-                    muni.to_numpy())
+    # group on integer codes (string keys over millions of rows cost seconds), then put
+    # the labels back on the (few) cells
+    muni_c, muni_u = pd.factorize(person_months["municipality"].astype(str))
+    reg_c, reg_u = pd.factorize(person_months["region"].astype(str))
+    if team_units:
+        team = person_months["team_key"].astype("string")
+        in_team = team.isin(list(team_units)).fillna(False).to_numpy()
+        unit = np.where(in_team, "team:" + team.fillna("").astype(str).to_numpy(),
+                        np.asarray(muni_u, dtype=object)[muni_c])
+        unit_c, unit_u = pd.factorize(unit)
+    else:
+        unit_c, unit_u = muni_c, muni_u
     comp = _composition_columns(person_months)
+    sums = {c.replace("exit_", "exits_", 1): pd.to_numeric(person_months[c]).to_numpy(
+        dtype="float64") for c in counts}
     frame = pd.concat([pd.DataFrame({
-        "unit": unit, "municipality": muni.to_numpy(),
-        "region": person_months["region"].astype(str).to_numpy(),
+        "unit": unit_c, "municipality": muni_c, "region": reg_c,
         "t": person_months["t"].to_numpy(dtype="int64"),
-        "person_months": 1.0,
-        "exits_work": pd.to_numeric(person_months["exit_work"]).to_numpy(dtype="float64"),
+        **{k: np.asarray(v) for k, v in (by or {}).items()},
+        "person_months": 1.0, **sums,
     }, index=person_months.index), comp], axis=1)
     lm = [c for c in person_months.columns if c.startswith("lm_") and c.endswith("_muni")]
     frame[lm] = person_months[lm].apply(pd.to_numeric, errors="coerce")
-    g = frame.groupby(["unit", "municipality", "region", "t"], sort=True, observed=True)
-    sums = g[["person_months", "exits_work"]].sum()
+    g = frame.groupby(["unit", "municipality", "region", "t", *(by or {})], sort=False,
+                      observed=True)
+    out_sums = g[["person_months", *sums]].sum()
     means = g[list(COMPOSITION) + lm].mean()
-    return pd.concat([sums, means], axis=1).reset_index()
+    out = pd.concat([out_sums, means], axis=1).reset_index()
+    for c, labels in (("unit", unit_u), ("municipality", muni_u), ("region", reg_u)):
+        out[c] = np.asarray(labels, dtype=object)[out[c].to_numpy()]
+    # the order of sorted labels, as before (deterministic, independent of row order)
+    return out.sort_values(["unit", "municipality", "region", "t", *(by or {})],
+                           kind="stable").reset_index(drop=True)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from impact.estimate.linalg import build_design, fixest_df_k, independent_columns, wls_fit
 
-__all__ = ["PMFit", "cell_demean", "fit_pm"]
+__all__ = ["PMFit", "PMMulti", "cell_demean", "fit_pm", "fit_pm_multi"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,27 @@ class PMFit:
     #: asked for): s_g(b0) = wild_a[g] - b0 * wild_c[g]
     wild_a: np.ndarray | None = None
     wild_c: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PMMulti:
+    """A person-month regression with several coefficients of interest (``fit_pm_multi``).
+
+    ``coef`` (H,), ``V`` (H, H) CRV1 covariance and ``scores`` (G, H) with
+    ``V = scores.T @ scores`` (small-sample factor folded in), in the order of ``xs``;
+    ``kept`` names the ``xs`` actually estimated (a column collinear with the others or
+    with the controls is dropped and gets NaN).
+    """
+
+    names: tuple[str, ...]
+    coef: np.ndarray
+    V: np.ndarray
+    scores: np.ndarray
+    n_obs: int
+    n_clusters: int
+    df_k: int
+    #: the cluster label of each row of ``scores``
+    cluster_labels: np.ndarray | None = None
 
 
 def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
@@ -82,7 +103,7 @@ def _independent(G: np.ndarray, cols: list[int]) -> list[int]:
 
 def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
            instrument: str | None, clusters: np.ndarray, df_fe: int,
-           wild_parts: bool = False) -> PMFit:
+           wild_parts: bool = False, gram: np.ndarray | None = None) -> PMFit:
     """OLS (instrument None) or just-identified 2SLS of y on x and exog, A demeaned.
 
     ``df_fe``: fixed-effect levels counted in K (fixest "nonnested"). Returns the
@@ -91,7 +112,8 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     and the instrument z, s_g(b0) = sum_{i in g} z~_i (y~_i - b0 x~_i) / z~'x~).
     """
     col = {n: i for i, n in enumerate(names)}
-    G_all = A.T @ A  # A is Fortran-ordered: one BLAS gemm, no copy
+    # A is Fortran-ordered: one BLAS gemm, no copy (``gram`` given: computed by the caller)
+    G_all = A.T @ A if gram is None else gram
     ex = _independent(G_all, [col[e] for e in exog])
     X = [col[x]] + ex
     Zc = ([col[instrument]] if instrument else [col[x]]) + ex
@@ -124,6 +146,55 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
         wa = np.bincount(cl, weights=zt * yt, minlength=G) / zx
         wc = np.bincount(cl, weights=zt * xt, minlength=G) / zx
     return PMFit(float(b[0]), float(np.sqrt(V[0, 0])), N, G, df_k, f1, wa, wc)
+
+
+def fit_pm_multi(A: np.ndarray, names: list[str], y: str, xs: list[str], exog: list[str],
+                 instruments: list[str] | None, clusters: np.ndarray, df_fe: int,
+                 gram: np.ndarray | None = None) -> PMMulti:
+    """OLS (``instruments`` None) or just-identified 2SLS of y on several ``xs``, A demeaned.
+
+    The interaction models of the heterogeneity analysis (one quality effect per client
+    group: ``quality_a x D_h`` instrumented by ``quality_b x D_h``) need H endogenous
+    regressors at once. Same algebra and small-sample convention as ``fit_pm``:
+    b = (Z'X)^{-1} Z'y, per-cluster scores s_g = (Z'X)^{-1} sum_{i in g} z_i u_i, V = c S'S
+    with c = G/(G-1) (N-1)/(N-K), K = kept regressors + ``df_fe`` (fixest "nonnested").
+    An ``xs`` column whose instrument is collinear with the rest is dropped (NaN).
+    ``gram`` is ``A.T @ A`` when the caller fits several models on one matrix.
+    """
+    col = {n: i for i, n in enumerate(names)}
+    G_all = A.T @ A if gram is None else gram
+    zs = instruments if instruments is not None else xs
+    if len(zs) != len(xs):
+        raise ValueError(f"{len(xs)} endogenous columns but {len(zs)} instruments")
+    ex = _independent(G_all, [col[e] for e in exog])
+    # an interaction whose instrument is collinear with the controls (an empty group) is
+    # dropped together with its endogenous column
+    keep_h = [h for h, z in enumerate(zs)
+              if col[z] in _independent(G_all, ex + [col[zs[k]] for k in range(h + 1)])]
+    X = [col[xs[h]] for h in keep_h] + ex
+    Zc = [col[zs[h]] for h in keep_h] + ex
+    Szx = G_all[np.ix_(Zc, X)]
+    b = np.linalg.solve(Szx, G_all[Zc, col[y]])
+    u = A[:, col[y]] - _matvec(A, X, b)
+    cl, labels = pd.factorize(clusters)
+    G = int(cl.max()) + 1
+    N = A.shape[0]
+    df_k = len(X) + df_fe
+    c = G / max(G - 1, 1) * (N - 1) / (N - df_k)
+    H = len(keep_h)
+    # scores of the H coefficients: s_g = sum_{i in g} (rows 0..H-1 of (Z'X)^{-1}) z_i u_i,
+    # one (n x H) product and H bincounts instead of one bincount per regressor
+    rows = np.zeros((A.shape[1], H))
+    rows[Zc] = np.linalg.inv(Szx)[:H].T
+    zu = (A @ rows) * u[:, None]
+    S = np.sqrt(c) * np.stack([np.bincount(cl, weights=zu[:, h], minlength=G)
+                               for h in range(H)], axis=1)
+    coef = np.full(len(xs), np.nan)
+    scores = np.full((G, len(xs)), np.nan)
+    coef[keep_h] = b[:H]
+    scores[:, keep_h] = S
+    V = scores.T @ scores
+    return PMMulti(tuple(xs), coef, V, scores, N, G, df_k, np.asarray(labels))
 
 
 def _partial(A: np.ndarray, G_all: np.ndarray, ex: list[int], j: int) -> np.ndarray:

@@ -34,7 +34,7 @@ utils/utils.py `get_ssc`), and t(G-1) intervals.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,9 @@ def _codes(values) -> np.ndarray:
     return pd.factorize(pd.Series(values), use_na_sentinel=False)[0].astype("int64")
 
 
-def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
+def quality_frame(pm: pd.DataFrame, params: EstimateParams,
+                  outcomes: Mapping[str, str] | None = None,
+                  extra: Mapping[str, np.ndarray] | None = None) -> tuple[
         np.ndarray, list[str], list[str], pd.DataFrame, np.ndarray, np.ndarray]:
     """The estimation matrix of the quality model on person-months measured twice.
 
@@ -70,6 +72,12 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
     cluster code per row). Columns: y, quality_a, quality_b, quality_score, numeric
     controls, labour-market controls, then dummies (most frequent level left out) of the
     categorical controls, the adoption event-time bin and the 3-month shock bin.
+
+    ``outcomes`` maps A's outcome column names to person-month columns (each times 100,
+    in pp; default ``{"y": "exit_work"}``); ``extra`` adds columns given per row of ``pm``
+    (e.g. group interactions of the heterogeneity analysis) after the outcomes and
+    quality columns, not listed among the exogenous controls. Rows with a missing
+    outcome or extra value are dropped like rows with a missing control.
     """
     if "quality_a" not in pm or "quality_b" not in pm:
         warn("quality: person_months has no quality_a/quality_b columns")
@@ -79,15 +87,20 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
         return np.empty((0, 0)), [], [], pd.DataFrame(), np.empty(0, int), np.empty(0)
     # copy only what the model reads (identifiers and the month's date objects are most of
     # a row's bytes and of the copy's time)
-    wanted = _READS | set(params.estimate.controls)
+    outcomes = dict(outcomes or {"y": "exit_work"})
+    wanted = _READS | set(params.estimate.controls) | set(outcomes.values())
     s = pm.loc[sample, [c for c in pm.columns if c in wanted or c.startswith("lm_")]]
     t = s["t"].to_numpy(dtype="int64")
     cols: dict[str, np.ndarray] = {
-        "y": 100.0 * pd.to_numeric(s["exit_work"]).to_numpy(dtype="float64"),
+        name: 100.0 * pd.to_numeric(s[c]).to_numpy(dtype="float64")
+        for name, c in outcomes.items()}
+    cols.update({
         "quality_a": s["quality_a"].to_numpy(dtype="float64"),
         "quality_b": s["quality_b"].to_numpy(dtype="float64"),
         "quality_score": pd.to_numeric(s["quality_score"]).to_numpy(dtype="float64"),
-    }
+    })
+    for name, v in (extra or {}).items():
+        cols[name] = np.asarray(v, dtype="float64")[sample]
     cats: dict[str, np.ndarray] = {}
     for c in params.estimate.controls:
         if c == "age_band":
@@ -150,7 +163,8 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams) -> tuple[
         warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
              "caseworker instead")
         cl = s["caseworker_key"].astype(str).to_numpy()
-    exog = [n for n in names if n not in ("y", "quality_a", "quality_b", "quality_score")]
+    not_exog = {*outcomes, "quality_a", "quality_b", "quality_score", *(extra or {})}
+    exog = [n for n in names if n not in not_exog]
     return A, names, exog, cells, cell_code, cl
 
 

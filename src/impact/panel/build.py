@@ -36,7 +36,7 @@ PERSON_MONTH_COLUMNS = (
 )
 TAIL_COLUMNS = (
     "adoption_month", "adopted", "shock_id", "shock_event_time",
-    "intake_caseworker_key", "intake_quality_score",
+    "intake_caseworker_key", "intake_quality_score", "exit_education",
 )
 
 
@@ -121,7 +121,9 @@ def _person_months_sql(inputs: Inputs, params: PanelParams, quality: str | None)
             CAST({adopted} AS TINYINT) AS adopted,
             ctx.shock_id, ctx.shock_event_time,
             p.intake_caseworker_key,
-            {qi_col} AS intake_quality_score
+            {qi_col} AS intake_quality_score,
+            CAST(coalesce(p.t = p.t_exit AND p.exit_reason = 'education', false) AS TINYINT)
+                AS exit_education
         FROM (
             SELECT pc.*, CAST(r.t AS INTEGER) AS t
             FROM {inputs.name('pieces')} pc, range(pc.seg_lo, pc.seg_hi + 1) r(t)
@@ -184,7 +186,8 @@ def build_panel(
       without an adoption table); ``shock_id, shock_event_time``.
     - + ``intake_caseworker_key``: caseworker of the month of the true start (for the
       design's intake-caseworker variant); + ``intake_quality_score``: that
-      caseworker's ``quality_score`` in this month.
+      caseworker's ``quality_score`` in this month; + ``exit_education``: as
+      ``exit_work`` for exit reason ``education`` (outcomes beyond work, issue 9).
     """
     inputs = register_inputs(con, tables)
     build_spells(con, inputs, params)

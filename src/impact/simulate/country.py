@@ -26,7 +26,8 @@ class SimulatedCountry:
     ----------
     tables : dict of str to DataFrame
         The data contract's input tables, keyed by table name: ``municipalities,
-        trajectories, caseworker_assignments, quality, adoption, labour_market, shocks``.
+        trajectories, caseworker_assignments, quality, adoption, labour_market, shocks``,
+        and ``progress`` when ``params.progress`` is true.
     truth : dict
         JSON-serialisable planted truth (see :mod:`impact.simulate.truth`).
     """

@@ -3,11 +3,24 @@
 Each month ``k`` (burn-in included): caseworkers turn over and drift; active clients whose
 caseworker left get the successor and a few are moved to another caseworker (effective
 the first day of the month); new and returning clients arrive (Poisson, CBS inflow);
-every active spell, the new ones included, draws its destination from the
-competing-risks model of :mod:`.hazard`; audits due this month are scored. In window
-months the truth accumulators add the model probabilities of exit to work and their
-counterfactuals over exactly the person-months the pipeline builds, per municipality and
-also per municipality x calendar year (``Sim.muni_year_acc``, columns ``Sim.years``).
+spells due a review (``progress``, :mod:`.progress`) are reviewed; every active spell,
+the new ones included, draws its destination from the competing-risks model of
+:mod:`.hazard`; audits due this month are scored. In window months the truth
+accumulators add the model probabilities of exit to work, to education and of any exit
+and their counterfactuals over exactly the person-months the pipeline builds: in total
+(``Sim.acc``), per municipality, per municipality x calendar year
+(``Sim.muni_year_acc``, columns ``Sim.years``) and per level of each client grouping
+(``Sim.groups``: age and duration binned every month, the levels fixed within a spell
+from per-spell sums binned once at the end).
+
+Counterfactuals shift every eta that depends on what they change: one quality point more
+shifts exit to work by the spell's own coefficient ``c_s`` and exit to education by
+``education_quality_coef``; "no programme" removes the quality lift from both and the
+direct effect from exit to work; "no park" moves exit to work alone.
+
+The review process draws from its own stream (spawned from the engine's generator, whose
+draws it does not touch), so switching ``progress`` on or off leaves every other table and
+truth unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import hazard as hz
+from . import progress as pg
 from .params import SimulateParams
 from .staff import Staff
 from .world import World
@@ -27,6 +41,15 @@ __all__ = ["Sim", "run"]
 # new spell of the same client, per unit of ``repeat_share``
 _RETURN = np.array([0.0, 1.6, 1.4, 0.0, 0.7])
 _MIN_GAP = 4  # months between the exit month and the return month (gap >= 90 days)
+
+#: grouping dimensions of the heterogeneity truth (person-month columns of the panel)
+GROUP_DIMS = ("ladder_step", "age", "sex", "education_level", "household", "duration",
+              "prior_benefit_months")
+#: rows of each dimension's sums: person-months, then probability differences of exit to
+#: work, to education and of any exit
+GROUP_STATS = ("person_months", "work", "education", "any")
+#: what is kept of each written review (``Sim.reviews``)
+_REVIEW_COLS = ("spell", "k", "dur", "before", "after", "goal", "qbar", "rbar", "q0bar", "day_u")
 
 
 class _Store:
@@ -52,6 +75,59 @@ class _Store:
         return self.cols[k][: self.n]
 
 
+class _Groups:
+    """Sums per level of every grouping dimension, for each block.
+
+    ``age`` and ``duration`` change from month to month: a month costs one
+    ``np.bincount`` per statistic over both codes side by side in one small index space
+    (a capacity per dimension, doubled when a larger code appears). The five dimensions
+    fixed within a spell (intake ladder step, sex, education, household, prior benefit
+    months) are summed per spell first (the engine keeps those sums aligned with the
+    active spells) and binned once at the end (:meth:`add_spells`).
+    """
+
+    MONTHLY = ("age", "duration")
+    FIXED = ("ladder_step", "sex", "education_level", "household", "prior_benefit_months")
+
+    def __init__(self, blocks: tuple[str, ...]):
+        self.cap = {"age": 128, "duration": 512}
+        self.sums = {b: {d: np.zeros((len(GROUP_STATS), self.cap[d])) for d in self.MONTHLY}
+                     for b in blocks}
+
+    def index(self, age: np.ndarray, dur: np.ndarray) -> np.ndarray:
+        """``(2, n)`` int64 positions of the person-months' age and duration codes."""
+        idx = np.vstack([np.asarray(age, dtype=np.int64), np.asarray(dur, dtype=np.int64)])
+        top = idx.max(axis=1) if idx.shape[1] else np.zeros(2, np.int64)
+        for d, m in zip(self.MONTHLY, top):
+            if m >= self.cap[d]:
+                new = max(2 * self.cap[d], int(m) + 1)
+                for b in self.sums:
+                    old = self.sums[b][d]
+                    self.sums[b][d] = np.hstack([old, np.zeros((old.shape[0], new - old.shape[1]))])
+                self.cap[d] = new
+        idx[1] += self.cap["age"]
+        return idx
+
+    def add(self, block: str, idx: np.ndarray, diffs: tuple[np.ndarray, ...]) -> None:
+        """Add person-months (columns of ``idx``) and their probability differences."""
+        size, flat = self.cap["age"] + self.cap["duration"], idx.ravel()
+        rows = [np.bincount(flat, minlength=size).astype(float)]
+        rows += [np.bincount(flat, weights=np.tile(x, 2), minlength=size) for x in diffs]
+        m = np.vstack(rows)
+        self.sums[block]["age"] += m[:, :self.cap["age"]]
+        self.sums[block]["duration"] += m[:, self.cap["age"]:]
+
+    def add_spells(self, block: str, codes: dict[str, np.ndarray], sums: np.ndarray) -> None:
+        """Per-spell sums (GROUP_STATS x spells) binned by the spells' fixed levels."""
+        for d in self.FIXED:
+            c = np.asarray(codes[d], dtype=np.int64)
+            self.sums[block][d] = np.vstack([np.bincount(c, weights=row) for row in sums])
+
+    def result(self) -> dict[str, dict[str, np.ndarray]]:
+        """block -> dimension of :data:`GROUP_DIMS` -> (GROUP_STATS x level codes) sums."""
+        return {b: {d: sums[d] for d in GROUP_DIMS} for b, sums in self.sums.items()}
+
+
 @dataclass
 class Sim:
     """Raw output of the engine (arrays; see :mod:`.tables` for the contract tables)."""
@@ -68,6 +144,13 @@ class Sim:
     #: municipality x calendar-year sums over window person-months (columns: ``years``)
     muni_year_acc: dict[str, np.ndarray] = field(default_factory=dict)
     years: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: block (``quality``, ``adoption``) -> dimension -> array (GROUP_STATS x levels) of
+    #: sums over the block's window person-months (probability differences, not pp)
+    groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: the written reviews (``k >= k_start - progress_review_months``), one entry per
+    #: review: spell, k, dur, before, after, goal, qbar, rbar, q0bar, day_u; empty when
+    #: ``progress`` is off
+    reviews: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _dim(abs_month: np.ndarray) -> np.ndarray:
@@ -79,15 +162,18 @@ def _dim(abs_month: np.ndarray) -> np.ndarray:
 def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
     """Simulate all clients of world ``w``; see the module docstring."""
     staff = Staff(w, p, rng)
+    r_prog = rng.spawn(1)[0]  # the review process's own stream (does not advance rng)
     sp = _Store({"client": "i8", "muni": "i4", "start": "i4", "start_day": "i1", "end": "i4",
                  "end_day": "i1", "reason": "i1", "ladder": "i1", "prior": "i4", "xb": "f8",
-                 "init_cw": "i8", "pos": "i8", "cw": "i8"})
+                 "init_cw": "i8", "pos": "i8", "cw": "i8",
+                 "step": "i1"})  # progress: current ladder step
     cl = _Store({"birth_year": "i4", "sex": "i1", "edu": "i1", "hh": "i1", "frailty": "f8"})
     M, K, T = len(w.munis), w.n_months, len(staff.team_num)
     ev_s, ev_k, ev_cw, audits, surveys = [], [], [], [], []
     pend_spell, pend_due = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     adopt_k, park_k = w.munis["adoption_k"].to_numpy(), w.munis["park_k"].to_numpy()
-    acc = dict.fromkeys(["pm", "dq", "adopt_pm", "adopt_d", "shock_pm", "shock_d"], 0.0)
+    acc = dict.fromkeys(["pm", "dq", "dq_edu", "dq_any", "adopt_pm", "adopt_d", "adopt_d_edu",
+                         "adopt_d_any", "shock_pm", "shock_d"], 0.0)
     macc = {k: np.zeros(M) for k in ["pm", "exits_work", "q", "q_noprog", "p_work"]}
     tacc = {k: np.zeros(T) for k in ["pm", "q"]}
     y0 = (w.t0 + w.k_start) // 12
@@ -95,6 +181,20 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
     yacc = {k: np.zeros((M, len(years))) for k in
             ["pm", "exits_work", "p_work", "park_d", "programme_d", "q"]}
     act = np.zeros(0, dtype=np.int64)
+    iv = np.zeros((2, 0))  # review-interval sums of quality and ramp, aligned with act
+    groups = _Groups(("quality", "adoption"))
+    # per active spell (aligned with act): its window sums of GROUP_STATS for the quality
+    # block (rows 0-3) and the adoption block (rows 4-7); flushed when the spell ends
+    gacc = np.zeros((8, 0))
+    g_spell, g_sums = [], []
+    # exit to work: slope per quality point by intake step, anchored at quality_mean (a
+    # scalar when homogeneous, so the eta is bit for bit the homogeneous model's)
+    het = p.quality_coef_ladder is not None
+    c_tab = np.array(p.quality_coef_by_step())
+    off_tab = (c_tab - p.quality_coef) * p.quality_mean
+    ce, lift_q = p.education_quality_coef, p.programme_quality_lift
+    R = p.progress_review_months
+    reviews: list[dict[str, np.ndarray]] = []
 
     def new_spells(muni, client, start_abs, prior, first_age=None):
         c = cl.cols
@@ -105,9 +205,41 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
                             c["frailty"][client])
         day = 1 + np.floor(rng.random(len(muni)) * _dim(start_abs)).astype(np.int64)
         cw = staff.pos_cw[pos]
+        step = ladder.copy()
+        if p.progress:
+            hidden = np.flatnonzero(ladder == 0)
+            step[hidden] = hz.draw_ladder_step(r_prog, c["edu"][client[hidden]],
+                                               np.broadcast_to(age, ladder.shape)[hidden])
         return sp.add(client=client, muni=muni, start=start_abs, start_day=day, end=-1,
                       end_day=0, reason=0, ladder=ladder, prior=prior, xb=xb, init_cw=cw,
-                      pos=pos, cw=cw)
+                      pos=pos, cw=cw, step=step)
+
+    def _review(s, act, iv, qa, ramp, dur, k):
+        """Add month ``k`` to the review intervals (``iv``: sums of quality and ramp,
+        aligned with ``act``); review the spells due (:mod:`.progress`)."""
+        iv[0] += qa
+        iv[1] += ramp
+        due = np.flatnonzero((dur > 0) & (dur % R == 0))
+        if not len(due):
+            return
+        ids = act[due]
+        # months in the interval: R + 1 for the first review (from the start month), else
+        # R; fewer only where it began before the first simulated month
+        n = np.minimum(np.where(dur[due] == R, R + 1, R), k + 1)
+        qbar, rbar = iv[0, due] / n, iv[1, due] / n
+        q0bar = qbar - lift_q * rbar
+        before = s["step"][ids]
+        p_up = hz.logistic(pg.up_logit(p, qbar, rbar, before))
+        up = (before < 6) & (r_prog.random(len(ids)) < p_up)
+        goal = r_prog.random(len(ids)) < hz.logistic(pg.goal_logit(p, qbar, rbar))
+        after = (before + up).astype(np.int8)
+        s["step"][ids] = after
+        iv[:, due] = 0.0
+        if k >= w.k_start - R:
+            reviews.append({"spell": ids, "k": np.full(len(ids), k), "dur": dur[due],
+                            "before": before, "after": after, "goal": goal.astype(np.int8),
+                            "qbar": qbar, "rbar": rbar, "q0bar": q0bar,
+                            "day_u": r_prog.random(len(ids))})
 
     def first_spells(muni, start_abs):
         tr = hz.draw_clients(rng, len(muni))
@@ -145,6 +277,10 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
             new.append(new_spells(sp.cols["muni"][prev], sp.cols["client"][prev], start,
                                   np.minimum(60, overlap + carried)))
         act = np.concatenate([act] + new)
+        if p.progress:
+            iv = np.hstack([iv, np.zeros((2, len(act) - iv.shape[1]))])
+        if k >= w.k_start:
+            gacc = np.hstack([gacc, np.zeros((8, len(act) - gacc.shape[1]))])
 
         c, s = cl.cols, sp.cols
         client, mu, pos = s["client"][act], s["muni"][act], s["pos"][act]
@@ -152,10 +288,21 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
         dur = k_abs - s["start"][act]
         hh = c["hh"][client]
         ramp = w.ramp[mu, k]
+        qa = q[pos]
+        if het:
+            lad = s["ladder"][act]
+            cq, off = c_tab[lad], off_tab[lad]
+        else:
+            cq, off = p.quality_coef, 0.0
         eta_w = (s["xb"][act] + hz.dynamic_work(age, dur) + w.lp[mu, k] + w.park[mu, k]
-                 + p.quality_coef * q[pos] + p.programme_direct * ramp)
-        e_edu, e_mov, e_oth = (np.exp(x) for x in hz.other_etas(age, dur, hh))
+                 + (cq * qa - off) + p.programme_direct * ramp)
+        eta_e, eta_mov, eta_oth = hz.other_etas(age, dur, hh)
+        if ce:
+            eta_e = eta_e + ce * (qa - p.quality_mean)
+        e_edu, e_mov, e_oth = np.exp(eta_e), np.exp(eta_mov), np.exp(eta_oth)
         denom = 1 + e_edu + e_mov + e_oth
+        if p.progress:
+            _review(s, act, iv, qa, ramp, dur, k)
         e_w = np.exp(eta_w)
         tot = denom + e_w
         u = rng.random(len(act)) * tot  # inverse CDF on the unnormalised scale
@@ -164,14 +311,43 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
         dest = np.where(u < c2 + e_oth, 1 + (u >= e_w).astype(np.int8) + (u >= c1) + (u >= c2), 0)
 
         if k >= w.k_start:
-            pw = e_w / tot
+            pw, pe, inv = e_w / tot, e_edu / tot, 1 / tot
             acc["pm"] += len(act)
-            acc["dq"] += np.sum(hz.probabilities(eta_w + p.quality_coef, denom) - pw)
-            lift = p.quality_coef * p.programme_quality_lift * ramp + p.programme_direct * ramp
+            # one quality point more: every quality-dependent eta shifts
+            e_edu1 = np.exp(eta_e + ce) if ce else e_edu
+            denom1 = 1 + e_edu1 + e_mov + e_oth
+            e_w1 = np.exp(eta_w + cq)
+            tot1 = denom1 + e_w1
+            dq = (e_w1 / tot1 - pw, e_edu1 / tot1 - pe, inv - 1 / tot1)
+            acc["dq"] += np.sum(dq[0])
+            acc["dq_edu"] += np.sum(dq[1])
+            acc["dq_any"] += np.sum(dq[2])
+            # no programme: no quality lift (work and education), no direct effect
+            lift = cq * lift_q * ramp + p.programme_direct * ramp
             a = (adopt_k[mu] >= 0) & (k >= adopt_k[mu])
             acc["adopt_pm"] += a.sum()
-            d_adopt = pw[a] - hz.probabilities(eta_w[a] - lift[a], denom[a])
+            if ce:
+                e_edu0 = np.exp(eta_e[a] - ce * lift_q * ramp[a])
+                denom0 = 1 + e_edu0 + e_mov[a] + e_oth[a]
+            else:
+                e_edu0, denom0 = e_edu[a], denom[a]
+            e_w0 = np.exp(eta_w[a] - lift[a])
+            tot0 = denom0 + e_w0
+            d_adopt = pw[a] - e_w0 / tot0
+            da = (d_adopt, pe[a] - e_edu0 / tot0, 1 / tot0 - inv[a])
             acc["adopt_d"] += np.sum(d_adopt)
+            acc["adopt_d_edu"] += np.sum(da[1])
+            acc["adopt_d_any"] += np.sum(da[2])
+            gidx = groups.index(age, dur)
+            groups.add("quality", gidx, dq)
+            groups.add("adoption", gidx[:, a], da)
+            gacc[0] += 1.0
+            for r in range(3):
+                gacc[1 + r] += dq[r]
+            ia = np.flatnonzero(a)
+            gacc[4, ia] += 1.0
+            for r in range(3):
+                gacc[5 + r, ia] += da[r]
             ev = k - park_k[mu]
             b = (park_k[mu] >= 0) & (ev >= 0) & (ev <= 11)
             acc["shock_pm"] += b.sum()
@@ -207,7 +383,15 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
             due = k + _MIN_GAP + rng.geometric(1 / 12, len(back)) - 1
             pend_spell = np.concatenate([pend_spell, back[due < K]])
             pend_due = np.concatenate([pend_due, due[due < K]])
-            act = act[dest == 0]
+            if k >= w.k_start:  # before the window every spell's sums are 0
+                g_spell.append(ids)
+                g_sums.append(gacc[:, out])
+            stay = dest == 0
+            act = act[stay]
+            if p.progress:
+                iv = np.compress(stay, iv, axis=1)
+            if k >= w.k_start:
+                gacc = np.compress(stay, gacc, axis=1)
         au = staff.audits(k, record=k >= w.k_start - 12)
         if au is not None:
             audits.append(au)
@@ -217,5 +401,15 @@ def run(w: World, p: SimulateParams, rng: np.random.Generator) -> Sim:
     cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
     events = {"spell": cat(ev_s, "i8"), "month": cat(ev_k, "i8"), "cw": cat(ev_cw, "i8")}
     audit_cols = {k: np.concatenate([a[k] for a in audits]) for k in audits[0]} if audits else {}
+    g_spell = np.concatenate(g_spell + [act])
+    g_sums = np.hstack(g_sums + [gacc])
+    fixed = {"ladder_step": sp["ladder"][g_spell], "sex": cl["sex"][sp["client"][g_spell]],
+             "education_level": cl["edu"][sp["client"][g_spell]],
+             "household": cl["hh"][sp["client"][g_spell]], "prior_benefit_months": sp["prior"][g_spell]}
+    groups.add_spells("quality", fixed, g_sums[:4])
+    groups.add_spells("adoption", fixed, g_sums[4:])
+    rev = ({k: np.concatenate([r[k] for r in reviews]) for k in reviews[0]} if reviews
+           else {k: np.zeros(0) for k in _REVIEW_COLS}) if p.progress else {}
     return Sim({k: sp[k] for k in sp.cols}, {k: cl[k] for k in cl.cols}, events, audit_cols,
-               surveys, staff, acc, macc, tacc, yacc, years)
+               surveys, staff, acc, macc, tacc, yacc, years,
+               groups.result(), rev)

@@ -11,14 +11,32 @@ multinomial-logit probabilities
 For exit to work
 
     eta_work = ALPHA_work + x'beta + theta_i - 0.025 max(age-30, 0) - 0.45 log(1+dur)
-               + lp[m, k] + park[m, k] + quality_coef * q_ck + programme_direct * ramp[m, k]
+               + lp[m, k] + park[m, k] + quality_coef * quality_mean
+               + c_s * (q_ck - quality_mean) + programme_direct * ramp[m, k]
 
 with ``theta_i ~ N(0, 0.5^2)`` a client frailty that persists over repeat spells (so
 observed duration dependence is partly selection), ``dur`` months since the month of the
-true start date and ``q_ck`` the true quality of the client's caseworker in month ``k``.
-The other exits depend on age, household and duration only (quality, the labour market
-and the programme move exit to work alone). Intercepts are calibrated so that the 2016-17
-stock, outflow to work and total outflow match the CBS municipal figures.
+true start date, ``q_ck`` the true quality of the client's caseworker in month ``k`` and
+``c_s`` the log-odds per quality point for the spell's intake ladder step ``s``
+(``simulate.quality_coef_ladder``; ``quality_coef`` for steps it does not list and for an
+unrecorded step). The quality term is anchored at ``quality_mean``: at the mean quality
+every step has the log-odds of the homogeneous model, so the calibration and the ladder
+main effects hold whatever the slopes; with ``c_s = quality_coef`` the term is exactly
+``quality_coef * q_ck``. Only the intake step enters: the ladder steps a spell climbs at
+its reviews (the ``progress`` table, :mod:`.progress`) do not feed back into any exit.
+
+For exit to education
+
+    eta_education = ALPHA_edu - 0.12 max(age-22, 0) - 0.2 log(1+dur)
+                    + education_quality_coef * (q_ck - quality_mean)
+
+so quality (and the programme, through the quality it adds) moves exit to education too;
+the exits moved and other depend on age, household and duration only. The labour market,
+business parks and the programme's direct effect move exit to work alone. A
+counterfactual in quality (one point higher, or without the programme) shifts every eta
+that depends on quality, so it changes the education term in the denominator of
+``P_work`` as well. Intercepts are calibrated so that the 2016-17 stock, outflow to work
+and total outflow match the CBS municipal figures.
 """
 
 from __future__ import annotations
@@ -26,7 +44,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["SEX", "EDUCATION", "HOUSEHOLD", "EXITS", "draw_clients", "draw_ladder",
-           "static_work", "dynamic_work", "other_etas", "probabilities"]
+           "draw_ladder_step", "static_work", "dynamic_work", "other_etas", "probabilities",
+           "logistic"]
 
 SEX = np.array(["F", "M", "X", "unknown"], dtype=object)
 EDUCATION = np.array(["low", "medium", "high", "unknown"], dtype=object)
@@ -63,11 +82,16 @@ def draw_clients(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def draw_ladder(rng: np.random.Generator, edu: np.ndarray, age: np.ndarray) -> np.ndarray:
-    """Participation-ladder step 1..6 at intake (0 = not recorded, 4%)."""
+def draw_ladder_step(rng: np.random.Generator, edu: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """Participation-ladder step 1..6 (never 0), given education code and age."""
     edu_score = np.array([-0.5, 0.0, 0.6, -0.3])[edu]
     z = 3.1 + edu_score - 0.02 * (age - 40) + rng.normal(0, 1.1, len(edu))
-    step = np.clip(np.round(z), 1, 6).astype(np.int8)
+    return np.clip(np.round(z), 1, 6).astype(np.int8)
+
+
+def draw_ladder(rng: np.random.Generator, edu: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """Participation-ladder step 1..6 at intake (0 = not recorded, 4%)."""
+    step = draw_ladder_step(rng, edu, age)
     step[rng.random(len(edu)) < 0.04] = 0
     return step
 
@@ -89,7 +113,8 @@ def dynamic_work(age: np.ndarray, dur: np.ndarray) -> np.ndarray:
 
 
 def other_etas(age: np.ndarray, dur: np.ndarray, hh: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Log-odds of exit to education, moved, other."""
+    """Log-odds of exit to education, moved, other (education without its quality term,
+    which the engine adds)."""
     ld = np.log1p(dur)
     edu = ALPHA_EDU - 0.12 * np.maximum(age - 22, 0) - 0.2 * ld
     moved = ALPHA_MOVED - 0.03 * np.maximum(age - 25, 0) - 0.15 * ld
@@ -102,3 +127,8 @@ def probabilities(eta_w: np.ndarray, denom_other: np.ndarray) -> np.ndarray:
     """Exit-to-work probability given its log-odds and ``1 + sum exp(other etas)``."""
     e = np.exp(eta_w)
     return e / (denom_other + e)
+
+
+def logistic(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))``."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))

@@ -12,6 +12,12 @@ Exit to work is a linear probability (in pp) so every estimand has an exact trut
     p = 10 + 1.5 z_m + g_rt + client effects + beta (q - 3) - 0.5 (lm_muni - 6)
         + adoption effect + shock effect,
 
+``beta_ladder`` (optional, a mapping ladder step 1..6 -> pp per quality point) replaces
+``beta`` for spells with that ladder step (quality heterogeneity, like
+``simulate.quality_coef_ladder``; ladder steps here are drawn uniformly and always
+recorded); the truth then adds ``quality_pp_ladder`` and ``quality_pp`` becomes the
+person-month mean of the spells' slopes. Without it every draw and number is as before.
+
 Traps:
 - quality is correlated with municipal prosperity z_m (level) and with the local labour
   market (quality falls when the municipality's unemployment rises): naive slopes lie;
@@ -73,8 +79,11 @@ def boost(ell):
 
 def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int = 60,
              caseload: int = 300, n_cw: int = 6, adopt_share: float = 0.6, n_shocks: int = 4,
-             beta: float = 1.5, team_adoption: bool = False) -> SimData:
+             beta: float = 1.5, team_adoption: bool = False,
+             beta_ladder: dict[int, float] | None = None) -> SimData:
     rng = np.random.default_rng(seed)
+    b_step = None if beta_ladder is None else np.array(
+        [float(beta_ladder.get(s, beta)) for s in range(7)])
     M, T = n_muni, n_months
     codes = np.array([f"GM{j + 1:04d}" for j in range(M)])
     region = np.array([f"AM{j % n_regions + 1:02d}" for j in range(M)])
@@ -152,7 +161,8 @@ def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int 
         age = (T0 + m) // 12 - a["birth_year"].to_numpy()
         ell = m - g[mu]
         adopts = cw_adopts[cw]
-        tau = np.where(adopts & (ell >= 0), tau_direct(np.nan_to_num(ell)) + beta * boost(np.nan_to_num(ell)), 0.0)
+        b = beta if b_step is None else b_step[a["ladder"].to_numpy()]
+        tau = np.where(adopts & (ell >= 0), tau_direct(np.nan_to_num(ell)) + b * boost(np.nan_to_num(ell)), 0.0)
         tau_d = np.where(adopts & (ell >= 0), tau_direct(np.nan_to_num(ell)), 0.0)
         shock = np.zeros(len(a))
         for j, k in shock_of.items():
@@ -162,7 +172,7 @@ def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int 
              + np.select([a["edu"] == 0, a["edu"] == 2], [-0.7, 1.0], 0.0)
              + np.select([a["hh"] == 1, a["hh"] == 3], [-0.6, -0.3], 0.0)
              + DUR_EFF[_dur_band(dur)] - 0.01 * a["prior"].to_numpy()
-             + beta * (q[cw, m + 12] - 3) - 0.5 * (lm[mu, m + 12] - 6) + tau_d + shock)
+             + b * (q[cw, m + 12] - 3) - 0.5 * (lm[mu, m + 12] - 6) + tau_d + shock)
         pw = np.clip(p, 0.2, 60) / 100
         u = rng.random(len(a))
         ew, ea = u < pw, u < pw + 0.03
@@ -269,12 +279,14 @@ def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int 
         shock_eff[sel] = jobs[k] / 500 * shock_shape(e[sel])
     var_q = qdf["q_true"].var(ddof=0)
     truth = {
-        "quality_pp": beta,
+        "quality_pp": beta if b_step is None else float(b_step[s["ladder"].to_numpy()].mean()),
         "att_pp": float(rec["tau"][treated].mean()),
         "shock_pp": float(shock_eff[in_eff].mean()),
         "reliability": float(var_q / (var_q + SIG_D ** 2 + SIG_E ** 2)),
         "share_clipped": float(np.mean((rec["p"] < 0.2) | (rec["p"] > 60))),
     }
+    if b_step is not None:
+        truth["quality_pp_ladder"] = {str(st): float(b_step[st]) for st in range(1, 7)}
     return SimData(pm, cells, quality, adoption, shocks, truth)
 
 

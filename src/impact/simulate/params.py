@@ -11,6 +11,13 @@ logit with the competing exits), quality on the 0-10 scale of the ``fidelity_aud
 instrument. The truth the pipeline must recover is not these coefficients but the
 estimands of the data contract, computed by the simulator in percentage points
 (``SimulatedCountry.truth``).
+
+Two keys are not plain numbers: ``quality_coef_ladder`` is ``null`` (every spell has
+``quality_coef``) or a mapping intake ladder step (1..6) -> log-odds per quality point of
+exit to work for spells with that intake step (steps not listed, and an unrecorded step,
+keep ``quality_coef``); it is held as a sorted tuple of ``(step, coef)`` pairs and
+:meth:`SimulateParams.to_dict` writes it with string keys (``{"3": 0.25}``) so that it
+survives JSON. ``progress`` is a boolean (write the optional ``progress`` table).
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 _MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 _REGION = re.compile(r"^AM\d\d$")
 
-# name -> (kind, low, high); kinds: prob (0..1), float, int, corr
+# name -> (kind, low, high); kinds: prob (0..1), float, int, corr, bool, ladder (a mapping
+# step 1..6 -> float in [low, high], or null)
 _NUMERIC: dict[str, tuple[str, float, float]] = {
     "burn_in_years": ("int", 1, 40),
     "scale": ("float", 0.001, 20.0),
@@ -79,7 +87,24 @@ _NUMERIC: dict[str, tuple[str, float, float]] = {
     "recession_months": ("int", 1, 120),
     "recession_depth": ("float", -2.0, 2.0),
     "repeat_share": ("prob", 0.0, 0.9),
+    "quality_coef_ladder": ("ladder", -2.0, 2.0),
+    "education_quality_coef": ("float", -2.0, 2.0),
+    "progress": ("bool", 0, 1),
+    "progress_review_months": ("int", 1, 24),
+    "ladder_up_base": ("float", -10.0, 10.0),
+    "ladder_up_quality": ("float", -2.0, 2.0),
+    "ladder_up_programme": ("float", -5.0, 5.0),
+    "goal_base": ("float", -10.0, 10.0),
+    "goal_quality": ("float", -2.0, 2.0),
+    "goal_programme": ("float", -5.0, 5.0),
 }
+
+#: keys whose explicit ``null`` is a value (not "take the default")
+_NULLABLE = ("regions", "quality_coef_ladder")
+
+#: planted default of ``quality_coef_ladder``: a larger quality effect at steps 3-4
+DEFAULT_QUALITY_COEF_LADDER: tuple[tuple[int, float], ...] = (
+    (1, 0.05), (2, 0.10), (3, 0.25), (4, 0.25), (5, 0.15), (6, 0.15))
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,16 @@ class SimulateParams:
     recession_months: int = 18
     recession_depth: float = 0.2
     repeat_share: float = 0.2
+    quality_coef_ladder: tuple[tuple[int, float], ...] | None = DEFAULT_QUALITY_COEF_LADDER
+    education_quality_coef: float = 0.10
+    progress: bool = True
+    progress_review_months: int = 6
+    ladder_up_base: float = -1.2
+    ladder_up_quality: float = 0.20
+    ladder_up_programme: float = 0.15
+    goal_base: float = -0.8
+    goal_quality: float = 0.15
+    goal_programme: float = 0.10
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "SimulateParams":
@@ -146,7 +181,8 @@ class SimulateParams:
         ----------
         d : mapping or None
             The section as read from YAML. Missing keys take their defaults; the
-            preset-dependent keys may be ``null`` (take the preset's value).
+            preset-dependent keys may be ``null`` (take the preset's value);
+            ``quality_coef_ladder: null`` means no ladder-specific coefficients.
 
         Returns
         -------
@@ -171,8 +207,10 @@ class SimulateParams:
             raw = d.get(key)
             if raw is None and key in PRESETS[preset]:
                 raw = PRESETS[preset][key]
-            if raw is None and key not in ("regions",):
+            if raw is None and key not in _NULLABLE:
                 continue
+            if raw is None and key == "quality_coef_ladder" and key not in d:
+                continue  # absent: the planted default; an explicit null: homogeneous
             values[key] = _check(key, raw)
         out = cls(**values)
         if out.end < out.start:
@@ -183,7 +221,22 @@ class SimulateParams:
         """The resolved section as plain YAML-ready values (tuples become lists)."""
         d = asdict(self)
         d["regions"] = None if self.regions is None else list(self.regions)
+        d["quality_coef_ladder"] = self.quality_coef_ladder_map(str_keys=True)
         return d
+
+    def quality_coef_ladder_map(self, str_keys: bool = False) -> dict | None:
+        """``quality_coef_ladder`` as a dict step -> coefficient (``None`` when null)."""
+        if self.quality_coef_ladder is None:
+            return None
+        return {(str(k) if str_keys else k): v for k, v in self.quality_coef_ladder}
+
+    def quality_coef_by_step(self) -> "list[float]":
+        """Log-odds per quality point of exit to work for intake steps 0..6 (0 =
+        unrecorded, always ``quality_coef``)."""
+        out = [self.quality_coef] * 7
+        for k, v in self.quality_coef_ladder or ():
+            out[k] = v
+        return out
 
     @property
     def start_month(self) -> int:
@@ -222,11 +275,41 @@ def _check(key: str, v: Any) -> Any:
                              "or a region code like 'AM08'")
         return v
     kind, lo, hi = _NUMERIC[key]
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise ValueError(f"simulate.{key} = {v!r}: expected true or false")
+        return v
+    if kind == "ladder":
+        return _check_ladder(key, v, lo, hi)
     ok_type = (isinstance(v, int) if kind == "int" else isinstance(v, (int, float)))
     if isinstance(v, bool) or not ok_type or not (lo <= v <= hi):
         what = "an integer" if kind == "int" else "a number"
         raise ValueError(f"simulate.{key} = {v!r}: expected {what} in [{lo:g}, {hi:g}]")
     return int(v) if kind == "int" else float(v)
+
+
+def _check_ladder(key: str, v: Any, lo: float, hi: float) -> tuple[tuple[int, float], ...] | None:
+    """A mapping ladder step 1..6 (int, or its digit string) -> number in [lo, hi]."""
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        raise ValueError(f"simulate.{key} = {v!r}: expected null or a mapping of ladder steps "
+                         f"1..6 to numbers in [{lo:g}, {hi:g}], e.g. {{1: 0.05, 3: 0.25}}")
+    out: dict[int, float] = {}
+    for step, coef in v.items():
+        s = step.strip() if isinstance(step, str) else step
+        if isinstance(s, str) and s.isdigit():
+            s = int(s)
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 6:
+            raise ValueError(f"simulate.{key}: key {step!r} is not a participation-ladder "
+                             "step; expected an integer 1..6")
+        if s in out:
+            raise ValueError(f"simulate.{key}: step {s} is given twice")
+        if isinstance(coef, bool) or not isinstance(coef, (int, float)) or not lo <= coef <= hi:
+            raise ValueError(f"simulate.{key}[{s}] = {coef!r}: expected a number in "
+                             f"[{lo:g}, {hi:g}] (log-odds per quality point)")
+        out[s] = float(coef)
+    return tuple(sorted(out.items())) or None
 
 
 DEFAULT_PARAMS_YAML = """\
@@ -280,4 +363,14 @@ simulate:
   recession_months: 18
   recession_depth: 0.2     # log-odds drop at the trough
   repeat_share: 0.2        # share of inflow that are earlier clients coming back (gap >= 4 months)
+  quality_coef_ladder: {1: 0.05, 2: 0.10, 3: 0.25, 4: 0.25, 5: 0.15, 6: 0.15} # by intake step; null = quality_coef
+  education_quality_coef: 0.10 # log-odds of exit to education per quality point (the programme moves it too)
+  progress: true           # write the optional progress table (ladder_step, goal_reached at reviews)
+  progress_review_months: 6 # a review every this many months of spell duration
+  ladder_up_base: -1.2     # log-odds of a step up the ladder at a review (step 3, quality 0)
+  ladder_up_quality: 0.20  # log-odds of a step up per point of mean true quality since the last review
+  ladder_up_programme: 0.15 # direct log-odds of the programme on a step up (at full ramp)
+  goal_base: -0.8          # log-odds that a review records goal_reached = 1 (quality 0)
+  goal_quality: 0.15       # log-odds of goal_reached per point of mean true quality since the last review
+  goal_programme: 0.10     # direct log-odds of the programme on goal_reached (at full ramp)
 """

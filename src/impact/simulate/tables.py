@@ -4,6 +4,16 @@ Codes and identifiers are strings, dates ISO ``YYYY-MM-DD`` strings, open spells
 null ``end_date`` and ``exit_reason``; rows are sorted deterministically. Spells that
 ended before the study window are dropped (as a user's extract for the window would);
 left-truncated spells keep their true start date.
+
+``progress`` (when ``simulate.progress`` is true) holds the written reviews of the kept
+spells (:mod:`.progress`): per review a ``ladder_step`` row (the step after the review)
+and a ``goal_reached`` row (0/1), ``value`` a float, dated on a day of the review month
+that is not after the spell's end date; rows sorted by ``spell_id``, ``date``,
+``measure``. Every spell id is one of ``trajectories``. The panel joins spells of one
+client less than ``panel.merge_gap_days`` apart; the simulator's repeat spells start at
+least four calendar months after the previous exit month (at least 89 days without
+benefit), so with the default 31 days no spell is joined and every progress row belongs
+to a spell of its own.
 """
 
 from __future__ import annotations
@@ -67,7 +77,7 @@ def _cw_ids(sim: Sim, w: World) -> tuple[np.ndarray, np.ndarray]:
 
 def contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     """All contract tables (municipalities, trajectories, caseworker_assignments, quality,
-    adoption, labour_market, shocks)."""
+    adoption, labour_market, shocks, and progress when ``p.progress``)."""
     codes = w.munis["municipality"].to_numpy(dtype=object)
     cw_id, cw_team = _cw_ids(sim, w)
     idx = kept_spells(sim, w)
@@ -93,7 +103,7 @@ def contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.Genera
         "household": hz.HOUSEHOLD[c["hh"][client]],
         "prior_benefit_months": s["prior"][idx].astype("int64"), "ladder_step": ladder,
     })
-    return {
+    out = {
         "municipalities": w.munis[["municipality", "name", "region", "province", "population"]]
         .astype({"population": "int64"}).reset_index(drop=True),
         "trajectories": traj,
@@ -103,6 +113,34 @@ def contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.Genera
         "labour_market": _labour_market(w, rng),
         "shocks": _shocks(w, rng, codes),
     }
+    if p.progress:
+        out["progress"] = _progress(sim, w, idx, spell_id)
+    return out
+
+
+def _progress(sim, w, idx, spell_id) -> pd.DataFrame:
+    """Two rows per written review of a kept spell (see module docstring)."""
+    rev, s = sim.reviews, sim.spells
+    pos_of = np.full(len(s["start"]), -1)
+    pos_of[idx] = np.arange(len(idx))
+    spell = rev["spell"].astype(np.int64)
+    row = pos_of[spell] if len(spell) else np.zeros(0, np.int64)
+    keep = row >= 0
+    spell, row = spell[keep], row[keep]
+    month = w.t0 + rev["k"][keep].astype(np.int64)
+    ends_here = s["end"][spell] == month
+    last_day = np.where(ends_here, s["end_day"][spell], _days(month))
+    day = 1 + np.floor(rev["day_u"][keep] * last_day).astype(np.int64)
+    n = len(row)
+    r = np.concatenate([row, row])
+    m = np.concatenate([month, month])
+    names = np.array(["goal_reached", "ladder_step"], dtype=object)  # sorted: code order
+    code = np.repeat([1, 0], n)
+    value = np.concatenate([rev["after"][keep], rev["goal"][keep]]).astype("float64")
+    d = np.concatenate([day, day])
+    order = np.lexsort((code, m, r))
+    return pd.DataFrame({"spell_id": spell_id[r[order]], "date": iso_dates(m[order], d[order]),
+                         "measure": names[code[order]], "value": value[order]})
 
 
 def _assignments(sim, idx, spell_id, cw_id, cw_team, traj) -> pd.DataFrame:

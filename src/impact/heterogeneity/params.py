@@ -1,0 +1,189 @@
+"""``params.yaml`` → ``heterogeneity``: pre-specified client groups and what is estimated per group.
+
+A dimension names a person-month column and its groups, either as lists of values
+(``levels``) or as inclusive numeric ranges (``bands``; ``null`` = open end)::
+
+    ladder_step: {column: ladder_step, levels: {"1": [1], "3-4": [3, 4]}}
+    age:         {column: age, bands: {"<25": [null, 24], "25-34": [25, 34]}}
+
+A person-month in no group of a dimension (e.g. an unrecorded ladder step) is left out of
+that dimension's models. Groups are fixed before the data are seen: the data-driven check
+(``cddf``) is reported beside them, never instead of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import pandas as pd
+
+from impact.config import ConfigError, check_keys
+
+__all__ = ["GroupDimension", "HeterogeneityParams", "DEFAULT_GROUPS", "OUTCOMES"]
+
+#: outcome name -> person-month indicator column (exit in that month)
+OUTCOMES: dict[str, str] = {"work": "exit_work", "education": "exit_education",
+                            "any": "exit_any"}
+Weights = Literal["rademacher", "webb"]
+
+DEFAULT_GROUPS: dict[str, dict[str, Any]] = {
+    "ladder_step": {"column": "ladder_step",
+                    "levels": {"1": [1], "2": [2], "3-4": [3, 4], "5-6": [5, 6]}},
+    "age": {"column": "age", "bands": {"<25": [None, 24], "25-34": [25, 34], "35-44": [35, 44],
+                                       "45-54": [45, 54], "55+": [55, None]}},
+    "education": {"column": "education_level",
+                  "levels": {"low": ["low"], "medium": ["medium"], "high": ["high"]}},
+    "household": {"column": "household",
+                  "levels": {"single": ["single"], "single parent": ["single_parent"],
+                             "couple": ["couple", "couple_children"]}},
+    "duration": {"column": "duration", "bands": {"0-5": [0, 5], "6-11": [6, 11],
+                                                 "12-23": [12, 23], "24-59": [24, 59],
+                                                 "60+": [60, None]}},
+    "prior_benefit": {"column": "prior_benefit_months",
+                      "bands": {"none": [0, 0], "1-24": [1, 24], "25+": [25, None]}},
+}
+
+
+@dataclass(frozen=True)
+class GroupDimension:
+    """One pre-specified grouping: ``labels[h]`` is defined by ``rules[h]``.
+
+    ``kind`` ``levels``: a rule is a tuple of values; ``bands``: (low, high), inclusive,
+    None = open.
+    """
+
+    name: str
+    column: str
+    kind: Literal["levels", "bands"]
+    labels: tuple[str, ...]
+    rules: tuple[tuple, ...]
+
+    def codes(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        """Group index (0..H-1) of each value; -1 for a value in no group."""
+        v = pd.Series(values).reset_index(drop=True)
+        out = np.full(len(v), -1, dtype="int64")
+        if self.kind == "bands":
+            x = pd.to_numeric(v, errors="coerce").to_numpy(dtype="float64")
+            for h, (lo, hi) in enumerate(self.rules):
+                m = np.isfinite(x) & (out < 0)
+                if lo is not None:
+                    m &= x >= lo
+                if hi is not None:
+                    m &= x <= hi
+                out[m] = h
+        else:
+            # match on the distinct values only (a few), then gather: a value matches as
+            # text ("low", "3") or, for numbers, numerically (3 = 3.0)
+            codes, uniq = pd.factorize(v, use_na_sentinel=True)
+            u = pd.Series(uniq)
+            text = u.astype(str)
+            num = pd.to_numeric(u, errors="coerce")
+            level = np.full(len(u) + 1, -1, dtype="int64")  # last slot: missing values
+            for h, vals in enumerate(self.rules):
+                hit = text.isin([str(x) for x in vals]).to_numpy(dtype=bool).copy()
+                nums = [float(x) for x in vals
+                        if isinstance(x, (int, float)) and not isinstance(x, bool)]
+                if nums:
+                    hit |= num.isin(nums).fillna(False).to_numpy(dtype=bool)
+                level[:-1][hit & (level[:-1] < 0)] = h
+            out = level[codes]  # code -1 (missing) takes the last slot
+        return out
+
+
+def _dimension(name: str, spec: Any) -> GroupDimension:
+    where = f"heterogeneity.groups.{name}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"params.yaml: {where} must be a mapping with 'column' and "
+                          f"'levels' or 'bands', got {spec!r}")
+    check_keys(where, spec, {"column", "levels", "bands"})
+    column = spec.get("column")
+    if not isinstance(column, str) or not column:
+        raise ConfigError(f"params.yaml: {where}.column must name a person-month column, "
+                          f"got {column!r}")
+    kinds = [k for k in ("levels", "bands") if k in spec]
+    if len(kinds) != 1:
+        raise ConfigError(f"params.yaml: {where} needs exactly one of 'levels' or 'bands'")
+    kind = kinds[0]
+    groups = spec[kind]
+    if not isinstance(groups, Mapping) or len(groups) < 2:
+        raise ConfigError(f"params.yaml: {where}.{kind} must map at least two group labels "
+                          f"to their {'values' if kind == 'levels' else '[low, high]'}, "
+                          f"got {groups!r}")
+    labels, rules = [], []
+    for label, rule in groups.items():
+        if not isinstance(rule, (list, tuple)) or not rule:
+            raise ConfigError(f"params.yaml: {where}.{kind}.{label} must be a list, got {rule!r}")
+        if kind == "bands":
+            ok = len(rule) == 2 and all(
+                r is None or (isinstance(r, (int, float)) and not isinstance(r, bool))
+                for r in rule)
+            if not ok or (None not in rule and rule[0] > rule[1]):
+                raise ConfigError(f"params.yaml: {where}.bands.{label} must be [low, high] "
+                                  f"numbers (null = open, low <= high), got {rule!r}")
+        labels.append(str(label))
+        rules.append(tuple(rule))
+    return GroupDimension(name, column, kind, tuple(labels), tuple(rules))
+
+
+@dataclass(frozen=True)
+class HeterogeneityParams:
+    """Parameters of the ``heterogeneity`` stage.
+
+    Attributes
+    ----------
+    groups : the pre-specified dimensions (see module notes); default
+        :data:`DEFAULT_GROUPS`.
+    outcomes : exits analysed per group: ``work``, ``education``, ``any``.
+    blocks : effects estimated per group: ``quality`` (the headline 2SLS with group
+        interactions) and ``adoption`` (the imputation ATT per group).
+    draws : bootstrap draws of the Romano-Wolf step-down adjustment.
+    weights : multiplier weights of that bootstrap (``rademacher`` | ``webb``).
+    cddf_splits : sample splits of the data-driven check (0 = off).
+    cddf_groups : sorted groups (quantiles of the predicted effect) of that check.
+    """
+
+    groups: tuple[GroupDimension, ...] = field(
+        default_factory=lambda: tuple(_dimension(k, v) for k, v in DEFAULT_GROUPS.items()))
+    outcomes: tuple[str, ...] = ("work", "education", "any")
+    blocks: tuple[str, ...] = ("quality", "adoption")
+    draws: int = 1999
+    weights: Weights = "rademacher"
+    cddf_splits: int = 10
+    cddf_groups: int = 4
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "HeterogeneityParams":
+        check_keys("heterogeneity", d, {"groups", "outcomes", "blocks", "draws", "weights",
+                                        "cddf_splits", "cddf_groups"})
+        kw: dict[str, Any] = {}
+        if d.get("groups") is not None:
+            g = d["groups"]
+            if not isinstance(g, Mapping) or not g:
+                raise ConfigError("params.yaml: heterogeneity.groups must map dimension names "
+                                  f"to their groups, got {g!r}")
+            kw["groups"] = tuple(_dimension(str(k), v) for k, v in g.items())
+        for key, allowed in (("outcomes", tuple(OUTCOMES)), ("blocks", ("quality", "adoption"))):
+            if key in d:
+                v = d[key]
+                if (not isinstance(v, (list, tuple)) or not v
+                        or any(x not in allowed for x in v) or len(set(v)) != len(v)):
+                    raise ConfigError(f"params.yaml: heterogeneity.{key} must be a non-empty "
+                                      f"list of distinct values from {', '.join(allowed)}; "
+                                      f"got {v!r}")
+                kw[key] = tuple(v)
+        for key, lo, hi in (("draws", 99, 10**6), ("cddf_splits", 0, 1000),
+                            ("cddf_groups", 2, 10)):
+            if key in d:
+                v = d[key]
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                    raise ConfigError(f"params.yaml: heterogeneity.{key} must be an integer in "
+                                      f"[{lo}, {hi}], got {v!r}")
+                kw[key] = v
+        if "weights" in d:
+            if d["weights"] not in ("rademacher", "webb"):
+                raise ConfigError("params.yaml: heterogeneity.weights must be rademacher or "
+                                  f"webb, got {d['weights']!r}")
+            kw["weights"] = d["weights"]
+        return cls(**kw)

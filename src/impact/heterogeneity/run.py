@@ -1,0 +1,284 @@
+"""What works for whom: group effects of quality and of the programme, with their tests.
+
+For every block (quality, adoption), outcome (exit to work, to education, any exit) and
+pre-specified dimension the group effects come from one interaction model
+(``heterogeneity.quality``, ``heterogeneity.adoption``). Then, per block and outcome:
+
+- **Disclosure**: a group is published only when at least ``privacy.min_cell`` distinct
+  clients and ``min_cell`` events (exits of that outcome) stand behind it; unpublished
+  groups are left out of everything below.
+- **Do effects differ at all?** Per dimension, the cluster-robust Wald test that all
+  its group effects are equal, with Hotelling's T² reference distribution
+  (``multiplicity.equality_test(..., hotelling=True)``), which holds its size with few
+  clusters where F(H-1, G-1) does not.
+- **Multiple testing**: adjusted p-values of "no effect in this group", the family being
+  every published group of every dimension of that block and outcome. Quality:
+  Romano-Wolf step-down on wild cluster restricted bootstrap draws, re-studentised, with
+  the same cluster weights in every dimension's model (``heterogeneity.wcr``; the plain
+  multiplier bootstrap of the scores over-rejects with few clusters). Programme: Holm's
+  step-down on the BJS t(G-1) p-values.
+- **Shrinkage**: per dimension, empirical-Bayes shrinkage of the group effects towards
+  the pooled effect of the same model (``multiplicity.shrink_to_overall``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from impact.estimate.multiplicity import equality_test, max_t_adjust, shrink_to_overall
+from impact.estimate.params import EstimateParams
+from impact.estimate.results import t_inference
+from impact.heterogeneity.adoption import adoption_by_group
+from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
+from impact.heterogeneity.quality import GroupEstimates, quality_by_group
+from impact.heterogeneity.wcr import wcr_weights
+
+__all__ = ["GROUP_COLUMNS", "TEST_COLUMNS", "HeterogeneityResult", "analyse", "estimate_groups",
+           "group_tables", "publication_view"]
+
+#: columns of the group-effects table
+GROUP_COLUMNS = (
+    "block", "outcome", "dimension", "group", "estimate", "std_error", "ci_low", "ci_high",
+    "p_value", "p_adjusted", "adjustment", "shrunk", "shrunk_sd", "reliability", "overall",
+    "overall_std_error", "n_clients", "n_person_months", "n_events", "published",
+    "n_clusters", "estimator",
+)
+#: columns of the heterogeneity-test table
+TEST_COLUMNS = (
+    "block", "outcome", "dimension", "n_groups", "statistic", "df_num", "df_den", "p_value",
+    "tau2", "overall", "overall_std_error",
+)
+
+
+def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
+                    shocks: pd.DataFrame | None, params: EstimateParams,
+                    het: HeterogeneityParams,
+                    progress: Callable[[str], None] | None = None) -> list[GroupEstimates]:
+    """Every block x outcome x dimension's group estimates (outcomes absent from the
+    panel, e.g. ``exit_education`` in an old panel, are skipped)."""
+    outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in pm}
+    out: list[GroupEstimates] = []
+    # one set of cluster weights for every quality model: the family of a block and
+    # outcome is adjusted jointly across dimensions (``_romano_wolf``)
+    wcr = wcr_weights(_cluster_labels(pm, params), B=het.draws, weights=het.weights,
+                      seed=params.seed) if "quality" in het.blocks else None
+    for dim in het.groups:
+        if progress:
+            progress(dim.name)
+        if "quality" in het.blocks:
+            out += quality_by_group(pm, params, dim, outcomes, wcr=wcr)
+        if "adoption" in het.blocks:
+            out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes)
+    return out
+
+
+def _cluster_labels(pm: pd.DataFrame, params: EstimateParams) -> np.ndarray:
+    """Every cluster label the quality models can use (``estimate.cluster``; caseworkers
+    when the data hold one municipality, as ``quality.quality_frame`` falls back to)."""
+    col = "region" if params.estimate.cluster == "region" else "municipality"
+    labels = pd.unique(pm[col].astype(str))
+    if len(labels) < 2:
+        labels = pd.unique(pm["caseworker_key"].dropna().astype(str))
+    return np.sort(np.asarray(labels, dtype=object))
+
+
+def _published(ge: GroupEstimates, min_cell: int) -> np.ndarray:
+    return (np.isfinite(ge.estimate) & np.isfinite(ge.se) & (ge.n_clients >= min_cell)
+            & (ge.n_events >= min_cell))
+
+
+def group_tables(results: list[GroupEstimates], *, min_cell: int, alpha: float
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(group effects, heterogeneity tests) from the estimates: see the module notes.
+
+    The group table holds every group with its internal counts and a ``published`` flag;
+    the publication copy (``publication_view``) blanks what is not published.
+    """
+    rows, tests = [], []
+    families: dict[tuple[str, str], list[tuple[GroupEstimates, np.ndarray]]] = {}
+    for ge in results:
+        pub = _published(ge, min_cell)
+        families.setdefault((ge.block, ge.outcome), []).append((ge, pub))
+    for (block, outcome), members in families.items():
+        if block == "quality":
+            rw = _romano_wolf(members)
+            method = "romano_wolf"
+        else:
+            rw = _holm(members, lambda ge: ge.n_clusters - 1)
+            method = "holm"
+        for ge, pub in members:
+            df = ge.n_clusters - 1
+            est, se = ge.estimate[pub], ge.se[pub]
+            V = ge.scores[:, pub].T @ ge.scores[:, pub]
+            wt = equality_test(est, V, df, hotelling=True)
+            shr = (shrink_to_overall(est, se, ge.overall, ge.overall_se)
+                   if pub.sum() >= 2 else None)
+            tests.append({
+                "block": block, "outcome": outcome, "dimension": ge.dimension,
+                "n_groups": int(pub.sum()), "statistic": wt.statistic, "df_num": wt.df_num,
+                "df_den": wt.df_den, "p_value": wt.p_value,
+                "tau2": shr.tau2 if shr else np.nan, "overall": ge.overall,
+                "overall_std_error": ge.overall_se})
+            k = 0
+            for h, label in enumerate(ge.labels):
+                inf = t_inference(float(ge.estimate[h]), float(ge.se[h]), df, alpha)
+                r = {"block": block, "outcome": outcome, "dimension": ge.dimension,
+                     "group": label, "estimate": ge.estimate[h], "std_error": ge.se[h],
+                     "ci_low": inf["ci_low"], "ci_high": inf["ci_high"],
+                     "p_value": inf["p_value"],
+                     "p_adjusted": rw.get((ge.dimension, label), np.nan),
+                     "adjustment": method,
+                     "shrunk": np.nan, "shrunk_sd": np.nan, "reliability": np.nan,
+                     "overall": ge.overall, "overall_std_error": ge.overall_se,
+                     "n_clients": int(ge.n_clients[h]),
+                     "n_person_months": int(ge.n_person_months[h]),
+                     "n_events": int(ge.n_events[h]), "published": bool(pub[h]),
+                     "n_clusters": ge.n_clusters, "estimator": ge.estimator}
+                if pub[h]:
+                    if shr is not None:
+                        r.update(shrunk=shr.shrunk[k], shrunk_sd=shr.posterior_sd[k],
+                                 reliability=shr.reliability[k])
+                    k += 1
+                rows.append(r)
+    groups = pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
+    return groups, pd.DataFrame(tests, columns=list(TEST_COLUMNS))
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values: valid family-wise error control under
+    any dependence between the tests."""
+    p = np.asarray(p, dtype="float64")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def _holm(members, df_of) -> dict[tuple[str, str], float]:
+    keys, pv = [], []
+    for ge, pub in members:
+        for h in np.flatnonzero(pub):
+            inf = t_inference(float(ge.estimate[h]), float(ge.se[h]), df_of(ge), 0.05)
+            keys.append((ge.dimension, ge.labels[h]))
+            pv.append(inf["p_value"])
+    return dict(zip(keys, holm(np.asarray(pv)))) if keys else {}
+
+
+def _romano_wolf(members) -> dict[tuple[str, str], float]:
+    """Romano-Wolf step-down adjusted p-values over every published group of a family,
+    from the wild cluster restricted bootstrap draws of each model (the same cluster
+    weights in every model, so the columns are joint draws; ``multiplicity.max_t_adjust``)."""
+    t, T, keys, enumerated = [], [], [], False
+    for ge, pub in members:
+        if ge.t_boot is None:
+            continue
+        enumerated = ge.enumerated
+        for h in np.flatnonzero(pub):
+            t.append(ge.t_stat[h])
+            T.append(ge.t_boot[:, h])
+            keys.append((ge.dimension, ge.labels[h]))
+    if not keys:
+        return {}
+    Tm = np.column_stack(T)
+    ok = np.isfinite(Tm).all(axis=1)  # a draw with a zero bootstrap SE has no t
+    p = max_t_adjust(np.asarray(t), Tm[ok], stepdown=True, plus_one=not enumerated)
+    return dict(zip(keys, p))
+
+
+def publication_view(groups: pd.DataFrame) -> pd.DataFrame:
+    """The group table as published: unpublished groups keep their label and 'not
+    published' but no statistic and no count."""
+    out = groups.drop(columns=["n_person_months", "n_events"]).copy()
+    stats = [c for c in out.columns if c not in ("block", "outcome", "dimension", "group",
+                                                 "published", "estimator", "adjustment", "overall",
+                                                 "overall_std_error", "n_clusters")]
+    out.loc[~out["published"], stats] = np.nan
+    out["n_clients"] = out["n_clients"].astype("Float64")
+    return out
+
+
+#: dimensions whose column is fixed over a spell: cumulative incidence by group makes sense
+SPELL_CONSTANT = frozenset({"ladder_step", "education_level", "household",
+                            "prior_benefit_months", "sex"})
+
+
+@dataclass(frozen=True)
+class HeterogeneityResult:
+    """Tables of the ``heterogeneity`` stage.
+
+    ``groups`` every group with internal counts and the ``published`` flag (internal);
+    ``groups_published`` the publication view; ``tests`` the equality tests;
+    ``incidence`` cumulative incidence by group, disclosure-controlled; ``progress``
+    effects on intermediate results (empty without a ``progress`` table); ``cddf`` the
+    data-driven check's tables (empty dict when off); ``meta`` counts and settings.
+    """
+
+    groups: pd.DataFrame
+    groups_published: pd.DataFrame
+    tests: pd.DataFrame
+    incidence: pd.DataFrame
+    progress: pd.DataFrame
+    cddf: dict
+    meta: dict
+
+
+def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
+            adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
+            progress_table: pd.DataFrame | None, params: EstimateParams,
+            het: HeterogeneityParams, min_cell: int, t_start: int,
+            log: Callable[[str], None] | None = None) -> HeterogeneityResult:
+    """The whole heterogeneity analysis (module notes): group effects and their tests,
+    cumulative incidence of the competing exits by group, effects on intermediate
+    results, and the data-driven check."""
+    from impact.heterogeneity.incidence import (
+        cumulative_incidence, incidence_counts, suppress_incidence)
+    from impact.heterogeneity.progress import progress_effects
+
+    say = log or (lambda msg: None)
+    results = estimate_groups(pm, adoption, shocks, params, het,
+                              progress=lambda d: say(f"group effects: {d}"))
+    groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
+    say("cumulative incidence")
+    inc = []
+    edu = "exit_education" if "exit_education" in pm else None
+    for dim in het.groups:
+        if dim.column not in SPELL_CONSTANT or dim.column not in pm:
+            continue
+        codes = dim.codes(pm[dim.column])
+        labels = np.asarray(dim.labels + ("",), dtype=object)[codes]  # -1 -> ""
+        frame = pd.DataFrame({
+            "client_id": pm["client_id"].to_numpy(), "duration": pm["duration"].to_numpy(),
+            "exit_work": pm["exit_work"].to_numpy(), "exit_any": pm["exit_any"].to_numpy(),
+            "group": pd.array(np.where(codes >= 0, labels, None), dtype="string")})
+        if edu:
+            frame["exit_education"] = pm[edu].to_numpy()
+        counts = incidence_counts(frame, "group", missing_group="drop", education_col=edu)
+        ci = suppress_incidence(cumulative_incidence(counts, params.estimate.alpha), min_cell)
+        ci.insert(0, "dimension", dim.name)
+        inc.append(ci)
+    incidence = pd.concat(inc, ignore_index=True) if inc else pd.DataFrame()
+    prog = pd.DataFrame()
+    if progress_table is not None and trajectories is not None:
+        say("intermediate results (progress)")
+        prog = progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
+                                t_start, min_cell, het.blocks)
+    cddf: dict = {}
+    if het.cddf_splits > 0 and "quality" in het.blocks:
+        from impact.heterogeneity.cddf import cddf_quality
+        from impact.heterogeneity.cddf import publication_view as cddf_view
+
+        say(f"data-driven check ({het.cddf_splits} splits)")
+        cddf = cddf_view(cddf_quality(pm, params, het, min_cell=min_cell))
+    meta = {"n_person_months": int(len(pm)), "min_cell": min_cell,
+            "dimensions": [d.name for d in het.groups], "outcomes": list(het.outcomes),
+            "blocks": list(het.blocks), "draws": het.draws, "weights": het.weights,
+            "n_group_rows": int(len(groups)), "n_published": int(groups["published"].sum())
+            if len(groups) else 0}
+    return HeterogeneityResult(groups, publication_view(groups), tests, incidence, prog,
+                               cddf, meta)

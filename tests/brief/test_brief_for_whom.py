@@ -1,0 +1,199 @@
+"""The brief section "For whom does it work" / "Voor wie werkt het", from a synthetic pair
+of heterogeneity tables in a small synthetic reports folder (no pipeline outputs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from brief_checks import check_brief
+from for_whom_tables import group_tables, write_tables
+from impact import io
+from impact.brief import build
+from impact.brief.facts import Facts, lookup
+from impact.brief.render import compile_pdf, render_html, render_typst, visible_text
+from impact.report.figures import set_theme
+
+PARAMS = {"estimate": {"alpha": 0.05}, "privacy": {"min_cell": 10},
+          "adoption": {"programme": "gewogen_maatwerk"}}
+LARGEST, SMALLEST = ("quality", "work", "age", "25-34"), ("quality", "work", "education", "high")
+EFFECTS = {LARGEST: 0.61, SMALLEST: -0.2, ("adoption", "work", "duration", "60+"): 0.9,
+           ("adoption", "work", "ladder_step", "1"): -0.15}
+NAMES = {"en": ("clients aged 25-34", "clients with high education", "single parent"),
+         "nl": ("klanten van 25-34 jaar", "klanten met opleidingsniveau hoog", "alleenstaande ouder")}
+
+
+def _reports(root, p_tests=None, tables=True):
+    """A minimal reports folder: the national and one municipal decomposition, a benchmark,
+    empty metrics blocks, and (``tables``) the two heterogeneity tables."""
+    reports = root / "reports"
+    (reports / "tables").mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    rows = []
+    for code, name in (("NL01", "Nederland"), ("GM0001", "Aastad")):
+        for comp, v in (("observed_change", 0.12), ("composition", 0.03), ("labour_market", 0.06),
+                        ("shocks", 0.01), ("quality", 0.04), ("residual", -0.02)):
+            ci = (np.nan, np.nan) if comp == "observed_change" else (v - 0.05, v + 0.05)
+            rows.append({"municipality": code, "name": name, "period_from": "2022",
+                         "period_to": "2023", "component": comp, "contribution_pp": v,
+                         "ci_low": ci[0], "ci_high": ci[1], "rate_from_pp": 1.4,
+                         "rate_to_pp": 1.52, "status": "ok"})
+    pd.DataFrame(rows).to_csv(reports / "tables/decomposition.csv", index=False)
+    bench = pd.DataFrame({"municipality": ["GM0001", "GM0002"], "name": ["Aastad", "Beedorp"],
+                          "published": [True, True], "funnel_signal": ["within", "above_95"],
+                          "expected_rate_pp": [1.4, 1.3], "observed_rate_pp": [1.5, 1.6],
+                          "oe_ratio": [1.07, 1.23], "quality_contribution_pp": [0.02, 0.05],
+                          "quality_ci_low": [-0.01, 0.01], "quality_ci_high": [0.05, 0.09]})
+    for rank in ("rank_naive", "rank_quality"):
+        bench[rank], bench[f"{rank}_low"], bench[f"{rank}_high"] = [2.0, 1.0], [1.0, 1.0], [2.0, 2.0]
+    bench.to_csv(reports / "tables/benchmark.csv", index=False)
+    (reports / "metrics.json").write_text(json.dumps({"quality": None, "adoption": None,
+                                                      "shock": None}))
+    if tables:
+        groups, tests = group_tables(p_tests, effects=EFFECTS)
+        # a group kept out of publication although the table still holds its (large)
+        # numbers: the brief must go by 'published', never by whether a number is there
+        hide = groups["group"] == "single parent"
+        groups.loc[hide, "published"] = False
+        groups.loc[hide, "estimate"] = 5.0
+        write_tables(reports / "tables", groups, tests)
+    return reports
+
+
+def _brief(root, code="NL01", lang="en"):
+    reports = root / "reports"
+    return build.build_brief(reports, root / "params.yaml", PARAMS, code, lang,
+                             reports / "briefs" / "figures")
+
+
+def _section(brief) -> str:
+    """The text of the section, from its heading to the next heading."""
+    out, on = [], False
+    for kind, value in brief.blocks:
+        if kind == "h":
+            on = value in ("For whom does it work?", "Voor wie werkt het?")
+            continue
+        if on and kind == "p":
+            out.append(value)
+    return " ".join(out)
+
+
+@pytest.fixture(scope="module")
+def no_difference(tmp_path_factory):
+    set_theme()
+    root = tmp_path_factory.mktemp("no_difference")
+    _reports(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def difference(tmp_path_factory):
+    set_theme()
+    root = tmp_path_factory.mktemp("difference")
+    _reports(root, {("quality", "work", "age"): 0.012, ("adoption", "any", "household"): 0.03})
+    return root
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_names_largest_and_smallest_and_no_clear_difference(no_difference, lang):
+    brief = _brief(no_difference, lang=lang)
+    text = _section(brief)
+    largest, smallest, hidden = NAMES[lang]
+    if lang == "en":
+        assert f"largest for {largest}: +0.61 percentage points (range +" in text
+        assert f"smallest for {smallest}: \u22120.20 percentage points (range \u2212" in text
+        assert "There is no clear difference between the groups" in text
+        assert "differ clearly" not in text
+        assert "For exit to education, there is no clear difference between groups" in text
+        assert "For small groups they are the better guide." in text
+    else:
+        assert f"grootst bij {largest}: +0,61 procentpunt (marge +" in text
+        assert f"kleinst bij {smallest}: \u22120,20 procentpunt (marge \u2212" in text
+        assert "Er is geen duidelijk verschil tussen de groepen" in text
+        assert "verschillen duidelijk" not in text
+        assert "Voor kleine groepen zijn zij daarom de betere gids." in text
+    # the programme's largest and smallest group too
+    assert ("clients who have been on benefit for 60+ months: +0.90" in text if lang == "en"
+            else "klanten die 60+ maanden in de bijstand zitten: +0,90" in text)
+    # unpublished groups are never named, nor their numbers shown
+    assert hidden not in text and "5.00" not in text and "5,00" not in text
+    figs = [v[0] for k, v in brief.blocks if k == "fig"]
+    assert f"{lang}/for_whom_quality_work" in figs
+    # every number of the section is a fact read from the two tables
+    sources = {f.source for f in brief.facts.items.values() if f.key.startswith("fw_")}
+    assert sources == {"tables/group_effects.csv", "tables/heterogeneity_tests.csv"}
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_claims_a_difference_only_where_the_test_rejects(difference, lang):
+    text = _section(_brief(difference, lang=lang))
+    if lang == "en":
+        assert "The groups differ clearly by age (test: p = 0.012)." in text
+        assert ("By step on the participation ladder, education, household, time on benefit "
+                "and earlier benefit there is no clear difference.") in text
+        assert "one clear difference can still be chance" in text
+        # the programme's tests do not reject: no claim there
+        assert "There is no clear difference between the groups" in text
+        assert ("For leaving benefit for any reason, groups differ clearly in the effect of "
+                "the programme by household (p = 0.030).") in text
+    else:
+        assert "De groepen verschillen duidelijk naar leeftijd (toets: p = 0,012)." in text
+        assert "is er geen duidelijk verschil." in text
+        assert "Er is geen duidelijk verschil tussen de groepen" in text
+        assert ("Bij uitstroom om welke reden dan ook verschillen groepen duidelijk in het "
+                "effect van de aanpak naar huishouden (p = 0,030).") in text
+    assert text.count("difference can still be chance") + text.count("nog steeds toeval") == 1
+
+
+def test_section_absent_without_tables(tmp_path):
+    set_theme()
+    _reports(tmp_path, tables=False)
+    brief = _brief(tmp_path)
+    assert not any(k == "h" and "For whom" in v for k, v in brief.blocks)
+    assert not any(k == "fig" and "for_whom" in v[0] for k, v in brief.blocks)
+    assert not any(f.startswith("fw_") for f in brief.facts.items)
+    # one table without the other: left out too
+    groups, tests = group_tables()
+    write_tables(tmp_path / "reports" / "tables", groups, tests)
+    (tmp_path / "reports" / "tables" / "heterogeneity_tests.csv").unlink()
+    assert not any(k == "h" and "For whom" in v for k, v in _brief(tmp_path).blocks)
+
+
+def test_municipal_briefs_leave_it_out(no_difference):
+    brief = _brief(no_difference, code="GM0001", lang="nl")
+    assert not any(k == "h" and v == "Voor wie werkt het?" for k, v in brief.blocks)
+
+
+def test_brief_renders_and_every_number_reads_back(no_difference, tmp_path):
+    """HTML and PDF of the national brief with the section pass the pipeline's brief checks
+    (every fact read back from its table, no stray number, 2 to 4 PDF pages)."""
+    root = tmp_path / "repo"
+    shutil.copytree(no_difference, root)
+    out = root / "reports" / "briefs"
+    figures = out / "figures"
+    for lang in ("en", "nl"):
+        brief = build.build_brief(root / "reports", root / "params.yaml", PARAMS, "NL01", lang,
+                                  figures)
+        page = render_html(brief, figures, "../index.html", "")
+        (out / f"NL01.{lang}.html").write_text(page, encoding="utf-8")
+        io.write_json(brief.facts.to_json(), out / f"NL01.{lang}.facts.json")
+        (out / f"NL01.{lang}.pdf").write_bytes(compile_pdf(render_typst(brief), out, f"NL01.{lang}"))
+        check_brief(root, f"NL01.{lang}")
+        heading = "For whom does it work?" if lang == "en" else "Voor wie werkt het?"
+        assert heading in visible_text(page)
+
+
+def test_facts_count_with_a_comparison(tmp_path):
+    df = pd.DataFrame({"g": ["a", "b", "c", "d"], "p": ["0.01", "0.2", "", "0.049"],
+                       "published": ["True", "True", "True", "False"]}).astype(str)
+    assert lookup(df, "p", {"published": "True", "p": {"lt": 0.05}}, "count") == 1
+    assert lookup(df, "p", {"p": {"ge": 0.01, "le": 0.2}}, "count") == 3
+    F = Facts(tmp_path, tmp_path / "params.yaml", "nl")
+    (tmp_path / "t.csv").write_text("group,x\nsingle parent,1\n3-4,2\n")
+    assert F.add("g", "group", "t.csv", "group", {"x": "1"}) == "alleenstaande ouder"
+    assert F.add("h", "group", "t.csv", "group", {"x": "2"}) == "3-4"
