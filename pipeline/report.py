@@ -151,7 +151,8 @@ def publish_heterogeneity(folder: Path, params, tables: Path, figures: Path) -> 
 
         groups = pd.read_csv(groups_path, keep_default_na=False, na_values=[""])
         tests = pd.read_csv(folder / "heterogeneity_tests.csv")
-        for name, fig in forest_figures(groups, tests, min_cell=min_cell).items():
+        for name, fig in forest_figures(groups, tests, min_cell=min_cell,
+                                        alpha=params.estimate.estimate.alpha).items():
             save_png_svg(fig, figures / f"{name}.png")
             plt.close(fig)
     inc_path = folder / "incidence.csv"

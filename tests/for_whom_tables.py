@@ -29,10 +29,14 @@ UNPUBLISHED = (("quality", "work", "ladder_step", "5-6"), ("quality", "work", "a
 
 def group_tables(p_tests: dict | None = None, unpublished=UNPUBLISHED, seed: int = 3,
                  blocks=("quality", "adoption"), outcomes=("work", "education", "any"),
-                 effects: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 effects: dict | None = None,
+                 adjusted: str = "p_romano_wolf") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(groups, tests). ``p_tests``: (block, outcome, dimension) -> the equality test's p
     (default 0.5: no difference); ``effects``: (block, outcome, dimension, group) -> a fixed
-    estimate (others random around the overall effect, within 0.8 x its size)."""
+    estimate (others random around the overall effect, within 0.8 x its size).
+    ``adjusted``: ``p_romano_wolf`` (the column as the issue names it) or ``p_adjusted``
+    with ``adjustment`` (as the stage writes it: Romano-Wolf for quality, Holm for the
+    programme)."""
     rng = np.random.default_rng(seed)
     p_tests, effects = p_tests or {}, effects or {}
     rows, tests = [], []
@@ -69,7 +73,12 @@ def group_tables(p_tests: dict | None = None, unpublished=UNPUBLISHED, seed: int
                               "n_groups": n_pub, "statistic": 1.0, "df_num": n_pub - 1,
                               "df_den": 30, "p_value": p, "tau2": 0.001, "overall": ov,
                               "overall_std_error": ov_se})
-    return pd.DataFrame(rows), pd.DataFrame(tests)
+    groups = pd.DataFrame(rows)
+    if adjusted == "p_adjusted":
+        groups = groups.rename(columns={"p_romano_wolf": "p_adjusted"})
+        groups.insert(groups.columns.get_loc("p_adjusted") + 1, "adjustment",
+                      np.where(groups["block"] == "quality", "romano_wolf", "holm"))
+    return groups, pd.DataFrame(tests)
 
 
 def write_tables(tables_dir, groups: pd.DataFrame, tests: pd.DataFrame) -> None:

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.text import Text
 
 from for_whom_tables import group_tables
-from impact.brief.build import text_overlaps
+from impact.brief.build import decimal_comma, text_overlaps
 from impact.brief.text import FOREST_TEXT
 from impact.report.figures import save_png_svg, set_theme
 from impact.report.forest import forest_figure, forest_figures
@@ -99,11 +99,18 @@ def test_every_block_and_outcome_and_no_overlapping_labels(tables):
         for f in figs.values():
             plt.close(f)
     nl = forest_figure(*tables, "quality", "work", text=FOREST_TEXT["nl"], decimal=",")
+    en = forest_figure(*tables, "quality", "work")
     try:
         assert text_overlaps(nl) == []
         assert any("p = 0,01" in t.get_text() for t in nl.findobj(Text))
+        # decimal commas on the axis, and the brief's comma pass leaves its range alone
+        decimal_comma(nl)
+        labels = [t.get_text() for t in nl.axes[0].get_xticklabels() if t.get_text()]
+        assert any("," in t for t in labels) and not any("." in t for t in labels)
+        assert nl.axes[0].get_xlim() == en.axes[0].get_xlim()
     finally:
         plt.close(nl)
+        plt.close(en)
 
 
 def test_a_dimension_without_test_and_bad_text(tables):
@@ -119,6 +126,28 @@ def test_a_dimension_without_test_and_bad_text(tables):
         forest_figure(groups, tests, "quality", "work", text={"colour": "x"})
     with pytest.raises(ValueError):
         forest_figure(groups, tests, "shock", "work")
+
+
+def test_adjusted_p_values_as_the_stage_writes_them():
+    """``p_adjusted`` with its ``adjustment`` (Holm for the programme): the marks and the
+    note follow that column and name that method."""
+    groups, tests = group_tables(P_TESTS, adjusted="p_adjusted")
+    assert "p_romano_wolf" not in groups
+    rows = _rows(groups, "adoption")
+    fig = forest_figure(groups, tests, "adoption", "work")
+    try:
+        starred = {t.get_text().removesuffix(" *") for t in fig.axes[0].get_yticklabels()
+                   if t.get_text().endswith(" *")}
+        assert starred == set(rows.loc[rows["published"] & (rows["p_adjusted"] < 0.05), "group"])
+        note = fig.legends[0].get_title().get_text()
+        assert "(Holm p < 0.05)" in note
+    finally:
+        plt.close(fig)
+    fig = forest_figure(groups, tests, "quality", "work")
+    try:
+        assert "(Romano-Wolf p < 0.05)" in fig.legends[0].get_title().get_text()
+    finally:
+        plt.close(fig)
 
 
 def test_svg_bytes_identical_across_saves(tables, tmp_path):

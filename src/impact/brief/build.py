@@ -21,7 +21,7 @@ from impact.report.fair_figures import (
     DEFAULT_TEXT, funnel_figure, rank_figure, waterfall_figure,
 )
 from impact.report.figures import event_study_figure, save_png_svg
-from impact.report.forest import dimensions, forest_figure, published_mask
+from impact.report.forest import adjusted_p, dimensions, forest_figure, published_mask
 
 __all__ = ["Brief", "build_brief", "NATIONAL", "save_figure"]
 
@@ -294,17 +294,20 @@ def _for_whom(brief: Brief, F: Facts, T: dict[str, str], reports: Path, params: 
             clarity, chance = clarity + " " + T["fw_chance"], True
         if clarity:
             brief.p(clarity)
-        n = F.add(f"{tag}_n", "count", GROUPS, "estimate",
-                  {"block": block, "outcome": "work", "published": "True"}, agg="count")
-        k = F.add(f"{tag}_rw", "count", GROUPS, "p_romano_wolf",
-                  {"block": block, "outcome": "work", "published": "True",
-                   "p_romano_wolf": {"lt": alpha}}, agg="count")
-        if F.value(f"{tag}_rw") == 0:
-            F.drop(f"{tag}_rw")
-            brief.p(T["fw_rw_none"].format(n=n))
-        else:
-            mark = T["fw_rw_mark"] if block == blocks[0] else ""
-            brief.p(T["fw_rw"].format(n=n, k=k, mark=mark))
+        # groups whose effect differs from zero after the adjustment for multiple testing
+        col, _, method = adjusted_p(rows)
+        if col:
+            n = F.add(f"{tag}_n", "count", GROUPS, "estimate",
+                      {"block": block, "outcome": "work", "published": "True"}, agg="count")
+            k = F.add(f"{tag}_rw", "count", GROUPS, col,
+                      {"block": block, "outcome": "work", "published": "True",
+                       col: {"lt": alpha}}, agg="count")
+            if F.value(f"{tag}_rw") == 0:
+                F.drop(f"{tag}_rw")
+                brief.p(T["fw_rw_none"].format(n=n, method=method))
+            else:
+                mark = T["fw_rw_mark"] if block == blocks[0] else ""
+                brief.p(T["fw_rw"].format(n=n, k=k, mark=mark, method=method))
     other = [_other_outcome(F, T, words, tests, pub, outcome, alpha)
              for outcome in ("education", "any")]
     if any(text for text, _ in other):
@@ -411,8 +414,9 @@ def _clarity(F: Facts, T: dict[str, str], words: dict, tests: pd.DataFrame, tag:
 
 def _other_outcome(F: Facts, T: dict[str, str], words: dict, tests: pd.DataFrame,
                    pub: pd.DataFrame, outcome: str, alpha: float) -> tuple[str, bool]:
-    """One sentence on exit to education or any exit: clear differences (at most three,
-    smallest p first) or none; and whether a clear difference was named."""
+    """One sentence on exit to education or any exit: the clear differences (the three
+    with the smallest p, "among others" when there are more) or none; and whether a clear
+    difference was named."""
     tested = []
     for block in ("quality", "adoption"):
         dims = dimensions(pub[(pub["block"] == block) & (pub["outcome"] == outcome)])
@@ -427,12 +431,14 @@ def _other_outcome(F: Facts, T: dict[str, str], words: dict, tests: pd.DataFrame
         p, b, d = tested[0]
         shown = F.add(f"fw_{outcome}_p_min", "p", TESTS, "p_value", where(b, d))
         return T["fw_other_none"].format(outcome=name, p=_p_text(shown)), False
-    items = []
+    named: dict[str, list[str]] = {}  # block -> "age (p = 0.012)", smallest p first
     for p, b, d in clear[:3]:
         shown = F.add(f"fw_{outcome}_{b}_p_{d}", "p", TESTS, "p_value", where(b, d))
-        items.append(T["fw_other_item"].format(what=T[f"fw_what_{b}"], dim=_dim_word(words, d),
-                                               p=_p_text(shown)))
-    return T["fw_other"].format(outcome=name, items=_join(items, T)), True
+        named.setdefault(b, []).append(f"{_dim_word(words, d)} ({_p_text(shown)})")
+    items = [T["fw_other_item"].format(what=T[f"fw_what_{b}"], dims=_join(dims, T))
+             for b, dims in named.items()]
+    key = "fw_other" if len(clear) <= 3 else "fw_other_some"
+    return T[key].format(outcome=name, items=_join(items, T)), True
 
 
 def _check_confidence(brief: Brief, lang: str) -> None:

@@ -75,18 +75,19 @@ TEXT: dict[str, dict[str, str]] = {
                             "De verschillen kunnen dus toeval zijn.",
         "fw_difference": "De groepen verschillen duidelijk naar {dims}.",
         "fw_difference_rest": "Naar {dims} is er geen duidelijk verschil.",
-        "fw_chance": "We vergelijken veel groepen tegelijk. Eén duidelijk verschil kan "
-                     "daarom nog steeds toeval zijn.",
+        "fw_chance": "We maken veel vergelijkingen. Een verschil dat maar net duidelijk is, "
+                     "kan daarom nog toeval zijn.",
         "fw_dim_p": "{dim} (toets: {p})",
-        "fw_rw": "We toetsen {n} groepen tegelijk. Na correctie daarvoor (Romano-Wolf) is "
+        "fw_rw": "We toetsen {n} groepen tegelijk. Na correctie daarvoor ({method}) is "
                  "het effect bij {k} daarvan duidelijk anders dan nul{mark}.",
-        "fw_rw_none": "We toetsen {n} groepen tegelijk. Na correctie daarvoor (Romano-Wolf) "
+        "fw_rw_none": "We toetsen {n} groepen tegelijk. Na correctie daarvoor ({method}) "
                       "is het effect bij geen enkele groep duidelijk anders dan nul.",
         "fw_rw_mark": " (met * in de figuur)",
         "fw_other_none": "Bij {outcome} is er geen duidelijk verschil tussen groepen "
                          "(kleinste toets: {p}).",
         "fw_other": "Bij {outcome} verschillen groepen duidelijk in {items}.",
-        "fw_other_item": "het effect van {what} naar {dim} ({p})",
+        "fw_other_some": "Bij {outcome} verschillen groepen duidelijk in onder meer {items}.",
+        "fw_other_item": "het effect van {what} naar {dims}",
         "fw_what_quality": "kwaliteit",
         "fw_what_adoption": "de aanpak",
         "fw_outcome_education": "uitstroom naar een opleiding",
@@ -182,18 +183,19 @@ TEXT: dict[str, dict[str, str]] = {
                             "The differences may be chance.",
         "fw_difference": "The groups differ clearly by {dims}.",
         "fw_difference_rest": "By {dims} there is no clear difference.",
-        "fw_chance": "We compare many groups at once, so one clear difference can still be "
-                     "chance.",
+        "fw_chance": "We make many comparisons, so a difference that is only just clear can "
+                     "still be chance.",
         "fw_dim_p": "{dim} (test: {p})",
-        "fw_rw": "We test {n} groups at once. Taking that into account (Romano-Wolf), the "
+        "fw_rw": "We test {n} groups at once. Taking that into account ({method}), the "
                  "effect is clearly different from zero in {k} of them{mark}.",
-        "fw_rw_none": "We test {n} groups at once. Taking that into account (Romano-Wolf), "
+        "fw_rw_none": "We test {n} groups at once. Taking that into account ({method}), "
                       "no group has an effect clearly different from zero.",
         "fw_rw_mark": " (marked * in the figure)",
         "fw_other_none": "For {outcome}, there is no clear difference between groups "
                          "(smallest test: {p}).",
         "fw_other": "For {outcome}, groups differ clearly in {items}.",
-        "fw_other_item": "the effect of {what} by {dim} ({p})",
+        "fw_other_some": "For {outcome}, groups differ clearly in, among others, {items}.",
+        "fw_other_item": "the effect of {what} by {dims}",
         "fw_what_quality": "quality",
         "fw_what_adoption": "the programme",
         "fw_outcome_education": "exit to education",
@@ -307,8 +309,8 @@ FOREST_TEXT: dict[str, dict[str, str]] = {
         "outcome_education": "uitstroom naar opleiding",
         "outcome_any": "uitstroom om elke reden",
         "xlabel_quality": "procentpunt van de kans per maand op {leaving}, per punt kwaliteit",
-        "xlabel_adoption": "procentpunt van de kans per maand op {leaving}, met tegenover "
-                           "zonder de aanpak",
+        "xlabel_adoption": "verandering van de kans per maand op {leaving} door de aanpak "
+                           "(procentpunt)",
         "leaving_work": "werk",
         "leaving_education": "een opleiding",
         "leaving_any": "uitstroom (om elke reden)",
@@ -326,7 +328,7 @@ FOREST_TEXT: dict[str, dict[str, str]] = {
         "legend_overall": "effect voor alle klanten, met {conf}%-marge",
         "legend_zero": "geen effect",
         "legend_rw": "* anders dan nul, ook na correctie voor het toetsen van alle groepen "
-                     "(Romano-Wolf p < {alpha})",
+                     "({method} p < {alpha})",
     },
     "en": {},
 }

@@ -18,8 +18,9 @@ including the review month. Outcomes:
   for reviews whose baseline step is below the top (6);
 - any other measure: its value (``goal_reached``: 0/1).
 
-Quality enters as the mean of the two independent measurement halves over the interval's
-person-months (``quality_a`` instrumented by ``quality_b``, as in the headline; months
+For ``ladder_step_up`` the step at the baseline is a control (dummies): past quality
+raised it, and a higher step is harder to leave. Quality enters as the mean of the two
+independent measurement halves over the interval's person-months (``quality_a`` instrumented by ``quality_b``, as in the headline; months
 without both halves are left out of the means), so the effect is that of one point more
 quality in every month since the last review. The model, fixed effects, controls and
 clustering are the headline's (``quality.quality_frame`` on review rows carrying the
@@ -63,31 +64,38 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     if p.empty:
         return pd.DataFrame()
     client = trajectories.set_index(trajectories["spell_id"].astype(str))["client_id"]
-    r = pd.DataFrame({"client_id": p["spell_id"].astype(str).map(client).astype("string"),
+    r = pd.DataFrame({"orig_spell": p["spell_id"].astype(str).to_numpy(),
                       "t": month_index(p["date"]),
                       "value": pd.to_numeric(p["value"], errors="coerce").to_numpy()})
+    r["client_id"] = r["orig_spell"].map(client).astype("string")
     r = r.dropna(subset=["client_id", "t", "value"])
     r["t"] = r["t"].astype("int64")
+    # baselines from every review of the spell as recorded, those before the study window
+    # included (they have no person-month but are the previous review of the first ones
+    # inside it); one review per spell and month (the last value of the month)
+    r = (r.sort_values(["orig_spell", "t"], kind="stable")
+         .groupby(["orig_spell", "t"], sort=True, as_index=False).last())
+    first = ~r["orig_spell"].duplicated()
+    r["prev_t"] = r.groupby("orig_spell")["t"].shift(1)
+    r["prev_v"] = r.groupby("orig_spell")["value"].shift(1)
+    r["first"] = first.to_numpy()
     cols = [c for c in _PM_COLS if c in pm] + [c for c in pm.columns if c.startswith("lm_")]
     at = pm[cols].assign(client_id=pm["client_id"].astype("string"),
                          t=pm["t"].astype("int64"))
     r = r.merge(at, on=["client_id", "t"], how="inner", validate="many_to_one")
     if r.empty:
         return r
-    # one review per spell, month and measure (the last value of the month)
-    r = r.groupby(["spell_id", "t"], sort=True, as_index=False).last()
-    r = r.sort_values(["spell_id", "t"]).reset_index(drop=True)
-    first = ~r["spell_id"].duplicated()
-    prev_t = r.groupby("spell_id")["t"].shift(1)
-    prev_v = r.groupby("spell_id")["value"].shift(1)
-    start = (r["t"] - r["duration"]).astype("int64")
-    new_spell = r["left_truncated"].astype(int) == 0
+    r = r.sort_values(["spell_id", "t"], kind="stable").reset_index(drop=True)
+    first = r["first"].to_numpy()
+    start = (r["t"] - r["duration"]).astype("int64").to_numpy()
+    new_spell = r["left_truncated"].astype(int).to_numpy() == 0
+    prev_v = r["prev_v"].to_numpy(dtype="float64")
     if measure == "ladder_step":
-        intake = pd.to_numeric(r["ladder_step"], errors="coerce")
+        intake = pd.to_numeric(r["ladder_step"], errors="coerce").to_numpy(dtype="float64")
         base_v = np.where(first, np.where(new_spell, intake, np.nan), prev_v)
     else:
         base_v = np.where(first, np.where(new_spell, 0.0, np.nan), prev_v)
-    base_t = np.where(first, start - 1, prev_t)
+    base_t = np.where(first, start - 1, r["prev_t"].to_numpy(dtype="float64"))
     ok = np.isfinite(base_v) & (r["t"].to_numpy() >= t_start)
     if measure == "ladder_step":
         ok &= base_v < TOP_STEP
@@ -95,8 +103,9 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     else:
         y = r["value"].to_numpy(dtype="float64")
     r["base_t"] = base_t
+    r["base_value"] = base_v
     r["exit_progress"] = y
-    r = r[ok].reset_index(drop=True)
+    r = r[ok].drop(columns=["prev_t", "prev_v", "first", "orig_spell"]).reset_index(drop=True)
     # interval means of quality: each person-month goes to the first review of its spell
     # at or after it; it counts when it lies after that review's baseline month
     q = pm[["spell_id", "t", "quality_a", "quality_b", "quality_score"]].copy()
@@ -139,7 +148,7 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
                       n_events=float(r["exit_progress"].sum() * scale) if binary else np.nan,
                       mean_outcome=float(r["exit_progress"].mean() * (100.0 if binary else scale)))
         if "quality" in blocks:
-            rows.append({**common, **_quality(r, params)})
+            rows.append({**common, **_quality(r, params, measure)})
         if "adoption" in blocks and adoption is not None:
             rows.append({**common, **_adoption(r, adoption, shocks, params)})
     out = pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
@@ -153,9 +162,18 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
     return out
 
 
-def _quality(r: pd.DataFrame, params: EstimateParams) -> dict:
-    A, names, exog, cells, code, cl = quality_frame(r, params,
+def _quality(r: pd.DataFrame, params: EstimateParams, measure: str) -> dict:
+    # the step a client starts the interval from is a control for the step up: past
+    # quality raised it, and a higher step is harder to leave (an omitted lagged level
+    # would bias the effect of the persistent quality of a caseworker downwards)
+    extra = {}
+    if measure == "ladder_step":
+        steps = np.unique(r["base_value"].to_numpy())
+        extra = {f"base_step#{int(v)}": (r["base_value"].to_numpy() == v).astype("float64")
+                 for v in steps[1:]}
+    A, names, exog, cells, code, cl = quality_frame(r, params, extra=extra,
                                                     outcomes={"y": "exit_progress"})
+    exog = exog + list(extra)
     if len(A) == 0:
         return {"block": "quality", "estimate": np.nan}
     fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"

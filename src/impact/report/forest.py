@@ -8,8 +8,9 @@ have the same effect. One row per group:
 
 - the estimate with its 95% interval (filled circle and line);
 - the empirical-Bayes shrunken estimate (open diamond), pulled towards the overall effect;
-- a ``*`` after the group label when the effect differs from zero after the Romano-Wolf
-  adjustment for testing all groups of the block and outcome at once;
+- a ``*`` after the group label when the effect differs from zero after adjusting for
+  testing all groups of the block and outcome at once (Romano-Wolf, or the method the
+  table names: :func:`adjusted_p`);
 - unpublished groups (disclosure control) as a row with the text "not published ..." and
   no point.
 
@@ -39,11 +40,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from impact.report.figures import BLUE, GREY  # noqa: E402
 
-__all__ = ["DEFAULT_TEXT", "BLOCKS", "OUTCOMES", "dimensions", "forest_figure",
+__all__ = ["DEFAULT_TEXT", "BLOCKS", "OUTCOMES", "adjusted_p", "dimensions", "forest_figure",
            "forest_figures", "figure_name", "published_mask"]
 
 BLOCKS = ("quality", "adoption")
@@ -62,8 +64,8 @@ DEFAULT_TEXT: dict[str, str] = {
     "outcome_education": "exit to education",
     "outcome_any": "any exit from benefit",
     "xlabel_quality": "percentage points of the monthly chance of {leaving}, per quality point",
-    "xlabel_adoption": "percentage points of the monthly chance of {leaving}, "
-                       "with the programme against without",
+    "xlabel_adoption": "change in the monthly chance of {leaving} with the programme "
+                       "(percentage points)",
     "leaving_work": "leaving for work",
     "leaving_education": "leaving for education",
     "leaving_any": "leaving benefit (any reason)",
@@ -80,8 +82,10 @@ DEFAULT_TEXT: dict[str, str] = {
     "legend_shrunk": "shrunken estimate (pulled towards the overall effect)",
     "legend_overall": "overall effect with {conf}% interval",
     "legend_zero": "no effect",
-    "legend_rw": "* differs from zero after adjusting for testing all groups (Romano-Wolf p < {alpha})",
+    "legend_rw": "* differs from zero after adjusting for testing all groups ({method} p < {alpha})",
 }
+#: names of the multiplicity adjustments (column ``adjustment``)
+METHODS = {"romano_wolf": "Romano-Wolf", "holm": "Holm"}
 
 
 def _texts(text: Mapping[str, str] | None) -> dict[str, str]:
@@ -101,6 +105,22 @@ def published_mask(groups: pd.DataFrame) -> pd.Series:
     pub = groups["published"].astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
     est = pd.to_numeric(groups["estimate"], errors="coerce")
     return pub & np.isfinite(est)
+
+
+def adjusted_p(rows: pd.DataFrame) -> tuple[str, np.ndarray, str]:
+    """The multiplicity-adjusted p-values of ``rows``: (column, values, method name).
+
+    Either ``p_romano_wolf`` (Romano-Wolf) or ``p_adjusted`` with the method in
+    ``adjustment`` (``romano_wolf`` | ``holm``); ``("", NaN, "")`` when the table has
+    neither.
+    """
+    if "p_romano_wolf" in rows:
+        return "p_romano_wolf", _num(rows, "p_romano_wolf"), METHODS["romano_wolf"]
+    if "p_adjusted" in rows:
+        used = rows["adjustment"].dropna().astype(str) if "adjustment" in rows else pd.Series([], dtype=str)
+        name = " / ".join(METHODS.get(m, m.replace("_", "-")) for m in sorted(set(used)))
+        return "p_adjusted", _num(rows, "p_adjusted"), name or "adjusted"
+    return "", np.full(len(rows), np.nan), ""
 
 
 def _fmt_p(p: float, decimal: str) -> str:
@@ -135,7 +155,8 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
     ----------
     groups
         ``group_effects.csv``: ``block, outcome, dimension, group, estimate, ci_low,
-        ci_high, p_romano_wolf, shrunk, overall, overall_std_error, published`` (pp).
+        ci_high, shrunk, overall, overall_std_error, published`` (pp) and the adjusted
+        p-values (``p_romano_wolf``, or ``p_adjusted`` and ``adjustment``).
         Unpublished rows (``published`` false, or no estimate) are shown as text only.
     tests
         ``heterogeneity_tests.csv``: ``block, outcome, dimension, p_value`` (the equality
@@ -145,13 +166,14 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
     min_cell
         ``privacy.min_cell``, named in the "not published" rows.
     alpha
-        Level of the Romano-Wolf mark (``*``) and of the overall band (``1 - alpha``).
+        Level of the mark (``*``) on the adjusted p-values and of the overall band
+        (``1 - alpha``).
     text
         Overrides of :data:`DEFAULT_TEXT` (unknown keys raise ``ValueError``).
     labels
         Group labels as shown (e.g. translated); labels not in it are shown as they are.
     decimal
-        Decimal separator of the p-values in the headings (``,`` in Dutch).
+        Decimal separator of the p-values in the headings and of the axis (``,`` in Dutch).
 
     Returns
     -------
@@ -165,7 +187,8 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
     sel = sel.reset_index(drop=True)
     shown = published_mask(sel).to_numpy()
     est, lo, hi = _num(sel, "estimate"), _num(sel, "ci_low"), _num(sel, "ci_high")
-    shr, p_rw = _num(sel, "shrunk"), _num(sel, "p_romano_wolf")
+    shr = _num(sel, "shrunk")
+    adj_col, p_rw, method = adjusted_p(sel)
     ov, ov_se = _num(sel, "overall"), _num(sel, "overall_std_error")
     tsel = tests[(tests["block"].astype(str) == block) & (tests["outcome"].astype(str) == outcome)]
     p_test = dict(zip(tsel["dimension"].astype(str), _num(tsel, "p_value")))
@@ -177,7 +200,7 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
     fig, ax = plt.subplots(figsize=(WIDTH, height))
     across = blended_transform_factory(fig.transFigure, ax.transData)
     y = 0.0
-    ticks, ticklabels, style = [], [], []
+    ticks, ticklabels, muted = [], [], []
     xs_raw, ys_raw, xs_shr, ys_shr = [], [], [], []
     extent = [0.0]
     for d in dims:
@@ -188,7 +211,8 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
         # a band across the whole width (over the group labels too): the dimension's title
         # on the left, its equality test on the right
         ax.add_patch(Rectangle((MARGIN / WIDTH, y - 0.5), 1 - (MARGIN + RIGHT) / WIDTH, 1.0,
-                               transform=across, color="#eef1f5", lw=0, zorder=0, clip_on=False))
+                               transform=across, color="#eef1f5", lw=0, zorder=0.8,  # over the grid
+                               clip_on=False))
         ax.text(MARGIN / WIDTH + 0.004, y, title, transform=across, ha="left", va="center",
                 fontsize=9, fontweight="bold", color=DARK, gid="forest-heading")
         ax.text(0.994, y, test, transform=ax.get_yaxis_transform(), ha="right", va="center",
@@ -201,7 +225,7 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
             star = bool(shown[i] and math.isfinite(p_rw[i]) and p_rw[i] < alpha)
             ticks.append(y)
             ticklabels.append(label + (" *" if star else ""))
-            style.append("bold" if star else "normal" if shown[i] else "muted")
+            muted.append(not shown[i])
             if shown[i]:
                 if math.isfinite(lo[i]) and math.isfinite(hi[i]):
                     ax.plot([lo[i], hi[i]], [y, y], color=BLUE, lw=1.8, solid_capstyle="butt",
@@ -233,46 +257,60 @@ def forest_figure(groups: pd.DataFrame, tests: pd.DataFrame, block: str, outcome
         ax.vlines(0.0, bottom, top, color=GREY, lw=1.0, zorder=1.5)
         y -= 1
 
-    ax.plot(xs_raw, ys_raw, ls="none", marker="o", ms=5, color=BLUE, zorder=5, gid="forest-estimate")
-    ax.plot(xs_shr, ys_shr, ls="none", marker="D", ms=5.5, mfc="white", mec=ORANGE, mew=1.4,
-            zorder=6, gid="forest-shrunk")
+    # the open diamond around the dot: both stay visible where shrinking barely moves it
+    ax.plot(xs_shr, ys_shr, ls="none", marker="D", ms=7, mfc="none", mec=ORANGE, mew=1.4,
+            zorder=5, gid="forest-shrunk")
+    ax.plot(xs_raw, ys_raw, ls="none", marker="o", ms=4.5, color=BLUE, zorder=6,
+            gid="forest-estimate")
     ext = np.asarray([e for e in extent if math.isfinite(e)], float)
     span = float(ext.max() - ext.min()) or 1.0
     ax.set_xlim(ext.min() - 0.06 * span, ext.max() + 0.06 * span)
     ax.set_ylim(y + 0.5, 0.5)
     ax.set_yticks(ticks, ticklabels)
-    for tl, s in zip(ax.get_yticklabels(), style):
-        if s == "bold":
-            tl.set_fontweight("bold")
-        elif s == "muted":
+    for tl, m in zip(ax.get_yticklabels(), muted):
+        if m:
             tl.set_color("#777777")
     ax.tick_params(axis="y", length=0, labelsize=9)
     ax.tick_params(axis="x", labelsize=9)
+    if decimal != ".":  # the tick labels in the brief's language, without moving the ticks
+        ax.xaxis.set_major_formatter(_Decimal(decimal))
     ax.grid(axis="y", visible=False)
     ax.grid(axis="x", color="#e3e3e3", lw=0.6)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    xlabel = textwrap.wrap(t[f"xlabel_{block}"].format(leaving=t[f"leaving_{outcome}"]), 84)
+    xlabel = textwrap.wrap(t[f"xlabel_{block}"].format(leaving=t[f"leaving_{outcome}"]), 96)
     ax.set_xlabel("\n".join(xlabel), fontsize=9.5)
     title = t["title"].format(what=t[f"what_{block}"], outcome=t[f"outcome_{outcome}"])
     fig.text(MARGIN / WIDTH, 1 - 0.1 / height, title, ha="left", va="top", fontsize=11,
              color="#222222")
     handles = [
-        Line2D([], [], color=BLUE, lw=1.8, marker="o", ms=5),
-        Line2D([], [], ls="none", marker="D", ms=5.5, mfc="white", mec=ORANGE, mew=1.4),
+        Line2D([], [], color=BLUE, lw=1.8, marker="o", ms=4.5),
+        Line2D([], [], ls="none", marker="D", ms=7, mfc="none", mec=ORANGE, mew=1.4),
         (Patch(color=GREY, alpha=0.18, lw=0), Line2D([], [], color=DARK, lw=1.0, ls=(0, (4, 2.5)))),
         Line2D([], [], color=GREY, lw=1.0),
     ]
     conf = f"{100 * (1 - alpha):g}".replace(".", decimal)
     names = [t["legend_estimate"].format(conf=conf), t["legend_shrunk"],
              t["legend_overall"].format(conf=conf), t["legend_zero"]]
-    note = t["legend_rw"].format(alpha=f"{alpha:g}".replace(".", decimal))
-    # below the axis label; the Romano-Wolf note as the legend's title, on its own line
+    note = (t["legend_rw"].format(alpha=f"{alpha:g}".replace(".", decimal), method=method)
+            if adj_col else None)
+    # below the axis label; the note on the adjusted p-values as the legend's title
     leg = fig.legend(handles, names, loc="lower left", bbox_to_anchor=(MARGIN / WIDTH, 0.06 / height),
                      ncol=2, frameon=False, fontsize=SMALL, handlelength=2.2, columnspacing=1.5,
                      borderaxespad=0.0, title=note, title_fontsize=SMALL, alignment="left")
     _place_axes(fig, ax, leg, height)
     return fig
+
+
+class _Decimal(ScalarFormatter):
+    """Matplotlib's tick labels with another decimal separator."""
+
+    def __init__(self, decimal: str):
+        super().__init__()
+        self.decimal = decimal
+
+    def __call__(self, x, pos=None):
+        return super().__call__(x, pos).replace(".", self.decimal)
 
 
 def _place_axes(fig, ax, leg, height: float) -> None:
