@@ -140,7 +140,8 @@ class HeterogeneityParams:
         interactions) and ``adoption`` (the imputation ATT per group).
     draws : bootstrap draws of the Romano-Wolf step-down adjustment.
     weights : multiplier weights of that bootstrap (``rademacher`` | ``webb``).
-    cddf_splits : sample splits of the data-driven check (0 = off).
+    cddf_splits : sample splits of the data-driven check of the quality effect on exit to
+        work (0 = off).
     cddf_groups : sorted groups (quantiles of the predicted effect) of that check.
     """
 
@@ -150,7 +151,7 @@ class HeterogeneityParams:
     blocks: tuple[str, ...] = ("quality", "adoption")
     draws: int = 1999
     weights: Weights = "rademacher"
-    cddf_splits: int = 10
+    cddf_splits: int = 5
     cddf_groups: int = 4
 
     @classmethod

@@ -274,7 +274,9 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
         from impact.heterogeneity.cddf import publication_view as cddf_view
 
         say(f"data-driven check ({het.cddf_splits} splits)")
-        cddf = cddf_view(cddf_quality(pm, params, het, min_cell=min_cell))
+        # for the headline outcome, exit to work (each outcome costs as much again)
+        cddf = cddf_view(cddf_quality(pm, params, het, {"work": "exit_work"},
+                                      min_cell=min_cell))
     meta = {"n_person_months": int(len(pm)), "min_cell": min_cell,
             "dimensions": [d.name for d in het.groups], "outcomes": list(het.outcomes),
             "blocks": list(het.blocks), "draws": het.draws, "weights": het.weights,
