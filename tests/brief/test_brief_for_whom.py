@@ -121,6 +121,10 @@ def test_names_largest_and_smallest_and_no_clear_difference(no_difference, lang)
     # the programme's largest and smallest group too
     assert ("clients who have been on benefit for 60+ months: +0.90" in text if lang == "en"
             else "klanten die 60+ maanden in de bijstand zitten: +0,90" in text)
+    # a group by time on benefit among the largest/smallest brings the selection caveat
+    caveat = ("read those differences with care" if lang == "en"
+              else "lees die verschillen voorzichtig")
+    assert caveat in text
     # unpublished groups are never named, nor their numbers shown
     assert hidden not in text and "5.00" not in text and "5,00" not in text
     figs = [v[0] for k, v in brief.blocks if k == "fig"]

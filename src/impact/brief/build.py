@@ -285,9 +285,11 @@ def _for_whom(brief: Brief, F: Facts, T: dict[str, str], reports: Path, params: 
             said[role] = _group_phrase(F, words, k, r)
             said[role + "_v"] = F.add(k, "pp_signed", GROUPS, "estimate", _row(r))
             said[role + "_rng"] = _range(F, T, k, r)
+        caveat = (" " + T["fw_duration_caveat"]
+                  if "duration" in (best["dimension"], worst["dimension"]) else "")
         brief.p(T[tag].format(programme=programme, best=said["best"], v=said["best_v"],
                               rng=said["best_rng"], worst=said["worst"], w=said["worst_v"],
-                              wrng=said["worst_rng"]))
+                              wrng=said["worst_rng"]) + caveat)
         clarity, clear = _clarity(F, T, words, tests, tag, block, "work",
                                   dimensions(rows), alpha)
         if clear and not chance:

@@ -64,6 +64,9 @@ TEXT: dict[str, dict[str, str]] = {
         "fw_intro": "We schatten de effecten ook apart voor groepen klanten: naar {dims}. "
                     "Ook hier staat bij elk getal een marge.",
         "fw_range": " (marge {lo} tot {hi})",
+        "fw_duration_caveat": "Groepen naar duur vergelijken wie na zo lang nog in de bijstand "
+                              "zit; bij goede klantmanagers stromen de makkelijkere klanten "
+                              "eerder uit, dus lees die verschillen voorzichtig.",
         "fw_quality": "Het geschatte effect van één punt kwaliteit op de kans op werk per "
                       "maand is het grootst bij {best}: {v} procentpunt{rng}. Het is het "
                       "kleinst bij {worst}: {w} procentpunt{wrng}.",
@@ -172,6 +175,9 @@ TEXT: dict[str, dict[str, str]] = {
         "fw_intro": "We also estimated the effects separately for groups of clients: by "
                     "{dims}. Here too, each number comes with a range.",
         "fw_range": " (range {lo} to {hi})",
+        "fw_duration_caveat": "Groups by time on benefit compare those still on benefit after "
+                              "so long; good caseworkers place the easier clients sooner, so "
+                              "read those differences with care.",
         "fw_quality": "The estimated effect of one quality point on the monthly chance of "
                       "finding work is largest for {best}: {v} percentage points{rng}. It is "
                       "smallest for {worst}: {w} percentage points{wrng}.",
