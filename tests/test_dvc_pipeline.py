@@ -25,7 +25,8 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     repo = make_repo(tmp_path, SMALL_ONE_CELL)  # the grid's own reruns: the test below
     first = run(["dvc", "repro"], repo)
     assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
-                                  "decompose", "benchmark", "robustness", "report", "publish"}
+                                  "decompose", "benchmark", "robustness", "heterogeneity",
+                                  "report", "publish"}
     check_briefs(repo)
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
@@ -39,10 +40,10 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     second = run(["dvc", "repro"], repo)
     assert _ran(second.stdout) == set(), second.stdout
 
-    # privacy is read by the stages that publish: decompose, benchmark, report
+    # privacy is read by the stages that publish: decompose, benchmark, heterogeneity, report
     set_params(repo, {"privacy.min_cell": 11})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"decompose", "benchmark", "report",
-                                                          "publish"}
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"decompose", "benchmark",
+                                                          "heterogeneity", "report", "publish"}
     # the waterfall list by `report` (and the index of figures by `publish`)
     set_params(repo, {"decompose.waterfalls": "none"})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"report", "publish"}
@@ -55,7 +56,8 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     set_params(repo, {"panel.quality_window_months": 5})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep",
                                                           "decompose", "benchmark",
-                                                          "robustness", "report", "publish"}
+                                                          "robustness", "heterogeneity",
+                                                          "report", "publish"}
 
     # one specification changed: only its own stage and the report (the decomposition
     # tracks only its own specification, decompose.specification = quality_iv)
@@ -71,8 +73,9 @@ def test_repro_noop_and_partial_rerun(tmp_path):
     del params["specifications"]["quality_ols"]
     params["headline"]["quality"] = "quality_iv_munimonth"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # the robustness summary follows the headline
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report", "publish"}
+    # the robustness summary and the group effects follow the headline
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "heterogeneity",
+                                                                "report", "publish"}
     assert (repo / "data/estimates/quality_ols").exists()
     import pandas as pd
 
