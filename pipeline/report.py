@@ -141,8 +141,8 @@ HETEROGENEITY_TABLES = ("group_effects.csv", "heterogeneity_tests.csv", "inciden
 def publish_heterogeneity(folder: Path, params, tables: Path, figures: Path) -> None:
     """Copy the for-whom tables into reports/ and draw the forest plots and the
     cumulative-incidence figures."""
-    for name in HETEROGENEITY_TABLES:
-        if (folder / name).exists():
+    for name in HETEROGENEITY_TABLES:  # a table without even a header is not copied
+        if (folder / name).exists() and (folder / name).stat().st_size > 1:
             (tables / name).write_bytes((folder / name).read_bytes())
     het, min_cell = params.heterogeneity, params.privacy.min_cell
     groups_path = folder / "group_effects.csv"

@@ -81,14 +81,22 @@ def make_repo(tmp: Path, updates: dict[str, Any] | None = None, git: bool = True
 #: the DVC tests short (both languages and the default list are checked on the built-in data)
 SMALL = {"simulate.preset": "small", "panel.start": "2018-01", "panel.end": "2021-12",
          "briefs.languages": ["en"], "briefs.auto_count": 1,
-         "heterogeneity.draws": 199, "heterogeneity.cddf_splits": 2}
+         # the for-whom stage on two dimensions and exit to work (all of it: tests/heterogeneity
+         # and the built-in run)
+         "heterogeneity.draws": 199, "heterogeneity.cddf_splits": 2,
+         "heterogeneity.outcomes": ["work"],
+         "heterogeneity.groups": {
+             "ladder_step": {"column": "ladder_step",
+                             "levels": {"1-2": [1, 2], "3-4": [3, 4], "5-6": [5, 6]}},
+             "education": {"column": "education_level",
+                           "levels": {"low": ["low"], "medium or high": ["medium", "high"]}}}}
 
 #: SMALL with a one-cell specification grid and fewer bootstrap draws, for tests of DVC's
 #: own mechanics (experiments, queues), where the grid's 24 stages only add time; the
 #: grid itself is tested in test_dvc_pipeline.py and tests/sweep
 SMALL_ONE_CELL = {**SMALL, "grid.estimator": ["imputation"], "grid.outcome": ["month"],
                   "grid.fixed_effects": ["month"], "grid.sample": ["all"],
-                  "decompose.n_boot": 99, "heterogeneity.outcomes": ["work"],
+                  "decompose.n_boot": 99,
                   "heterogeneity.groups": {"ladder_step": {
                       "column": "ladder_step", "levels": {"1-2": [1, 2], "3-6": [3, 4, 5, 6]}}},
                   "heterogeneity.cddf_splits": 0}

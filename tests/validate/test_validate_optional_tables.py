@@ -14,7 +14,7 @@ from test_recovery_builtin import ONLY_HEADLINE, STAGES
 
 pytestmark = [pytest.mark.slow]
 
-ABSENT = ("quality", "adoption", "shocks", "caseworker_assignments")
+ABSENT = ("quality", "adoption", "shocks", "caseworker_assignments", "progress")
 
 
 def test_pipeline_without_optional_tables_leaves_their_blocks_null(tmp_path):

@@ -65,9 +65,9 @@ def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
                             + [np.where(tr1 & (grp1 == h), p1, 0.0) for h in range(H)])
         present = W.sum(axis=0) > 0
         rel1 = prep.rel[idx1].astype(int)
-        est = np.full(H + 1, np.nan)
-        S = np.full((imp.n_clusters, H + 1), np.nan)
         e, s = aggregate(imp, W[:, present], rel1 * H + grp1)
+        est = np.full(H + 1, np.nan)
+        S = np.full((s.shape[0], H + 1), np.nan)  # rows: cluster codes (some may be empty)
         est[present], S[:, present] = e, s
         tr_cells = prep.treated
         npm = np.bincount(cells["group"].to_numpy()[tr_cells],

@@ -203,6 +203,11 @@ def publication_view(groups: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: columns of the published cumulative-incidence table (``incidence.suppress_incidence``)
+INCIDENCE_COLUMNS = ("dimension", "group", "duration", "outcome", "cif", "std_error",
+                     "ci_low", "ci_high", "at_risk", "clients", "cum_exits", "group_clients",
+                     "suppressed")
+
 #: dimensions whose column is fixed over a spell: cumulative incidence by group makes sense
 SPELL_CONSTANT = frozenset({"ladder_step", "education_level", "household",
                             "prior_benefit_months", "sex"})
@@ -238,7 +243,7 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
     results, and the data-driven check."""
     from impact.heterogeneity.incidence import (
         cumulative_incidence, incidence_counts, suppress_incidence)
-    from impact.heterogeneity.progress import progress_effects
+    from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
 
     say = log or (lambda msg: None)
     results = estimate_groups(pm, adoption, shocks, params, het,
@@ -262,8 +267,9 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
         ci = suppress_incidence(cumulative_incidence(counts, params.estimate.alpha), min_cell)
         ci.insert(0, "dimension", dim.name)
         inc.append(ci)
-    incidence = pd.concat(inc, ignore_index=True) if inc else pd.DataFrame()
-    prog = pd.DataFrame()
+    incidence = (pd.concat(inc, ignore_index=True) if inc
+                 else pd.DataFrame(columns=list(INCIDENCE_COLUMNS)))
+    prog = pd.DataFrame(columns=list(PROGRESS_COLUMNS))
     if progress_table is not None and trajectories is not None:
         say("intermediate results (progress)")
         prog = progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
