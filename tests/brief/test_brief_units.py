@@ -76,3 +76,30 @@ def test_brief_params():
                 {"languages": ["de"]}, {"auto_count": 9}, {"pdf": "yes"}, {"colour": 1}):
         with pytest.raises(ConfigError):
             BriefParams.from_dict(bad)
+
+
+def test_text_overlaps_ignores_tick_labels_outside_the_view():
+    """Tick labels of ticks outside the axis limits are never drawn (matplotlib keeps them
+    as visible texts): they cannot overlap anything. Drawn texts still can."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from impact.brief.build import text_overlaps
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set_xticks([0, 1, 2])
+    ax.set_yticks([-1, 0, 1])
+    ax.set(xlim=(0.5, 2), ylim=(-0.5, 1))  # x tick 0 and y tick -1 lie outside
+    ax.set_xticklabels(["HIDDENX", "1", "2"])
+    ax.set_yticklabels(["HIDDENY", "0", "1"])
+    # a drawn text exactly where the undrawn label of the tick outside the view would be
+    fig.canvas.draw()
+    bb = ax.xaxis.get_majorticklabels()[0].get_window_extent()
+    fig.text(bb.x0 / fig.bbox.width, bb.y0 / fig.bbox.height, "DRAWN HERE")
+    assert not [p for p in text_overlaps(fig) if "HIDDENX" in p or "HIDDENY" in p]
+    ax.text(1, 0, "same place")
+    ax.text(1, 0, "same place too")
+    assert ("same place", "same place too") in text_overlaps(fig)
+    plt.close(fig)

@@ -68,9 +68,19 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
 
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
+    # tick labels whose tick lies outside the axis' view are kept (visible, with text) but
+    # never drawn: leave them out
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for loc, lab in zip(axis.get_majorticklocs(), axis.get_majorticklabels()):
+                if not lo - 1e-9 * abs(hi - lo) <= loc <= hi + 1e-9 * abs(hi - lo):
+                    hidden.add(id(lab))
     boxes = []
     for t in fig.findobj(Text):
-        if t.get_visible() and t.get_text().strip() and t.figure is fig:
+        if (t.get_visible() and t.get_text().strip() and t.figure is fig
+                and id(t) not in hidden):
             bb = t.get_window_extent(r)
             if bb.width > 0 and bb.height > 0:
                 boxes.append((t.get_text(), bb.shrunk(0.96, 0.9)))
