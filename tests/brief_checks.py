@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 from pypdf import PdfReader
 
-from impact.brief import build
+from impact.brief import build, figures
 from impact.brief.facts import fmt, resolve
 from impact.brief.render import visible_text
 from impact.disclosure import identifier_values, scan_outputs
@@ -98,11 +98,11 @@ def check_briefs(repo: Path) -> None:
     for stem in want:
         check_brief(repo, stem)
     # labels of the brief figures do not overlap (rebuilt here, in a scratch folder)
-    build.OVERLAPS.clear()
+    figures.OVERLAPS.clear()
     for stem in want[:4]:
         code, lang = stem.split(".")
         build.build_brief(reports, repo / "params.yaml", params, code, lang, repo.parent / "scratch_fig")
-    assert build.OVERLAPS == []
+    assert figures.OVERLAPS == []
     index = (reports / "index.html").read_text()
     for stem in want:
         assert f'briefs/{stem}.html"' in index and f'briefs/{stem}.pdf"' in index

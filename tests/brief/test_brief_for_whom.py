@@ -205,3 +205,89 @@ def test_facts_count_with_a_comparison(tmp_path):
     (tmp_path / "t.csv").write_text("group,x\nsingle parent,1\n3-4,2\n")
     assert F.add("g", "group", "t.csv", "group", {"x": "1"}) == "alleenstaande ouder"
     assert F.add("h", "group", "t.csv", "group", {"x": "2"}) == "3-4"
+
+
+def _progress_table(reports):
+    """Effects on intermediate results: a published step up (both blocks), a goal whose
+    quality row is unpublished (blank), and a measure on its own scale (not in the text)."""
+    rows = [("ladder_step", "ladder_step_up", "quality", "pp", 4.63, 4.23, 5.03, True),
+            ("ladder_step", "ladder_step_up", "adoption", "pp", 7.09, 5.25, 8.93, True),
+            ("goal_reached", "goal_reached", "quality", "pp", None, None, None, False),
+            ("goal_reached", "goal_reached", "adoption", "pp", 5.09, 4.19, 6.0, True),
+            ("self_efficacy", "self_efficacy", "quality", "value", 0.31, 0.2, 0.42, True)]
+    t = pd.DataFrame(rows, columns=["measure", "outcome", "block", "unit", "estimate",
+                                    "ci_low", "ci_high", "published"])
+    t.to_csv(reports / "tables" / "progress_effects.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def with_progress(tmp_path_factory, no_difference):
+    root = tmp_path_factory.mktemp("with_progress") / "repo"
+    shutil.copytree(no_difference, root)
+    _progress_table(root / "reports")
+    return root
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_intermediate_results_reported_from_the_progress_table(with_progress, lang):
+    brief = _brief(with_progress, lang=lang)
+    text = _section(brief)
+    if lang == "en":
+        assert ("One quality point more changes the chance of a step up the participation "
+                "ladder by the next review by +4.63 percentage points (range +4.23 to +5.03)."
+                in text)
+        assert ("The approach Gewogen Maatwerk changes the chance of a step up the "
+                "participation ladder by +7.09 percentage points (range +5.25 to +8.93)."
+                in text)
+        assert ("changes the chance of a reached personal goal by +5.09 percentage points"
+                in text)
+        assert "self efficacy" not in text and "0.31" not in text
+    else:
+        assert ("verandert de kans op een stap hoger op de participatieladder tot het "
+                "volgende gesprek met +4,63 procentpunt (marge +4,23 tot +5,03)." in text)
+        assert "een bereikt persoonlijk doel met +5,09 procentpunt" in text
+    # the unpublished quality effect on goals is not said
+    assert text.count("reached personal goal") + text.count("bereikt persoonlijk doel") == 1
+    # 'what the data cannot say' no longer says a step up the ladder does not count
+    bullets = [v for k, v in brief.blocks if k == "ul"][-1]
+    assert not any("participation ladder" in b or "participatieladder" in b for b in bullets)
+    assert any("intermediate results" in b or "tussenresultaten" in b for b in bullets)
+    sources = {f.source for f in brief.facts.items.values() if f.key.startswith("fw_progress")}
+    assert sources == {"tables/progress_effects.csv"}
+
+
+def test_without_progress_the_ladder_caveat_stays(no_difference):
+    brief = _brief(no_difference)
+    bullets = [v for k, v in brief.blocks if k == "ul"][-1]
+    assert any("step up the participation ladder does not count" in b for b in bullets)
+    assert "next review" not in _section(brief)
+
+
+def test_progress_alone_makes_the_section(tmp_path):
+    """Without group tables but with published effects on intermediate results the
+    section has its heading and that paragraph only."""
+    set_theme()
+    reports = _reports(tmp_path, tables=False)
+    _progress_table(reports)
+    brief = _brief(tmp_path)
+    text = _section(brief)
+    assert text.startswith("Work is not the only aim of guidance.")
+    assert "+4.63 percentage points" in text
+    assert not any(k == "fig" and "for_whom" in v[0] for k, v in brief.blocks)
+
+
+def test_brief_with_progress_renders_and_reads_back(with_progress, tmp_path):
+    """The national brief with the progress paragraph still passes the brief checks
+    (every number a fact read back from its table; at most 4 PDF pages)."""
+    root = tmp_path / "repo"
+    shutil.copytree(with_progress, root)
+    out = root / "reports" / "briefs"
+    figures = out / "figures"
+    for lang in ("en", "nl"):
+        brief = build.build_brief(root / "reports", root / "params.yaml", PARAMS, "NL01", lang,
+                                  figures)
+        (out / f"NL01.{lang}.html").write_text(render_html(brief, figures, "../index.html", ""),
+                                               encoding="utf-8")
+        io.write_json(brief.facts.to_json(), out / f"NL01.{lang}.facts.json")
+        (out / f"NL01.{lang}.pdf").write_bytes(compile_pdf(render_typst(brief), out, f"NL01.{lang}"))
+        check_brief(root, f"NL01.{lang}")

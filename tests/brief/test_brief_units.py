@@ -86,7 +86,7 @@ def test_text_overlaps_ignores_tick_labels_outside_the_view():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from impact.brief.build import text_overlaps
+    from impact.brief.figures import text_overlaps
 
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.set_xticks([0, 1, 2])

@@ -134,3 +134,54 @@ def test_romano_wolf_family_spans_dimensions(lean):
         own = max_t_adjust(ge.t_stat, ge.t_boot)
         joint = q.loc[ge.dimension].loc[list(ge.labels), "p_adjusted"].to_numpy()
         assert np.all(joint >= own - 1e-12), (ge.dimension, joint, own)
+
+
+def test_quality_by_group_with_unrecorded_steps_equals_linearmodels(tiny):
+    """End to end, with a fifth of the ladder steps missing: ``quality_by_group`` (one
+    demeaned base matrix, interaction columns added per dimension, the rows in no group a
+    group of their own) = linearmodels IV2SLS with explicit FE dummies and five
+    endogenous slopes, on the reported four."""
+    pm = tiny.person_months.copy()
+    rng = np.random.default_rng(11)
+    clients = pm["client_id"].unique()
+    lost = set(rng.choice(clients, size=len(clients) // 5, replace=False))
+    pm.loc[pm["client_id"].isin(lost), "ladder_step"] = np.nan
+    dim = _ladder()
+    [ge] = quality_by_group(pm, EstimateParams(), dim, {"work": "exit_work"})
+    codes = dim.codes(pm["ladder_step"])
+    assert (codes < 0).any()
+    codes[codes < 0] = 4
+    extra = {}
+    for h in range(5):
+        d = (codes == h).astype(float)
+        extra[f"qa{h}"], extra[f"qb{h}"] = (pm["quality_a"].to_numpy() * d,
+                                            pm["quality_b"].to_numpy() * d)
+        if h:
+            extra[f"D{h}"] = d
+    A, names, exog, cells, code, cl = quality_frame(pm, EstimateParams(), extra=extra)
+    safe = {n: f"c{i}" for i, n in enumerate(names)}
+    df = pd.DataFrame(A, columns=[safe[n] for n in names])
+    dummies = pd.concat([pd.get_dummies(cells["municipality"].to_numpy()[code], dtype=float),
+                         pd.get_dummies(cells["regmonth"].to_numpy()[code], dtype=float)],
+                        axis=1)
+    dummies.columns = [f"fe{i}" for i in range(dummies.shape[1])]
+    exo = pd.concat([dummies, df[[safe[e] for e in exog + [f"D{h}" for h in range(1, 5)]]]],
+                    axis=1)
+    gram = exo.T @ exo
+    d = np.sqrt(np.diag(gram))
+    exo = exo.iloc[:, independent_columns((gram / np.outer(d, d)).to_numpy())]
+    k = [safe[f"qa{h}"] for h in range(5)]
+    lm = IV2SLS(df[safe["y"]], exo, df[k], df[[safe[f"qb{h}"] for h in range(5)]]).fit(
+        cov_type="clustered", clusters=pd.Series(cl), debiased=False)
+    np.testing.assert_allclose(ge.estimate, lm.params[k].to_numpy()[:4], rtol=RTOL)
+    # our CRV1 factor: K = 5 slopes + independent demeaned controls + the FE levels not
+    # nested in the municipality clusters (fixest "nonnested"); linearmodels' unadjusted
+    # clustered covariance times that factor is ours
+    N, G = len(df), ge.n_clusters
+    fe = ["municipality", "regmonth"]
+    dm = cell_demean(A.copy(order="F"), cells, code, fe)
+    ex_cols = [names.index(e) for e in exog + [f"D{h}" for h in range(1, 5)]]
+    K = 5 + np.linalg.matrix_rank(dm[:, ex_cols]) + fe_df(cells, fe, cells["municipality"].to_numpy())
+    factor = G / (G - 1) * (N - 1) / (N - K)
+    lm_se = np.sqrt(np.diag(lm.cov.loc[k, k].to_numpy()) * factor)[:4]
+    np.testing.assert_allclose(ge.se, lm_se, rtol=1e-5)

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.text import Text
 
 from for_whom_tables import group_tables
-from impact.brief.build import decimal_comma, text_overlaps
+from impact.brief.figures import decimal_comma, text_overlaps
 from impact.brief.text import FOREST_TEXT
 from impact.report.figures import save_png_svg, set_theme
 from impact.report.forest import forest_figure, forest_figures

@@ -125,27 +125,26 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     u = A[:, col[y]] - _matvec(A, X, b)
     cl, _ = pd.factorize(clusters)
     G = int(cl.max()) + 1
-    scores = np.stack([np.bincount(cl, weights=A[:, j] * u, minlength=G) for j in Zc], axis=1)
-    iszx = np.linalg.inv(Szx)
-    V = iszx @ (scores.T @ scores) @ iszx.T
     N = A.shape[0]
     df_k = len(X) + df_fe
-    V *= G / max(G - 1, 1) * (N - 1) / (N - df_k)
+    ssc = G / max(G - 1, 1) * (N - 1) / (N - df_k)
+    # only V[0, 0] is reported: its cluster scores are (row 0 of (Z'X)^{-1}) sum_g z_i u_i,
+    # one matrix-vector product and one bincount instead of one bincount per regressor
+    s = np.bincount(cl, weights=_matvec(A, Zc, np.linalg.inv(Szx)[0]) * u, minlength=G)
+    se = float(np.sqrt(ssc * (s @ s)))
     f1 = float("nan")
     if instrument:  # first stage: x on instrument + exog, CRV1 Wald F of the instrument
         pi = np.linalg.solve(Szz, G_all[Zc, col[x]])
         v = A[:, col[x]] - _matvec(A, Zc, pi)
-        s1 = np.stack([np.bincount(cl, weights=A[:, j] * v, minlength=G) for j in Zc], axis=1)
-        bz = np.linalg.inv(Szz)
-        V1 = bz @ (s1.T @ s1) @ bz * G / max(G - 1, 1) * (N - 1) / (N - df_k)
-        f1 = float(pi[0] ** 2 / V1[0, 0])
+        s1 = np.bincount(cl, weights=_matvec(A, Zc, np.linalg.inv(Szz)[0]) * v, minlength=G)
+        f1 = float(pi[0] ** 2 / (ssc * (s1 @ s1)))
     wa = wc = None
     if wild_parts:
         zt, xt, yt = (_partial(A, G_all, ex, col[c]) for c in (instrument or x, x, y))
         zx = float(zt @ xt)
         wa = np.bincount(cl, weights=zt * yt, minlength=G) / zx
         wc = np.bincount(cl, weights=zt * xt, minlength=G) / zx
-    return PMFit(float(b[0]), float(np.sqrt(V[0, 0])), N, G, df_k, f1, wa, wc)
+    return PMFit(float(b[0]), se, N, G, df_k, f1, wa, wc)
 
 
 def fit_pm_multi(A: np.ndarray, names: list[str], y: str, xs: list[str], exog: list[str],

@@ -26,7 +26,8 @@ quality in every month since the last review. The model, fixed effects, controls
 clustering are the headline's (``quality.quality_frame`` on review rows carrying the
 covariates of the review month). The programme effect is the imputation ATT on
 adopting-unit x month cells of outcome reviews (``estimate.adoption.impute_adoption``).
-Effects are in percentage points for 0/1 outcomes and in the measure's units otherwise.
+Effects are in percentage points for 0/1 outcomes (column ``unit`` = ``pp``) and in the
+measure's own units otherwise (``value``).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ __all__ = ["PROGRESS_COLUMNS", "review_frame", "progress_effects"]
 
 TOP_STEP = 6
 #: columns of the progress-effects table
-PROGRESS_COLUMNS = ("measure", "outcome", "block", "estimate", "std_error", "ci_low",
-                    "ci_high", "p_value", "n_reviews", "n_clients", "n_events",
+PROGRESS_COLUMNS = ("measure", "outcome", "block", "unit", "estimate", "std_error",
+                    "ci_low", "ci_high", "p_value", "n_reviews", "n_clients", "n_events",
                     "n_clusters", "mean_outcome", "published", "estimator")
 _PM_COLS = ("spell_id", "client_id", "municipality", "region", "t", "month", "duration", "age",
             "sex", "education_level", "household", "prior_benefit_months", "ladder_step",
@@ -143,7 +144,8 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
         if not binary:  # quality_frame scales outcomes by 100 (pp): undo for levels
             r["exit_progress"] = r["exit_progress"] / 100.0
         scale = 1.0 if binary else 100.0
-        common = dict(measure=measure, outcome=outcome, n_reviews=len(r),
+        common = dict(measure=measure, outcome=outcome, unit="pp" if binary else "value",
+                      n_reviews=len(r),
                       n_clients=int(r["client_id"].nunique()),
                       n_events=float(r["exit_progress"].sum() * scale) if binary else np.nan,
                       mean_outcome=float(r["exit_progress"].mean() * (100.0 if binary else scale)))

@@ -15,7 +15,11 @@ effect in group h and the group main effects keep groups' different exit rates o
 One joint model per dimension gives the (G x H) cluster scores of all beta_h
 (``pmreg.fit_pm_multi``), hence their joint covariance: the equality test, the
 Romano-Wolf adjustment and the shrinkage all use it. Person-months in no group of the
-dimension (e.g. an unrecorded ladder step) are left out of its model.
+dimension (e.g. an unrecorded ladder step) form a group of their own, with its own slope
+and main effect, which is not reported: every dimension's model then has the headline's
+sample, so the matrix is built and demeaned once (``quality_base``) and each dimension
+only adds and demeans its interaction columns (with ``pmreg.cell_demean``, which is
+linear: demeaning the added columns alone is demeaning the whole matrix).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from impact.estimate.quality import quality_frame
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.wcr import CellFE, wcr_draws
 
-__all__ = ["GroupEstimates", "quality_by_group"]
+__all__ = ["GroupEstimates", "QualityBase", "quality_base", "quality_by_group", "spare_columns"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class GroupEstimates:
 
 
 def _group_counts(codes: np.ndarray, clients: np.ndarray, events: np.ndarray, H: int):
-    ok = codes >= 0
+    ok = (codes >= 0) & (codes < H)
     pm = np.bincount(codes[ok], minlength=H)
     ev = np.bincount(codes[ok], weights=events[ok], minlength=H)
     cl = pd.DataFrame({"g": codes[ok], "c": clients[ok]}).drop_duplicates()
@@ -81,11 +85,84 @@ def _group_counts(codes: np.ndarray, clients: np.ndarray, events: np.ndarray, H:
     return pm, nc, ev
 
 
+@dataclass(frozen=True)
+class QualityBase:
+    """The headline quality matrix with its fixed effects projected out, built once for
+    every dimension (``quality_base``).
+
+    ``A`` (n x (k + spare)), column-major: the first k columns (``names``) are the
+    outcomes, the quality columns and the controls, already demeaned; the ``spare``
+    columns after them are overwritten by each dimension's interactions. ``gram`` is
+    the (k x k) Gram matrix of the first k columns. ``rows`` maps each row of A to its
+    row of the person-month frame; ``clients`` codes its client; ``events`` holds the
+    0/1 outcomes per outcome name.
+    """
+
+    A: np.ndarray
+    k: int
+    names: list[str]
+    exog: list[str]
+    gram: np.ndarray
+    cells: pd.DataFrame
+    code: np.ndarray
+    clusters: np.ndarray
+    df_fe: int
+    fe: tuple[str, ...]
+    rows: np.ndarray
+    clients: np.ndarray
+    events: dict[str, np.ndarray]
+
+
+def quality_base(pm: pd.DataFrame, params: EstimateParams, outcomes: dict[str, str],
+                 spare: int) -> QualityBase | None:
+    """Build, demean and take the Gram matrix of the headline quality matrix once, with
+    room for ``spare`` interaction columns. None when no person-month is measured twice."""
+    extra = {"#row": np.arange(len(pm), dtype="float64"),
+             "#client": pd.factorize(pm["client_id"])[0].astype("float64")}
+    ys = {f"y#{o}": col for o, col in outcomes.items()}
+    A0, names, exog, cells, code, cl = quality_frame(pm, params, outcomes=ys, extra=extra)
+    if len(A0) == 0:
+        return None
+    col = {n: i for i, n in enumerate(names)}
+    rows = A0[:, col["#row"]].astype("int64")
+    clients = A0[:, col["#client"]].astype("int64")
+    events = {o: A0[:, col[f"y#{o}"]] / 100.0 for o in outcomes}
+    keep = [j for j, n in enumerate(names) if not n.startswith("#")]
+    k = len(keep)
+    A = np.empty((A0.shape[0], k + spare), order="F")
+    for i, j in enumerate(keep):  # drop the bookkeeping columns, make room for the spare
+        A[:, i] = A0[:, j]
+    del A0
+    names = [names[j] for j in keep]
+    fe = (("munimonth",) if params.estimate.quality_fe == "municipality_month"
+          else ("municipality", "regmonth"))
+    cell_cl = (cells["region"] if params.estimate.cluster == "region" else cells["municipality"])
+    if pd.Series(cl).nunique() > cell_cl.nunique():  # one municipality: caseworker clusters
+        cell_cl = pd.Series(np.arange(len(cells)))
+    df_fe = fe_df(cells, list(fe), cell_cl.to_numpy())
+    cell_demean(A[:, :k], cells, code, list(fe))
+    gram = A[:, :k].T @ A[:, :k]
+    return QualityBase(A, k, names, exog, gram, cells, code, np.asarray(cl), df_fe, fe, rows,
+                       clients, events)
+
+
+def spare_columns(dims) -> int:
+    """Interaction columns of the widest dimension: (H + 1) slopes, their instruments and
+    H group dummies, the extra group being the person-months in none of its groups."""
+    return max((3 * (len(d.labels) + 1) - 1 for d in dims), default=0)
+
+
 def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimension,
                      outcomes: dict[str, str],
-                     wcr: tuple[np.ndarray, np.ndarray, bool] | None = None
-                     ) -> list[GroupEstimates]:
+                     wcr: tuple[np.ndarray, np.ndarray, bool] | None = None,
+                     base: QualityBase | None = None) -> list[GroupEstimates]:
     """Group quality effects for each outcome (name -> person-month indicator column).
+
+    Person-months in none of the dimension's groups (an unrecorded ladder step, say) stay
+    in the model as a group of their own, with its own slope and main effect, which is
+    not reported: so every dimension's model has the headline's sample and shares its
+    demeaned matrix ``base`` (``quality_base``, built here when not given; it must have
+    been built with these ``outcomes``).
 
     ``wcr``: cluster weights ``(W, labels, enumerated)`` of ``wcr.wcr_weights``; with them
     each group's "no effect" hypothesis gets wild cluster restricted bootstrap draws of
@@ -98,60 +175,55 @@ def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimensi
         warnings.warn(f"heterogeneity: person_months has no column {dim.column!r} "
                       f"(dimension {dim.name}); not estimated", EstimationWarning, stacklevel=2)
         return []
-    codes = dim.codes(pm[dim.column])
-    H = len(dim.labels)
-    qa = pm["quality_a"].to_numpy(dtype="float64")
-    qb = pm["quality_b"].to_numpy(dtype="float64")
-    nan = np.where(codes >= 0, 0.0, np.nan)  # rows in no group drop out of the frame
-    extra: dict[str, np.ndarray] = {}
-    for h in range(H):
-        d = (codes == h).astype("float64") + nan
-        extra[f"qa#{h}"], extra[f"qb#{h}"] = qa * d, qb * d
-        if h > 0:
-            extra[f"D#{h}"] = d
-    # bookkeeping columns (read before demeaning; not regressors): the group and the
-    # client of each row, so counts are taken on exactly the estimation sample
-    extra["#group"] = codes.astype("float64") + nan
-    extra["#client"] = pd.factorize(pm["client_id"])[0].astype("float64")
-    ys = {f"y#{o}": col for o, col in outcomes.items()}
-    with warnings.catch_warnings():  # the rows in no group are dropped on purpose
-        warnings.filterwarnings("ignore", message="quality: .* dropped for missing")
-        A, names, exog, cells, code, cl = quality_frame(pm, params, outcomes=ys, extra=extra)
-    if len(A) == 0:
+    if base is None:
+        base = quality_base(pm, params, outcomes, spare_columns([dim]))
+    if base is None:
         return []
-    col = {n: i for i, n in enumerate(names)}
-    g_codes = A[:, col["#group"]].astype("int64")
-    clients = A[:, col["#client"]].astype("int64")
-    events = {o: A[:, col[f"y#{o}"]] / 100.0 for o in outcomes}
-    counts = {o: _group_counts(g_codes, clients, events[o], H) for o in outcomes}
-    fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
-          else ["municipality", "regmonth"])
-    cname = params.estimate.cluster
-    cell_cl = (cells["region"] if cname == "region" else cells["municipality"])
-    if pd.Series(cl).nunique() > cell_cl.nunique():  # one municipality: caseworker clusters
-        cell_cl = pd.Series(np.arange(len(cells)))
-    df_fe = fe_df(cells, fe, cell_cl.to_numpy())
-    cell_demean(A, cells, code, fe)
-    dummies = [f"D#{h}" for h in range(1, H)]
-    gram = A.T @ A  # one Gram matrix for every outcome's fits (A is column-major)
+    H = len(dim.labels)
+    codes = dim.codes(pm[dim.column].to_numpy()[base.rows])
+    codes[codes < 0] = H  # in no group: a group of its own, not reported
+    Hx = H + 1 if (codes == H).any() else H
+    k, A = base.k, base.A
+    new: list[str] = []
+    # interactions of the raw quality halves (A's own quality columns are demeaned)
+    raw_a = pm["quality_a"].to_numpy(dtype="float64")[base.rows]
+    raw_b = pm["quality_b"].to_numpy(dtype="float64")[base.rows]
+    j = k
+    for h in range(Hx):
+        d = (codes == h).astype("float64")
+        for name, v in ((f"qa#{h}", raw_a * d), (f"qb#{h}", raw_b * d)) + (
+                ((f"D#{h}", d),) if h > 0 else ()):
+            A[:, j] = v
+            new.append(name)
+            j += 1
+    cell_demean(A[:, k:j], base.cells, base.code, list(base.fe))
+    Av = A[:, :j]  # leading columns of a column-major array: a view, no copy
+    gram = np.empty((j, j))
+    gram[:k, :k] = base.gram
+    cross = A[:, k:j].T @ Av
+    gram[k:, :] = cross
+    gram[:, k:] = cross.T
+    names = base.names + new
+    xs, zs = [f"qa#{h}" for h in range(Hx)], [f"qb#{h}" for h in range(Hx)]
+    exog = base.exog + [f"D#{h}" for h in range(1, Hx)]
+    cl, df_fe = base.clusters, base.df_fe
     boot = {}
     if wcr is not None:
         W, labels, enumerated = wcr
-        draws = wcr_draws(A, names, [f"y#{o}" for o in outcomes], [f"qa#{h}" for h in range(H)],
-                          exog + dummies, [f"qb#{h}" for h in range(H)], cl, df_fe, 0.0, W,
-                          labels, fe=CellFE(cells, code, tuple(fe)), gram=gram)
-        boot = {o: (d.t_stat, d.t_boot) for o, d in zip(outcomes, draws)}
+        draws = wcr_draws(Av, names, [f"y#{o}" for o in outcomes], xs, exog, zs, cl, df_fe,
+                          0.0, W, labels, fe=CellFE(base.cells, base.code, base.fe), gram=gram)
+        boot = {o: (d.t_stat[:H], d.t_boot[:, :H]) for o, d in zip(outcomes, draws)}
     out = []
     for o in outcomes:
-        fit = fit_pm_multi(A, names, f"y#{o}", [f"qa#{h}" for h in range(H)], exog + dummies,
-                           [f"qb#{h}" for h in range(H)], cl, df_fe, gram=gram)
-        pooled = fit_pm(A, names, f"y#{o}", "quality_a", exog + dummies, "quality_b", cl, df_fe,
+        fit = fit_pm_multi(Av, names, f"y#{o}", xs, exog, zs, cl, df_fe, gram=gram)
+        pooled = fit_pm(Av, names, f"y#{o}", "quality_a", exog, "quality_b", cl, df_fe,
                         gram=gram)
-        npm, ncl, nev = counts[o]
+        npm, ncl, nev = _group_counts(codes, base.clients, base.events[o], H)
         out.append(GroupEstimates(
-            "quality", o, dim.name, dim.labels, fit.coef, fit.scores, pooled.coef, pooled.se,
-            npm, ncl, nev, fit.n_clusters,
-            "2SLS, quality_a x group instrumented by quality_b x group; group main effects; "
-            "headline controls and fixed effects", fit.cluster_labels,
+            "quality", o, dim.name, dim.labels, fit.coef[:H], fit.scores[:, :H], pooled.coef,
+            pooled.se, npm, ncl, nev, fit.n_clusters,
+            "2SLS, quality_a x group instrumented by quality_b x group; group main effects "
+            "(person-months in no group: a group of their own, not reported); headline "
+            "controls and fixed effects", fit.cluster_labels,
             *(boot[o] if o in boot else (None, None)), bool(wcr[2]) if wcr else False))
     return out

@@ -34,7 +34,8 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.results import t_inference
 from impact.heterogeneity.adoption import adoption_by_group
 from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
-from impact.heterogeneity.quality import GroupEstimates, quality_by_group
+from impact.heterogeneity.quality import (
+    GroupEstimates, spare_columns, quality_base, quality_by_group)
 from impact.heterogeneity.wcr import wcr_weights
 
 __all__ = ["GROUP_COLUMNS", "TEST_COLUMNS", "HeterogeneityResult", "analyse", "estimate_groups",
@@ -66,11 +67,14 @@ def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
     # outcome is adjusted jointly across dimensions (``_romano_wolf``)
     wcr = wcr_weights(_cluster_labels(pm, params), B=het.draws, weights=het.weights,
                       seed=params.seed) if "quality" in het.blocks else None
+    # the headline quality matrix, demeaned once for every dimension's model
+    base = (quality_base(pm, params, outcomes, spare_columns(het.groups))
+            if "quality" in het.blocks else None)
     for dim in het.groups:
         if progress:
             progress(dim.name)
-        if "quality" in het.blocks:
-            out += quality_by_group(pm, params, dim, outcomes, wcr=wcr)
+        if base is not None:
+            out += quality_by_group(pm, params, dim, outcomes, wcr=wcr, base=base)
         if "adoption" in het.blocks:
             out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes)
     return out
