@@ -185,3 +185,25 @@ def test_quality_by_group_with_unrecorded_steps_equals_linearmodels(tiny):
     factor = G / (G - 1) * (N - 1) / (N - K)
     lm_se = np.sqrt(np.diag(lm.cov.loc[k, k].to_numpy()) * factor)[:4]
     np.testing.assert_allclose(ge.se, lm_se, rtol=1e-5)
+
+
+def test_adoption_family_gets_romano_wolf_with_shared_weights(lean):
+    """With the shared cluster weights the programme's groups get joint draws and the
+    family is adjusted by Romano-Wolf; adjusted p-values are never below the raw ones."""
+    from impact.heterogeneity.adoption import adoption_by_group
+    from impact.heterogeneity.run import _cluster_labels, group_tables
+    from impact.heterogeneity.wcr import wcr_weights
+
+    pm, params = lean.person_months, EstimateParams()
+    W = wcr_weights(_cluster_labels(pm, params), B=199, seed=4)
+    [ge] = adoption_by_group(pm, lean.adoption, lean.shocks, params, _ladder(),
+                             {"work": "exit_work"}, wcr=W)
+    assert ge.t_boot.shape == (199, 4) and np.isfinite(ge.t_boot).all()
+    groups, _ = group_tables([ge], min_cell=10, alpha=0.05)
+    pub = groups[groups["published"]]
+    assert pub["adjustment"].eq("romano_wolf").all() and len(pub) == 4
+    assert (pub["p_adjusted"] >= pub["p_value"] - 1e-12).all()
+    # without weights: Holm
+    [ge0] = adoption_by_group(pm, lean.adoption, lean.shocks, params, _ladder(),
+                              {"work": "exit_work"})
+    assert group_tables([ge0], min_cell=10, alpha=0.05)[0]["adjustment"].eq("holm").all()

@@ -9,13 +9,27 @@ untreated cells, imputed on the adopted ones; the group ATT is the person-month 
 mean of tau over the group's adopted cells, as the contract's estimand restricted to the
 group. One imputation gives all H targets, so their (G x H) cluster scores (BJS Theorem
 3, taubar by event time x group, leaving out the own cluster) give the joint covariance
-for the equality test, the Romano-Wolf adjustment and the shrinkage.
+for the equality test and the shrinkage.
+
+Multiple testing (``multiplier_draws``): Romano-Wolf on the multiplier bootstrap of the
+BJS cluster scores, t*_bh = sum_g v_bg S_gh / se_h, with the cluster weights v shared by
+every group and dimension (``wcr.wcr_weights``), so the draws are joint; the observed
+|t_h| enters on the normal scale of the draws after its t(G-1) tail probability,
+Phi^{-1}(1 - F_{t,G-1}(|t_h|)), the same small-sample reference as the reported
+intervals. Measured on the lean DGP (20 municipalities, 4 ladder groups, outcome redrawn
+200 times, nulls at the true group ATTs; ``tests/heterogeneity/test_adoption_rw.py``):
+family-wise error 5.5% with the calibration and 8.0% without; Holm on the t(G-1)
+p-values 3.5%; the wild score bootstrap with each null imposed (Kline-Santos, a cluster
+sign-flip test) 1.5%, conservative because the null-imposed scores keep the effects'
+dynamics. Share of sets where some group is found against 0 (true ATTs about 1.5 pp):
+64% calibrated, 58.5% Holm, 49.5% score bootstrap.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from impact.estimate.adoption import adoption_cells, impute_adoption
 from impact.estimate.frames import shock_events, warn
@@ -24,13 +38,20 @@ from impact.estimate.params import EstimateParams
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates
 
-__all__ = ["adoption_by_group"]
+__all__ = ["adoption_by_group", "multiplier_draws"]
 
 
 def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
                       shocks: pd.DataFrame | None, params: EstimateParams,
-                      dim: GroupDimension, outcomes: dict[str, str]) -> list[GroupEstimates]:
-    """Group ATTs of the programme for each outcome (name -> person-month indicator)."""
+                      dim: GroupDimension, outcomes: dict[str, str],
+                      wcr: tuple[np.ndarray, np.ndarray, bool] | None = None
+                      ) -> list[GroupEstimates]:
+    """Group ATTs of the programme for each outcome (name -> person-month indicator).
+
+    ``wcr``: cluster weights ``(W, labels, enumerated)`` of ``wcr.wcr_weights``; with them
+    each group gets its calibrated statistic of "no effect" and joint multiplier draws
+    (``multiplier_draws``), unless a cluster of the model is not among ``labels``.
+    """
     if adoption is None or dim.column not in pm:
         return []
     codes = dim.codes(pm[dim.column])
@@ -74,14 +95,42 @@ def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
                           weights=cells["person_months"].to_numpy()[tr_cells], minlength=H)
         nev = np.bincount(cells["group"].to_numpy()[tr_cells],
                           weights=cells[ev_col].to_numpy()[tr_cells], minlength=H)
+        labels = np.asarray(pd.factorize(prep.frame[params.estimate.cluster])[1])[:S.shape[0]]
+        boot = (None, None, False)
+        if wcr is not None:
+            pos = pd.Index(pd.Series(wcr[1]).astype(str)).get_indexer(
+                pd.Series(labels).astype(str))
+            if (pos >= 0).all():
+                boot = (*multiplier_draws(est[1:], S[:, 1:], imp.n_clusters - 1,
+                                          wcr[0][:, pos]), bool(wcr[2]))
         out.append(GroupEstimates(
             "adoption", o, dim.name, dim.labels, est[1:], S[:, 1:], float(est[0]),
             float(np.sqrt(np.nansum(S[:, 0] ** 2))), npm.astype("int64"), n_clients,
             nev.astype("int64"), imp.n_clusters,
             "imputation (BJS 2024) on unit x month x group cells, group effects in Y(0); "
-            "person-month weighted ATT per group",
-            np.asarray(pd.factorize(prep.frame[params.estimate.cluster])[1])[:S.shape[0]]))
+            "person-month weighted ATT per group", labels, *boot))
     return out
+
+
+def multiplier_draws(est: np.ndarray, S: np.ndarray, df: int, V: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """t(df)-calibrated statistics of "no effect" and their joint multiplier draws.
+
+    ``est`` (H,), ``S`` (G x H) cluster scores (se_h = ||S[:, h]||), ``V`` (B x G) the
+    cluster weights. Returns (t, t_boot (B x H)) with t_h = sign(est_h) Phi^{-1}(1 -
+    F_{t,df}(|est_h| / se_h)) and t*_bh = V_b . S[:, h] / se_h (module notes); NaN for a
+    group without an estimate.
+    """
+    est, S = np.asarray(est, dtype="float64"), np.asarray(S, dtype="float64")
+    ok = np.isfinite(est) & np.isfinite(S).all(axis=0)
+    se = np.sqrt((np.where(ok, S, 0.0) ** 2).sum(axis=0))
+    ok &= se > 0
+    t = np.full(len(est), np.nan)
+    tb = np.full((V.shape[0], len(est)), np.nan)
+    z = np.abs(est[ok]) / se[ok]
+    t[ok] = np.sign(est[ok]) * stats.norm.isf(stats.t.sf(z, max(int(df), 1)))
+    tb[:, ok] = (V @ S[:, ok]) / se[ok]
+    return t, tb
 
 
 def _adoption_t(pm: pd.DataFrame, cells: pd.DataFrame) -> np.ndarray:

@@ -15,8 +15,11 @@ pre-specified dimension the group effects come from one interaction model
   every published group of every dimension of that block and outcome. Quality:
   Romano-Wolf step-down on wild cluster restricted bootstrap draws, re-studentised, with
   the same cluster weights in every dimension's model (``heterogeneity.wcr``; the plain
-  multiplier bootstrap of the scores over-rejects with few clusters). Programme: Holm's
-  step-down on the BJS t(G-1) p-values.
+  multiplier bootstrap of the scores over-rejects with few clusters). Programme:
+  Romano-Wolf step-down on the joint wild score draws of the imputation estimator, each
+  group's null imposed, with the same cluster weights (``heterogeneity.adoption``;
+  Kline-Santos statistics, a cluster sign-flip test with Rademacher weights). Without
+  joint draws (a model cluster with no weight), Holm's step-down on the t(G-1) p-values.
 - **Shrinkage**: per dimension, empirical-Bayes shrinkage of the group effects towards
   the pooled effect of the same model (``multiplicity.shrink_to_overall``).
 """
@@ -66,7 +69,7 @@ def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
     # one set of cluster weights for every quality model: the family of a block and
     # outcome is adjusted jointly across dimensions (``_romano_wolf``)
     wcr = wcr_weights(_cluster_labels(pm, params), B=het.draws, weights=het.weights,
-                      seed=params.seed) if "quality" in het.blocks else None
+                      seed=params.seed)
     # the headline quality matrix, demeaned once for every dimension's model
     base = (quality_base(pm, params, outcomes, spare_columns(het.groups))
             if "quality" in het.blocks else None)
@@ -76,7 +79,7 @@ def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
         if base is not None:
             out += quality_by_group(pm, params, dim, outcomes, wcr=wcr, base=base)
         if "adoption" in het.blocks:
-            out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes)
+            out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes, wcr=wcr)
     return out
 
 
@@ -108,12 +111,10 @@ def group_tables(results: list[GroupEstimates], *, min_cell: int, alpha: float
         pub = _published(ge, min_cell)
         families.setdefault((ge.block, ge.outcome), []).append((ge, pub))
     for (block, outcome), members in families.items():
-        if block == "quality":
-            rw = _romano_wolf(members)
-            method = "romano_wolf"
-        else:
-            rw = _holm(members, lambda ge: ge.n_clusters - 1)
-            method = "holm"
+        if all(ge.t_boot is not None for ge, _ in members):
+            rw, method = _romano_wolf(members), "romano_wolf"
+        else:  # no joint draws (a model's cluster without weights): Holm, valid always
+            rw, method = _holm(members, lambda ge: ge.n_clusters - 1), "holm"
         for ge, pub in members:
             df = ge.n_clusters - 1
             est, se = ge.estimate[pub], ge.se[pub]

@@ -241,6 +241,7 @@ def simulate(seed: int = 0, n_muni: int = 20, n_regions: int = 4, n_months: int 
         "adoption_month": month_date(np.nan_to_num(g_unit, nan=0).astype(int)).where(~np.isnan(g_unit)),
         "adopted": (m >= g_unit).astype("int8"),
         "p_true": np.clip(rec["p"], 0.2, 60),  # extra column (kept by the contract): E[100 y]
+        "tau_true": rec["tau"],  # extra column: the programme's effect on E[100 y] (pp)
     })
     pm.insert(1, "client_id", "C" + pm["spell_id"].str[1:])
     ev_t = np.full(len(pm), np.nan)
