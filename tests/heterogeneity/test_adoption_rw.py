@@ -6,7 +6,8 @@ joint multiplier draws of the BJS cluster scores (``heterogeneity.adoption.multi
   fixed design), each ladder group's null the true group ATT (the person-month mean of
   ``tau_true`` over its adopted person-months): the cells, imputation and scores of
   ``adoption_by_group``, then ``multiplier_draws`` and the step-down ``max_t_adjust`` as
-  ``run.group_tables`` uses them; Holm beside it, with the power of both against 0.
+  ``run.group_tables`` uses them; Holm beside it, with the power of both against 0;
+* the size of the programme block's equality test (Hotelling) on the same sets.
 
 Seeds are fixed once, before any result was seen, and never changed to make a test pass.
 """
@@ -22,7 +23,7 @@ from impact.estimate import EstimateParams
 from impact.estimate.adoption import adoption_cells, impute_adoption
 from impact.estimate.frames import shock_events
 from impact.estimate.imputation import aggregate
-from impact.estimate.multiplicity import max_t_adjust
+from impact.estimate.multiplicity import equality_test, max_t_adjust
 from impact.heterogeneity.adoption import multiplier_draws
 from impact.heterogeneity.params import HeterogeneityParams
 from impact.heterogeneity.run import holm
@@ -77,7 +78,7 @@ def test_family_wise_error_of_programme_groups(lean):
     truth = np.array([pm.loc[adopted & (codes == h), "tau_true"].mean() for h in range(H)])
     events = shock_events(lean.shocks, params.shock.type)
     W, labels, enumerated = wcr_weights(np.sort(pm["municipality"].unique()), B=B, seed=SEED + 1)
-    rw, rw_pow, hm, hm_pow = [], [], [], []
+    rw, rw_pow, hm, hm_pow, eq = [], [], [], [], []
     for r in range(reps):
         prep = impute_adoption(cells, events, params, extra_fe=("group_key",),
                                events_col=f"exits_r{r}")
@@ -91,6 +92,8 @@ def test_family_wise_error_of_programme_groups(lean):
         V = W[:, pd.Index(labels).get_indexer(cl)]
         df = imp.n_clusters - 1
         se = np.sqrt((S ** 2).sum(axis=0))
+        # the equality test (Hotelling), as run.group_tables: its null centred at the truth
+        eq.append(equality_test(est - truth, S.T @ S, df, hotelling=True).p_value < 0.05)
         for null, rw_out, hm_out in ((truth, rw, hm), (0.0, rw_pow, hm_pow)):
             t, tb = multiplier_draws(est - null, S, df, V)
             rw_out.append((max_t_adjust(t, tb, plus_one=not enumerated) < 0.05).any())
@@ -101,5 +104,7 @@ def test_family_wise_error_of_programme_groups(lean):
     print(f"\nprogramme groups, G=20, H={H}, {reps} sets, B={B}: FWER Romano-Wolf "
           f"{fwer:.3f}, Holm {np.mean(hm):.3f}; some group found against 0 (true ATTs "
           f"{np.round(truth, 2)}): Romano-Wolf {np.mean(rw_pow):.3f}, Holm {np.mean(hm_pow):.3f}")
+    print(f"equality test (Hotelling) rejection rate at 5%: {np.mean(eq):.3f}")
     assert abs(fwer - 0.05) <= 3 * mc
+    assert abs(np.mean(eq) - 0.05) <= 3 * mc
     assert np.mean(rw_pow) >= np.mean(hm_pow)  # the point of Romano-Wolf over Holm
