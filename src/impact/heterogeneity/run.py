@@ -280,14 +280,27 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
         prog = progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
                                 t_start, min_cell, het.blocks)
     cddf: dict = {}
-    if het.cddf_splits > 0 and "quality" in het.blocks:
-        from impact.heterogeneity.cddf import cddf_quality
+    if het.cddf_splits > 0:
+        from impact.heterogeneity.cddf import cddf_programme, cddf_quality
         from impact.heterogeneity.cddf import publication_view as cddf_view
 
-        say(f"data-driven check ({het.cddf_splits} splits)")
         # for the headline outcome, exit to work (each outcome costs as much again)
-        cddf = cddf_view(cddf_quality(pm, params, het, {"work": "exit_work"},
-                                      min_cell=min_cell))
+        work = {"work": "exit_work"}
+        views = []
+        if "quality" in het.blocks:
+            say(f"data-driven check, quality ({het.cddf_splits} splits)")
+            views.append(("quality", cddf_view(cddf_quality(pm, params, het, work,
+                                                            min_cell=min_cell))))
+        if "adoption" in het.blocks and adoption is not None:
+            say(f"data-driven check, programme ({het.cddf_splits} splits)")
+            views.append(("adoption", cddf_view(cddf_programme(pm, params, het, work,
+                                                               min_cell=min_cell))))
+        for name in ("blp", "gates", "clan"):
+            parts = ([v[name].assign(block=b) for b, v in views if len(v[name])]
+                     or [v[name].assign(block=b) for b, v in views[:1]])
+            if parts:  # empty tables keep their columns
+                t = pd.concat(parts, ignore_index=True)
+                cddf[name] = t[["block"] + [c for c in t.columns if c != "block"]]
     meta = {"n_person_months": int(len(pm)), "min_cell": min_cell,
             "dimensions": [d.name for d in het.groups], "outcomes": list(het.outcomes),
             "blocks": list(het.blocks), "draws": het.draws, "weights": het.weights,

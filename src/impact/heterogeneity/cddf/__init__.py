@@ -98,15 +98,17 @@ person-months with two outcomes, linear in rows, i.e. about 3.3 GB at 2.8 millio
 per split about 0.65 s there (two outcomes, one BLAS thread, shared machine), about 10-15 s
 per split at 2.8 million person-months.
 
-Modules: ``quality`` (the splits, the proxy on Aux and the fits on Main), ``split``
+Modules: ``quality`` (the splits, the proxy on Aux and the fits on Main), ``programme``
+(the same for the programme effect, from person-month imputation), ``split``
 (one split's BLP, GATES and CLAN rows), ``tables`` (aggregation over splits, disclosure,
 the publication view); everything is importable from here.
 """
 
+from impact.heterogeneity.cddf.programme import cddf_programme
 from impact.heterogeneity.cddf.quality import cddf_quality
 from impact.heterogeneity.cddf.tables import (
     NONE_LEVEL, CDDFResult, aggregate_splits, publication_view, split_inference,
 )
 
-__all__ = ["CDDFResult", "NONE_LEVEL", "aggregate_splits", "cddf_quality",
+__all__ = ["CDDFResult", "NONE_LEVEL", "aggregate_splits", "cddf_programme", "cddf_quality",
            "publication_view", "split_inference"]

@@ -1,0 +1,260 @@
+"""CDDF's BLP, GATES and CLAN of the programme effect, from person-month imputation.
+
+Notes
+-----
+The programme's pre-specified group ATTs (``heterogeneity.adoption``) come from the
+imputation estimator on unit x month x group cells. The data-driven view needs the
+effect as a function of the whole characteristic vector x (the group dummies of every
+dimension, "(none)" a level of its own, as in the quality check), so the imputation is
+done per person-month (Borusyak, Jaravel and Spiess 2024, eq. (4)-(6)), within each half
+of a cluster split so that the proxy learnt on Aux never sees Main's outcomes:
+
+1. On the half's untreated person-months (never adopted, or before the anticipation
+   window ``adoption.anticipation_months``), the untreated-outcome model
+   ``100 y = a_municipality + d_region,month + x'b + c'g + u``, c the headline's
+   labour-market indicators and shock event-time bins. b, g by Frisch-Waugh-Lovell (x and y
+   with both fixed effects projected out, ``pmreg.cell_demean``); the fixed effects by the
+   cell-level WLS of the municipality-month means of ``100 y - x'b`` (``imputation.
+   impute`` on those cells): exactly the person-month WLS, at the cost of one pass.
+2. On the half's adopted person-months (month >= adoption month), tau_i = 100 y_i -
+   Yhat_i(0); a person-month whose municipality or region-month never occurs untreated
+   in the half is imputed with municipality + calendar-month effects, else dropped.
+3. Aux: the proxy s(x) = OLS of tau on x (one level per dimension left out). Main:
+   S = s(x), BLP = OLS of tau on (1, S - mean S); GATES = the mean of tau per K quantile
+   group of S; CLAN as for quality (``split.clan``); all person-month weighted, CRV1 by
+   the headline's clusters, t(G_Main - 1); aggregation over splits, disclosure and the
+   publication view as for quality (``tables``).
+
+The estimands are those of CDDF with the treatment effect of the programme for the
+adopted person-months: beta2 the BLP slope of tau(x) on S(x), gamma_k the ATT of the
+k-th group by S. Inference treats the imputed tau as data: it leaves out the estimation
+error of the Y(0) model, which is common to the adopted person-months of a
+region-month and so mostly moves beta1 and all gamma_k together, not beta2 or the
+top-bottom difference (read beta1 with the headline ATT's interval). Rows carry
+``block = adoption`` when concatenated with the quality tables (``run.analyse``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from impact.estimate.frames import lm_controls, month_index, warn
+from impact.estimate.imputation import impute
+from impact.estimate.linalg import independent_columns
+from impact.estimate.params import EstimateParams
+from impact.estimate.pmreg import cell_demean
+from impact.heterogeneity.cddf.quality import _levels, _splits
+from impact.heterogeneity.cddf.split import quantile_groups, split_rows
+from impact.heterogeneity.cddf.tables import (
+    CDDFResult, empty_result, make_tables, split_inference,
+)
+from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
+
+__all__ = ["cddf_programme", "impute_person_months"]
+
+_FE = ["municipality", "regmonth"]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """What ``split.split_rows`` reads of a fit: coefficients and their covariance."""
+
+    coef: np.ndarray
+    V: np.ndarray
+
+
+def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
+                         untreated: np.ndarray, treated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """tau (n_treated x outcomes) of the adopted rows and which of them were imputed.
+
+    ``frame``: per row ``municipality``, ``regmonth``, ``t``; ``Y`` (n x O) outcomes;
+    ``X`` (n x k) characteristics. Step 1-2 of the module notes.
+    """
+    n, O = Y.shape
+    u = np.flatnonzero(untreated)
+    sub = frame.iloc[u].reset_index(drop=True)
+    key = pd.factorize(sub["municipality"].astype(str) + "|" + sub["t"].astype(str))[0]
+    first = pd.Series(np.arange(len(sub))).groupby(key).first().to_numpy()
+    cells = sub.iloc[first][["municipality", "regmonth"]].reset_index(drop=True)
+    A = np.asfortranarray(np.column_stack([Y[u], X[u]]))
+    cell_demean(A, cells, key, _FE)
+    Xt = A[:, O:]
+    keep = _independent_cols(Xt)
+    b = np.zeros((X.shape[1], O))
+    if keep.size:
+        b[keep] = np.linalg.lstsq(Xt[:, keep], A[:, :O], rcond=None)[0]
+    R = Y - X @ b  # 100 y - x'b on every row
+    # fixed effects on cells (municipality, month, treated): WLS of the untreated cells'
+    # means with their counts, imputed on the treated cells
+    use = untreated | treated
+    rows = np.flatnonzero(use)
+    ck = pd.factorize(frame["municipality"].astype(str).to_numpy()[rows] + "|"
+                      + frame["t"].astype(str).to_numpy()[rows] + "|"
+                      + treated[rows].astype(int).astype(str))[0]
+    C = int(ck.max()) + 1
+    cnt = np.bincount(ck, minlength=C).astype("float64")
+    cf = frame.iloc[rows].groupby(ck, sort=True)[["municipality", "regmonth", "t"]].first()
+    cf = cf.reset_index(drop=True)
+    c_treated = np.bincount(ck, weights=treated[rows], minlength=C) > 0
+    tau = np.full((int(treated.sum()), O), np.nan)
+    ok_any = np.zeros(int(treated.sum()), bool)
+    pos = np.cumsum(treated) - 1  # position of a treated row among the treated
+    for o in range(O):
+        means = np.bincount(ck, weights=R[rows, o], minlength=C) / np.maximum(cnt, 1)
+        imp = impute(cf, means, cnt, _FE, [], ~c_treated, c_treated,
+                     cf["municipality"].to_numpy(), "cddf (programme)",
+                     fallback_fe=["municipality", "t"])
+        if imp is None:
+            continue
+        fitted = np.full(C, np.nan)
+        fitted[imp.idx1] = means[imp.idx1] - imp.tau
+        tr_rows = rows[treated[rows]]
+        f = fitted[ck[treated[rows]]]
+        tau[pos[tr_rows], o] = R[tr_rows, o] - f
+        ok_any |= np.isfinite(tau[:, o])
+    return tau, ok_any
+
+
+def _independent_cols(X: np.ndarray) -> np.ndarray:
+    """Columns of X that are linearly independent (greedy on the scaled Gram matrix)."""
+    if X.shape[1] == 0:
+        return np.zeros(0, int)
+    G = X.T @ X
+    d = np.sqrt(np.diag(G))
+    nz = np.flatnonzero(d > 1e-12 * max(d.max(), 1e-300))
+    if not nz.size:
+        return nz
+    return np.sort(nz[independent_columns(G[np.ix_(nz, nz)] / np.outer(d[nz], d[nz]))])
+
+
+def _controls(pm: pd.DataFrame, params: EstimateParams) -> np.ndarray:
+    """Controls of the untreated-outcome model besides x, as the headline's: the municipal
+    labour-market indicators and dummies of the 3-month bins of ``shock_event_time`` (a
+    shock is not credited to the programme)."""
+    cols = [pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64")
+            for c in lm_controls(pm, params.estimate.lm_controls)]
+    cols = [np.nan_to_num(c) for c in cols]
+    if "shock_event_time" in pm:
+        e = pd.to_numeric(pm["shock_event_time"], errors="coerce").to_numpy(dtype="float64")
+        bins = np.where(np.isfinite(e), np.floor(np.nan_to_num(e) / 3), np.nan)
+        cols += [(bins == v).astype("float64") for v in np.unique(bins[np.isfinite(bins)])]
+    return np.column_stack(cols) if cols else np.zeros((len(pm), 0))
+
+
+def _ols_crv1(Z: np.ndarray, y: np.ndarray, cl: np.ndarray) -> _Fit:
+    """OLS of y on Z with CRV1 covariance, factor G/(G-1) (N-1)/(N-k); NaN for columns
+    without variation."""
+    N, k = Z.shape
+    keep = _independent_cols(Z)
+    coef = np.full(k, np.nan)
+    V = np.full((k, k), np.nan)
+    if not keep.size:
+        return _Fit(coef, V)
+    Zk = Z[:, keep]
+    ZZi = np.linalg.inv(Zk.T @ Zk)
+    b = ZZi @ (Zk.T @ y)
+    u = y - Zk @ b
+    G = int(cl.max()) + 1
+    S = np.stack([np.bincount(cl, weights=Zk[:, j] * u, minlength=G)
+                  for j in range(len(keep))], axis=1) @ ZZi
+    c = G / max(G - 1, 1) * (N - 1) / max(N - len(keep), 1)
+    coef[keep] = b
+    V[np.ix_(keep, keep)] = c * S.T @ S
+    return _Fit(coef, V)
+
+
+def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityParams,
+                   outcomes: Mapping[str, str] | None = None, *, min_cell: int = 10,
+                   seed: int | None = None, alpha: float | None = None,
+                   main_clusters: Sequence[Sequence] | None = None) -> CDDFResult:
+    """BLP, GATES and CLAN of the programme effect over ``het.cddf_splits`` cluster splits
+    (module notes); arguments as ``cddf_quality``. Empty without adopted person-months
+    (the person-month column ``adoption_month``)."""
+    alpha = params.estimate.alpha if alpha is None else float(alpha)
+    seed = params.seed if seed is None else int(seed)
+    K = int(het.cddf_groups)
+    empty = empty_result(alpha, min_cell)
+    if outcomes is None:
+        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in pm}
+    outcomes = {o: c for o, c in outcomes.items() if c in pm}
+    dims = [d for d in het.groups if d.column in pm]
+    n_splits = len(main_clusters) if main_clusters is not None else int(het.cddf_splits)
+    if not outcomes or not dims or n_splits == 0 or "adoption_month" not in pm:
+        return empty
+    t = pm["t"].to_numpy(dtype="int64")
+    g = month_index(pm["adoption_month"])
+    rel = t - g
+    treated = np.isfinite(g) & (rel >= 0)
+    untreated = ~np.isfinite(g) | (rel < -params.adoption.anticipation_months)
+    if not treated.any() or not untreated.any():
+        return empty
+    codes = {}
+    for d in dims:
+        c = d.codes(pm[d.column])
+        codes[d.name] = np.where(c >= 0, c, len(d.labels))
+    levels = _levels(dims, codes)
+    dummies = [(n, h) for n, labs in levels.items() for h in range(1, len(labs))]
+    X = np.column_stack([(codes[n] == h).astype("float64") for n, h in dummies]) \
+        if dummies else np.zeros((len(pm), 0))
+    C = _controls(pm, params)  # in the Y(0) model, not in the proxy
+    Y = np.column_stack([100.0 * pd.to_numeric(pm[c]).to_numpy(dtype="float64")
+                         for c in outcomes.values()])
+    frame = pd.DataFrame({"municipality": pm["municipality"].astype(str).to_numpy(),
+                          "regmonth": (pm["region"].astype(str) + ":"
+                                       + pm["t"].astype(str)).to_numpy(), "t": t})
+    cname = "region" if params.estimate.cluster == "region" else "municipality"
+    cl_codes, cl_labels = pd.factorize(pm[cname].astype(str), sort=True)
+    client = pd.factorize(pm["client_id"])[0]
+    if main_clusters is None:
+        mains = _splits(np.asarray(cl_labels), n_splits, seed)
+    else:
+        mains = [np.sort(np.asarray([str(c) for c in m], dtype=object)) for m in main_clusters]
+    per, proxies = [], []
+    for s, main in enumerate(mains):
+        in_main = np.isin(cl_codes, np.flatnonzero(np.isin(np.asarray(cl_labels), main)))
+        halves = {}
+        for name, mask in (("aux", ~in_main), ("main", in_main)):
+            rows = np.flatnonzero(mask)
+            tau, ok = impute_person_months(frame.iloc[rows].reset_index(drop=True), Y[rows],
+                                           np.column_stack([X[rows], C[rows]]),
+                                           untreated[rows], treated[rows])
+            tr = rows[treated[rows]]
+            halves[name] = (tr[ok], tau[ok])
+        (ra, ta), (rm, tm) = halves["aux"], halves["main"]
+        if len(ra) == 0 or len(rm) == 0:
+            warn(f"cddf (programme): split {s} has a half without adopted person-months")
+            continue
+        Za = np.column_stack([np.ones(len(ra)), X[ra]])
+        G_main = len(np.unique(cl_codes[rm]))
+        cm = pd.factorize(cl_codes[rm])[0]
+        xm = {n: codes[n][rm] for n in levels}
+        for o, oname in enumerate(outcomes):
+            ya, ym = ta[:, o], tm[:, o]
+            fa, fm = np.isfinite(ya), np.isfinite(ym)
+            b = np.nan_to_num(np.linalg.lstsq(Za[fa], ya[fa], rcond=None)[0]) if fa.any() \
+                else np.zeros(Za.shape[1])
+            proxies.append({"split": s, "outcome": oname, "dimension": "(intercept)",
+                            "group": "", "coef": float(b[0]), "status": "estimated"})
+            for j, (n, h) in enumerate(dummies):
+                proxies.append({"split": s, "outcome": oname, "dimension": n,
+                                "group": levels[n][h], "coef": float(b[1 + j]),
+                                "status": "estimated"})
+            S = b[0] + X[rm][fm] @ b[1:]
+            Sc = S - S.mean()
+            grp = quantile_groups(S, K)
+            clm = pd.factorize(cm[fm])[0]
+            blp = _ols_crv1(np.column_stack([np.ones(fm.sum()), Sc]), ym[fm], clm)
+            gates = _ols_crv1(np.column_stack([(grp == k).astype("float64") for k in range(K)]),
+                              ym[fm], clm)
+            per += split_rows(s, oname, blp, gates, grp, client[rm][fm],
+                              {n: v[fm] for n, v in xm.items()}, levels, cm[fm], K, G_main - 1)
+    if not per:
+        return empty
+    per = pd.DataFrame(per)
+    for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
+        per[k] = v
+    return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
