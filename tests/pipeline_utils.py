@@ -83,7 +83,7 @@ SMALL = {"simulate.preset": "small", "panel.start": "2018-01", "panel.end": "202
          "briefs.languages": ["en"], "briefs.auto_count": 1,
          # the for-whom stage on two dimensions and exit to work (all of it: tests/heterogeneity
          # and the built-in run)
-         "heterogeneity.draws": 199, "heterogeneity.cddf_splits": 2,
+         "heterogeneity.draws": 199, "heterogeneity.cddf_splits": 1,
          "heterogeneity.outcomes": ["work"],
          "heterogeneity.groups": {
              "ladder_step": {"column": "ladder_step",

@@ -153,7 +153,8 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     def digests():
         out = {}
         for folder in ("reports", "data/sweep", "data/decompose", "data/benchmark",
-                       "data/robustness", "data/estimates", "data/panel"):
+                       "data/robustness", "data/estimates", "data/panel",
+                       "data/heterogeneity"):
             for p in sorted((repo / folder).rglob("*")):
                 if p.is_file():
                     out[str(p.relative_to(repo))] = hashlib.sha256(p.read_bytes()).hexdigest()

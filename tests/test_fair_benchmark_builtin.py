@@ -23,7 +23,7 @@ _STAGES = [s for s in STAGES if s[0] in ("pipeline/simulate.py", "pipeline/valid
                                          "pipeline/benchmark.py")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def against(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("against"),
                      {"simulate.quality_prosperity_corr": -0.6}, git=False)

@@ -57,7 +57,7 @@ TRUTH_KEYS = {"quality": ("effect_pp", "quality_effect_pp"),
               "shock": ("effect_pp", "shock_effect_pp")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def builtin(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("builtin"), {**ONLY_HEADLINE, **HETEROGENEITY},
                      git=False)

@@ -32,12 +32,12 @@ MIN_CELL = 10
 SMALL = 11  # index of the small municipality in the disclosure panel
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def panel():
     return make_panel(21, small=(SMALL,))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def result(panel):
     return decompose(panel[0], PARAMS, DecomposeParams(n_boot=199), MIN_CELL)
 
@@ -191,7 +191,7 @@ TARGET = {"composition": "composition", "labour_market": "labour_market",
           "shocks": "shocks", "quality": "quality_measured"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def recovery():
     """Estimates, intervals and planted values of every published unit-pair and factor,
     over N_REPS panels. The planted quality contribution is theta times the change in the

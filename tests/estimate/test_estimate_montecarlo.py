@@ -22,7 +22,7 @@ from .dgp import simulate
 R = 25
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def draws():
     params = EstimateParams.from_dict(seed=1)
     out = []

@@ -67,7 +67,7 @@ def _half_unit(text: str) -> float:
     return 0.5 * 10.0 ** -len(text.split(".")[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ehec() -> pd.DataFrame:
     df = pd.read_csv(DATA / "ehec.csv")
     df = df[(df["year"] < 2016) & (df["yexp2"] != 2015)].copy()  # NaN != 2015 is kept
@@ -75,7 +75,7 @@ def ehec() -> pd.DataFrame:
     return df
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def event_study(ehec):
     import pyfixest as pf
 
@@ -86,7 +86,7 @@ def event_study(ehec):
     return fit.coef().to_numpy(), np.asarray(fit._vcov)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def published_run(event_study):
     b, v = event_study
     # R's setting: both post periods kept as moments, 1,000 grid points, +-20 se
