@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Callable
 
 __all__ = ["run_stage", "UserError"]
@@ -34,6 +35,9 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     """Call ``main``; on a user-facing error print ``impact <stage>: <message>`` and exit 2."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
+    # a data issue every model meets (a constant labour-market column, say) is said once,
+    # not once per model (code that counts warnings records them with its own filter)
+    warnings.simplefilter("once")
     try:
         main()
     except _user_error_types() as exc:
