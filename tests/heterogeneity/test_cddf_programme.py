@@ -43,13 +43,15 @@ def test_person_month_imputation_equals_pyfixest(tiny):
     edu = pd.get_dummies(pm["education_level"], drop_first=True, dtype=float)
     C = _controls(pm, params)
     X = np.column_stack([edu.to_numpy(), C])
-    frame = pd.DataFrame({"municipality": pm["municipality"].astype(str).to_numpy(),
-                          "regmonth": (pm["region"].astype(str) + ":"
-                                       + pm["t"].astype(str)).to_numpy(), "t": t})
+    frame = pd.DataFrame({"municipality": pd.factorize(pm["municipality"])[0],
+                          "regmonth": pd.factorize(pm["region"].astype(str) + ":"
+                                                   + pm["t"].astype(str))[0], "t": t})
     Y = 100.0 * pm[["exit_work"]].to_numpy(dtype="float64")
     tau, ok = impute_person_months(frame, Y, X, untreated, treated)
     df = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
-    df["y"], df["municipality"], df["regmonth"] = Y[:, 0], frame["municipality"], frame["regmonth"]
+    df["y"] = Y[:, 0]
+    df["municipality"] = pm["municipality"].astype(str).to_numpy()
+    df["regmonth"] = (pm["region"].astype(str) + ":" + pm["t"].astype(str)).to_numpy()
     # keep the columns that vary among the untreated (pyfixest drops the others too)
     xs = [c for c in df.columns if c.startswith("x") and df.loc[untreated, c].std() > 0]
     fit = pf.feols(f"y ~ {' + '.join(xs)} | municipality + regmonth", data=df[untreated])

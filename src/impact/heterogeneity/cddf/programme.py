@@ -71,38 +71,45 @@ def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
                          untreated: np.ndarray, treated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """tau (n_treated x outcomes) of the adopted rows and which of them were imputed.
 
-    ``frame``: per row ``municipality``, ``regmonth``, ``t``; ``Y`` (n x O) outcomes;
-    ``X`` (n x k) characteristics. Step 1-2 of the module notes.
+    ``frame``: per row integer codes ``municipality`` and ``regmonth`` and the month
+    ``t`` (int); ``Y`` (n x O) outcomes; ``X`` (n x k) characteristics and controls.
+    Steps 1-2 of the module notes.
     """
     n, O = Y.shape
+    muni = frame["municipality"].to_numpy(dtype="int64")
+    t = frame["t"].to_numpy(dtype="int64")
+    t0, span = int(t.min()), int(t.max() - t.min()) + 1
+    mt = muni * span + (t - t0)  # municipality-month, one integer key
     u = np.flatnonzero(untreated)
-    sub = frame.iloc[u].reset_index(drop=True)
-    key = pd.factorize(sub["municipality"].astype(str) + "|" + sub["t"].astype(str))[0]
-    first = pd.Series(np.arange(len(sub))).groupby(key).first().to_numpy()
-    cells = sub.iloc[first][["municipality", "regmonth"]].reset_index(drop=True)
-    A = np.asfortranarray(np.column_stack([Y[u], X[u]]))
-    cell_demean(A, cells, key, _FE)
+    _, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
+    cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
+    A = np.empty((len(u), O + X.shape[1]), order="F")
+    A[:, :O], A[:, O:] = Y[u], X[u]
+    cell_demean(A, cells, code, _FE)
     Xt = A[:, O:]
     keep = _independent_cols(Xt)
     b = np.zeros((X.shape[1], O))
     if keep.size:
-        b[keep] = np.linalg.lstsq(Xt[:, keep], A[:, :O], rcond=None)[0]
+        Xk = Xt[:, keep]
+        b[keep] = np.linalg.solve(Xk.T @ Xk, Xk.T @ A[:, :O])
+    del A
     R = Y - X @ b  # 100 y - x'b on every row
     # fixed effects on cells (municipality, month, treated): WLS of the untreated cells'
     # means with their counts, imputed on the treated cells
-    use = untreated | treated
-    rows = np.flatnonzero(use)
-    ck = pd.factorize(frame["municipality"].astype(str).to_numpy()[rows] + "|"
-                      + frame["t"].astype(str).to_numpy()[rows] + "|"
-                      + treated[rows].astype(int).astype(str))[0]
-    C = int(ck.max()) + 1
+    rows = np.flatnonzero(untreated | treated)
+    trr = treated[rows]
+    uniq, ck = np.unique(mt[rows] * 2 + trr, return_inverse=True)
+    C = len(uniq)
     cnt = np.bincount(ck, minlength=C).astype("float64")
-    cf = frame.iloc[rows].groupby(ck, sort=True)[["municipality", "regmonth", "t"]].first()
-    cf = cf.reset_index(drop=True)
-    c_treated = np.bincount(ck, weights=treated[rows], minlength=C) > 0
-    tau = np.full((int(treated.sum()), O), np.nan)
-    ok_any = np.zeros(int(treated.sum()), bool)
+    rep = np.zeros(C, dtype="int64")
+    rep[ck] = rows  # one row of each cell
+    cf = frame.iloc[rep][["municipality", "regmonth", "t"]].reset_index(drop=True)
+    c_treated = (uniq % 2).astype(bool)
+    n_tr = int(treated.sum())
+    tau = np.full((n_tr, O), np.nan)
+    ok_any = np.zeros(n_tr, bool)
     pos = np.cumsum(treated) - 1  # position of a treated row among the treated
+    tr_rows = rows[trr]
     for o in range(O):
         means = np.bincount(ck, weights=R[rows, o], minlength=C) / np.maximum(cnt, 1)
         imp = impute(cf, means, cnt, _FE, [], ~c_treated, c_treated,
@@ -112,9 +119,7 @@ def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
             continue
         fitted = np.full(C, np.nan)
         fitted[imp.idx1] = means[imp.idx1] - imp.tau
-        tr_rows = rows[treated[rows]]
-        f = fitted[ck[treated[rows]]]
-        tau[pos[tr_rows], o] = R[tr_rows, o] - f
+        tau[pos[tr_rows], o] = R[tr_rows, o] - fitted[ck[trr]]
         ok_any |= np.isfinite(tau[:, o])
     return tau, ok_any
 
@@ -198,14 +203,16 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
         codes[d.name] = np.where(c >= 0, c, len(d.labels))
     levels = _levels(dims, codes)
     dummies = [(n, h) for n, labs in levels.items() for h in range(1, len(labs))]
-    X = np.column_stack([(codes[n] == h).astype("float64") for n, h in dummies]) \
-        if dummies else np.zeros((len(pm), 0))
-    C = _controls(pm, params)  # in the Y(0) model, not in the proxy
+    # the Y(0) model's regressors: the characteristics' dummies (the proxy's columns
+    # 0..kx-1), then the controls (not in the proxy)
+    kx = len(dummies)
+    XC = np.asfortranarray(np.column_stack(
+        [(codes[n] == h).astype("float64") for n, h in dummies] + [_controls(pm, params)]))
     Y = np.column_stack([100.0 * pd.to_numeric(pm[c]).to_numpy(dtype="float64")
                          for c in outcomes.values()])
-    frame = pd.DataFrame({"municipality": pm["municipality"].astype(str).to_numpy(),
-                          "regmonth": (pm["region"].astype(str) + ":"
-                                       + pm["t"].astype(str)).to_numpy(), "t": t})
+    region = pd.factorize(pm["region"])[0].astype("int64")
+    frame = pd.DataFrame({"municipality": pd.factorize(pm["municipality"])[0],
+                          "regmonth": region * (int(t.max()) + 1) + t, "t": t})
     cname = "region" if params.estimate.cluster == "region" else "municipality"
     cl_codes, cl_labels = pd.factorize(pm[cname].astype(str), sort=True)
     client = pd.factorize(pm["client_id"])[0]
@@ -220,30 +227,32 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
         for name, mask in (("aux", ~in_main), ("main", in_main)):
             rows = np.flatnonzero(mask)
             tau, ok = impute_person_months(frame.iloc[rows].reset_index(drop=True), Y[rows],
-                                           np.column_stack([X[rows], C[rows]]),
-                                           untreated[rows], treated[rows])
+                                           XC[rows], untreated[rows], treated[rows])
             tr = rows[treated[rows]]
             halves[name] = (tr[ok], tau[ok])
         (ra, ta), (rm, tm) = halves["aux"], halves["main"]
         if len(ra) == 0 or len(rm) == 0:
             warn(f"cddf (programme): split {s} has a half without adopted person-months")
             continue
-        Za = np.column_stack([np.ones(len(ra)), X[ra]])
+        Za = np.column_stack([np.ones(len(ra)), XC[ra, :kx]])
         G_main = len(np.unique(cl_codes[rm]))
         cm = pd.factorize(cl_codes[rm])[0]
         xm = {n: codes[n][rm] for n in levels}
         for o, oname in enumerate(outcomes):
             ya, ym = ta[:, o], tm[:, o]
             fa, fm = np.isfinite(ya), np.isfinite(ym)
-            b = np.nan_to_num(np.linalg.lstsq(Za[fa], ya[fa], rcond=None)[0]) if fa.any() \
-                else np.zeros(Za.shape[1])
+            b = np.zeros(Za.shape[1])
+            kp = _independent_cols(Za[fa]) if fa.any() else np.zeros(0, int)
+            if kp.size:  # a level absent from Aux keeps 0: predicted as the reference
+                Zk = Za[fa][:, kp]
+                b[kp] = np.linalg.solve(Zk.T @ Zk, Zk.T @ ya[fa])
             proxies.append({"split": s, "outcome": oname, "dimension": "(intercept)",
                             "group": "", "coef": float(b[0]), "status": "estimated"})
             for j, (n, h) in enumerate(dummies):
                 proxies.append({"split": s, "outcome": oname, "dimension": n,
                                 "group": levels[n][h], "coef": float(b[1 + j]),
                                 "status": "estimated"})
-            S = b[0] + X[rm][fm] @ b[1:]
+            S = b[0] + XC[rm[fm], :kx] @ b[1:]
             Sc = S - S.mean()
             grp = quantile_groups(S, K)
             clm = pd.factorize(cm[fm])[0]
