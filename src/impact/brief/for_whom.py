@@ -67,6 +67,7 @@ def for_whom(brief: Brief, F: Facts, T: dict[str, str], reports: Path, params: d
     brief.p(T["fw_intro"].format(dims=_join([_dim_word(words, d) for d in dims], T)))
     programme = programme_name(params)
     chance = False  # the caution that one clear difference among many can be chance, said once
+    caveat_said = False
     for block in blocks:
         rows = pub[(pub["block"] == block) & (pub["outcome"] == "work")]
         tag = f"fw_{block}"
@@ -77,8 +78,11 @@ def for_whom(brief: Brief, F: Facts, T: dict[str, str], reports: Path, params: d
             said[role] = _group_phrase(F, words, k, r)
             said[role + "_v"] = F.add(k, "pp_signed", GROUPS, "estimate", _row(r))
             said[role + "_rng"] = _range(F, T, k, r)
+        # the dynamic-selection caveat, said once (for the first block that needs it)
         caveat = (" " + T["fw_duration_caveat"]
-                  if "duration" in (best["dimension"], worst["dimension"]) else "")
+                  if "duration" in (best["dimension"], worst["dimension"])
+                  and not caveat_said else "")
+        caveat_said = caveat_said or bool(caveat)
         brief.p(T[tag].format(programme=programme, best=said["best"], v=said["best_v"],
                               rng=said["best_rng"], worst=said["worst"], w=said["worst_v"],
                               wrng=said["worst_rng"]) + caveat)
@@ -153,6 +157,7 @@ def _progress(F: Facts, T: dict[str, str], reports: Path, params: dict) -> str:
     for o in outcomes:
         what = T.get(f"fw_progress_{o}", T["fw_progress_other"]).format(
             measure=o.replace("_", " "))
+        parts = []
         for block, key in (("quality", "fw_progress_quality"),
                            ("adoption", "fw_progress_adoption")):
             where = {"outcome": o, "block": block}
@@ -165,8 +170,9 @@ def _progress(F: Facts, T: dict[str, str], reports: Path, params: dict) -> str:
             rng = T["fw_range"].format(lo=lo, hi=hi) if lo and hi else ""
             if not rng:
                 F.drop(f"{tag}_ci_low", f"{tag}_ci_high")
-            said.append(T[key].format(v=v, rng=rng, what=what,
-                                      programme=programme_name(params)))
+            parts.append(T[key].format(v=v, rng=rng, programme=programme_name(params)))
+        if parts:  # "A step up the participation ladder: +4.63 ... (range ...); +7.09 ..."
+            said.append(f"{what[:1].upper()}{what[1:]}: {'; '.join(parts)}.")
     return " ".join([T["fw_progress"], *said]) if said else ""
 
 

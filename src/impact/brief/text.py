@@ -95,12 +95,10 @@ TEXT: dict[str, dict[str, str]] = {
         "fw_what_adoption": "de aanpak",
         "fw_outcome_education": "uitstroom naar een opleiding",
         "fw_outcome_any": "uitstroom om welke reden dan ook",
-        "fw_progress": "Werk is niet het enige doel van begeleiding. Bij de gesprekken over "
-                       "de voortgang leggen gemeenten ook tussenresultaten vast.",
-        "fw_progress_quality": "Eén punt kwaliteit meer verandert de kans op {what} tot "
-                               "het volgende gesprek met {v} procentpunt{rng}.",
-        "fw_progress_adoption": "De aanpak {programme} verandert de kans op {what} met {v} "
-                                "procentpunt{rng}.",
+        "fw_progress": "Werk is niet het enige doel van begeleiding. Zo verandert de kans op "
+                       "een tussenresultaat tot het volgende voortgangsgesprek:",
+        "fw_progress_quality": "{v} procentpunt per punt kwaliteit{rng}",
+        "fw_progress_adoption": "{v} procentpunt door de aanpak {programme}{rng}",
         "fw_progress_ladder_step_up": "een stap hoger op de participatieladder",
         "fw_progress_goal_reached": "een bereikt persoonlijk doel",
         "fw_progress_other": "\u2018{measure}\u2019",
@@ -125,9 +123,8 @@ TEXT: dict[str, dict[str, str]] = {
                      "Het gaat om gemiddelden. Over één klantmanager of één klant zegt dit niets.|"
                      "We zien alleen uitstroom die in de gegevens staat. Vrijwilligerswerk of een stap op de participatieladder telt hier niet mee.|"
                      "Een klein aantal klanten (minder dan {min_cell}) tonen we niet, om privacy te beschermen.",
-        "sure_recorded_progress": "We zien alleen uitstroom en tussenresultaten die in de "
-                                  "gegevens staan. Vrijwilligerswerk telt hier bijvoorbeeld "
-                                  "niet mee.",
+        "sure_recorded_progress": "Alleen uitstroom en tussenresultaten in de gegevens tellen "
+                                  "mee (vrijwilligerswerk niet).",
         "method_h": "Hoe hebben we dit berekend?",
         "method": "We volgen elke klant per maand. Een model schat de kans op werk uit de "
                   "kenmerken van de klant, de arbeidsmarkt, gebeurtenissen en de gemeten "
@@ -218,12 +215,10 @@ TEXT: dict[str, dict[str, str]] = {
         "fw_what_adoption": "the programme",
         "fw_outcome_education": "exit to education",
         "fw_outcome_any": "leaving benefit for any reason",
-        "fw_progress": "Work is not the only aim of guidance. At their progress reviews "
-                       "with clients, municipalities also record intermediate results.",
-        "fw_progress_quality": "One quality point more changes the chance of {what} by "
-                               "the next review by {v} percentage points{rng}.",
-        "fw_progress_adoption": "The approach {programme} changes the chance of {what} by "
-                                "{v} percentage points{rng}.",
+        "fw_progress": "Work is not the only aim of guidance. This is how the chance of an "
+                       "intermediate result by the next progress review changes:",
+        "fw_progress_quality": "{v} percentage points per quality point{rng}",
+        "fw_progress_adoption": "{v} percentage points through the approach {programme}{rng}",
         "fw_progress_ladder_step_up": "a step up the participation ladder",
         "fw_progress_goal_reached": "a reached personal goal",
         "fw_progress_other": "\u2018{measure}\u2019",
@@ -247,8 +242,8 @@ TEXT: dict[str, dict[str, str]] = {
                      "These are averages. They say nothing about one caseworker or one client.|"
                      "We only see outflow recorded in the data. Volunteering or a step up the participation ladder does not count here.|"
                      "Small numbers of clients (fewer than {min_cell}) are not shown, to protect privacy.",
-        "sure_recorded_progress": "We only see outflow and intermediate results recorded in "
-                                  "the data. Volunteering, for instance, does not count here.",
+        "sure_recorded_progress": "Only outflow and intermediate results in the data count "
+                                  "(volunteering does not).",
         "method_h": "How did we calculate this?",
         "method": "We follow every client month by month. A model estimates the chance of work "
                   "from the client's characteristics, the labour market, events and the measured "
