@@ -16,9 +16,9 @@ pre-specified dimension the group effects come from one interaction model
   Romano-Wolf step-down on wild cluster restricted bootstrap draws, re-studentised, with
   the same cluster weights in every dimension's model (``heterogeneity.wcr``; the plain
   multiplier bootstrap of the scores over-rejects with few clusters). Programme:
-  Romano-Wolf step-down on the joint wild score draws of the imputation estimator, each
-  group's null imposed, with the same cluster weights (``heterogeneity.adoption``;
-  Kline-Santos statistics, a cluster sign-flip test with Rademacher weights). Without
+  Romano-Wolf step-down on multiplier draws of the BJS cluster scores with the same
+  cluster weights, the observed statistics calibrated to t(G-1)
+  (``heterogeneity.adoption.multiplier_draws``, where its Monte Carlo is quoted). Without
   joint draws (a model cluster with no weight), Holm's step-down on the t(G-1) p-values.
 - **Shrinkage**: per dimension, empirical-Bayes shrinkage of the group effects towards
   the pooled effect of the same model (``multiplicity.shrink_to_overall``).
