@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from pipeline_utils import make_repo, run
+from pipeline_utils import build_once, make_repo, run
 from test_recovery_builtin import STAGES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("against_prosperity")]
@@ -23,12 +23,15 @@ _STAGES = [s for s in STAGES if s[0] in ("pipeline/simulate.py", "pipeline/valid
                                          "pipeline/benchmark.py")]
 
 
-@pytest.fixture(scope="session")
-def against(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("against"),
-                     {"simulate.quality_prosperity_corr": -0.6}, git=False)
+def _build(folder):
+    repo = make_repo(folder, {"simulate.quality_prosperity_corr": -0.6}, git=False)
     for stage in _STAGES:
         run(["python", *stage], repo)
+
+
+@pytest.fixture(scope="session")
+def against(tmp_path_factory):
+    repo = build_once(tmp_path_factory, "against", _build) / "repo"
     truth = json.loads((repo / "data/truth.json").read_text())
     bench = pd.read_csv(repo / "data/benchmark/benchmark.csv")
     return truth, bench

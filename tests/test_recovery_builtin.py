@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from impact.report import check_metrics
-from pipeline_utils import ROOT, make_repo, run
+from pipeline_utils import ROOT, build_once, make_repo, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("builtin")]
 
@@ -57,12 +57,15 @@ TRUTH_KEYS = {"quality": ("effect_pp", "quality_effect_pp"),
               "shock": ("effect_pp", "shock_effect_pp")}
 
 
-@pytest.fixture(scope="session")
-def builtin(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("builtin"), {**ONLY_HEADLINE, **HETEROGENEITY},
-                     git=False)
+def _build(folder):
+    repo = make_repo(folder, {**ONLY_HEADLINE, **HETEROGENEITY}, git=False)
     for stage in STAGES:
         run(["python", *stage], repo)
+
+
+@pytest.fixture(scope="session")
+def builtin(tmp_path_factory):
+    repo = build_once(tmp_path_factory, "builtin", _build) / "repo"
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     truth = json.loads((repo / "data/truth.json").read_text())
     return metrics, truth, repo
