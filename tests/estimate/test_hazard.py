@@ -71,10 +71,11 @@ def _person_glm(pm, link, cov_type="nonrobust"):
     return res, X.to_numpy()
 
 
+@pytest.mark.parametrize("absorb", [True, False])
 @pytest.mark.parametrize("link", ["logit", "cloglog"])
-def test_compressed_equals_person_month_glm(link):
+def test_compressed_equals_person_month_glm(link, absorb):
     pm, _ = _sim(1, link=link)
-    res = quality_hazard(pm, PARAMS, link=link)
+    res = quality_hazard(pm, PARAMS, link=link, absorb=absorb)
     assert res.n_obs == len(pm) and res.n_cells < len(pm) / 2
     ref, X = _person_glm(pm, link, cov_type="cluster")
     b = np.asarray(ref.params)
