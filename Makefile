@@ -1,5 +1,6 @@
 # impact: two commands on a fresh machine with only Python 3.11+, make and git.
-#   make repro   set up the environment from uv.lock and run the full analysis (dvc repro)
+#   make repro   set up the environment from uv.lock and run the full analysis (dvc repro,
+#                independent stages side by side: impact repro --jobs $(JOBS))
 #   make test    set up the environment and run the whole test suite
 PYTHON     ?= python3
 UV_VERSION := 0.13.8
@@ -19,7 +20,8 @@ export MPLBACKEND         := Agg
 all: help
 
 help:
-	@echo "make repro      set up from uv.lock and run 'dvc repro' on the built-in data"
+	@echo "make repro      set up from uv.lock and run the pipeline on the built-in data"
+	@echo "                ('dvc repro', JOBS=2 stages at a time; 'make repro JOBS=1': one)"
 	@echo "make test       set up from uv.lock and run the whole test suite"
 	@echo "make test-fast  the test suite without tests marked slow"
 	@echo "make validate   Monte Carlo check of the estimators (200 replications; outside CI)"
@@ -39,8 +41,10 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 
 install: $(VENV)/.synced
 
+# `dvc repro` with independent stages side by side (impact.repro; JOBS=1 is a serial run)
+JOBS ?= 2
 repro: install
-	PATH="$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(BIN):$$PATH" $(BIN)/impact repro --jobs $(JOBS)
 
 test: install
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -1,11 +1,13 @@
 """`dvc repro` in a temporary git repository: full run, no-op rerun, partial reruns."""
 
 import json
+import re
 
 import pytest
 import yaml
 
 from impact.report import check_metrics
+from impact.repro import plan
 from brief_checks import check_briefs
 from pipeline_utils import SMALL, SMALL_ONE_CELL, make_repo, run, set_params
 
@@ -21,7 +23,7 @@ def _ran(output: str) -> set[str]:
     return {name.split("@")[0] for name in _ran_stages(output)}
 
 
-def test_repro_noop_and_partial_rerun(tmp_path):
+def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
     repo = make_repo(tmp_path, SMALL_ONE_CELL)  # the grid's own reruns: the test below
     first = run(["dvc", "repro"], repo)
     assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
@@ -42,8 +44,17 @@ def test_repro_noop_and_partial_rerun(tmp_path):
 
     # privacy is read by the stages that publish: decompose, benchmark, heterogeneity, report
     set_params(repo, {"privacy.min_cell": 11})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"decompose", "benchmark",
-                                                          "heterogeneity", "report", "publish"}
+    monkeypatch.chdir(repo)  # DVC's Repo looks in the working directory too
+    planned = plan(repo)  # what `impact repro` would run: the same stages as `dvc repro`
+    ran = _ran_stages(run(["dvc", "repro"], repo).stdout)
+    assert {s.split("@")[0] for s in ran} == {"decompose", "benchmark", "heterogeneity",
+                                              "report", "publish"}
+    # the plan holds what DVC ran and what lies downstream of it (DVC then finds some of
+    # those unchanged and skips them, e.g. robustness: decompose rewrote the same bytes)
+    assert ran <= set(planned.stages)
+    assert all(planned.upstream[s] for s in set(planned.stages) - ran)
+    assert planned.upstream["report"] >= {"decompose", "benchmark", "heterogeneity"}
+    assert planned.upstream["decompose"] == set()
     # the waterfall list by `report` (and the index of figures by `publish`)
     set_params(repo, {"decompose.waterfalls": "none"})
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"report", "publish"}
@@ -97,6 +108,15 @@ def test_stage_error_is_one_clear_message(tmp_path):
     assert proc.returncode == 2
     assert "panel.no_such_key" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # `impact repro` (make repro) names the failed stage, keeps its message, starts nothing
+    # after it and exits with its code
+    proc = run(["impact", "repro", "--jobs", "2"], repo, check=False)
+    assert proc.returncode != 0, proc.stdout  # DVC's exit code for a failed stage (255)
+    failed = re.findall(r"stage (\S+) failed \(exit \d+\)", proc.stdout)
+    assert len(failed) == 1 and failed[0] in {"validate", "panel"}, proc.stdout
+    assert f"[{failed[0]}] impact {failed[0]}: error:" in proc.stdout
+    assert "panel.no_such_key" in proc.stdout
+    assert "Running stage 'estimate@" not in proc.stdout
 
 
 def test_raw_dir_points_at_user_files(tmp_path):
@@ -161,10 +181,16 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
         return out
 
     before = digests()
-    run(["dvc", "repro", "-f"], repo)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    # the forced rerun goes through `impact repro` (`make repro`): two stages at a time,
+    # each through DVC; the same bytes, the same dvc.lock, and nothing left to run
+    forced = run(["impact", "repro", "--force", "--jobs", "2"], repo)
+    assert "pipeline up to date" in forced.stdout and "finishing with dvc repro" not in forced.stdout
     after = digests()
     changed = sorted(k for k in before if before[k] != after.get(k))
     assert not changed and set(before) == set(after), changed
+    assert yaml.safe_load((repo / "dvc.lock").read_text()) == lock
+    assert "up to date" in run(["dvc", "status"], repo).stdout
 
     set_params(repo, {"grid.sample": ["all"]})  # the robustness checks read grid cells too
     assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report", "publish"}

@@ -69,6 +69,25 @@ def sweep(
     console.print(f"{len(results)} grid cells, {ok} estimated, written to {out}/<cell>/")
 
 
+@app.command()
+def repro(
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
+                                      help="stages run at once (memory: jobs x one stage)")] = 2,
+    force: Annotated[bool, typer.Option("--force", "-f", help="rerun every stage")] = False,
+) -> None:
+    """`dvc repro` with independent stages side by side (run in the project folder).
+
+    The same stages, outputs and dvc.lock as `dvc repro`; each stage still runs through
+    DVC. On a two-core machine the default pipeline takes a good deal less wall time.
+    """
+    from impact.repro import run
+
+    if not Path("dvc.yaml").exists():
+        console.print("[red]impact repro: no dvc.yaml here; run it in the project folder[/red]")
+        raise typer.Exit(2)
+    raise typer.Exit(run(Path("."), jobs=jobs, force=force))
+
+
 @app.command("queue-status")
 def queue_status() -> None:
     """Show `dvc queue status` and exit 1 when a queued experiment failed.

@@ -1,0 +1,247 @@
+"""`impact repro`: `dvc repro` with independent stages run side by side.
+
+`dvc repro` runs one stage at a time, and most stages here use one core (their BLAS is
+single-threaded on purpose, see ``pipeline/estimate.py``), so on a two-core machine half
+of it idles. DVC documents the remedy ("launch dvc repro multiple times manually",
+https://dvc.org/doc/command-reference/repro#parallel-stage-execution): it releases its
+repository lock while a stage's command runs, and ``--wait-for-lock`` makes a second
+process wait for the lock instead of failing. This module is that, automated:
+
+1. read the stage graph and ``dvc status`` through DVC's own API;
+2. the stages to run are the changed ones and everything downstream of them (``force``:
+   all);
+3. run each as ``dvc --wait-for-lock repro --single-item <stage>`` as soon as every
+   stage it depends on has finished, at most ``jobs`` at a time (the ready members of a
+   ``foreach``/``matrix`` family go in batches, one ``dvc`` process for several, since
+   each costs about 2 s before its stage starts); when a stage can wait,
+   the one with the longest chain of work behind it goes first (stage times of the last
+   run, kept in ``.dvc/tmp/impact-repro-times.json``; before any run, a stage's
+   ``meta: {expected_seconds: ...}`` in dvc.yaml);
+4. confirm with ``dvc status`` that the pipeline is up to date, and hand anything left
+   to a plain ``dvc repro`` (so the result is by construction what ``dvc repro`` makes).
+
+Each stage writes its own entry of ``dvc.lock`` under DVC's lock, so ``dvc status``,
+``dvc exp`` and a later ``dvc repro`` see the same state as after a serial run. Every
+stage is deterministic, so outputs are byte-identical to a serial run (tested).
+Memory: ``jobs`` stages at once need up to ``jobs`` times one stage's peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["Plan", "plan", "run"]
+
+TIMES = Path(".dvc/tmp/impact-repro-times.json")
+
+
+@dataclass
+class Plan:
+    """Stages to run in dvc.yaml order, and for each the planned stages it waits for."""
+
+    stages: list[str]
+    upstream: dict[str, set[str]] = field(default_factory=dict)
+    #: a stage's ``meta: {expected_seconds: ...}`` in dvc.yaml, to order a first run
+    expected: dict[str, float] = field(default_factory=dict)
+
+
+def plan(root: Path, force: bool = False) -> Plan:
+    """The stages ``dvc repro`` (``-f``) would run in ``root``, with their dependencies."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
+        order = [s for s in repo.index.stages]
+        name = {s: s.addressing for s in order}
+        if force:
+            todo = set(order)
+        else:
+            changed = set(repo.status())  # addressing of every changed stage
+            todo = {s for s in order if name[s] in changed}
+            stack = list(todo)
+            while stack:  # everything downstream of a changed stage may change too
+                for down in graph.predecessors(stack.pop()):
+                    if down not in todo:
+                        todo.add(down)
+                        stack.append(down)
+
+        def upstream(s) -> set[str]:
+            seen, stack, out = set(), list(graph.successors(s)), set()
+            while stack:  # nearest planned ancestors, through unplanned ones
+                u = stack.pop()
+                if u in seen:
+                    continue
+                seen.add(u)
+                if u in todo:
+                    out.add(name[u])
+                else:
+                    stack.extend(graph.successors(u))
+            return out
+
+        stages = [name[s] for s in order if s in todo]
+        expected = {name[s]: float((s.meta or {}).get("expected_seconds", 1.0))
+                    for s in order if s in todo}
+        return Plan(stages, {name[s]: upstream(s) for s in order if s in todo}, expected)
+
+
+def _priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
+    """Seconds of work on the longest chain from each stage to the end (this stage's
+    last time plus its slowest downstream chain). A stage not yet timed here counts its
+    ``expected_seconds`` from dvc.yaml (1 s if none): the order of a first run."""
+    down: dict[str, list[str]] = {s: [] for s in p.stages}
+    for s, ups in p.upstream.items():
+        for u in ups:
+            down[u].append(s)
+    memo: dict[str, float] = {}
+    for s in reversed(p.stages):  # dvc.yaml order is a topological order
+        memo[s] = times.get(s, p.expected.get(s, 1.0)) + max((memo[d] for d in down[s]), default=0.0)
+    return memo
+
+
+class _Lane:
+    """One ``dvc repro --single-item`` process running a batch of stages in turn.
+
+    Its output is copied line by line with the running stage's name in front; DVC's
+    "Running stage 'x'" (or "Stage 'x' didn't change") lines say which stage that is and
+    close the previous one's clock.
+    """
+
+    _START = re.compile(r"^(?:Running stage|Stage) '([^']+)'")
+
+    def __init__(self, cmd: list[str], batch: list[str], root: Path, env: dict[str, str],
+                 out: TextIO, lock: threading.Lock):
+        self.batch, self.out, self.lock = batch, out, lock
+        self.current = batch[0]
+        self.started: dict[str, float] = {}
+        self.secs: dict[str, float] = {}
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _clock(self, stage: str | None) -> None:
+        now = time.perf_counter()
+        if self.current in self.started and self.current not in self.secs:
+            self.secs[self.current] = now - self.started[self.current]
+        if stage is not None:
+            self.current = stage
+            self.started.setdefault(stage, now)
+
+    def _pump(self) -> None:
+        self._clock(self.batch[0])
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            m = self._START.match(line)
+            if m and m.group(1) in self.batch and m.group(1) != self.current:
+                self._clock(m.group(1))
+            with self.lock:
+                self.out.write(f"[{self.current}] {line}" if line.strip() else line)
+                self.out.flush()
+        self._clock(None)
+
+    def finished(self) -> tuple[list[str], int] | None:
+        """None while running; else (stages finished without error, exit code)."""
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        self.thread.join()
+        ok = self.batch if rc == 0 else self.batch[:self.batch.index(self.current)]
+        return ok, rc
+
+
+def _batch(ready: list[str], prio: dict[str, float], jobs: int) -> list[str]:
+    """The next lane's stages: the most urgent ready stage and, when it is one of a
+    ``foreach``/``matrix`` family (``name@key``), its ready siblings, shared out over the
+    lanes (each ``dvc`` process costs about 2 s before its first stage starts)."""
+    first = ready[0]
+    if "@" not in first:
+        return [first]
+    family = first.split("@")[0] + "@"
+    sib = [s for s in ready if s.startswith(family)]
+    return sib[:max(1, -(-len(sib) // max(jobs, 1)))]
+
+
+def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout,
+        dvc: list[str] | None = None) -> int:
+    """Reproduce the pipeline in ``root`` with up to ``jobs`` stages at once.
+
+    Returns the exit code: 0, or the first failing stage's code (running stages are
+    finished, nothing new is started, and the failure is named last).
+    """
+    root = Path(root)
+    if dvc is None:  # the dvc of this environment, else the one on PATH
+        here = Path(sys.executable).with_name("dvc")
+        dvc = [str(here) if here.exists() else "dvc"]
+    t_all = time.perf_counter()
+    p = plan(root, force)
+    if not p.stages:
+        out.write("Data and pipelines are up to date.\n")
+        return 0
+    times_path = root / TIMES
+    try:
+        times = json.loads(times_path.read_text())
+    except (OSError, ValueError):
+        times = {}
+    prio = _priority(p, times)
+    out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1",
+           "DVC_NO_UPDATE_CHECK": "1"}
+    lock = threading.Lock()
+    waiting = list(p.stages)
+    done: set[str] = set()
+    lanes: list[_Lane] = []
+    failed: tuple[str, int] | None = None
+    while waiting or lanes:
+        ready = sorted((s for s in waiting if p.upstream[s] <= done), key=lambda s: -prio[s])
+        while failed is None and ready and len(lanes) < max(jobs, 1):
+            batch = _batch(ready, prio, jobs)
+            for s in batch:
+                ready.remove(s)
+                waiting.remove(s)
+            cmd = [*dvc, "--wait-for-lock", "repro", "--single-item",
+                   *(["-f"] if force else []), *batch]
+            lanes.append(_Lane(cmd, batch, root, env, out, lock))
+        if failed is not None and not lanes:
+            break
+        time.sleep(0.05)
+        for lane in list(lanes):
+            res = lane.finished()
+            if res is None:
+                continue
+            lanes.remove(lane)
+            ok, rc = res
+            for s in ok:
+                done.add(s)
+                times[s] = round(lane.secs.get(s, 0.0), 1)
+                with lock:
+                    out.write(f"impact repro: {s} done in {times[s]:.1f} s "
+                              f"[{len(done)}/{len(p.stages)}]\n")
+            if rc != 0 and failed is None:
+                failed = (lane.current, rc)
+            # stages of a failed batch after the failing one were not run
+            waiting += [s for s in lane.batch if s not in ok and s != lane.current]
+    try:
+        times_path.parent.mkdir(parents=True, exist_ok=True)
+        times_path.write_text(json.dumps(dict(sorted(times.items())), indent=1))
+    except OSError:
+        pass
+    if failed is not None:
+        out.write(f"impact repro: stage {failed[0]} failed (exit {failed[1]}); its output "
+                  "is above. Stages after it were not run.\n")
+        return failed[1]
+    # the result must be what `dvc repro` would leave: anything still changed goes to it
+    if plan(root).stages:
+        out.write("impact repro: some stages are still changed; finishing with dvc repro\n")
+        rc = subprocess.call([*dvc, "repro"], cwd=root, env=env)
+        if rc != 0:
+            return rc
+    out.write(f"impact repro: pipeline up to date after {time.perf_counter() - t_all:.0f} s\n")
+    return 0
