@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from impact import io
 from impact.brief.build import NATIONAL, build_brief
 from impact.brief.params import BriefParams
 from impact.brief.render import compile_pdf, render_html, render_typst
+from impact.compute import ComputeParams, parallel_map
 from impact.brief.tables import (
     BLOCK_TITLES, descriptive_table, regression_table, validation_table, write_table,
 )
@@ -57,22 +59,14 @@ def publish(reports: Path, params_path: Path, raw_params: dict, bparams: BriefPa
             why = "suppressed (too few clients)" if c in known else "not in the data"
             logging.warning("briefs.municipalities: %s is %s: no brief", c, why)
         codes = [c for c in codes if c not in unknown]
-    written = []
     jobs = [(code, lang) for code in [NATIONAL] + codes for lang in bparams.languages]
-    for code, lang in tqdm(jobs, desc="briefs", unit="brief", disable=None):
-        brief = build_brief(reports, params_path, raw_params, code, lang, figures)
-        stem = f"{code}.{lang}"
-        other = [f'<a href="{code}.{o}.html">{LANG_NAMES[o]}</a>'
-                 for o in bparams.languages if o != lang]
-        if bparams.pdf:
-            other.append(f'<a href="{stem}.pdf">PDF</a>')
-        page = render_html(brief, figures, "../index.html", " · ".join(other))
-        (briefs_dir / f"{stem}.html").write_text(page, encoding="utf-8")
-        io.write_json(brief.facts.to_json(), briefs_dir / f"{stem}.facts.json")
-        if bparams.pdf:
-            (briefs_dir / f"{stem}.pdf").write_bytes(
-                compile_pdf(render_typst(brief), briefs_dir, stem))
-        written.append(stem)
+    # one worker per language: a language's briefs share figure files (figures/<lang>/),
+    # so they are drawn by one process; languages run side by side when there are cores
+    per_lang = [([c for c, lg in jobs if lg == lang], lang, reports, params_path, raw_params,
+                 bparams, figures) for lang in bparams.languages]
+    n = max(1, min(len(per_lang), os.cpu_count() or 1))
+    parallel_map(_briefs_of_language, per_lang, ComputeParams(workers=n), desc="briefs")
+    written = [f"{code}.{lang}" for code, lang in jobs]
 
     tables = _publication_tables(reports, pub_dir, min_cell)
     _index(reports, written, bparams, bench)
@@ -87,6 +81,26 @@ def publish(reports: Path, params_path: Path, raw_params: dict, bparams: BriefPa
               "min_cell) or fix the stage that wrote the file (reports/disclosure_scan.json "
               "lists them all).")
     return Published(written, tables)
+
+
+def _briefs_of_language(task: tuple) -> None:
+    """Build, render and write the briefs of ``codes`` in one language (a worker's share)."""
+    codes, lang, reports, params_path, raw_params, bparams, figures = task
+    set_theme()
+    briefs_dir = reports / "briefs"
+    for code in tqdm(codes, desc=f"briefs ({lang})", unit="brief", disable=None):
+        brief = build_brief(reports, params_path, raw_params, code, lang, figures)
+        stem = f"{code}.{lang}"
+        other = [f'<a href="{code}.{o}.html">{LANG_NAMES[o]}</a>'
+                 for o in bparams.languages if o != lang]
+        if bparams.pdf:
+            other.append(f'<a href="{stem}.pdf">PDF</a>')
+        page = render_html(brief, figures, "../index.html", " · ".join(other))
+        (briefs_dir / f"{stem}.html").write_text(page, encoding="utf-8")
+        io.write_json(brief.facts.to_json(), briefs_dir / f"{stem}.facts.json")
+        if bparams.pdf:
+            (briefs_dir / f"{stem}.pdf").write_bytes(
+                compile_pdf(render_typst(brief), briefs_dir, stem))
 
 
 def _publication_tables(reports: Path, out: Path, min_cell: int) -> list[str]:
