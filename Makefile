@@ -47,7 +47,7 @@ repro: install
 	PATH="$(BIN):$$PATH" $(BIN)/impact repro --jobs $(JOBS)
 
 test: install
-	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist worksteal
 
 test-fast: install
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow"

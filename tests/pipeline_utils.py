@@ -85,7 +85,8 @@ def build_once(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> Pat
     folder (read it, never write into it). A build that raised is redone by the next.
     (pytest-xdist's ``--dist loadgroup`` would keep a module on one worker, but with
     pytest 9 it no longer groups: xdist renames ``item._nodeid``, pytest 9 reads
-    ``item._id``.)
+    ``item._id``. ``make test`` uses ``--dist worksteal``: an idle worker takes queued
+    tests from the busy one, which suits a suite of a few long pipeline tests.)
     """
     import fcntl
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline_utils import SMALL_ONE_CELL, make_repo, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc_exp")]
+pytestmark = pytest.mark.slow
 
 
 def _metric(tree, *keys):

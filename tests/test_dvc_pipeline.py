@@ -11,7 +11,7 @@ from impact.repro import plan
 from brief_checks import check_briefs
 from pipeline_utils import SMALL, SMALL_ONE_CELL, make_repo, run, set_params
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dvc")]
+pytestmark = pytest.mark.slow
 
 
 def _ran_stages(output: str) -> set[str]:

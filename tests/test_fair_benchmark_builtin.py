@@ -15,7 +15,7 @@ from scipy.stats import spearmanr
 from pipeline_utils import build_once, make_repo, run
 from test_recovery_builtin import STAGES
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("against_prosperity")]
+pytestmark = pytest.mark.slow
 
 #: simulate, validate, panel, decompose, benchmark (no estimate stage is needed)
 _STAGES = [s for s in STAGES if s[0] in ("pipeline/simulate.py", "pipeline/validate.py",

@@ -17,7 +17,7 @@ import yaml
 from impact.report import check_metrics
 from pipeline_utils import ROOT, build_once, make_repo, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("builtin")]
+pytestmark = pytest.mark.slow
 
 #: the project's headline specifications, run alone (the others are the DVC tests' job)
 _PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())

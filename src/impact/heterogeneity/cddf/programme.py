@@ -44,11 +44,11 @@ import pandas as pd
 
 from impact.estimate.frames import lm_controls, month_index, warn
 from impact.estimate.imputation import impute
-from impact.estimate.linalg import independent_columns
 from impact.estimate.params import EstimateParams
-from impact.estimate.pmreg import cell_demean
-from impact.heterogeneity.cddf.quality import _levels, _splits
-from impact.heterogeneity.cddf.split import quantile_groups, split_rows
+from impact.estimate.pmreg import _independent, cell_demean, fit_pm_multi
+from impact.heterogeneity.cddf.split import (
+    dimension_levels, main_halves, quantile_groups, split_rows,
+)
 from impact.heterogeneity.cddf.tables import (
     CDDFResult, empty_result, make_tables, split_inference,
 )
@@ -125,15 +125,8 @@ def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
 
 
 def _independent_cols(X: np.ndarray) -> np.ndarray:
-    """Columns of X that are linearly independent (greedy on the scaled Gram matrix)."""
-    if X.shape[1] == 0:
-        return np.zeros(0, int)
-    G = X.T @ X
-    d = np.sqrt(np.diag(G))
-    nz = np.flatnonzero(d > 1e-12 * max(d.max(), 1e-300))
-    if not nz.size:
-        return nz
-    return np.sort(nz[independent_columns(G[np.ix_(nz, nz)] / np.outer(d[nz], d[nz]))])
+    """Columns of X that are linearly independent (``pmreg``'s greedy rule), sorted."""
+    return np.sort(np.asarray(_independent(X.T @ X, list(range(X.shape[1]))), dtype=int))
 
 
 def _controls(pm: pd.DataFrame, params: EstimateParams) -> np.ndarray:
@@ -151,25 +144,12 @@ def _controls(pm: pd.DataFrame, params: EstimateParams) -> np.ndarray:
 
 
 def _ols_crv1(Z: np.ndarray, y: np.ndarray, cl: np.ndarray) -> _Fit:
-    """OLS of y on Z with CRV1 covariance, factor G/(G-1) (N-1)/(N-k); NaN for columns
-    without variation."""
-    N, k = Z.shape
-    keep = _independent_cols(Z)
-    coef = np.full(k, np.nan)
-    V = np.full((k, k), np.nan)
-    if not keep.size:
-        return _Fit(coef, V)
-    Zk = Z[:, keep]
-    ZZi = np.linalg.inv(Zk.T @ Zk)
-    b = ZZi @ (Zk.T @ y)
-    u = y - Zk @ b
-    G = int(cl.max()) + 1
-    S = np.stack([np.bincount(cl, weights=Zk[:, j] * u, minlength=G)
-                  for j in range(len(keep))], axis=1) @ ZZi
-    c = G / max(G - 1, 1) * (N - 1) / max(N - len(keep), 1)
-    coef[keep] = b
-    V[np.ix_(keep, keep)] = c * S.T @ S
-    return _Fit(coef, V)
+    """OLS of y on Z with CRV1 covariance, factor G/(G-1) (N-1)/(N-k) (``fit_pm_multi``
+    with every column a regressor); NaN for columns without variation."""
+    names = [f"z{j}" for j in range(Z.shape[1])]
+    fit = fit_pm_multi(np.asfortranarray(np.column_stack([Z, y])), names + ["y"], "y", names,
+                       [], None, cl, 0)
+    return _Fit(fit.coef, fit.V)
 
 
 def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityParams,
@@ -201,7 +181,7 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
     for d in dims:
         c = d.codes(pm[d.column])
         codes[d.name] = np.where(c >= 0, c, len(d.labels))
-    levels = _levels(dims, codes)
+    levels = dimension_levels(dims, codes)
     dummies = [(n, h) for n, labs in levels.items() for h in range(1, len(labs))]
     # the Y(0) model's regressors: the characteristics' dummies (the proxy's columns
     # 0..kx-1), then the controls (not in the proxy)
@@ -217,7 +197,7 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
     cl_codes, cl_labels = pd.factorize(pm[cname].astype(str), sort=True)
     client = pd.factorize(pm["client_id"])[0]
     if main_clusters is None:
-        mains = _splits(np.asarray(cl_labels), n_splits, seed)
+        mains = main_halves(np.asarray(cl_labels), n_splits, seed)
     else:
         mains = [np.sort(np.asarray([str(c) for c in m], dtype=object)) for m in main_clusters]
     per, proxies = [], []

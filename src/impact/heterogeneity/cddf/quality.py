@@ -14,11 +14,13 @@ from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import cell_demean, fe_df, fit_pm_multi
 from impact.estimate.quality import quality_frame
-from impact.heterogeneity.cddf.split import quantile_groups, split_rows
-from impact.heterogeneity.cddf.tables import (
-    NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
+from impact.heterogeneity.cddf.split import (
+    dimension_levels, main_halves, quantile_groups, split_rows,
 )
-from impact.heterogeneity.params import OUTCOMES, GroupDimension, HeterogeneityParams
+from impact.heterogeneity.cddf.tables import (
+    CDDFResult, empty_result, make_tables, split_inference,
+)
+from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
 
 __all__ = ["cddf_quality"]
 
@@ -30,19 +32,6 @@ class _Half:
     code: np.ndarray          # cell code per row of the half
     clusters: np.ndarray
     df_fe: int
-
-
-def _splits(labels: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:
-    """Main halves: a seeded permutation of the sorted cluster labels per split (the
-    extra cluster of an odd count goes to Main)."""
-    rng = np.random.default_rng([int(seed), 0xCDDF])
-    G = len(labels)
-    return [np.sort(labels[rng.permutation(G)[: G - G // 2]]) for _ in range(n_splits)]
-
-
-def _levels(dims: list[GroupDimension], codes: dict[str, np.ndarray]) -> dict[str, list[str]]:
-    return {d.name: list(d.labels) + ([NONE_LEVEL] if (codes[d.name] == len(d.labels)).any()
-                                      else []) for d in dims}
 
 
 def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityParams,
@@ -89,7 +78,7 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     col0 = {n: i for i, n in enumerate(names0)}
     xcode = {n: A0[:, col0[f"#x:{n}"]].astype("int32") for n in codes}
     del codes
-    levels = _levels(dims, xcode)
+    levels = dimension_levels(dims, xcode)
     client = A0[:, col0["#client"]].astype("int64")
     fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
           else ["municipality", "regmonth"])
@@ -100,7 +89,7 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     cell_cl_all = cell_cl_all.to_numpy()
     cl_codes, cl_labels = pd.factorize(cl, sort=True)
     if main_clusters is None:
-        mains = _splits(np.asarray(cl_labels), n_splits, seed)
+        mains = main_halves(np.asarray(cl_labels), n_splits, seed)
     else:
         mains = [np.sort(np.asarray([str(c) for c in m], dtype=object))
                  for m in main_clusters]

@@ -6,9 +6,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impact.heterogeneity.cddf.tables import BLP_TERMS
+from impact.heterogeneity.cddf.tables import BLP_TERMS, NONE_LEVEL
+from impact.heterogeneity.params import GroupDimension
 
-__all__ = ["clan", "quantile_groups", "split_rows"]
+__all__ = ["clan", "dimension_levels", "main_halves", "quantile_groups", "split_rows"]
+
+
+def main_halves(labels: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:
+    """Main halves: a seeded permutation of the sorted cluster labels per split (the
+    extra cluster of an odd count goes to Main)."""
+    rng = np.random.default_rng([int(seed), 0xCDDF])
+    G = len(labels)
+    return [np.sort(labels[rng.permutation(G)[: G - G // 2]]) for _ in range(n_splits)]
+
+
+def dimension_levels(dims: list[GroupDimension], codes: dict[str, np.ndarray]
+                     ) -> dict[str, list[str]]:
+    """Each dimension's level labels, with ``NONE_LEVEL`` where a row is in no group."""
+    return {d.name: list(d.labels) + ([NONE_LEVEL] if (codes[d.name] == len(d.labels)).any()
+                                      else []) for d in dims}
 
 
 def quantile_groups(S: np.ndarray, K: int) -> np.ndarray:
