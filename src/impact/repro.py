@@ -159,14 +159,15 @@ class _Lane:
 
 def _batch(ready: list[str], prio: dict[str, float], jobs: int) -> list[str]:
     """The next lane's stages: the most urgent ready stage and, when it is one of a
-    ``foreach``/``matrix`` family (``name@key``), its ready siblings, shared out over the
-    lanes (each ``dvc`` process costs about 2 s before its first stage starts)."""
+    ``foreach``/``matrix`` family (``name@key``), the next most urgent of its ready
+    siblings, a quarter of them per lane (each ``dvc`` process costs about 2 s before its
+    first stage starts; smaller batches keep the lanes even at the end)."""
     first = ready[0]
     if "@" not in first:
         return [first]
     family = first.split("@")[0] + "@"
     sib = [s for s in ready if s.startswith(family)]
-    return sib[:max(1, -(-len(sib) // max(jobs, 1)))]
+    return sib[:max(1, -(-len(sib) // (4 * max(jobs, 1))))]
 
 
 def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout,
