@@ -46,7 +46,8 @@ TIMES = Path(".dvc/tmp/impact-repro-times.json")
 
 @dataclass
 class Plan:
-    """Stages to run in dvc.yaml order, and for each the planned stages it waits for."""
+    """Stages to run (upstream first, else in dvc.yaml order), and for each the planned
+    stages it waits for."""
 
     stages: list[str]
     upstream: dict[str, set[str]] = field(default_factory=dict)
@@ -59,8 +60,13 @@ def plan(root: Path, force: bool = False) -> Plan:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
+        import networkx as nx  # a DVC dependency
+
         graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
-        order = [s for s in repo.index.stages]
+        pos = {s: i for i, s in enumerate(repo.index.stages)}
+        # upstream before downstream, ties in dvc.yaml order (which need not be topological)
+        order = list(nx.lexicographical_topological_sort(graph.reverse(copy=False),
+                                                         key=pos.__getitem__))
         name = {s: s.addressing for s in order}
         if force:
             todo = set(order)
@@ -102,8 +108,9 @@ def _priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
         for u in ups:
             down[u].append(s)
     memo: dict[str, float] = {}
-    for s in reversed(p.stages):  # dvc.yaml order is a topological order
-        memo[s] = times.get(s, p.expected.get(s, 1.0)) + max((memo[d] for d in down[s]), default=0.0)
+    for s in reversed(p.stages):  # ``plan`` lists upstream stages first
+        memo[s] = times.get(s, p.expected.get(s, 1.0)) + max((memo[d] for d in down[s]),
+                                                             default=0.0)
     return memo
 
 
