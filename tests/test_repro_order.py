@@ -31,7 +31,9 @@ def test_runs_a_toy_pipeline_listed_downstream_first(tmp_path, monkeypatch):
     import io
     import subprocess
 
-    from impact.repro import plan, run
+    import json
+
+    from impact.repro import TIMES, plan, run
     from pipeline_utils import env
 
     monkeypatch.chdir(tmp_path)  # DVC's Repo looks in the working directory too
@@ -51,3 +53,16 @@ def test_runs_a_toy_pipeline_listed_downstream_first(tmp_path, monkeypatch):
     assert (tmp_path / "c.txt").read_text() == "a\nb\n"
     assert plan(tmp_path).stages == []  # dvc status: up to date
     assert "impact repro: c done" in out.getvalue().splitlines()[-2]
+    times = json.loads((tmp_path / TIMES).read_text())
+    assert set(times) == {"a", "b", "c"}
+    # a's command changes but not its output: c is planned (downstream), DVC skips it, and
+    # its recorded time (which orders later runs) is kept
+    (tmp_path / TIMES).write_text(json.dumps({**times, "c": 99.0}))
+    yaml = (tmp_path / "dvc.yaml").read_text()
+    (tmp_path / "dvc.yaml").write_text(yaml.replace("echo a > a.txt", "echo a >a.txt"))
+    assert plan(tmp_path).stages == ["a", "c"]
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, out=out) == 0, out.getvalue()
+    assert "Stage 'c' didn't change, skipping" in out.getvalue()
+    after = json.loads((tmp_path / TIMES).read_text())
+    assert after["c"] == 99.0

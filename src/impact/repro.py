@@ -130,6 +130,7 @@ class _Lane:
         self.current = batch[0]
         self.started: dict[str, float] = {}
         self.secs: dict[str, float] = {}
+        self.ran: set[str] = set()  # stages DVC ran (not found unchanged and skipped)
         self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.thread = threading.Thread(target=self._pump, daemon=True)
@@ -149,6 +150,8 @@ class _Lane:
             m = self._START.match(line)
             if m and m.group(1) in self.batch and m.group(1) != self.current:
                 self._clock(m.group(1))
+            if m and line.startswith("Running stage"):
+                self.ran.add(m.group(1))
             with self.lock:
                 self.out.write(f"[{self.current}] {line}" if line.strip() else line)
                 self.out.flush()
@@ -228,9 +231,11 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
             ok, rc = res
             for s in ok:
                 done.add(s)
-                times[s] = round(lane.secs.get(s, 0.0), 1)
+                secs = round(lane.secs.get(s, 0.0), 1)
+                if s in lane.ran:  # a skipped stage says nothing of how long it runs
+                    times[s] = secs
                 with lock:
-                    out.write(f"impact repro: {s} done in {times[s]:.1f} s "
+                    out.write(f"impact repro: {s} done in {secs:.1f} s "
                               f"[{len(done)}/{len(p.stages)}]\n")
             if rc != 0 and failed is None:
                 failed = (lane.current, rc)
