@@ -10,8 +10,9 @@ from matplotlib.text import Text
 from scipy import stats
 
 from impact.report.fair_figures import (
-    COMPONENTS, DEFAULT_TEXT, funnel_figure, overview_figure, rank_figure, waterfall_figure,
+    COMPONENTS, DEFAULT_TEXT, funnel_figure, overview_figure, rank_figure,
 )
+from impact.report.waterfall import waterfall_figure
 from impact.report.figures import set_theme
 
 NAMES = ["Amsterdam", "Rotterdam", "'s-Gravenhage", "Utrecht", "Eindhoven", "Groningen", "Tilburg",

@@ -18,9 +18,8 @@ from impact.brief.facts import Facts
 from impact.brief.figures import save_figure
 from impact.brief.for_whom import for_whom, programme_name
 from impact.brief.text import FIGURE_TEXT, TEXT
-from impact.report.fair_figures import (
-    DEFAULT_TEXT, funnel_figure, rank_figure, waterfall_figure,
-)
+from impact.report.fair_figures import DEFAULT_TEXT, funnel_figure, rank_figure
+from impact.report.waterfall import waterfall_figure
 from impact.report.figures import event_study_figure
 
 __all__ = ["Brief", "build_brief", "NATIONAL", "save_figure"]

@@ -17,9 +17,8 @@ import pandas as pd
 
 from impact import io
 from impact.report.figures import save_png_svg
-from impact.report.fair_figures import (
-    funnel_figure, overview_figure, rank_figure, waterfall_figure,
-)
+from impact.report.fair_figures import funnel_figure, overview_figure, rank_figure
+from impact.report.waterfall import waterfall_figure
 
 __all__ = ["FAIR_TABLES", "publish_fair"]
 

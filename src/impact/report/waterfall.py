@@ -1,0 +1,119 @@
+"""Waterfall figure of one municipality's decomposition (period pairs side by side).
+
+Same conventions and overridable texts as :mod:`impact.report.fair_figures` (its
+``DEFAULT_TEXT`` keys ``waterfall_*``, ``component_*`` and ``suppressed_panel``).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from impact.report.fair_figures import COMPONENTS, DARK, SMALL, _texts  # noqa: E402
+from impact.report.figures import BLUE, GREY, RED  # noqa: E402
+
+__all__ = ["waterfall_figure"]
+
+
+def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
+    """Waterfalls of one municipality's change in the exit-to-work rate, one per period pair.
+
+    Each panel starts at ``rate_from_pp``, adds the five components (with 95% intervals
+    where given) and ends at ``rate_to_pp``; at most 4 panels a row. Suppressed pairs
+    (a NaN contribution or rate) show a note instead of bars.
+
+    Parameters
+    ----------
+    rows
+        The ``decomposition.csv`` rows of ONE municipality (any number of period pairs).
+    text
+        Overrides of :data:`DEFAULT_TEXT`; keys ``waterfall_*``, ``component_*`` and
+        ``suppressed_panel``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per period pair, each with 7 bars (start, five components, end).
+
+    Raises
+    ------
+    ValueError
+        If the rows belong to several municipalities, a component is repeated, or
+        ``rate_from_pp`` + components differs from ``rate_to_pp`` by more than 1e-6.
+    """
+    t = _texts(text)
+    if rows.empty or rows["municipality"].nunique() != 1:
+        raise ValueError("waterfall_figure: give the rows of exactly one municipality")
+    name = str(rows["name"].dropna().iloc[0] if rows["name"].notna().any() else rows["municipality"].iloc[0])
+    panels = []
+    for (p0, p1), g in rows.groupby(["period_from", "period_to"], sort=True):
+        if g["component"].duplicated().any():
+            raise ValueError(f"waterfall_figure: {name} {p0}-{p1}: a component appears twice")
+        comp = g.set_index("component").reindex(list(COMPONENTS))
+        start, end = float(g["rate_from_pp"].iloc[0]), float(g["rate_to_pp"].iloc[0])
+        v = comp["contribution_pp"].to_numpy(float)
+        ok = np.isfinite(v).all() and np.isfinite([start, end]).all()
+        if ok and abs(start + v.sum() - end) > 1e-6:
+            raise ValueError(f"waterfall_figure: {name} {p0}-{p1}: rate_from_pp {start:.6g} + components"
+                             f" {v.sum():.6g} != rate_to_pp {end:.6g} (off by {start + v.sum() - end:.3g})")
+        panels.append((str(p0), str(p1), start, end, comp, ok))
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    width = min(7.0, max(4.6, 1.3 + 1.45 * ncols))
+    title = textwrap.wrap(t["waterfall_title"].format(name=name), int(width * 72 / (0.55 * (SMALL + 3))))
+    header = 0.3 * len(title) + 0.3 * (1 if width > 6.5 else 2) + 0.15  # title and legend rows
+    height = header + 0.3 + 2.5 * nrows
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), sharey=True, squeeze=False)
+    ticks, span = [t[f"component_{c}"] for c in COMPONENTS], []
+    for ax, (p0, p1, start, end, comp, ok) in zip(axes.flat, panels):
+        ax.set_title(t["waterfall_pair"].format(start=p0, end=p1), fontsize=SMALL + 1.5)
+        ax.set_xticks(range(7), [p0, *ticks, p1], rotation=90, fontsize=SMALL + 0.5)
+        ax.grid(axis="x", visible=False)
+        if not ok:
+            ax.set_xticks([])
+            ax.text(0.5, 0.5, t["suppressed_panel"], transform=ax.transAxes, ha="center", va="center",
+                    fontsize=SMALL + 1, color=DARK, bbox=dict(boxstyle="round", fc="white", ec=GREY))
+            continue
+        v = comp["contribution_pp"].to_numpy(float)
+        cum = start + np.cumsum(v)
+        bottom = cum - v
+        ax.bar(0, start, color=GREY, width=0.7)
+        ax.bar(range(1, 6), v, bottom=bottom, color=np.where(v >= 0, BLUE, RED), width=0.7)
+        ax.bar(6, end, color=GREY, width=0.7)
+        ax.hlines(np.r_[start, cum], np.arange(6) + 0.35, np.arange(1, 7) - 0.35, color=DARK, lw=0.7)
+        lo, hi = bottom + comp["ci_low"].to_numpy(float), bottom + comp["ci_high"].to_numpy(float)
+        has = np.isfinite(lo) & np.isfinite(hi)
+        if has.any():
+            err = np.clip([cum[has] - lo[has], hi[has] - cum[has]], 0, None)
+            ax.errorbar(np.arange(1, 6)[has], cum[has], yerr=err, fmt="none", ecolor="black",
+                        elinewidth=0.9, capsize=2.5)
+        span += [start, end, *cum, *lo[has], *hi[has]]
+    for ax in axes.flat[len(panels):]:
+        fig.delaxes(ax)
+    if span:  # zoom on the walk: the level bars are cut, and a note says so
+        lo, hi = min(span), max(span)
+        pad = max(hi - lo, 0.05 * max(abs(hi), 1e-9))
+        axes[0, 0].set_ylim(max(0.0, lo - 0.3 * pad), hi + 0.2 * pad)
+    if axes[0, 0].get_ylim()[0] > 0:
+        fig.text(0.1 / width, 0.06 / height, t["waterfall_axis_note"], fontsize=SMALL, color=DARK)
+    fig.supylabel(t["waterfall_ylabel"], fontsize=SMALL + 1, x=0.05 / width, ha="left",
+                  y=(0.25 + height - header) / 2 / height)  # once, centred on the panels
+    handles = [Patch(color=BLUE, label=t["waterfall_up"]), Patch(color=RED, label=t["waterfall_down"]),
+               Patch(color=GREY, label=t["waterfall_level"]),
+               Line2D([], [], color="black", ls="none", marker="|", ms=9, mew=0.9, label=t["waterfall_ci"])]
+    fig.suptitle("\n".join(title), x=0.1 / width, ha="left", y=1 - 0.08 / height, va="top",
+                 fontsize=SMALL + 3, in_layout=False)
+    fig.legend(handles=handles, loc="upper left", ncol=4 if width > 6.5 else 2, frameon=False,
+               bbox_to_anchor=(0.1 / width, 1 - (0.1 + 0.3 * len(title)) / height), fontsize=SMALL + 0.5)
+    fig.tight_layout(rect=(0, 0.25 / height, 1, 1 - header / height), h_pad=1.0, w_pad=0.6)
+    return fig
