@@ -96,7 +96,7 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
         lead["quality"] = pm["quality_score"].to_numpy(dtype="float64")[sample]
     A, names = design.matrix(sample, lead)
     cl = pm[params.estimate.cluster].astype(str).to_numpy()[sample]
-    if len(np.unique(cl)) < 2 and "caseworker_key" in pm:
+    if len(pd.unique(cl)) < 2 and "caseworker_key" in pm:  # hashing, not sorting, strings
         warn(f"decompose: one {params.estimate.cluster} only; intervals clustered by "
              "caseworker instead (an approximate jackknife: caseworkers do not nest in "
              "the municipality-month cells)")

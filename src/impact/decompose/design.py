@@ -130,10 +130,19 @@ class Design:
 
 
 def _label_codes(values) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes over sorted labels (stable across row subsets); missing -> 'unknown'."""
-    s = pd.Series(values).astype("string").fillna("unknown")
-    codes, labels = pd.factorize(s, sort=True)
-    return codes.astype("int64"), np.asarray(labels, dtype=object)
+    """Integer codes over sorted labels (stable across row subsets); missing -> 'unknown'.
+
+    The labels are the values as strings. Only the distinct values are turned into
+    strings (2.9 million floats: 2.7 s -> 0.1 s; a panel column is best given as its
+    Series, whose Arrow strings factorise in C); the codes are those of factorising the
+    whole column as strings, sorted (tests/decompose/test_design.py)."""
+    raw, uniq = pd.factorize(pd.Series(values), use_na_sentinel=True)
+    text = pd.Series(uniq).astype("string").fillna("unknown")
+    names = np.asarray(text, dtype=object)
+    if (raw < 0).any():
+        names = np.append(names, "unknown")
+    labels, pos = np.unique(names.astype(str), return_inverse=True)
+    return pos[raw].astype("int64"), np.asarray(labels, dtype=object)
 
 
 def build_design(pm: pd.DataFrame, params: EstimateParams) -> Design:
@@ -143,11 +152,11 @@ def build_design(pm: pd.DataFrame, params: EstimateParams) -> Design:
     factor_of: dict[str, str] = {}
     for c in params.estimate.controls:
         if c == "age_band":
-            cats[c] = _label_codes(np.asarray(age_band(pm["age"].to_numpy()), dtype=object))
+            cats[c] = _label_codes(age_band(pm["age"].to_numpy()))
         elif c == "duration_band":
             cats[c] = _label_codes(duration_band(pm["duration"].to_numpy()))
         elif c in CATEGORICAL_CONTROLS:
-            cats[c] = _label_codes(pm[c].to_numpy())
+            cats[c] = _label_codes(pm[c])
         else:
             numeric[c] = pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64")
         factor_of[c] = "composition"

@@ -12,7 +12,7 @@ import pandas as pd
 
 __all__ = [
     "COMPOSITION", "EstimationWarning", "composition_controls", "lm_controls", "month_index",
-    "age_band", "duration_band",
+    "age_band", "duration_band", "duration_band_index",
     "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
     "rate_pp",
 ]
@@ -60,9 +60,15 @@ def age_band(age) -> pd.Categorical:
 
 def duration_band(duration) -> np.ndarray:
     """Duration bands of cells.parquet: 0_5, 6_11, 12_23, 24_59, 60p."""
+    return np.asarray(_DUR_LABELS)[duration_band_index(duration)]
+
+
+def duration_band_index(duration) -> np.ndarray:
+    """The position of each duration's band in ``duration_band``'s labels (an integer per
+    row: a model's dummies are coded from it without hashing the label strings)."""
     d = pd.to_numeric(pd.Series(duration), errors="coerce").fillna(0).to_numpy()
     idx = np.searchsorted(np.asarray(_DUR_EDGES), d, side="right") - 1
-    return np.asarray(_DUR_LABELS)[np.clip(idx, 0, len(_DUR_LABELS) - 1)]
+    return np.clip(idx, 0, len(_DUR_LABELS) - 1)
 
 
 def adoption_bin(rel: np.ndarray, anticipation: int) -> np.ndarray:

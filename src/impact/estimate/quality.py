@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from impact.estimate.frames import (
-    adoption_bin, age_band, duration_band, lm_controls, month_index, warn,
+    adoption_bin, age_band, duration_band_index, lm_controls, month_index, warn,
 )
 from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.params import CATEGORICAL_CONTROLS, EstimateParams
@@ -58,8 +58,13 @@ _READS = frozenset({"t", "exit_work", "quality_a", "quality_b", "quality_score",
 
 
 def _codes(values) -> np.ndarray:
-    """Integer codes in order of first appearance; missing values get a code of their own."""
-    return pd.factorize(pd.Series(values), use_na_sentinel=False)[0].astype("int64")
+    """Integer codes in order of first appearance; missing values get a code of their own.
+
+    Give a panel column as the Series itself: its Arrow strings are factorised in C
+    (about 0.05 s for 1.2 million rows), where the object array of ``to_numpy()`` takes
+    0.5 s; the codes are the same (tests/estimate/test_quality_frame.py)."""
+    v = values if isinstance(values, pd.Series) else pd.Series(values)
+    return pd.factorize(v, use_na_sentinel=False)[0].astype("int64")
 
 
 def quality_frame(pm: pd.DataFrame, params: EstimateParams,
@@ -106,9 +111,10 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams,
         if c == "age_band":
             cats[c] = _codes(age_band(s["age"].to_numpy()))
         elif c == "duration_band":
-            cats[c] = _codes(duration_band(s["duration"].to_numpy()))
+            # the band's index: the same first-appearance codes as its label
+            cats[c] = _codes(duration_band_index(s["duration"].to_numpy()))
         elif c in CATEGORICAL_CONTROLS:
-            cats[c] = _codes(s[c].to_numpy())
+            cats[c] = _codes(s[c])
         else:
             cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
     for c in lm_controls(s, params.estimate.lm_controls):
@@ -151,7 +157,7 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams,
     muni = s["municipality"].astype(str).to_numpy()
     region = s["region"].astype(str).to_numpy()
     # cell = (municipality, month), coded in order of first appearance via one integer key
-    mcode = pd.factorize(muni)[0].astype("int64")
+    mcode = pd.factorize(s["municipality"].astype(str))[0].astype("int64")  # = muni's codes
     t0, span = (int(t.min()), int(t.max() - t.min()) + 1) if n else (0, 1)
     cell_code = pd.factorize(mcode * span + (t - t0))[0]
     first = pd.Series(np.arange(len(s))).groupby(cell_code).first().to_numpy()

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from impact.estimate.adoption import adoption_cells, impute_adoption
 from impact.estimate.frames import month_index, shock_events, warn
@@ -54,6 +56,15 @@ _PM_COLS = ("spell_id", "client_id", "municipality", "region", "t", "month", "du
             "sex", "education_level", "household", "prior_benefit_months", "ladder_step",
             "left_truncated", "caseworker_key", "team_key", "adoption_month",
             "shock_event_time", "quality_a", "quality_b", "quality_score")
+
+
+def _isin(s: pd.Series, values: pd.Series) -> np.ndarray:
+    """``s.isin(values)`` through Arrow's hash set: pandas turns every value of an Arrow
+    string column into a Python object first (190,000 spell ids: 2.2 s -> 0.07 s)."""
+    a, v = pa.array(s, from_pandas=True), pa.array(values, from_pandas=True)
+    if v.type != a.type:
+        v = v.cast(a.type)
+    return np.asarray(pc.is_in(a, value_set=v).fill_null(False), dtype=bool)
 
 
 def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.DataFrame,
@@ -111,7 +122,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     # at or after it; it counts when it lies after that review's baseline month
     q = pm[["spell_id", "t", "quality_a", "quality_b", "quality_score"]].copy()
     q = q[q["quality_a"].notna() & q["quality_b"].notna()]
-    q = q[q["spell_id"].isin(r["spell_id"])]
+    q = q[_isin(q["spell_id"], r["spell_id"])]
     q["t"] = q["t"].astype("int64")
     rk = r[["spell_id", "t", "base_t"]].rename(columns={"t": "t_review"})
     q = pd.merge_asof(q.sort_values("t"), rk.sort_values("t_review"), left_on="t",
