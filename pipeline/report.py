@@ -102,20 +102,24 @@ def main() -> None:
             fig = value_added_figure(teams)
             save_png_svg(fig, figures / "value_added_teams.png")
             plt.close(fig)
+
+    def the_rest() -> None:
+        if args.sweep is None:
+            logging.info("no --sweep given: specification curve left out")
+        else:
+            publish_curve(args.sweep, params, tables, figures, args.plots)
+        if args.robustness is None:
+            logging.info("no --robustness given: robustness tables left out")
+        else:
+            publish_robustness(args.robustness, metrics, tables, figures)
+        if args.heterogeneity is None:
+            logging.info("no --heterogeneity given: group effects left out")
+        else:
+            publish_heterogeneity(args.heterogeneity, params, tables, figures)
+
+    # the waterfalls are drawn by worker processes while this one draws the rest
     done = publish_fair(args.decompose, args.benchmark, tables, figures,
-                        params.decompose.waterfalls)
-    if args.sweep is None:
-        logging.info("no --sweep given: specification curve left out")
-    else:
-        publish_curve(args.sweep, params, tables, figures, args.plots)
-    if args.robustness is None:
-        logging.info("no --robustness given: robustness tables left out")
-    else:
-        publish_robustness(args.robustness, metrics, tables, figures)
-    if args.heterogeneity is None:
-        logging.info("no --heterogeneity given: group effects left out")
-    else:
-        publish_heterogeneity(args.heterogeneity, params, tables, figures)
+                        params.decompose.waterfalls, meanwhile=the_rest)
     logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
                  args.metrics, done["tables"], done["waterfalls"])
 

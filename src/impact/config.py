@@ -81,7 +81,7 @@ class Params:
 
     @property
     def data(self):
-        from impact.validate import DataParams
+        from impact.validate.params import DataParams
 
         with _as_config_error("data"):
             return DataParams.from_dict(self.section("data"))

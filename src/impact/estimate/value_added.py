@@ -39,9 +39,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
-from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
+from scipy import optimize, special
 
 from impact.estimate.frames import age_band, duration_band, lm_controls, month_index, warn
 from impact.estimate.linalg import independent_columns, scatter_dummies
@@ -148,6 +146,10 @@ def mixedlm_blups(S: np.ndarray, n: np.ndarray, group: np.ndarray, n_units: int,
     sum ``S``, person-months ``n`` and unit code ``group`` (0 .. n_units - 1). ``ratio``
     = s2 / phi to start from or, ``fixed=True``, to plug in (then only phi is fitted).
     Returns (BLUP per unit, s2, phi)."""
+    # imported here: statsmodels costs about 1 s, and the report stage reads this module
+    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
     z = np.sqrt(n)[:, None]
     model = MixedLM(S / z[:, 0], np.zeros((len(S), 0)), groups=group, exog_re=z)
     start = MixedLMParams.from_components(np.zeros(0), cov_re=np.array([[ratio]]))
@@ -242,7 +244,7 @@ def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"
         m_j >= 2, ss / n_j ** 2 * m_j / np.maximum(m_j - 1, 1), phi / n_j)
     s2 = signal_variance(raw, V)
     lam = s2 / (s2 + V)
-    eb, sd, zc = lam * raw, np.sqrt(lam * V), stats.norm.ppf(1 - alpha / 2)
+    eb, sd, zc = lam * raw, np.sqrt(lam * V), special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
 
     def distinct(col: str) -> np.ndarray:
         if col == key or col not in s:

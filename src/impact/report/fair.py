@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -34,12 +35,14 @@ def _save(fig, path: Path) -> None:
 
 
 def publish_fair(decompose: Path, benchmark: Path, tables: Path, figures: Path,
-                 waterfalls: Any = "all") -> dict[str, int]:
+                 waterfalls: Any = "all", meanwhile: Callable[[], None] | None = None
+                 ) -> dict[str, int]:
     """Copy the tables and draw the figures; returns counts of what was written.
 
     ``waterfalls``: ``all``, ``none`` or a list of municipality codes (the national
     waterfall is always drawn). Many waterfalls are drawn by local processes on all cores
-    (never a Dask cluster: the files are written here).
+    (never a Dask cluster: the files are written here); ``meanwhile`` (the rest of the
+    report) runs in this process while they draw.
     """
     folders = {"decompose": decompose, "benchmark": benchmark}
     read = {}
@@ -67,14 +70,23 @@ def publish_fair(decompose: Path, benchmark: Path, tables: Path, figures: Path,
         codes = [c for c in codes if c in set(waterfalls)]
     todo = [(code, dec[dec["municipality"] == code]) for code in [NATIONAL] + codes]
     todo = [(code, rows) for code, rows in todo if len(rows)]
-    # nationally 343 figures (PNG + SVG, about 0.8 s each): in parallel, a chunk per worker
-    # (each worker sets the theme itself, so a figure does not depend on where it is drawn)
-    from impact.compute import ComputeParams, parallel_map
-
-    # (from 16 figures on: about 1.5 s each against a worker's start-up of about 2 s)
+    # nationally 343 figures (PNG + SVG, about 1.5 s each): a chunk per worker (each
+    # worker sets the theme itself, so a figure does not depend on where it is drawn);
+    # workers from 16 figures on (a worker's start-up is about 2 s)
     n = max(1, min(len(todo) // 8, os.cpu_count() or 1))
-    chunks = [(todo[i::n], wf) for i in range(n)]
-    parallel_map(_draw_waterfalls, chunks, ComputeParams(workers=n), desc="waterfalls")
+    if n == 1:
+        if meanwhile:
+            meanwhile()
+        _draw_waterfalls((todo, wf))
+    else:
+        # fork: the workers inherit the loaded modules (the default start method on Linux
+        # in Python 3.11; "spawn" elsewhere works too, only slower to start)
+        with ProcessPoolExecutor(max_workers=n) as pool:
+            futures = [pool.submit(_draw_waterfalls, (todo[i::n], wf)) for i in range(n)]
+            if meanwhile:  # the rest of the report, on this process, while they draw
+                meanwhile()
+            for f in futures:
+                f.result()
     return {"tables": len(FAIR_TABLES), "waterfalls": len(todo)}
 
 

@@ -7,12 +7,28 @@ module per group of tables (``municipalities``, ``spells``, ``units``,
 ``labour_market``), ``schemas`` (what the output guarantees), ``result`` (the report).
 """
 
-from impact.ingest.errors import ContractError
-from impact.validate.core import validate_tables
-from impact.validate.lineage import CodeMap, build_code_map
-from impact.validate.params import DataParams
-from impact.validate.result import ValidationResult
-from impact.validate.schemas import SCHEMAS, to_arrow
+from importlib import import_module
+
+#: where each public name lives: imported on first use (PEP 562), so that reading
+#: ``params.yaml`` (``impact.config`` needs ``DataParams``) does not load the schemas and
+#: pandera, about 0.4 s at the start of every stage
+_HOME = {
+    "ContractError": "impact.ingest.errors",
+    "validate_tables": "impact.validate.core",
+    "CodeMap": "impact.validate.lineage",
+    "build_code_map": "impact.validate.lineage",
+    "DataParams": "impact.validate.params",
+    "ValidationResult": "impact.validate.result",
+    "SCHEMAS": "impact.validate.schemas",
+    "to_arrow": "impact.validate.schemas",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'impact.validate' has no attribute {name!r}")
+
 
 __all__ = [
     "CodeMap",
