@@ -13,6 +13,7 @@ and the earlier dense-projection implementations agree to 2e-11.)
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from impact.estimate import EstimateParams
@@ -64,3 +65,25 @@ def test_result_says_how_the_fixed_effects_entered(small):
     assert quality_hazard(small, p, "logit", absorb=True).fixed_effects == "absorbed"
     assert quality_hazard(small, p, "logit", absorb=False,
                           max_cells_x_cols=1e9).fixed_effects == "dummies"
+
+
+def test_blocks_gram_and_cell_sums_equal_the_sparse_products():
+    """The dense/sparse split of the regressors gives the same X'WX and cell sums."""
+    import scipy.sparse as sp
+
+    from impact.estimate.feglm import _Blocks, _gram, _Projector
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    cols = [rng.normal(size=n),                                   # dense numeric
+            (rng.random(n) < 0.5).astype(float),                  # common level
+            (rng.random(n) < 0.02).astype(float),                 # rare level
+            np.where(rng.random(n) < 0.05, rng.normal(size=n), 0.0)]  # sparse numeric
+    X = sp.csr_matrix(np.column_stack(cols))
+    w = rng.random(n) + 0.1
+    B = _Blocks(X)
+    assert set(B.dense) == {0, 1} and set(B.sparse) == {2, 3}
+    np.testing.assert_allclose(_gram(B, w), _gram(X, w), rtol=1e-12, atol=1e-12)
+    cells = pd.DataFrame({"municipality": ["a", "b", "c", "d"], "t": [1, 1, 2, 2]})
+    proj = _Projector(cells, ["municipality"], rng.integers(0, 4, n)).fit(w)
+    np.testing.assert_allclose(proj.sums(B), proj.sums(X), rtol=1e-12, atol=1e-12)

