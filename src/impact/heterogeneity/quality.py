@@ -142,7 +142,10 @@ def quality_base(pm: pd.DataFrame, params: EstimateParams, outcomes: dict[str, s
     df_fe = fe_df(cells, list(fe), cell_cl.to_numpy())
     cell_demean(A[:, :k], cells, code, list(fe))
     gram = A[:, :k].T @ A[:, :k]
-    return QualityBase(A, k, names, exog, gram, cells, code, np.asarray(cl), df_fe, fe, rows,
+    # the cluster labels as Arrow strings: every fit factorises them (in C: 0.05 s for a
+    # million rows, where an object array takes 0.6 s), with the same codes and labels
+    clusters = pd.array(np.asarray(cl, dtype=object).astype(str), dtype="str")
+    return QualityBase(A, k, names, exog, gram, cells, code, clusters, df_fe, fe, rows,
                        clients, events)
 
 

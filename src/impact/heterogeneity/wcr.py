@@ -335,7 +335,9 @@ def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: S
     Hk, O = len(keep_h), len(ys)
     if Hk == 0:
         raise ValueError("no coefficient of xs is identified (every instrument collinear)")
-    cl, labels = pd.factorize(np.asarray(clusters))
+    cl, labels = pd.factorize(clusters if isinstance(clusters, pd.api.extensions.ExtensionArray)
+                              else np.asarray(clusters))  # Arrow strings stay Arrow: fast
+    labels = np.asarray(labels)
     G = int(cl.max()) + 1
     if G < 2:
         raise ValueError(f"the WCR bootstrap needs at least 2 clusters, got {G}")

@@ -189,12 +189,16 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
             _demean(H[:, k0:], mh, fe)
             H[:, 0] = Y[:, o]
             exog = exog0 + dnames
-            # BLP reads a prefix of the columns (a view: no copy, a smaller Gram matrix)
+            # BLP reads a prefix of the columns (a view: no copy), whose Gram matrix is the
+            # leading block of the GATES model's: one product for both
+            gram = H.T @ H
             blp = fit_pm_multi(H[:, :k0 + 2], names[:k0 + 2], "y", ["quality_a", "qa*S"], exog,
-                               ["quality_b", "qb*S"], mh.clusters, mh.df_fe)
+                               ["quality_b", "qb*S"], mh.clusters, mh.df_fe,
+                               gram=gram[:k0 + 2, :k0 + 2])
             gates = fit_pm_multi(H, names, "y", [f"qa#G{g}" for g in range(1, K + 1)],
                                  exog + [f"G{g}" for g in range(2, K + 1)],
-                                 [f"qb#G{g}" for g in range(1, K + 1)], mh.clusters, mh.df_fe)
+                                 [f"qb#G{g}" for g in range(1, K + 1)], mh.clusters, mh.df_fe,
+                                 gram=gram)
             per_split += split_rows(s, y[2:], blp, gates, grp, cm, xm, levels, mh_cl,
                                      K, G_main - 1)
         del H, Y, qa, qb
