@@ -66,3 +66,39 @@ def test_runs_a_toy_pipeline_listed_downstream_first(tmp_path, monkeypatch):
     assert "Stage 'c' didn't change, skipping" in out.getvalue()
     after = json.loads((tmp_path / TIMES).read_text())
     assert after["c"] == 99.0
+
+
+def test_drops_lock_entries_of_stages_no_longer_defined(tmp_path, monkeypatch):
+    """A value removed from a foreach leaves its dvc.lock entry behind (DVC keeps it and
+    rewrites it after every stage); `impact repro` drops it, and only it."""
+    import io
+    import subprocess
+
+    import yaml
+
+    from impact.repro import plan, prune_lock, run
+    from pipeline_utils import env
+
+    monkeypatch.chdir(tmp_path)
+    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
+    subprocess.run(["dvc", "init", "-q"], **sh)
+    stages = ("stages:\n  cell:\n    foreach: {vals}\n    do:\n"
+              "      cmd: echo ${{item}} > out_${{item}}.txt\n      outs:\n      - out_${{item}}.txt\n"
+              "  other:\n    cmd: echo o > o.txt\n    outs: [o.txt]\n")
+    (tmp_path / "dvc.yaml").write_text(stages.format(vals="[x, y]"))
+    assert run(tmp_path, jobs=2, out=io.StringIO()) == 0
+    lock = lambda: set(yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"])  # noqa: E731
+    assert lock() == {"cell@x", "cell@y", "other"}
+    assert prune_lock(tmp_path) == []  # nothing stale: the file is not rewritten
+    (tmp_path / "dvc.yaml").write_text(stages.format(vals="[x]"))
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, out=out) == 0, out.getvalue()
+    assert "dropped 1 dvc.lock entry of stages dvc.yaml no longer defines (cell@y)" \
+        in out.getvalue()
+    assert lock() == {"cell@x", "other"}
+    assert plan(tmp_path).stages == []  # dvc status: up to date
+    # the value comes back: DVC restores or reruns it as for any new stage
+    (tmp_path / "dvc.yaml").write_text(stages.format(vals="[x, y]"))
+    assert run(tmp_path, jobs=2, out=io.StringIO()) == 0
+    assert lock() == {"cell@x", "cell@y", "other"} and plan(tmp_path).stages == []

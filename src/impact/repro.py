@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Plan", "plan", "run"]
+__all__ = ["Plan", "plan", "prune_lock", "run"]
 
 TIMES = Path(".dvc/tmp/impact-repro-times.json")
 
@@ -97,6 +97,38 @@ def plan(root: Path, force: bool = False) -> Plan:
         expected = {name[s]: float((s.meta or {}).get("expected_seconds", 1.0))
                     for s in order if s in todo}
         return Plan(stages, {name[s]: upstream(s) for s in order if s in todo}, expected)
+
+
+def prune_lock(root: Path) -> list[str]:
+    """Drop the ``dvc.lock`` entries of stages ``dvc.yaml`` no longer defines; returns
+    their names.
+
+    DVC keeps them (a value removed from a ``foreach``/``matrix``, a renamed stage) and
+    never reads them again, but it parses and rewrites the whole file after every stage
+    it runs: this project's ``dvc.lock`` had 25 such entries, 40% of its YAML nodes, about
+    0.8 s on each of 45 stages. A stage added back later is restored from DVC's run
+    cache as before. Done under DVC's repository lock with DVC's own YAML round trip.
+    """
+    from dvc.repo import Repo
+    from dvc.utils.serialize import modify_yaml, parse_yaml
+
+    lock_path = Path(root) / "dvc.lock"
+    if not lock_path.exists():
+        return []
+    with Repo(str(root)) as repo:
+        yaml_path = os.path.abspath(Path(root) / "dvc.yaml")
+        names = {s.name for s in repo.index.stages
+                 if os.path.abspath(s.dvcfile.path) == yaml_path}
+        if not names:  # no stage from the root dvc.yaml loaded: leave the file alone
+            return []
+        with repo.lock:
+            entries = (parse_yaml(lock_path.read_text(), str(lock_path)) or {}).get("stages")
+            stale = sorted(k for k in (entries or {}) if k not in names)
+            if stale:
+                with modify_yaml(str(lock_path)) as data:
+                    for k in stale:
+                        del data["stages"][k]
+    return stale
 
 
 def _priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
@@ -192,6 +224,11 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
         here = Path(sys.executable).with_name("dvc")
         dvc = [str(here) if here.exists() else "dvc"]
     t_all = time.perf_counter()
+    stale = prune_lock(root)
+    if stale:
+        out.write(f"impact repro: dropped {len(stale)} dvc.lock entr"
+                  f"{'y' if len(stale) == 1 else 'ies'} of stages dvc.yaml no longer "
+                  f"defines ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})\n")
     p = plan(root, force)
     if not p.stages:
         out.write("Data and pipelines are up to date.\n")
