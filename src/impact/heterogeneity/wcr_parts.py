@@ -1,0 +1,107 @@
+"""Building blocks of the wild cluster restricted bootstrap (``heterogeneity.wcr``): the
+Gram blocks of column runs, the per-cluster cross products with the controls and the
+cluster aggregates of the fixed-effect term. The formulas they serve are in ``wcr``'s
+module notes; nothing here depends on the bootstrap weights."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from impact.estimate.linalg import build_design, wls_fit
+
+if TYPE_CHECKING:
+    from impact.heterogeneity.wcr import CellFE
+
+#: bytes of the buffer into which control columns are gathered in cluster order
+_BLOCK_BYTES = 1 << 26
+
+
+def _solve_spd(M: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """M^{-1} rhs for a symmetric positive definite M, equilibrated by its diagonal."""
+    d = np.sqrt(np.diag(M))
+    dd = d if rhs.ndim == 1 else d[:, None]
+    return np.linalg.solve(M / np.outer(d, d), rhs / dd) / dd
+
+
+def _runs(cols: list[int]) -> list[tuple[int, int, int]]:
+    """Contiguous runs of sorted column indices: (position in cols, first, stop)."""
+    out, i = [], 0
+    while i < len(cols):
+        j = i
+        while j + 1 < len(cols) and cols[j + 1] == cols[j] + 1:
+            j += 1
+        out.append((i, cols[i], cols[j] + 1))
+        i = j + 1
+    return out
+
+
+def _gram_block(A: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
+    """A[:, rows].T @ A[:, cols] (sorted unique indices) from views of contiguous runs."""
+    out = np.empty((len(rows), len(cols)))
+    for i, a0, a1 in _runs(rows):
+        for j, b0, b1 in _runs(cols):
+            out[i:i + a1 - a0, j:j + b1 - b0] = A[:, a0:a1].T @ A[:, b0:b1]
+    return out
+
+
+def _cluster_cross(A: np.ndarray, Ts: np.ndarray, zs: slice, ex: list[int],
+                   order: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster Z~_g'T_g (G, H, m) and T_g'W_g (G, m, kx).
+
+    ``Ts`` holds the partialled columns T (Z~ in columns ``zs``) with rows in cluster order
+    (``order``; cluster g in rows ``bounds[g]:bounds[g+1]``); the control columns ``ex`` of
+    A are gathered into that order a block of columns at a time, in one reused buffer of
+    at most ``_BLOCK_BYTES`` (A itself is not copied).
+    """
+    n, m = Ts.shape
+    seg = list(zip(bounds[:-1], bounds[1:]))
+    ZT = np.stack([Ts[s:e, zs].T @ Ts[s:e] for s, e in seg])
+    TW = np.zeros((len(seg), m, len(ex)))
+    if not ex:
+        return ZT, TW
+    nb = int(max(1, min(len(ex), _BLOCK_BYTES // (8 * max(n, 1)))))
+    buf = np.empty((n, nb), order="F")
+    for j0 in range(0, len(ex), nb):
+        cols = ex[j0:j0 + nb]
+        for i, j in enumerate(cols):
+            np.take(A[:, j], order, out=buf[:, i])
+        Wb = buf[:, :len(cols)]
+        for g, (s, e) in enumerate(seg):
+            TW[g, :, j0:j0 + len(cols)] = Ts[s:e].T @ Wb[s:e]
+    return ZT, TW
+
+
+class _FEParts:
+    """Cluster aggregates of the fixed-effect term (module docstring, [FE]).
+
+    With p the cell x cluster pairs, Ts_p the sums of the partialled columns over a pair's
+    rows and D_p its cell's fixed-effect dummies (the kept columns of ``cell_demean``'s
+    WLS, whose factor ``solve`` applies (D'ND)^{-1}): ``by_cluster(j)`` (G, f) has rows
+    sum_{p in g} Ts_p[j] D_p.
+    """
+
+    def __init__(self, fe: CellFE, Ts: np.ndarray, cl_sorted: np.ndarray,
+                 order: np.ndarray, G: int):
+        code = np.asarray(fe.cell_code)[order].astype("int64")
+        C = len(fe.cells)
+        n_c = np.bincount(code, minlength=C).astype("float64")
+        design = build_design(fe.cells, list(fe.fe), [])
+        fit = wls_fit(design, np.zeros(C), n_c, n_c > 0)   # the factor cell_demean uses
+        self.solve = fit.solve
+        pair, uniq = pd.factorize(code * G + cl_sorted)     # cell x cluster pairs
+        P = len(uniq)
+        self.Dp = design.Z[:, fit.keep].tocsr()[uniq // G]   # (P, f)
+        self.Cp = sp.csr_matrix((np.ones(P), (uniq % G, np.arange(P))), shape=(G, P))
+        self.sums = np.stack([np.bincount(pair, weights=Ts[:, j], minlength=P)
+                              for j in range(Ts.shape[1])], axis=1)  # (P, m)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def by_cluster(self, j: int) -> np.ndarray:
+        if j not in self._cache:
+            self._cache[j] = np.asarray(
+                (self.Cp @ self.Dp.multiply(self.sums[:, [j]]).tocsr()).todense())
+        return self._cache[j]
