@@ -207,3 +207,49 @@ def test_adoption_family_gets_romano_wolf_with_shared_weights(lean):
     [ge0] = adoption_by_group(pm, lean.adoption, lean.shocks, params, _ladder(),
                               {"work": "exit_work"})
     assert group_tables([ge0], min_cell=10, alpha=0.05)[0]["adjustment"].eq("holm").all()
+
+
+def test_group_fit_from_wcr_draws_equals_fit_pm_multi(lean):
+    """With cluster weights the group estimates and scores come from the WCR draws'
+    unrestricted fit instead of a separate ``fit_pm_multi``: the same numbers, for every
+    outcome; the pooled effects (all outcomes from one ``fit_pm`` call) equal one call per
+    outcome."""
+    from impact.heterogeneity.run import _cluster_labels
+    from impact.heterogeneity.wcr import wcr_weights
+
+    pm = lean.person_months
+    params = EstimateParams()
+    outcomes = {"work": "exit_work", "any": "exit_any"}
+    W = wcr_weights(_cluster_labels(pm, params), B=99, seed=3)
+    boot = quality_by_group(pm, params, _ladder(), outcomes, wcr=W)
+    plain = quality_by_group(pm, params, _ladder(), outcomes)
+    assert [g.outcome for g in boot] == [g.outcome for g in plain] == ["work", "any"]
+    for b, p in zip(boot, plain):
+        assert b.t_boot is not None and p.t_boot is None
+        np.testing.assert_allclose(b.estimate, p.estimate, rtol=1e-9)
+        np.testing.assert_allclose(b.scores, p.scores, rtol=1e-8, atol=1e-12)
+        assert b.overall == p.overall and b.overall_se == p.overall_se
+        assert (b.clusters == p.clusters).all() and b.n_clusters == p.n_clusters
+        np.testing.assert_array_equal(b.n_events, p.n_events)
+    assert not np.array_equal(boot[0].n_events, boot[1].n_events)
+
+
+def test_fit_pm_several_outcomes_equals_one_call_each(lean):
+    """``fit_pm`` with a list of outcomes = one call per outcome (coefficient, SE, first
+    stage F and wild score parts)."""
+    from impact.estimate.pmreg import fit_pm
+
+    pm = lean.person_months
+    A, names, exog, cells, code, cl = quality_frame(
+        pm, EstimateParams(), outcomes={"y1": "exit_work", "y2": "exit_any"})
+    cell_demean(A, cells, code, ["municipality", "regmonth"])
+    many = fit_pm(A, names, ["y1", "y2"], "quality_a", exog, "quality_b", cl, 3,
+                  wild_parts=True)
+    for y, m in zip(["y1", "y2"], many):
+        one = fit_pm(A, names, y, "quality_a", exog, "quality_b", cl, 3, wild_parts=True)
+        assert m.coef == pytest.approx(one.coef, rel=1e-12)
+        assert m.se == pytest.approx(one.se, rel=1e-10)
+        assert m.first_stage_f == one.first_stage_f and m.n_obs == one.n_obs
+        np.testing.assert_allclose(m.wild_a, one.wild_a, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(m.wild_c, one.wild_c, rtol=1e-12)
+    assert many[0].coef != many[1].coef

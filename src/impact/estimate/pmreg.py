@@ -21,6 +21,7 @@ check coefficients and standard errors against pyfixest (absorbed FE) and linear
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,16 +109,23 @@ def _independent(G: np.ndarray, cols: list[int]) -> list[int]:
     return [idx[i] for i in independent_columns(G[np.ix_(idx, idx)] / np.outer(d, d))]
 
 
-def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
+def fit_pm(A: np.ndarray, names: list[str], y: str | Sequence[str], x: str, exog: list[str],
            instrument: str | None, clusters: np.ndarray, df_fe: int,
-           wild_parts: bool = False, gram: np.ndarray | None = None) -> PMFit:
+           wild_parts: bool = False, gram: np.ndarray | None = None) -> PMFit | list[PMFit]:
     """OLS (instrument None) or just-identified 2SLS of y on x and exog, A demeaned.
 
     ``df_fe``: fixed-effect levels counted in K (fixest "nonnested"). Returns the
     coefficient on ``x`` with its CRV1 standard error and, with ``wild_parts``, the
     cluster score parts under H0 b = b0 (FWL: with the controls partialled out of y, x
     and the instrument z, s_g(b0) = sum_{i in g} z~_i (y~_i - b0 x~_i) / z~'x~).
+
+    ``y`` a list of outcome columns: one fit per outcome, returned as a list. They share
+    the regressors, so the residuals of all come from one pass over A and the score
+    weights (row 0 of (Z'X)^{-1} applied to z_i) from one more, where separate calls
+    make two passes each.
     """
+    single = isinstance(y, str)
+    ys = [y] if single else list(y)
     col = {n: i for i, n in enumerate(names)}
     # A is Fortran-ordered: one BLAS gemm, no copy (``gram`` given: computed by the caller)
     G_all = A.T @ A if gram is None else gram
@@ -126,10 +134,12 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     Zc = ([col[instrument]] if instrument else [col[x]]) + ex
     Szz = G_all[np.ix_(Zc, Zc)]
     Szx = G_all[np.ix_(Zc, X)]
-    Szy = G_all[Zc, col[y]]
-    # just identified: b = (Z'X)^{-1} Z'y (2SLS = IV); OLS when Z = X
-    b = np.linalg.solve(Szx, Szy)
-    u = A[:, col[y]] - _matvec(A, X, b)
+    yc = [col[v] for v in ys]
+    # just identified: b = (Z'X)^{-1} Z'y (2SLS = IV); OLS when Z = X; one column per y
+    b = np.linalg.solve(Szx, G_all[np.ix_(Zc, yc)])
+    full = np.zeros((A.shape[1], len(ys)))
+    full[X] = b
+    U = A[:, yc] - A @ full if len(ys) > 1 else (A[:, yc[0]] - _matvec(A, X, b[:, 0]))[:, None]
     cl, _ = pd.factorize(clusters)
     G = int(cl.max()) + 1
     N = A.shape[0]
@@ -137,21 +147,29 @@ def fit_pm(A: np.ndarray, names: list[str], y: str, x: str, exog: list[str],
     ssc = G / max(G - 1, 1) * (N - 1) / (N - df_k)
     # only V[0, 0] is reported: its cluster scores are (row 0 of (Z'X)^{-1}) sum_g z_i u_i,
     # one matrix-vector product and one bincount instead of one bincount per regressor
-    s = np.bincount(cl, weights=_matvec(A, Zc, np.linalg.inv(Szx)[0]) * u, minlength=G)
-    se = float(np.sqrt(ssc * (s @ s)))
+    v0 = _matvec(A, Zc, np.linalg.inv(Szx)[0])
+    ses = []
+    for o in range(len(ys)):
+        s = np.bincount(cl, weights=v0 * U[:, o], minlength=G)
+        ses.append(float(np.sqrt(ssc * (s @ s))))
     f1 = float("nan")
     if instrument:  # first stage: x on instrument + exog, CRV1 Wald F of the instrument
         pi = np.linalg.solve(Szz, G_all[Zc, col[x]])
         v = A[:, col[x]] - _matvec(A, Zc, pi)
         s1 = np.bincount(cl, weights=_matvec(A, Zc, np.linalg.inv(Szz)[0]) * v, minlength=G)
         f1 = float(pi[0] ** 2 / (ssc * (s1 @ s1)))
-    wa = wc = None
+    out = []
     if wild_parts:
-        zt, xt, yt = (_partial(A, G_all, ex, col[c]) for c in (instrument or x, x, y))
+        zt, xt = (_partial(A, G_all, ex, col[c]) for c in (instrument or x, x))
         zx = float(zt @ xt)
-        wa = np.bincount(cl, weights=zt * yt, minlength=G) / zx
         wc = np.bincount(cl, weights=zt * xt, minlength=G) / zx
-    return PMFit(float(b[0]), se, N, G, df_k, f1, wa, wc)
+    for o, v in enumerate(ys):
+        wa = None
+        if wild_parts:
+            wa = np.bincount(cl, weights=zt * _partial(A, G_all, ex, col[v]), minlength=G) / zx
+        out.append(PMFit(float(b[0, o]), ses[o], N, G, df_k, f1, wa,
+                         wc if wild_parts else None))
+    return out[0] if single else out
 
 
 def fit_pm_multi(A: np.ndarray, names: list[str], y: str, xs: list[str], exog: list[str],

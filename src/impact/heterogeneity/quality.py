@@ -76,13 +76,13 @@ class GroupEstimates:
         return np.sqrt(np.einsum("gh,gh->h", self.scores, self.scores))
 
 
-def _group_counts(codes: np.ndarray, clients: np.ndarray, events: np.ndarray, H: int):
+def _group_counts(codes: np.ndarray, clients: np.ndarray, H: int):
+    """Person-months and distinct clients per group (codes 0..H-1; others left out)."""
     ok = (codes >= 0) & (codes < H)
     pm = np.bincount(codes[ok], minlength=H)
-    ev = np.bincount(codes[ok], weights=events[ok], minlength=H)
     cl = pd.DataFrame({"g": codes[ok], "c": clients[ok]}).drop_duplicates()
     nc = np.bincount(cl["g"].to_numpy(), minlength=H)
-    return pm, nc, ev
+    return pm, nc
 
 
 @dataclass(frozen=True)
@@ -210,23 +210,32 @@ def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimensi
     xs, zs = [f"qa#{h}" for h in range(Hx)], [f"qb#{h}" for h in range(Hx)]
     exog = base.exog + [f"D#{h}" for h in range(1, Hx)]
     cl, df_fe = base.clusters, base.df_fe
-    boot = {}
+    ys = [f"y#{o}" for o in outcomes]
     if wcr is not None:
+        # the draws come with the unrestricted fit (estimates and cluster scores equal to
+        # fit_pm_multi's, the same formulas; tests/heterogeneity/test_group_effects.py)
         W, labels, enumerated = wcr
-        draws = wcr_draws(Av, names, [f"y#{o}" for o in outcomes], xs, exog, zs, cl, df_fe,
-                          0.0, W, labels, fe=CellFE(base.cells, base.code, base.fe), gram=gram)
-        boot = {o: (d.t_stat[:H], d.t_boot[:, :H]) for o, d in zip(outcomes, draws)}
+        fits = wcr_draws(Av, names, ys, xs, exog, zs, cl, df_fe, 0.0, W, labels,
+                         fe=CellFE(base.cells, base.code, base.fe), gram=gram)
+        boot = [(d.t_stat[:H], d.t_boot[:, :H], bool(enumerated)) for d in fits]
+        parts = [(d.estimate[:H], d.scores[:, :H], d.n_clusters, d.cluster_labels)
+                 for d in fits]
+    else:
+        boot = [(None, None, False)] * len(ys)
+        parts = []
+        for y in ys:
+            fit = fit_pm_multi(Av, names, y, xs, exog, zs, cl, df_fe, gram=gram)
+            parts.append((fit.coef[:H], fit.scores[:, :H], fit.n_clusters, fit.cluster_labels))
+    # the pooled effect on the same sample, every outcome from one pass over A
+    pooled = fit_pm(Av, names, ys, "quality_a", exog, "quality_b", cl, df_fe, gram=gram)
+    npm, ncl = _group_counts(codes, base.clients, H)
     out = []
-    for o in outcomes:
-        fit = fit_pm_multi(Av, names, f"y#{o}", xs, exog, zs, cl, df_fe, gram=gram)
-        pooled = fit_pm(Av, names, f"y#{o}", "quality_a", exog, "quality_b", cl, df_fe,
-                        gram=gram)
-        npm, ncl, nev = _group_counts(codes, base.clients, base.events[o], H)
+    for o, (est, scores, n_cl, cl_labels), pool, bt in zip(outcomes, parts, pooled, boot):
+        nev = np.bincount(codes[codes < H], weights=base.events[o][codes < H], minlength=H)
         out.append(GroupEstimates(
-            "quality", o, dim.name, dim.labels, fit.coef[:H], fit.scores[:, :H], pooled.coef,
-            pooled.se, npm, ncl, nev, fit.n_clusters,
+            "quality", o, dim.name, dim.labels, est, scores, pool.coef, pool.se, npm, ncl,
+            nev, n_cl,
             "2SLS, quality_a x group instrumented by quality_b x group; group main effects "
             "(person-months in no group: a group of their own, not reported); headline "
-            "controls and fixed effects", fit.cluster_labels,
-            *(boot[o] if o in boot else (None, None)), bool(wcr[2]) if wcr else False))
+            "controls and fixed effects", cl_labels, *bt))
     return out
