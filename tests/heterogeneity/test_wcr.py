@@ -255,3 +255,30 @@ def test_empty_group_is_nan_and_left_out_of_the_family(tiny_sim):
     se = np.sqrt(np.diag(fit.V)[ok])
     np.testing.assert_allclose(res.t_stat[ok], (fit.coef[ok] - 1.5) / se, rtol=1e-10)
     assert np.all((res.p_adjusted[ok] > 0) & (res.p_adjusted[ok] <= 1))
+
+
+@pytest.mark.parametrize("with_fe", [True, False])
+def test_draws_from_cluster_grams_equal_draws_from_rows(tiny, with_fe):
+    """The route without rows (``grams``: per-cluster Gram blocks and cell x cluster
+    pair sums) gives the draws of the route over A's rows, to rounding."""
+    from impact.estimate.cgram import cluster_grams
+
+    null = np.array([1.0, 2.0, -0.5, 1.5])
+    W, labels, _ = wcr_weights(tiny["clusters"], B=64, seed=SEED)
+    fe = tiny["fe"] if with_fe else None
+    rows = wcr_draws(*_args(tiny, ["y", "y2"]), null, W, labels, fe=fe)
+    grams, order = cluster_grams(tiny["A"], tiny["clusters"], tiny["fe"].cell_code)
+    assert order is not None  # the fixture's rows are not in cluster order
+    via = wcr_draws(None, tiny["names"], ["y", "y2"], tiny["xs"], tiny["exog"], tiny["zs"],
+                    None, tiny["df_fe"], null, W, labels, fe=fe, grams=grams)
+    for r, g in zip(rows, via):
+        np.testing.assert_allclose(g.estimate, r.estimate, rtol=1e-9)
+        np.testing.assert_allclose(g.scores, r.scores, rtol=1e-8, atol=1e-10 * abs(r.scores).max())
+        np.testing.assert_allclose(g.restricted, r.restricted, rtol=1e-8)
+        np.testing.assert_allclose(g.t_boot, r.t_boot, rtol=1e-7, atol=1e-9)
+        assert (g.cluster_labels == r.cluster_labels).all() and g.df_k == r.df_k
+    # the boot draws really depend on the FE term: without it they differ
+    if with_fe:
+        plain = wcr_draws(None, tiny["names"], "y", tiny["xs"], tiny["exog"], tiny["zs"],
+                          None, tiny["df_fe"], null, W, labels, grams=grams)
+        assert not np.allclose(plain.t_boot, via[0].t_boot, rtol=1e-6)

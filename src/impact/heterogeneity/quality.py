@@ -32,7 +32,8 @@ import pandas as pd
 
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
-from impact.estimate.pmreg import cell_demean, fe_df, fit_pm, fit_pm_multi
+from impact.estimate.cgram import ClusterGrams, cluster_grams, fit_pm_grams
+from impact.estimate.pmreg import cell_demean, fe_df, fit_pm_multi
 from impact.estimate.quality import quality_frame
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.wcr import CellFE, wcr_draws
@@ -95,7 +96,9 @@ class QualityBase:
     columns after them are overwritten by each dimension's interactions. ``gram`` is
     the (k x k) Gram matrix of the first k columns. ``rows`` maps each row of A to its
     row of the person-month frame; ``clients`` codes its client; ``events`` holds the
-    0/1 outcomes per outcome name.
+    0/1 outcomes per outcome name. The rows are sorted by cluster, and ``grams`` holds
+    the cluster blocks of the Gram matrix of the first k columns with their cell x
+    cluster pair sums (``cgram.cluster_grams``).
     """
 
     A: np.ndarray
@@ -111,6 +114,7 @@ class QualityBase:
     rows: np.ndarray
     clients: np.ndarray
     events: dict[str, np.ndarray]
+    grams: ClusterGrams
 
 
 def quality_base(pm: pd.DataFrame, params: EstimateParams, outcomes: dict[str, str],
@@ -123,16 +127,22 @@ def quality_base(pm: pd.DataFrame, params: EstimateParams, outcomes: dict[str, s
     A0, names, exog, cells, code, cl = quality_frame(pm, params, outcomes=ys, extra=extra)
     if len(A0) == 0:
         return None
+    # rows sorted by cluster (stable): each cluster's rows a contiguous block, so its Gram
+    # block is a product of views (``cgram``); the estimates do not depend on row order
+    cl_code = pd.factorize(cl if isinstance(cl, pd.api.extensions.ExtensionArray)
+                           else np.asarray(cl))[0]
+    order = np.argsort(cl_code, kind="stable")
     col = {n: i for i, n in enumerate(names)}
-    rows = A0[:, col["#row"]].astype("int64")
-    clients = A0[:, col["#client"]].astype("int64")
-    events = {o: A0[:, col[f"y#{o}"]] / 100.0 for o in outcomes}
+    rows = A0[order, col["#row"]].astype("int64")
+    clients = A0[order, col["#client"]].astype("int64")
+    events = {o: A0[order, col[f"y#{o}"]] / 100.0 for o in outcomes}
     keep = [j for j, n in enumerate(names) if not n.startswith("#")]
     k = len(keep)
     A = np.empty((A0.shape[0], k + spare), order="F")
     for i, j in enumerate(keep):  # drop the bookkeeping columns, make room for the spare
-        A[:, i] = A0[:, j]
+        np.take(A0[:, j], order, out=A[:, i])
     del A0
+    code = np.asarray(code)[order]
     names = [names[j] for j in keep]
     fe = (("munimonth",) if params.estimate.quality_fe == "municipality_month"
           else ("municipality", "regmonth"))
@@ -141,12 +151,13 @@ def quality_base(pm: pd.DataFrame, params: EstimateParams, outcomes: dict[str, s
         cell_cl = pd.Series(np.arange(len(cells)))
     df_fe = fe_df(cells, list(fe), cell_cl.to_numpy())
     cell_demean(A[:, :k], cells, code, list(fe))
-    gram = A[:, :k].T @ A[:, :k]
     # the cluster labels as Arrow strings: every fit factorises them (in C: 0.05 s for a
     # million rows, where an object array takes 0.6 s), with the same codes and labels
-    clusters = pd.array(np.asarray(cl, dtype=object).astype(str), dtype="str")
-    return QualityBase(A, k, names, exog, gram, cells, code, clusters, df_fe, fe, rows,
-                       clients, events)
+    clusters = pd.array(np.asarray(cl, dtype=object)[order].astype(str), dtype="str")
+    grams, resorted = cluster_grams(A[:, :k], clusters, code)
+    assert resorted is None, "rows not in cluster order"
+    return QualityBase(A, k, names, exog, grams.gram, cells, code, clusters, df_fe, fe, rows,
+                       clients, events, grams)
 
 
 def spare_columns(dims) -> int:
@@ -201,11 +212,9 @@ def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimensi
             j += 1
     cell_demean(A[:, k:j], base.cells, base.code, list(base.fe))
     Av = A[:, :j]  # leading columns of a column-major array: a view, no copy
-    gram = np.empty((j, j))
-    gram[:k, :k] = base.gram
-    cross = A[:, k:j].T @ Av
-    gram[k:, :] = cross
-    gram[:, k:] = cross.T
+    # the cluster blocks of the new columns only; the base's are reused (``cgram``)
+    grams = base.grams.extend(A, k, j)
+    gram = grams.gram
     names = base.names + new
     xs, zs = [f"qa#{h}" for h in range(Hx)], [f"qb#{h}" for h in range(Hx)]
     exog = base.exog + [f"D#{h}" for h in range(1, Hx)]
@@ -213,10 +222,11 @@ def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimensi
     ys = [f"y#{o}" for o in outcomes]
     if wcr is not None:
         # the draws come with the unrestricted fit (estimates and cluster scores equal to
-        # fit_pm_multi's, the same formulas; tests/heterogeneity/test_group_effects.py)
+        # fit_pm_multi's, the same formulas; tests/heterogeneity/test_group_effects.py),
+        # all from the cluster blocks: no pass over the rows
         W, labels, enumerated = wcr
-        fits = wcr_draws(Av, names, ys, xs, exog, zs, cl, df_fe, 0.0, W, labels,
-                         fe=CellFE(base.cells, base.code, base.fe), gram=gram)
+        fits = wcr_draws(None, names, ys, xs, exog, zs, None, df_fe, 0.0, W, labels,
+                         fe=CellFE(base.cells, base.code, base.fe), grams=grams)
         boot = [(d.t_stat[:H], d.t_boot[:, :H], bool(enumerated)) for d in fits]
         parts = [(d.estimate[:H], d.scores[:, :H], d.n_clusters, d.cluster_labels)
                  for d in fits]
@@ -226,8 +236,8 @@ def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimensi
         for y in ys:
             fit = fit_pm_multi(Av, names, y, xs, exog, zs, cl, df_fe, gram=gram)
             parts.append((fit.coef[:H], fit.scores[:, :H], fit.n_clusters, fit.cluster_labels))
-    # the pooled effect on the same sample, every outcome from one pass over A
-    pooled = fit_pm(Av, names, ys, "quality_a", exog, "quality_b", cl, df_fe, gram=gram)
+    # the pooled effect on the same sample, every outcome from the cluster blocks
+    pooled = fit_pm_grams(grams, names, ys, "quality_a", exog, "quality_b", df_fe)
     npm, ncl = _group_counts(codes, base.clients, H)
     out = []
     for o, (est, scores, n_cl, cl_labels), pool, bt in zip(outcomes, parts, pooled, boot):

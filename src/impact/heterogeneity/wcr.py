@@ -94,6 +94,7 @@ import pandas as pd
 from impact.estimate.multiplicity import MaxTResult, max_t_adjust
 from impact.estimate.pmreg import _independent
 from impact.estimate.wild import WildWeights, draw_weights
+from impact.estimate.cgram import ClusterGrams
 from impact.heterogeneity.wcr_parts import (
     _cluster_cross, _FEParts, _gram_block, _runs, _solve_spd,
 )
@@ -182,7 +183,8 @@ def wcr_weights(labels, *, B: int = 9999, weights: WildWeights = "rademacher", s
 def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: Sequence[str],
               exog: Sequence[str], zs: Sequence[str], clusters: np.ndarray, df_fe: int,
               null, W: np.ndarray, W_labels, *, fe: CellFE | None = None,
-              gram: np.ndarray | None = None) -> WCRDraws | list[WCRDraws]:
+              gram: np.ndarray | None = None,
+              grams: ClusterGrams | None = None) -> WCRDraws | list[WCRDraws]:
     """WCR bootstrap t's of the H coefficients of ``xs`` (each instrumented by ``zs``).
 
     Parameters
@@ -206,6 +208,10 @@ def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: S
         when every fixed effect is nested in the clusters.
     gram : array (k, k), optional
         ``A.T @ A`` if already computed; otherwise the blocks needed are computed.
+    grams : ClusterGrams, optional
+        The cluster blocks of A's Gram matrix (``cgram.cluster_grams``; with the cell x
+        cluster pair sums when ``fe`` is given): then A and ``clusters`` are not read
+        (pass None) and no n-row array is made; clusters are ``grams.labels``.
 
     Returns
     -------
@@ -225,15 +231,19 @@ def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: S
     if W.ndim != 2 or W.shape[1] != len(W_labels):
         raise ValueError(f"W must be (B, {len(W_labels)}), got shape {W.shape}")
     col = {n: i for i, n in enumerate(names)}
-    N = A.shape[0]
-    if fe is not None and len(fe.cell_code) != N:
+    N = grams.n_obs if grams is not None else A.shape[0]
+    if fe is not None and grams is None and len(fe.cell_code) != N:
         raise ValueError(f"fe.cell_code has {len(fe.cell_code)} rows, A has {N}")
+    if fe is not None and grams is not None and grams.pair_sums is None:
+        raise ValueError("grams without cell x cluster pair sums cannot re-estimate fe")
 
     # Gram blocks on the columns used, in local positions (``loc``)
     cand = sorted({col[e] for e in exog} | {col[z] for z in zs})
     need = sorted(set(cand) | {col[x] for x in xs} | {col[v] for v in ys})
     loc = {j: i for i, j in enumerate(need)}
-    if gram is None:
+    if grams is not None:
+        L = grams.gram[np.ix_(need, need)]
+    elif gram is None:
         L = np.zeros((len(need), len(need)))
         ci = [loc[j] for j in cand]
         L[ci, :] = _gram_block(A, cand, need)
@@ -247,10 +257,15 @@ def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: S
     Hk, O = len(keep_h), len(ys)
     if Hk == 0:
         raise ValueError("no coefficient of xs is identified (every instrument collinear)")
-    cl, labels = pd.factorize(clusters if isinstance(clusters, pd.api.extensions.ExtensionArray)
-                              else np.asarray(clusters))  # Arrow strings stay Arrow: fast
-    labels = np.asarray(labels)
-    G = int(cl.max()) + 1
+    if grams is not None:
+        cl, labels = None, np.asarray(grams.labels)
+        G = len(labels)
+    else:
+        cl, labels = pd.factorize(
+            clusters if isinstance(clusters, pd.api.extensions.ExtensionArray)
+            else np.asarray(clusters))  # Arrow strings stay Arrow: fast
+        labels = np.asarray(labels)
+        G = int(cl.max()) + 1
     if G < 2:
         raise ValueError(f"the WCR bootstrap needs at least 2 clusters, got {G}")
     widx = pd.Index(np.asarray(W_labels)).get_indexer(labels)
@@ -265,22 +280,34 @@ def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: S
     tgt = [lc[v] for v in ys] + [lc[xs[h]] for h in keep_h] + [lc[zs[h]] for h in keep_h]
     ex = sorted(ex)
     ex_glob = [need[i] for i in ex]
-    T = np.empty((N, len(tgt)))
-    for i, j in enumerate(tgt):
-        T[:, i] = A[:, need[j]]
-    if ex:
-        Pi = _solve_spd(L[np.ix_(ex, ex)], L[np.ix_(ex, tgt)])
-        for i, a0, a1 in _runs(ex_glob):
-            T -= A[:, a0:a1] @ Pi[i:i + a1 - a0]
+    Pi = _solve_spd(L[np.ix_(ex, ex)], L[np.ix_(ex, tgt)]) if ex else None
     xpos = list(range(O, O + Hk))
     zsl = slice(O + Hk, O + 2 * Hk)
-    order = np.argsort(cl, kind="stable")
-    bounds = np.searchsorted(cl[order], np.arange(G + 1))
-    Ts = T[order]
-    del T
-    ZT, TW = _cluster_cross(A, Ts, zsl, ex_glob, order, bounds)
-    fparts = _FEParts(fe, Ts, cl[order], order, G) if fe is not None else None
-    del Ts
+    if grams is not None:
+        # T = A M: every aggregate is a form of the cluster blocks (cgram module notes)
+        M = np.zeros((grams.C.shape[1], len(tgt)))
+        M[[need[j] for j in tgt], np.arange(len(tgt))] = 1.0
+        if ex:
+            M[ex_glob] -= Pi
+        CM = grams.C @ M                                                    # (G, k, m)
+        ZT = np.einsum("kh,gkm->ghm", M[:, zsl], CM)                        # Z~_g'T_g
+        TW = CM[:, ex_glob, :].transpose(0, 2, 1)                           # T_g'W_g
+        fparts = (_FEParts(fe, grams.pair_cell, grams.pair_cluster, grams.pair_sums @ M,
+                           grams.pair_count, G) if fe is not None else None)
+    else:
+        T = np.empty((N, len(tgt)))
+        for i, j in enumerate(tgt):
+            T[:, i] = A[:, need[j]]
+        if ex:
+            for i, a0, a1 in _runs(ex_glob):
+                T -= A[:, a0:a1] @ Pi[i:i + a1 - a0]
+        order = np.argsort(cl, kind="stable")
+        bounds = np.searchsorted(cl[order], np.arange(G + 1))
+        Ts = T[order]
+        del T
+        ZT, TW = _cluster_cross(A, Ts, zsl, ex_glob, order, bounds)
+        fparts = _FEParts.from_rows(fe, Ts, cl[order], order, G) if fe is not None else None
+        del Ts
     ZTt = ZT.sum(axis=0)
     Szx, ZZ = ZTt[:, xpos], ZTt[:, zsl]
     Q = np.linalg.inv(Szx)                                                  # (Z~'X~)^{-1}

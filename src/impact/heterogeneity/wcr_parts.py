@@ -84,21 +84,32 @@ class _FEParts:
     sum_{p in g} Ts_p[j] D_p.
     """
 
-    def __init__(self, fe: CellFE, Ts: np.ndarray, cl_sorted: np.ndarray,
-                 order: np.ndarray, G: int):
-        code = np.asarray(fe.cell_code)[order].astype("int64")
+    def __init__(self, fe: CellFE, pair_cell: np.ndarray, pair_cluster: np.ndarray,
+                 sums: np.ndarray, pair_count: np.ndarray, G: int):
+        """``pair_cell``, ``pair_cluster`` (P,): each pair's cell code and cluster index;
+        ``sums`` (P, m) the partialled columns summed over the pair's rows; ``pair_count``
+        (P,) its rows."""
         C = len(fe.cells)
-        n_c = np.bincount(code, minlength=C).astype("float64")
+        n_c = np.bincount(pair_cell, weights=pair_count, minlength=C).astype("float64")
         design = build_design(fe.cells, list(fe.fe), [])
         fit = wls_fit(design, np.zeros(C), n_c, n_c > 0)   # the factor cell_demean uses
         self.solve = fit.solve
+        P = len(pair_cell)
+        self.Dp = design.Z[:, fit.keep].tocsr()[pair_cell]   # (P, f)
+        self.Cp = sp.csr_matrix((np.ones(P), (pair_cluster, np.arange(P))), shape=(G, P))
+        self.sums = sums
+        self._cache: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def from_rows(cls, fe: CellFE, Ts: np.ndarray, cl_sorted: np.ndarray, order: np.ndarray,
+                  G: int) -> "_FEParts":
+        """From the partialled columns ``Ts`` with rows in cluster order (``order``)."""
+        code = np.asarray(fe.cell_code)[order].astype("int64")
         pair, uniq = pd.factorize(code * G + cl_sorted)     # cell x cluster pairs
         P = len(uniq)
-        self.Dp = design.Z[:, fit.keep].tocsr()[uniq // G]   # (P, f)
-        self.Cp = sp.csr_matrix((np.ones(P), (uniq % G, np.arange(P))), shape=(G, P))
-        self.sums = np.stack([np.bincount(pair, weights=Ts[:, j], minlength=P)
-                              for j in range(Ts.shape[1])], axis=1)  # (P, m)
-        self._cache: dict[int, np.ndarray] = {}
+        sums = np.stack([np.bincount(pair, weights=Ts[:, j], minlength=P)
+                         for j in range(Ts.shape[1])], axis=1)  # (P, m)
+        return cls(fe, uniq // G, uniq % G, sums, np.bincount(pair, minlength=P), G)
 
     def by_cluster(self, j: int) -> np.ndarray:
         if j not in self._cache:

@@ -1,0 +1,155 @@
+"""Per-cluster cross products of a demeaned matrix: cluster-robust fits without the rows.
+
+Notes
+-----
+Every statistic of a linear (2SLS or OLS) fit with CRV1 errors is a function of the
+cluster blocks of the Gram matrix, C_g = A_g'A_g (rows of cluster g): with b = (Z'X)^{-1}
+Z'y from Z'X = sum_g C_g[Z, X], the cluster score of coefficient h is
+
+    s_gh = r_h' Z_g'u_g = r_h' (C_g[Z, y] - C_g[Z, X] b),   r_h = row h of (Z'X)^{-1},
+
+and the wild cluster restricted bootstrap (``heterogeneity.wcr``) needs only such forms
+plus, for fixed effects not nested in the clusters, the column sums over each cell x
+cluster pair. So when many models share most columns (the heterogeneity analysis: one
+demeaned headline matrix, a few interaction columns per group dimension), the blocks of
+the shared columns are computed once (``cluster_grams``) and each model adds only its
+own columns' blocks (``ClusterGrams.extend``): O(n k_new k) per model instead of several
+passes over all n x k entries. The rows must be sorted by cluster for that (each block a
+contiguous view); ``cluster_grams`` returns the order when they are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from impact.estimate.pmreg import PMFit, _independent
+
+__all__ = ["ClusterGrams", "cluster_grams", "fit_pm_grams"]
+
+
+@dataclass(frozen=True)
+class ClusterGrams:
+    """Cluster blocks of the Gram matrix of a column-major matrix A (rows sorted by
+    cluster) and, with cell codes, column sums per cell x cluster pair.
+
+    ``C`` (G, k, k): C[g] = A_g'A_g for the rows ``bounds[g]:bounds[g+1]`` of cluster
+    ``labels[g]``; ``n_obs`` rows in all. With ``pair_code`` (n,) each row's cell x
+    cluster pair, ``pair_cell``, ``pair_cluster`` (P,) that pair's cell code and cluster
+    index, ``pair_sums`` (P, k) the sums of A's columns over the pair's rows and
+    ``pair_count`` (P,) its rows.
+    """
+
+    C: np.ndarray = field(repr=False)
+    labels: np.ndarray
+    bounds: np.ndarray = field(repr=False)
+    n_obs: int
+    pair_code: np.ndarray | None = field(default=None, repr=False)
+    pair_cell: np.ndarray | None = field(default=None, repr=False)
+    pair_cluster: np.ndarray | None = field(default=None, repr=False)
+    pair_sums: np.ndarray | None = field(default=None, repr=False)
+    pair_count: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def gram(self) -> np.ndarray:
+        """A'A."""
+        return self.C.sum(axis=0)
+
+    def extend(self, A: np.ndarray, k: int, j: int) -> "ClusterGrams":
+        """The blocks of A[:, :j] from these of A[:, :k] (the same rows, in the same
+        order): only the new columns k..j-1 are multiplied, cluster by cluster."""
+        if A.shape[0] != self.n_obs:
+            raise ValueError(f"A has {A.shape[0]} rows, the blocks {self.n_obs}")
+        G = len(self.labels)
+        C = np.empty((G, j, j))
+        C[:, :k, :k] = self.C[:, :k, :k]
+        for g in range(G):
+            s, e = self.bounds[g], self.bounds[g + 1]
+            cross = A[s:e, k:j].T @ A[s:e, :j]        # views of a column-major array
+            C[g, k:, :] = cross
+            C[g, :k, k:] = cross[:, :k].T
+        sums = None
+        if self.pair_code is not None:
+            P = len(self.pair_cell)
+            sums = np.empty((P, j))
+            sums[:, :k] = self.pair_sums[:, :k]
+            for c in range(k, j):
+                sums[:, c] = np.bincount(self.pair_code, weights=A[:, c], minlength=P)
+        return ClusterGrams(C, self.labels, self.bounds, self.n_obs, self.pair_code,
+                            self.pair_cell, self.pair_cluster, sums, self.pair_count)
+
+
+def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None
+                  ) -> tuple[ClusterGrams, np.ndarray | None]:
+    """The cluster blocks of A's Gram matrix (and, with ``cell_code``, the cell x cluster
+    pair sums): ``(grams, order)``.
+
+    Clusters are indexed in order of first appearance (as ``pd.factorize``, so as
+    ``pmreg.fit_pm_multi`` orders its scores). When the rows are not sorted by cluster,
+    ``order`` is the stable sort that does it and the blocks are taken in that order
+    (A gathered once); None when they already are, and ``extend`` needs that.
+    """
+    cl, labels = pd.factorize(clusters if isinstance(clusters, pd.api.extensions.ExtensionArray)
+                              else np.asarray(clusters))
+    if (cl < 0).any():
+        raise ValueError("missing cluster labels")
+    G = int(cl.max()) + 1
+    order = None
+    if (np.diff(cl) < 0).any():
+        order = np.argsort(cl, kind="stable")
+        A = np.asfortranarray(A[order])
+        cl = cl[order]
+        cell_code = None if cell_code is None else np.asarray(cell_code)[order]
+    bounds = np.searchsorted(cl, np.arange(G + 1))
+    C = np.stack([A[s:e].T @ A[s:e] for s, e in zip(bounds[:-1], bounds[1:])])
+    grams = ClusterGrams(C, np.asarray(labels), bounds, A.shape[0])
+    if cell_code is not None:
+        code = np.asarray(cell_code, dtype="int64")
+        pair, uniq = pd.factorize(code * G + cl)
+        P = len(uniq)
+        sums = np.stack([np.bincount(pair, weights=A[:, c], minlength=P)
+                         for c in range(A.shape[1])], axis=1).reshape(P, A.shape[1])
+        grams = ClusterGrams(C, grams.labels, bounds, A.shape[0], pair, uniq // G, uniq % G,
+                             sums, np.bincount(pair, minlength=P))
+    return grams, order
+
+
+def fit_pm_grams(grams: ClusterGrams, names: Sequence[str], y: str | Sequence[str], x: str,
+                 exog: Sequence[str], instrument: str | None, df_fe: int
+                 ) -> PMFit | list[PMFit]:
+    """``pmreg.fit_pm`` (coefficient on x, its CRV1 SE, the first-stage F) from the
+    cluster blocks of A's Gram matrix instead of A: the same algebra, cluster scores
+    from the blocks (module notes). ``y`` a list: one fit per outcome."""
+    single = isinstance(y, str)
+    ys = [y] if single else list(y)
+    col = {n: i for i, n in enumerate(names)}
+    C = grams.C
+    G_all = grams.gram
+    ex = _independent(G_all, [col[e] for e in exog])
+    X = [col[x]] + ex
+    Zc = ([col[instrument]] if instrument else [col[x]]) + ex
+    Szx = G_all[np.ix_(Zc, X)]
+    yc = [col[v] for v in ys]
+    b = np.linalg.solve(Szx, G_all[np.ix_(Zc, yc)])                    # (len X, O)
+    r = np.linalg.inv(Szx)[0]
+    CZ = C[:, Zc, :]                                                    # (G, |Z|, k)
+    # s_g = r'(C_g[Z, y] - C_g[Z, X] b): (G, O)
+    s = (np.einsum("z,gzo->go", r, CZ[:, :, yc])
+         - np.einsum("z,gzx,xo->go", r, CZ[:, :, X], b))
+    G = C.shape[0]
+    N = grams.n_obs
+    df_k = len(X) + df_fe
+    ssc = G / max(G - 1, 1) * (N - 1) / (N - df_k)
+    se = np.sqrt(ssc * (s * s).sum(axis=0))
+    f1 = float("nan")
+    if instrument:  # first stage: x on instrument + exog, CRV1 Wald F of the instrument
+        Szz = G_all[np.ix_(Zc, Zc)]
+        pi = np.linalg.solve(Szz, G_all[Zc, col[x]])
+        r1 = np.linalg.inv(Szz)[0]
+        s1 = np.einsum("z,gz->g", r1, CZ[:, :, col[x]] - CZ[:, :, Zc] @ pi)
+        f1 = float(pi[0] ** 2 / (ssc * (s1 @ s1)))
+    out = [PMFit(float(b[0, o]), float(se[o]), N, G, df_k, f1) for o in range(len(ys))]
+    return out[0] if single else out

@@ -1,0 +1,79 @@
+"""Per-cluster Gram blocks (``impact.estimate.cgram``): the fits from the blocks equal the
+fits from the rows, and extending the blocks by new columns equals computing them anew."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from impact.estimate import EstimateParams
+from impact.estimate.cgram import cluster_grams, fit_pm_grams
+from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
+from impact.estimate.quality import quality_frame
+from impact.simulate.lean import simulate
+
+FE = ["municipality", "regmonth"]
+
+
+@pytest.fixture(scope="module")
+def frame():
+    pm = simulate(seed=8, n_muni=12, n_regions=3, n_months=30, caseload=120).person_months
+    A, names, exog, cells, code, cl = quality_frame(
+        pm, EstimateParams(), outcomes={"y1": "exit_work", "y2": "exit_any"})
+    cell_demean(A, cells, code, FE)
+    df_fe = fe_df(cells, FE, cells["municipality"].to_numpy())
+    return A, names, exog, cells, code, cl, df_fe
+
+
+@pytest.mark.parametrize("instrument", ["quality_b", None])
+def test_fit_from_grams_equals_fit_pm(frame, instrument):
+    A, names, exog, cells, code, cl, df_fe = frame
+    grams, order = cluster_grams(A, cl)
+    x = "quality_a" if instrument else "quality_score"
+    via = fit_pm_grams(grams, names, ["y1", "y2"], x, exog, instrument, df_fe)
+    for y, g in zip(["y1", "y2"], via):
+        r = fit_pm(A, names, y, x, exog, instrument, cl, df_fe)
+        assert g.coef == pytest.approx(r.coef, rel=1e-9)
+        assert g.se == pytest.approx(r.se, rel=1e-8)
+        assert (g.n_obs, g.n_clusters, g.df_k) == (r.n_obs, r.n_clusters, r.df_k)
+        if instrument:
+            assert g.first_stage_f == pytest.approx(r.first_stage_f, rel=1e-8)
+        else:
+            assert np.isnan(g.first_stage_f) and np.isnan(r.first_stage_f)
+    assert via[0].coef != via[1].coef
+
+
+def test_blocks_and_pair_sums_match_direct_sums(frame):
+    """Each block is its cluster's Gram matrix, each pair sum its rows' column sum; the
+    rows come sorted (``order``) and the labels in order of first appearance."""
+    A, names, exog, cells, code, cl, df_fe = frame
+    grams, order = cluster_grams(A, cl, code)
+    labels = pd.unique(pd.Series(np.asarray(cl)))
+    assert list(grams.labels) == list(labels)
+    cl = np.asarray(cl)
+    for g, lab in enumerate(grams.labels):
+        rows = cl == lab
+        np.testing.assert_allclose(grams.C[g], A[rows].T @ A[rows], rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(grams.gram, A.T @ A, rtol=1e-10, atol=1e-7)
+    # pair sums: rebuild with pandas on the sorted rows
+    sorted_code = np.asarray(code)[order]
+    df = pd.DataFrame(A[order][:, :3], columns=list("abc"))
+    df["cell"], df["cl"] = sorted_code, pd.factorize(cl)[0][order]
+    ref = df.groupby(["cell", "cl"], sort=False)[list("abc")].sum().to_numpy()
+    np.testing.assert_allclose(grams.pair_sums[:, :3], ref, rtol=1e-10, atol=1e-9)
+    assert grams.pair_count.sum() == len(A)
+    assert (grams.pair_cell == df.groupby(["cell", "cl"], sort=False).size()
+            .index.get_level_values(0)).all()
+
+
+def test_extend_equals_blocks_of_the_wider_matrix(frame):
+    A, names, exog, cells, code, cl, df_fe = frame
+    grams, order = cluster_grams(A, cl, code)
+    As = np.asfortranarray(A[order])
+    k = As.shape[1] - 4
+    narrow, none = cluster_grams(As[:, :k], np.asarray(cl)[order], np.asarray(code)[order])
+    assert none is None  # already sorted: no copy
+    wide = narrow.extend(As, k, As.shape[1])
+    np.testing.assert_allclose(wide.C, grams.C, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(wide.pair_sums, grams.pair_sums, rtol=1e-10, atol=1e-9)
+    with pytest.raises(ValueError, match="rows"):
+        narrow.extend(As[:-1], k, As.shape[1])
