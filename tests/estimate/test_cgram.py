@@ -77,3 +77,27 @@ def test_extend_equals_blocks_of_the_wider_matrix(frame):
     np.testing.assert_allclose(wide.pair_sums, grams.pair_sums, rtol=1e-10, atol=1e-9)
     with pytest.raises(ValueError, match="rows"):
         narrow.extend(As[:-1], k, As.shape[1])
+
+
+def test_multi_fit_from_grams_equals_fit_pm_multi(frame):
+    """Several endogenous slopes (quality by ladder half), one of them with an instrument
+    that is all zero (dropped, NaN), as ``fit_pm_multi``."""
+    from impact.estimate.cgram import fit_pm_multi_grams
+    from impact.estimate.pmreg import fit_pm_multi
+
+    A, names, exog, cells, code, cl, df_fe = frame
+    qa, qb = A[:, names.index("quality_a")], A[:, names.index("quality_b")]
+    half = (np.arange(len(A)) % 3 == 0).astype(float)
+    extra = np.column_stack([qa * half, qa * (1 - half), qb * half, qb * (1 - half),
+                             np.zeros(len(A)), np.zeros(len(A))])
+    B = np.asfortranarray(np.column_stack([A, extra]))
+    nm = names + ["x1", "x2", "z1", "z2", "x3", "z3"]
+    args = (nm, "y1", ["x1", "x2", "x3"], exog, ["z1", "z2", "z3"])
+    r = fit_pm_multi(B, *args, cl, df_fe)
+    grams, _ = cluster_grams(B, cl)
+    g = fit_pm_multi_grams(grams, *args, df_fe)
+    assert np.isnan(r.coef[2]) and np.isnan(g.coef[2])
+    np.testing.assert_allclose(g.coef, r.coef, rtol=1e-9)
+    np.testing.assert_allclose(g.V, r.V, rtol=1e-8)
+    np.testing.assert_allclose(g.scores, r.scores, rtol=1e-8, atol=1e-12)
+    assert (g.cluster_labels == r.cluster_labels).all() and g.df_k == r.df_k

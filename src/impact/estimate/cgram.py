@@ -26,9 +26,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from impact.estimate.pmreg import PMFit, _independent
+from impact.estimate.pmreg import PMFit, PMMulti, _independent
 
-__all__ = ["ClusterGrams", "cluster_grams", "fit_pm_grams"]
+__all__ = ["ClusterGrams", "cluster_grams", "fit_pm_grams", "fit_pm_multi_grams"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +153,37 @@ def fit_pm_grams(grams: ClusterGrams, names: Sequence[str], y: str | Sequence[st
         f1 = float(pi[0] ** 2 / (ssc * (s1 @ s1)))
     out = [PMFit(float(b[0, o]), float(se[o]), N, G, df_k, f1) for o in range(len(ys))]
     return out[0] if single else out
+
+
+def fit_pm_multi_grams(grams: ClusterGrams, names: Sequence[str], y: str, xs: Sequence[str],
+                       exog: Sequence[str], instruments: Sequence[str] | None, df_fe: int
+                       ) -> PMMulti:
+    """``pmreg.fit_pm_multi`` from the cluster blocks of A's Gram matrix instead of A: the
+    same coefficients, scores (G x H, ``grams.labels`` order) and covariance."""
+    col = {n: i for i, n in enumerate(names)}
+    C = grams.C
+    G_all = grams.gram
+    zs = list(instruments) if instruments is not None else list(xs)
+    if len(zs) != len(xs):
+        raise ValueError(f"{len(xs)} endogenous columns but {len(zs)} instruments")
+    ex = _independent(G_all, [col[e] for e in exog])
+    keep_h = [h for h, z in enumerate(zs)
+              if col[z] in _independent(G_all, ex + [col[zs[k]] for k in range(h + 1)])]
+    X = [col[xs[h]] for h in keep_h] + ex
+    Zc = [col[zs[h]] for h in keep_h] + ex
+    Szx = G_all[np.ix_(Zc, X)]
+    b = np.linalg.solve(Szx, G_all[Zc, col[y]])
+    G, N = C.shape[0], grams.n_obs
+    df_k = len(X) + df_fe
+    c = G / max(G - 1, 1) * (N - 1) / (N - df_k)
+    H = len(keep_h)
+    R = np.linalg.inv(Szx)[:H]                                          # (H, |Z|)
+    CZ = C[:, Zc, :]
+    zu = CZ[:, :, col[y]] - CZ[:, :, X] @ b                             # (G, |Z|) Z_g'u_g
+    S = np.sqrt(c) * zu @ R.T                                           # (G, H)
+    coef = np.full(len(xs), np.nan)
+    scores = np.full((G, len(xs)), np.nan)
+    coef[keep_h] = b[:H]
+    scores[:, keep_h] = S
+    return PMMulti(tuple(xs), coef, scores.T @ scores, scores, N, G, df_k,
+                   np.asarray(grams.labels))

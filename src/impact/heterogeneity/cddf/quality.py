@@ -12,7 +12,8 @@ import pandas as pd
 
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
-from impact.estimate.pmreg import cell_demean, fe_df, fit_pm_multi
+from impact.estimate.cgram import cluster_grams, fit_pm_multi_grams
+from impact.estimate.pmreg import cell_demean, fe_df
 from impact.estimate.quality import quality_frame
 from impact.heterogeneity.cddf.split import (
     dimension_levels, main_halves, quantile_groups, split_rows,
@@ -95,7 +96,10 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
                  for m in main_clusters]
 
     def half(mask: np.ndarray) -> _Half:
+        # rows in cluster order: each cluster's rows a contiguous block of the half's
+        # matrix, whose Gram blocks give every fit (``cgram``)
         rows = np.flatnonzero(mask)
+        rows = rows[np.argsort(cl_codes[rows], kind="stable")]
         used, hcode = np.unique(code[rows], return_inverse=True)
         hcells = cells.iloc[used].reset_index(drop=True)
         # integer cluster codes (same partition as the labels; factorising strings in
@@ -132,8 +136,9 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
         coefs = {}
         for o, y in enumerate(ys):
             H[:, 0] = Y[:, o]
-            fit = fit_pm_multi(H, names, "y", ["quality_a", *qa_n], exog0 + dnames,
-                               ["quality_b", *qb_n], aux.clusters, aux.df_fe)
+            grams, _ = cluster_grams(H, aux.clusters)
+            fit = fit_pm_multi_grams(grams, names, "y", ["quality_a", *qa_n], exog0 + dnames,
+                                     ["quality_b", *qb_n], aux.df_fe)
             b = np.nan_to_num(fit.coef)
             coefs[y] = b
             ok = np.isfinite(fit.coef[0])
@@ -189,16 +194,14 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
             _demean(H[:, k0:], mh, fe)
             H[:, 0] = Y[:, o]
             exog = exog0 + dnames
-            # BLP reads a prefix of the columns (a view: no copy), whose Gram matrix is the
-            # leading block of the GATES model's: one product for both
-            gram = H.T @ H
-            blp = fit_pm_multi(H[:, :k0 + 2], names[:k0 + 2], "y", ["quality_a", "qa*S"], exog,
-                               ["quality_b", "qb*S"], mh.clusters, mh.df_fe,
-                               gram=gram[:k0 + 2, :k0 + 2])
-            gates = fit_pm_multi(H, names, "y", [f"qa#G{g}" for g in range(1, K + 1)],
-                                 exog + [f"G{g}" for g in range(2, K + 1)],
-                                 [f"qb#G{g}" for g in range(1, K + 1)], mh.clusters, mh.df_fe,
-                                 gram=gram)
+            # one set of cluster Gram blocks for both models (BLP reads a subset of the
+            # columns): no further pass over the rows
+            grams, _ = cluster_grams(H, mh.clusters)
+            blp = fit_pm_multi_grams(grams, names, "y", ["quality_a", "qa*S"], exog,
+                                     ["quality_b", "qb*S"], mh.df_fe)
+            gates = fit_pm_multi_grams(grams, names, "y", [f"qa#G{g}" for g in range(1, K + 1)],
+                                       exog + [f"G{g}" for g in range(2, K + 1)],
+                                       [f"qb#G{g}" for g in range(1, K + 1)], mh.df_fe)
             per_split += split_rows(s, y[2:], blp, gates, grp, cm, xm, levels, mh_cl,
                                      K, G_main - 1)
         del H, Y, qa, qb
