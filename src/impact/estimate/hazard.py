@@ -52,7 +52,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from impact.estimate.linalg import independent_columns
+from impact.estimate.linalg import group_index, independent_columns
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import quality_frame
 
@@ -147,8 +147,10 @@ def _compress(A: np.ndarray, names: list[str], exog: list[str], q: np.ndarray,
             keycols[key] += (col != 0).astype(np.int64) * (j + 1)
         else:
             keycols[n] = col
-    gid = pd.DataFrame(keycols).groupby(list(keycols), sort=True).ngroup().to_numpy()
-    n_g = int(gid.max()) + 1
+    # cells numbered in order of first appearance (hashing instead of a sorted
+    # multi-column groupby), so the gather of each cell's first row below is sequential:
+    # with continuous controls nearly every person-month is a cell of its own
+    gid, n_g = group_index(list(keycols.values()), sort=False)
     exits = np.bincount(gid, weights=y, minlength=n_g)
     trials = np.bincount(gid, minlength=n_g).astype("float64")
     first = np.empty(n_g, np.int64)
