@@ -76,6 +76,19 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     if len(A0) == 0:
         return empty
     del extra  # per-row copies of pm's length: not needed any more
+    # rows in cluster order, permuted in place one column at a time (no second copy of
+    # A0): every half is a union of clusters, so its rows (in order) come in contiguous
+    # cluster blocks, the blocks of its Gram matrix (``cgram``), and are gathered from A0
+    # in increasing order
+    cl_codes, cl_labels = pd.factorize(cl, sort=True)
+    order = np.argsort(cl_codes, kind="stable")
+    tmp = np.empty(len(order))
+    for j in range(A0.shape[1]):
+        np.take(A0[:, j], order, out=tmp)
+        A0[:, j] = tmp
+    del tmp
+    code, cl_codes = np.asarray(code)[order], cl_codes[order]
+    cl = np.asarray(cl)[order]
     col0 = {n: i for i, n in enumerate(names0)}
     xcode = {n: A0[:, col0[f"#x:{n}"]].astype("int32") for n in codes}
     del codes
@@ -88,7 +101,6 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     if pd.Series(cl).nunique() > cell_cl_all.nunique():  # one municipality: caseworkers
         cell_cl_all = pd.Series(np.arange(len(cells)))
     cell_cl_all = cell_cl_all.to_numpy()
-    cl_codes, cl_labels = pd.factorize(cl, sort=True)
     if main_clusters is None:
         mains = main_halves(np.asarray(cl_labels), n_splits, seed)
     else:
@@ -96,10 +108,7 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
                  for m in main_clusters]
 
     def half(mask: np.ndarray) -> _Half:
-        # rows in cluster order: each cluster's rows a contiguous block of the half's
-        # matrix, whose Gram blocks give every fit (``cgram``)
-        rows = np.flatnonzero(mask)
-        rows = rows[np.argsort(cl_codes[rows], kind="stable")]
+        rows = np.flatnonzero(mask)  # in cluster order, as A0's rows
         used, hcode = np.unique(code[rows], return_inverse=True)
         hcells = cells.iloc[used].reset_index(drop=True)
         # integer cluster codes (same partition as the labels; factorising strings in
@@ -222,11 +231,21 @@ def _half_matrix(A0: np.ndarray, col0: dict[str, int], rows: np.ndarray, base: l
                  ycols: list[int], width: int) -> tuple[np.ndarray, np.ndarray]:
     """The half's matrix (Fortran order; column 0 the outcome slot, then the ``base``
     columns, the rest zero) and its outcome columns (demeaned apart, copied into the slot
-    per outcome)."""
+    per outcome). ``rows`` (increasing) are copied run by run: a half is a few runs of
+    consecutive rows (its clusters), and a slice copy is faster than a gather."""
+    cut = np.flatnonzero(np.diff(rows) != 1) + 1
+    runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, cut) if len(r)]
+
+    def fill(out: np.ndarray, c: int) -> None:
+        pos = 0
+        for s, e in runs:
+            out[pos:pos + e - s] = A0[s:e, c]
+            pos += e - s
+
     H = np.zeros((len(rows), width), order="F")
     for j, c in enumerate(base, start=1):
-        H[:, j] = A0[rows, col0[c]]
+        fill(H[:, j], col0[c])
     Y = np.empty((len(rows), len(ycols)), order="F")
     for j, c in enumerate(ycols):
-        Y[:, j] = A0[rows, c]
+        fill(Y[:, j], c)
     return H, Y
