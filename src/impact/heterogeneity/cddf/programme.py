@@ -84,7 +84,9 @@ def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
     _, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
     cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
     A = np.empty((len(u), O + X.shape[1]), order="F")
-    A[:, :O], A[:, O:] = Y[u], X[u]
+    A[:, :O] = Y[u]
+    for j in range(X.shape[1]):  # column by column: a gather per column, no transposing copy
+        np.take(X[:, j], u, out=A[:, O + j])
     cell_demean(A, cells, code, _FE)
     Xt = A[:, O:]
     keep = _independent_cols(Xt)
@@ -186,8 +188,12 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
     # the Y(0) model's regressors: the characteristics' dummies (the proxy's columns
     # 0..kx-1), then the controls (not in the proxy)
     kx = len(dummies)
-    XC = np.asfortranarray(np.column_stack(
-        [(codes[n] == h).astype("float64") for n, h in dummies] + [_controls(pm, params)]))
+    ctrl = _controls(pm, params)
+    XC = np.empty((len(pm), kx + ctrl.shape[1]), order="F")  # filled in place: no temporary
+    for j, (n, h) in enumerate(dummies):
+        np.equal(codes[n], h, out=XC[:, j], casting="unsafe")
+    XC[:, kx:] = ctrl
+    del ctrl
     Y = np.column_stack([100.0 * pd.to_numeric(pm[c]).to_numpy(dtype="float64")
                          for c in outcomes.values()])
     region = pd.factorize(pm["region"])[0].astype("int64")
@@ -206,8 +212,12 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
         halves = {}
         for name, mask in (("aux", ~in_main), ("main", in_main)):
             rows = np.flatnonzero(mask)
+            Xh = np.empty((len(rows), XC.shape[1]), order="F")
+            for j in range(XC.shape[1]):
+                np.take(XC[:, j], rows, out=Xh[:, j])
             tau, ok = impute_person_months(frame.iloc[rows].reset_index(drop=True), Y[rows],
-                                           XC[rows], untreated[rows], treated[rows])
+                                           Xh, untreated[rows], treated[rows])
+            del Xh
             tr = rows[treated[rows]]
             halves[name] = (tr[ok], tau[ok])
         (ra, ta), (rm, tm) = halves["aux"], halves["main"]
