@@ -129,3 +129,21 @@ def test_alternatives_param_default_and_roundtrip():
     assert p.adoption.alternatives == ("cs", "sunab", "bacon")
     assert p.to_dict()["adoption"]["alternatives"] == ["cs", "sunab", "bacon"]
     assert EstimateParams.from_dict(adoption={"alternatives": []}).adoption.alternatives == ()
+
+
+def test_one_cs_control_group_gives_the_same_rows_as_both():
+    """A specification that reports one Callaway-Sant'Anna control group estimates only
+    that one (``cs_controls``): its rows equal those of the run with both groups."""
+    from impact.estimate.alternatives import adoption_alternatives
+
+    cells, adoption = _homogeneous(seed=12, n_never=8)
+    g = cells["municipality"].map(
+        dict(zip(adoption["municipality"],
+                 adoption["adoption_date"].dt.year * 12 + adoption["adoption_date"].dt.month - 1)))
+    frame = cells.assign(unit=cells["municipality"], g=g.to_numpy(dtype="float64"))
+    both, _ = adoption_alternatives(frame, ["cs"])
+    for control, model in (("nevertreated", "adoption_cs_never"),
+                           ("notyettreated", "adoption_cs_notyet")):
+        one, _ = adoption_alternatives(frame, ["cs"], cs_controls=(control,))
+        assert {r["model"] for r in one} == {model}
+        assert one == [r for r in both if r["model"] == model]

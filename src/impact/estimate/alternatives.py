@@ -98,8 +98,10 @@ def _balanced_note(info: dict[str, Any]) -> str:
             "unit(s) dropped)")
 
 
-def _cs(panel, info, alpha) -> list[dict[str, Any]]:
-    """Callaway-Sant'Anna, both control groups: one ``att_gt`` each, aggregated twice.
+def _cs(panel, info, alpha, controls: tuple[str, ...] = ("nevertreated", "notyettreated")
+        ) -> list[dict[str, Any]]:
+    """Callaway-Sant'Anna, for each control group of ``controls`` (default both): one
+    ``att_gt`` each, aggregated twice.
 
     The same moderndid call as ``did.staggered_att`` (which fits once per aggregation),
     with ``est_method="reg"``: without covariates outcome regression, IPW and doubly
@@ -113,8 +115,8 @@ def _cs(panel, info, alpha) -> list[dict[str, Any]]:
     from impact.estimate.did import DidInputError, _check_panel, _rows
 
     rows: list[dict[str, Any]] = []
-    for control, model in (("nevertreated", "adoption_cs_never"),
-                           ("notyettreated", "adoption_cs_notyet")):
+    models = {"nevertreated": "adoption_cs_never", "notyettreated": "adoption_cs_notyet"}
+    for control, model in ((c, models[c]) for c in controls):
         try:
             data = _check_panel(panel, "y", "tt", "uid", "gg", [])
             if control == "nevertreated" and not (data["gg"] == 0).any():
@@ -227,9 +229,14 @@ _RUNNERS = {"cs": _cs, "sunab": _sunab, "bacon": _bacon}
 
 
 def adoption_alternatives(frame: pd.DataFrame, which, alpha: float = 0.05,
-                          sensitivity: dict[str, Any] | None = None
+                          sensitivity: dict[str, Any] | None = None,
+                          cs_controls: tuple[str, ...] = ("nevertreated", "notyettreated")
                           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Tidy rows of the selected alternatives (``which`` ⊆ ``ALTERNATIVES``) and meta.
+
+    ``cs_controls``: the Callaway-Sant'Anna control groups to estimate (a specification
+    that reports one, ``adoption_cs_never`` say, asks for that one only: each costs a
+    full ``att_gt``).
 
     ``sensitivity`` (``mbar``, ``pre_months``, ``post_months``) adds Rambachan-Roth rows
     to the Sun-Abraham event study (``_honest``). Never raises on data problems: each
@@ -250,6 +257,7 @@ def adoption_alternatives(frame: pd.DataFrame, which, alpha: float = 0.05,
     for name in which:
         t0 = time.perf_counter()
         new = (_sunab(panel, info, alpha, sensitivity) if name == "sunab"
+               else _cs(panel, info, alpha, tuple(cs_controls)) if name == "cs"
                else _RUNNERS[name](panel, info, alpha))
         if name == "sunab":
             # pyfixest's iterative demeaning varies in the last bits between runs (seen:

@@ -107,7 +107,10 @@ def _alternative(frame: pd.DataFrame, spec: Specification, params: EstimateParam
     ap = params.adoption
     sens = (dict(mbar=ap.sensitivity_mbar, pre_months=ap.pretrend_months,
                  post_months=ap.sensitivity_post_months) if spec.sensitivity else None)
-    rows, info = adoption_alternatives(frame, [which], params.estimate.alpha, sens)
+    # the one control group this specification reports (the other is its own stage)
+    cs = {"cs_never": ("nevertreated",), "cs_notyet": ("notyettreated",)}
+    rows, info = adoption_alternatives(frame, [which], params.estimate.alpha, sens,
+                                       cs_controls=cs.get(spec.estimator, ()))
     rows = [r for r in rows if r["model"] in (model, f"{model}_honest")]
     main = [r for r in rows if r["term"] == term and r.get("cohort") is None]
     if not main:
