@@ -52,7 +52,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from impact.estimate.linalg import group_index, independent_columns
+from impact.estimate.groups import group_index
+from impact.estimate.linalg import independent_columns
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import quality_frame
 

@@ -257,13 +257,16 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
     say("cumulative incidence")
     inc = []
     edu = "exit_education" if "exit_education" in pm else None
+    # distinct clients are counted on integer codes (the same counts): DuckDB reads an
+    # Arrow string column as Python objects from pandas, once per dimension
+    client = pd.factorize(pm["client_id"])[0]
     for dim in het.groups:
         if dim.column not in SPELL_CONSTANT or dim.column not in pm:
             continue
         codes = dim.codes(pm[dim.column])
         labels = np.asarray(dim.labels + ("",), dtype=object)[codes]  # -1 -> ""
         frame = pd.DataFrame({
-            "client_id": pm["client_id"].to_numpy(), "duration": pm["duration"].to_numpy(),
+            "client_id": client, "duration": pm["duration"].to_numpy(),
             "exit_work": pm["exit_work"].to_numpy(), "exit_any": pm["exit_any"].to_numpy(),
             "group": pd.array(np.where(codes >= 0, labels, None), dtype="string")})
         if edu:

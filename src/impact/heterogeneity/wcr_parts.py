@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from impact.estimate.linalg import build_design, wls_fit
 
 if TYPE_CHECKING:
+    from impact.estimate.cgram import ClusterGrams
     from impact.heterogeneity.wcr import CellFE
 
 #: bytes of the buffer into which control columns are gathered in cluster order
@@ -116,3 +117,42 @@ class _FEParts:
             self._cache[j] = np.asarray(
                 (self.Cp @ self.Dp.multiply(self.sums[:, [j]]).tocsr()).todense())
         return self._cache[j]
+
+
+def _row_aggregates(A: np.ndarray, need: list[int], tgt: list[int], ex_glob: list[int],
+                    Pi: np.ndarray | None, zsl: slice, cl: np.ndarray, G: int,
+                    fe: CellFE | None) -> tuple[np.ndarray, np.ndarray, _FEParts | None]:
+    """(Z~_g'T_g, T_g'W_g, FE parts) from A's rows: T = A[:, need[tgt]] minus the
+    controls' fit (``Pi``), sorted by cluster code ``cl``."""
+    N = A.shape[0]
+    T = np.empty((N, len(tgt)))
+    for i, j in enumerate(tgt):
+        T[:, i] = A[:, need[j]]
+    if ex_glob:
+        for i, a0, a1 in _runs(ex_glob):
+            T -= A[:, a0:a1] @ Pi[i:i + a1 - a0]
+    order = np.argsort(cl, kind="stable")
+    bounds = np.searchsorted(cl[order], np.arange(G + 1))
+    Ts = T[order]
+    del T
+    ZT, TW = _cluster_cross(A, Ts, zsl, ex_glob, order, bounds)
+    fparts = _FEParts.from_rows(fe, Ts, cl[order], order, G) if fe is not None else None
+    return ZT, TW, fparts
+
+
+def _gram_aggregates(grams: ClusterGrams, need: list[int], tgt: list[int],
+                     ex_glob: list[int], Pi: np.ndarray | None, zsl: slice,
+                     fe: CellFE | None) -> tuple[np.ndarray, np.ndarray, _FEParts | None]:
+    """The same aggregates from the cluster blocks C_g of A's Gram matrix: T = A M with
+    M selecting the target columns minus the controls' fit, so Z~_g'T_g = M_z'C_g M,
+    T_g'W_g = M'C_g[:, W] and T's pair sums are A's times M."""
+    M = np.zeros((grams.C.shape[1], len(tgt)))
+    M[[need[j] for j in tgt], np.arange(len(tgt))] = 1.0
+    if ex_glob:
+        M[ex_glob] -= Pi
+    CM = grams.C @ M                                                        # (G, k, m)
+    ZT = np.einsum("kh,gkm->ghm", M[:, zsl], CM)
+    TW = CM[:, ex_glob, :].transpose(0, 2, 1)
+    fparts = (_FEParts(fe, grams.pair_cell, grams.pair_cluster, grams.pair_sums @ M,
+                       grams.pair_count, len(grams.labels)) if fe is not None else None)
+    return ZT, TW, fparts

@@ -1,10 +1,10 @@
-"""``linalg.group_index``: group ids in sorted key order, as pandas' groupby.ngroup."""
+"""``groups.group_index``: group ids in sorted key order, as pandas' groupby.ngroup."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from impact.estimate.linalg import group_index, sorted_codes
+from impact.estimate.groups import group_index, sorted_codes
 
 
 def _pandas(keys):
