@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from impact.estimate.pmreg import PMFit, PMMulti, _independent
+from impact.estimate.pmreg import PMFit, PMMulti, _independent, _multi_solve
 
 __all__ = ["ClusterGrams", "cluster_grams", "fit_pm_grams", "fit_pm_multi_grams"]
 
@@ -162,17 +162,7 @@ def fit_pm_multi_grams(grams: ClusterGrams, names: Sequence[str], y: str, xs: Se
     same coefficients, scores (G x H, ``grams.labels`` order) and covariance."""
     col = {n: i for i, n in enumerate(names)}
     C = grams.C
-    G_all = grams.gram
-    zs = list(instruments) if instruments is not None else list(xs)
-    if len(zs) != len(xs):
-        raise ValueError(f"{len(xs)} endogenous columns but {len(zs)} instruments")
-    ex = _independent(G_all, [col[e] for e in exog])
-    keep_h = [h for h, z in enumerate(zs)
-              if col[z] in _independent(G_all, ex + [col[zs[k]] for k in range(h + 1)])]
-    X = [col[xs[h]] for h in keep_h] + ex
-    Zc = [col[zs[h]] for h in keep_h] + ex
-    Szx = G_all[np.ix_(Zc, X)]
-    b = np.linalg.solve(Szx, G_all[Zc, col[y]])
+    keep_h, X, Zc, Szx, b = _multi_solve(grams.gram, col, y, xs, exog, instruments)
     G, N = C.shape[0], grams.n_obs
     df_k = len(X) + df_fe
     c = G / max(G - 1, 1) * (N - 1) / (N - df_k)

@@ -187,18 +187,7 @@ def fit_pm_multi(A: np.ndarray, names: list[str], y: str, xs: list[str], exog: l
     """
     col = {n: i for i, n in enumerate(names)}
     G_all = A.T @ A if gram is None else gram
-    zs = instruments if instruments is not None else xs
-    if len(zs) != len(xs):
-        raise ValueError(f"{len(xs)} endogenous columns but {len(zs)} instruments")
-    ex = _independent(G_all, [col[e] for e in exog])
-    # an interaction whose instrument is collinear with the controls (an empty group) is
-    # dropped together with its endogenous column
-    keep_h = [h for h, z in enumerate(zs)
-              if col[z] in _independent(G_all, ex + [col[zs[k]] for k in range(h + 1)])]
-    X = [col[xs[h]] for h in keep_h] + ex
-    Zc = [col[zs[h]] for h in keep_h] + ex
-    Szx = G_all[np.ix_(Zc, X)]
-    b = np.linalg.solve(Szx, G_all[Zc, col[y]])
+    keep_h, X, Zc, Szx, b = _multi_solve(G_all, col, y, xs, exog, instruments)
     u = A[:, col[y]] - _matvec(A, X, b)
     cl, labels = pd.factorize(clusters)
     G = int(cl.max()) + 1
@@ -219,6 +208,22 @@ def fit_pm_multi(A: np.ndarray, names: list[str], y: str, xs: list[str], exog: l
     scores[:, keep_h] = S
     V = scores.T @ scores
     return PMMulti(tuple(xs), coef, V, scores, N, G, df_k, np.asarray(labels))
+
+
+def _multi_solve(G_all: np.ndarray, col: dict[str, int], y: str, xs, exog, instruments):
+    """The kept columns and coefficients of ``fit_pm_multi`` from the Gram matrix:
+    (kept xs positions, X and Z column indices, Z'X, b). An interaction whose instrument
+    is collinear with the controls (an empty group) is dropped with its endogenous column."""
+    zs = list(instruments) if instruments is not None else list(xs)
+    if len(zs) != len(xs):
+        raise ValueError(f"{len(xs)} endogenous columns but {len(zs)} instruments")
+    ex = _independent(G_all, [col[e] for e in exog])
+    keep_h = [h for h, z in enumerate(zs)
+              if col[z] in _independent(G_all, ex + [col[zs[k]] for k in range(h + 1)])]
+    X = [col[xs[h]] for h in keep_h] + ex
+    Zc = [col[zs[h]] for h in keep_h] + ex
+    Szx = G_all[np.ix_(Zc, X)]
+    return keep_h, X, Zc, Szx, np.linalg.solve(Szx, G_all[Zc, col[y]])
 
 
 def _partial(A: np.ndarray, G_all: np.ndarray, ex: list[int], j: int) -> np.ndarray:
