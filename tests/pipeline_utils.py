@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY = ["pipeline", "src", "dvc.yaml", "params.yaml", "pyproject.toml", "data/reference",
-        ".dvc/config", ".dvc/.gitignore"]
+        ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
 
 
 def env() -> dict[str, str]:

@@ -39,6 +39,12 @@ def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
 
     status = run(["dvc", "status"], repo)
     assert "up to date" in status.stdout
+    # bytecode written next to the sources (Python without PYTHONDONTWRITEBYTECODE) is not
+    # part of any stage's dependencies (.dvcignore)
+    cache = repo / "src/impact/estimate/__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "linalg.cpython-311.pyc").write_bytes(b"not source")
+    assert "up to date" in run(["dvc", "status"], repo).stdout
     second = run(["dvc", "repro"], repo)
     assert _ran(second.stdout) == set(), second.stdout
 
