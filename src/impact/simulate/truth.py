@@ -112,7 +112,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import hazard as hz
-from .engine import GROUP_DIMS, Sim
+from .accumulate import GROUP_DIMS
+from .engine import Sim
 from .params import SimulateParams
 from .progress import progress_truth
 from .tables import kept_spells
