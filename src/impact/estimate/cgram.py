@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from impact.estimate.pmreg import PMFit, PMMulti, _independent, _multi_solve
+from impact.estimate.pmreg import PMFit, PMMulti, _independent, _multi_solve, cluster_codes
 
 __all__ = ["ClusterGrams", "cluster_grams", "fit_pm_grams", "fit_pm_multi_grams"]
 
@@ -92,8 +92,7 @@ def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None
     ``order`` is the stable sort that does it and the blocks are taken in that order
     (A gathered once); None when they already are, and ``extend`` needs that.
     """
-    cl, labels = pd.factorize(clusters if isinstance(clusters, pd.api.extensions.ExtensionArray)
-                              else np.asarray(clusters))
+    cl, labels = cluster_codes(clusters)
     if (cl < 0).any():
         raise ValueError("missing cluster labels")
     G = int(cl.max()) + 1

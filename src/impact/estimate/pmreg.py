@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from impact.estimate.linalg import build_design, fixest_df_k, independent_columns, wls_fit
 
-__all__ = ["PMFit", "PMMulti", "cell_demean", "fit_pm", "fit_pm_multi"]
+__all__ = ["PMFit", "PMMulti", "cell_demean", "cluster_codes", "fit_pm", "fit_pm_multi"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,15 @@ class PMMulti:
     df_k: int
     #: the cluster label of each row of ``scores``
     cluster_labels: np.ndarray | None = None
+
+
+def cluster_codes(labels) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row in order of first appearance, the distinct labels) of cluster labels.
+    An Arrow-backed array is factorised as it is (in C: 0.05 s for a million strings,
+    where an object array takes 0.6 s); anything else as a NumPy array."""
+    codes, uniq = pd.factorize(labels if isinstance(labels, pd.api.extensions.ExtensionArray)
+                               else np.asarray(labels))
+    return codes, np.asarray(uniq)
 
 
 def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
@@ -140,7 +149,7 @@ def fit_pm(A: np.ndarray, names: list[str], y: str | Sequence[str], x: str, exog
     full = np.zeros((A.shape[1], len(ys)))
     full[X] = b
     U = A[:, yc] - A @ full if len(ys) > 1 else (A[:, yc[0]] - _matvec(A, X, b[:, 0]))[:, None]
-    cl, _ = pd.factorize(clusters)
+    cl, _ = cluster_codes(clusters)
     G = int(cl.max()) + 1
     N = A.shape[0]
     df_k = len(X) + df_fe
@@ -189,7 +198,7 @@ def fit_pm_multi(A: np.ndarray, names: list[str], y: str, xs: list[str], exog: l
     G_all = A.T @ A if gram is None else gram
     keep_h, X, Zc, Szx, b = _multi_solve(G_all, col, y, xs, exog, instruments)
     u = A[:, col[y]] - _matvec(A, X, b)
-    cl, labels = pd.factorize(clusters)
+    cl, labels = cluster_codes(clusters)
     G = int(cl.max()) + 1
     N = A.shape[0]
     df_k = len(X) + df_fe

@@ -45,6 +45,7 @@ from impact.estimate.frames import age_band, duration_band, lm_controls, month_i
 from impact.estimate.linalg import independent_columns, scatter_dummies
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS, _check_choice
 from impact.estimate.pmreg import cell_demean
+from impact.estimate.quality import _codes
 from impact.estimate.results import row
 
 __all__ = ["ValueAddedResult", "value_added", "signal_variance", "mixedlm_blups",
@@ -69,10 +70,6 @@ class ValueAddedResult:
     level: str
     units: pd.DataFrame
     summary: dict[str, Any]
-
-
-def _codes(values) -> np.ndarray:
-    return pd.factorize(values, use_na_sentinel=False)[0].astype("int64")
 
 
 def _pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

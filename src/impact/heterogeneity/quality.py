@@ -33,7 +33,7 @@ import pandas as pd
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
 from impact.estimate.cgram import ClusterGrams, cluster_grams, fit_pm_grams
-from impact.estimate.pmreg import cell_demean, fe_df, fit_pm_multi
+from impact.estimate.pmreg import cell_demean, cluster_codes, fe_df, fit_pm_multi
 from impact.estimate.quality import quality_frame
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.wcr import CellFE, wcr_draws
@@ -129,8 +129,7 @@ def quality_base(pm: pd.DataFrame, params: EstimateParams, outcomes: dict[str, s
         return None
     # rows sorted by cluster (stable): each cluster's rows a contiguous block, so its Gram
     # block is a product of views (``cgram``); the estimates do not depend on row order
-    cl_code = pd.factorize(cl if isinstance(cl, pd.api.extensions.ExtensionArray)
-                           else np.asarray(cl))[0]
+    cl_code = cluster_codes(cl)[0]
     order = np.argsort(cl_code, kind="stable")
     col = {n: i for i, n in enumerate(names)}
     rows = A0[order, col["#row"]].astype("int64")

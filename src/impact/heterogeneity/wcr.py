@@ -96,7 +96,7 @@ import pandas as pd
 
 from impact.estimate.cgram import ClusterGrams
 from impact.estimate.multiplicity import MaxTResult, max_t_adjust
-from impact.estimate.pmreg import _independent
+from impact.estimate.pmreg import _independent, cluster_codes
 from impact.estimate.wild import WildWeights, draw_weights
 from impact.heterogeneity.wcr_parts import (
     _gram_aggregates, _gram_block, _row_aggregates, _solve_spd,
@@ -264,10 +264,7 @@ def wcr_draws(A: np.ndarray, names: Sequence[str], y: str | Sequence[str], xs: S
         cl, labels = None, np.asarray(grams.labels)
         G = len(labels)
     else:
-        cl, labels = pd.factorize(
-            clusters if isinstance(clusters, pd.api.extensions.ExtensionArray)
-            else np.asarray(clusters))  # Arrow strings stay Arrow: fast
-        labels = np.asarray(labels)
+        cl, labels = cluster_codes(clusters)
         G = int(cl.max()) + 1
     if G < 2:
         raise ValueError(f"the WCR bootstrap needs at least 2 clusters, got {G}")
