@@ -10,7 +10,8 @@ process wait for the lock instead of failing. This module is that, automated:
 1. read the stage graph and ``dvc status`` through DVC's own API;
 2. the stages to run are the changed ones and everything downstream of them (``force``:
    all);
-3. run each as ``dvc --wait-for-lock repro --single-item <stage>`` as soon as every
+3. run each as ``dvc --wait-for-lock repro --single-item <stage>`` (through
+   ``impact.dvclane``: DVC itself, reading ``dvc.lock`` with the C parser) as soon as every
    stage it depends on has finished, at most ``jobs`` at a time (the ready members of a
    ``foreach``/``matrix`` family go in batches, one ``dvc`` process for several, since
    each costs about 2 s before its stage starts); when a stage can wait,
@@ -220,9 +221,8 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     finished, nothing new is started, and the failure is named last).
     """
     root = Path(root)
-    if dvc is None:  # the dvc of this environment, else the one on PATH
-        here = Path(sys.executable).with_name("dvc")
-        dvc = [str(here) if here.exists() else "dvc"]
+    if dvc is None:  # this environment's DVC, reading dvc.lock faster (impact.dvclane)
+        dvc = [sys.executable, "-m", "impact.dvclane"]
     t_all = time.perf_counter()
     stale = prune_lock(root)
     if stale:
