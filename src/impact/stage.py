@@ -31,6 +31,24 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+_SHOWN: set[tuple[type, str]] = set()
+
+
+def _show_once(message, category, filename, lineno, file=None, line=None) -> None:
+    """Log a warning once per stage, as ``[stage] Category: message``.
+
+    The ``once`` filter alone does not hold: a warning recorded inside
+    ``catch_warnings`` and re-emitted (as ``impact.estimate`` does, to count them) comes
+    back after every such block, since leaving the block resets the filters' memory
+    (39 copies of one message in a heterogeneity run). This keeps its own.
+    """
+    key = (category, str(message))
+    if key in _SHOWN:
+        return
+    _SHOWN.add(key)
+    logging.getLogger("impact").warning("%s: %s", category.__name__, message)
+
+
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Call ``main``; on a user-facing error print ``impact <stage>: <message>`` and exit 2."""
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -38,6 +56,7 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     # a data issue every model meets (a constant labour-market column, say) is said once,
     # not once per model (code that counts warnings records them with its own filter)
     warnings.simplefilter("once")
+    warnings.showwarning = _show_once
     try:
         main()
     except _user_error_types() as exc:
