@@ -135,3 +135,22 @@ def test_separated_levels_dropped_and_rows_order_free(absorb):
     assert b.coef == pytest.approx(a.coef, rel=1e-9)
     assert b.std_error == pytest.approx(a.std_error, rel=1e-8)
     assert b.ame_se == pytest.approx(a.ame_se, rel=1e-8)
+
+
+def test_sparse_columns_is_scipys_conversion_of_the_dense_frame():
+    """The absorbed fit's regressors, built column by column, are the very matrix
+    scipy makes of the dense frame (indices, values and order)."""
+    import scipy.sparse as sp
+
+    from impact.estimate.hazard import _sparse_columns
+
+    rng = np.random.default_rng(1)
+    M = rng.random((500, 5))
+    M[M < 0.6] = 0.0
+    M[:, 2] = 0.0  # an empty column
+    M[:, 4] = np.where(rng.random(500) < 0.5, -1.5, 0.0)
+    ck = pd.DataFrame(M, columns=list("abcde"))
+    got, want = _sparse_columns(ck, list("abcde")), sp.csc_matrix(M)
+    assert got.shape == want.shape
+    for attr in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got, attr), getattr(want, attr))

@@ -57,6 +57,14 @@ class FEBinomialResult:
     deviance: float
 
 
+def _row_major_times(D: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``D * w[:, None]`` in row-major order. A sparse matrix times a dense block reads
+    the block row by row: scipy copies a column-major one to row-major first (``ravel``;
+    6 s of a 43 s hazard fit). The product's values, and BLAS's ``D.T @ Dw`` on it, are
+    the same bits either way."""
+    return np.multiply(D, w[:, None], order="C")
+
+
 class _Projector:
     """w-weighted projection on cell-level fixed effects, computed on cell sums.
 
@@ -84,10 +92,10 @@ class _Projector:
         """(C, k) cell sums of w * V for V (n, k): dense, sparse or ``_Blocks``."""
         if isinstance(V, _Blocks):
             out = np.empty((self.C, V.shape[1]))
-            out[:, V.dense] = self.ind.T @ (V.D * self.w[:, None])
+            out[:, V.dense] = self.ind.T @ _row_major_times(V.D, self.w)
             out[:, V.sparse] = (self.ind.T @ (sp.diags(self.w) @ V.S)).toarray()
             return out
-        WV = sp.diags(self.w) @ V if sp.issparse(V) else V * self.w[:, None]
+        WV = sp.diags(self.w) @ V if sp.issparse(V) else _row_major_times(V, self.w)
         out = self.ind.T @ WV
         return np.asarray(out.todense() if sp.issparse(out) else out)
 
@@ -125,7 +133,7 @@ class _Blocks:
     def gram(self, w: np.ndarray) -> np.ndarray:
         out = np.empty((self.shape[1], self.shape[1]))
         d, s = self.dense, self.sparse
-        Dw = self.D * w[:, None]
+        Dw = _row_major_times(self.D, w)
         out[np.ix_(d, d)] = self.D.T @ Dw
         SD = np.asarray(self.S.T @ Dw)
         out[np.ix_(s, d)] = SD

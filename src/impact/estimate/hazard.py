@@ -156,7 +156,13 @@ def _compress(A: np.ndarray, names: list[str], exog: list[str], q: np.ndarray,
     trials = np.bincount(gid, minlength=n_g).astype("float64")
     first = np.empty(n_g, np.int64)
     first[gid[::-1]] = np.arange(len(gid) - 1, -1, -1)  # first person-month of each cell
-    ck = pd.DataFrame(A[np.ix_(first, [names.index(n) for n in exog])], columns=exog)
+    # gathered column by column into a column-major matrix, which the frame takes
+    # without a copy, every column contiguous (a row-major gather and the frame's own
+    # copy of it cost 4 s at a million cells)
+    X = np.empty((n_g, len(exog)), order="F")
+    for k, n in enumerate(exog):
+        np.take(A[:, names.index(n)], first, out=X[:, k])
+    ck = pd.DataFrame(X, columns=exog, copy=False)
     ck.insert(0, "quality", q[first])
     ck.insert(0, "cell", keycols["cell"][first])
     ck.insert(0, "cluster", keycols["cluster"][first])
@@ -252,7 +258,7 @@ def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str
     import scipy.sparse as sp
 
     # mostly dummy columns: sparse, so every IRLS step costs O(non-zeros + cells x k^2)
-    X = sp.csc_matrix(ck[xnames].to_numpy(float))
+    X = _sparse_columns(ck, xnames)
     cc = ck["cell"].to_numpy()
     keep = independent_of_fe(X, trials, cc, cells, fe)
     if 0 not in keep:
@@ -267,6 +273,23 @@ def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str
                         tuple(xnames[k] for k in keep),
                         int(n_all if n_all is not None else res.n_obs), int(len(ck)), G,
                         "absorbed")
+
+
+def _sparse_columns(ck: pd.DataFrame, cols: list[str]):
+    """``scipy.sparse.csc_matrix(ck[cols].to_numpy(float))``, the same matrix, built
+    column by column: no dense copy of the frame and no two-dimensional ``nonzero``
+    (7 s at a million cells and sixty columns)."""
+    import scipy.sparse as sp
+
+    rows, vals, ptr = [], [], [0]
+    for c in cols:
+        v = ck[c].to_numpy(dtype="float64")
+        nz = np.flatnonzero(v)
+        rows.append(nz)
+        vals.append(v[nz])
+        ptr.append(ptr[-1] + len(nz))
+    return sp.csc_matrix((np.concatenate(vals), np.concatenate(rows), np.asarray(ptr)),
+                         shape=(len(ck), len(cols)))
 
 
 def _drop_separated(ck: pd.DataFrame, exits: np.ndarray, trials: np.ndarray,

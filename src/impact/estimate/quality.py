@@ -198,10 +198,11 @@ def estimate_quality(person_months: pd.DataFrame, params: EstimateParams,
     df_fe = fe_df(cells, fe, cell_cl.to_numpy())
     cell_demean(A, cells, cell_code, fe)
     wild = wants_wild(n_cl, params.estimate)
+    gram = A.T @ A  # the one pass both fits read their cross-products from
     iv = fit_pm(A, names, "y", "quality_a", exog, "quality_b", cl, df_fe,
-                wild_parts=wild and estimator == "iv")
+                wild_parts=wild and estimator == "iv", gram=gram)
     ols = fit_pm(A, names, "y", "quality_score", exog, None, cl, df_fe,
-                 wild_parts=wild and estimator == "ols")
+                 wild_parts=wild and estimator == "ols", gram=gram)
     G = iv.n_clusters
     vc = f"CRV1 cluster={cname}, fixest ssc (nonnested): G/(G-1)(N-1)/(N-K); t(G-1)"
     fes = " + ".join(fe)
