@@ -130,23 +130,24 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
         # ---- Aux: the proxy ------------------------------------------------------------
         aux = half(~in_main)
         qa_n, qb_n = [f"qa*{d}" for d in dnames], [f"qb*{d}" for d in dnames]
-        names = ["y"] + base + dnames + qa_n + qb_n
-        H, Y = _half_matrix(A0, col0, aux.rows, base, ycols, len(names))
-        qa, qb = H[:, 1].copy(), H[:, 2].copy()
-        k = 1 + len(base)
+        names = list(ys) + base + dnames + qa_n + qb_n
+        H = _half_matrix(A0, col0, aux.rows, ycols, base, len(names))
+        ny = len(ys)
+        qa, qb = H[:, ny].copy(), H[:, ny + 1].copy()
+        k = ny + len(base)
         for j, (n, h, _) in enumerate(dummies):
             d = (xcode[n][aux.rows] == h).astype("float64")
             H[:, k + j] = d
             H[:, k + len(dummies) + j] = qa * d
             H[:, k + 2 * len(dummies) + j] = qb * d
         del qa, qb
-        _demean(H[:, 1:], aux, fe)
-        _demean(Y, aux, fe)
+        _demean(H, aux, fe)
+        # every outcome's column is in H: one set of cluster Gram blocks serves them all
+        grams, _ = cluster_grams(H, aux.clusters)
+        del H
         coefs = {}
-        for o, y in enumerate(ys):
-            H[:, 0] = Y[:, o]
-            grams, _ = cluster_grams(H, aux.clusters)
-            fit = fit_pm_multi_grams(grams, names, "y", ["quality_a", *qa_n], exog0 + dnames,
+        for y in ys:
+            fit = fit_pm_multi_grams(grams, names, y, ["quality_a", *qa_n], exog0 + dnames,
                                      ["quality_b", *qb_n], aux.df_fe)
             b = np.nan_to_num(fit.coef)
             coefs[y] = b
@@ -166,25 +167,27 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
                                     "group": lab, "coef": float(b[j]),
                                     "status": "estimated" if ok else "not estimable"})
                     j += 1
-        del H, Y
+        del grams
         # ---- Main: BLP, GATES, CLAN ------------------------------------------------------
         mh = half(in_main)
         spec = (["qa*S", "qb*S"] + [f"qa#G{g}" for g in range(1, K + 1)]
                 + [f"qb#G{g}" for g in range(1, K + 1)] + [f"G{g}" for g in range(2, K + 1)])
-        names = ["y"] + base + dnames + spec
-        H, Y = _half_matrix(A0, col0, mh.rows, base, ycols, len(names))
-        qa, qb = H[:, 1].copy(), H[:, 2].copy()
-        k = 1 + len(base)
+        names = list(ys) + base + dnames + spec
+        H = _half_matrix(A0, col0, mh.rows, ycols, base, len(names))
+        qa, qb = H[:, ny].copy(), H[:, ny + 1].copy()
+        k = ny + len(base)
         for j, (n, h, _) in enumerate(dummies):
             H[:, k + j] = xcode[n][mh.rows] == h
         k0 = k + len(dummies)
-        _demean(H[:, 1:k0], mh, fe)
-        _demean(Y, mh, fe)
+        _demean(H[:, :k0], mh, fe)
+        # the blocks of the outcomes, quality and controls once; each outcome's proxy
+        # columns are added to them (``extend``: only the new columns are multiplied)
+        grams0, _ = cluster_grams(H[:, :k0], mh.clusters)
         xm = {n: xcode[n][mh.rows] for n in levels}
         cm = client[mh.rows]
         mh_cl = mh.clusters
         G_main = int(mh_cl.max()) + 1
-        for o, y in enumerate(ys):
+        for y in ys:
             b = coefs[y]
             S = np.full(len(mh.rows), b[0])
             j = 1
@@ -201,19 +204,18 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
             for i, c in enumerate(cols):
                 H[:, k0 + i] = c
             _demean(H[:, k0:], mh, fe)
-            H[:, 0] = Y[:, o]
             exog = exog0 + dnames
             # one set of cluster Gram blocks for both models (BLP reads a subset of the
             # columns): no further pass over the rows
-            grams, _ = cluster_grams(H, mh.clusters)
-            blp = fit_pm_multi_grams(grams, names, "y", ["quality_a", "qa*S"], exog,
+            grams = grams0.extend(H, k0, H.shape[1])
+            blp = fit_pm_multi_grams(grams, names, y, ["quality_a", "qa*S"], exog,
                                      ["quality_b", "qb*S"], mh.df_fe)
-            gates = fit_pm_multi_grams(grams, names, "y", [f"qa#G{g}" for g in range(1, K + 1)],
+            gates = fit_pm_multi_grams(grams, names, y, [f"qa#G{g}" for g in range(1, K + 1)],
                                        exog + [f"G{g}" for g in range(2, K + 1)],
                                        [f"qb#G{g}" for g in range(1, K + 1)], mh.df_fe)
             per_split += split_rows(s, y[2:], blp, gates, grp, cm, xm, levels, mh_cl,
                                      K, G_main - 1)
-        del H, Y, qa, qb
+        del H, qa, qb, grams0
     per = pd.DataFrame(per_split)
     for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
         per[k] = v
@@ -227,12 +229,12 @@ def _demean(H: np.ndarray, half: _Half, fe: list[str], width: int = 16) -> None:
         cell_demean(H[:, j:j + width], half.cells, half.code, fe)
 
 
-def _half_matrix(A0: np.ndarray, col0: dict[str, int], rows: np.ndarray, base: list[str],
-                 ycols: list[int], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The half's matrix (Fortran order; column 0 the outcome slot, then the ``base``
-    columns, the rest zero) and its outcome columns (demeaned apart, copied into the slot
-    per outcome). ``rows`` (increasing) are copied run by run: a half is a few runs of
-    consecutive rows (its clusters), and a slice copy is faster than a gather."""
+def _half_matrix(A0: np.ndarray, col0: dict[str, int], rows: np.ndarray, ycols: list[int],
+                 base: list[str], width: int) -> np.ndarray:
+    """The half's matrix (Fortran order): the outcome columns ``ycols`` of A0, then the
+    ``base`` columns, the rest zero. ``rows`` (increasing) are copied run by run: a half
+    is a few runs of consecutive rows (its clusters), and a slice copy is faster than a
+    gather."""
     cut = np.flatnonzero(np.diff(rows) != 1) + 1
     runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, cut) if len(r)]
 
@@ -243,9 +245,6 @@ def _half_matrix(A0: np.ndarray, col0: dict[str, int], rows: np.ndarray, base: l
             pos += e - s
 
     H = np.zeros((len(rows), width), order="F")
-    for j, c in enumerate(base, start=1):
-        fill(H[:, j], col0[c])
-    Y = np.empty((len(rows), len(ycols)), order="F")
-    for j, c in enumerate(ycols):
-        fill(Y[:, j], c)
-    return H, Y
+    for j, c in enumerate([*ycols, *(col0[b] for b in base)]):
+        fill(H[:, j], c)
+    return H
