@@ -93,6 +93,29 @@ def test_only_fixed_effects():
     _compare(d, f)
 
 
+def test_three_fixed_effects_the_third_with_the_regressors():
+    """A third fixed effect (the client group of ``heterogeneity.adoption``): the sparse
+    path keeps the first two as its block and decides the third's levels with the
+    regressors; both paths drop the same columns (one group level, collinear with the
+    units) and give the same fit, also on a row subset."""
+    f = _cells(7)
+    f["grp"] = np.random.default_rng(7).integers(0, 4, len(f))
+    d = build_design(f, ["unit", "regmonth", "grp"], ["x1", "x_unit", "x2"])
+    dense, sparse = _compare(d, f)
+    n2 = d.fe_levels[0] + d.fe_levels[1]
+    assert np.isnan(dense.coef[n2:d.n_fe_cols]).sum() == 1   # one group level
+    _compare(d, f, (f["t"] % 7 != 2).to_numpy())
+
+
+def test_auto_is_sparse_with_three_fixed_effects(monkeypatch):
+    f = _cells(8)
+    f["grp"] = np.random.default_rng(8).integers(0, 3, len(f))
+    d = build_design(f, ["unit", "regmonth", "grp"], ["x1", "x2"])
+    monkeypatch.setattr(linalg, "SPARSE_FROM", d.n_fe_cols)
+    fit = wls_fit(d, f["y"].to_numpy(), f["w"].to_numpy())
+    assert fit.factor.__class__.__name__ == "_SparseFactor"
+
+
 def test_auto_switches_to_sparse_and_matches_pyfixest():
     """Above ``SPARSE_FROM`` fixed-effect columns ``auto`` is sparse; pyfixest's
     alternating projections are the independent reference (rtol 1e-6 as in

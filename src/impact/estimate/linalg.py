@@ -163,11 +163,13 @@ def independent_columns(As: np.ndarray, tol: float = _RANK_TOL) -> np.ndarray:
 
 
 def _fe_redundant(design: Design, rows: np.ndarray) -> list[int]:
-    """Columns of the first FE to drop: one level per connected component with the second."""
-    if len(design.fe_names) != 2:
+    """Columns of the first FE to drop: one level per connected component with the second.
+    With more than two fixed effects only the first two are looked at: the others' levels
+    are left to the collinearity pass (``wls_fit``)."""
+    if len(design.fe_names) < 2:
         return []
     c1, c2 = design.fe_codes[0][rows], design.fe_codes[1][rows]
-    n1, n2 = design.fe_levels
+    n1, n2 = design.fe_levels[:2]
     graph = sp.csr_matrix((np.ones(len(rows)), (c1, n1 + c2)), shape=(n1 + n2, n1 + n2))
     _, comp = connected_components(graph, directed=False)
     present = np.zeros(n1, bool)
@@ -185,8 +187,17 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     fixed-effect block sparse, decides the regressors' collinearity on their Schur
     complement given the fixed effects (the same decisions as the dense Cholesky pass,
     which meets the fixed effects first) and factorises the kept system with a sparse LU;
-    ``auto`` (default) is sparse from ``SPARSE_FROM`` fixed-effect columns on with at most
-    two fixed effects. Both give the same fit to rounding (tests/estimate/test_linalg.py).
+    ``auto`` (default) is sparse from ``SPARSE_FROM`` fixed-effect columns on. Both give the
+    same fit to rounding (tests/estimate/test_linalg.py).
+
+    The sparse block is the first two fixed effects (one level of the first dropped per
+    connected component of the two); further fixed effects (a client group, say, usually
+    a few levels) join the regressors, whose collinearity, with each other and with the
+    block, is decided on their dense Schur complement. The dense path drops the same
+    levels and pivots in the same column order, so both keep the same columns. (With a
+    third fixed effect the dense normal matrix is singular and its pivoting runs column by
+    column in Python: minutes for the ~4,600 columns of a national cell table, hence the
+    sparse path there.)
 
     ``drop_collinear=False`` (sparse only) skips the regressors' dense Schur complement,
     which costs O(k^2) memory in k regressors, and factorises all candidate columns at
@@ -197,8 +208,7 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     rows = np.arange(n) if rows is None else (np.flatnonzero(rows) if np.asarray(rows).dtype == bool
                                               else np.asarray(rows))
     if method == "auto":
-        method = ("sparse" if design.n_fe_cols >= SPARSE_FROM and len(design.fe_names) <= 2
-                  else "dense")
+        method = "sparse" if design.n_fe_cols >= SPARSE_FROM else "dense"
     if method not in ("dense", "sparse"):
         raise ValueError(f"method={method!r} is not allowed (allowed: auto, dense, sparse)")
     Z = design.Z[rows]
@@ -215,7 +225,8 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
         pos = independent_columns(As)
         factor: _Factor = _DenseFactor(As[np.ix_(pos, pos)])
     else:
-        pos, factor = _sparse_factor(A[cand][:, cand], d, int(np.sum(cand < design.n_fe_cols)),
+        n_block = int(sum(design.fe_levels[:2]))  # the sparse block: the first two FEs
+        pos, factor = _sparse_factor(A[cand][:, cand], d, int(np.sum(cand < n_block)),
                                      drop_collinear)
     keep, scale = cand[pos], d[pos]
     fit = WLSFit(np.empty(0), keep, factor, scale, np.empty(0), rows)
