@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from impact.estimate.linalg import build_design, fixest_df_k, independent_columns, wls_fit
 
-__all__ = ["PMFit", "PMMulti", "cell_demean", "cluster_codes", "fit_pm", "fit_pm_multi"]
+__all__ = ["PMFit", "PMMulti", "cell_demean", "cell_fitted", "cluster_codes", "fit_pm",
+           "fit_pm_multi"]
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,7 @@ def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
     n_c = np.bincount(cell_code, minlength=C).astype("float64")
     sums = np.stack([np.bincount(cell_code, weights=A[:, j], minlength=C)
                      for j in range(A.shape[1])], axis=1)
-    means = sums / np.maximum(n_c, 1)[:, None]
-    design = build_design(cells, fe, [])
-    fit = wls_fit(design, means[:, 0], n_c, n_c > 0)
-    Zk = design.Z[fit.rows][:, fit.keep]
-    w = n_c[fit.rows]
-    coef = fit.solve(np.asarray(Zk.T @ (means[fit.rows] * w[:, None])))
-    fitted = np.zeros_like(means)
-    fitted[fit.rows] = Zk @ coef
+    fitted = cell_fitted(sums, n_c, cells, fe)
     if A.strides[0] == A.itemsize:  # column-major (or a block of columns of one):
         # column by column, each a contiguous gather from its cell values (3x faster than
         # row blocks on a column-major matrix; the same subtraction, the same bits)
@@ -106,6 +100,23 @@ def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
     for s in range(0, A.shape[0], step):
         A[s:s + step] -= fitted[cell_code[s:s + step]]
     return A
+
+
+def cell_fitted(sums: np.ndarray, n_c: np.ndarray, cells: pd.DataFrame,
+                fe: Sequence[str]) -> np.ndarray:
+    """(C, k) projection of each column on the cell-level fixed effects, per cell: the
+    WLS fit of the cell means ``sums / n_c`` on the FE dummies of ``cells`` with weights
+    ``n_c`` (cells with ``n_c == 0`` get 0). Subtracting it from every row of a cell is
+    ``cell_demean``."""
+    means = sums / np.maximum(n_c, 1)[:, None]
+    design = build_design(cells, list(fe), [])
+    fit = wls_fit(design, means[:, 0], n_c, n_c > 0)
+    Zk = design.Z[fit.rows][:, fit.keep]
+    w = n_c[fit.rows]
+    coef = fit.solve(np.asarray(Zk.T @ (means[fit.rows] * w[:, None])))
+    fitted = np.zeros_like(means)
+    fitted[fit.rows] = Zk @ coef
+    return fitted
 
 
 def _independent(G: np.ndarray, cols: list[int]) -> list[int]:

@@ -88,15 +88,18 @@ in disguise); BLP needs ``min_cell`` clients on Main. ``publication_view`` blank
 not published.
 
 **Performance**: the quality matrix is built once (``quality_frame`` with the dimensions'
-group codes and the client as per-row ``extra`` columns); per split only the half's rows
-are copied (interaction columns built there) and demeaned by the half's own cells (the
-region x month effects differ by half). Columns shared by all outcomes are demeaned once
-per half; per outcome only the outcome and the proxy-dependent columns (S and the GATES
-groups) are. Peak memory ~ the full matrix plus one half with its interaction columns
-(and ``fit_pm_multi``'s n x H score product): measured 225 MB above the panel at 191k
-person-months with two outcomes, linear in rows, i.e. about 3.3 GB at 2.8 million; time
-per split about 0.65 s there (two outcomes, one BLAS thread, shared machine), about 10-15 s
-per split at 2.8 million person-months.
+group codes and the client as per-row ``extra`` columns), its rows sorted by cluster.
+One pass over the rows, a cluster at a time, gives the raw (not demeaned) cluster blocks
+of the Gram matrix of the Aux model's columns and their sums per cell x cluster pair
+(``cgram.cluster_grams_by``). Every half is a set of clusters, so its blocks are a
+subset of these, and projecting out the half's own cell fixed effects (the region x
+month effects differ by half) is a correction at the level of the cell x cluster pairs
+(``cgram.demean_grams``): the Aux fits read no row. On Main the proxy's columns
+q (S - mean S) are combinations of Aux columns (their blocks M'C_gM); only the GATES
+columns are built from the rows, per outcome, and crossed with the others. Memory: the
+full matrix plus one cluster's rows of the Aux columns. Measured on the default data (2.9
+million person-months, 5 splits, one outcome, one BLAS thread): 16 s, where demeaning
+each half's rows took 35 s (the same numbers to 1e-12).
 
 Modules: ``quality`` (the splits, the proxy on Aux and the fits on Main), ``programme``
 (the same for the programme effect, from person-month imputation), ``split``

@@ -4,7 +4,6 @@ fitted on Aux and the fits on Main (see the package notes)."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -12,8 +11,10 @@ import pandas as pd
 
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
-from impact.estimate.cgram import cluster_grams, fit_pm_multi_grams
-from impact.estimate.pmreg import cell_demean, fe_df
+from impact.estimate.cgram import (
+    ClusterGrams, _pair_sums, cluster_grams_by, demean_grams, fit_pm_multi_grams,
+)
+from impact.estimate.pmreg import fe_df
 from impact.estimate.quality import quality_frame
 from impact.heterogeneity.cddf.split import (
     dimension_levels, main_halves, quantile_groups, split_rows,
@@ -24,15 +25,6 @@ from impact.heterogeneity.cddf.tables import (
 from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
 
 __all__ = ["cddf_quality"]
-
-
-@dataclass(frozen=True)
-class _Half:
-    rows: np.ndarray          # rows of the full matrix
-    cells: pd.DataFrame       # the half's cells, recoded 0..C-1
-    code: np.ndarray          # cell code per row of the half
-    clusters: np.ndarray
-    df_fe: int
 
 
 def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityParams,
@@ -77,9 +69,8 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
         return empty
     del extra  # per-row copies of pm's length: not needed any more
     # rows in cluster order, permuted in place one column at a time (no second copy of
-    # A0): every half is a union of clusters, so its rows (in order) come in contiguous
-    # cluster blocks, the blocks of its Gram matrix (``cgram``), and are gathered from A0
-    # in increasing order
+    # A0): each cluster's rows are then one slice, from which its block of the Gram
+    # matrix is made (``cgram.cluster_grams_by``), and a half is a set of clusters
     cl_codes, cl_labels = pd.factorize(cl, sort=True)
     order = np.argsort(cl_codes, kind="stable")
     tmp = np.empty(len(order))
@@ -107,48 +98,65 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
         mains = [np.sort(np.asarray([str(c) for c in m], dtype=object))
                  for m in main_clusters]
 
-    def half(mask: np.ndarray) -> _Half:
-        rows = np.flatnonzero(mask)  # in cluster order, as A0's rows
-        used, hcode = np.unique(code[rows], return_inverse=True)
-        hcells = cells.iloc[used].reset_index(drop=True)
-        # integer cluster codes (same partition as the labels; factorising strings in
-        # every fit is slow)
-        return _Half(rows, hcells, hcode.astype("int64"), pd.factorize(cl_codes[rows])[0],
-                     fe_df(hcells, fe, cell_cl_all[used]))
-
+    G = len(cl_labels)
+    bounds = np.searchsorted(cl_codes, np.arange(G + 1))
     # dummies of every dimension (first level left out) and their names
     dummies = [(n, h, f"x:{n}={lab}") for n, labs in levels.items()
                for h, lab in enumerate(labs) if h > 0]
     dnames = [d for _, _, d in dummies]
+    nd = len(dummies)
     base = ["quality_a", "quality_b", *exog0]
-    ycols = [col0[y] for y in ys]
+    first = [*(col0[y] for y in ys), *(col0[b] for b in base)]  # columns taken from A0
+    iqa, iqb = col0["quality_a"], col0["quality_b"]
+    qa_n, qb_n = [f"qa*{d}" for d in dnames], [f"qb*{d}" for d in dnames]
+    # the Aux model's columns; Main's first k0 are the same
+    names_u = list(ys) + base + dnames + qa_n + qb_n
+    k0 = len(first) + nd
+    ny = len(ys)
+
+    def leading(s: int, e: int, width: int) -> np.ndarray:
+        """Rows s..e-1 (one cluster) of [outcomes, quality, controls, dummies], room for
+        ``width`` columns in all."""
+        H = np.empty((e - s, width), order="F")
+        for j, c in enumerate(first):
+            H[:, j] = A0[s:e, c]
+        for j, (n, h, _) in enumerate(dummies):
+            H[:, len(first) + j] = xcode[n][s:e] == h
+        return H
+
+    def universal(s: int, e: int) -> np.ndarray:
+        H = leading(s, e, len(names_u))
+        qa, qb = A0[s:e, iqa], A0[s:e, iqb]
+        for j in range(nd):
+            np.multiply(qa, H[:, len(first) + j], out=H[:, k0 + j])
+            np.multiply(qb, H[:, len(first) + j], out=H[:, k0 + nd + j])
+        return H
+
+    # the raw cluster blocks and cell x cluster pair sums of the Aux columns, once for all
+    # splits (one pass over the rows); each half's model is then the blocks of its
+    # clusters with its own fixed-effect projection taken out (``cgram.demean_grams``)
+    U = cluster_grams_by(universal, bounds, cl_labels, code)
+
+    def fe_dof(keep: np.ndarray) -> int:
+        used = np.unique(U.pair_cell[keep[U.pair_cluster]])
+        return fe_df(cells.iloc[used].reset_index(drop=True), fe, cell_cl_all[used])
+
+    spec = (["qa*S", "qb*S"] + [f"qa#G{g}" for g in range(1, K + 1)]
+            + [f"qb#G{g}" for g in range(1, K + 1)] + [f"G{g}" for g in range(2, K + 1)])
+    names_m = names_u[:k0] + spec
+    km = len(names_m)
     per_split, proxies = [], []
     for s, main in enumerate(mains):
-        in_main = np.isin(cl_codes, np.flatnonzero(np.isin(np.asarray(cl_labels), main)))
+        in_main = np.isin(np.asarray(cl_labels), main)                  # per cluster
         if in_main.all() or not in_main.any():
             raise ValueError(f"cddf: split {s} leaves a half without clusters")
         # ---- Aux: the proxy ------------------------------------------------------------
-        aux = half(~in_main)
-        qa_n, qb_n = [f"qa*{d}" for d in dnames], [f"qb*{d}" for d in dnames]
-        names = list(ys) + base + dnames + qa_n + qb_n
-        H = _half_matrix(A0, col0, aux.rows, ycols, base, len(names))
-        ny = len(ys)
-        qa, qb = H[:, ny].copy(), H[:, ny + 1].copy()
-        k = ny + len(base)
-        for j, (n, h, _) in enumerate(dummies):
-            d = (xcode[n][aux.rows] == h).astype("float64")
-            H[:, k + j] = d
-            H[:, k + len(dummies) + j] = qa * d
-            H[:, k + 2 * len(dummies) + j] = qb * d
-        del qa, qb
-        _demean(H, aux, fe)
-        # every outcome's column is in H: one set of cluster Gram blocks serves them all
-        grams, _ = cluster_grams(H, aux.clusters)
-        del H
+        grams = demean_grams(U.subset(~in_main), cells, fe)
+        df_aux = fe_dof(~in_main)
         coefs = {}
         for y in ys:
-            fit = fit_pm_multi_grams(grams, names, y, ["quality_a", *qa_n], exog0 + dnames,
-                                     ["quality_b", *qb_n], aux.df_fe)
+            fit = fit_pm_multi_grams(grams, names_u, y, ["quality_a", *qa_n], exog0 + dnames,
+                                     ["quality_b", *qb_n], df_aux)
             b = np.nan_to_num(fit.coef)
             coefs[y] = b
             ok = np.isfinite(fit.coef[0])
@@ -169,82 +177,67 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
                     j += 1
         del grams
         # ---- Main: BLP, GATES, CLAN ------------------------------------------------------
-        mh = half(in_main)
-        spec = (["qa*S", "qb*S"] + [f"qa#G{g}" for g in range(1, K + 1)]
-                + [f"qb#G{g}" for g in range(1, K + 1)] + [f"G{g}" for g in range(2, K + 1)])
-        names = list(ys) + base + dnames + spec
-        H = _half_matrix(A0, col0, mh.rows, ycols, base, len(names))
-        qa, qb = H[:, ny].copy(), H[:, ny + 1].copy()
-        k = ny + len(base)
-        for j, (n, h, _) in enumerate(dummies):
-            H[:, k + j] = xcode[n][mh.rows] == h
-        k0 = k + len(dummies)
-        _demean(H[:, :k0], mh, fe)
-        # the blocks of the outcomes, quality and controls once; each outcome's proxy
-        # columns are added to them (``extend``: only the new columns are multiplied)
-        grams0, _ = cluster_grams(H[:, :k0], mh.clusters)
-        xm = {n: xcode[n][mh.rows] for n in levels}
-        cm = client[mh.rows]
-        mh_cl = mh.clusters
-        G_main = int(mh_cl.max()) + 1
+        raw_m = U.subset(in_main)
+        df_main = fe_dof(in_main)
+        rows = np.flatnonzero(in_main[cl_codes])                       # in cluster order
+        xm = {n: xcode[n][rows] for n in levels}
+        cm = client[rows]
+        mh_cl = pd.factorize(cl_codes[rows])[0]
+        G_main = int(in_main.sum())
+        mb = np.concatenate([[0], np.cumsum(np.diff(bounds)[in_main])])  # in `rows`
         for y in ys:
             b = coefs[y]
-            S = np.full(len(mh.rows), b[0])
+            S = np.full(len(rows), b[0])
             j = 1
             for n, labs in levels.items():
                 table = np.concatenate([[0.0], b[j:j + len(labs) - 1]])
                 S += table[xm[n]]
                 j += len(labs) - 1
-            Sc = S - S.mean()
+            Sbar = S.mean()
             grp = quantile_groups(S, K)
-            cols = [qa * Sc, qb * Sc]
-            cols += [qa * (grp == g) for g in range(K)]
-            cols += [qb * (grp == g) for g in range(K)]
-            cols += [(grp == g).astype("float64") for g in range(1, K)]
-            for i, c in enumerate(cols):
-                H[:, k0 + i] = c
-            _demean(H[:, k0:], mh, fe)
+            # qa (S - Sbar) and qb (S - Sbar) are combinations of Aux columns: their
+            # blocks come from U's (M' C_g M); only the GATES columns need the rows
+            M = np.zeros((len(names_u), k0 + 2))
+            M[np.arange(k0), np.arange(k0)] = 1.0
+            for c, (q, qn) in enumerate((("quality_a", qa_n), ("quality_b", qb_n))):
+                M[names_u.index(q), k0 + c] = b[0] - Sbar
+                M[[names_u.index(v) for v in qn], k0 + c] = b[1:1 + nd]
+            C = np.empty((G_main, km, km))
+            C[:, :k0 + 2, :k0 + 2] = np.einsum("ki,gkl,lj->gij", M, raw_m.C, M, optimize=True)
+            sums = np.empty((len(raw_m.pair_cell), km))
+            sums[:, :k0 + 2] = raw_m.pair_sums @ M
+            p0 = 0
+            for g, gl in enumerate(np.flatnonzero(in_main)):
+                s0, e0 = int(bounds[gl]), int(bounds[gl + 1])
+                H = leading(s0, e0, km)
+                sl = slice(int(mb[g]), int(mb[g + 1]))
+                qa, qb, Sc = A0[s0:e0, iqa], A0[s0:e0, iqb], S[sl] - Sbar
+                H[:, k0], H[:, k0 + 1] = qa * Sc, qb * Sc
+                gg = grp[sl]
+                for q in range(K):
+                    H[:, k0 + 2 + q] = qa * (gg == q)
+                    H[:, k0 + 2 + K + q] = qb * (gg == q)
+                for q in range(1, K):
+                    H[:, k0 + 1 + 2 * K + q] = gg == q
+                cross = H[:, k0 + 2:].T @ H
+                C[g, k0 + 2:, :] = cross
+                C[g, :k0 + 2, k0 + 2:] = cross[:, :k0 + 2].T
+                uniq, inv = np.unique(code[s0:e0], return_inverse=True)
+                sums[p0:p0 + len(uniq), k0 + 2:] = _pair_sums(inv, len(uniq), H[:, k0 + 2:])
+                p0 += len(uniq)
+            grams = demean_grams(ClusterGrams(C, raw_m.labels, None, raw_m.n_obs, None,
+                                              raw_m.pair_cell, raw_m.pair_cluster, sums,
+                                              raw_m.pair_count), cells, fe)
             exog = exog0 + dnames
-            # one set of cluster Gram blocks for both models (BLP reads a subset of the
-            # columns): no further pass over the rows
-            grams = grams0.extend(H, k0, H.shape[1])
-            blp = fit_pm_multi_grams(grams, names, y, ["quality_a", "qa*S"], exog,
-                                     ["quality_b", "qb*S"], mh.df_fe)
-            gates = fit_pm_multi_grams(grams, names, y, [f"qa#G{g}" for g in range(1, K + 1)],
+            blp = fit_pm_multi_grams(grams, names_m, y, ["quality_a", "qa*S"], exog,
+                                     ["quality_b", "qb*S"], df_main)
+            gates = fit_pm_multi_grams(grams, names_m, y,
+                                       [f"qa#G{g}" for g in range(1, K + 1)],
                                        exog + [f"G{g}" for g in range(2, K + 1)],
-                                       [f"qb#G{g}" for g in range(1, K + 1)], mh.df_fe)
+                                       [f"qb#G{g}" for g in range(1, K + 1)], df_main)
             per_split += split_rows(s, y[2:], blp, gates, grp, cm, xm, levels, mh_cl,
                                      K, G_main - 1)
-        del H, qa, qb, grams0
     per = pd.DataFrame(per_split)
     for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
         per[k] = v
     return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
-
-
-def _demean(H: np.ndarray, half: _Half, fe: list[str], width: int = 16) -> None:
-    """``cell_demean`` by blocks of ``width`` columns (views, in place): its gather
-    temporary is rows x block width instead of rows x all columns."""
-    for j in range(0, H.shape[1], width):
-        cell_demean(H[:, j:j + width], half.cells, half.code, fe)
-
-
-def _half_matrix(A0: np.ndarray, col0: dict[str, int], rows: np.ndarray, ycols: list[int],
-                 base: list[str], width: int) -> np.ndarray:
-    """The half's matrix (Fortran order): the outcome columns ``ycols`` of A0, then the
-    ``base`` columns, the rest zero. ``rows`` (increasing) are copied run by run: a half
-    is a few runs of consecutive rows (its clusters), and a slice copy is faster than a
-    gather."""
-    cut = np.flatnonzero(np.diff(rows) != 1) + 1
-    runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, cut) if len(r)]
-
-    def fill(out: np.ndarray, c: int) -> None:
-        pos = 0
-        for s, e in runs:
-            out[pos:pos + e - s] = A0[s:e, c]
-            pos += e - s
-
-    H = np.zeros((len(rows), width), order="F")
-    for j, c in enumerate([*ycols, *(col0[b] for b in base)]):
-        fill(H[:, j], c)
-    return H
