@@ -13,9 +13,12 @@ of a cluster split so that the proxy learnt on Aux never sees Main's outcomes:
    window ``adoption.anticipation_months``), the untreated-outcome model
    ``100 y = a_municipality + d_region,month + x'b + c'g + u``, c the headline's
    labour-market indicators and shock event-time bins. b, g by Frisch-Waugh-Lovell (x and y
-   with both fixed effects projected out, ``pmreg.cell_demean``); the fixed effects by the
-   cell-level WLS of the municipality-month means of ``100 y - x'b`` (``imputation.
-   impute`` on those cells): exactly the person-month WLS, at the cost of one pass.
+   with both fixed effects projected out, here from the half's cluster blocks of the Gram
+   matrix, ``_Imputer``); the fixed effects by the cell-level WLS of the
+   municipality-month means of ``100 y - x'b`` (``imputation.impute`` on those cells):
+   exactly the person-month WLS. The row aggregates are computed once for all splits;
+   per half only the adopted rows are read (8 s for 5 splits on the default data, where
+   demeaning each half's rows took 18 s; the same numbers to 1e-11).
 2. On the half's adopted person-months (month >= adoption month), tau_i = 100 y_i -
    Yhat_i(0); a person-month whose municipality or region-month never occurs untreated
    in the half is imputed with municipality + calendar-month effects, else dropped.
@@ -45,7 +48,8 @@ import pandas as pd
 from impact.estimate.frames import lm_controls, month_index, warn
 from impact.estimate.imputation import impute
 from impact.estimate.params import EstimateParams
-from impact.estimate.pmreg import _independent, cell_demean, fit_pm_multi
+from impact.estimate.cgram import cluster_grams_by, demean_grams
+from impact.estimate.pmreg import _independent, fit_pm_multi
 from impact.heterogeneity.cddf.split import (
     dimension_levels, main_halves, quantile_groups, split_rows,
 )
@@ -67,63 +71,119 @@ class _Fit:
     V: np.ndarray
 
 
+class _Imputer:
+    """Steps 1-2 of the module notes for the person-months of any set of clusters (a half
+    of a split), from aggregates computed once: the raw cluster blocks of the Gram matrix
+    of [Y, X] on the untreated rows with their sums per municipality-month cell
+    (``cgram.cluster_grams_by``), and the sums of Y and X per cell x treated status.
+
+    Per half, the fixed effects are projected out of the blocks at the cell level
+    (``cgram.demean_grams``) for b (Frisch-Waugh-Lovell), the cell means of 100 y - x'b
+    follow from the cell sums, and only the adopted rows are read again (tau_i). The
+    same numbers as demeaning the half's rows, to rounding (tests: pyfixest)."""
+
+    def __init__(self, frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
+                 untreated: np.ndarray, treated: np.ndarray, clusters: np.ndarray):
+        """``frame``: per row integer codes ``municipality`` and ``regmonth`` and the month
+        ``t``; ``Y`` (n x O); ``X`` (n x k), column-major; ``clusters`` (n,) integer
+        codes 0..G-1 of a partition that nests the municipality-months."""
+        self.O, self.k = Y.shape[1], X.shape[1]
+        muni = frame["municipality"].to_numpy(dtype="int64")
+        t = frame["t"].to_numpy(dtype="int64")
+        t0, span = int(t.min()), int(t.max() - t.min()) + 1
+        mt = muni * span + (t - t0)  # municipality-month, one integer key
+        cl = np.asarray(clusters, dtype="int64")
+        self.G = G = int(cl.max()) + 1
+        # step 1: untreated rows in cluster order, the blocks of [Y, X] and cell sums
+        u = np.flatnonzero(untreated)
+        u = u[np.argsort(cl[u], kind="stable")]
+        cells_mt, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
+        self.cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
+        bounds = np.searchsorted(cl[u], np.arange(G + 1))
+
+        def rows(s: int, e: int) -> np.ndarray:
+            A = np.empty((e - s, self.O + self.k), order="F")
+            idx = u[s:e]
+            A[:, :self.O] = Y[idx]
+            for j in range(self.k):
+                np.take(X[:, j], idx, out=A[:, self.O + j])
+            return A
+
+        self.U = cluster_grams_by(rows, bounds, np.arange(G), code)
+        # step 2: cells (municipality, month, treated) of the untreated and adopted rows
+        r = np.flatnonzero(untreated | treated)
+        uniq, ck = np.unique(mt[r] * 2 + treated[r], return_inverse=True)
+        C2 = len(uniq)
+        self.cnt = np.bincount(ck, minlength=C2).astype("float64")
+        self.SY = np.stack([np.bincount(ck, weights=Y[r, o], minlength=C2)
+                            for o in range(self.O)], axis=1)
+        self.SX = np.empty((C2, self.k))
+        for j in range(self.k):
+            self.SX[:, j] = np.bincount(ck, weights=X[r, j], minlength=C2)
+        rep = np.zeros(C2, dtype="int64")
+        rep[ck] = r  # one row of each cell
+        self.cf = frame.iloc[rep][["municipality", "regmonth", "t"]].reset_index(drop=True)
+        self.c_treated = (uniq % 2).astype(bool)
+        self.c_cluster = cl[rep]
+        # the adopted rows, once: their cell, cluster, outcomes and characteristics
+        self.tr = np.flatnonzero(treated)
+        pos = np.full(len(Y), -1)
+        pos[r] = ck
+        self.tr_cell, self.tr_cluster = pos[self.tr], cl[self.tr]
+        self.YT = Y[self.tr]
+        self.XT = np.empty((len(self.tr), self.k), order="F")
+        for j in range(self.k):
+            np.take(X[:, j], self.tr, out=self.XT[:, j])
+
+    def tau(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(adopted rows of the clusters ``keep`` (bool per cluster) in row order, their tau
+        (n x O), which were imputed)."""
+        O, k = self.O, self.k
+        grams = demean_grams(self.U.subset(keep), self.cells, _FE)
+        Gm = grams.gram
+        xk = np.asarray(sorted(_independent(Gm, list(range(O, O + k)))), dtype=int)
+        b = np.zeros((k, O))
+        if xk.size:
+            b[xk - O] = np.linalg.solve(Gm[np.ix_(xk, xk)], Gm[np.ix_(xk, np.arange(O))])
+        # fixed effects on the half's cells: WLS of the untreated cells' means of
+        # 100 y - x'b with their counts, imputed on the adopted cells
+        cells = np.flatnonzero(keep[self.c_cluster])
+        sel = keep[self.tr_cluster]
+        tr, tr_cell = self.tr[sel], self.tr_cell[sel]
+        loc = np.full(len(self.cnt), -1)
+        loc[cells] = np.arange(len(cells))
+        cnt = self.cnt[cells]
+        means = (self.SY[cells] - self.SX[cells] @ b) / np.maximum(cnt, 1)[:, None]
+        cf = self.cf.iloc[cells].reset_index(drop=True)
+        c_tr = self.c_treated[cells]
+        R = self.YT[sel] - self.XT[sel] @ b                     # 100 y - x'b, adopted rows
+        tau = np.full((len(tr), O), np.nan)
+        ok_any = np.zeros(len(tr), bool)
+        for o in range(O):
+            imp = impute(cf, means[:, o], cnt, _FE, [], ~c_tr, c_tr,
+                         cf["municipality"].to_numpy(), "cddf (programme)",
+                         fallback_fe=["municipality", "t"])
+            if imp is None:
+                continue
+            fitted = np.full(len(cells), np.nan)
+            fitted[imp.idx1] = means[imp.idx1, o] - imp.tau
+            tau[:, o] = R[:, o] - fitted[loc[tr_cell]]
+            ok_any |= np.isfinite(tau[:, o])
+        return tr, tau, ok_any
+
+
 def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
                          untreated: np.ndarray, treated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """tau (n_treated x outcomes) of the adopted rows and which of them were imputed.
 
     ``frame``: per row integer codes ``municipality`` and ``regmonth`` and the month
     ``t`` (int); ``Y`` (n x O) outcomes; ``X`` (n x k) characteristics and controls.
-    Steps 1-2 of the module notes.
+    Steps 1-2 of the module notes, on all rows (``_Imputer`` with one cluster).
     """
-    n, O = Y.shape
-    muni = frame["municipality"].to_numpy(dtype="int64")
-    t = frame["t"].to_numpy(dtype="int64")
-    t0, span = int(t.min()), int(t.max() - t.min()) + 1
-    mt = muni * span + (t - t0)  # municipality-month, one integer key
-    u = np.flatnonzero(untreated)
-    _, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
-    cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
-    A = np.empty((len(u), O + X.shape[1]), order="F")
-    A[:, :O] = Y[u]
-    for j in range(X.shape[1]):  # column by column: a gather per column, no transposing copy
-        np.take(X[:, j], u, out=A[:, O + j])
-    cell_demean(A, cells, code, _FE)
-    Xt = A[:, O:]
-    keep = _independent_cols(Xt)
-    b = np.zeros((X.shape[1], O))
-    if keep.size:
-        Xk = Xt[:, keep]
-        b[keep] = np.linalg.solve(Xk.T @ Xk, Xk.T @ A[:, :O])
-    del A
-    R = Y - X @ b  # 100 y - x'b on every row
-    # fixed effects on cells (municipality, month, treated): WLS of the untreated cells'
-    # means with their counts, imputed on the treated cells
-    rows = np.flatnonzero(untreated | treated)
-    trr = treated[rows]
-    uniq, ck = np.unique(mt[rows] * 2 + trr, return_inverse=True)
-    C = len(uniq)
-    cnt = np.bincount(ck, minlength=C).astype("float64")
-    rep = np.zeros(C, dtype="int64")
-    rep[ck] = rows  # one row of each cell
-    cf = frame.iloc[rep][["municipality", "regmonth", "t"]].reset_index(drop=True)
-    c_treated = (uniq % 2).astype(bool)
-    n_tr = int(treated.sum())
-    tau = np.full((n_tr, O), np.nan)
-    ok_any = np.zeros(n_tr, bool)
-    pos = np.cumsum(treated) - 1  # position of a treated row among the treated
-    tr_rows = rows[trr]
-    for o in range(O):
-        means = np.bincount(ck, weights=R[rows, o], minlength=C) / np.maximum(cnt, 1)
-        imp = impute(cf, means, cnt, _FE, [], ~c_treated, c_treated,
-                     cf["municipality"].to_numpy(), "cddf (programme)",
-                     fallback_fe=["municipality", "t"])
-        if imp is None:
-            continue
-        fitted = np.full(C, np.nan)
-        fitted[imp.idx1] = means[imp.idx1] - imp.tau
-        tau[pos[tr_rows], o] = R[tr_rows, o] - fitted[ck[trr]]
-        ok_any |= np.isfinite(tau[:, o])
-    return tau, ok_any
+    imp = _Imputer(frame, Y, np.asfortranarray(X), untreated, treated,
+                   np.zeros(len(Y), dtype="int64"))
+    _, tau, ok = imp.tau(np.ones(1, bool))
+    return tau, ok
 
 
 def _independent_cols(X: np.ndarray) -> np.ndarray:
@@ -207,18 +267,12 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
     else:
         mains = [np.sort(np.asarray([str(c) for c in m], dtype=object)) for m in main_clusters]
     per, proxies = [], []
+    imputer = _Imputer(frame, Y, XC, untreated, treated, cl_codes)
     for s, main in enumerate(mains):
-        in_main = np.isin(cl_codes, np.flatnonzero(np.isin(np.asarray(cl_labels), main)))
+        in_main = np.isin(np.asarray(cl_labels), main)                # per cluster
         halves = {}
-        for name, mask in (("aux", ~in_main), ("main", in_main)):
-            rows = np.flatnonzero(mask)
-            Xh = np.empty((len(rows), XC.shape[1]), order="F")
-            for j in range(XC.shape[1]):
-                np.take(XC[:, j], rows, out=Xh[:, j])
-            tau, ok = impute_person_months(frame.iloc[rows].reset_index(drop=True), Y[rows],
-                                           Xh, untreated[rows], treated[rows])
-            del Xh
-            tr = rows[treated[rows]]
+        for name, keep in (("aux", ~in_main), ("main", in_main)):
+            tr, tau, ok = imputer.tau(keep)
             halves[name] = (tr[ok], tau[ok])
         (ra, ta), (rm, tm) = halves["aux"], halves["main"]
         if len(ra) == 0 or len(rm) == 0:
