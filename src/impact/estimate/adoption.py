@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 from impact.estimate.frames import (
-    adoption_months, composition_controls, event_dummies, lm_controls, month_index, rate_pp,
-    unit_cells, warn,
+    UnitRows, adoption_months, composition_controls, event_dummies, lm_controls, month_index,
+    rate_pp, unit_cells, warn,
 )
 from impact.estimate.imputation import Imputation, aggregate, impute, wild_parts
 from impact.estimate.inference import wants_wild, with_wild
@@ -67,12 +67,14 @@ _VCOV = "BJS Thm3 conservative, leave-out eq.8 by event time, cluster={c}, CRV1-
 def adoption_cells(cells: pd.DataFrame | None, person_months: pd.DataFrame | None,
                    adoption: pd.DataFrame | None, programme: str,
                    by: dict[str, np.ndarray] | None = None,
-                   counts: tuple[str, ...] = ("exit_work",)) -> pd.DataFrame | None:
+                   counts: tuple[str, ...] = ("exit_work",),
+                   rows: UnitRows | None = None) -> pd.DataFrame | None:
     """Unit x month cells with ``g`` (adoption month index, NaN = never); None if no rows.
 
     With ``by`` (extra keys per person-month, e.g. a client group) or team-level adoption
     the cells are built from ``person_months`` (``frames.unit_cells``, summing ``counts``),
-    else taken from the panel's municipality-month ``cells``.
+    else taken from the panel's municipality-month ``cells``. ``rows``: the person-months'
+    ``frames.unit_rows`` if already built (for several ``by`` in turn).
     """
     muni_t, team_t = adoption_months(adoption, programme)
     if not muni_t and not team_t:
@@ -80,7 +82,7 @@ def adoption_cells(cells: pd.DataFrame | None, person_months: pd.DataFrame | Non
     if team_t or by is not None:
         if person_months is None:
             raise ValueError("team-level adoption and group cells need person_months")
-        frame = unit_cells(person_months, set(team_t), by=by, counts=counts)
+        frame = unit_cells(person_months, set(team_t), by=by, counts=counts, rows=rows)
         is_team = frame["unit"].str.startswith("team:")
         g = np.where(is_team, frame["unit"].str[5:].map(team_t),
                      frame["municipality"].map(muni_t))

@@ -5,6 +5,8 @@ Months are integers ``t = year*12 + month - 1`` as in the panel's ``t`` column.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import warnings
 
 import numpy as np
@@ -14,6 +16,7 @@ __all__ = [
     "COMPOSITION", "EstimationWarning", "composition_controls", "lm_controls", "month_index",
     "age_band", "duration_band", "duration_band_index",
     "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
+    "unit_rows", "UnitRows",
     "rate_pp",
 ]
 
@@ -205,19 +208,22 @@ def _composition_columns(pm: pd.DataFrame) -> pd.DataFrame:
     }, index=pm.index)
 
 
-def unit_cells(person_months: pd.DataFrame, team_units: set[str],
-               by: dict[str, np.ndarray] | None = None,
-               counts: tuple[str, ...] = ("exit_work",)) -> pd.DataFrame:
-    """Adopting-unit x month cells from person-months (for team-level adoption).
+@dataclass(frozen=True)
+class UnitRows:
+    """The per-person-month frame that ``unit_cells`` groups (integer codes of unit,
+    municipality and region, t, the counts and the composition and labour-market
+    columns) with the labels of the codes: built once, it serves several groupings
+    (``by``), e.g. one per client-group dimension."""
 
-    The unit is the client's team when that team has its own adoption row, else the
-    municipality (the rest of it). Columns: unit, municipality, region, t,
-    person_months, exits_work, ``COMPOSITION`` and the ``lm_*_muni`` means.
+    frame: pd.DataFrame
+    labels: dict[str, np.ndarray]
+    sums: tuple[str, ...]
+    lm: tuple[str, ...]
 
-    ``by`` splits the cells further by extra keys given per person-month (e.g. a client
-    group, column ``group``); ``counts`` names the person-month indicators summed, each
-    ``exit_<x>`` as ``exits_<x>``.
-    """
+
+def unit_rows(person_months: pd.DataFrame, team_units: set[str],
+              counts: tuple[str, ...] = ("exit_work",)) -> UnitRows:
+    """``unit_cells``' per-person-month frame (see there)."""
     # group on integer codes (string keys over millions of rows cost seconds), then put
     # the labels back on the (few) cells
     muni_c, muni_u = pd.factorize(person_months["municipality"].astype(str))
@@ -236,18 +242,43 @@ def unit_cells(person_months: pd.DataFrame, team_units: set[str],
     frame = pd.concat([pd.DataFrame({
         "unit": unit_c, "municipality": muni_c, "region": reg_c,
         "t": person_months["t"].to_numpy(dtype="int64"),
-        **{k: np.asarray(v) for k, v in (by or {}).items()},
         "person_months": 1.0, **sums,
     }, index=person_months.index), comp], axis=1)
     lm = [c for c in person_months.columns if c.startswith("lm_") and c.endswith("_muni")]
     frame[lm] = person_months[lm].apply(pd.to_numeric, errors="coerce")
-    g = frame.groupby(["unit", "municipality", "region", "t", *(by or {})], sort=False,
-                      observed=True)
-    out_sums = g[["person_months", *sums]].sum()
-    means = g[list(COMPOSITION) + lm].mean()
+    return UnitRows(frame, {"unit": np.asarray(unit_u, dtype=object),
+                            "municipality": np.asarray(muni_u, dtype=object),
+                            "region": np.asarray(reg_u, dtype=object)},
+                    tuple(sums), tuple(lm))
+
+
+def unit_cells(person_months: pd.DataFrame | None, team_units: set[str],
+               by: dict[str, np.ndarray] | None = None,
+               counts: tuple[str, ...] = ("exit_work",),
+               rows: UnitRows | None = None) -> pd.DataFrame:
+    """Adopting-unit x month cells from person-months (for team-level adoption).
+
+    The unit is the client's team when that team has its own adoption row, else the
+    municipality (the rest of it). Columns: unit, municipality, region, t,
+    person_months, exits_work, ``COMPOSITION`` and the ``lm_*_muni`` means.
+
+    ``by`` splits the cells further by extra keys given per person-month (e.g. a client
+    group, column ``group``); ``counts`` names the person-month indicators summed, each
+    ``exit_<x>`` as ``exits_<x>``. ``rows``: ``unit_rows(person_months, team_units,
+    counts)`` if already built (then ``person_months`` is not read).
+    """
+    if rows is None:
+        rows = unit_rows(person_months, team_units, counts)
+    frame = rows.frame
+    keys = [frame["unit"], frame["municipality"], frame["region"], frame["t"],
+            *(pd.Series(np.asarray(v), index=frame.index, name=k)
+              for k, v in (by or {}).items())]
+    g = frame.groupby(keys, sort=False, observed=True)
+    out_sums = g[["person_months", *rows.sums]].sum()
+    means = g[list(COMPOSITION) + list(rows.lm)].mean()
     out = pd.concat([out_sums, means], axis=1).reset_index()
-    for c, labels in (("unit", unit_u), ("municipality", muni_u), ("region", reg_u)):
-        out[c] = np.asarray(labels, dtype=object)[out[c].to_numpy()]
+    for c, labels in rows.labels.items():
+        out[c] = labels[out[c].to_numpy()]
     # the order of sorted labels, as before (deterministic, independent of row order)
     return out.sort_values(["unit", "municipality", "region", "t", *(by or {})],
                            kind="stable").reset_index(drop=True)

@@ -32,32 +32,34 @@ import pandas as pd
 from scipy import stats
 
 from impact.estimate.adoption import adoption_cells, impute_adoption
-from impact.estimate.frames import shock_events, warn
+from impact.estimate.frames import UnitRows, adoption_months, shock_events, unit_rows, warn
 from impact.estimate.imputation import aggregate
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates
 
-__all__ = ["adoption_by_group", "multiplier_draws"]
+__all__ = ["adoption_by_group", "multiplier_draws", "unit_rows_for"]
 
 
 def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
                       shocks: pd.DataFrame | None, params: EstimateParams,
                       dim: GroupDimension, outcomes: dict[str, str],
-                      wcr: tuple[np.ndarray, np.ndarray, bool] | None = None
-                      ) -> list[GroupEstimates]:
+                      wcr: tuple[np.ndarray, np.ndarray, bool] | None = None,
+                      rows: UnitRows | None = None) -> list[GroupEstimates]:
     """Group ATTs of the programme for each outcome (name -> person-month indicator).
 
     ``wcr``: cluster weights ``(W, labels, enumerated)`` of ``wcr.wcr_weights``; with them
     each group gets its calibrated statistic of "no effect" and joint multiplier draws
     (``multiplier_draws``), unless a cluster of the model is not among ``labels``.
+    ``rows``: ``unit_rows_for(pm, adoption, params, outcomes)``, built once for every
+    dimension (optional).
     """
     if adoption is None or dim.column not in pm:
         return []
     codes = dim.codes(pm[dim.column])
     H = len(dim.labels)
     cells = adoption_cells(None, pm, adoption, params.adoption.programme,
-                           by={"group": codes}, counts=tuple(outcomes.values()))
+                           by={"group": codes}, counts=tuple(outcomes.values()), rows=rows)
     if cells is None:
         return []
     cells = cells[cells["group"] >= 0].reset_index(drop=True)
@@ -110,6 +112,18 @@ def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
             "imputation (BJS 2024) on unit x month x group cells, group effects in Y(0); "
             "person-month weighted ATT per group", labels, *boot))
     return out
+
+
+def unit_rows_for(pm: pd.DataFrame, adoption: pd.DataFrame | None, params: EstimateParams,
+                  outcomes: dict[str, str]) -> UnitRows | None:
+    """The person-month frame of the group cells (``frames.unit_rows``), for
+    ``adoption_by_group``'s ``rows``: the same for every dimension."""
+    if adoption is None:
+        return None
+    muni_t, team_t = adoption_months(adoption, params.adoption.programme)
+    if not muni_t and not team_t:
+        return None
+    return unit_rows(pm, set(team_t), tuple(outcomes.values()))
 
 
 def multiplier_draws(est: np.ndarray, S: np.ndarray, df: int, V: np.ndarray

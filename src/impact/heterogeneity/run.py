@@ -35,7 +35,7 @@ import pandas as pd
 from impact.estimate.multiplicity import equality_test, max_t_adjust, shrink_to_overall
 from impact.estimate.params import EstimateParams
 from impact.estimate.results import t_inference
-from impact.heterogeneity.adoption import adoption_by_group
+from impact.heterogeneity.adoption import adoption_by_group, unit_rows_for
 from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
 from impact.heterogeneity.quality import (
     GroupEstimates, spare_columns, quality_base, quality_by_group)
@@ -73,13 +73,17 @@ def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
     # the headline quality matrix, demeaned once for every dimension's model
     base = (quality_base(pm, params, outcomes, spare_columns(het.groups))
             if "quality" in het.blocks else None)
+    # the person-month frame of the programme's group cells, once for every dimension
+    rows = (unit_rows_for(pm, adoption, params, outcomes) if "adoption" in het.blocks
+            else None)
     for dim in het.groups:
         if progress:
             progress(dim.name)
         if base is not None:
             out += quality_by_group(pm, params, dim, outcomes, wcr=wcr, base=base)
         if "adoption" in het.blocks:
-            out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes, wcr=wcr)
+            out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes, wcr=wcr,
+                                     rows=rows)
     return out
 
 
