@@ -91,10 +91,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     r["prev_t"] = r.groupby("orig_spell")["t"].shift(1)
     r["prev_v"] = r.groupby("orig_spell")["value"].shift(1)
     r["first"] = first.to_numpy()
-    cols = [c for c in _PM_COLS if c in pm] + [c for c in pm.columns if c.startswith("lm_")]
-    at = pm[cols].assign(client_id=pm["client_id"].astype("string"),
-                         t=pm["t"].astype("int64"))
-    r = r.merge(at, on=["client_id", "t"], how="inner", validate="many_to_one")
+    r = _with_person_month(r, pm)
     if r.empty:
         return r
     r = r.sort_values(["spell_id", "t"], kind="stable").reset_index(drop=True)
@@ -133,6 +130,31 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     r = r.drop(columns=["quality_a", "quality_b", "quality_score"]).merge(
         means, left_on=["spell_id", "t"], right_index=True, how="left")
     return r
+
+
+def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
+    """The reviews ``r`` that fall in a person-month of their client, with that
+    person-month's columns: the inner join on (client, month), ``r``'s order kept. Found
+    by a lookup on integer keys and a gather of the matched rows only (a merge on the
+    string keys copied every person-month first: about 2 s per measure at 2.9 million)."""
+    cols = [c for c in _PM_COLS if c in pm and c not in ("client_id", "t")]
+    cols += [c for c in pm.columns if c.startswith("lm_")]
+    pm_client, uniq = pd.factorize(pm["client_id"].astype("string"))
+    t_pm = pm["t"].to_numpy(dtype="int64")
+    t0 = int(t_pm.min()) if len(t_pm) else 0
+    span = int(t_pm.max()) - t0 + 1 if len(t_pm) else 1
+    keys = pd.Index(pm_client.astype("int64") * span + (t_pm - t0))
+    if not keys.is_unique:
+        raise ValueError("person_months has two rows of one client in one month")
+    rc = pd.Index(uniq).get_indexer(r["client_id"].astype("string"))
+    rt = r["t"].to_numpy(dtype="int64")
+    inside = (rc >= 0) & (rt >= t0) & (rt < t0 + span)
+    pos = np.full(len(r), -1)
+    pos[inside] = keys.get_indexer(rc[inside].astype("int64") * span + (rt[inside] - t0))
+    hit = pos >= 0
+    left = r[hit].reset_index(drop=True)
+    right = pm[cols].iloc[pos[hit]].reset_index(drop=True)
+    return pd.concat([left, right], axis=1)
 
 
 def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
