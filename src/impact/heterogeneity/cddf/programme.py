@@ -97,7 +97,7 @@ class _Imputer:
         # step 1: untreated rows in cluster order, the blocks of [Y, X] and cell sums
         u = np.flatnonzero(untreated)
         u = u[np.argsort(cl[u], kind="stable")]
-        cells_mt, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
+        _, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
         self.cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
         bounds = np.searchsorted(cl[u], np.arange(G + 1))
 

@@ -112,7 +112,6 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     # the Aux model's columns; Main's first k0 are the same
     names_u = list(ys) + base + dnames + qa_n + qb_n
     k0 = len(first) + nd
-    ny = len(ys)
 
     def leading(s: int, e: int, width: int) -> np.ndarray:
         """Rows s..e-1 (one cluster) of [outcomes, quality, controls, dummies], room for
@@ -136,6 +135,7 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     # splits (one pass over the rows); each half's model is then the blocks of its
     # clusters with its own fixed-effect projection taken out (``cgram.demean_grams``)
     U = cluster_grams_by(universal, bounds, cl_labels, code)
+    pstart = np.searchsorted(U.pair_cluster, np.arange(G + 1))  # each cluster's pairs
 
     def fe_dof(keep: np.ndarray) -> int:
         used = np.unique(U.pair_cell[keep[U.pair_cluster]])
@@ -222,9 +222,11 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
                 cross = H[:, k0 + 2:].T @ H
                 C[g, k0 + 2:, :] = cross
                 C[g, :k0 + 2, k0 + 2:] = cross[:, :k0 + 2].T
-                uniq, inv = np.unique(code[s0:e0], return_inverse=True)
-                sums[p0:p0 + len(uniq), k0 + 2:] = _pair_sums(inv, len(uniq), H[:, k0 + 2:])
-                p0 += len(uniq)
+                # the rows' pairs as U numbered them (this cluster's run of pairs)
+                inv = U.pair_code[s0:e0] - pstart[gl]
+                P_g = int(pstart[gl + 1] - pstart[gl])
+                sums[p0:p0 + P_g, k0 + 2:] = _pair_sums(inv, P_g, H[:, k0 + 2:])
+                p0 += P_g
             grams = demean_grams(ClusterGrams(C, raw_m.labels, None, raw_m.n_obs, None,
                                               raw_m.pair_cell, raw_m.pair_cluster, sums,
                                               raw_m.pair_count), cells, fe)
