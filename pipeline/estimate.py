@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 from impact import io  # noqa: E402
 from impact.config import ConfigError, load_params  # noqa: E402
 from impact.estimate import run_specification  # noqa: E402
+from impact.estimate.run import panel_columns  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -36,15 +37,22 @@ def main() -> None:
     if args.spec not in specs:
         raise ConfigError(f"--spec {args.spec!r} is not in params.yaml specifications "
                           f"(defined: {', '.join(specs)})")
+    spec = specs[args.spec]
+    panel = args.panel / "person_months.parquet"
+    adoption = _optional(args.validated / "adoption.parquet")
+    # only the columns the specification reads (the quality 2SLS and OLS read the file
+    # in batches): a stage's memory is not the whole panel's
+    columns = io.present_columns(panel, panel_columns(spec, params.estimate, adoption))
     t0 = time.perf_counter()
     result = run_specification(
-        specs[args.spec],
-        io.read_person_months(args.panel / "person_months.parquet"),
+        spec,
+        io.read_person_months(panel, columns=columns),
         io.read_parquet(args.panel / "cells.parquet"),
         quality=_optional(args.validated / "quality.parquet"),
-        adoption=_optional(args.validated / "adoption.parquet"),
+        adoption=adoption,
         shocks=_optional(args.validated / "shocks.parquet"),
         base=params.estimate,
+        panel=panel,
     )
     out = io.clean_dir(args.out)
     io.write_parquet(result.tidy, out / "estimates.parquet")

@@ -23,6 +23,7 @@ __all__ = [
     "read_json",
     "read_parquet",
     "read_person_months",
+    "present_columns",
     "to_jsonable",
     "write_csv",
     "write_json",
@@ -106,6 +107,14 @@ def read_person_months(path: str | Path, columns: list[str] | None = None) -> pd
     (measured on 2.9 million rows: 16% less memory, reading 12.7 -> 7.8 s, and filters
     and copies of the frame no longer walk Python objects)."""
     return pd.read_parquet(path, columns=columns, to_pandas_kwargs={"date_as_object": False})
+
+
+def present_columns(path: str | Path, columns: list[str] | None) -> list[str] | None:
+    """``columns`` that the Parquet file ``path`` has, in their order (None: all)."""
+    if columns is None:
+        return None
+    have = set(pq.ParquetFile(path).schema_arrow.names)
+    return [c for c in columns if c in have]
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

@@ -209,11 +209,15 @@ def demean_grams(grams: ClusterGrams, cells: pd.DataFrame, fe: Sequence[str]) ->
 
 
 def fit_pm_grams(grams: ClusterGrams, names: Sequence[str], y: str | Sequence[str], x: str,
-                 exog: Sequence[str], instrument: str | None, df_fe: int
-                 ) -> PMFit | list[PMFit]:
-    """``pmreg.fit_pm`` (coefficient on x, its CRV1 SE, the first-stage F) from the
-    cluster blocks of A's Gram matrix instead of A: the same algebra, cluster scores
-    from the blocks (module notes). ``y`` a list: one fit per outcome."""
+                 exog: Sequence[str], instrument: str | None, df_fe: int,
+                 wild_parts: bool = False) -> PMFit | list[PMFit]:
+    """``pmreg.fit_pm`` (coefficient on x, its CRV1 SE, the first-stage F and, with
+    ``wild_parts``, the score bootstrap's cluster parts) from the cluster blocks of A's
+    Gram matrix instead of A: the same algebra, cluster scores from the blocks (module
+    notes). ``y`` a list: one fit per outcome.
+
+    The wild parts are sums over a cluster of products of two columns with the controls
+    partialled out, a~_i = a_i'u with u = e_a - E pi_a: sum_g z~ x~ = u_z' C_g u_x."""
     single = isinstance(y, str)
     ys = [y] if single else list(y)
     col = {n: i for i, n in enumerate(names)}
@@ -242,8 +246,28 @@ def fit_pm_grams(grams: ClusterGrams, names: Sequence[str], y: str | Sequence[st
         r1 = np.linalg.inv(Szz)[0]
         s1 = np.einsum("z,gz->g", r1, CZ[:, :, col[x]] - CZ[:, :, Zc] @ pi)
         f1 = float(pi[0] ** 2 / (ssc * (s1 @ s1)))
-    out = [PMFit(float(b[0, o]), float(se[o]), N, G, df_k, f1) for o in range(len(ys))]
+    wa = [None] * len(ys)
+    wc = None
+    if wild_parts:
+        U = {j: _partial_vec(G_all, ex, j) for j in {col[instrument or x], col[x], *yc}}
+        uz, ux = U[col[instrument or x]], U[col[x]]
+        zx = float(uz @ G_all @ ux)
+        Cz = np.einsum("k,gkl->gl", uz, C)                                  # (G, k)
+        wc = Cz @ ux / zx
+        wa = [Cz @ U[j] / zx for j in yc]
+    out = [PMFit(float(b[0, o]), float(se[o]), N, G, df_k, f1, wa[o], wc)
+           for o in range(len(ys))]
     return out[0] if single else out
+
+
+def _partial_vec(G_all: np.ndarray, ex: list[int], j: int) -> np.ndarray:
+    """u with A u = column j of A minus its least-squares projection on the columns ``ex``
+    (``pmreg._partial`` as coefficients on A's columns)."""
+    u = np.zeros(G_all.shape[0])
+    u[j] = 1.0
+    if ex:
+        u[ex] = -np.linalg.solve(G_all[np.ix_(ex, ex)], G_all[ex, j])
+    return u
 
 
 def fit_pm_multi_grams(grams: ClusterGrams, names: Sequence[str], y: str, xs: Sequence[str],

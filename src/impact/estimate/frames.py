@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "COMPOSITION", "EstimationWarning", "composition_controls", "lm_controls", "month_index",
+    "COMPOSITION", "EstimationWarning", "composition_controls", "lm_candidates", "lm_controls",
+    "lm_usable", "month_index",
     "age_band", "duration_band", "duration_band_index",
     "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
     "unit_rows", "UnitRows",
@@ -165,25 +166,36 @@ def composition_controls(frame: pd.DataFrame) -> list[str]:
 def lm_controls(frame: pd.DataFrame, wanted) -> list[str]:
     """Municipal labour-market columns: ``wanted`` names (indicator or column), or every
     complete, non-constant ``lm_*_muni`` column when ``wanted`` is None."""
-    if wanted is None:
-        cands = [c for c in frame.columns if c.startswith("lm_") and c.endswith("_muni")]
-    else:
-        cands = []
-        for name in wanted:
-            col = name if name in frame.columns else f"lm_{name}_muni"
-            if col not in frame.columns:
-                avail = [c for c in frame.columns if c.startswith("lm_")]
-                raise ValueError(f"estimate.lm_controls: {name!r} is not in the panel "
-                                 f"(available: {', '.join(avail) or 'none'})")
-            cands.append(col)
     out = []
-    for c in cands:
+    for c in lm_candidates(frame.columns, wanted):
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
-        if v.size and np.isfinite(v).all() and np.ptp(v) > 0:
+        if lm_usable(v.size > 0 and bool(np.isfinite(v).all()) and np.ptp(v) > 0, c):
             out.append(c)
-        else:
-            warn(f"labour-market column {c} has missing values or is constant; not a control")
     return out
+
+
+def lm_candidates(columns, wanted) -> list[str]:
+    """The labour-market columns ``lm_controls`` considers (of ``columns``): ``wanted``
+    names resolved to columns, or every ``lm_*_muni`` column when ``wanted`` is None."""
+    columns = list(columns)
+    if wanted is None:
+        return [c for c in columns if c.startswith("lm_") and c.endswith("_muni")]
+    cands = []
+    for name in wanted:
+        col = name if name in columns else f"lm_{name}_muni"
+        if col not in columns:
+            avail = [c for c in columns if c.startswith("lm_")]
+            raise ValueError(f"estimate.lm_controls: {name!r} is not in the panel "
+                             f"(available: {', '.join(avail) or 'none'})")
+        cands.append(col)
+    return cands
+
+
+def lm_usable(complete_and_varying: bool, column: str) -> bool:
+    """The verdict on a labour-market column, with the warning when it is not a control."""
+    if not complete_and_varying:
+        warn(f"labour-market column {column} has missing values or is constant; not a control")
+    return complete_and_varying
 
 
 def _composition_columns(pm: pd.DataFrame) -> pd.DataFrame:

@@ -45,10 +45,11 @@ from impact.estimate.frames import (
 from impact.estimate.inference import wants_wild, with_wild
 from impact.estimate.params import CATEGORICAL_CONTROLS, EstimateParams
 from impact.estimate.linalg import scatter_dummies
-from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
+from impact.estimate.pmreg import PMFit, cell_demean, fe_df, fit_pm
 from impact.estimate.results import row
 
-__all__ = ["estimate_quality", "quality_frame"]
+__all__ = ["estimate_quality", "fixed_effects", "model_columns", "model_reads", "quality_frame",
+           "quality_rows"]
 
 
 #: person-month columns the quality model reads besides its controls and ``lm_*`` columns
@@ -93,39 +94,11 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams,
     # copy only what the model reads (identifiers and the month's date objects are most of
     # a row's bytes and of the copy's time)
     outcomes = dict(outcomes or {"y": "exit_work"})
-    wanted = _READS | set(params.estimate.controls) | set(outcomes.values())
-    s = pm.loc[sample, [c for c in pm.columns if c in wanted or c.startswith("lm_")]]
-    t = s["t"].to_numpy(dtype="int64")
-    cols: dict[str, np.ndarray] = {
-        name: 100.0 * pd.to_numeric(s[c]).to_numpy(dtype="float64")
-        for name, c in outcomes.items()}
-    cols.update({
-        "quality_a": s["quality_a"].to_numpy(dtype="float64"),
-        "quality_b": s["quality_b"].to_numpy(dtype="float64"),
-        "quality_score": pd.to_numeric(s["quality_score"]).to_numpy(dtype="float64"),
-    })
-    for name, v in (extra or {}).items():
-        cols[name] = np.asarray(v, dtype="float64")[sample]
-    cats: dict[str, np.ndarray] = {}
-    for c in params.estimate.controls:
-        if c == "age_band":
-            cats[c] = _codes(age_band(s["age"].to_numpy()))
-        elif c == "duration_band":
-            # the band's index: the same first-appearance codes as its label
-            cats[c] = _codes(duration_band_index(s["duration"].to_numpy()))
-        elif c in CATEGORICAL_CONTROLS:
-            cats[c] = _codes(s[c])
-        else:
-            cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
-    for c in lm_controls(s, params.estimate.lm_controls):
-        cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
-    if params.estimate.quality_fe == "region_month":
-        g = month_index(s["adoption_month"]) if "adoption_month" in s else np.full(len(s), np.nan)
-        cats["adoption_bin"] = adoption_bin(t - g, params.adoption.anticipation_months)
-        e = (pd.to_numeric(s["shock_event_time"], errors="coerce").to_numpy(dtype="float64")
-             if "shock_event_time" in s else np.full(len(s), np.nan))
-        cats["shock_bin"] = np.where(np.isfinite(e), np.floor(np.nan_to_num(e) / 3),
-                                     -9999).astype("int64")
+    s = pm.loc[sample, model_reads(pm.columns, params, outcomes)]
+    extra_s = {name: np.asarray(v, dtype="float64")[sample] for name, v in (extra or {}).items()}
+    cols, raw, t = model_columns(s, params, outcomes, extra_s,
+                                 lm_controls(s, params.estimate.lm_controls))
+    cats = {c: _codes(v) if first else v for c, (v, first) in raw.items()}
     bad = [c for c, v in cols.items() if not np.isfinite(v).all()]
     if bad:
         keep = np.ones(len(s), bool)
@@ -174,6 +147,60 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams,
     return A, names, exog, cells, cell_code, cl
 
 
+
+def model_reads(columns, params: EstimateParams, outcomes: Mapping[str, str]) -> list[str]:
+    """The person-month columns (of ``columns``, in their order) the quality model reads:
+    only these are copied (identifiers and the month's dates are most of a row's bytes)."""
+    wanted = _READS | set(params.estimate.controls) | set(outcomes.values())
+    return [c for c in columns if c in wanted or c.startswith("lm_")]
+
+
+def model_columns(s: pd.DataFrame, params: EstimateParams, outcomes: Mapping[str, str],
+                  extra: Mapping[str, np.ndarray], lm: list[str]
+                  ) -> tuple[dict[str, np.ndarray], dict[str, tuple[Any, bool]], np.ndarray]:
+    """The quality model's columns on sample rows ``s`` (measured twice), before rows with
+    missing values are dropped: ``(numeric columns, categorical keys, t)``.
+
+    Numeric columns (float64, in A's order): outcomes (x 100), quality_a, quality_b,
+    quality_score, ``extra``, numeric controls, the labour-market columns ``lm``.
+    Categorical keys, per control: ``(values, first)``; ``first`` True means the levels
+    are coded in order of first appearance (``_codes``), False that the values are the
+    integer codes themselves (the adoption and shock bins). Shared by ``quality_frame``
+    (all rows at once) and ``quality_stream`` (batches of a Parquet file)."""
+    t = s["t"].to_numpy(dtype="int64")
+    cols: dict[str, np.ndarray] = {
+        name: 100.0 * pd.to_numeric(s[c]).to_numpy(dtype="float64")
+        for name, c in outcomes.items()}
+    cols.update({
+        "quality_a": s["quality_a"].to_numpy(dtype="float64"),
+        "quality_b": s["quality_b"].to_numpy(dtype="float64"),
+        "quality_score": pd.to_numeric(s["quality_score"]).to_numpy(dtype="float64"),
+    })
+    for name, v in extra.items():
+        cols[name] = np.asarray(v, dtype="float64")
+    cats: dict[str, tuple[Any, bool]] = {}
+    for c in params.estimate.controls:
+        if c == "age_band":
+            cats[c] = (age_band(s["age"].to_numpy()), True)
+        elif c == "duration_band":
+            # the band's index: the same first-appearance codes as its label
+            cats[c] = (duration_band_index(s["duration"].to_numpy()), True)
+        elif c in CATEGORICAL_CONTROLS:
+            cats[c] = (s[c], True)
+        else:
+            cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
+    for c in lm:
+        cols[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
+    if params.estimate.quality_fe == "region_month":
+        g = month_index(s["adoption_month"]) if "adoption_month" in s else np.full(len(s), np.nan)
+        cats["adoption_bin"] = (adoption_bin(t - g, params.adoption.anticipation_months), False)
+        e = (pd.to_numeric(s["shock_event_time"], errors="coerce").to_numpy(dtype="float64")
+             if "shock_event_time" in s else np.full(len(s), np.nan))
+        cats["shock_bin"] = (np.where(np.isfinite(e), np.floor(np.nan_to_num(e) / 3),
+                                      -9999).astype("int64"), False)
+    return cols, cats, t
+
+
 def estimate_quality(person_months: pd.DataFrame, params: EstimateParams,
                      estimator: str = "iv"
                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -186,16 +213,8 @@ def estimate_quality(person_months: pd.DataFrame, params: EstimateParams,
     if len(A) == 0:
         warn("quality: no person-month has both quality_a and quality_b; not estimated")
         return [], None
-    alpha, cname = params.estimate.alpha, params.estimate.cluster
     n_cl = int(pd.Series(cl).nunique())  # hashing: sorting 3M strings took seconds
-    if n_cl > cells[cname].nunique():
-        cname = "caseworker"
-    fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
-          else ["municipality", "regmonth"])
-    # FE nested in the clusters are not counted in K; caseworker clusters nest none
-    cell_cl = (cells["region"] if cname == "region" else cells["municipality"] if
-               cname == "municipality" else pd.Series(np.arange(len(cells))))
-    df_fe = fe_df(cells, fe, cell_cl.to_numpy())
+    cname, fe, df_fe = fixed_effects(cells, n_cl, params)
     cell_demean(A, cells, cell_code, fe)
     wild = wants_wild(n_cl, params.estimate)
     gram = A.T @ A  # the one pass both fits read their cross-products from
@@ -203,6 +222,27 @@ def estimate_quality(person_months: pd.DataFrame, params: EstimateParams,
                 wild_parts=wild and estimator == "iv", gram=gram)
     ols = fit_pm(A, names, "y", "quality_score", exog, None, cl, df_fe,
                  wild_parts=wild and estimator == "ols", gram=gram)
+    return quality_rows(iv, ols, cname, fe, params, estimator)
+
+
+def fixed_effects(cells: pd.DataFrame, n_clusters: int, params: EstimateParams
+                  ) -> tuple[str, list[str], int]:
+    """(cluster name, fixed-effect columns of the cell table, FE levels counted in K)."""
+    cname = params.estimate.cluster
+    if n_clusters > cells[cname].nunique():
+        cname = "caseworker"
+    fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
+          else ["municipality", "regmonth"])
+    # FE nested in the clusters are not counted in K; caseworker clusters nest none
+    cell_cl = (cells["region"] if cname == "region" else cells["municipality"] if
+               cname == "municipality" else pd.Series(np.arange(len(cells))))
+    return cname, fe, fe_df(cells, fe, cell_cl.to_numpy())
+
+
+def quality_rows(iv: PMFit, ols: PMFit, cname: str, fe: list[str], params: EstimateParams,
+                 estimator: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Tidy rows and headline block of the 2SLS and OLS fits (``estimate_quality``)."""
+    alpha = params.estimate.alpha
     G = iv.n_clusters
     vc = f"CRV1 cluster={cname}, fixest ssc (nonnested): G/(G-1)(N-1)/(N-K); t(G-1)"
     fes = " + ".join(fe)

@@ -17,6 +17,7 @@ keys of ``reports/metrics.json`` whatever the estimator:
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,8 @@ from impact.estimate.results import EstimationResult, row, tidy_frame
 from impact.estimate.shock import estimate_shock
 from impact.estimate.specs import Specification
 
-__all__ = ["run_specification", "quality_block", "in_window"]
+__all__ = ["run_specification", "quality_block", "in_window", "panel_columns", "streams_panel",
+           "STREAMED_COLUMNS"]
 
 _ALT_MODEL = {"cs_never": ("cs", "adoption_cs_never", "att"),
               "cs_notyet": ("cs", "adoption_cs_notyet", "att"),
@@ -82,10 +84,19 @@ def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str
 
 
 def quality_block(pm: pd.DataFrame, quality: pd.DataFrame, params: EstimateParams,
-                  estimator: str = "iv") -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Rows and headline of the quality block: effect, reliability, naive number."""
+                  estimator: str = "iv", panel: Path | None = None, sample: str = "all"
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows and headline of the quality block: effect, reliability, naive number.
+
+    ``panel``: the person-month Parquet file ``pm`` was read from (its ``sample``); the
+    2SLS and OLS then read it in batches (``quality_stream``: the same numbers, memory
+    bounded), so ``pm`` needs only ``month``, ``caseworker_key`` and ``exit_work``."""
     if estimator.startswith("hazard_"):
         q_rows, q_head = _hazard(pm, params, estimator.removeprefix("hazard_"))
+    elif panel is not None:
+        from impact.estimate.quality_stream import estimate_quality_file
+
+        q_rows, q_head = estimate_quality_file(panel, params, estimator, sample)
     else:
         q_rows, q_head = estimate_quality(pm, params, estimator)
     if q_head is None:
@@ -224,8 +235,12 @@ def _adoption(cells, pm, adoption, shocks, spec, params):
 
 def run_specification(spec: Specification, person_months: pd.DataFrame, cells: pd.DataFrame,
                       quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
-                      shocks: pd.DataFrame | None, base: EstimateParams) -> EstimationResult:
+                      shocks: pd.DataFrame | None, base: EstimateParams,
+                      panel: Path | None = None) -> EstimationResult:
     """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
+
+    ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS and OLS read
+    it in batches instead (``streams_panel``: which columns ``person_months`` needs then).
 
     Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
     """
@@ -242,7 +257,9 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
             pm = pm.loc[pm["left_truncated"].to_numpy() == 0]
         if spec.block == "quality":
             if quality is not None and not quality.empty:
-                rows, head = quality_block(pm, quality, params, spec.estimator)
+                rows, head = quality_block(pm, quality, params, spec.estimator,
+                                           panel if streams_panel(spec) else None,
+                                           spec.sample)
             if spec.value_added:
                 va_rows, tables = _value_added(pm, params)
                 rows += va_rows
@@ -265,6 +282,40 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
     headline = {b: None for b in ("quality", "adoption", "shock")}
     headline[spec.block] = head
     return EstimationResult(tidy_frame(rows), headline, meta, tables)
+
+
+def streams_panel(spec: Specification) -> bool:
+    """Whether ``run_specification`` given the panel file reads ``spec``'s regression from
+    it in batches (quality 2SLS and OLS); when also without value-added, its person-month
+    frame needs only ``STREAMED_COLUMNS``."""
+    return spec.block == "quality" and not spec.estimator.startswith("hazard_")
+
+
+#: the person-month columns a streamed quality specification reads from memory: the
+#: study window's months (reliability), the naive slope's and the inflow sample's
+STREAMED_COLUMNS = ("month", "caseworker_key", "exit_work", "left_truncated")
+
+
+def panel_columns(spec: Specification, base: EstimateParams,
+                  adoption: pd.DataFrame | None) -> list[str] | None:
+    """The person-month columns ``run_specification(spec, ..., panel=...)`` reads from its
+    ``person_months`` frame (None: all of them), so a stage loads no more of the panel:
+
+    - quality 2SLS / OLS without value-added: ``STREAMED_COLUMNS`` (the regression reads
+      the file in batches);
+    - adoption without team-level adoption rows, and shocks: the panel's municipality-month
+      cells carry the outcome, so only the adoption-bin shares of the shock model
+      (``shock.adoption_shares``: municipality, t, adoption_month);
+    - anything else (value-added, the hazard, team-level adoption): every column.
+    """
+    if spec.block == "quality":
+        return list(STREAMED_COLUMNS) if streams_panel(spec) and not spec.value_added else None
+    if spec.block == "adoption":
+        from impact.estimate.frames import adoption_months
+
+        if adoption_months(adoption, spec.apply(base).adoption.programme)[1]:
+            return None  # team units: cells built from the person-months
+    return ["municipality", "t", "adoption_month"]
 
 
 def _value_added(pm: pd.DataFrame, params: EstimateParams

@@ -1,0 +1,306 @@
+"""The quality regression straight from the panel's Parquet file, one batch of rows at a time.
+
+Notes
+-----
+``quality.estimate_quality`` builds the n x k matrix of the quality model over the whole
+panel: at national scale (64 million person-months, k of about 60) that is 30 GB before
+the panel itself. Every number it reports is a function of the *cluster blocks* of the
+demeaned matrix's Gram matrix (``cgram`` module notes), and those follow from sums that
+add up over rows:
+
+- the raw blocks C_g = sum_{i in g} a_i a_i' per cluster g;
+- the column sums and row counts of each municipality-month cell x cluster pair, from
+  which ``cgram.demean_grams`` projects the cell fixed effects out of the blocks exactly
+  (no row is read twice, no iteration).
+
+So this module reads the panel in batches of ``batch_rows`` rows (only the columns the
+model uses), builds each batch's rows of A with ``quality.model_columns`` (the function
+the in-memory path uses), and adds them to the sums. Memory is one batch's rows plus
+G x k x k blocks and P x k pair sums (P = cells for municipality or region clusters);
+time is linear in the rows.
+
+Decisions the in-memory path takes on the whole sample are taken after the pass, on the
+sums, with the same outcome:
+
+- a categorical control's left-out level is its most frequent one; a dummy's count is its
+  diagonal Gram entry, so every level seen gets a column during the pass and the left-out
+  one is dropped from the blocks afterwards (a column subset's Gram is the sub-block);
+- levels coded in order of first appearance (``quality._codes``) get the same codes,
+  because the batches are read in file order; clusters and cells likewise;
+- a labour-market column is a control only when complete and not constant on the
+  sample (``frames.lm_controls``): each is carried through the pass (missing values as
+  0) with its range and completeness, and dropped afterwards when it fails;
+- with fewer than two clusters (one municipality's own extract) the pass is repeated
+  with caseworker clusters, as ``quality_frame`` falls back to.
+
+``tests/estimate/test_quality_stream.py`` checks estimates, standard errors, first-stage F
+and the wild bootstrap's parts against ``estimate_quality`` on the same data to 1e-8,
+with batches that split clusters and cells, rows with missing values, and every option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from impact.estimate.cgram import ClusterGrams, _pair_sums, demean_grams, fit_pm_grams
+from impact.estimate.frames import lm_candidates, lm_usable, warn
+from impact.estimate.inference import wants_wild
+from impact.estimate.linalg import scatter_dummies
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality import fixed_effects, model_columns, model_reads, quality_rows
+
+__all__ = ["QualityGrams", "quality_grams", "estimate_quality_file", "BATCH_ROWS"]
+
+#: rows per batch: the stage's peak memory is about 1.5 KB per batch row (the batch's
+#: columns, its n x k matrix of about 60 columns); measured on 2.8 million person-months,
+#: 2^17 rows peaked at 450 MB, 2^19 at 1,050 MB, in the same time
+BATCH_ROWS = 1 << 17
+
+
+class _Codes:
+    """Integer codes in order of first appearance, kept across batches: ``pd.factorize``
+    per batch, its distinct values looked up in an index of those seen before (a hash
+    table, no Python loop over values); a missing value is a value of its own."""
+
+    def __init__(self) -> None:
+        self.index = pd.Index([])
+
+    def __call__(self, values) -> np.ndarray:
+        local, uniq = pd.factorize(values, use_na_sentinel=False)
+        uniq = pd.Index(uniq)
+        glob = self.index.get_indexer(uniq) if len(self.index) else np.full(len(uniq), -1)
+        new = glob < 0
+        if new.any():
+            glob[new] = len(self.index) + np.arange(int(new.sum()))
+            self.index = uniq[new] if not len(self.index) else self.index.append(uniq[new])
+        return glob.astype("int64")[local]
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.asarray(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True)
+class QualityGrams:
+    """The quality model's demeaned cluster blocks (``grams``, clusters in order of first
+    appearance), A's column names and exogenous controls, the cell table, the cluster
+    name (municipality, region or caseworker), fixed effects and their K."""
+
+    grams: ClusterGrams
+    names: list[str]
+    exog: list[str]
+    cells: pd.DataFrame
+    cluster: str
+    fe: list[str]
+    df_fe: int
+
+
+class _Pass:
+    """The sums of one pass over the batches (module notes)."""
+
+    def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
+                 cluster_col: str) -> None:
+        self.params, self.outcomes, self.lm, self.cluster_col = params, outcomes, lm, cluster_col
+        self.first = {}                       # categorical -> _Codes (first-appearance kinds)
+        self.col: dict[tuple, int] = {}       # ("num", name) | (control, level) -> A column
+        self.clusters, self.munis, self.cells, self.pairs = _Codes(), _Codes(), _Codes(), _Codes()
+        self.cell_info: list[tuple] = []      # (municipality, region, t) per cell code
+        self.pair_cell: list[int] = []
+        self.pair_cluster: list[int] = []
+        self.C = np.zeros((0, 0, 0))
+        self.S = np.zeros((0, 0))             # pair sums
+        self.n_pair = np.zeros(0)
+        self.n_obs = 0
+        self.dropped = 0
+        self.bad: dict[str, None] = {}        # numeric columns with a missing value, in order
+        self.lm_ok = {c: True for c in lm}
+        self.lm_lo = {c: np.inf for c in lm}
+        self.lm_hi = {c: -np.inf for c in lm}
+
+    def add(self, s: pd.DataFrame) -> None:
+        cols, raw, t = model_columns(s, self.params, self.outcomes, {}, self.lm)
+        cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
+                for c, (v, first) in raw.items()}
+        for c in self.lm:  # verdict on the sample (before rows with missing values go)
+            v = cols[c]
+            fin = np.isfinite(v)
+            self.lm_ok[c] &= bool(fin.all())
+            if fin.any():
+                self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
+                self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
+            cols[c] = np.where(fin, v, 0.0)  # a column with a gap is dropped after the pass
+        keep = np.ones(len(s), bool)
+        for c, v in cols.items():
+            fin = np.isfinite(v)
+            if not fin.all():
+                self.bad[c] = None
+                keep &= fin
+        if not keep.all():
+            self.dropped += int((~keep).sum())
+            s, t = s[keep], t[keep]
+            cols = {c: v[keep] for c, v in cols.items()}
+            cats = {c: v[keep] for c, v in cats.items()}
+        n = len(s)
+        if n == 0:
+            return
+        for c in cols:
+            self.col.setdefault(("num", c), len(self.col))
+        for c, codes in cats.items():
+            for lv in np.unique(codes).tolist():
+                self.col.setdefault((c, lv), len(self.col))
+        cl = self.clusters(s[self.cluster_col].astype(str))
+        muni, region = s["municipality"].astype(str), s["region"].astype(str)
+        cell = self.cells(self.munis(muni) * (1 << 32) + (t + (1 << 31)))
+        new = _first_rows(cell, len(self.cell_info))  # first row of each new cell
+        self.cell_info += zip(muni.iloc[new].tolist(), region.iloc[new].tolist(),
+                              t[new].tolist())
+        pair = self.pairs(cell * (1 << 32) + cl)
+        new = _first_rows(pair, len(self.pair_cell))
+        self.pair_cell += cell[new].tolist()
+        self.pair_cluster += cl[new].tolist()
+        # the rows sorted by cluster before A is built (gathering the rows of a column-major
+        # A took most of the time), so each cluster's block is a contiguous view
+        order = np.argsort(cl, kind="stable")
+        cl, pair = cl[order], pair[order]
+        k = len(self.col)
+        A = np.zeros((n, k), order="F")
+        for c, v in cols.items():
+            A[:, self.col[("num", c)]] = v[order]
+        for c, codes in cats.items():
+            scatter_dummies(A, codes[order],
+                            {lv: j for (cc, lv), j in self.col.items() if cc == c})
+        del cols, cats
+        self._grow(k)
+        present = np.unique(cl)
+        bounds = np.searchsorted(cl, np.append(present, present[-1] + 1))
+        for g, b0, b1 in zip(present, bounds[:-1], bounds[1:]):
+            blk = A[b0:b1]
+            self.C[g] += blk.T @ blk
+        local, uniq = pd.factorize(pair)
+        self.S[uniq] += _pair_sums(local, len(uniq), A)
+        self.n_pair[uniq] += np.bincount(local, minlength=len(uniq))
+        self.n_obs += n
+
+    def _grow(self, k: int) -> None:
+        G, P = len(self.clusters), len(self.pairs)
+        g0, k0 = self.C.shape[0], self.C.shape[1]
+        if (G, k) != (g0, k0):
+            C = np.zeros((G, k, k))
+            C[:g0, :k0, :k0] = self.C
+            self.C = C
+        p0 = self.S.shape[0]
+        if (P, k) != self.S.shape:
+            S = np.zeros((P, k))
+            S[:p0, :k0] = self.S
+            self.S = S
+            self.n_pair = np.concatenate([self.n_pair, np.zeros(P - p0)])
+
+
+def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:
+    """The first row of each code from ``known`` on (codes numbered in order of first
+    appearance, so these rows are in code order)."""
+    uniq, first = np.unique(codes, return_index=True)
+    return first[uniq >= known]
+
+
+def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
+             ) -> Iterator[pd.DataFrame]:
+    """The sample's rows (both quality halves measured; ``inflow``: spells starting in the
+    window) of the panel file, batch by batch, in file order."""
+    f = pq.ParquetFile(path)
+    for batch in f.iter_batches(batch_size=batch_rows, columns=columns):
+        df = batch.to_pandas(date_as_object=False)
+        keep = (df["quality_a"].notna() & df["quality_b"].notna()).to_numpy().copy()
+        if sample == "inflow":
+            keep &= df["left_truncated"].to_numpy() == 0
+        if keep.any():
+            yield df.loc[keep].reset_index(drop=True)
+
+
+def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
+                  outcomes: Mapping[str, str] | None = None,
+                  batch_rows: int = BATCH_ROWS) -> QualityGrams | None:
+    """The quality model's demeaned cluster blocks from the panel file ``path`` (module
+    notes); None when no person-month has both quality halves. ``sample``: ``all`` or
+    ``inflow`` (``left_truncated == 0``)."""
+    path = Path(path)
+    schema = pq.ParquetFile(path).schema_arrow.names
+    if "quality_a" not in schema or "quality_b" not in schema:
+        warn("quality: person_months has no quality_a/quality_b columns")
+        return None
+    outcomes = dict(outcomes or {"y": "exit_work"})
+    lm = lm_candidates(schema, params.estimate.lm_controls)
+    cluster_col = "region" if params.estimate.cluster == "region" else "municipality"
+    columns = list(dict.fromkeys(model_reads(schema, params, outcomes) + (
+        ["left_truncated"] if sample == "inflow" else [])))
+    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows)
+    if p.n_obs and len(p.clusters) < 2:
+        warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
+             "caseworker instead")
+        p = _run(path, params, outcomes, lm, "caseworker_key",
+                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows)
+    lm_keep = [c for c in lm if lm_usable(p.lm_ok[c] and p.lm_hi[c] > p.lm_lo[c], c)]
+    bad = [c for c in p.bad if c not in lm]
+    if p.dropped:
+        warn(f"quality: {p.dropped} person-months dropped for missing {bad}")
+    if p.n_obs == 0:
+        return None
+    C_all = p.C.sum(axis=0)
+    num = [c for c in (list(outcomes) + ["quality_a", "quality_b", "quality_score"]
+                       + [c for c in params.estimate.controls if ("num", c) in p.col]
+                       + lm_keep)]
+    sel = [p.col[("num", c)] for c in num]
+    names = list(num)
+    for c in dict.fromkeys(cc for cc, _ in p.col if cc != "num"):
+        lv = sorted(lvl for cc, lvl in p.col if cc == c)
+        counts = np.array([C_all[p.col[(c, x)], p.col[(c, x)]] for x in lv])
+        drop = lv[int(np.argmax(counts))]
+        for x in lv:
+            if x != drop:
+                sel.append(p.col[(c, x)])
+                names.append(f"{c}[{x}]")
+    C = p.C[:, sel][:, :, sel]
+    cells = pd.DataFrame(p.cell_info, columns=["municipality", "region", "t"])
+    cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
+    cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
+    raw = ClusterGrams(C, np.asarray(p.clusters.values, dtype=object), None, p.n_obs, None,
+                       np.asarray(p.pair_cell, dtype="int64"),
+                       np.asarray(p.pair_cluster, dtype="int64"), p.S[:, sel], p.n_pair)
+    cname, fe, df_fe = fixed_effects(cells, len(p.clusters), params)
+    grams = demean_grams(raw, cells, fe)
+    not_exog = {*outcomes, "quality_a", "quality_b", "quality_score"}
+    return QualityGrams(grams, names, [n for n in names if n not in not_exog], cells, cname,
+                        fe, df_fe)
+
+
+def _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows) -> _Pass:
+    p = _Pass(params, outcomes, lm, cluster_col)
+    for s in _batches(path, columns, sample, batch_rows):
+        p.add(s)
+    return p
+
+
+def estimate_quality_file(path: str | Path, params: EstimateParams, estimator: str = "iv",
+                          sample: str = "all", batch_rows: int = BATCH_ROWS
+                          ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """``quality.estimate_quality`` (the same rows and headline block) on the panel file
+    ``path`` read in batches (``sample``: ``all`` or ``inflow``)."""
+    q = quality_grams(path, params, sample, batch_rows=batch_rows)
+    if q is None:
+        warn("quality: no person-month has both quality_a and quality_b; not estimated")
+        return [], None
+    wild = wants_wild(len(q.grams.labels), params.estimate)
+    iv = fit_pm_grams(q.grams, q.names, "y", "quality_a", q.exog, "quality_b", q.df_fe,
+                      wild_parts=wild and estimator == "iv")
+    ols = fit_pm_grams(q.grams, q.names, "y", "quality_score", q.exog, None, q.df_fe,
+                       wild_parts=wild and estimator == "ols")
+    return quality_rows(iv, ols, q.cluster, q.fe, params, estimator)
