@@ -61,3 +61,26 @@ def test_team_adoption_reads_every_column(sim):
                          ignore_index=True)
     assert panel_columns(SPECS["a_imp"], EstimateParams(), adoption) is None
     assert panel_columns(SPECS["a_imp"], EstimateParams(), sim.adoption) is not None
+
+
+def test_robustness_on_the_pruned_columns(sim):
+    """The robustness stage loads ``cell_model_columns``: the same checks (placebo
+    adoption and shocks, leave one municipality out) as on every column."""
+    from impact.compute import ComputeParams
+    from impact.estimate.run import cell_model_columns
+    from impact.robustness import RobustnessParams, run_robustness
+
+    params = EstimateParams()
+    cols = cell_model_columns(sim.adoption, params.adoption.programme)
+    head = {"adoption": {"att_pp": 1.0}, "quality": None, "shock": None}
+    args = (sim.adoption, sim.shocks, params, RobustnessParams(placebo_shift_months=6), head,
+            None, None,
+            ComputeParams.from_dict({"workers": 1}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = run_robustness(sim.cells, sim.person_months, *args)
+        got = run_robustness(sim.cells, sim.person_months[cols], *args)
+    assert ref[0]["estimate"].iloc[:2].notna().all()  # placebo adoption dates and shocks
+    assert ref[1]["estimate"].notna().sum() == sim.cells["municipality"].nunique()
+    for a, b in zip(ref, got):
+        pd.testing.assert_frame_equal(a, b)

@@ -147,7 +147,6 @@ def quality_frame(pm: pd.DataFrame, params: EstimateParams,
     return A, names, exog, cells, cell_code, cl
 
 
-
 def model_reads(columns, params: EstimateParams, outcomes: Mapping[str, str]) -> list[str]:
     """The person-month columns (of ``columns``, in their order) the quality model reads:
     only these are copied (identifiers and the month's dates are most of a row's bytes)."""

@@ -35,8 +35,8 @@ from impact.estimate.results import EstimationResult, row, tidy_frame
 from impact.estimate.shock import estimate_shock
 from impact.estimate.specs import Specification
 
-__all__ = ["run_specification", "quality_block", "in_window", "panel_columns", "streams_panel",
-           "STREAMED_COLUMNS"]
+__all__ = ["run_specification", "quality_block", "in_window", "cell_model_columns",
+           "panel_columns", "streams_panel", "STREAMED_COLUMNS"]
 
 _ALT_MODEL = {"cs_never": ("cs", "adoption_cs_never", "att"),
               "cs_notyet": ("cs", "adoption_cs_notyet", "att"),
@@ -303,18 +303,24 @@ def panel_columns(spec: Specification, base: EstimateParams,
 
     - quality 2SLS / OLS without value-added: ``STREAMED_COLUMNS`` (the regression reads
       the file in batches);
-    - adoption without team-level adoption rows, and shocks: the panel's municipality-month
-      cells carry the outcome, so only the adoption-bin shares of the shock model
-      (``shock.adoption_shares``: municipality, t, adoption_month);
-    - anything else (value-added, the hazard, team-level adoption): every column.
+    - adoption and shocks: ``cell_model_columns`` (the panel's municipality-month cells
+      carry the outcome);
+    - the hazard and value-added: every column.
     """
     if spec.block == "quality":
         return list(STREAMED_COLUMNS) if streams_panel(spec) and not spec.value_added else None
-    if spec.block == "adoption":
-        from impact.estimate.frames import adoption_months
+    return cell_model_columns(adoption, spec.apply(base).adoption.programme)
 
-        if adoption_months(adoption, spec.apply(base).adoption.programme)[1]:
-            return None  # team units: cells built from the person-months
+
+def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[str] | None:
+    """The person-month columns the adoption and shock models on municipality-month cells
+    read (``adoption_cells``, ``estimate_shock``): the adoption-bin shares of the shock
+    model (municipality, t, adoption_month), or every column (None) when ``programme``
+    has team-level adoption rows, whose unit cells are built from the person-months."""
+    from impact.estimate.frames import adoption_months
+
+    if adoption_months(adoption, programme)[1]:
+        return None
     return ["municipality", "t", "adoption_month"]
 
 
