@@ -132,8 +132,8 @@ def compare(panel: Path, methods=METHODS, timeout: float = 3600) -> list[dict]:
             results.append(json.loads(lines[-1]))
         else:
             err = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-            if proc.returncode < 0:
-                err = f"killed by signal {-proc.returncode} (out of memory?); {err}"
+            if proc.returncode < 0:  # stderr's last line is then whatever ran before
+                err = f"killed by signal {-proc.returncode} (out of memory?)"
             results.append({"method": m, "error": err[:300]})
         print(f"[headline] {results[-1]}", flush=True)
     return results
