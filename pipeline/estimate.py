@@ -42,7 +42,8 @@ def main() -> None:
     adoption = _optional(args.validated / "adoption.parquet")
     # only the columns the specification reads (the quality 2SLS and OLS read the file
     # in batches): a stage's memory is not the whole panel's
-    columns = io.present_columns(panel, panel_columns(spec, params.estimate, adoption))
+    columns = io.present_columns(panel, panel_columns(spec, params.estimate, adoption,
+                                                      io.parquet_columns(panel)))
     t0 = time.perf_counter()
     result = run_specification(
         spec,

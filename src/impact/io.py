@@ -23,6 +23,7 @@ __all__ = [
     "read_json",
     "read_parquet",
     "read_person_months",
+    "parquet_columns",
     "present_columns",
     "to_jsonable",
     "write_csv",
@@ -109,11 +110,16 @@ def read_person_months(path: str | Path, columns: list[str] | None = None) -> pd
     return pd.read_parquet(path, columns=columns, to_pandas_kwargs={"date_as_object": False})
 
 
+def parquet_columns(path: str | Path) -> list[str]:
+    """The column names of the Parquet file ``path`` (its schema; no data read)."""
+    return list(pq.ParquetFile(path).schema_arrow.names)
+
+
 def present_columns(path: str | Path, columns: list[str] | None) -> list[str] | None:
     """``columns`` that the Parquet file ``path`` has, in their order (None: all)."""
     if columns is None:
         return None
-    have = set(pq.ParquetFile(path).schema_arrow.names)
+    have = set(parquet_columns(path))
     return [c for c in columns if c in have]
 
 

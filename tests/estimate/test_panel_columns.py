@@ -18,6 +18,7 @@ SPECS = parse_specifications({
     "q_iv": {"block": "quality", "estimator": "iv"},
     "q_ols_inflow": {"block": "quality", "estimator": "ols", "sample": "inflow"},
     "q_va": {"block": "quality", "estimator": "iv", "value_added": True},
+    "q_hazard": {"block": "quality", "estimator": "hazard_cloglog"},
     "a_imp": {"block": "adoption", "estimator": "imputation"},
     "a_bacon": {"block": "adoption", "estimator": "bacon"},
     "shock": {"block": "shock", "estimator": "imputation"},
@@ -38,9 +39,11 @@ def test_pruned_frame_and_file_give_the_whole_frame_result(sim, tmp_path, name):
     path = tmp_path / "person_months.parquet"
     io.write_parquet(sim.person_months, path)
     whole = io.read_person_months(path)
-    cols = io.present_columns(path, panel_columns(spec, params, sim.adoption))
-    if name == "q_va":
-        assert cols is None  # value-added reads the rows
+    cols = io.present_columns(path, panel_columns(spec, params, sim.adoption,
+                                                  io.parquet_columns(path)))
+    if name in ("q_va", "q_hazard"):  # these read rows: more columns, not every one
+        assert panel_columns(spec, params, sim.adoption) is None  # without the schema
+        assert 4 < len(cols) < len(whole.columns)
     else:
         assert cols is not None and len(cols) <= 4
     ref = _run(spec, whole, sim, params)
@@ -53,6 +56,9 @@ def test_pruned_frame_and_file_give_the_whole_frame_result(sim, tmp_path, name):
                                atol=1e-12)
     assert ref.meta["warnings"] == got.meta["warnings"]
     assert ref.meta["n_person_months"] == got.meta["n_person_months"]
+    assert ref.tables.keys() == got.tables.keys()  # value-added's unit tables
+    for k in ref.tables:
+        pd.testing.assert_frame_equal(ref.tables[k], got.tables[k])
 
 
 def test_team_adoption_reads_every_column(sim):

@@ -297,19 +297,35 @@ STREAMED_COLUMNS = ("month", "caseworker_key", "exit_work", "left_truncated")
 
 
 def panel_columns(spec: Specification, base: EstimateParams,
-                  adoption: pd.DataFrame | None) -> list[str] | None:
+                  adoption: pd.DataFrame | None, available=None) -> list[str] | None:
     """The person-month columns ``run_specification(spec, ..., panel=...)`` reads from its
-    ``person_months`` frame (None: all of them), so a stage loads no more of the panel:
+    ``person_months`` frame (None: all of them), so a stage loads no more of the panel;
+    ``available``: the panel file's columns (without them, the hazard and value-added get
+    None):
 
-    - quality 2SLS / OLS without value-added: ``STREAMED_COLUMNS`` (the regression reads
-      the file in batches);
+    - quality 2SLS / OLS: ``STREAMED_COLUMNS`` (the regression reads the file in
+      batches), plus ``value_added_reads`` with value-added;
+    - the hazard: the quality model's columns (``quality.model_reads``) as well;
     - adoption and shocks: ``cell_model_columns`` (the panel's municipality-month cells
-      carry the outcome);
-    - the hazard and value-added: every column.
+      carry the outcome).
     """
-    if spec.block == "quality":
-        return list(STREAMED_COLUMNS) if streams_panel(spec) and not spec.value_added else None
-    return cell_model_columns(adoption, spec.apply(base).adoption.programme)
+    params = spec.apply(base)
+    if spec.block != "quality":
+        return cell_model_columns(adoption, params.adoption.programme)
+    cols = list(STREAMED_COLUMNS)
+    if not streams_panel(spec) or spec.value_added:
+        if available is None:
+            return None
+        available = list(available)
+        if not streams_panel(spec):  # the hazard fits the quality model's rows in memory
+            from impact.estimate.quality import model_reads
+
+            cols += model_reads(available, params, {"y": "exit_work"})
+        if spec.value_added:
+            from impact.estimate.value_added import value_added_reads
+
+            cols += value_added_reads(available, params.estimate.controls)
+    return list(dict.fromkeys(cols))
 
 
 def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[str] | None:

@@ -49,9 +49,19 @@ from impact.estimate.quality import _codes
 from impact.estimate.results import row
 
 __all__ = ["ValueAddedResult", "value_added", "signal_variance", "mixedlm_blups",
-           "value_added_rows", "publishable_teams"]
+           "value_added_rows", "value_added_reads", "publishable_teams"]
 
 KEYS = {"caseworker": "caseworker_key", "team": "team_key"}
+
+
+def value_added_reads(columns, controls: Sequence[str]) -> list[str]:
+    """The person-month columns (of ``columns``, in their order) ``value_added`` reads for
+    either level: the outcome, the keys, region and municipality, spells, clients, months,
+    the controls' source columns and the labour-market columns."""
+    need = {"exit_work", "region", "municipality", "spell_id", "client_id", "t", "month",
+            *KEYS.values()} | {{"age_band": "age", "duration_band": "duration"}.get(c, c)
+                               for c in controls}
+    return [c for c in columns if c in need or c.startswith("lm_")]
 _BLOCKS = 10
 _SUMMARY_TERMS = ("signal_sd", "signal_sd_split", "mean_shrinkage", "noise_var_pm",
                   "mixedlm_signal_sd", "corr_eb_mixedlm")
