@@ -1,9 +1,9 @@
 """The headline quality regression three ways on the same person-month panel.
 
-``impact`` (``estimate.quality_stream.estimate_quality_file``: 2SLS of 100 * exit_work on quality_a
-instrumented by quality_b, client / labour-market / programme-bin / shock-bin controls,
-municipality and region x month effects, CRV1 by municipality) against what a researcher
-would write by hand:
+``impact`` (``estimate.quality_stream.estimate_quality_file``: 2SLS of 100 * exit_work
+on quality_a instrumented by quality_b, client / labour-market / programme-bin /
+shock-bin controls, municipality and region x month effects, CRV1 by municipality)
+against what a researcher would write by hand:
 
 * pyfixest ``feols("y ~ controls | municipality + regmonth | quality_a ~ quality_b",
   vcov={"CRV1": "municipality"})``, the same 2SLS, fixed effects absorbed by alternating
@@ -17,8 +17,8 @@ peak memory (``ru_maxrss``) is its own. ``impact`` runs as the estimate stage do
 include reading the file and building the design. The libraries' time is of the
 estimation call only, after the file is read, and they get the regressors as ready
 columns (built by ``quality_frame``, not counted in their time; their memory "above
-load" is above the loaded panel): the comparison, if anything, favours them. A library that fails (out of memory, say) is
-reported with its error. Results: ``<out>/headline.csv`` and ``headline.md``.
+load" is above the loaded panel): the comparison, if anything, favours them. A library
+that fails (out of memory, say) is reported with its error. Results: ``<out>/headline.csv`` and ``headline.md``.
 
     python benchmarks/headline.py --panel .bench/scale_0.25/data/panel --out reports/benchmarks
 """

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from impact.estimate.cgram import ClusterGrams, _pair_sums, demean_grams, fit_pm_grams
+from impact.estimate.cgram import ClusterGrams, cluster_grams, demean_grams, fit_pm_grams
 from impact.estimate.frames import lm_candidates, lm_usable, warn
 from impact.estimate.inference import wants_wild
 from impact.estimate.linalg import scatter_dummies
@@ -170,7 +170,7 @@ class _Pass:
         # the rows sorted by cluster before A is built (gathering the rows of a column-major
         # A took most of the time), so each cluster's block is a contiguous view
         order = np.argsort(cl, kind="stable")
-        cl, pair = cl[order], pair[order]
+        cl, cell = cl[order], cell[order]
         k = len(self.col)
         A = np.zeros((n, k), order="F")
         for c, v in cols.items():
@@ -180,14 +180,15 @@ class _Pass:
                             {lv: j for (cc, lv), j in self.col.items() if cc == c})
         del cols, cats
         self._grow(k)
-        present = np.unique(cl)
-        bounds = np.searchsorted(cl, np.append(present, present[-1] + 1))
-        for g, b0, b1 in zip(present, bounds[:-1], bounds[1:]):
-            blk = A[b0:b1]
-            self.C[g] += blk.T @ blk
-        local, uniq = pd.factorize(pair)
-        self.S[uniq] += _pair_sums(local, len(uniq), A)
-        self.n_pair[uniq] += np.bincount(local, minlength=len(uniq))
+        # the rows are in cluster order, so ``cluster_grams`` takes each cluster's block as
+        # a view (no gather); its clusters and pairs are the batch's own, mapped back here
+        grams, _ = cluster_grams(A, cl, cell)
+        glob = np.asarray(grams.labels, dtype="int64")
+        self.C[glob] += grams.C
+        idx = self.pairs.index.get_indexer(grams.pair_cell * (1 << 32)
+                                           + glob[grams.pair_cluster])
+        self.S[idx] += grams.pair_sums
+        self.n_pair[idx] += grams.pair_count
         self.n_obs += n
 
     def _grow(self, k: int) -> None:

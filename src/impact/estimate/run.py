@@ -29,7 +29,7 @@ from impact.estimate.frames import EstimationWarning, event_dummies, shock_event
 from impact.estimate.inference import wants_wild
 from impact.estimate.naive import naive_before_after, naive_quality
 from impact.estimate.params import EstimateParams
-from impact.estimate.quality import estimate_quality
+from impact.estimate.quality import estimate_quality, model_reads
 from impact.estimate.reliability import estimate_reliability
 from impact.estimate.results import EstimationResult, row, tidy_frame
 from impact.estimate.shock import estimate_shock
@@ -318,8 +318,6 @@ def panel_columns(spec: Specification, base: EstimateParams,
             return None
         available = list(available)
         if not streams_panel(spec):  # the hazard fits the quality model's rows in memory
-            from impact.estimate.quality import model_reads
-
             cols += model_reads(available, params, {"y": "exit_work"})
         if spec.value_added:
             from impact.estimate.value_added import value_added_reads

@@ -62,6 +62,8 @@ def value_added_reads(columns, controls: Sequence[str]) -> list[str]:
             *KEYS.values()} | {{"age_band": "age", "duration_band": "duration"}.get(c, c)
                                for c in controls}
     return [c for c in columns if c in need or c.startswith("lm_")]
+
+
 _BLOCKS = 10
 _SUMMARY_TERMS = ("signal_sd", "signal_sd_split", "mean_shrinkage", "noise_var_pm",
                   "mixedlm_signal_sd", "corr_eb_mixedlm")
