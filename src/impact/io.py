@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,26 @@ def write_arrow(table: pa.Table, path: str | Path) -> None:
     pq.write_table(table.replace_schema_metadata(None), _parent(path), compression="zstd")
 
 
+def system_allocator() -> None:
+    """Let Arrow take its buffers from the C library's ``malloc`` (as numpy does), not
+    from its default mimalloc pool, unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise.
+
+    Every stage calls it (``stage.run_stage``). Measured on the built-in panel (2.9
+    million person-months, a 790 MB frame): after ``read_person_months`` the process held
+    1,614 MB with mimalloc, whose freed pages stay in Arrow's pool where numpy cannot
+    reuse them, and 938 MB with the system allocator and ``release_memory``; reading took
+    no longer. Arrow's own tables are the same either way.
+    """
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+def release_memory() -> None:
+    """Hand the memory Arrow's pool holds but no longer uses back to the system (with the
+    system allocator: ``malloc_trim``), e.g. the Arrow table a frame was converted from."""
+    pa.default_memory_pool().release_unused()
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     return pd.read_parquet(path, columns=columns)
 
@@ -106,8 +127,11 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
 def read_person_months(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """The panel's person-months with the month columns as datetime64, not date objects:
     (measured on 2.9 million rows: 16% less memory, reading 12.7 -> 7.8 s, and filters
-    and copies of the frame no longer walk Python objects)."""
-    return pd.read_parquet(path, columns=columns, to_pandas_kwargs={"date_as_object": False})
+    and copies of the frame no longer walk Python objects). The memory of the Arrow table
+    it came from goes back to the system (``release_memory``)."""
+    df = pd.read_parquet(path, columns=columns, to_pandas_kwargs={"date_as_object": False})
+    release_memory()
+    return df
 
 
 def parquet_columns(path: str | Path) -> list[str]:

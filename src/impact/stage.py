@@ -52,6 +52,9 @@ def _show_once(message, category, filename, lineno, file=None, line=None) -> Non
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Call ``main``; on a user-facing error print ``impact <stage>: <message>`` and exit 2."""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from impact.io import system_allocator
+
+    system_allocator()  # Arrow's freed memory reusable by numpy (``io.system_allocator``)
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
     # a data issue every model meets (a constant labour-market column, say) is said once,
     # not once per model (code that counts warnings records them with its own filter)

@@ -1,6 +1,6 @@
 """The estimate stage loads only the person-month columns its specification reads
-(``run.panel_columns``) and, for the quality 2SLS and OLS, hands the regression the panel
-file (``quality_stream``). Either way the specification's rows, headline and warnings are
+(``run.panel_columns``) and, for the quality 2SLS, OLS and hazard, hands the regression the
+panel file (``quality_stream``, ``hazard_stream``). Either way the specification's rows, headline and warnings are
 those of the whole frame in memory."""
 
 import warnings
@@ -19,6 +19,8 @@ SPECS = parse_specifications({
     "q_ols_inflow": {"block": "quality", "estimator": "ols", "sample": "inflow"},
     "q_va": {"block": "quality", "estimator": "iv", "value_added": True},
     "q_hazard": {"block": "quality", "estimator": "hazard_cloglog"},
+    "q_hazard_logit_inflow": {"block": "quality", "estimator": "hazard_logit",
+                              "sample": "inflow"},
     "a_imp": {"block": "adoption", "estimator": "imputation"},
     "a_bacon": {"block": "adoption", "estimator": "bacon"},
     "shock": {"block": "shock", "estimator": "imputation"},
@@ -41,7 +43,7 @@ def test_pruned_frame_and_file_give_the_whole_frame_result(sim, tmp_path, name):
     whole = io.read_person_months(path)
     cols = io.present_columns(path, panel_columns(spec, params, sim.adoption,
                                                   io.parquet_columns(path)))
-    if name in ("q_va", "q_hazard"):  # these read rows: more columns, not every one
+    if name == "q_va":  # value-added reads rows: more columns, not every one
         assert panel_columns(spec, params, sim.adoption) is None  # without the schema
         assert 4 < len(cols) < len(whole.columns)
     else:

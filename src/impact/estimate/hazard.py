@@ -205,16 +205,17 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
     y = A[:, names.index("y")] / 100.0
     ck, exits, trials = _compress(A, names, exog, q, cell_code, cl, y)
     del A  # the person-month matrix is not needed past compression
-    fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
-          else ["municipality", "regmonth"])
-    n_all = float(trials.sum())
-    ck, exits, trials = _drop_separated(ck, exits, trials, cells, fe)
-    share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
-    cc = ck["cell"].to_numpy()
+    fe = _fe_names(params)
     xnames = ["quality"] + exog
     if absorb:
-        return _absorbed(ck, exits, trials, cells, fe, xnames, link, params.estimate.alpha,
-                         share, n_all)
+        return fit_cells(_sparse_columns(ck, xnames), xnames, exits, trials,
+                         ck["cell"].to_numpy(), ck["cluster"].to_numpy(), cells, fe, link,
+                         params.estimate.alpha)
+    n_all = float(trials.sum())
+    keep = _separated(ck["cell"].to_numpy(), exits, trials, cells, fe)
+    ck, exits, trials = ck.loc[keep].reset_index(drop=True), exits[keep], trials[keep]
+    share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
+    cc = ck["cell"].to_numpy()
     # size of the dense dummy design, known before any dummy is built
     n_levels = sum(pd.unique(cells[name].to_numpy()[np.unique(cc)]).size for name in fe)
     size = len(ck) * (n_levels + len(xnames))
@@ -249,29 +250,40 @@ def quality_hazard(person_months: pd.DataFrame, params: EstimateParams,
                         tuple(allnames), int(n_all), int(len(ck)), G)
 
 
-def _absorbed(ck: pd.DataFrame, exits, trials, cells: pd.DataFrame, fe: list[str],
-              xnames: list[str], link: str, alpha: float, share: float = 1.0,
-              n_all: float | None = None) -> HazardResult:
-    """The hazard with fixed effects absorbed (``feglm.fe_binomial``)."""
+def _fe_names(params: EstimateParams) -> list[str]:
+    return (["munimonth"] if params.estimate.quality_fe == "municipality_month"
+            else ["municipality", "regmonth"])
+
+
+def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
+              cell_code: np.ndarray, cluster: np.ndarray, cells: pd.DataFrame, fe: list[str],
+              link: str, alpha: float) -> HazardResult:
+    """The hazard on binomial cells with fixed effects absorbed (``feglm.fe_binomial``):
+    ``X`` the cells' sparse design (quality first), ``cell_code`` each cell's row of
+    ``cells``, ``cluster`` its cluster code. Cells of fixed-effect levels with no exit
+    (or only exits) are dropped first (``_separated``); the AME counts them as zero.
+    Shared by ``quality_hazard`` and ``hazard_stream``."""
     from impact.estimate.feglm import fe_binomial, independent_of_fe
 
-    import scipy.sparse as sp
-
+    n_all = float(trials.sum())
+    keep = _separated(cell_code, exits, trials, cells, fe)
+    if not keep.all():
+        X = X.tocsr()[keep].tocsc()
+        exits, trials = exits[keep], trials[keep]
+        cell_code, cluster = cell_code[keep], cluster[keep]
+    share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
     # mostly dummy columns: sparse, so every IRLS step costs O(non-zeros + cells x k^2)
-    X = _sparse_columns(ck, xnames)
-    cc = ck["cell"].to_numpy()
-    keep = independent_of_fe(X, trials, cc, cells, fe)
-    if 0 not in keep:
+    cols = independent_of_fe(X, trials, cell_code, cells, fe)
+    if 0 not in cols:
         raise ValueError("quality_hazard: quality is collinear with the fixed effects")
-    res = fe_binomial(X[:, keep].tocsr(), exits, trials, cc, cells, fe,
-                      ck["cluster"].to_numpy(), _family(link).link, qcol=0)
-    G = int(ck["cluster"].nunique())
+    res = fe_binomial(X[:, cols].tocsr(), exits, trials, cell_code, cells, fe, cluster,
+                      _family(link).link, qcol=0)
+    G = int(pd.unique(cluster).size)
     crit = stats.t.ppf(1 - alpha / 2, G - 1)
     ame, se = res.ame * share, res.ame_se * share
     return HazardResult(link, float(res.params[0]), float(np.sqrt(res.vcov[0, 0])), ame, se,
                         ame - crit * se, ame + crit * se, res.params, res.vcov,
-                        tuple(xnames[k] for k in keep),
-                        int(n_all if n_all is not None else res.n_obs), int(len(ck)), G,
+                        tuple(xnames[k] for k in cols), int(n_all), int(len(exits)), G,
                         "absorbed")
 
 
@@ -292,19 +304,20 @@ def _sparse_columns(ck: pd.DataFrame, cols: list[str]):
                          shape=(len(ck), len(cols)))
 
 
-def _drop_separated(ck: pd.DataFrame, exits: np.ndarray, trials: np.ndarray,
-                    cells: pd.DataFrame, fe: list[str]):
-    """Drop cells of fixed-effect levels with no exit (or only exits), repeatedly.
+def _separated(cell_code: np.ndarray, exits: np.ndarray, trials: np.ndarray,
+               cells: pd.DataFrame, fe: list[str]) -> np.ndarray:
+    """The cells kept: those of fixed-effect levels with no exit (or only exits) are
+    dropped, repeatedly.
 
     Such a level's effect is -inf (+inf) at the maximum (separation): its person-months
     have a fitted probability of 0 (1) whatever the quality, contribute nothing to the
     likelihood of the other parameters, and make the information matrix singular
     (R fixest drops them the same way). The caller rescales the AME to all person-months.
     """
-    keep = np.ones(len(ck), bool)
-    cc = ck["cell"].to_numpy()
+    keep = np.ones(len(cell_code), bool)
+    cc = np.asarray(cell_code)
     while True:
-        bad = np.zeros(len(ck), bool)
+        bad = np.zeros(len(cc), bool)
         for name in fe:
             lv = pd.factorize(cells[name].to_numpy()[cc])[0]
             e = np.bincount(lv, weights=np.where(keep, exits, 0.0))
@@ -320,4 +333,4 @@ def _drop_separated(ck: pd.DataFrame, exits: np.ndarray, trials: np.ndarray,
         warn(f"quality hazard: {int(trials[~keep].sum())} person-months in fixed-effect "
              "levels with no exit (or only exits) dropped from the fit (separation); the AME "
              "counts them as zero effects")
-    return ck.loc[keep].reset_index(drop=True), exits[keep], trials[keep]
+    return keep

@@ -29,7 +29,7 @@ from impact.estimate.frames import EstimationWarning, event_dummies, shock_event
 from impact.estimate.inference import wants_wild
 from impact.estimate.naive import naive_before_after, naive_quality
 from impact.estimate.params import EstimateParams
-from impact.estimate.quality import estimate_quality, model_reads
+from impact.estimate.quality import estimate_quality
 from impact.estimate.reliability import estimate_reliability
 from impact.estimate.results import EstimationResult, row, tidy_frame
 from impact.estimate.shock import estimate_shock
@@ -53,12 +53,14 @@ def in_window(quality: pd.DataFrame, person_months: pd.DataFrame) -> pd.DataFram
     return quality.loc[(dates >= lo) & (dates < hi)]
 
 
-def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str
-            ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str, panel: Path | None = None,
+            sample: str = "all") -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     from impact.estimate.hazard import quality_hazard
+    from impact.estimate.hazard_stream import quality_hazard_file
 
     try:
-        h = quality_hazard(pm, params, link=link)
+        h = (quality_hazard(pm, params, link=link) if panel is None
+             else quality_hazard_file(panel, params, link, sample))
     except ValueError as exc:
         warn(f"quality: hazard ({link}) not estimated: {exc}")
         return [], None
@@ -90,9 +92,10 @@ def quality_block(pm: pd.DataFrame, quality: pd.DataFrame, params: EstimateParam
 
     ``panel``: the person-month Parquet file ``pm`` was read from (its ``sample``); the
     2SLS and OLS then read it in batches (``quality_stream``: the same numbers, memory
-    bounded), so ``pm`` needs only ``month``, ``caseworker_key`` and ``exit_work``."""
+    bounded), and so does the hazard (``hazard_stream``: the same cells), so ``pm`` needs
+    only ``month``, ``caseworker_key`` and ``exit_work``."""
     if estimator.startswith("hazard_"):
-        q_rows, q_head = _hazard(pm, params, estimator.removeprefix("hazard_"))
+        q_rows, q_head = _hazard(pm, params, estimator.removeprefix("hazard_"), panel, sample)
     elif panel is not None:
         from impact.estimate.quality_stream import estimate_quality_file
 
@@ -239,7 +242,7 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
                       panel: Path | None = None) -> EstimationResult:
     """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
 
-    ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS and OLS read
+    ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS, OLS and hazard read
     it in batches instead (``streams_panel``: which columns ``person_months`` needs then).
 
     Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
@@ -286,9 +289,9 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
 
 def streams_panel(spec: Specification) -> bool:
     """Whether ``run_specification`` given the panel file reads ``spec``'s regression from
-    it in batches (quality 2SLS and OLS); when also without value-added, its person-month
-    frame needs only ``STREAMED_COLUMNS``."""
-    return spec.block == "quality" and not spec.estimator.startswith("hazard_")
+    it in batches (quality 2SLS, OLS and hazard); when also without value-added, its
+    person-month frame needs only ``STREAMED_COLUMNS``."""
+    return spec.block == "quality"
 
 
 #: the person-month columns a streamed quality specification reads from memory: the
@@ -300,12 +303,10 @@ def panel_columns(spec: Specification, base: EstimateParams,
                   adoption: pd.DataFrame | None, available=None) -> list[str] | None:
     """The person-month columns ``run_specification(spec, ..., panel=...)`` reads from its
     ``person_months`` frame (None: all of them), so a stage loads no more of the panel;
-    ``available``: the panel file's columns (without them, the hazard and value-added get
-    None):
+    ``available``: the panel file's columns (without them, value-added gets None):
 
-    - quality 2SLS / OLS: ``STREAMED_COLUMNS`` (the regression reads the file in
+    - quality 2SLS / OLS / hazard: ``STREAMED_COLUMNS`` (the regression reads the file in
       batches), plus ``value_added_reads`` with value-added;
-    - the hazard: the quality model's columns (``quality.model_reads``) as well;
     - adoption and shocks: ``cell_model_columns`` (the panel's municipality-month cells
       carry the outcome).
     """
@@ -313,16 +314,12 @@ def panel_columns(spec: Specification, base: EstimateParams,
     if spec.block != "quality":
         return cell_model_columns(adoption, params.adoption.programme)
     cols = list(STREAMED_COLUMNS)
-    if not streams_panel(spec) or spec.value_added:
+    if spec.value_added:
         if available is None:
             return None
-        available = list(available)
-        if not streams_panel(spec):  # the hazard fits the quality model's rows in memory
-            cols += model_reads(available, params, {"y": "exit_work"})
-        if spec.value_added:
-            from impact.estimate.value_added import value_added_reads
+        from impact.estimate.value_added import value_added_reads
 
-            cols += value_added_reads(available, params.estimate.controls)
+        cols += value_added_reads(list(available), params.estimate.controls)
     return list(dict.fromkeys(cols))
 
 

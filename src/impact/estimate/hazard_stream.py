@@ -1,0 +1,245 @@
+"""The quality hazard's binomial cells straight from the panel's Parquet file, batch by batch.
+
+Notes
+-----
+``hazard.quality_hazard`` builds the quality model's dense n x k matrix (about 60 columns,
+most of them dummies) over the whole sample and then groups its rows into binomial cells.
+Memory is that matrix, about 2.6 times over while it is built: 4.4 GB at the peak on the
+built-in panel's 2.8 million person-months, linear in the rows.
+
+The cells are a partition of the person-months by key values (cluster, municipality-month
+cell, rounded quality, the level of each categorical control, the value of each numeric
+control), and a cell's exits and trials are sums: so the partition of a batch's rows can
+be merged with the partition of the rows before it by grouping the batches' cells on the
+same keys again. This module reads the sample in batches (``quality_stream._batches``),
+codes the keys with ``quality.model_columns`` (the function ``quality_frame`` uses) and
+codes kept across batches (``quality_stream._Codes``), compresses each batch, and merges.
+No dummy column is ever made dense: the cells' design is built sparse from the level codes.
+Memory is one batch plus the distinct cells and their keys.
+
+The decisions ``quality_frame`` takes on the whole sample are taken after the pass, with
+the same outcome (as in ``quality_stream``): a categorical control's left-out level is its
+most frequent (the level with the most trials), a labour-market column is a control only
+when complete and not constant on the sample (when one is not, the cells are grouped again
+without it, so the cells are the in-memory path's), and with one cluster the pass is
+repeated with caseworker clusters. The fit itself is ``hazard.fit_cells``, shared with the
+in-memory path; tests/estimate/test_hazard_stream.py checks the two give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from impact.estimate.frames import lm_candidates, lm_usable, warn
+from impact.estimate.groups import group_index
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality import model_columns, model_reads
+from impact.estimate.quality_stream import BATCH_ROWS, _batches, _Codes, _first_rows
+
+__all__ = ["HazardCells", "hazard_cells_file", "quality_hazard_file"]
+
+#: merge the batches' cells whenever this many are waiting (bounds memory when the cells
+#: barely compress, as with a continuous control)
+_MERGE_ROWS = 1 << 22
+
+
+@dataclass(frozen=True)
+class HazardCells:
+    """The hazard's binomial cells: sparse design ``X`` (cells x ``xnames``, quality
+    first), ``exits``, ``trials``, each cell's municipality-month ``cell`` code into
+    ``cells`` and its ``cluster`` code, and the person-months behind them (``n_obs``)."""
+
+    X: sp.csc_matrix
+    xnames: list[str]
+    exits: np.ndarray
+    trials: np.ndarray
+    cell: np.ndarray
+    cluster: np.ndarray
+    cells: pd.DataFrame
+    n_obs: int
+
+
+class _Pass:
+    """One pass over the batches: the merged cells with their key columns."""
+
+    def __init__(self, params: EstimateParams, lm: list[str], cluster_col: str,
+                 round_to: float) -> None:
+        self.params, self.lm, self.cluster_col, self.round_to = params, lm, cluster_col, round_to
+        self.first: dict[str, _Codes] = {}
+        self.clusters, self.munis, self.cells = _Codes(), _Codes(), _Codes()
+        self.cell_info: list[tuple] = []
+        self.keys: list[str] | None = None    # key names in order: cluster, cell, quality, ...
+        self.cats: list[str] = []             # categorical controls, in model order
+        self.nums: list[str] = []             # numeric controls and lm columns, in model order
+        self.parts: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+        self.waiting = 0
+        self.n_obs = 0
+        self.dropped = 0
+        self.bad: dict[str, None] = {}
+        self.lm_ok = {c: True for c in lm}
+        self.lm_lo = {c: np.inf for c in lm}
+        self.lm_hi = {c: -np.inf for c in lm}
+
+    def add(self, s: pd.DataFrame) -> None:
+        cols, raw, t = model_columns(s, self.params, {"y": "exit_work"}, {}, self.lm)
+        cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
+                for c, (v, first) in raw.items()}
+        for c in self.lm:
+            v = cols[c]
+            fin = np.isfinite(v)
+            self.lm_ok[c] &= bool(fin.all())
+            if fin.any():
+                self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
+                self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
+            cols[c] = np.where(fin, v, 0.0)
+        keep = np.ones(len(s), bool)
+        for c, v in cols.items():
+            fin = np.isfinite(v)
+            if not fin.all():
+                self.bad[c] = None
+                keep &= fin
+        if not keep.all():
+            self.dropped += int((~keep).sum())
+            s, t = s[keep], t[keep]
+            cols = {c: v[keep] for c, v in cols.items()}
+            cats = {c: v[keep] for c, v in cats.items()}
+        if len(s) == 0:
+            return
+        cl = self.clusters(s[self.cluster_col].astype(str))
+        muni, region = s["municipality"].astype(str), s["region"].astype(str)
+        cell = self.cells(self.munis(muni) * (1 << 32) + (t + (1 << 31)))
+        new = _first_rows(cell, len(self.cell_info))
+        self.cell_info += zip(muni.iloc[new].tolist(), region.iloc[new].tolist(),
+                              t[new].tolist())
+        q = cols["quality_a"]
+        if self.round_to > 0:  # as hazard.quality_hazard rounds
+            q = np.round(q / self.round_to) * self.round_to
+        nums = [c for c in cols if c not in ("y", "quality_a", "quality_b", "quality_score")]
+        if self.keys is None:
+            self.cats, self.nums = list(cats), nums
+            self.keys = ["cluster", "cell", "quality", *self.nums, *self.cats]
+        key = {"cluster": cl, "cell": cell, "quality": q, **{c: cols[c] for c in self.nums},
+               **cats}
+        self.parts.append(_compress(key, self.keys, cols["y"] / 100.0))
+        self.waiting += len(self.parts[-1][1])
+        self.n_obs += len(s)
+        if self.waiting >= _MERGE_ROWS and len(self.parts) > 1:
+            self.merge()
+
+    def merge(self, keys: list[str] | None = None) -> None:
+        """The waiting parts as one set of cells (grouped on ``keys``, default all)."""
+        keys = keys or self.keys
+        if not self.parts:
+            return
+        key = {k: np.concatenate([p[0][k] for p in self.parts]) for k in keys}
+        exits = np.concatenate([p[1] for p in self.parts])
+        trials = np.concatenate([p[2] for p in self.parts])
+        self.parts = []
+        self.parts = [_compress(key, keys, exits, trials)]
+        self.waiting = len(self.parts[0][1])
+
+
+def _compress(key: dict[str, np.ndarray], names: list[str], y: np.ndarray,
+              weight: np.ndarray | None = None
+              ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Group rows on the ``names`` columns of ``key`` (cells in order of first appearance):
+    (each cell's key values, exits, trials). ``weight``: trials per row (default 1)."""
+    gid, n_g = group_index([key[k] for k in names], sort=False)
+    exits = np.bincount(gid, weights=y, minlength=n_g)
+    trials = (np.bincount(gid, weights=weight, minlength=n_g) if weight is not None
+              else np.bincount(gid, minlength=n_g).astype("float64"))
+    first = np.empty(n_g, np.int64)
+    first[gid[::-1]] = np.arange(len(gid) - 1, -1, -1)  # first row of each cell
+    return {k: key[k][first] for k in names}, exits, trials
+
+
+def hazard_cells_file(path: str | Path, params: EstimateParams, sample: str = "all",
+                      round_to: float = 0.1, batch_rows: int = BATCH_ROWS
+                      ) -> HazardCells | None:
+    """The binomial cells of ``hazard.quality_hazard`` from the panel file ``path`` (module
+    notes); None when no person-month has both quality halves (or the file lacks them)."""
+    path = Path(path)
+    schema = pq.ParquetFile(path).schema_arrow.names
+    if "quality_a" not in schema or "quality_b" not in schema:
+        return None
+    lm = lm_candidates(schema, params.estimate.lm_controls)
+    cluster_col = "region" if params.estimate.cluster == "region" else "municipality"
+    columns = list(dict.fromkeys(model_reads(schema, params, {"y": "exit_work"}) + (
+        ["left_truncated"] if sample == "inflow" else [])))
+    p = _run(path, params, lm, cluster_col, columns, sample, batch_rows, round_to)
+    if p.n_obs and len(p.clusters) < 2:
+        warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
+             "caseworker instead")
+        p = _run(path, params, lm, "caseworker_key",
+                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows,
+                 round_to)
+    lm_keep = [c for c in lm if lm_usable(p.lm_ok[c] and p.lm_hi[c] > p.lm_lo[c], c)]
+    if p.dropped:
+        warn(f"quality: {p.dropped} person-months dropped for missing "
+             f"{[c for c in p.bad if c not in lm]}")
+    if p.n_obs == 0:
+        return None
+    nums = [c for c in p.nums if c not in lm or c in lm_keep]
+    # a labour-market column left out: its cells merge as the in-memory path's never split
+    p.merge(["cluster", "cell", "quality", *nums, *p.cats])
+    key, exits, trials = p.parts[0]
+    n = len(exits)
+    xnames = ["quality", *nums]
+    columns_: list[np.ndarray] = [key["quality"], *(key[c] for c in nums)]
+    rows, vals = [], []
+    for v in columns_:
+        nz = np.flatnonzero(v)
+        rows.append(nz)
+        vals.append(v[nz])
+    for c in p.cats:
+        codes = key[c]
+        levels = np.unique(codes)
+        # the most frequent level (most person-months) is left out, the first on a tie
+        counts = np.bincount(np.searchsorted(levels, codes), weights=trials,
+                             minlength=len(levels))
+        drop = levels[int(np.argmax(counts))]
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], levels)
+        ends = np.append(bounds[1:], n)
+        for lv, b, e in zip(levels.tolist(), bounds.tolist(), ends.tolist()):
+            if lv == drop:
+                continue
+            xnames.append(f"{c}[{lv}]")
+            r = np.sort(order[b:e])
+            rows.append(r)
+            vals.append(np.ones(len(r)))
+    ptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    X = sp.csc_matrix((np.concatenate(vals), np.concatenate(rows), ptr), shape=(n, len(xnames)))
+    cells = pd.DataFrame(p.cell_info, columns=["municipality", "region", "t"])
+    cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
+    cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
+    return HazardCells(X, xnames, exits, trials, key["cell"], key["cluster"], cells, p.n_obs)
+
+
+def quality_hazard_file(path: str | Path, params: EstimateParams, link: str = "cloglog",
+                        sample: str = "all", round_to: float = 0.1,
+                        batch_rows: int = BATCH_ROWS):
+    """``hazard.quality_hazard`` (fixed effects absorbed) on the panel file ``path`` read in
+    batches (``sample``: ``all`` or ``inflow``): the same result from the same cells."""
+    from impact.estimate.hazard import _family, _fe_names, fit_cells
+
+    _family(link)
+    c = hazard_cells_file(path, params, sample, round_to, batch_rows)
+    if c is None:
+        raise ValueError("quality_hazard: no person-month has quality_a and quality_b")
+    return fit_cells(c.X, c.xnames, c.exits, c.trials, c.cell, c.cluster, c.cells,
+                     _fe_names(params), link, params.estimate.alpha)
+
+
+def _run(path, params, lm, cluster_col, columns, sample, batch_rows, round_to) -> _Pass:
+    p = _Pass(params, lm, cluster_col, round_to)
+    for s in _batches(path, columns, sample, batch_rows):
+        p.add(s)
+    p.merge()
+    return p

@@ -1,0 +1,141 @@
+"""The quality hazard's cells read from the panel file in batches (``hazard_stream``) are the
+cells ``quality_hazard`` makes from the whole frame in memory, so the fit is the same to
+1e-8: whatever the batches cut (clusters, cells, the first appearance of a level), with rows
+dropped for missing values, a labour-market column with a gap (left out, cells merged),
+every fixed-effect and cluster option, both links, and the one-municipality fallback to
+caseworker clusters. The in-memory path is itself checked against the person-month GLM and a
+planted hazard (tests/estimate/test_hazard.py)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from impact import io
+from impact.estimate import EstimateParams
+from impact.estimate.frames import EstimationWarning
+from impact.estimate.hazard import quality_hazard
+from impact.estimate.hazard_stream import hazard_cells_file, quality_hazard_file
+
+from .dgp import simulate
+
+TOL = 1e-8
+
+
+@pytest.fixture(scope="module")
+def pm():
+    """A small simulated panel with the hard cases of a real file (as in
+    test_quality_stream): missing controls, a labour-market column with a gap, a household
+    level first seen at the end, rows outside the sample."""
+    p = simulate(seed=11, n_muni=9, n_regions=3, n_months=24, caseload=60, n_cw=4).person_months
+    p = p.drop(columns=["p_true", "tau_true"])
+    rng = np.random.default_rng(5)
+    p["prior_benefit_months"] = p["prior_benefit_months"].astype("float64").mask(
+        rng.random(len(p)) < 0.02)
+    p["lm_gap_muni"] = p["lm_unemployment_rate_muni"].mask(rng.random(len(p)) < 0.01)
+    p.loc[p.index[-40:], "household"] = "late_level"
+    p.loc[p.index[5:9], "quality_b"] = np.nan
+    return p
+
+
+def _file(tmp_path, frame):
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(frame, path)
+    return path
+
+
+def _both(path, params, link="cloglog", sample="all", batch_rows=997):
+    whole = io.read_person_months(path)
+    if sample == "inflow":
+        whole = whole[whole["left_truncated"] == 0]
+    with warnings.catch_warnings(record=True) as w_mem:
+        warnings.simplefilter("always", EstimationWarning)
+        mem = quality_hazard(whole, params, link=link)
+    with warnings.catch_warnings(record=True) as w_file:
+        warnings.simplefilter("always", EstimationWarning)
+        got = quality_hazard_file(path, params, link, sample, batch_rows=batch_rows)
+    return mem, got, [str(w.message) for w in w_mem], [str(w.message) for w in w_file]
+
+
+def _assert_same(mem, got):
+    for f in ("coef", "std_error", "ame_pp", "ame_se", "ame_ci_low", "ame_ci_high"):
+        np.testing.assert_allclose(getattr(got, f), getattr(mem, f), rtol=TOL, atol=1e-12,
+                                   err_msg=f)
+    assert got.names == mem.names
+    np.testing.assert_allclose(got.params, mem.params, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(got.vcov, mem.vcov, rtol=1e-7, atol=1e-12)
+    assert (got.n_obs, got.n_cells, got.n_clusters, got.fixed_effects) == (
+        mem.n_obs, mem.n_cells, mem.n_clusters, mem.fixed_effects)
+
+
+@pytest.mark.parametrize("link", ["cloglog", "logit"])
+@pytest.mark.parametrize("options", [
+    {},
+    {"quality_fe": "municipality_month"},
+    {"cluster": "region"},
+    {"controls": ["sex", "household", "age_band", "prior_benefit_months"]},
+], ids=["default", "munimonth", "region", "controls"])
+def test_stream_equals_in_memory(pm, tmp_path, options, link):
+    path = _file(tmp_path, pm)
+    params = EstimateParams.from_dict(estimate=options)
+    mem, got, w_mem, w_file = _both(path, params, link)
+    _assert_same(mem, got)
+    assert w_file == w_mem  # the same drops and separation warnings
+    assert any("dropped for missing ['prior_benefit_months']" in w for w in w_file) == (
+        "prior_benefit_months" in params.estimate.controls)
+
+
+def test_labour_market_column_with_a_gap_is_left_out_and_its_cells_merge(pm, tmp_path):
+    """The gap makes ``lm_gap_muni`` no control on the whole sample; the batches before the
+    gap carried it as a key, so the cells are grouped again without it."""
+    path = _file(tmp_path, pm)
+    params = EstimateParams.from_dict(estimate={"controls": ["sex"]})  # cells compress
+    c = hazard_cells_file(path, params, batch_rows=300)
+    assert "lm_unemployment_rate_muni" in c.xnames and "lm_gap_muni" not in c.xnames
+    assert c.trials.sum() == c.n_obs and len(c.trials) < c.n_obs / 2
+    mem, got, _, _ = _both(path, params, batch_rows=300)
+    _assert_same(mem, got)  # the same number of cells
+
+
+def test_inflow_sample(pm, tmp_path):
+    path = _file(tmp_path, pm)
+    mem, got, _, _ = _both(path, EstimateParams(), sample="inflow")
+    _assert_same(mem, got)
+    assert 0 < got.n_obs < quality_hazard_file(path, EstimateParams()).n_obs
+
+
+def test_batch_size_does_not_matter(pm, tmp_path):
+    path = _file(tmp_path, pm)
+    one = quality_hazard_file(path, EstimateParams(), batch_rows=len(pm) + 1)
+    for b in (50, 173, 4096):  # 50: most batches cut cells and hold a few clusters only
+        _assert_same(one, quality_hazard_file(path, EstimateParams(), batch_rows=b))
+
+
+def test_merging_on_the_way_does_not_matter(pm, tmp_path, monkeypatch):
+    """Cells merged every few batches (as at scale) are the cells merged once at the end."""
+    import impact.estimate.hazard_stream as hs
+
+    path = _file(tmp_path, pm)
+    once = hs.hazard_cells_file(path, EstimateParams(), batch_rows=400)
+    monkeypatch.setattr(hs, "_MERGE_ROWS", 500)
+    often = hs.hazard_cells_file(path, EstimateParams(), batch_rows=400)
+    assert often.xnames == once.xnames
+    np.testing.assert_array_equal(often.trials, once.trials)
+    np.testing.assert_array_equal(often.exits, once.exits)
+    assert (often.X != once.X).nnz == 0
+
+
+def test_one_municipality_falls_back_to_caseworker_clusters(pm, tmp_path):
+    one = pm[pm["municipality"] == pm["municipality"].iloc[0]]
+    path = _file(tmp_path, one)
+    mem, got, w_mem, w_file = _both(path, EstimateParams(), batch_rows=211)
+    _assert_same(mem, got)
+    assert got.n_clusters == one.loc[one["quality_b"].notna(), "caseworker_key"].nunique()
+    assert any("clustered by caseworker" in w for w in w_file)
+
+
+def test_no_quality_columns(pm, tmp_path):
+    path = _file(tmp_path, pm.drop(columns=["quality_a", "quality_b"]))
+    assert hazard_cells_file(path, EstimateParams()) is None
+    with pytest.raises(ValueError, match="no person-month"):
+        quality_hazard_file(path, EstimateParams())
