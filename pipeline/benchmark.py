@@ -18,6 +18,7 @@ from impact.benchmark import (  # noqa: E402
     MUNICIPALITY_COLUMNS, TEAM_COLUMNS, YEAR_COLUMNS, run_benchmark,
 )
 from impact.config import load_params  # noqa: E402
+from impact.decompose.core import decompose_reads  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -34,7 +35,9 @@ def main() -> None:
     bparams, privacy = params.benchmark, params.privacy
     _, _, est = params.decompose_specification()
     t0 = time.perf_counter()
-    pm = io.read_person_months(args.panel / "person_months.parquet")
+    panel = args.panel / "person_months.parquet"
+    # only the columns the model and the tables read (``decompose_reads``)
+    pm = io.read_person_months(panel, columns=decompose_reads(io.parquet_columns(panel), est))
     munis = io.read_parquet(args.validated / "municipalities.parquet",
                             columns=["municipality", "name", "region"])
     coefs = io.read_parquet(args.decompose / "coefficients.parquet")

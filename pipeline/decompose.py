@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
 from impact.decompose import decompose  # noqa: E402
-from impact.decompose.core import has_quality  # noqa: E402
+from impact.decompose.core import decompose_reads, has_quality  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -42,7 +42,9 @@ def main() -> None:
     dparams, privacy = params.decompose, params.privacy
     name, spec, est = params.decompose_specification()
     t0 = time.perf_counter()
-    pm = io.read_person_months(args.panel / "person_months.parquet")
+    panel = args.panel / "person_months.parquet"
+    # only the columns the model and the tables read (``decompose_reads``)
+    pm = io.read_person_months(panel, columns=decompose_reads(io.parquet_columns(panel), est))
     result = decompose(pm, est, dparams, privacy.min_cell, spec.estimator,
                        municipality_names(args.validated))
     out = io.clean_dir(args.out)

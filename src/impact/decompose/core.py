@@ -47,8 +47,8 @@ from impact.estimate.frames import warn
 from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
 
-__all__ = ["COMPONENTS", "NATIONAL", "Decomposition", "fit_decomposition_model",
-           "row_codes", "unit_sums", "unit_means", "decompose"]
+__all__ = ["COMPONENTS", "NATIONAL", "Decomposition", "decompose_reads",
+           "fit_decomposition_model", "row_codes", "unit_sums", "unit_means", "decompose"]
 
 #: the country's code in the tables (CBS: Nederland)
 NATIONAL = "NL01"
@@ -61,6 +61,20 @@ class Decomposition:
     fit: ModelFit
     design: Design
     info: dict[str, Any]
+
+
+def decompose_reads(columns, params: EstimateParams) -> list[str]:
+    """The person-month columns (of ``columns``, in their order) that ``decompose`` and the
+    fair benchmark (``benchmark.run_benchmark``) read: the quality model's
+    (``quality.model_reads``: outcome, quality, controls, labour market, fixed-effect and
+    cluster keys, adoption and shock timing), the clients (disclosure counts) and the
+    teams (the benchmark's team table). The stages load only these: identifiers of spells
+    and intake caseworkers, dates and the other outcomes are a third of a row's bytes."""
+    from impact.estimate.quality import model_reads
+
+    wanted = set(model_reads(columns, params, {"y": "exit_work"}))
+    wanted |= {"client_id", "team_key", params.estimate.cluster}
+    return [c for c in columns if c in wanted]
 
 
 def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator: str = "iv"
