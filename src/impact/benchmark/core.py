@@ -49,6 +49,7 @@ from impact.disclosure.suppress import secondary
 from impact.benchmark.stats import (
     funnel_limits, overdispersion, rank_intervals, ranks, shrink_means, split_half_noise,
 )
+from impact.decompose.core import row_labels
 from impact.decompose.design import Design, build_design
 from impact.decompose.model import ModelFit, fit_model
 from impact.estimate.frames import warn
@@ -129,10 +130,9 @@ def fit_expected(pm: pd.DataFrame, design: Design, theta: float, tau: dict[str, 
                  {c: design._dummy[c] for c in keep if c in design._dummy})
     A, names = sub.matrix(sample, {"y": adj[sample]})
     fit_b = fit_model(A, names, "y", None, None,
-                      pm["municipality"].astype(str).to_numpy()[sample],
-                      pm["region"].astype(str).to_numpy()[sample],
+                      row_labels(pm["municipality"], sample), row_labels(pm["region"], sample),
                       pm["t"].to_numpy(dtype="int64")[sample],
-                      pm[params.estimate.cluster].astype(str).to_numpy()[sample],
+                      row_labels(pm[params.estimate.cluster], sample),
                       municipality_effects=False)
     model = ExpectedModel(sub, fit_b, 0.0)
     n, pred, _ = model.sums(pm, np.zeros(len(pm), "int64"), 1, rows)

@@ -48,7 +48,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
 
 __all__ = ["COMPONENTS", "NATIONAL", "Decomposition", "decompose_reads",
-           "fit_decomposition_model", "row_codes", "unit_sums", "unit_means", "decompose"]
+           "fit_decomposition_model", "row_codes", "row_labels", "unit_sums", "unit_means", "decompose"]
 
 #: the country's code in the tables (CBS: Nederland)
 NATIONAL = "NL01"
@@ -75,6 +75,14 @@ def decompose_reads(columns, params: EstimateParams) -> list[str]:
     wanted = set(model_reads(columns, params, {"y": "exit_work"}))
     wanted |= {"client_id", "team_key", params.estimate.cluster}
     return [c for c in columns if c in wanted]
+
+
+def row_labels(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``column.astype(str).to_numpy()[rows]`` (the same strings) as pointers into the
+    column's distinct labels: 8 bytes a row instead of a string object per row (on the
+    built-in panel's 2.8 million rows, about 140 MB less per column)."""
+    codes, labels = pd.factorize(column.astype(str), use_na_sentinel=False)
+    return np.asarray(labels, dtype=object)[codes[rows]]
 
 
 def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator: str = "iv"
@@ -109,16 +117,15 @@ def fit_decomposition_model(pm: pd.DataFrame, params: EstimateParams, estimator:
     elif has_quality:
         lead["quality"] = pm["quality_score"].to_numpy(dtype="float64")[sample]
     A, names = design.matrix(sample, lead)
-    cl = pm[params.estimate.cluster].astype(str).to_numpy()[sample]
+    cl = row_labels(pm[params.estimate.cluster], sample)
     if len(pd.unique(cl)) < 2 and "caseworker_key" in pm:  # hashing, not sorting, strings
         warn(f"decompose: one {params.estimate.cluster} only; intervals clustered by "
              "caseworker instead (an approximate jackknife: caseworkers do not nest in "
              "the municipality-month cells)")
-        cl = pm["caseworker_key"].astype(str).to_numpy()[sample]
+        cl = row_labels(pm["caseworker_key"], sample)
     fit = fit_model(A, names, "y", "quality" if has_quality else None,
                     "quality_b" if has_quality and estimator == "iv" else None,
-                    pm["municipality"].astype(str).to_numpy()[sample],
-                    pm["region"].astype(str).to_numpy()[sample],
+                    row_labels(pm["municipality"], sample), row_labels(pm["region"], sample),
                     pm["t"].to_numpy(dtype="int64")[sample], cl, jackknife=True)
     return design, fit, sample
 
