@@ -17,7 +17,7 @@ from impact.estimate.frames import EstimationWarning
 from impact.estimate.hazard import quality_hazard
 from impact.estimate.hazard_stream import hazard_cells_file, quality_hazard_file
 
-from .dgp import simulate
+from .dgp import file_like_panel
 
 TOL = 1e-8
 
@@ -27,15 +27,7 @@ def pm():
     """A small simulated panel with the hard cases of a real file (as in
     test_quality_stream): missing controls, a labour-market column with a gap, a household
     level first seen at the end, rows outside the sample."""
-    p = simulate(seed=11, n_muni=9, n_regions=3, n_months=24, caseload=60, n_cw=4).person_months
-    p = p.drop(columns=["p_true", "tau_true"])
-    rng = np.random.default_rng(5)
-    p["prior_benefit_months"] = p["prior_benefit_months"].astype("float64").mask(
-        rng.random(len(p)) < 0.02)
-    p["lm_gap_muni"] = p["lm_unemployment_rate_muni"].mask(rng.random(len(p)) < 0.01)
-    p.loc[p.index[-40:], "household"] = "late_level"
-    p.loc[p.index[5:9], "quality_b"] = np.nan
-    return p
+    return file_like_panel(11, 5)
 
 
 def _file(tmp_path, frame):

@@ -20,7 +20,7 @@ from impact.estimate.frames import EstimationWarning
 from impact.estimate.quality import estimate_quality
 from impact.estimate.quality_stream import estimate_quality_file, quality_grams
 
-from .dgp import simulate
+from .dgp import file_like_panel
 
 TOL = 1e-8
 
@@ -29,15 +29,7 @@ TOL = 1e-8
 def pm():
     """A small simulated panel with the hard cases of a real file: missing controls, a
     labour-market column with a gap, a household level that first appears at the end."""
-    p = simulate(seed=7, n_muni=9, n_regions=3, n_months=24, caseload=60, n_cw=4).person_months
-    p = p.drop(columns=["p_true", "tau_true"])
-    rng = np.random.default_rng(3)
-    p["prior_benefit_months"] = p["prior_benefit_months"].astype("float64").mask(
-        rng.random(len(p)) < 0.02)
-    p["lm_gap_muni"] = p["lm_unemployment_rate_muni"].mask(rng.random(len(p)) < 0.01)
-    p.loc[p.index[-40:], "household"] = "late_level"
-    p.loc[p.index[5:9], "quality_b"] = np.nan  # outside the sample
-    return p
+    return file_like_panel(7, 3)
 
 
 def _file(tmp_path, frame):

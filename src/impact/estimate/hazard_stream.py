@@ -36,11 +36,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from impact.estimate.frames import lm_candidates, lm_usable, warn
+from impact.estimate.frames import lm_candidates, warn
 from impact.estimate.groups import group_index
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import model_columns, model_reads
-from impact.estimate.quality_stream import BATCH_ROWS, _batches, _Codes, _first_rows
+from impact.estimate.quality_stream import BATCH_ROWS, _batches, _Codes, _first_rows, _Screen
 
 __all__ = ["HazardCells", "hazard_cells_file", "quality_hazard_file"]
 
@@ -65,12 +65,13 @@ class HazardCells:
     n_obs: int
 
 
-class _Pass:
+class _Pass(_Screen):
     """One pass over the batches: the merged cells with their key columns."""
 
     def __init__(self, params: EstimateParams, lm: list[str], cluster_col: str,
                  round_to: float) -> None:
-        self.params, self.lm, self.cluster_col, self.round_to = params, lm, cluster_col, round_to
+        super().__init__(lm)
+        self.params, self.cluster_col, self.round_to = params, cluster_col, round_to
         self.first: dict[str, _Codes] = {}
         self.clusters, self.munis, self.cells = _Codes(), _Codes(), _Codes()
         self.cell_info: list[tuple] = []
@@ -80,35 +81,12 @@ class _Pass:
         self.parts: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self.waiting = 0
         self.n_obs = 0
-        self.dropped = 0
-        self.bad: dict[str, None] = {}
-        self.lm_ok = {c: True for c in lm}
-        self.lm_lo = {c: np.inf for c in lm}
-        self.lm_hi = {c: -np.inf for c in lm}
 
     def add(self, s: pd.DataFrame) -> None:
         cols, raw, t = model_columns(s, self.params, {"y": "exit_work"}, {}, self.lm)
         cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
                 for c, (v, first) in raw.items()}
-        for c in self.lm:
-            v = cols[c]
-            fin = np.isfinite(v)
-            self.lm_ok[c] &= bool(fin.all())
-            if fin.any():
-                self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
-                self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
-            cols[c] = np.where(fin, v, 0.0)
-        keep = np.ones(len(s), bool)
-        for c, v in cols.items():
-            fin = np.isfinite(v)
-            if not fin.all():
-                self.bad[c] = None
-                keep &= fin
-        if not keep.all():
-            self.dropped += int((~keep).sum())
-            s, t = s[keep], t[keep]
-            cols = {c: v[keep] for c, v in cols.items()}
-            cats = {c: v[keep] for c, v in cats.items()}
+        s, cols, cats, t = self.screen(s, cols, cats, t)
         if len(s) == 0:
             return
         cl = self.clusters(s[self.cluster_col].astype(str))
@@ -179,7 +157,7 @@ def hazard_cells_file(path: str | Path, params: EstimateParams, sample: str = "a
         p = _run(path, params, lm, "caseworker_key",
                  list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows,
                  round_to)
-    lm_keep = [c for c in lm if lm_usable(p.lm_ok[c] and p.lm_hi[c] > p.lm_lo[c], c)]
+    lm_keep = p.lm_keep()
     if p.dropped:
         warn(f"quality: {p.dropped} person-months dropped for missing "
              f"{[c for c in p.bad if c not in lm]}")

@@ -104,40 +104,32 @@ class QualityGrams:
     df_fe: int
 
 
-class _Pass:
-    """The sums of one pass over the batches (module notes)."""
+class _Screen:
+    """What a pass over the batches decides on the whole sample, kept batch by batch: each
+    labour-market column's completeness and range (``frames.lm_controls``' verdict, taken
+    after the pass), and the rows dropped for a missing value (with the columns that had
+    one). Shared by this module's pass and ``hazard_stream``'s."""
 
-    def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
-                 cluster_col: str) -> None:
-        self.params, self.outcomes, self.lm, self.cluster_col = params, outcomes, lm, cluster_col
-        self.first = {}                       # categorical -> _Codes (first-appearance kinds)
-        self.col: dict[tuple, int] = {}       # ("num", name) | (control, level) -> A column
-        self.clusters, self.munis, self.cells, self.pairs = _Codes(), _Codes(), _Codes(), _Codes()
-        self.cell_info: list[tuple] = []      # (municipality, region, t) per cell code
-        self.pair_cell: list[int] = []
-        self.pair_cluster: list[int] = []
-        self.C = np.zeros((0, 0, 0))
-        self.S = np.zeros((0, 0))             # pair sums
-        self.n_pair = np.zeros(0)
-        self.n_obs = 0
+    def __init__(self, lm: list[str]) -> None:
+        self.lm = lm
         self.dropped = 0
         self.bad: dict[str, None] = {}        # numeric columns with a missing value, in order
         self.lm_ok = {c: True for c in lm}
         self.lm_lo = {c: np.inf for c in lm}
         self.lm_hi = {c: -np.inf for c in lm}
 
-    def add(self, s: pd.DataFrame) -> None:
-        cols, raw, t = model_columns(s, self.params, self.outcomes, {}, self.lm)
-        cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
-                for c, (v, first) in raw.items()}
-        for c in self.lm:  # verdict on the sample (before rows with missing values go)
+    def screen(self, s: pd.DataFrame, cols: dict, cats: dict, t: np.ndarray):
+        """The batch's rows without a missing value: ``(s, cols, cats, t)``; labour-market
+        columns are judged first, on every sample row, and their gaps set to 0 (a column
+        with a gap is dropped after the pass, ``lm_keep``)."""
+        for c in self.lm:
             v = cols[c]
             fin = np.isfinite(v)
             self.lm_ok[c] &= bool(fin.all())
             if fin.any():
                 self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
                 self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
-            cols[c] = np.where(fin, v, 0.0)  # a column with a gap is dropped after the pass
+            cols[c] = np.where(fin, v, 0.0)
         keep = np.ones(len(s), bool)
         for c, v in cols.items():
             fin = np.isfinite(v)
@@ -149,6 +141,38 @@ class _Pass:
             s, t = s[keep], t[keep]
             cols = {c: v[keep] for c, v in cols.items()}
             cats = {c: v[keep] for c, v in cats.items()}
+        return s, cols, cats, t
+
+    def lm_keep(self) -> list[str]:
+        """The labour-market columns that are controls on the whole sample (with
+        ``frames.lm_usable``'s warning for the others)."""
+        return [c for c in self.lm
+                if lm_usable(self.lm_ok[c] and self.lm_hi[c] > self.lm_lo[c], c)]
+
+
+class _Pass(_Screen):
+    """The sums of one pass over the batches (module notes)."""
+
+    def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
+                 cluster_col: str) -> None:
+        super().__init__(lm)
+        self.params, self.outcomes, self.cluster_col = params, outcomes, cluster_col
+        self.first = {}                       # categorical -> _Codes (first-appearance kinds)
+        self.col: dict[tuple, int] = {}       # ("num", name) | (control, level) -> A column
+        self.clusters, self.munis, self.cells, self.pairs = _Codes(), _Codes(), _Codes(), _Codes()
+        self.cell_info: list[tuple] = []      # (municipality, region, t) per cell code
+        self.pair_cell: list[int] = []
+        self.pair_cluster: list[int] = []
+        self.C = np.zeros((0, 0, 0))
+        self.S = np.zeros((0, 0))             # pair sums
+        self.n_pair = np.zeros(0)
+        self.n_obs = 0
+
+    def add(self, s: pd.DataFrame) -> None:
+        cols, raw, t = model_columns(s, self.params, self.outcomes, {}, self.lm)
+        cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
+                for c, (v, first) in raw.items()}
+        s, cols, cats, t = self.screen(s, cols, cats, t)
         n = len(s)
         if n == 0:
             return
@@ -249,7 +273,7 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
              "caseworker instead")
         p = _run(path, params, outcomes, lm, "caseworker_key",
                  list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows)
-    lm_keep = [c for c in lm if lm_usable(p.lm_ok[c] and p.lm_hi[c] > p.lm_lo[c], c)]
+    lm_keep = p.lm_keep()
     bad = [c for c in p.bad if c not in lm]
     if p.dropped:
         warn(f"quality: {p.dropped} person-months dropped for missing {bad}")
