@@ -20,7 +20,9 @@ binomial likelihood of the cells equals the Bernoulli likelihood of the person-m
 so the MLE is identical (tests/estimate/test_hazard.py). The rounding error (uniform,
 variance 0.1^2/12 ~ 0.0008 against a quality variance of order 0.3) changes the slope
 negligibly. Continuous numeric controls (``prior_benefit_months``) enter linearly and
-reduce compression.
+reduce compression. The estimate stage makes the same cells from the panel file in batches
+(``hazard_stream``, merged batch by batch, the design sparse from level codes) and fits
+them with ``fit_cells``, as ``quality_hazard`` does.
 
 Fixed effects: municipality and region x month (or municipality x month, ``estimate.
 quality_fe``) absorbed by IRLS with cell-level projections (``feglm.fe_binomial``); with
