@@ -44,8 +44,10 @@ from impact.estimate.quality_stream import BATCH_ROWS, _batches, _Codes, _first_
 
 __all__ = ["HazardCells", "hazard_cells_file", "quality_hazard_file"]
 
-#: merge the batches' cells whenever this many are waiting (bounds memory when the cells
-#: barely compress, as with a continuous control)
+#: merge the batches' cells once this many are waiting and they are at least twice the
+#: cells of the last merge: memory stays within a few times the distinct cells, and when
+#: the cells barely compress (a continuous control) each row is regrouped a bounded number
+#: of times (a fixed threshold regrouped all cells so far every 2^22 rows: quadratic)
 _MERGE_ROWS = 1 << 22
 
 
@@ -80,6 +82,7 @@ class _Pass(_Screen):
         self.nums: list[str] = []             # numeric controls and lm columns, in model order
         self.parts: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self.waiting = 0
+        self.merged = 0                       # cells after the last merge
         self.n_obs = 0
 
     def add(self, s: pd.DataFrame) -> None:
@@ -107,7 +110,7 @@ class _Pass(_Screen):
         self.parts.append(_compress(key, self.keys, cols["y"] / 100.0))
         self.waiting += len(self.parts[-1][1])
         self.n_obs += len(s)
-        if self.waiting >= _MERGE_ROWS and len(self.parts) > 1:
+        if self.waiting >= max(_MERGE_ROWS, 2 * self.merged) and len(self.parts) > 1:
             self.merge()
 
     def merge(self, keys: list[str] | None = None) -> None:
@@ -120,7 +123,7 @@ class _Pass(_Screen):
         trials = np.concatenate([p[2] for p in self.parts])
         self.parts = []
         self.parts = [_compress(key, keys, exits, trials)]
-        self.waiting = len(self.parts[0][1])
+        self.waiting = self.merged = len(self.parts[0][1])
 
 
 def _compress(key: dict[str, np.ndarray], names: list[str], y: np.ndarray,
