@@ -1,7 +1,7 @@
 """The estimate stage loads only the person-month columns its specification reads
 (``run.panel_columns``) and, for the quality 2SLS, OLS and hazard, hands the regression the
-panel file (``quality_stream``, ``hazard_stream``). Either way the specification's rows, headline and warnings are
-those of the whole frame in memory."""
+panel file (``quality_stream``, ``hazard_stream``). Either way the specification's rows,
+headline and warnings are those of the whole frame in memory."""
 
 import warnings
 

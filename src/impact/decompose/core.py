@@ -48,7 +48,8 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
 
 __all__ = ["COMPONENTS", "NATIONAL", "Decomposition", "decompose_reads",
-           "fit_decomposition_model", "row_codes", "row_labels", "unit_sums", "unit_means", "decompose"]
+           "fit_decomposition_model", "row_codes", "row_labels", "unit_sums", "unit_means",
+           "decompose"]
 
 #: the country's code in the tables (CBS: Nederland)
 NATIONAL = "NL01"
