@@ -17,8 +17,8 @@ import pandas as pd  # noqa: E402
 
 from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
-from impact.decompose import decompose  # noqa: E402
-from impact.decompose.core import decompose_reads, has_quality  # noqa: E402
+from impact.decompose.core import has_quality  # noqa: E402
+from impact.decompose.stream import decompose_file  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -42,11 +42,11 @@ def main() -> None:
     dparams, privacy = params.decompose, params.privacy
     name, spec, est = params.decompose_specification()
     t0 = time.perf_counter()
-    panel = args.panel / "person_months.parquet"
-    # only the columns the model and the tables read (``decompose_reads``)
-    pm = io.read_person_months(panel, columns=decompose_reads(io.parquet_columns(panel), est))
-    result = decompose(pm, est, dparams, privacy.min_cell, spec.estimator,
-                       municipality_names(args.validated))
+    # the panel file read in batches, only the columns the model and the tables read
+    # (``decompose.stream``: the in-memory decomposition's numbers, memory independent of
+    # the panel's size)
+    result = decompose_file(args.panel / "person_months.parquet", est, dparams,
+                            privacy.min_cell, spec.estimator, municipality_names(args.validated))
     out = io.clean_dir(args.out)
     io.write_csv(result.table, out / "decomposition.csv")
     fit, design = result.fit, result.design

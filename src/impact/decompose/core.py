@@ -175,6 +175,38 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
     n = np.bincount(g, minlength=n_units).astype("float64")
     exits = np.bincount(g, weights=codes["exit"][ok], minlength=n_units)
     S = design.group_sums(gid, n_units)
+    # person-months per unit x fitted region-month and x fitted municipality effect
+    rm_code = codes["rm"]
+    have = ok & (rm_code >= 0)
+    R = len(fit.regmonths)
+    cnt = np.bincount(gid[have] * R + rm_code[have], minlength=n_units * R).reshape(n_units, R)
+    m_code = codes["m"]
+    have_m = have & (m_code >= 0)
+    M = len(fit.munis)
+    mcnt = np.bincount(gid[have_m] * M + m_code[have_m],
+                       minlength=n_units * M).reshape(n_units, M)
+    q = codes["q"]
+    qok = ok & np.isfinite(q)
+    G = fit.psi.shape[0]
+    gs = gid[sample]
+    fs = gs >= 0
+    # the wild bootstrap moves the observed rate with y*; the jackknife does not
+    obs_dw = (np.zeros((n_units, G)) if fit.jack is not None else
+              np.bincount(gs[fs] * G + fit.cluster_code[fs], weights=fit.resid[fs],
+                          minlength=n_units * G).reshape(n_units, G))
+    return factor_sums(design, fit, n, exits, S, cnt, mcnt, obs_dw,
+                       np.bincount(gid[qok], weights=q[qok], minlength=n_units),
+                       np.bincount(gid[qok], minlength=n_units).astype("float64"),
+                       np.bincount(gid[have_m], minlength=n_units).astype("float64"))
+
+
+def factor_sums(design: Design, fit: ModelFit, n, exits, S, cnt, mcnt, obs_dw, qsum, qn,
+                covered) -> dict[str, Any]:
+    """:func:`unit_sums` from per-unit sums: ``S`` (units x ``design.columns``) the
+    regressors' sums, ``cnt`` (units x ``fit.regmonths``) and ``mcnt`` (units x
+    ``fit.munis``) the person-months per fitted fixed effect (a region-month's only where
+    the municipality effect is fitted too, for ``mcnt``), ``qsum``/``qn`` the measured
+    quality, ``covered`` the person-months with both effects fitted."""
     coef = fit.coef
     dcoef, dlam, dalpha, jack = fit.perturbation()  # (K, G), (levels, G), (levels, G)
     terms, dw = {}, {}
@@ -183,34 +215,14 @@ def unit_sums(pm: pd.DataFrame, design: Design, fit: ModelFit, unit: np.ndarray,
         j = np.array([k for k, c in enumerate(design.columns) if design.factor(c) == f], int)
         terms[f] = S[:, j] @ coef[off + j]
         dw[f] = S[:, j] @ dcoef[off + j]
-    # labour market: region x month effects
-    rm_code = codes["rm"]
-    have = ok & (rm_code >= 0)
-    R = len(fit.regmonths)
-    cnt = np.bincount(gid[have] * R + rm_code[have], minlength=n_units * R).reshape(n_units, R)
+    # labour market: region x month effects; composition: municipality effects (constant
+    # within a municipality)
     terms["labour_market"] = terms["labour_market"] + cnt @ fit.lam
     dw["labour_market"] = dw["labour_market"] + cnt @ dlam
-    # composition: municipality effects (constant within a municipality)
-    m_code = codes["m"]
-    have_m = have & (m_code >= 0)
-    M = len(fit.munis)
-    mcnt = np.bincount(gid[have_m] * M + m_code[have_m],
-                       minlength=n_units * M).reshape(n_units, M)
     terms["composition"] = terms["composition"] + mcnt @ fit.alpha
     dw["composition"] = dw["composition"] + mcnt @ dalpha
-    q = codes["q"]
-    qok = ok & np.isfinite(q)
-    G = fit.psi.shape[0]
-    gs = gid[sample]
-    fs = gs >= 0
-    # the wild bootstrap moves the observed rate with y*; the jackknife does not
-    obs_dw = (np.zeros((n_units, G)) if jack else
-              np.bincount(gs[fs] * G + fit.cluster_code[fs], weights=fit.resid[fs],
-                          minlength=n_units * G).reshape(n_units, G))
     return {"n": n, "exits": exits, "terms": terms, "dw": dw, "obs_dw": obs_dw,
-            "qsum": np.bincount(gid[qok], weights=q[qok], minlength=n_units),
-            "qn": np.bincount(gid[qok], minlength=n_units).astype("float64"),
-            "covered": np.bincount(gid[have_m], minlength=n_units).astype("float64")}
+            "qsum": qsum, "qn": qn, "covered": covered}
 
 
 def unit_means(sums: dict[str, Any], fit: ModelFit) -> dict[str, Any]:
@@ -264,46 +276,73 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
     """The decomposition table of every municipality and the country (module notes)."""
     design, fit, sample = fit_decomposition_model(pm, params, estimator)
     t = pm["t"].to_numpy(dtype="int64")
-    pairs = dparams.pairs(int(t.min()), int(t.max()))
+    pairs = period_pairs(dparams, int(t.min()), int(t.max()))
+    muni_code, munis = pd.factorize(pm["municipality"].astype(str), sort=True)
+    M = len(munis)
+    client_code = pd.factorize(pm["client_id"].astype(str))[0] if "client_id" in pm else None
+    codes = row_codes(pm, fit)
+    per: dict[str, dict[str, Any]] = {}
+    for label, p in periods_of(pairs).items():
+        rows = (t >= p.first) & (t <= p.last)
+        sums = unit_sums(pm, design, fit, muni_code, M, rows, sample, codes)
+        clients = (np.concatenate([_clients(pm, muni_code, rows, M, client_code),
+                                   [len(np.unique(client_code[rows]))]])
+                   if client_code is not None else None)
+        per[label] = period_means(sums, fit, clients)
+    return decomposition_table(per, pairs, fit, design, list(munis), params, dparams,
+                               min_cell, estimator, names)
+
+
+def period_pairs(dparams: DecomposeParams, t_min: int, t_max: int) -> list:
+    """The compared pairs of periods of a panel with months ``t_min..t_max``; an error when
+    there is none, or a period is not inside the panel."""
+    pairs = dparams.pairs(t_min, t_max)
     if not pairs:
         raise ValueError("decompose: no pair of periods (the window holds fewer than two "
                          "whole calendar years; list decompose.periods explicitly)")
     # a period (partly) outside the panel would give all-suppressed rows, or rates over
     # fewer months than its label says
     ym = lambda m: f"{m // 12}-{m % 12 + 1:02d}"  # noqa: E731
-    for p in {q.label: q for pair in pairs for q in pair}.values():
-        if p.first < t.min() or p.last > t.max():
+    for p in periods_of(pairs).values():
+        if p.first < t_min or p.last > t_max:
             raise ValueError(f"decompose.periods: period {p.label!r} ({ym(p.first)}.."
                              f"{ym(p.last)}) is not inside the panel's months "
-                             f"{ym(int(t.min()))}..{ym(int(t.max()))}")
-    muni_code, munis = pd.factorize(pm["municipality"].astype(str), sort=True)
-    M = len(munis)
-    client_code = pd.factorize(pm["client_id"].astype(str))[0] if "client_id" in pm else None
-    codes = row_codes(pm, fit)
+                             f"{ym(t_min)}..{ym(t_max)}")
+    return pairs
+
+
+def periods_of(pairs) -> dict[str, Period]:
+    """The distinct periods of ``pairs`` by label, in order of appearance."""
     periods: dict[str, Period] = {}
     for a, b in pairs:
         periods.setdefault(a.label, a)
         periods.setdefault(b.label, b)
-    per: dict[str, dict[str, Any]] = {}
-    for label, p in periods.items():
-        rows = (t >= p.first) & (t <= p.last)
-        sums = unit_sums(pm, design, fit, muni_code, M, rows, sample, codes)
-        both = unit_means(_stack(sums, _total(sums)), fit)
-        if client_code is not None:
-            both["clients"] = np.concatenate([
-                _clients(pm, muni_code, rows, M, client_code),
-                [len(np.unique(client_code[rows]))]])
-        else:
-            both["clients"] = np.full(M + 1, np.nan)
-        per[label] = both
+    return periods
 
+
+def period_means(sums: dict[str, Any], fit: ModelFit, clients: np.ndarray | None
+                 ) -> dict[str, Any]:
+    """One period's means of every municipality and the country (the last row), from its
+    per-municipality sums, with the distinct clients (None: not known)."""
+    both = unit_means(_stack(sums, _total(sums)), fit)
+    both["clients"] = (clients if clients is not None
+                       else np.full(len(both["n"]), np.nan))
+    return both
+
+
+def decomposition_table(per: dict[str, dict[str, Any]], pairs, fit: ModelFit, design: Design,
+                        munis: list[str], params: EstimateParams, dparams: DecomposeParams,
+                        min_cell: int, estimator: str, names: dict[str, str] | None
+                        ) -> Decomposition:
+    """The decomposition table from each period's means (``period_means``): Shapley
+    values, bootstrap intervals, disclosure (module notes)."""
     G = fit.psi.shape[0]
     rng = np.random.default_rng(params.seed)
     est = params.estimate
     weights = est.wild_weights if G < est.wild_below else "rademacher"
     W = draw_weights(G, dparams.n_boot, weights, rng)[0] if dparams.n_boot else np.zeros((0, G))
     lo_q, hi_q = 100 * est.alpha / 2, 100 * (1 - est.alpha / 2)
-    codes = list(munis) + [NATIONAL]
+    codes = munis + [NATIONAL]
     names = dict(names or {})
     names.setdefault(NATIONAL, "Nederland")
     frames = []

@@ -145,8 +145,16 @@ def _label_codes(values) -> tuple[np.ndarray, np.ndarray]:
     return pos[raw].astype("int64"), np.asarray(labels, dtype=object)
 
 
-def build_design(pm: pd.DataFrame, params: EstimateParams) -> Design:
-    """The decomposition model's regressors for every row of ``pm`` (see module notes)."""
+#: categoricals coded by their integer values (labels sorted as numbers, not as text)
+INT_CODED = ("adoption_bin", "shock_bin")
+
+
+def build_design(pm: pd.DataFrame, params: EstimateParams, lm: list[str] | None = None
+                 ) -> Design:
+    """The decomposition model's regressors for every row of ``pm`` (see module notes).
+
+    ``lm``: the labour-market columns to use as they are; None: those of
+    ``frames.lm_controls`` (complete and not constant on ``pm``)."""
     numeric: dict[str, np.ndarray] = {}
     cats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     factor_of: dict[str, str] = {}
@@ -160,7 +168,7 @@ def build_design(pm: pd.DataFrame, params: EstimateParams) -> Design:
         else:
             numeric[c] = pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64")
         factor_of[c] = "composition"
-    for c in lm_controls(pm, params.estimate.lm_controls):
+    for c in (lm_controls(pm, params.estimate.lm_controls) if lm is None else lm):
         numeric[c] = pd.to_numeric(pm[c], errors="coerce").to_numpy(dtype="float64")
         factor_of[c] = "labour_market"
     t = pm["t"].to_numpy(dtype="int64")

@@ -44,9 +44,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from impact.estimate.cgram import ClusterGrams, demean_grams
 from impact.estimate.pmreg import _independent, _matvec, cell_demean, fe_df
 
-__all__ = ["ModelFit", "fit_model"]
+__all__ = ["ModelFit", "fit_model", "fit_model_sums"]
 
 
 @dataclass
@@ -143,21 +144,107 @@ def fit_model(A: np.ndarray, names: list[str], y: str, x: str | None, instrument
     cell_demean(A, cells, cell_code, fe)
 
     col = {n: i for i, n in enumerate(names)}
-    exog = [n for n in names if n not in (y, x, instrument)]
     G_all = A.T @ A
-    ex = _independent(G_all, [col[e] for e in exog])
-    lead = [] if x is None else [col[x]]
-    X = lead + ex
-    Zc = ([col[instrument]] if instrument else lead) + ex
-    Szx = G_all[np.ix_(Zc, X)]
-    b_kept = np.linalg.solve(Szx, G_all[Zc, col[y]])
+    X, Zc, Szx, b_kept = _solve_all(G_all, col, names, y, x, instrument)
     u = A[:, col[y]] - _matvec(A, X, b_kept)
     scores = np.stack([np.bincount(cl_codes, weights=A[:, j] * u, minlength=G) for j in Zc],
                       axis=1)
     N = A.shape[0]
     ssc = G / max(G - 1, 1) * (N - 1) / max(N - len(X) - df_fe, 1)
-    psi_kept = scores @ np.linalg.inv(Szx).T * np.sqrt(ssc)  # (G, kept)
+    # the wild perturbation of y: residuals scaled by the same CRV1 factor as psi
+    u *= np.sqrt(ssc)
+    U = np.bincount(cell_code * G + cl_codes, weights=u, minlength=C * G).reshape(C, G)
 
+    lead = int(x is not None)
+
+    def loo() -> np.ndarray:
+        if raw_gram is not None:
+            return _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, col[y], lead)
+        # clusters not nested in cells: downdate the demeaned cross products
+        return _loo_coefficients(_cluster_grams(A, cl_codes, G), X, Zc, col[y], G_all, lead)
+
+    return _assemble(names, col, y, x, instrument, X, Zc, Szx, b_kept, scores, ssc, N, cells,
+                     n_c, raw_sums, U, cell_cl, nested, municipality_effects,
+                     loo if jackknife and G > 1 else None, cl_labels, u,
+                     cl_codes.astype("int64"))
+
+
+def fit_model_sums(raw: ClusterGrams, cells: pd.DataFrame, names: list[str], y: str,
+                   x: str | None, instrument: str | None, municipality_effects: bool = True,
+                   jackknife: bool = False) -> ModelFit:
+    """:func:`fit_model` from sums instead of rows: ``raw`` holds the cluster blocks of
+    the *raw* (not demeaned) matrix's Gram matrix and its column sums per cell x cluster
+    pair (``cgram.ClusterGrams``; rows added batch by batch by
+    ``quality_stream.GramSums``), ``cells`` the municipality x month cells its pair cell
+    codes index (columns municipality, region, t, regmonth).
+
+    Everything ``fit_model`` computes is a function of these: the demeaned blocks by
+    ``cgram.demean_grams`` (exact), the cluster scores Z_g'u_g = C~_g[Z, y] - C~_g[Z, X] b,
+    the cell-mean residual of each cell x cluster pair from the demeaned pair sums, and the
+    exact leave-one-cluster-out refits from the raw blocks (``_loo_exact``). Only the
+    per-row residuals are not kept: ``resid`` and ``cluster_code`` are empty (the
+    decomposition reads them only without the jackknife)."""
+    C = len(cells)
+    n_c = np.bincount(raw.pair_cell, weights=raw.pair_count, minlength=C)
+    k = raw.C.shape[1]
+    raw_sums = np.zeros((C, k))
+    np.add.at(raw_sums, raw.pair_cell, raw.pair_sums)
+    G = len(raw.labels)
+    per_cell = np.bincount(raw.pair_cell, minlength=C)
+    nested = bool((per_cell == 1).all())
+    cell_cl = np.full(C, -1, dtype="int64")
+    cell_cl[raw.pair_cell] = raw.pair_cluster
+    fe = ["municipality", "regmonth"] if municipality_effects else ["regmonth"]
+    df_fe = fe_df(cells, fe, cell_cl if nested else np.arange(C))
+    dem = demean_grams(raw, cells, fe)
+    col = {n: i for i, n in enumerate(names)}
+    G_all = dem.gram
+    X, Zc, Szx, b_kept = _solve_all(G_all, col, names, y, x, instrument)
+    CZ = dem.C[:, Zc, :]
+    scores = CZ[:, :, col[y]] - CZ[:, :, X] @ b_kept                    # (G, |Zc|)
+    N = raw.n_obs
+    ssc = G / max(G - 1, 1) * (N - 1) / max(N - len(X) - df_fe, 1)
+    # cell x cluster sums of the residual (scaled as in fit_model) from the demeaned sums
+    up = (dem.pair_sums[:, col[y]] - dem.pair_sums[:, X] @ b_kept) * np.sqrt(ssc)
+    U = np.zeros((C, G))
+    U[raw.pair_cell, raw.pair_cluster] = up
+
+    lead = int(x is not None)
+
+    def loo() -> np.ndarray:
+        if nested and municipality_effects:
+            return _loo_exact(raw.C, raw_sums, n_c, cells, cell_cl, X, Zc, col[y], lead)
+        return _loo_coefficients(dem.C, X, Zc, col[y], G_all, lead)
+
+    return _assemble(names, col, y, x, instrument, X, Zc, Szx, b_kept, scores, ssc, N, cells,
+                     n_c, raw_sums, U, cell_cl, nested, municipality_effects,
+                     loo if jackknife and G > 1 else None, np.asarray(raw.labels),
+                     np.empty(0), np.empty(0, dtype="int64"))
+
+
+def _solve_all(G_all: np.ndarray, col: dict[str, int], names: list[str], y: str,
+               x: str | None, instrument: str | None):
+    """The kept regressors X, the instruments Zc, Z'X and the coefficients from the
+    demeaned Gram matrix (exogenous columns collinear with earlier ones dropped)."""
+    exog = [n for n in names if n not in (y, x, instrument)]
+    ex = _independent(G_all, [col[e] for e in exog])
+    lead = [] if x is None else [col[x]]
+    X = lead + ex
+    Zc = ([col[instrument]] if instrument else lead) + ex
+    Szx = G_all[np.ix_(Zc, X)]
+    return X, Zc, Szx, np.linalg.solve(Szx, G_all[Zc, col[y]])
+
+
+def _assemble(names, col, y, x, instrument, X, Zc, Szx, b_kept, scores, ssc, N, cells, n_c,
+              raw_sums, U, cell_cl, nested, municipality_effects, loo, cl_labels, resid,
+              cluster_code) -> ModelFit:
+    """The fit from its coefficients and cluster scores (``scores`` (G, |Zc|) = Z_g'u_g):
+    influence rows, fixed effects from the cell means, their bootstrap derivatives, and
+    with ``loo`` (a function giving the leave-one-cluster-out coefficients) the
+    jackknife. ``U`` (C, G): the CRV1-scaled residual summed per cell x cluster."""
+    G = scores.shape[0]
+    exog = [n for n in names if n not in (y, x, instrument)]
+    psi_kept = scores @ np.linalg.inv(Szx).T * np.sqrt(ssc)  # (G, kept)
     reg_names = ([] if x is None else [x]) + exog  # the model's regressors, x first
     K = len(reg_names)
     pos = {n: k for k, n in enumerate(reg_names)}
@@ -171,10 +258,7 @@ def fit_model(A: np.ndarray, names: list[str], y: str, x: str | None, instrument
     Xcols = [col[n] for n in reg_names]
     xbar = raw_sums[:, Xcols] / n_c[:, None]
     r = raw_sums[:, col[y]] / n_c - xbar @ coef
-    # the wild perturbation of y: residuals scaled by the same CRV1 factor as psi
-    u *= np.sqrt(ssc)
-    U = np.bincount(cell_code * G + cl_codes, weights=u, minlength=C * G).reshape(C, G)
-    U /= n_c[:, None]  # cell-mean residual by cluster
+    U = U / n_c[:, None]  # cell-mean residual by cluster
     rhs = np.column_stack([r, -xbar, U])  # (C, 1 + K + G)
     munis, regmonths, alpha_all, lam_all = _fe_by_region(cells, n_c, rhs,
                                                          municipality_effects)
@@ -182,15 +266,11 @@ def fit_model(A: np.ndarray, names: list[str], y: str, x: str | None, instrument
     lam_dw = lam_all[:, 1:1 + K] @ psi.T + lam_all[:, 1 + K:]
     alpha_dw = alpha_all[:, 1:1 + K] @ psi.T + alpha_all[:, 1 + K:]
     fit = ModelFit(reg_names, coef, psi.T @ psi, psi, regmonths, munis, lam, alpha,
-                   lam_dw, alpha_dw, np.asarray(cl_labels, dtype=object), N, u,
-                   cl_codes.astype("int64"))
-    if jackknife and G > 1:
-        if raw_gram is not None:
-            loo = _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, col[y])
-        else:  # clusters not nested in cells: downdate the demeaned cross products
-            loo = _loo_coefficients(A, cl_codes, G, X, Zc, col[y], G_all)
+                   lam_dw, alpha_dw, np.asarray(cl_labels, dtype=object), N, resid,
+                   cluster_code)
+    if loo is not None:
         db = np.zeros((G, K))
-        db[:, kept_pos] = loo - b_kept[None, :]
+        db[:, kept_pos] = loo() - b_kept[None, :]
         ybar = raw_sums[:, col[y]] / n_c
         lam_j = lam_all[:, 1:1 + K] @ db.T  # through b alone: (levels, G)
         alpha_j = alpha_all[:, 1:1 + K] @ db.T
@@ -227,7 +307,7 @@ def _fe_projection(cells: pd.DataFrame, idx: np.ndarray, n_c: np.ndarray,
     return S.T @ np.linalg.pinv((D * n_c[idx][:, None]).T @ D, hermitian=True) @ S
 
 
-def _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, y) -> np.ndarray:
+def _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, y, lead) -> np.ndarray:
     """(G, kept) coefficients refitted without each cluster (clusters nested in cells,
     municipality + region x month effects): the demeaned cross products without cluster
     g are its raw ones minus the fixed-effect projection, recomputed for the regions that
@@ -244,29 +324,39 @@ def _loo_exact(raw_gram, raw_sums, n_c, cells, cell_cl, X, Zc, y) -> np.ndarray:
         for r in np.unique(regions[mine]):
             rest = reg_idx[r][~mine[reg_idx[r]]]
             gram += proj[r] - (_fe_projection(cells, rest, n_c, raw_sums) if len(rest) else 0)
-        out[g] = _solve(gram, X, Zc, y)
+        out[g] = _solve(gram, X, Zc, y, lead)
     return out
 
 
-def _loo_coefficients(A, cl_codes, G, X, Zc, y, G_all) -> np.ndarray:
+def _loo_coefficients(grams, X, Zc, y, G_all, lead) -> np.ndarray:
     """(G, kept) coefficients with each cluster left out, for clusters that do not nest in
-    the cells (caseworkers): the demeaned cross products minus the cluster's own. An
-    approximation (the fixed-effect projection stays as fitted on all data)."""
-    grams = _cluster_grams(A, cl_codes, G)
-    return np.stack([_solve(G_all - grams[g], X, Zc, y) for g in range(G)])
+    the cells (caseworkers): the demeaned cross products minus the cluster's own
+    (``grams`` (G, k, k), the demeaned matrix's cluster blocks). An approximation (the
+    fixed-effect projection stays as fitted on all data)."""
+    return np.stack([_solve(G_all - grams[g], X, Zc, y, lead) for g in range(len(grams))])
 
 
-def _solve(gram: np.ndarray, X, Zc, y) -> np.ndarray:
-    """Just-identified IV (OLS when Zc = X) from a cross-product matrix; least squares
-    when a term is not identified (e.g. by the left-out cluster alone)."""
-    M, v = gram[np.ix_(Zc, X)], gram[Zc, y]
+def _solve(gram: np.ndarray, X, Zc, y, lead: int) -> np.ndarray:
+    """Just-identified IV (OLS when Zc = X) from a cross-product matrix, as a refit on the
+    rows it sums would give: the first ``lead`` regressors (quality) always kept, the
+    exogenous ones (``X[lead:]``, instruments of themselves) that are collinear with the
+    earlier ones dropped by the main fit's rule (``pmreg._independent``), their
+    coefficient 0. A term that only the left-out cluster identifies (a shock bin of the
+    only shocked municipality of its region, say) is such a column: its demeaned cross
+    products are zero up to rounding, and solving with them anyway returns whatever the
+    rounding decides."""
+    ex = X[lead:]
+    kept = _independent(gram, list(ex))
+    Xk, Zk = list(X[:lead]) + kept, list(Zc[:lead]) + kept
+    M, v = gram[np.ix_(Zk, Xk)], gram[Zk, y]
     try:
-        b = np.linalg.solve(M, v)
-        if np.all(np.isfinite(b)):
-            return b
-    except np.linalg.LinAlgError:
-        pass
-    return np.linalg.lstsq(M, v, rcond=None)[0]
+        bk = np.linalg.solve(M, v)
+    except np.linalg.LinAlgError:  # the lead regressor itself not identified
+        bk = np.linalg.lstsq(M, v, rcond=None)[0]
+    out = np.zeros(len(X))
+    pos = {c: i for i, c in enumerate(X)}
+    out[[pos[c] for c in Xk]] = bk
+    return out
 
 
 def _loo_fixed_effects(cells, n_c, cell_cl, ybar, xbar, coef, db, regmonths, munis, lam,

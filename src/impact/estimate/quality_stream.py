@@ -55,7 +55,7 @@ from impact.estimate.linalg import scatter_dummies
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import fixed_effects, model_columns, model_reads, quality_rows
 
-__all__ = ["QualityGrams", "quality_grams", "estimate_quality_file", "BATCH_ROWS"]
+__all__ = ["GramSums", "QualityGrams", "quality_grams", "estimate_quality_file", "BATCH_ROWS"]
 
 #: rows per batch: the stage's peak memory is about 1.5 KB per batch row (the batch's
 #: columns, its n x k matrix of about 60 columns); measured on 2.8 million person-months,
@@ -150,15 +150,19 @@ class _Screen:
                 if lm_usable(self.lm_ok[c] and self.lm_hi[c] > self.lm_lo[c], c)]
 
 
-class _Pass(_Screen):
-    """The sums of one pass over the batches (module notes)."""
+class GramSums:
+    """Raw cluster blocks and cell x cluster pair sums of a matrix whose rows come in
+    batches (module notes): each batch's rows are given as named numeric columns and
+    categorical level codes, with their cluster labels, municipality, region and month.
 
-    def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
-                 cluster_col: str) -> None:
-        super().__init__(lm)
-        self.params, self.outcomes, self.cluster_col = params, outcomes, cluster_col
-        self.first = {}                       # categorical -> _Codes (first-appearance kinds)
-        self.col: dict[tuple, int] = {}       # ("num", name) | (control, level) -> A column
+    Every numeric column and every level seen gets a column of the sums (``col``: key
+    ``("num", name)`` or ``(variable, level)`` -> column); clusters, cells (municipality x
+    month) and pairs are numbered in order of first appearance, as ``pd.factorize`` of
+    the concatenated rows would. Shared by the quality 2SLS and the decomposition model
+    (``decompose.stream``)."""
+
+    def __init__(self) -> None:
+        self.col: dict[tuple, int] = {}
         self.clusters, self.munis, self.cells, self.pairs = _Codes(), _Codes(), _Codes(), _Codes()
         self.cell_info: list[tuple] = []      # (municipality, region, t) per cell code
         self.pair_cell: list[int] = []
@@ -168,12 +172,11 @@ class _Pass(_Screen):
         self.n_pair = np.zeros(0)
         self.n_obs = 0
 
-    def add(self, s: pd.DataFrame) -> None:
-        cols, raw, t = model_columns(s, self.params, self.outcomes, {}, self.lm)
-        cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
-                for c, (v, first) in raw.items()}
-        s, cols, cats, t = self.screen(s, cols, cats, t)
-        n = len(s)
+    def add(self, cols: Mapping[str, np.ndarray], cats: Mapping[str, np.ndarray], clusters,
+            muni: pd.Series, region: pd.Series, t: np.ndarray) -> None:
+        """Add rows: ``cols`` float columns, ``cats`` integer level codes (kept across
+        batches by the caller), ``clusters`` labels, ``muni``/``region`` as strings."""
+        n = len(t)
         if n == 0:
             return
         for c in cols:
@@ -181,8 +184,7 @@ class _Pass(_Screen):
         for c, codes in cats.items():
             for lv in np.unique(codes).tolist():
                 self.col.setdefault((c, lv), len(self.col))
-        cl = self.clusters(s[self.cluster_col].astype(str))
-        muni, region = s["municipality"].astype(str), s["region"].astype(str)
+        cl = self.clusters(clusters)
         cell = self.cells(self.munis(muni) * (1 << 32) + (t + (1 << 31)))
         new = _first_rows(cell, len(self.cell_info))  # first row of each new cell
         self.cell_info += zip(muni.iloc[new].tolist(), region.iloc[new].tolist(),
@@ -202,7 +204,6 @@ class _Pass(_Screen):
         for c, codes in cats.items():
             scatter_dummies(A, codes[order],
                             {lv: j for (cc, lv), j in self.col.items() if cc == c})
-        del cols, cats
         self._grow(k)
         # the rows are in cluster order, so ``cluster_grams`` takes each cluster's block as
         # a view (no gather); its clusters and pairs are the batch's own, mapped back here
@@ -228,6 +229,46 @@ class _Pass(_Screen):
             S[:p0, :k0] = self.S
             self.S = S
             self.n_pair = np.concatenate([self.n_pair, np.zeros(P - p0)])
+
+    def count(self, key: tuple) -> float:
+        """Rows with a 1 in the column ``key`` (a level's dummy: its diagonal Gram entry)."""
+        j = self.col[key]
+        return float(self.C[:, j, j].sum())
+
+    def raw(self, sel: list[int]) -> ClusterGrams:
+        """The raw cluster blocks and pair sums of the columns ``sel`` (in that order)."""
+        return ClusterGrams(self.C[:, sel][:, :, sel],
+                            np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
+                            None, np.asarray(self.pair_cell, dtype="int64"),
+                            np.asarray(self.pair_cluster, dtype="int64"), self.S[:, sel],
+                            self.n_pair)
+
+    def cell_table(self) -> pd.DataFrame:
+        """The cells (municipality x month) in code order, with their fixed-effect keys."""
+        cells = pd.DataFrame(self.cell_info, columns=["municipality", "region", "t"])
+        cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
+        cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
+        return cells
+
+
+class _Pass(_Screen, GramSums):
+    """The sums of one pass over the batches (module notes)."""
+
+    def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
+                 cluster_col: str) -> None:
+        _Screen.__init__(self, lm)
+        GramSums.__init__(self)
+        self.params, self.outcomes, self.cluster_col = params, outcomes, cluster_col
+        self.first = {}                       # categorical -> _Codes (first-appearance kinds)
+
+    def take(self, s: pd.DataFrame) -> None:
+        cols, raw, t = model_columns(s, self.params, self.outcomes, {}, self.lm)
+        cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
+                for c, (v, first) in raw.items()}
+        s, cols, cats, t = self.screen(s, cols, cats, t)
+        if len(s):
+            self.add(cols, cats, s[self.cluster_col].astype(str),
+                     s["municipality"].astype(str), s["region"].astype(str), t)
 
 
 def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:
@@ -279,7 +320,6 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
         warn(f"quality: {p.dropped} person-months dropped for missing {bad}")
     if p.n_obs == 0:
         return None
-    C_all = p.C.sum(axis=0)
     num = [c for c in (list(outcomes) + ["quality_a", "quality_b", "quality_score"]
                        + [c for c in params.estimate.controls if ("num", c) in p.col]
                        + lm_keep)]
@@ -287,19 +327,14 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
     names = list(num)
     for c in dict.fromkeys(cc for cc, _ in p.col if cc != "num"):
         lv = sorted(lvl for cc, lvl in p.col if cc == c)
-        counts = np.array([C_all[p.col[(c, x)], p.col[(c, x)]] for x in lv])
+        counts = np.array([p.count((c, x)) for x in lv])
         drop = lv[int(np.argmax(counts))]
         for x in lv:
             if x != drop:
                 sel.append(p.col[(c, x)])
                 names.append(f"{c}[{x}]")
-    C = p.C[:, sel][:, :, sel]
-    cells = pd.DataFrame(p.cell_info, columns=["municipality", "region", "t"])
-    cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
-    cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
-    raw = ClusterGrams(C, np.asarray(p.clusters.values, dtype=object), None, p.n_obs, None,
-                       np.asarray(p.pair_cell, dtype="int64"),
-                       np.asarray(p.pair_cluster, dtype="int64"), p.S[:, sel], p.n_pair)
+    cells = p.cell_table()
+    raw = p.raw(sel)
     cname, fe, df_fe = fixed_effects(cells, len(p.clusters), params)
     grams = demean_grams(raw, cells, fe)
     not_exog = {*outcomes, "quality_a", "quality_b", "quality_score"}
@@ -310,7 +345,7 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
 def _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows) -> _Pass:
     p = _Pass(params, outcomes, lm, cluster_col)
     for s in _batches(path, columns, sample, batch_rows):
-        p.add(s)
+        p.take(s)
     return p
 
 
