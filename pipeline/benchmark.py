@@ -15,10 +15,10 @@ from pathlib import Path  # noqa: E402
 
 from impact import io  # noqa: E402
 from impact.benchmark import (  # noqa: E402
-    MUNICIPALITY_COLUMNS, TEAM_COLUMNS, YEAR_COLUMNS, run_benchmark,
+    MUNICIPALITY_COLUMNS, TEAM_COLUMNS, YEAR_COLUMNS,
 )
+from impact.benchmark.stream import run_benchmark_file  # noqa: E402
 from impact.config import load_params  # noqa: E402
-from impact.decompose.core import decompose_reads  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -35,14 +35,14 @@ def main() -> None:
     bparams, privacy = params.benchmark, params.privacy
     _, _, est = params.decompose_specification()
     t0 = time.perf_counter()
-    panel = args.panel / "person_months.parquet"
-    # only the columns the model and the tables read (``decompose_reads``)
-    pm = io.read_person_months(panel, columns=decompose_reads(io.parquet_columns(panel), est))
     munis = io.read_parquet(args.validated / "municipalities.parquet",
                             columns=["municipality", "name", "region"])
     coefs = io.read_parquet(args.decompose / "coefficients.parquet")
     psi = io.read_parquet(args.decompose / "influence.parquet")["psi_quality"].to_numpy()
-    res = run_benchmark(pm, munis, coefs, psi, est, bparams, privacy.min_cell)
+    # the panel file read in batches (``benchmark.stream``: the in-memory benchmark's
+    # tables, memory independent of the panel's size)
+    res = run_benchmark_file(args.panel / "person_months.parquet", munis, coefs, psi, est,
+                             bparams, privacy.min_cell)
     out = io.clean_dir(args.out)
     io.write_csv(res.municipalities[MUNICIPALITY_COLUMNS], out / "benchmark.csv")
     io.write_csv(res.teams[TEAM_COLUMNS], out / "benchmark_teams.csv")

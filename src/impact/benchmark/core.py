@@ -165,6 +165,58 @@ def funnel_curve(expected_exits: np.ndarray, phi: float, points: int = 200) -> p
     return pd.concat([pd.DataFrame({"expected_exits": grid}), lim], axis=1)
 
 
+@dataclass
+class UnitInputs:
+    """What the benchmark table of a set of units reads from the person-months, per unit
+    (sorted labels): the expected-rate frame (``expected_by``), distinct clients and
+    caseworkers, the margin each unit adds up to (None: the national total), the measured
+    quality's sum and count, and the rows for the split-half noise (``unit``, caseworker,
+    ``a``, ``b``, weight; None without the quality halves)."""
+
+    labels: np.ndarray
+    expected: pd.DataFrame
+    clients: np.ndarray
+    caseworkers: np.ndarray
+    margin: np.ndarray | None
+    qsum: np.ndarray | None
+    qn: np.ndarray | None
+    halves: tuple | None
+
+
+def unit_inputs(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: ExpectedModel,
+                margin_col: str | None = None) -> UnitInputs:
+    """:class:`UnitInputs` of the units in ``pm[unit_col]`` over ``rows``."""
+    codes, labels = pd.factorize(pm[unit_col].astype("string").fillna(""), sort=True)
+    U = len(labels)
+    out = expected_by(pm, model, codes, U, rows)
+    sel = rows & (codes >= 0) & (pm[unit_col].notna().to_numpy())
+    # distinct clients and caseworkers per unit, counted on integer codes (a missing
+    # caseworker, code -1, is not one)
+    client = pd.factorize(pm["client_id"])[0]
+    cw = pd.factorize(pm["caseworker_key"])[0]
+    clients = (pd.DataFrame({"u": codes[sel], "c": client[sel]})
+               .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
+    cws = (pd.DataFrame({"u": codes[sel], "c": cw[sel]}).query("c >= 0")
+           .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
+    margin = None
+    if margin_col is not None:
+        first = pd.Series(pm[margin_col].to_numpy()[sel]).groupby(codes[sel]).first()
+        margin = first.reindex(range(U)).astype(str).to_numpy()
+    qsum = qn = halves = None
+    if {"quality_score", "quality_a", "quality_b", "caseworker_key"} <= set(pm.columns):
+        q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
+        qok = sel & np.isfinite(q)
+        qn = np.bincount(codes[qok], minlength=U).astype("float64")
+        qsum = np.bincount(codes[qok], weights=q[qok], minlength=U)
+        a = pd.to_numeric(pm["quality_a"], errors="coerce").to_numpy(dtype="float64")
+        b = pd.to_numeric(pm["quality_b"], errors="coerce").to_numpy(dtype="float64")
+        hok = sel & np.isfinite(a) & np.isfinite(b)
+        halves = (codes[hok], pm["caseworker_key"].astype(str).to_numpy()[hok], a[hok], b[hok],
+                  np.ones(int(hok.sum())))
+    return UnitInputs(np.asarray(labels, dtype=object), out, clients.to_numpy(),
+                      cws.to_numpy(), margin, qsum, qn, halves)
+
+
 def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: ExpectedModel,
                     theta: float, theta_psi: np.ndarray, bparams: BenchmarkParams,
                     min_cell: int, seed: int, min_caseworkers: int = 1,
@@ -177,27 +229,23 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
     national total; teams, with ``margin_col="municipality"``, to their municipality) get
     secondary suppression: no group is left with exactly one hidden unit.
     """
-    codes, labels = pd.factorize(pm[unit_col].astype("string").fillna(""), sort=True)
+    return unit_table(unit_inputs(pm, unit_col, rows, model, margin_col), unit_col, theta,
+                      theta_psi, bparams, min_cell, seed, min_caseworkers)
+
+
+def unit_table(inp: UnitInputs, unit_col: str, theta: float, theta_psi: np.ndarray,
+               bparams: BenchmarkParams, min_cell: int, seed: int, min_caseworkers: int = 1
+               ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`benchmark_units` from the units' :class:`UnitInputs`."""
+    labels = inp.labels
     U = len(labels)
-    out = expected_by(pm, model, codes, U, rows)
-    out.insert(0, unit_col, np.asarray(labels, dtype=object))
-    sel = rows & (codes >= 0) & (pm[unit_col].notna().to_numpy())
-    # distinct clients and caseworkers per unit, counted on integer codes (a missing
-    # caseworker, code -1, is not one)
-    client = pd.factorize(pm["client_id"])[0]
-    cw = pd.factorize(pm["caseworker_key"])[0]
-    clients = (pd.DataFrame({"u": codes[sel], "c": client[sel]})
-               .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
-    cws = (pd.DataFrame({"u": codes[sel], "c": cw[sel]}).query("c >= 0")
-           .drop_duplicates().groupby("u").size().reindex(range(U), fill_value=0))
-    publish = ((clients.to_numpy() >= min_cell) & (out["exits_work"].to_numpy() >= min_cell)
-               & (cws.to_numpy() >= min_caseworkers) & (labels != ""))
-    if margin_col is None:
-        margin = np.zeros(U, dtype="int64")
-    else:
-        first = pd.Series(pm[margin_col].to_numpy()[sel]).groupby(codes[sel]).first()
-        margin = first.reindex(range(U)).astype(str).to_numpy()
-    publish = ~secondary(~publish, margin, clients.to_numpy())
+    out = inp.expected.copy()
+    out.insert(0, unit_col, labels)
+    clients = inp.clients
+    publish = ((clients >= min_cell) & (out["exits_work"].to_numpy() >= min_cell)
+               & (inp.caseworkers >= min_caseworkers) & (labels != ""))
+    margin = np.zeros(U, dtype="int64") if inp.margin is None else inp.margin
+    publish = ~secondary(~publish, margin, clients)
     out["expected_exits"] = out["expected_rate_pp"] * out["person_months"] / 100
     out["oe_ratio"] = out["exits_work"] / out["expected_exits"]
 
@@ -218,7 +266,7 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
     # quality: split-half noise, shrinkage, contribution
     rng = np.random.default_rng(seed)
     B = bparams.n_draws
-    q_parts = _quality_parts(pm, codes, U, sel, publish) if np.isfinite(theta) else None
+    q_parts = _quality_parts(inp, publish) if np.isfinite(theta) else None
     if q_parts is None:  # no quality effect or no split halves: no contribution
         qbar, shrunk, mu = np.full(U, np.nan), None, np.nan
         shrunk_q, rel, post = np.full(U, np.nan), np.full(U, np.nan), np.full(U, np.nan)
@@ -244,7 +292,8 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
     # ranks among published units
     obs = out["observed_rate_pp"].to_numpy() / 100
     nn = out["person_months"].to_numpy()
-    naive_d = obs + np.sqrt(np.maximum(obs * (1 - obs), 0) / np.maximum(nn, 1)) * rng.standard_normal((B, U))
+    naive_sd = np.sqrt(np.maximum(obs * (1 - obs), 0) / np.maximum(nn, 1))
+    naive_d = obs + naive_sd * rng.standard_normal((B, U))
     oe_d = rng.poisson(np.nan_to_num(O), (B, U)) / np.where(E > 0, E, np.nan)
     for name, point, draws in (("naive", obs, naive_d),
                                ("quality", out["quality_contribution_pp"].to_numpy(), contrib_d),
@@ -258,7 +307,7 @@ def benchmark_units(pm: pd.DataFrame, unit_col: str, rows: np.ndarray, model: Ex
             ri = rank_intervals(draws[:, ok])
             out.loc[ok, f"rank_{name}_low"] = ri["rank_low"].to_numpy()
             out.loc[ok, f"rank_{name}_high"] = ri["rank_high"].to_numpy()
-    out["clients"] = clients.to_numpy()
+    out["clients"] = clients
     out["published"] = publish
     attrs = shrunk.attrs if shrunk is not None else {}
     facts = {"overdispersion_phi": None if not np.isfinite(phi_hat) else float(phi_hat),
@@ -273,27 +322,26 @@ def _num(v) -> float | None:
     return float(v) if v is not None and np.isfinite(v) else None
 
 
-def _quality_parts(pm: pd.DataFrame, codes: np.ndarray, U: int, sel: np.ndarray,
-                   publish: np.ndarray) -> tuple[np.ndarray, pd.DataFrame] | None:
+def _quality_parts(inp: UnitInputs, publish: np.ndarray
+                   ) -> tuple[np.ndarray, pd.DataFrame] | None:
     """Each unit's mean measured quality and its empirical-Bayes shrinkage (None when the
     panel has no split audit halves or no unit with two measured caseworkers)."""
-    if not {"quality_score", "quality_a", "quality_b", "caseworker_key"} <= set(pm.columns):
+    if inp.halves is None:
         return None
-    q = pd.to_numeric(pm["quality_score"], errors="coerce").to_numpy(dtype="float64")
-    qok = sel & np.isfinite(q)
-    qn = np.bincount(codes[qok], minlength=U).astype("float64")
-    qbar = np.bincount(codes[qok], weights=q[qok], minlength=U) / np.where(qn > 0, qn, np.nan)
-    a = pd.to_numeric(pm["quality_a"], errors="coerce").to_numpy(dtype="float64")
-    b = pd.to_numeric(pm["quality_b"], errors="coerce").to_numpy(dtype="float64")
-    hok = sel & np.isfinite(a) & np.isfinite(b)
+    U = len(inp.labels)
+    qn = inp.qn
+    qbar = inp.qsum / np.where(qn > 0, qn, np.nan)
     try:
-        noise = split_half_noise(codes[hok], pm["caseworker_key"].astype(str).to_numpy()[hok],
-                                 a[hok], b[hok], np.ones(int(hok.sum())))
+        noise = split_half_noise(*inp.halves)
     except ValueError as exc:
         warn(f"benchmark: no quality contribution ({exc})")
         return None
     nv = noise["noise_var"].reindex(range(U)).to_numpy()
-    shrunk = shrink_means(np.where(publish, qbar, np.nan), nv, weights=qn)
+    try:  # fewer than two published units (no team with enough caseworkers, say)
+        shrunk = shrink_means(np.where(publish, qbar, np.nan), nv, weights=qn)
+    except ValueError as exc:
+        warn(f"benchmark: no quality contribution ({exc})")
+        return None
     shrunk.attrs["c_hat"] = noise.attrs.get("c_hat")
     return qbar, shrunk
 
@@ -326,6 +374,15 @@ class BenchmarkResult:
     facts: dict[str, Any]
 
 
+def theta_tau(coefs: pd.DataFrame) -> tuple[float, dict[str, float]]:
+    """The quality effect (NaN without one) and the programme bins' coefficients (by
+    column name) of the decomposition model's coefficient table."""
+    theta_rows = coefs.loc[coefs["term"] == "quality", "estimate"]
+    theta = float(theta_rows.iloc[0]) if len(theta_rows) else float("nan")
+    q = coefs[(coefs["factor"] == "quality") & (coefs["term"] != "quality")]
+    return theta, dict(zip(q["term"], q["estimate"].astype(float)))
+
+
 def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
                   theta_psi: np.ndarray, params: EstimateParams, bparams: BenchmarkParams,
                   min_cell: int) -> BenchmarkResult:
@@ -334,10 +391,7 @@ def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
     ``coefs`` is the decomposition model's coefficient table (term, factor, estimate) and
     ``theta_psi`` the quality effect's cluster influence rows.
     """
-    theta_rows = coefs.loc[coefs["term"] == "quality", "estimate"]
-    theta = float(theta_rows.iloc[0]) if len(theta_rows) else float("nan")
-    q = coefs[(coefs["factor"] == "quality") & (coefs["term"] != "quality")]
-    tau = dict(zip(q["term"], q["estimate"].astype(float)))
+    theta, tau = theta_tau(coefs)
     t = pm["t"].to_numpy(dtype="int64")
     period = bparams.window(int(t.min()), int(t.max()))
     rows = (t >= period.first) & (t <= period.last)
@@ -345,21 +399,42 @@ def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
         raise ValueError(f"benchmark.period={bparams.period!r}: no person-month of the panel "
                          f"falls in it")
     model = fit_expected(pm, build_design(pm, params), theta, tau, params, rows)
+    m_in = unit_inputs(pm, "municipality", rows, model)
+    has_team = pm["team_key"].notna().to_numpy() if "team_key" in pm else np.zeros(len(pm), bool)
+    t_in = (unit_inputs(pm[has_team].reset_index(drop=True), "team_key", rows[has_team], model,
+                        margin_col="municipality") if has_team.any() else None)
+    # municipality x calendar year, for the overview (the same model and constant)
+    codes, labels = pd.factorize(pm["municipality"].astype(str), sort=True)
+    years = t // 12
+    y0 = int(years.min())
+    ny = int(years.max()) - y0 + 1
+    key = codes * ny + (years - y0)
+    by = expected_by(pm, model, key, len(labels) * ny, np.ones(len(pm), bool))
+    by["municipality"] = np.repeat(np.asarray(labels, dtype=object), ny)
+    by["year"] = np.tile(np.arange(y0, y0 + ny), len(labels))
+    by["clients"] = (pd.DataFrame({"k": key, "c": pm["client_id"].to_numpy()}).drop_duplicates()
+                     .groupby("k").size().reindex(range(len(by)), fill_value=0).to_numpy())
+    return assemble(m_in, t_in, by, munis, theta, theta_psi, params, bparams, min_cell,
+                    period)
 
-    m, facts = benchmark_units(pm, "municipality", rows, model, theta, theta_psi, bparams,
-                               min_cell, params.seed)
+
+def assemble(m_in: UnitInputs, t_in: UnitInputs | None, by: pd.DataFrame, munis: pd.DataFrame,
+             theta: float, theta_psi: np.ndarray, params: EstimateParams,
+             bparams: BenchmarkParams, min_cell: int, period) -> BenchmarkResult:
+    """The benchmark's tables from the inputs of the municipalities and the teams (None:
+    no team) and the municipality-year frame ``by`` (``expected_by`` with municipality,
+    year and distinct clients)."""
+    m, facts = unit_table(m_in, "municipality", theta, theta_psi, bparams, min_cell,
+                          params.seed)
     info = munis.drop_duplicates("municipality").set_index("municipality")
     m.insert(1, "name", m["municipality"].map(info["name"]).fillna(""))
     m.insert(2, "region", m["municipality"].map(info["region"]).fillna(""))
     m.loc[~m["published"], _HIDDEN] = np.nan
     m.loc[~m["published"], "funnel_signal"] = "suppressed"
 
-    team_pm = pm[pm["team_key"].notna()] if "team_key" in pm else pm.iloc[:0]
-    if len(team_pm):
-        tm, tfacts = benchmark_units(team_pm.reset_index(drop=True), "team_key",
-                                     rows[pm["team_key"].notna().to_numpy()], model, theta,
-                                     theta_psi, bparams, min_cell, params.seed + 1,
-                                     bparams.team_min_caseworkers, margin_col="municipality")
+    if t_in is not None:
+        tm, tfacts = unit_table(t_in, "team_key", theta, theta_psi, bparams, min_cell,
+                                params.seed + 1, bparams.team_min_caseworkers)
         tm = tm[tm["published"]].rename(columns={"team_key": "team"})
         tm.insert(1, "municipality", tm["team"].str.split(":", n=1).str[0])
         facts["teams"] = {k: tfacts[k] for k in ("units", "published_units", "quality_tau2",
@@ -367,20 +442,9 @@ def run_benchmark(pm: pd.DataFrame, munis: pd.DataFrame, coefs: pd.DataFrame,
     else:
         tm = pd.DataFrame(columns=TEAM_COLUMNS)
 
-    # municipality x calendar year, for the overview (the same model and constant)
-    codes, labels = pd.factorize(pm["municipality"].astype(str), sort=True)
-    years = t // 12
-    y0 = int(years.min())
-    ny = int(years.max()) - y0 + 1
-    by = expected_by(pm, model, codes * ny + (years - y0), len(labels) * ny,
-                     np.ones(len(pm), bool))
-    by["municipality"] = np.repeat(np.asarray(labels, dtype=object), ny)
-    by["year"] = np.tile(np.arange(y0, y0 + ny), len(labels))
+    by = by.copy()
     by["name"] = by["municipality"].map(info["name"]).fillna("")
     by["oe_ratio"] = by["observed_rate_pp"] / by["expected_rate_pp"]
-    key = codes * ny + (years - y0)
-    by["clients"] = (pd.DataFrame({"k": key, "c": pm["client_id"].to_numpy()}).drop_duplicates()
-                     .groupby("k").size().reindex(range(len(by)), fill_value=0).to_numpy())
     by = by[by["person_months"] > 0]
     small = (by["exits_work"] < min_cell) | (by["clients"] < min_cell)
     by.loc[small, ["person_months", "observed_rate_pp", "expected_rate_pp", "oe_ratio"]] = np.nan

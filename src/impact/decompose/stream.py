@@ -52,36 +52,48 @@ from impact.decompose.model import ModelFit, fit_model_sums
 from impact.decompose.params import DecomposeParams
 from impact.estimate.frames import lm_candidates, lm_usable, warn
 from impact.estimate.params import EstimateParams
-from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
+from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_rows
 
-__all__ = ["decompose_file"]
+__all__ = ["DesignPass", "UnitSums", "decompose_file", "design_columns"]
 
 
-class _Period:
-    """One period's sums per municipality (in order of first appearance), growing as
-    municipalities, levels and (municipality, region, month) keys appear."""
+def _grow(a: np.ndarray, m: int) -> np.ndarray:
+    return np.concatenate([a, np.zeros(m - len(a))]) if len(a) < m else a
+
+
+class UnitSums:
+    """Sums per unit (integer codes, growing as units appear) over the rows given: person-
+    months, exits, every numeric regressor (a missing value makes its unit's sum missing,
+    as the in-memory sums do), every categorical level's count, person-months per unit x
+    key (a key is a (municipality, region, month) of ``DesignPass.key_info``), measured
+    quality and, with ``half`` rows, each unit x caseworker's count and sum of
+    ``quality_a - quality_b`` (what ``benchmark.stats.split_half_noise`` reads)."""
 
     def __init__(self) -> None:
-        self.n = np.zeros(0)
-        self.exits = np.zeros(0)
-        self.qsum = np.zeros(0)
-        self.qn = np.zeros(0)
+        self.n, self.exits, self.qsum, self.qn = (np.zeros(0) for _ in range(4))
         self.num: dict[str, np.ndarray] = {}
         self.lev: dict[str, np.ndarray] = {}     # variable -> (units, levels) counts
-        self.keys = np.zeros(0)                  # person-months per key
+        self.pairs = _Codes()
+        self.pair_unit: list[int] = []
+        self.pair_key: list[int] = []
+        self.pair_n = np.zeros(0)
+        self.halves = _Codes()
+        self.half_unit: list[int] = []
+        self.half_cw: list[int] = []
+        self.half_w = np.zeros(0)
+        self.half_wd = np.zeros(0)
 
-    def add(self, U: int, unit, exits, q, num, cats, levels, key, K: int) -> None:
-        grow = lambda a, m: np.concatenate([a, np.zeros(m - len(a))])  # noqa: E731
-        self.n, self.exits = grow(self.n, U), grow(self.exits, U)
-        self.qsum, self.qn = grow(self.qsum, U), grow(self.qn, U)
+    def add(self, U: int, unit, exits, num, cats, levels, key, q=None, half=None) -> None:
+        self.n, self.exits = _grow(self.n, U), _grow(self.exits, U)
+        self.qsum, self.qn = _grow(self.qsum, U), _grow(self.qn, U)
         self.n += np.bincount(unit, minlength=U)
         self.exits += np.bincount(unit, weights=exits, minlength=U)
-        qok = np.isfinite(q)
-        self.qsum += np.bincount(unit[qok], weights=q[qok], minlength=U)
-        self.qn += np.bincount(unit[qok], minlength=U)
+        if q is not None:
+            qok = np.isfinite(q)
+            self.qsum += np.bincount(unit[qok], weights=q[qok], minlength=U)
+            self.qn += np.bincount(unit[qok], minlength=U)
         for c, v in num.items():
-            # a missing value makes its municipality's sum missing, as in the in-memory sums
-            self.num[c] = grow(self.num.get(c, np.zeros(0)), U) + np.bincount(
+            self.num[c] = _grow(self.num.get(c, np.zeros(0)), U) + np.bincount(
                 unit, weights=v, minlength=U)
         for var, codes in cats.items():
             L = levels[var]
@@ -90,27 +102,84 @@ class _Period:
             new[:old.shape[0], :old.shape[1]] = old
             new += np.bincount(unit * L + codes, minlength=U * L).reshape(U, L)
             self.lev[var] = new
-        self.keys = grow(self.keys, K) + np.bincount(key, minlength=K)
+        pair = self.pairs(unit * (1 << 32) + key)
+        new = _first_rows(pair, len(self.pair_unit))
+        self.pair_unit += unit[new].tolist()
+        self.pair_key += key[new].tolist()
+        self.pair_n = _grow(self.pair_n, len(self.pairs)) + np.bincount(
+            pair, minlength=len(self.pairs))
+        if half is not None:
+            rows, cw, d = half
+            hu = unit[rows]
+            h = self.halves(hu * (1 << 32) + cw)
+            new = _first_rows(h, len(self.half_unit))
+            self.half_unit += hu[new].tolist()
+            self.half_cw += cw[new].tolist()
+            H = len(self.halves)
+            self.half_w = _grow(self.half_w, H) + np.bincount(h, minlength=H)
+            self.half_wd = _grow(self.half_wd, H) + np.bincount(h, weights=d, minlength=H)
+
+    def regressor_sums(self, design_keys: list[tuple], U: int, order: np.ndarray) -> np.ndarray:
+        """(units x columns) sums of the design's columns (keys of ``design_columns``),
+        units put in ``order``."""
+        S = np.zeros((U, len(design_keys)))
+        for j, (kind, v) in enumerate(design_keys):
+            if kind == "num":
+                if v in self.num:
+                    S[:, j] = _grow(self.num[v], U)
+            elif kind in self.lev and v < self.lev[kind].shape[1]:
+                S[:, j] = _grow(self.lev[kind][:, v], U)
+        return S[order]
+
+    def counts(self, U: int, order: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Person-months, exits, quality sum and count per unit, in ``order``."""
+        return tuple(_grow(a, U)[order] for a in (self.n, self.exits, self.qsum, self.qn))
+
+    def fe_counts(self, key_info: np.ndarray, muni_labels: np.ndarray,
+                  region_labels: np.ndarray, fit: ModelFit, U: int, rank: np.ndarray):
+        """Person-months per unit x fitted region-month effect (``cnt``), x fitted
+        municipality effect where its region-month is fitted too (``mcnt``), and those
+        (``covered``); units by ``rank`` (first-appearance code -> row)."""
+        pu = rank[np.asarray(self.pair_unit, dtype="int64")]
+        info = key_info[np.asarray(self.pair_key, dtype="int64")]
+        rm = pd.Index(fit.regmonths).get_indexer(
+            [f"{region_labels[r]}:{t}" for r, t in zip(info[:, 1], info[:, 2])])
+        m = pd.Index(fit.munis).get_indexer(muni_labels[info[:, 0]])
+        w = self.pair_n
+        have = rm >= 0
+        R, M = len(fit.regmonths), len(fit.munis)
+        cnt = np.bincount(pu[have] * R + rm[have], weights=w[have],
+                          minlength=U * R).reshape(U, R)
+        hm = have & (m >= 0)
+        mcnt = np.bincount(pu[hm] * M + m[hm], weights=w[hm], minlength=U * M).reshape(U, M)
+        return cnt, mcnt, np.bincount(pu[hm], weights=w[hm], minlength=U)
 
 
-class _Pass:
-    """The sums of one pass over the batches (module notes)."""
+class DesignPass:
+    """One pass over the batches: the model's raw Gram sums over the fitted rows
+    (``sample``, from :meth:`sample_lead`) and, through :meth:`rows`, whatever sums per
+    unit the caller keeps (module notes)."""
 
-    def __init__(self, params: EstimateParams, estimator: str, lm: list[str], cluster_col: str,
-                 periods: dict, measured_only: bool) -> None:
-        self.params, self.estimator, self.lm = params, estimator, lm
-        self.cluster_col, self.measured_only = cluster_col, measured_only
+    def __init__(self, params: EstimateParams, lm: list[str], cluster_col: str) -> None:
+        self.params, self.lm, self.cluster_col = params, lm, cluster_col
         self.gs = GramSums()
         self.levels: dict[str, _Codes] = {}
         self.factor_of: dict[str, str] = {}
         self.numeric: list[str] = []
-        self.units, self.regions, self.keys = _Codes(), _Codes(), _Codes()
-        self.key_info: list[tuple[int, int, int]] = []   # (unit, region code, t) per key
+        self.munis, self.regions, self.keys = _Codes(), _Codes(), _Codes()
+        self.key_info: list[tuple[int, int, int]] = []   # (muni code, region code, t)
         self.lm_ok = {c: True for c in lm}
         self.lm_lo = {c: np.inf for c in lm}
         self.lm_hi = {c: -np.inf for c in lm}
-        self.t_min, self.t_max = np.inf, -np.inf
-        self.periods = {label: (p, _Period()) for label, p in periods.items()}
+
+    def sample_lead(self, b: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The batch's rows eligible for the fit (before the regressors' own missing values)
+        and the model's leading columns (outcome, quality) on every row."""
+        raise NotImplementedError
+
+    def rows(self, b, t, muni, key, num, cats, levels) -> None:
+        """Add the batch's rows to the caller's sums (``muni`` and ``key`` codes)."""
+        raise NotImplementedError
 
     def take(self, b: pd.DataFrame) -> None:
         d = build_design(b, self.params, lm=self.lm)
@@ -128,12 +197,46 @@ class _Pass:
                 self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
             num[c] = np.where(fin, v, 0.0)
         t = b["t"].to_numpy(dtype="int64")
-        if len(t):
-            self.t_min, self.t_max = min(self.t_min, int(t.min())), max(self.t_max, int(t.max()))
-        sample = np.ones(len(b), bool)
+        sample, lead = self.sample_lead(b)
         for c, v in d.numeric.items():
             if c not in self.lm:
                 sample &= np.isfinite(v)
+        muni = b["municipality"].astype(str)
+        region = b["region"].astype(str)
+        s = np.flatnonzero(sample)
+        self.gs.add({**{c: v[s] for c, v in lead.items()}, **{c: v[s] for c, v in num.items()}},
+                    {var: c[s] for var, c in cats.items()},
+                    b[self.cluster_col].astype(str).iloc[s], muni.iloc[s], region.iloc[s], t[s])
+        m = self.munis(muni)
+        reg = self.regions(region)
+        key = self.keys((m * (1 << 24) + reg) * (1 << 24) + (t + (1 << 23)))
+        new = _first_rows(key, len(self.key_info))
+        self.key_info += zip(m[new].tolist(), reg[new].tolist(), t[new].tolist())
+        self.rows(b, t, m, key, num, cats, {var: len(c) for var, c in self.levels.items()})
+
+    def lm_keep(self) -> list[str]:
+        return [c for c in self.lm
+                if lm_usable(self.lm_ok[c] and self.lm_hi[c] > self.lm_lo[c], c)]
+
+    def key_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(key_info (K, 3), municipality labels, region labels)."""
+        return (np.asarray(self.key_info, dtype="int64").reshape(-1, 3),
+                np.asarray(self.munis.values, dtype=object).astype(str),
+                np.asarray(self.regions.values, dtype=object).astype(str))
+
+
+class _Pass(DesignPass):
+    """The decomposition's pass: the model on the measured person-months (``measured``),
+    each period's sums per municipality over every person-month."""
+
+    def __init__(self, params: EstimateParams, estimator: str, lm: list[str], cluster_col: str,
+                 periods: dict, measured_only: bool) -> None:
+        super().__init__(params, lm, cluster_col)
+        self.estimator, self.measured_only = estimator, measured_only
+        self.periods = {label: (p, UnitSums()) for label, p in periods.items()}
+
+    def sample_lead(self, b):
+        sample = np.ones(len(b), bool)
         lead = {"y": 100.0 * pd.to_numeric(b["exit_work"]).to_numpy(dtype="float64")}
         if self.measured_only:
             need = (["quality_a", "quality_b"] if self.estimator == "iv"
@@ -146,34 +249,18 @@ class _Pass:
                 lead["quality_b"] = b["quality_b"].to_numpy(dtype="float64")
             else:
                 lead["quality"] = b["quality_score"].to_numpy(dtype="float64")
-        muni = b["municipality"].astype(str)
-        region = b["region"].astype(str)
-        s = np.flatnonzero(sample)
-        self.gs.add({**{c: v[s] for c, v in lead.items()}, **{c: v[s] for c, v in num.items()}},
-                    {var: c[s] for var, c in cats.items()},
-                    b[self.cluster_col].astype(str).iloc[s], muni.iloc[s], region.iloc[s], t[s])
-        # the periods' sums over every person-month
-        unit = self.units(muni)
-        reg = self.regions(region)
-        key = self.keys((unit * (1 << 24) + reg) * (1 << 24) + (t + (1 << 23)))
-        first = np.unique(key, return_index=True)
-        new = first[1][first[0] >= len(self.key_info)]
-        self.key_info += zip(unit[new].tolist(), reg[new].tolist(), t[new].tolist())
-        exits = lead["y"] / 100.0
+        return sample, lead
+
+    def rows(self, b, t, muni, key, num, cats, levels) -> None:
+        exits = pd.to_numeric(b["exit_work"]).to_numpy(dtype="float64")
         q = (pd.to_numeric(b["quality_score"], errors="coerce").to_numpy(dtype="float64")
              if "quality_score" in b else np.full(len(b), np.nan))
-        levels = {var: len(c) for var, c in self.levels.items()}
         for p, sums in self.periods.values():
             r = np.flatnonzero((t >= p.first) & (t <= p.last))
             if len(r):
-                sums.add(len(self.units), unit[r], exits[r], q[r],
+                sums.add(len(self.munis), muni[r], exits[r],
                          {c: v[r] for c, v in num.items()},
-                         {var: c[r] for var, c in cats.items()}, levels, key[r],
-                         len(self.keys))
-
-    def lm_keep(self) -> list[str]:
-        return [c for c in self.lm
-                if lm_usable(self.lm_ok[c] and self.lm_hi[c] > self.lm_lo[c], c)]
+                         {var: c[r] for var, c in cats.items()}, levels, key[r], q=q[r])
 
 
 def _batches(path: Path, columns: list[str], batch_rows: int):
@@ -218,9 +305,9 @@ def _level_order(var: str, labels: np.ndarray) -> np.ndarray:
     return np.asarray(sorted(range(len(labels)), key=lambda i: key[i]), dtype="int64")
 
 
-def _design(p: _Pass, lm_keep: list[str]) -> tuple[Design, list[tuple]]:
+def design_columns(p: DesignPass, lm_keep: list[str]) -> tuple[Design, list[tuple]]:
     """The model's columns as ``Design.choose_levels`` fixes them on the fitted rows, and
-    each column's key in the sums."""
+    each column's key in the sums (``("num", name)`` or ``(variable, level code)``)."""
     numeric = [c for c in p.numeric if c not in p.lm or c in lm_keep]
     cols, keys, dummy = list(numeric), [("num", c) for c in numeric], {}
     for var, codes in p.levels.items():
@@ -241,37 +328,17 @@ def _design(p: _Pass, lm_keep: list[str]) -> tuple[Design, list[tuple]]:
     return Design({}, {}, factor_of, cols, dummy), keys
 
 
-def _period_sums(p: _Pass, sums: _Period, design: Design, keys: list[tuple], fit: ModelFit,
+def _period_sums(p: _Pass, sums: UnitSums, design: Design, keys: list[tuple], fit: ModelFit,
                  order: np.ndarray) -> dict[str, Any]:
     """``core.unit_sums`` of one period from its sums; ``order`` puts the municipalities
     (first-appearance codes) in sorted order."""
-    U = len(p.units)
-    pad = lambda a: np.concatenate([a, np.zeros(U - len(a))])[order]  # noqa: E731
-    S = np.zeros((U, len(design.columns)))
-    for j, (kind, v) in enumerate(keys):
-        if kind == "num":
-            S[:, j] = pad(sums.num[v]) if v in sums.num else 0.0
-        elif kind in sums.lev and v < sums.lev[kind].shape[1]:
-            S[:, j] = pad(sums.lev[kind][:, v])
-    info = np.asarray(p.key_info, dtype="int64").reshape(-1, 3)
-    kc = np.concatenate([sums.keys, np.zeros(len(info) - len(sums.keys))])
+    U = len(p.munis)
     rank = np.empty(U, dtype="int64")
     rank[order] = np.arange(U)
-    unit = rank[info[:, 0]]
-    regions = np.asarray(p.regions.values, dtype=object)
-    rm = pd.Index(fit.regmonths).get_indexer(
-        [f"{regions[r]}:{t}" for r, t in zip(info[:, 1], info[:, 2])])
-    m = pd.Index(fit.munis).get_indexer(np.asarray(p.units.values, dtype=object)[info[:, 0]])
-    have = rm >= 0
-    R, M = len(fit.regmonths), len(fit.munis)
-    cnt = np.bincount(unit[have] * R + rm[have], weights=kc[have],
-                      minlength=U * R).reshape(U, R)
-    hm = have & (m >= 0)
-    mcnt = np.bincount(unit[hm] * M + m[hm], weights=kc[hm], minlength=U * M).reshape(U, M)
-    covered = np.bincount(unit[hm], weights=kc[hm], minlength=U)
-    G = fit.psi.shape[0]
-    return factor_sums(design, fit, pad(sums.n), pad(sums.exits), S, cnt, mcnt,
-                       np.zeros((U, G)), pad(sums.qsum), pad(sums.qn), covered)
+    n, exits, qsum, qn = sums.counts(U, order)
+    cnt, mcnt, covered = sums.fe_counts(*p.key_table(), fit, U, rank)
+    return factor_sums(design, fit, n, exits, sums.regressor_sums(keys, U, order), cnt, mcnt,
+                       np.zeros((U, fit.psi.shape[0])), qsum, qn, covered)
 
 
 def _clients(path: Path, periods: dict, munis: list[str]) -> dict[str, np.ndarray]:
@@ -339,7 +406,7 @@ def decompose_file(path: str | Path, params: EstimateParams, dparams: DecomposeP
 
         pm = io.read_person_months(path, columns=columns)
         return decompose(pm, params, dparams, min_cell, estimator, names)
-    design, keys = _design(p, p.lm_keep())
+    design, keys = design_columns(p, p.lm_keep())
     lead = ["y"] + (["quality"] if measured else []) + (
         ["quality_b"] if measured and estimator == "iv" else [])
     sel = [p.gs.col[("num", c)] for c in lead] + [p.gs.col[k] for k in keys]
@@ -347,7 +414,7 @@ def decompose_file(path: str | Path, params: EstimateParams, dparams: DecomposeP
                          "quality" if measured else None,
                          "quality_b" if measured and estimator == "iv" else None,
                          jackknife=True)
-    labels = np.asarray(p.units.values, dtype=object).astype(str)
+    labels = np.asarray(p.munis.values, dtype=object).astype(str)
     order = np.argsort(labels, kind="stable")
     munis = labels[order].tolist()
     clients = (_clients(path, periods, munis) if "client_id" in schema
