@@ -40,9 +40,9 @@ with batches that split clusters and cells, rows with missing values, and every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -102,6 +102,10 @@ class QualityGrams:
     cluster: str
     fe: list[str]
     df_fe: int
+    #: the ``extra`` columns' names (in ``names``, not in ``exog``) and the object that made
+    #: them in the final pass (``quality_grams(extra=)``)
+    extra: list[str] = field(default_factory=list)
+    extra_state: Any = None
 
 
 class _Screen:
@@ -255,17 +259,23 @@ class _Pass(_Screen, GramSums):
     """The sums of one pass over the batches (module notes)."""
 
     def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
-                 cluster_col: str) -> None:
+                 cluster_col: str, extra=None) -> None:
         _Screen.__init__(self, lm)
         GramSums.__init__(self)
         self.params, self.outcomes, self.cluster_col = params, outcomes, cluster_col
         self.first = {}                       # categorical -> _Codes (first-appearance kinds)
+        self.extra = extra
+        self.extra_names: dict[str, None] = {}
 
     def take(self, s: pd.DataFrame) -> None:
         cols, raw, t = model_columns(s, self.params, self.outcomes, {}, self.lm)
         cats = {c: self.first.setdefault(c, _Codes())(v) if first else np.asarray(v)
                 for c, (v, first) in raw.items()}
         s, cols, cats, t = self.screen(s, cols, cats, t)
+        if len(s) and self.extra is not None:
+            more = self.extra(s)
+            self.extra_names.update(dict.fromkeys(more))
+            cols.update(more)
         if len(s):
             self.add(cols, cats, s[self.cluster_col].astype(str),
                      s["municipality"].astype(str), s["region"].astype(str), t)
@@ -294,10 +304,17 @@ def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
 
 def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
                   outcomes: Mapping[str, str] | None = None,
-                  batch_rows: int = BATCH_ROWS) -> QualityGrams | None:
+                  batch_rows: int = BATCH_ROWS, extra=None,
+                  extra_reads: Sequence[str] = ()) -> QualityGrams | None:
     """The quality model's demeaned cluster blocks from the panel file ``path`` (module
     notes); None when no person-month has both quality halves. ``sample``: ``all`` or
-    ``inflow`` (``left_truncated == 0``)."""
+    ``inflow`` (``left_truncated == 0``).
+
+    ``extra``: a function of no arguments that makes a callable, called with each batch's
+    sample rows (after rows with missing values are dropped) and returning more numeric
+    columns (name -> array), whose blocks are kept too (the heterogeneity models'
+    interactions; they are demeaned like every column and are not exogenous controls);
+    ``extra_reads`` the columns it reads. A fresh one is made for each pass."""
     path = Path(path)
     schema = pq.ParquetFile(path).schema_arrow.names
     if "quality_a" not in schema or "quality_b" not in schema:
@@ -308,12 +325,13 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
     cluster_col = "region" if params.estimate.cluster == "region" else "municipality"
     columns = list(dict.fromkeys(model_reads(schema, params, outcomes) + (
         ["left_truncated"] if sample == "inflow" else [])))
-    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows)
+    columns = list(dict.fromkeys(columns + [c for c in extra_reads if c in schema]))
+    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows, extra)
     if p.n_obs and len(p.clusters) < 2:
         warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
              "caseworker instead")
         p = _run(path, params, outcomes, lm, "caseworker_key",
-                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows)
+                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows, extra)
     lm_keep = p.lm_keep()
     bad = [c for c in p.bad if c not in lm]
     if p.dropped:
@@ -322,7 +340,7 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
         return None
     num = [c for c in (list(outcomes) + ["quality_a", "quality_b", "quality_score"]
                        + [c for c in params.estimate.controls if ("num", c) in p.col]
-                       + lm_keep)]
+                       + lm_keep)] + list(p.extra_names)
     sel = [p.col[("num", c)] for c in num]
     names = list(num)
     for c in dict.fromkeys(cc for cc, _ in p.col if cc != "num"):
@@ -337,13 +355,14 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
     raw = p.raw(sel)
     cname, fe, df_fe = fixed_effects(cells, len(p.clusters), params)
     grams = demean_grams(raw, cells, fe)
-    not_exog = {*outcomes, "quality_a", "quality_b", "quality_score"}
+    not_exog = {*outcomes, "quality_a", "quality_b", "quality_score", *p.extra_names}
     return QualityGrams(grams, names, [n for n in names if n not in not_exog], cells, cname,
-                        fe, df_fe)
+                        fe, df_fe, list(p.extra_names), p.extra)
 
 
-def _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows) -> _Pass:
-    p = _Pass(params, outcomes, lm, cluster_col)
+def _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows,
+         extra=None) -> _Pass:
+    p = _Pass(params, outcomes, lm, cluster_col, extra() if extra is not None else None)
     for s in _batches(path, columns, sample, batch_rows):
         p.take(s)
     return p

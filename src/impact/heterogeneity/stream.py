@@ -1,0 +1,204 @@
+"""The quality effect per client group straight from the panel's Parquet file.
+
+Notes
+-----
+``quality.quality_by_group`` fits, per dimension, the headline 2SLS with group
+interactions on a matrix of every sample person-month (``quality.quality_base``), whose
+rows and demeaned columns it holds. Everything it reports is a function of the cluster
+blocks of the demeaned matrix's Gram matrix and their cell x cluster pair sums
+(``cgram``; ``wcr.wcr_draws(grams=)``), which add up over rows. So one pass over the file
+(``estimate.quality_stream.quality_grams``, the headline's own pass) keeps the blocks of
+the headline's columns and of every dimension's interaction columns at once: for
+dimension i with groups h = 0..H (H: the person-months in none of its groups)
+``qa#i#h = quality_a 1[h]``, ``qb#i#h = quality_b 1[h]`` and ``D#i#h = 1[h]`` for h > 0.
+Each dimension's model is then the sub-blocks of the headline's columns and its own, with
+the in-memory path's names. Per group the pass also adds up person-months and events;
+distinct clients per group are counted by DuckDB from the (group, client) pairs of each
+batch (deduplicated within the batch), out of core.
+
+Memory: G x k x k blocks for k of about 60 + 16 per dimension, one batch of rows, and
+DuckDB's bounded table of pairs; time linear in the person-months.
+``tests/heterogeneity/test_stream.py`` compares every dimension's estimates, scores, pooled
+effect, counts and bootstrap draws with ``quality_by_group`` to 1e-8.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from impact.estimate.cgram import ClusterGrams, fit_pm_grams
+from impact.estimate.frames import EstimationWarning
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
+from impact.heterogeneity.params import GroupDimension
+from impact.heterogeneity.quality import GroupEstimates
+from impact.heterogeneity.wcr import CellFE, wcr_draws
+
+__all__ = ["quality_groups_file", "cluster_labels_file"]
+
+
+class _Groups:
+    """Made once per pass (``quality_grams(extra=)``): each batch's interaction columns,
+    with the person-months and events per dimension and group and the batch's distinct
+    (dimension, group, client) triples added to a DuckDB table."""
+
+    def __init__(self, dims: Sequence[GroupDimension], outcomes: Mapping[str, str],
+                 con) -> None:
+        self.dims, self.outcomes, self.con = list(dims), dict(outcomes), con
+        self.npm = [np.zeros(len(d.labels) + 1) for d in self.dims]
+        self.nev = {o: [np.zeros(len(d.labels) + 1) for d in self.dims] for o in outcomes}
+        con.execute("CREATE OR REPLACE TABLE pairs (dim INTEGER, grp INTEGER, client VARCHAR)")
+
+    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+        qa = s["quality_a"].to_numpy(dtype="float64")
+        qb = s["quality_b"].to_numpy(dtype="float64")
+        client = s["client_id"].astype(str).to_numpy()
+        out: dict[str, np.ndarray] = {}
+        parts = []
+        for i, d in enumerate(self.dims):
+            H = len(d.labels)
+            codes = d.codes(s[d.column].to_numpy())
+            codes[codes < 0] = H  # in no group: a group of its own, not reported
+            self.npm[i] += np.bincount(codes, minlength=H + 1)
+            for o, c in self.outcomes.items():
+                ev = pd.to_numeric(s[c]).to_numpy(dtype="float64")
+                self.nev[o][i] += np.bincount(codes, weights=ev, minlength=H + 1)
+            for h in range(H + 1):
+                ind = (codes == h).astype("float64")
+                out[f"qa#{i}#{h}"] = qa * ind
+                out[f"qb#{i}#{h}"] = qb * ind
+                if h > 0:
+                    out[f"D#{i}#{h}"] = ind
+            pairs = pd.DataFrame({"grp": codes, "client": client}).drop_duplicates()
+            parts.append(pa.table({"dim": np.full(len(pairs), i, dtype="int32"),
+                                   "grp": pairs["grp"].to_numpy(dtype="int32"),
+                                   "client": pairs["client"].to_numpy(dtype=object)}))
+        batch = pa.concat_tables(parts)  # noqa: F841 (read by DuckDB by name)
+        self.con.execute("INSERT INTO pairs SELECT * FROM batch")
+        return out
+
+    def clients(self) -> list[np.ndarray]:
+        got = self.con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
+                               "GROUP BY ALL").fetchall()
+        out = [np.zeros(len(d.labels) + 1, dtype="int64") for d in self.dims]
+        for i, h, n in got:
+            out[i][h] = n
+        return out
+
+
+def _sub(grams: ClusterGrams, sel: list[int]) -> ClusterGrams:
+    return ClusterGrams(grams.C[:, sel][:, :, sel], grams.labels, None, grams.n_obs, None,
+                        grams.pair_cell, grams.pair_cluster, grams.pair_sums[:, sel],
+                        grams.pair_count)
+
+
+def quality_groups_file(path: str | Path, params: EstimateParams,
+                        dims: Sequence[GroupDimension], outcomes: Mapping[str, str],
+                        wcr: tuple[np.ndarray, np.ndarray, bool] | None = None,
+                        batch_rows: int = BATCH_ROWS) -> list[GroupEstimates]:
+    """``quality.quality_by_group`` of every dimension in ``dims`` (in order) on the panel
+    file ``path`` read in batches (module notes); the same list of
+    :class:`GroupEstimates` (one per dimension and outcome)."""
+    path = Path(path)
+    schema = pq.ParquetFile(path).schema_arrow.names
+    present = []
+    for d in dims:
+        if d.column in schema:
+            present.append(d)
+        else:
+            warnings.warn(f"heterogeneity: person_months has no column {d.column!r} "
+                          f"(dimension {d.name}); not estimated", EstimationWarning,
+                          stacklevel=2)
+    if not present:
+        return []
+    import duckdb
+
+    ys = {f"y#{o}": col for o, col in outcomes.items()}
+    with tempfile.TemporaryDirectory(prefix="impact-groups-") as spill:
+        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
+        try:
+            q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                              extra=lambda: _Groups(present, outcomes, con),
+                              extra_reads=["client_id", *(d.column for d in present)])
+            if q is None:
+                return []
+            ncl_all = q.extra_state.clients()
+        finally:
+            con.close()
+    st = q.extra_state
+    col = {n: j for j, n in enumerate(q.names)}
+    base = [j for j, n in enumerate(q.names) if n not in set(q.extra)]
+    base_names = [q.names[j] for j in base]
+    base_exog = list(q.exog)
+    ylist = list(ys)
+    fe = CellFE(q.cells, np.empty(0, dtype="int64"), tuple(q.fe))
+    out = []
+    for i, dim in enumerate(present):
+        H = len(dim.labels)
+        Hx = H + 1 if st.npm[i][H] > 0 else H
+        new, sel = [], list(base)
+        for h in range(Hx):
+            for name in (f"qa#{h}", f"qb#{h}") + ((f"D#{h}",) if h > 0 else ()):
+                kind = name.split("#")[0]
+                sel.append(col[f"{kind}#{i}#{h}"])
+                new.append(name)
+        grams = _sub(q.grams, sel)
+        names = base_names + new
+        xs, zs = [f"qa#{h}" for h in range(Hx)], [f"qb#{h}" for h in range(Hx)]
+        exog = base_exog + [f"D#{h}" for h in range(1, Hx)]
+        if wcr is not None:
+            W, labels, enumerated = wcr
+            fits = wcr_draws(None, names, ylist, xs, exog, zs, None, q.df_fe, 0.0, W, labels,
+                             fe=fe, grams=grams)
+            boot = [(d.t_stat[:H], d.t_boot[:, :H], bool(enumerated)) for d in fits]
+            parts = [(d.estimate[:H], d.scores[:, :H], d.n_clusters, d.cluster_labels)
+                     for d in fits]
+        else:
+            from impact.estimate.cgram import fit_pm_multi_grams
+
+            boot = [(None, None, False)] * len(ylist)
+            parts = []
+            for y in ylist:
+                fit = fit_pm_multi_grams(grams, names, y, xs, exog, zs, q.df_fe)
+                parts.append((fit.coef[:H], fit.scores[:, :H], fit.n_clusters,
+                              fit.cluster_labels))
+        pooled = fit_pm_grams(grams, names, ylist, "quality_a", exog, "quality_b", q.df_fe)
+        npm = st.npm[i][:H].astype("int64")
+        ncl = ncl_all[i][:H]
+        for o, (est, scores, n_cl, cl_labels), pool, bt in zip(outcomes, parts, pooled, boot):
+            out.append(GroupEstimates(
+                "quality", o, dim.name, dim.labels, est, scores, pool.coef, pool.se, npm, ncl,
+                st.nev[o][i][:H], n_cl,
+                "2SLS, quality_a x group instrumented by quality_b x group; group main "
+                "effects (person-months in no group: a group of their own, not reported); "
+                "headline controls and fixed effects", cl_labels, *bt))
+    return out
+
+
+def cluster_labels_file(path: str | Path, params: EstimateParams) -> np.ndarray:
+    """``run._cluster_labels`` of the panel file: every cluster label the quality models
+    can use (sorted), caseworkers when the file holds one municipality (or region)."""
+    import duckdb
+
+    col = "region" if params.estimate.cluster == "region" else "municipality"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM read_parquet(?)",
+                           [str(path)]).fetchall()
+        labels = [r[0] for r in rows]
+        if len(labels) < 2:
+            rows = con.execute("SELECT DISTINCT CAST(caseworker_key AS VARCHAR) FROM "
+                               "read_parquet(?) WHERE caseworker_key IS NOT NULL",
+                               [str(path)]).fetchall()
+            labels = [r[0] for r in rows]
+    finally:
+        con.close()
+    return np.sort(np.asarray(labels, dtype=object))
