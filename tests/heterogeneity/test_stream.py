@@ -115,3 +115,18 @@ def test_without_bootstrap_and_with_a_missing_column(panel):
         warnings.simplefilter("ignore")
         want = _reference(pm, params, dims[:2], outcomes, None)
     _compare(got, want)
+
+
+def test_the_stage_path_reads_the_file_for_the_quality_block(panel):
+    """``run.estimate_groups(..., panel=path)`` (what the stage runs) gives the in-memory
+    list: the same dimensions in the same order, the same numbers."""
+    from impact.heterogeneity.run import estimate_groups
+
+    params = EstimateParams.from_dict(estimate={})
+    het = HeterogeneityParams(blocks=("quality",), draws=99)
+    pm = io.read_person_months(panel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = estimate_groups(pm, None, None, params, het)
+        got = estimate_groups(pm, None, None, params, het, panel=panel)
+    _compare(got, want)

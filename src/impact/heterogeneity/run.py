@@ -27,6 +27,7 @@ pre-specified dimension the group effects come from one interaction model
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -61,25 +62,41 @@ TEST_COLUMNS = (
 def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
                     shocks: pd.DataFrame | None, params: EstimateParams,
                     het: HeterogeneityParams,
-                    progress: Callable[[str], None] | None = None) -> list[GroupEstimates]:
+                    progress: Callable[[str], None] | None = None,
+                    panel: str | Path | None = None) -> list[GroupEstimates]:
     """Every block x outcome x dimension's group estimates (outcomes absent from the
-    panel, e.g. ``exit_education`` in an old panel, are skipped)."""
+    panel, e.g. ``exit_education`` in an old panel, are skipped). ``panel``: the panel's
+    Parquet file (of ``pm``'s rows): the quality models are then fitted from one pass
+    over it in batches (``heterogeneity.stream``, the same numbers) instead of from a
+    matrix of every sample person-month."""
     outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in pm}
     out: list[GroupEstimates] = []
     # one set of cluster weights for every quality model: the family of a block and
     # outcome is adjusted jointly across dimensions (``_romano_wolf``)
     wcr = wcr_weights(_cluster_labels(pm, params), B=het.draws, weights=het.weights,
                       seed=params.seed)
-    # the headline quality matrix, demeaned once for every dimension's model
-    base = (quality_base(pm, params, outcomes, spare_columns(het.groups))
-            if "quality" in het.blocks else None)
+    streamed: dict[str, list[GroupEstimates]] | None = None
+    base = None
+    if "quality" in het.blocks and panel is not None:
+        from impact.heterogeneity.stream import quality_groups_file
+
+        if progress:
+            progress("quality models of every dimension, one pass over the panel file")
+        streamed = {}
+        for ge in quality_groups_file(panel, params, het.groups, outcomes, wcr=wcr):
+            streamed.setdefault(ge.dimension, []).append(ge)
+    elif "quality" in het.blocks:
+        # the headline quality matrix, demeaned once for every dimension's model
+        base = quality_base(pm, params, outcomes, spare_columns(het.groups))
     # the person-month frame of the programme's group cells, once for every dimension
     rows = (unit_rows_for(pm, adoption, params, outcomes) if "adoption" in het.blocks
             else None)
     for dim in het.groups:
         if progress:
             progress(dim.name)
-        if base is not None:
+        if streamed is not None:
+            out += streamed.get(dim.name, [])
+        elif base is not None:
             out += quality_by_group(pm, params, dim, outcomes, wcr=wcr, base=base)
         if "adoption" in het.blocks:
             out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes, wcr=wcr,
@@ -246,7 +263,8 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
             progress_table: pd.DataFrame | None, params: EstimateParams,
             het: HeterogeneityParams, min_cell: int, t_start: int,
-            log: Callable[[str], None] | None = None) -> HeterogeneityResult:
+            log: Callable[[str], None] | None = None,
+            panel: str | Path | None = None) -> HeterogeneityResult:
     """The whole heterogeneity analysis (module notes): group effects and their tests,
     cumulative incidence of the competing exits by group, effects on intermediate
     results, and the data-driven check."""
@@ -256,7 +274,7 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
 
     say = log or (lambda msg: None)
     results = estimate_groups(pm, adoption, shocks, params, het,
-                              progress=lambda d: say(f"group effects: {d}"))
+                              progress=lambda d: say(f"group effects: {d}"), panel=panel)
     groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
     say("cumulative incidence")
     inc = []
