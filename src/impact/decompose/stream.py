@@ -50,9 +50,9 @@ from impact.decompose.core import (
 from impact.decompose.design import INT_CODED, Design, build_design
 from impact.decompose.model import ModelFit, fit_model_sums
 from impact.decompose.params import DecomposeParams
-from impact.estimate.frames import lm_candidates, lm_usable, warn
+from impact.estimate.frames import lm_candidates, warn
 from impact.estimate.params import EstimateParams
-from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_rows
+from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_rows, _Screen
 
 __all__ = ["DesignPass", "UnitSums", "decompose_file", "design_columns"]
 
@@ -155,22 +155,21 @@ class UnitSums:
         return cnt, mcnt, np.bincount(pu[hm], weights=w[hm], minlength=U)
 
 
-class DesignPass:
+class DesignPass(_Screen):
     """One pass over the batches: the model's raw Gram sums over the fitted rows
     (``sample``, from :meth:`sample_lead`) and, through :meth:`rows`, whatever sums per
-    unit the caller keeps (module notes)."""
+    unit the caller keeps (module notes). The labour-market columns are judged on every
+    person-month (``_Screen.judge_lm``), as ``frames.lm_controls`` judges the panel."""
 
     def __init__(self, params: EstimateParams, lm: list[str], cluster_col: str) -> None:
-        self.params, self.lm, self.cluster_col = params, lm, cluster_col
+        super().__init__(lm)
+        self.params, self.cluster_col = params, cluster_col
         self.gs = GramSums()
         self.levels: dict[str, _Codes] = {}
         self.factor_of: dict[str, str] = {}
         self.numeric: list[str] = []
         self.munis, self.regions, self.keys = _Codes(), _Codes(), _Codes()
         self.key_info: list[tuple[int, int, int]] = []   # (muni code, region code, t)
-        self.lm_ok = {c: True for c in lm}
-        self.lm_lo = {c: np.inf for c in lm}
-        self.lm_hi = {c: -np.inf for c in lm}
 
     def sample_lead(self, b: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The batch's rows eligible for the fit (before the regressors' own missing values)
@@ -188,14 +187,7 @@ class DesignPass:
         cats = {var: self.levels.setdefault(var, _Codes())(
             pd.Index(labels))[codes] for var, (codes, labels) in d.cats.items()}
         num = dict(d.numeric)
-        for c in self.lm:  # judged on every person-month; a gap set to 0 (dropped later)
-            v = num[c]
-            fin = np.isfinite(v)
-            self.lm_ok[c] &= bool(fin.all())
-            if fin.any():
-                self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
-                self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
-            num[c] = np.where(fin, v, 0.0)
+        self.judge_lm(num)  # on every person-month; a gap set to 0 (dropped later)
         t = b["t"].to_numpy(dtype="int64")
         sample, lead = self.sample_lead(b)
         for c, v in d.numeric.items():
@@ -213,10 +205,6 @@ class DesignPass:
         new = _first_rows(key, len(self.key_info))
         self.key_info += zip(m[new].tolist(), reg[new].tolist(), t[new].tolist())
         self.rows(b, t, m, key, num, cats, {var: len(c) for var, c in self.levels.items()})
-
-    def lm_keep(self) -> list[str]:
-        return [c for c in self.lm
-                if lm_usable(self.lm_ok[c] and self.lm_hi[c] > self.lm_lo[c], c)]
 
     def key_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(key_info (K, 3), municipality labels, region labels)."""

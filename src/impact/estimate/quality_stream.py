@@ -126,14 +126,7 @@ class _Screen:
         """The batch's rows without a missing value: ``(s, cols, cats, t)``; labour-market
         columns are judged first, on every sample row, and their gaps set to 0 (a column
         with a gap is dropped after the pass, ``lm_keep``)."""
-        for c in self.lm:
-            v = cols[c]
-            fin = np.isfinite(v)
-            self.lm_ok[c] &= bool(fin.all())
-            if fin.any():
-                self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
-                self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
-            cols[c] = np.where(fin, v, 0.0)
+        self.judge_lm(cols)
         keep = np.ones(len(s), bool)
         for c, v in cols.items():
             fin = np.isfinite(v)
@@ -146,6 +139,18 @@ class _Screen:
             cols = {c: v[keep] for c, v in cols.items()}
             cats = {c: v[keep] for c, v in cats.items()}
         return s, cols, cats, t
+
+    def judge_lm(self, cols: dict) -> None:
+        """Judge each labour-market column of ``cols`` on these rows (completeness and
+        range, for ``lm_keep``) and set its gaps to 0 in place."""
+        for c in self.lm:
+            v = cols[c]
+            fin = np.isfinite(v)
+            self.lm_ok[c] &= bool(fin.all())
+            if fin.any():
+                self.lm_lo[c] = min(self.lm_lo[c], float(v[fin].min()))
+                self.lm_hi[c] = max(self.lm_hi[c], float(v[fin].max()))
+            cols[c] = np.where(fin, v, 0.0)
 
     def lm_keep(self) -> list[str]:
         """The labour-market columns that are controls on the whole sample (with

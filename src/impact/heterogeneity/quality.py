@@ -26,19 +26,21 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
-from impact.estimate.cgram import ClusterGrams, cluster_grams, fit_pm_grams
-from impact.estimate.pmreg import cell_demean, cluster_codes, fe_df, fit_pm_multi
+from impact.estimate.cgram import ClusterGrams, cluster_grams, fit_pm_grams, fit_pm_multi_grams
+from impact.estimate.pmreg import cell_demean, cluster_codes, fe_df
 from impact.estimate.quality import quality_frame
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.wcr import CellFE, wcr_draws
 
-__all__ = ["GroupEstimates", "QualityBase", "quality_base", "quality_by_group", "spare_columns"]
+__all__ = ["GroupEstimates", "QualityBase", "group_fits", "quality_base", "quality_by_group",
+           "spare_columns"]
 
 
 @dataclass(frozen=True)
@@ -216,40 +218,52 @@ def quality_by_group(pm: pd.DataFrame, params: EstimateParams, dim: GroupDimensi
             new.append(name)
             j += 1
     cell_demean(A[:, k:j], base.cells, base.code, list(base.fe))
-    Av = A[:, :j]  # leading columns of a column-major array: a view, no copy
     # the cluster blocks of the new columns only; the base's are reused (``cgram``)
     grams = base.grams.extend(A, k, j)
-    gram = grams.gram
-    names = base.names + new
+    npm, ncl = _group_counts(codes, base.clients, H)
+    nev = {o: np.bincount(codes[codes < H], weights=base.events[o][codes < H], minlength=H)
+           for o in outcomes}
+    return group_fits(dim, outcomes, grams, base.names + new, base.exog, Hx, base.df_fe, wcr,
+                      CellFE(base.cells, base.code, base.fe), npm, ncl, nev)
+
+
+def group_fits(dim: GroupDimension, outcomes: Mapping[str, str], grams: ClusterGrams,
+               names: list[str], base_exog: list[str], Hx: int, df_fe: int,
+               wcr: tuple[np.ndarray, np.ndarray, bool] | None, fe: CellFE,
+               npm: np.ndarray, ncl: np.ndarray, nev: Mapping[str, np.ndarray]
+               ) -> list[GroupEstimates]:
+    """One dimension's :class:`GroupEstimates` (one per outcome) from the cluster blocks
+    of its demeaned matrix (the headline's columns, then ``qa#h``, ``qb#h`` for h < Hx
+    and ``D#h`` for 0 < h < Hx), with the per-group counts ``npm``, ``ncl`` and events
+    ``nev`` (per outcome). Shared by the in-memory and the streamed path
+    (``heterogeneity.stream``)."""
+    H = len(dim.labels)
     xs, zs = [f"qa#{h}" for h in range(Hx)], [f"qb#{h}" for h in range(Hx)]
-    exog = base.exog + [f"D#{h}" for h in range(1, Hx)]
-    cl, df_fe = base.clusters, base.df_fe
+    exog = list(base_exog) + [f"D#{h}" for h in range(1, Hx)]
     ys = [f"y#{o}" for o in outcomes]
     if wcr is not None:
         # the draws come with the unrestricted fit (estimates and cluster scores equal to
         # fit_pm_multi's, the same formulas; tests/heterogeneity/test_group_effects.py),
         # all from the cluster blocks: no pass over the rows
         W, labels, enumerated = wcr
-        fits = wcr_draws(None, names, ys, xs, exog, zs, None, df_fe, 0.0, W, labels,
-                         fe=CellFE(base.cells, base.code, base.fe), grams=grams)
+        fits = wcr_draws(None, names, ys, xs, exog, zs, None, df_fe, 0.0, W, labels, fe=fe,
+                         grams=grams)
         boot = [(d.t_stat[:H], d.t_boot[:, :H], bool(enumerated)) for d in fits]
         parts = [(d.estimate[:H], d.scores[:, :H], d.n_clusters, d.cluster_labels)
                  for d in fits]
     else:
         boot = [(None, None, False)] * len(ys)
         parts = []
-        for y in ys:
-            fit = fit_pm_multi(Av, names, y, xs, exog, zs, cl, df_fe, gram=gram)
+        for y in ys:  # from the blocks, equal to fit_pm_multi (tests/estimate/test_cgram.py)
+            fit = fit_pm_multi_grams(grams, names, y, xs, exog, zs, df_fe)
             parts.append((fit.coef[:H], fit.scores[:, :H], fit.n_clusters, fit.cluster_labels))
     # the pooled effect on the same sample, every outcome from the cluster blocks
     pooled = fit_pm_grams(grams, names, ys, "quality_a", exog, "quality_b", df_fe)
-    npm, ncl = _group_counts(codes, base.clients, H)
     out = []
     for o, (est, scores, n_cl, cl_labels), pool, bt in zip(outcomes, parts, pooled, boot):
-        nev = np.bincount(codes[codes < H], weights=base.events[o][codes < H], minlength=H)
         out.append(GroupEstimates(
             "quality", o, dim.name, dim.labels, est, scores, pool.coef, pool.se, npm, ncl,
-            nev, n_cl,
+            nev[o], n_cl,
             "2SLS, quality_a x group instrumented by quality_b x group; group main effects "
             "(person-months in no group: a group of their own, not reported); headline "
             "controls and fixed effects", cl_labels, *bt))

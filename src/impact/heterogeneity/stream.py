@@ -34,13 +34,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from impact.estimate.cgram import ClusterGrams, fit_pm_grams
+from impact.estimate.cgram import ClusterGrams
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
 from impact.heterogeneity.params import GroupDimension
-from impact.heterogeneity.quality import GroupEstimates
-from impact.heterogeneity.wcr import CellFE, wcr_draws
+from impact.heterogeneity.quality import GroupEstimates, group_fits
+from impact.heterogeneity.wcr import CellFE
 
 __all__ = ["quality_groups_file", "cluster_labels_file"]
 
@@ -138,7 +138,6 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
     base = [j for j, n in enumerate(q.names) if n not in set(q.extra)]
     base_names = [q.names[j] for j in base]
     base_exog = list(q.exog)
-    ylist = list(ys)
     fe = CellFE(q.cells, np.empty(0, dtype="int64"), tuple(q.fe))
     out = []
     for i, dim in enumerate(present):
@@ -150,36 +149,9 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
                 kind = name.split("#")[0]
                 sel.append(col[f"{kind}#{i}#{h}"])
                 new.append(name)
-        grams = _sub(q.grams, sel)
-        names = base_names + new
-        xs, zs = [f"qa#{h}" for h in range(Hx)], [f"qb#{h}" for h in range(Hx)]
-        exog = base_exog + [f"D#{h}" for h in range(1, Hx)]
-        if wcr is not None:
-            W, labels, enumerated = wcr
-            fits = wcr_draws(None, names, ylist, xs, exog, zs, None, q.df_fe, 0.0, W, labels,
-                             fe=fe, grams=grams)
-            boot = [(d.t_stat[:H], d.t_boot[:, :H], bool(enumerated)) for d in fits]
-            parts = [(d.estimate[:H], d.scores[:, :H], d.n_clusters, d.cluster_labels)
-                     for d in fits]
-        else:
-            from impact.estimate.cgram import fit_pm_multi_grams
-
-            boot = [(None, None, False)] * len(ylist)
-            parts = []
-            for y in ylist:
-                fit = fit_pm_multi_grams(grams, names, y, xs, exog, zs, q.df_fe)
-                parts.append((fit.coef[:H], fit.scores[:, :H], fit.n_clusters,
-                              fit.cluster_labels))
-        pooled = fit_pm_grams(grams, names, ylist, "quality_a", exog, "quality_b", q.df_fe)
-        npm = st.npm[i][:H].astype("int64")
-        ncl = ncl_all[i][:H]
-        for o, (est, scores, n_cl, cl_labels), pool, bt in zip(outcomes, parts, pooled, boot):
-            out.append(GroupEstimates(
-                "quality", o, dim.name, dim.labels, est, scores, pool.coef, pool.se, npm, ncl,
-                st.nev[o][i][:H], n_cl,
-                "2SLS, quality_a x group instrumented by quality_b x group; group main "
-                "effects (person-months in no group: a group of their own, not reported); "
-                "headline controls and fixed effects", cl_labels, *bt))
+        out += group_fits(dim, outcomes, _sub(q.grams, sel), base_names + new, base_exog,
+                          Hx, q.df_fe, wcr, fe, st.npm[i][:H].astype("int64"), ncl_all[i][:H],
+                          {o: st.nev[o][i][:H] for o in outcomes})
     return out
 
 
