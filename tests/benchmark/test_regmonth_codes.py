@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from impact.benchmark.core import _regmonth_codes
+from impact.benchmark.expected import _regmonth_codes
 
 
 def test_regmonth_codes_equal_per_row_string_keys():

@@ -23,7 +23,6 @@ facts against ``core.run_benchmark`` on the same data to 1e-8.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,8 @@ from impact.benchmark.core import (
 from impact.benchmark.params import BenchmarkParams
 from impact.decompose.core import decompose_reads
 from impact.decompose.model import ModelFit, fit_model_sums
-from impact.decompose.stream import (
-    DesignPass, UnitSums, _batches, _t_range, design_columns,
+from impact.decompose.passes import (
+    DesignPass, UnitSums, _batches, _t_range, design_columns, distinct_counts,
 )
 from impact.estimate.cgram import ClusterGrams
 from impact.estimate.frames import lm_candidates, warn
@@ -160,25 +159,6 @@ def _frame(n, exits, pred, covered, const) -> pd.DataFrame:
                                                       np.nan)})
 
 
-def _distinct(path: Path, group: str, where: str, args: list) -> dict:
-    """{group value: (distinct clients, distinct caseworkers)} by DuckDB (a missing client
-    id counts once, a missing caseworker not at all, as the in-memory counts do)."""
-    import duckdb
-
-    with tempfile.TemporaryDirectory(prefix="impact-benchmark-") as spill:
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            cw = ("count(DISTINCT caseworker_key)"
-                  if "caseworker_key" in pq.ParquetFile(path).schema_arrow.names else "0")
-            rows = con.execute(
-                f"SELECT {group} AS g, count(DISTINCT client_id) + max(CASE WHEN client_id "
-                f"IS NULL THEN 1 ELSE 0 END), {cw} FROM read_parquet(?) WHERE {where} "
-                "GROUP BY ALL", [str(path)] + args).fetchall()
-        finally:
-            con.close()
-    return {g: (c, w) for g, c, w in rows}
-
-
 def _inputs(sums: UnitSums, p: _Pass, keys, fit, labels: np.ndarray, order: np.ndarray,
             const: float, counts: dict, margin: np.ndarray | None) -> UnitInputs:
     U = len(labels)
@@ -229,7 +209,7 @@ def run_benchmark_file(path: str | Path, munis: pd.DataFrame, coefs: pd.DataFram
     where = "t BETWEEN ? AND ?"
     span = [int(period.first), int(period.last)]
     m_in = _inputs(p.muni_sums, p, keys, fit, m_labels, m_order, const,
-                   _distinct(path, "CAST(municipality AS VARCHAR)", where, span), None)
+                   distinct_counts(path, "CAST(municipality AS VARCHAR)", where, span), None)
     t_in = None
     if len(p.teams):
         t_labels = np.asarray(p.teams.values, dtype=object).astype(str)
@@ -237,8 +217,8 @@ def run_benchmark_file(path: str | Path, munis: pd.DataFrame, coefs: pd.DataFram
         margin = np.array([m_labels[p.team_margin[c]] if c in p.team_margin else "nan"
                            for c in t_order], dtype=object)
         t_in = _inputs(p.team_sums, p, keys, fit, t_labels, t_order, const,
-                       _distinct(path, "CAST(team_key AS VARCHAR)",
-                                 where + " AND team_key IS NOT NULL", span), margin)
+                       distinct_counts(path, "CAST(team_key AS VARCHAR)",
+                                       where + " AND team_key IS NOT NULL", span), margin)
     # municipality x calendar year, every pair of the grid (empty ones are dropped later)
     Y = len(p.years)
     yk = np.asarray(p.years.values, dtype="int64")
@@ -255,8 +235,8 @@ def run_benchmark_file(path: str | Path, munis: pd.DataFrame, coefs: pd.DataFram
     by = _frame(*grid, const)
     by["municipality"] = np.repeat(m_labels[m_order].astype(object), ny)
     by["year"] = np.tile(np.arange(y0, y0 + ny), M)
-    yc = _distinct(path, "CAST(municipality AS VARCHAR) || ':' || CAST(t // 12 AS VARCHAR)",
-                   "TRUE", [])
+    yc = distinct_counts(path,
+                         "CAST(municipality AS VARCHAR) || ':' || CAST(t // 12 AS VARCHAR)")
     by["clients"] = [yc.get(f"{m}:{y}", (0, 0))[0] for m, y in zip(by["municipality"],
                                                                    by["year"])]
     return assemble(m_in, t_in, by, munis, theta, theta_psi, params, bparams, min_cell,
