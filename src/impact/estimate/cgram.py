@@ -66,11 +66,16 @@ class ClusterGrams:
         if only their rows were there: a half of a sample split, say. Without row
         positions (``extend`` needs the rows)."""
         keep = np.asarray(keep, dtype=bool)
-        n_obs = int(np.diff(self.bounds)[keep].sum())
+        pk = keep[self.pair_cluster] if self.pair_cell is not None else None
+        if self.bounds is not None:
+            n_obs = int(np.diff(self.bounds)[keep].sum())
+        elif pk is not None:  # blocks added up from batches: rows from the pair counts
+            n_obs = int(self.pair_count[pk].sum())
+        else:
+            raise ValueError("subset needs row positions or pair counts")
         out = ClusterGrams(self.C[keep], self.labels[keep], None, n_obs)
         if self.pair_cell is None:
             return out
-        pk = keep[self.pair_cluster]
         remap = np.cumsum(keep) - 1
         return ClusterGrams(out.C, out.labels, None, n_obs, None, self.pair_cell[pk],
                             remap[self.pair_cluster[pk]], self.pair_sums[pk],

@@ -270,6 +270,8 @@ class _Pass(_Screen, GramSums):
         self.params, self.outcomes, self.cluster_col = params, outcomes, cluster_col
         self.first = {}                       # categorical -> _Codes (first-appearance kinds)
         self.extra = extra
+        if hasattr(extra, "cluster_col"):
+            extra.cluster_col = cluster_col
         self.extra_names: dict[str, None] = {}
 
     def take(self, s: pd.DataFrame) -> None:
@@ -310,7 +312,8 @@ def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
 def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
                   outcomes: Mapping[str, str] | None = None,
                   batch_rows: int = BATCH_ROWS, extra=None,
-                  extra_reads: Sequence[str] = ()) -> QualityGrams | None:
+                  extra_reads: Sequence[str] = (), raw: bool = False
+                  ) -> QualityGrams | None:
     """The quality model's demeaned cluster blocks from the panel file ``path`` (module
     notes); None when no person-month has both quality halves. ``sample``: ``all`` or
     ``inflow`` (``left_truncated == 0``).
@@ -319,7 +322,10 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
     sample rows (after rows with missing values are dropped) and returning more numeric
     columns (name -> array), whose blocks are kept too (the heterogeneity models'
     interactions; they are demeaned like every column and are not exogenous controls);
-    ``extra_reads`` the columns it reads. A fresh one is made for each pass."""
+    ``extra_reads`` the columns it reads. A fresh one is made for each pass; one with a
+    ``cluster_col`` attribute is told the column the pass clusters by. ``raw``: the
+    blocks as summed (``grams`` not demeaned, e.g. to demean halves of the clusters
+    apart)."""
     path = Path(path)
     schema = pq.ParquetFile(path).schema_arrow.names
     if "quality_a" not in schema or "quality_b" not in schema:
@@ -357,9 +363,9 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
                 sel.append(p.col[(c, x)])
                 names.append(f"{c}[{x}]")
     cells = p.cell_table()
-    raw = p.raw(sel)
+    raw_grams = p.raw(sel)
     cname, fe, df_fe = fixed_effects(cells, len(p.clusters), params)
-    grams = demean_grams(raw, cells, fe)
+    grams = raw_grams if raw else demean_grams(raw_grams, cells, fe)
     not_exog = {*outcomes, "quality_a", "quality_b", "quality_score", *p.extra_names}
     return QualityGrams(grams, names, [n for n in names if n not in not_exog], cells, cname,
                         fe, df_fe, list(p.extra_names), p.extra)

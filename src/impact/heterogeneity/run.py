@@ -314,8 +314,13 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
         views = []
         if "quality" in het.blocks:
             say(f"data-driven check, quality ({het.cddf_splits} splits)")
-            views.append(("quality", cddf_view(cddf_quality(pm, params, het, work,
-                                                            min_cell=min_cell))))
+            if panel is not None:  # two passes over the file (``cddf.stream``)
+                from impact.heterogeneity.cddf.stream import cddf_quality_file
+
+                res = cddf_quality_file(panel, params, het, work, min_cell=min_cell)
+            else:
+                res = cddf_quality(pm, params, het, work, min_cell=min_cell)
+            views.append(("quality", cddf_view(res)))
         if "adoption" in het.blocks and adoption is not None:
             say(f"data-driven check, programme ({het.cddf_splits} splits)")
             views.append(("adoption", cddf_view(cddf_programme(pm, params, het, work,

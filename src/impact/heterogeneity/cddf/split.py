@@ -3,13 +3,16 @@ of the proxy and CLAN (see the package notes)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from impact.heterogeneity.cddf.tables import BLP_TERMS, NONE_LEVEL
 from impact.heterogeneity.params import GroupDimension
 
-__all__ = ["clan", "dimension_levels", "main_halves", "quantile_groups", "split_rows"]
+__all__ = ["SplitCounts", "clan", "clan_counts", "dimension_levels", "main_halves",
+           "quantile_groups", "split_rows", "split_rows_counts"]
 
 
 def main_halves(labels: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:
@@ -34,48 +37,83 @@ def quantile_groups(S: np.ndarray, K: int) -> np.ndarray:
     return np.searchsorted(cuts, S, side="left")
 
 
-def clan(codes: np.ndarray, L: int, top: np.ndarray, bot: np.ndarray, g: np.ndarray,
-          clients: np.ndarray) -> dict[str, np.ndarray]:
-    """CLAN of one dimension (level codes 0..L-1): share of each level among the top and
-    bottom person-months, the difference and its CRV1 SE (the regression of the level
-    dummy on 1{top} within top and bottom, clustered, factor G/(G-1) (N-1)/(N-2), G the
-    clusters with a row there; ``g`` their codes 0..G-1 on the top and bottom rows), and
-    the distinct clients of each level in top and bottom."""
-    n1, n0 = int(top.sum()), int(bot.sum())
+@dataclass(frozen=True)
+class SplitCounts:
+    """What one split's tables count on its Main half: ``n_clients`` distinct clients,
+    per quantile group 0..K-1 its person-months ``n_pm`` and distinct clients ``n_cl``,
+    and per dimension its CLAN (``clan_counts``)."""
+
+    n_clients: int
+    n_pm: np.ndarray
+    n_cl: np.ndarray
+    clan: dict[str, dict[str, np.ndarray]]
+
+
+def clan_counts(ct: np.ndarray, cb: np.ndarray, nct: np.ndarray, ncb: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """CLAN of one dimension from counts: ``ct``, ``cb`` (G, L) the person-months of each
+    level in the top and the bottom group per cluster (the G clusters with a top or bottom
+    row), ``nct``, ``ncb`` (L,) the distinct clients of each level there. The share of each
+    level among the top and bottom person-months, the difference and its CRV1 SE (the
+    regression of the level dummy on 1{top} within top and bottom, clustered, factor
+    G/(G-1) (N-1)/(N-2))."""
+    L = ct.shape[1]
+    n1, n0 = float(ct.sum()), float(cb.sum())
     nan = np.full(L, np.nan)
     if n1 == 0 or n0 == 0:
         return {"mean_top": nan, "mean_bottom": nan, "estimate": nan, "std_error": nan,
                 "n_clients_top": np.zeros(L, int), "n_clients_bottom": np.zeros(L, int)}
-    sel = top | bot
-    G = int(g.max()) + 1
-    c, t = codes[sel], top[sel]
-    ct = np.bincount(g[t] * L + c[t], minlength=G * L).reshape(G, L)
-    cb = np.bincount(g[~t] * L + c[~t], minlength=G * L).reshape(G, L)
+    G = ct.shape[0]
     m1, m0 = ct.sum(0) / n1, cb.sum(0) / n0
     # cluster sums of the influence of m1 - m0: (x - m1)/n1 in top, -(x - m0)/n0 in bottom
     sg = (ct - np.outer(ct.sum(1), m1)) / n1 - (cb - np.outer(cb.sum(1), m0)) / n0
     N = n1 + n0
     V = (sg ** 2).sum(0) * G / max(G - 1, 1) * (N - 1) / max(N - 2, 1)
+    return {"mean_top": m1, "mean_bottom": m0, "estimate": m1 - m0, "std_error": np.sqrt(V),
+            "n_clients_top": np.asarray(nct), "n_clients_bottom": np.asarray(ncb)}
+
+
+def clan(codes: np.ndarray, L: int, top: np.ndarray, bot: np.ndarray, g: np.ndarray,
+          clients: np.ndarray) -> dict[str, np.ndarray]:
+    """CLAN of one dimension (level codes 0..L-1) from the Main rows (``clan_counts``):
+    ``g`` the codes 0..G-1 of the clusters on the top and bottom rows."""
+    if not top.any() or not bot.any():
+        return clan_counts(np.zeros((0, L)), np.zeros((0, L)), np.zeros(L, int),
+                           np.zeros(L, int))
+    sel = top | bot
+    G = int(g.max()) + 1
+    c, t = codes[sel], top[sel]
+    ct = np.bincount(g[t] * L + c[t], minlength=G * L).reshape(G, L)
+    cb = np.bincount(g[~t] * L + c[~t], minlength=G * L).reshape(G, L)
     nct = np.bincount(np.unique(clients[top] * L + codes[top]) % L, minlength=L)
     ncb = np.bincount(np.unique(clients[bot] * L + codes[bot]) % L, minlength=L)
-    return {"mean_top": m1, "mean_bottom": m0, "estimate": m1 - m0, "std_error": np.sqrt(V),
-            "n_clients_top": nct, "n_clients_bottom": ncb}
+    return clan_counts(ct, cb, nct, ncb)
 
 
 def split_rows(s: int, outcome: str, blp, gates, grp: np.ndarray, clients: np.ndarray,
                 xm: dict[str, np.ndarray], levels: dict[str, list[str]],
                 clusters: np.ndarray, K: int, df: int) -> list[dict]:
+    """One split's BLP, GATES and CLAN rows from its Main rows (``split_rows_counts``)."""
+    top, bot = grp == K - 1, grp == 0
+    g_sel = pd.factorize(clusters[top | bot])[0]
+    counts = SplitCounts(
+        int(len(np.unique(clients))), np.bincount(grp, minlength=K),
+        np.bincount(np.unique(clients * K + grp) % K, minlength=K),
+        {n: clan(xm[n], len(labs), top, bot, g_sel, clients) for n, labs in levels.items()})
+    return split_rows_counts(s, outcome, blp, gates, counts, levels, K, df)
+
+
+def split_rows_counts(s: int, outcome: str, blp, gates, counts: SplitCounts,
+                      levels: dict[str, list[str]], K: int, df: int) -> list[dict]:
     """One split's BLP, GATES and CLAN rows (inference added later, vectorised)."""
     rows = []
     se_b = np.sqrt(np.diag(blp.V))
-    n_main = int(len(np.unique(clients)))
+    n_cl, n_pm = counts.n_cl, counts.n_pm
     for i, term in enumerate(BLP_TERMS):
         rows.append({"split": s, "outcome": outcome, "table": "blp", "term": term,
                      "estimate": blp.coef[i], "std_error": se_b[i], "df": df,
-                     "n_clients": n_main, "n_person_months": len(grp)})
+                     "n_clients": counts.n_clients, "n_person_months": int(n_pm.sum())})
     se_g = np.sqrt(np.diag(gates.V))
-    n_cl = np.bincount(np.unique(clients * K + grp) % K, minlength=K)
-    n_pm = np.bincount(grp, minlength=K)
     for g in range(K):
         rows.append({"split": s, "outcome": outcome, "table": "gates", "term": str(g + 1),
                      "estimate": gates.coef[g], "std_error": se_g[g], "df": df,
@@ -88,10 +126,8 @@ def split_rows(s: int, outcome: str, blp, gates, grp: np.ndarray, clients: np.nd
                  "std_error": float(np.sqrt(c @ np.nan_to_num(gates.V) @ c)) if ok else np.nan,
                  "df": df, "n_clients": int(min(n_cl[0], n_cl[K - 1])),
                  "n_person_months": int(n_pm[0] + n_pm[K - 1])})
-    top, bot = grp == K - 1, grp == 0
-    g_sel = pd.factorize(clusters[top | bot])[0]
     for n, labs in levels.items():
-        cl = clan(xm[n], len(labs), top, bot, g_sel, clients)
+        cl = counts.clan[n]
         for h, lab in enumerate(labs):
             rows.append({"split": s, "outcome": outcome, "table": "clan",
                          "term": f"{n}={lab}", "dimension": n, "group": lab, "df": df,

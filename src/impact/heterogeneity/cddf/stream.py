@@ -1,0 +1,396 @@
+"""The data-driven check of the quality effect straight from the panel's Parquet file.
+
+Notes
+-----
+``cddf.quality.cddf_quality`` holds the quality model's matrix of every sample
+person-month (with the group codes and client of each row) and, per split, makes the
+GATES columns of each Main cluster's rows. Everything it reports follows from sums that
+add up over rows, so two passes over the file in batches (``quality_stream.quality_grams``
+with its ``extra`` columns) give the same numbers with memory bounded by a batch:
+
+1. **Aux columns and tallies.** The raw cluster blocks and cell x cluster pair sums of
+   the outcomes, quality, controls, every dimension's group dummies ``x:dim=level``
+   (first level left out, "(none)" for rows in no group) and their products with
+   ``quality_a`` and ``quality_b``. Each split's proxy is the 2SLS on the blocks of its
+   Aux clusters, demeaned apart (``cgram.demean_grams``). The proxy s(x) is a function of
+   a row's group codes only, its *type* (the codes of every dimension as one number). So
+   the pass also counts person-months per cluster x type, and keeps the distinct
+   (client, cluster, type) triples in DuckDB (out of core): from these come the Main
+   half's quantile cut points of S (the person-month quantiles, interpolated as
+   ``numpy.quantile``), its mean, each quantile group's person-months and distinct
+   clients, and CLAN, which are functions of the type and the cluster.
+2. **GATES columns.** With each split's proxy and cut points known, a second pass adds the
+   blocks of ``quality_a 1{G_k}``, ``quality_b 1{G_k}`` and ``1{G_k}`` for every split and
+   outcome. The BLP columns ``quality_a (S - mean S)`` are combinations of pass-1
+   columns, so their blocks are ``M'C_gM``, as in the in-memory path.
+
+Memory: G x k x k blocks (k about 60 + 3 per group level + 11 per split and outcome with
+four groups), P x k pair sums, one batch of rows, the counts per cluster x type and the
+distinct triples; time linear in the person-months (two passes).
+``tests/heterogeneity/test_cddf_stream.py`` compares every table and the per-split numbers
+with ``cddf_quality`` on the same rows to 1e-8.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_multi_grams
+from impact.estimate.frames import EstimationWarning
+from impact.estimate.params import EstimateParams
+from impact.estimate.pmreg import fe_df
+from impact.estimate.quality_stream import BATCH_ROWS, _Codes, quality_grams
+from impact.heterogeneity.cddf.split import (
+    SplitCounts, clan_counts, main_halves, split_rows_counts,
+)
+from impact.heterogeneity.cddf.tables import (
+    NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
+)
+from impact.heterogeneity.params import OUTCOMES, GroupDimension, HeterogeneityParams
+
+__all__ = ["cddf_quality_file"]
+
+
+class _Types:
+    """The group codes of every dimension as one number per row (mixed radix: code i in
+    0..H_i, H_i the "in no group" level) and back."""
+
+    def __init__(self, dims: Sequence[GroupDimension]) -> None:
+        self.dims = list(dims)
+        self.size = np.array([len(d.labels) + 1 for d in self.dims], dtype="int64")
+        if float(np.prod(self.size.astype("float64"))) >= 2.0 ** 62:
+            raise ValueError("cddf: too many combinations of group levels to number")
+        self.radix = np.concatenate([[1], np.cumprod(self.size)[:-1]]).astype("int64")
+
+    def codes(self, s: pd.DataFrame) -> list[np.ndarray]:
+        out = []
+        for d in self.dims:
+            c = d.codes(s[d.column].to_numpy())
+            out.append(np.where(c >= 0, c, len(d.labels)).astype("int64"))
+        return out
+
+    def number(self, codes: list[np.ndarray]) -> np.ndarray:
+        return sum(c * r for c, r in zip(codes, self.radix))
+
+    def decode(self, types: np.ndarray) -> list[np.ndarray]:
+        return [(types // r) % n for r, n in zip(self.radix, self.size)]
+
+
+def _level_columns(types: _Types, codes: list[np.ndarray], qa: np.ndarray, qb: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    """Every dimension's dummies h = 1..H ("(none)" last) and their products with the
+    quality measurements (the Aux model's columns beyond the headline's)."""
+    out: dict[str, np.ndarray] = {}
+    for d, c in zip(types.dims, codes):
+        labels = list(d.labels) + [NONE_LEVEL]
+        for h in range(1, len(labels)):
+            ind = (c == h).astype("float64")
+            name = f"x:{d.name}={labels[h]}"
+            out[name] = ind
+            out[f"qa*{name}"] = qa * ind
+            out[f"qb*{name}"] = qb * ind
+    return out
+
+
+class _Tally:
+    """Pass 1's ``extra``: the level columns, person-months per cluster x type and the
+    distinct (client, cluster, type) triples (in DuckDB)."""
+
+    cluster_col: str | None = None      # set by the pass
+
+    def __init__(self, types: _Types, client_col: str, con) -> None:
+        self.types, self.client_col, self.con = types, client_col, con
+        self.clusters = _Codes()
+        self.keys = np.zeros(0, dtype="int64")
+        self.n = np.zeros(0)
+        con.execute("CREATE OR REPLACE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT)")
+
+    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+        codes = self.types.codes(s)
+        typ = self.types.number(codes)
+        cl = self.clusters(s[self.cluster_col].astype(str))
+        key = cl * int(np.prod(self.types.size)) + typ
+        keys, inv = np.unique(np.concatenate([self.keys, key]), return_inverse=True)
+        self.n = np.bincount(inv, weights=np.concatenate([self.n, np.ones(len(key))]))
+        self.keys = keys
+        trip = pd.DataFrame({"client": s[self.client_col].astype(str).to_numpy(),
+                             "cl": cl, "type": typ}).drop_duplicates()
+        batch = pa.Table.from_pandas(trip, preserve_index=False)  # noqa: F841 (by name)
+        self.con.execute("INSERT INTO trip SELECT * FROM batch")
+        return _level_columns(self.types, codes, s["quality_a"].to_numpy(dtype="float64"),
+                              s["quality_b"].to_numpy(dtype="float64"))
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cluster code, type, person-months) of every cluster x type seen."""
+        T = int(np.prod(self.types.size))
+        return self.keys // T, self.keys % T, self.n
+
+    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cluster code, type, client code) of every distinct triple."""
+        got = self.con.execute(
+            "SELECT cl, type, dense_rank() OVER (ORDER BY client) - 1 FROM "
+            "(SELECT DISTINCT client, cl, type FROM trip)").fetchnumpy()
+        cl, typ, c = (np.asarray(v, dtype="int64") for v in got.values())
+        return cl, typ, c
+
+
+class _Gates:
+    """Pass 2's ``extra``: the level columns again and, for every split and outcome, the
+    GATES columns of its proxy's quantile groups."""
+
+    def __init__(self, types: _Types, proxies: dict[tuple[int, str], tuple], K: int) -> None:
+        self.types, self.proxies, self.K = types, proxies, K
+
+    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+        codes = self.types.codes(s)
+        qa = s["quality_a"].to_numpy(dtype="float64")
+        qb = s["quality_b"].to_numpy(dtype="float64")
+        out = _level_columns(self.types, codes, qa, qb)
+        for (sp, y), (tables, b0, cuts) in self.proxies.items():
+            grp = np.searchsorted(cuts, _proxy(codes, tables, b0), side="left")
+            for g in range(self.K):
+                ind = (grp == g).astype("float64")
+                out[_gname("qa", g, sp, y)] = qa * ind
+                out[_gname("qb", g, sp, y)] = qb * ind
+                if g > 0:
+                    out[_gname("G", g, sp, y)] = ind
+        return out
+
+
+def _gname(kind: str, g: int, split: int, y: str) -> str:
+    return f"{kind}#G{g + 1}|{split}|{y}"
+
+
+def _proxy(codes: list[np.ndarray], tables: list[np.ndarray], b0: float) -> np.ndarray:
+    """S = b0 + the level coefficient of each dimension (added in the in-memory order)."""
+    S = np.full(len(codes[0]), b0)
+    for c, t in zip(codes, tables):
+        S += t[c]
+    return S
+
+
+def _quantiles(S: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+    """``numpy.quantile(rows, k/K)`` (linear interpolation) for the rows that take the
+    value S[i] w[i] times."""
+    order = np.argsort(S, kind="stable")
+    v, cum = S[order], np.cumsum(w[order])
+    n = cum[-1]
+    out = np.empty(K - 1)
+    for i, q in enumerate(np.arange(1, K) / K):
+        h = (n - 1) * q
+        lo = np.floor(h)
+        a = v[np.searchsorted(cum, lo + 1, side="left")]     # the order statistic lo
+        b = v[np.searchsorted(cum, min(lo + 1, n - 1) + 1, side="left")]
+        t = h - lo
+        # numpy's lerp: from below for t < 1/2, from above otherwise
+        out[i] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+    return out
+
+
+def _present(path: Path, het: HeterogeneityParams, outcomes: Mapping[str, str] | None
+             ) -> tuple[dict[str, str], list[GroupDimension], list[str]]:
+    schema = pq.ParquetFile(path).schema_arrow.names
+    if outcomes is None:
+        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in schema}
+    outcomes = {o: c for o, c in outcomes.items() if c in schema}
+    dims = [d for d in het.groups if d.column in schema]
+    for d in het.groups:
+        if d.column not in schema:
+            warnings.warn(f"cddf: person_months has no column {d.column!r} (dimension "
+                          f"{d.name}); left out of the proxy", EstimationWarning, stacklevel=3)
+    return outcomes, dims, schema
+
+
+def cddf_quality_file(path: str | Path, params: EstimateParams, het: HeterogeneityParams,
+                      outcomes: Mapping[str, str] | None = None, *, min_cell: int = 10,
+                      seed: int | None = None, alpha: float | None = None,
+                      main_clusters: Sequence[Sequence] | None = None,
+                      batch_rows: int = BATCH_ROWS) -> CDDFResult:
+    """``cddf_quality`` (the same tables, arguments alike) on the panel file ``path`` read
+    in batches, twice (module notes)."""
+    path = Path(path)
+    alpha = params.estimate.alpha if alpha is None else float(alpha)
+    seed = params.seed if seed is None else int(seed)
+    K = int(het.cddf_groups)
+    outcomes, dims, schema = _present(path, het, outcomes)
+    empty = empty_result(alpha, min_cell)
+    n_splits = len(main_clusters) if main_clusters is not None else int(het.cddf_splits)
+    if not outcomes or not dims or n_splits == 0:
+        return empty
+    import duckdb
+
+    types = _Types(dims)
+    client_col = "client_id" if "client_id" in schema else "spell_id"
+    reads = [client_col, *(d.column for d in dims)]
+    ys = {f"y#{o}": col for o, col in outcomes.items()}
+    with tempfile.TemporaryDirectory(prefix="impact-cddf-") as spill:
+        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
+        try:
+            q1 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                               extra=lambda: _Tally(types, client_col, con),
+                               extra_reads=reads, raw=True)
+            if q1 is None:
+                return empty
+            tally = q1.extra_state
+            cells_t = tally.cells()
+            trip = tally.triples()
+        finally:
+            con.close()
+    cl_labels = np.asarray(tally.clusters.values, dtype=object)   # the tallies' codes
+    cells, fe = q1.cells, list(q1.fe)
+    cell_cl = (cells[q1.cluster].to_numpy() if q1.cluster in ("region", "municipality")
+               else np.arange(len(cells)))
+
+    def fe_dof(raw: ClusterGrams, keep: np.ndarray) -> int:
+        used = np.unique(raw.pair_cell[keep[raw.pair_cluster]])
+        return fe_df(cells.iloc[used].reset_index(drop=True), fe, cell_cl[used])
+
+    # levels: every label, "(none)" only where a row is in no group (``dimension_levels``)
+    n_type = cells_t[2]
+    tcodes = types.decode(cells_t[1])
+    levels = {d.name: list(d.labels) + ([NONE_LEVEL] if n_type[c == len(d.labels)].sum() > 0
+                                        else []) for d, c in zip(dims, tcodes)}
+    dnames = [f"x:{n}={lab}" for n, labs in levels.items() for lab in labs[1:]]
+    qa_n, qb_n = [f"qa*{d}" for d in dnames], [f"qb*{d}" for d in dnames]
+    nd, exog0 = len(dnames), list(q1.exog)
+    labels = np.sort(np.asarray(q1.grams.labels, dtype=object))
+    if main_clusters is None:
+        mains = main_halves(labels, n_splits, seed)
+    else:
+        mains = [np.sort(np.asarray([str(c) for c in m], dtype=object))
+                 for m in main_clusters]
+
+    # ---- the proxies (Aux), their Main cut points and counts ---------------------------
+    proxies, fitted = [], {}
+    for s, main in enumerate(mains):
+        in_main = np.isin(np.asarray(q1.grams.labels, dtype=object), main)
+        if in_main.all() or not in_main.any():
+            raise ValueError(f"cddf: split {s} leaves a half without clusters")
+        grams = demean_grams(q1.grams.subset(~in_main), cells, fe)
+        df_aux = fe_dof(q1.grams, ~in_main)
+        main_t = np.isin(cl_labels, main)
+        for y in ys:
+            fit = fit_pm_multi_grams(grams, q1.names, y, ["quality_a", *qa_n], exog0 + dnames,
+                                     ["quality_b", *qb_n], df_aux)
+            b = np.nan_to_num(fit.coef)
+            proxies += _proxy_rows(s, y[2:], levels, fit.coef, b)
+            tables, j = [], 1
+            for n, labs in levels.items():
+                tables.append(np.concatenate([[0.0], b[j:j + len(labs) - 1], [0.0]]))
+                j += len(labs) - 1
+            on = main_t[cells_t[0]]
+            S = _proxy([c[on] for c in tcodes], tables, b[0])
+            cuts = _quantiles(S, n_type[on], K)
+            Sbar = float(n_type[on] @ S / n_type[on].sum())
+            fitted[(s, y)] = (tables, float(b[0]), cuts, Sbar, b)
+        del grams
+    del q1
+
+    # ---- pass 2: the GATES columns; BLP and GATES on Main --------------------------------
+    q2 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                       extra=lambda: _Gates(types, {k: v[:3] for k, v in fitted.items()}, K),
+                       extra_reads=reads, raw=True)
+    col = {n: i for i, n in enumerate(q2.names)}
+    first = list(ys) + ["quality_a", "quality_b", *exog0] + dnames
+    k0 = len(first)
+    spec = (["qa*S", "qb*S"] + [f"qa#G{g}" for g in range(1, K + 1)]
+            + [f"qb#G{g}" for g in range(1, K + 1)] + [f"G{g}" for g in range(2, K + 1)])
+    names_m = first + spec
+    exog = exog0 + dnames
+    trip_t = types.decode(trip[1])
+    per_split = []
+    for s, main in enumerate(mains):
+        in_main = np.isin(np.asarray(q2.grams.labels, dtype=object), main)
+        raw_m = q2.grams.subset(in_main)
+        df_main = fe_dof(q2.grams, in_main)
+        G_main = int(in_main.sum())
+        for y in ys:
+            tables, b0, cuts, Sbar, b = fitted[(s, y)]
+            M = np.zeros((len(q2.names), len(names_m)))
+            M[[col[n] for n in first], np.arange(k0)] = 1.0
+            for c, (qn, inter) in enumerate((("quality_a", qa_n), ("quality_b", qb_n))):
+                M[col[qn], k0 + c] = b0 - Sbar
+                M[[col[v] for v in inter], k0 + c] = b[1:1 + nd]
+            gates_cols = ([_gname("qa", g, s, y) for g in range(K)]
+                          + [_gname("qb", g, s, y) for g in range(K)]
+                          + [_gname("G", g, s, y) for g in range(1, K)])
+            M[[col[n] for n in gates_cols], k0 + 2 + np.arange(len(gates_cols))] = 1.0
+            used = np.flatnonzero(M.any(axis=1))
+            Mu = M[used]
+            C = np.einsum("ki,gkl,lj->gij", Mu, raw_m.C[:, used][:, :, used], Mu,
+                          optimize=True)
+            grams = demean_grams(ClusterGrams(C, raw_m.labels, None, raw_m.n_obs, None,
+                                              raw_m.pair_cell, raw_m.pair_cluster,
+                                              raw_m.pair_sums[:, used] @ Mu,
+                                              raw_m.pair_count), cells, fe)
+            blp = fit_pm_multi_grams(grams, names_m, y, ["quality_a", "qa*S"], exog,
+                                     ["quality_b", "qb*S"], df_main)
+            gates = fit_pm_multi_grams(grams, names_m, y,
+                                       [f"qa#G{g}" for g in range(1, K + 1)],
+                                       exog + [f"G{g}" for g in range(2, K + 1)],
+                                       [f"qb#G{g}" for g in range(1, K + 1)], df_main)
+            counts = _split_counts(np.isin(cl_labels, main), cells_t, tcodes, trip, trip_t,
+                                   tables, b0, cuts, levels, K)
+            per_split += split_rows_counts(s, y[2:], blp, gates, counts, levels, K,
+                                           G_main - 1)
+    per = pd.DataFrame(per_split)
+    for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
+        per[k] = v
+    return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
+
+
+def _proxy_rows(s: int, outcome: str, levels: dict[str, list[str]], coef: np.ndarray,
+                b: np.ndarray) -> list[dict]:
+    """The proxy's coefficients of one split and outcome (``CDDFResult.proxies``)."""
+    ok = np.isfinite(coef)
+    rows = [{"split": s, "outcome": outcome, "dimension": "(intercept)", "group": "",
+             "coef": float(b[0]), "status": "estimated" if ok[0] else "not estimable"}]
+    j = 1
+    for n, labs in levels.items():
+        rows.append({"split": s, "outcome": outcome, "dimension": n, "group": labs[0],
+                     "coef": 0.0, "status": "reference"})
+        for lab in labs[1:]:
+            rows.append({"split": s, "outcome": outcome, "dimension": n, "group": lab,
+                         "coef": float(b[j]),
+                         "status": "estimated" if ok[j] else "not estimable"})
+            j += 1
+    return rows
+
+
+def _split_counts(main_cl: np.ndarray, cells_t, tcodes, trip, trip_t, tables, b0: float,
+                  cuts: np.ndarray, levels: dict[str, list[str]], K: int) -> SplitCounts:
+    """Person-months and distinct clients per quantile group and CLAN of one split's Main
+    half, from the counts per cluster x type and the distinct (client, cluster, type)."""
+    on = main_cl[cells_t[0]]
+    grp = np.searchsorted(cuts, _proxy([c[on] for c in tcodes], tables, b0), side="left")
+    n, cl = cells_t[2][on], cells_t[0][on]
+    ton = main_cl[trip[0]]
+    tgrp = np.searchsorted(cuts, _proxy([c[ton] for c in trip_t], tables, b0), side="left")
+    client = trip[2][ton]
+    top, bot = grp == K - 1, grp == 0
+    ttop, tbot = tgrp == K - 1, tgrp == 0
+    g = pd.factorize(cl[top | bot])[0]
+    G = int(g.max()) + 1 if len(g) else 0
+    clan = {}
+    for (name, labs), codes, tc in zip(levels.items(), tcodes, trip_t):
+        L = len(labs)
+        x, tx = codes[on][top | bot], tc[ton]
+        t_sel = top[top | bot]
+        ct = np.bincount(g[t_sel] * L + x[t_sel], weights=n[top | bot][t_sel],
+                         minlength=G * L).reshape(G, L)
+        cb = np.bincount(g[~t_sel] * L + x[~t_sel], weights=n[top | bot][~t_sel],
+                         minlength=G * L).reshape(G, L)
+        nct = np.bincount(np.unique(client[ttop] * L + tx[ttop]) % L, minlength=L)
+        ncb = np.bincount(np.unique(client[tbot] * L + tx[tbot]) % L, minlength=L)
+        clan[name] = clan_counts(ct, cb, nct, ncb)
+    return SplitCounts(int(len(np.unique(client))),
+                       np.bincount(grp, weights=n, minlength=K).round().astype("int64"),
+                       np.bincount(np.unique(client * K + tgrp) % K, minlength=K), clan)
