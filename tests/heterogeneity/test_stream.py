@@ -130,3 +130,29 @@ def test_the_stage_path_reads_the_file_for_the_quality_block(panel):
         want = estimate_groups(pm, None, None, params, het)
         got = estimate_groups(pm, None, None, params, het, panel=panel)
     _compare(got, want)
+
+
+def test_incidence_from_the_file_equals_the_in_memory_counts(panel, tmp_path):
+    """Cumulative incidence by group counted by DuckDB on the file (the groups' labels
+    joined to the column's distinct values) equals the in-memory table: with and without
+    exits to education, for a numeric dimension in bands and a column stored as text."""
+    from impact.heterogeneity.run import incidence_by_group
+
+    het = HeterogeneityParams()
+    pm = io.read_person_months(panel)
+    assert "exit_education" not in pm
+    want = incidence_by_group(pm, het, 0.05, 3)
+    got = incidence_by_group(None, het, 0.05, 3, panel=panel)
+    assert len(want) and set(want["dimension"]) >= {"household", "prior_benefit"}
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-12)
+    other = pm.copy()
+    # half of the exits that are not to work go to education
+    other["exit_education"] = ((other["exit_any"] == 1) & (other["exit_work"] == 0)
+                               & (np.arange(len(other)) % 2 == 0)).astype("int8")
+    other["ladder_step"] = other["ladder_step"].astype("Int64").astype("string")
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(other, path)
+    want = incidence_by_group(io.read_person_months(path), het, 0.05, 3)
+    got = incidence_by_group(None, het, 0.05, 3, panel=path)
+    assert (want["outcome"] == "education").any()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-12)

@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from impact import io
 from impact.estimate.multiplicity import equality_test, max_t_adjust, shrink_to_overall
 from impact.estimate.params import EstimateParams
 from impact.estimate.results import t_inference
@@ -259,6 +260,55 @@ class HeterogeneityResult:
     meta: dict
 
 
+def incidence_by_group(pm: pd.DataFrame | None, het: HeterogeneityParams, alpha: float,
+                       min_cell: int, panel: str | Path | None = None) -> pd.DataFrame:
+    """Cumulative incidence of the competing exits by the groups of every spell-constant
+    dimension, disclosure-controlled (``INCIDENCE_COLUMNS``). ``panel``: counted by DuckDB
+    straight from the panel file (``stream.incidence_counts_file``; ``pm`` not read)."""
+    from impact.heterogeneity.incidence import (
+        cumulative_incidence, incidence_counts, suppress_incidence)
+
+    columns = io.parquet_columns(panel) if panel is not None else list(pm.columns)
+    edu = "exit_education" if "exit_education" in columns else None
+    dims = [d for d in het.groups if d.column in SPELL_CONSTANT and d.column in columns]
+    inc = []
+    if panel is not None and dims:
+        import tempfile
+
+        import duckdb
+
+        from impact.heterogeneity.stream import incidence_counts_file
+
+        with tempfile.TemporaryDirectory(prefix="impact-incidence-") as spill:
+            con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
+            try:
+                counts = [incidence_counts_file(panel, d, edu is not None, con) for d in dims]
+            finally:
+                con.close()
+    else:
+        # distinct clients are counted on integer codes (the same counts): DuckDB reads an
+        # Arrow string column as Python objects from pandas, once per dimension
+        client = pd.factorize(pm["client_id"])[0] if dims else None
+        counts = []
+        for dim in dims:
+            codes = dim.codes(pm[dim.column])
+            labels = np.asarray(dim.labels + ("",), dtype=object)[codes]  # -1 -> ""
+            frame = pd.DataFrame({
+                "client_id": client, "duration": pm["duration"].to_numpy(),
+                "exit_work": pm["exit_work"].to_numpy(), "exit_any": pm["exit_any"].to_numpy(),
+                "group": pd.array(np.where(codes >= 0, labels, None), dtype="string")})
+            if edu:
+                frame["exit_education"] = pm[edu].to_numpy()
+            counts.append(incidence_counts(frame, "group", missing_group="drop",
+                                           education_col=edu))
+    for dim, c in zip(dims, counts):
+        ci = suppress_incidence(cumulative_incidence(c, alpha), min_cell)
+        ci.insert(0, "dimension", dim.name)
+        inc.append(ci)
+    return (pd.concat(inc, ignore_index=True) if inc
+            else pd.DataFrame(columns=list(INCIDENCE_COLUMNS)))
+
+
 def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
             progress_table: pd.DataFrame | None, params: EstimateParams,
@@ -268,8 +318,6 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
     """The whole heterogeneity analysis (module notes): group effects and their tests,
     cumulative incidence of the competing exits by group, effects on intermediate
     results, and the data-driven check."""
-    from impact.heterogeneity.incidence import (
-        cumulative_incidence, incidence_counts, suppress_incidence)
     from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
 
     say = log or (lambda msg: None)
@@ -277,28 +325,7 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
                               progress=lambda d: say(f"group effects: {d}"), panel=panel)
     groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
     say("cumulative incidence")
-    inc = []
-    edu = "exit_education" if "exit_education" in pm else None
-    # distinct clients are counted on integer codes (the same counts): DuckDB reads an
-    # Arrow string column as Python objects from pandas, once per dimension
-    client = pd.factorize(pm["client_id"])[0]
-    for dim in het.groups:
-        if dim.column not in SPELL_CONSTANT or dim.column not in pm:
-            continue
-        codes = dim.codes(pm[dim.column])
-        labels = np.asarray(dim.labels + ("",), dtype=object)[codes]  # -1 -> ""
-        frame = pd.DataFrame({
-            "client_id": client, "duration": pm["duration"].to_numpy(),
-            "exit_work": pm["exit_work"].to_numpy(), "exit_any": pm["exit_any"].to_numpy(),
-            "group": pd.array(np.where(codes >= 0, labels, None), dtype="string")})
-        if edu:
-            frame["exit_education"] = pm[edu].to_numpy()
-        counts = incidence_counts(frame, "group", missing_group="drop", education_col=edu)
-        ci = suppress_incidence(cumulative_incidence(counts, params.estimate.alpha), min_cell)
-        ci.insert(0, "dimension", dim.name)
-        inc.append(ci)
-    incidence = (pd.concat(inc, ignore_index=True) if inc
-                 else pd.DataFrame(columns=list(INCIDENCE_COLUMNS)))
+    incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell, panel=panel)
     prog = pd.DataFrame(columns=list(PROGRESS_COLUMNS))
     if progress_table is not None and trajectories is not None:
         say("intermediate results (progress)")

@@ -174,3 +174,53 @@ def cluster_labels_file(path: str | Path, params: EstimateParams) -> np.ndarray:
     finally:
         con.close()
     return np.sort(np.asarray(labels, dtype=object))
+
+
+def _distinct_values(path: Path, column: str) -> pd.Series:
+    """The distinct values of one column of the Parquet file (read a batch at a time),
+    converted to pandas as ``io.read_person_months`` converts the column."""
+    import pyarrow.compute as pc
+
+    seen = None
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=[column]):
+        u = pc.unique(batch.column(0))
+        seen = u if seen is None else pc.unique(pa.concat_arrays([seen, u]))
+    if seen is None:
+        return pd.Series([], dtype=object)
+    return pa.table({column: seen}).to_pandas(date_as_object=False)[column]
+
+
+def incidence_counts_file(path: str | Path, dim: GroupDimension, education: bool,
+                          con) -> pd.DataFrame:
+    """``incidence.incidence_counts`` of the person-months by the groups of ``dim``
+    (rows in no group left out) straight from the panel file: the column's distinct values
+    get their group label in pandas (``GroupDimension.codes``, a value at a time), and
+    DuckDB joins that small table to the file and counts, out of core."""
+    from impact.heterogeneity.incidence_counts import incidence_counts
+
+    values = _distinct_values(Path(path), dim.column)
+    codes = dim.codes(values)
+    keep = codes >= 0
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.cat.categories.dtype)
+    labels = pd.DataFrame({"v": values[keep].reset_index(drop=True),
+                           "label": np.asarray(dim.labels, dtype=object)[codes[keep]]})
+    con.register("impact_group_labels", pa.Table.from_pandas(labels, preserve_index=False))
+    edu = ", p.exit_education" if education else ""
+    rel = con.sql(f"""SELECT p.client_id, p.duration, p.exit_work, p.exit_any{edu},
+                      m.label AS "group"
+                      FROM read_parquet({_literal(path)}) p LEFT JOIN impact_group_labels m
+                      ON p.{_ident(dim.column)} IS NOT DISTINCT FROM m.v""")
+    try:
+        return incidence_counts(rel, "group", missing_group="drop",
+                                education_col="exit_education" if education else None)
+    finally:
+        con.unregister("impact_group_labels")
+
+
+def _literal(path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
