@@ -58,7 +58,8 @@ from impact.estimate.naive import naive_before_after
 from impact.estimate.params import EstimateParams
 from impact.estimate.results import row
 
-__all__ = ["AdoptionImputation", "adoption_cells", "estimate_adoption", "impute_adoption"]
+__all__ = ["AdoptionImputation", "adoption_cells", "estimate_adoption", "impute_adoption",
+           "with_adoption_month"]
 
 _EST = "imputation (Borusyak-Jaravel-Spiess 2024), own WLS"
 _VCOV = "BJS Thm3 conservative, leave-out eq.8 by event time, cluster={c}, CRV1-style ssc; t(G-1)"
@@ -83,15 +84,23 @@ def adoption_cells(cells: pd.DataFrame | None, person_months: pd.DataFrame | Non
         if person_months is None:
             raise ValueError("team-level adoption and group cells need person_months")
         frame = unit_cells(person_months, set(team_t), by=by, counts=counts, rows=rows)
-        is_team = frame["unit"].str.startswith("team:")
-        g = np.where(is_team, frame["unit"].str[5:].map(team_t),
-                     frame["municipality"].map(muni_t))
-    else:
-        frame = cells.copy()
-        frame["unit"] = frame["municipality"].astype(str)
-        if "t" not in frame:
-            frame["t"] = month_index(frame["month"]).astype("int64")
-        g = frame["unit"].map(muni_t)
+        return with_adoption_month(frame, muni_t, team_t)
+    frame = cells.copy()
+    frame["unit"] = frame["municipality"].astype(str)
+    if "t" not in frame:
+        frame["t"] = month_index(frame["month"]).astype("int64")
+    return _finish(frame, frame["unit"].map(muni_t))
+
+
+def with_adoption_month(frame: pd.DataFrame, muni_t: dict, team_t: dict) -> pd.DataFrame:
+    """Unit x month cells of ``frames.unit_cells`` with ``g``, the unit's adoption month
+    index (a team's own, else its municipality's), as ``adoption_cells`` returns them."""
+    is_team = frame["unit"].str.startswith("team:")
+    g = np.where(is_team, frame["unit"].str[5:].map(team_t), frame["municipality"].map(muni_t))
+    return _finish(frame, g)
+
+
+def _finish(frame: pd.DataFrame, g) -> pd.DataFrame:
     frame["g"] = pd.to_numeric(pd.Series(g, index=frame.index), errors="coerce").astype(float)
     counted = ["person_months", *(c for c in frame.columns if c.startswith("exits_"))]
     for c in counted:  # never sum or scale small integer types

@@ -38,7 +38,8 @@ from impact.estimate.params import EstimateParams
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates
 
-__all__ = ["adoption_by_group", "multiplier_draws", "unit_rows_for"]
+__all__ = ["adoption_by_group", "group_cells", "group_fits_adoption", "multiplier_draws",
+           "unit_rows_for"]
 
 
 def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
@@ -62,17 +63,34 @@ def adoption_by_group(pm: pd.DataFrame, adoption: pd.DataFrame | None,
                            by={"group": codes}, counts=tuple(outcomes.values()), rows=rows)
     if cells is None:
         return []
-    cells = cells[cells["group"] >= 0].reset_index(drop=True)
-    cells["group"] = cells["group"].astype("int64")
-    cells["group_key"] = cells["group"].astype(str)
-    events = shock_events(shocks, params.shock.type)
+    cells = group_cells(cells)
     # clients per group among the adopted person-months (disclosure counts)
     g_t = _adoption_t(pm, cells)
     adopted_pm = np.isfinite(g_t) & (pm["t"].to_numpy() >= g_t) & (codes >= 0)
     clients = (pd.DataFrame({"g": codes[adopted_pm],
                              "c": pm["client_id"].to_numpy()[adopted_pm]})
-               .drop_duplicates()["g"].to_numpy())
-    n_clients = np.bincount(clients, minlength=H)
+                .drop_duplicates()["g"].to_numpy())
+    return group_fits_adoption(cells, np.bincount(clients, minlength=H), shocks, params, dim,
+                               outcomes, wcr)
+
+
+def group_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The unit x month x group cells of persons in some group, with the group's key."""
+    cells = cells[cells["group"] >= 0].reset_index(drop=True)
+    cells["group"] = cells["group"].astype("int64")
+    cells["group_key"] = cells["group"].astype(str)
+    return cells
+
+
+def group_fits_adoption(cells: pd.DataFrame, n_clients: np.ndarray,
+                        shocks: pd.DataFrame | None, params: EstimateParams,
+                        dim: GroupDimension, outcomes: dict[str, str],
+                        wcr: tuple[np.ndarray, np.ndarray, bool] | None = None
+                        ) -> list[GroupEstimates]:
+    """``adoption_by_group`` from the group cells (``group_cells``) and the distinct
+    clients per group among the adopted person-months."""
+    H = len(dim.labels)
+    events = shock_events(shocks, params.shock.type)
     out = []
     for o, col in outcomes.items():
         ev_col = col.replace("exit_", "exits_", 1)

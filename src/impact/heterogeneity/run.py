@@ -37,7 +37,8 @@ from impact import io
 from impact.estimate.multiplicity import equality_test, max_t_adjust, shrink_to_overall
 from impact.estimate.params import EstimateParams
 from impact.estimate.results import t_inference
-from impact.heterogeneity.adoption import adoption_by_group, unit_rows_for
+from impact.heterogeneity.adoption import (
+    adoption_by_group, group_fits_adoption, unit_rows_for)
 from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
 from impact.heterogeneity.quality import (
     GroupEstimates, spare_columns, quality_base, quality_by_group)
@@ -60,22 +61,29 @@ TEST_COLUMNS = (
 )
 
 
-def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
+def estimate_groups(pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
                     shocks: pd.DataFrame | None, params: EstimateParams,
                     het: HeterogeneityParams,
                     progress: Callable[[str], None] | None = None,
                     panel: str | Path | None = None) -> list[GroupEstimates]:
     """Every block x outcome x dimension's group estimates (outcomes absent from the
     panel, e.g. ``exit_education`` in an old panel, are skipped). ``panel``: the panel's
-    Parquet file (of ``pm``'s rows): the quality models are then fitted from one pass
-    over it in batches (``heterogeneity.stream``, the same numbers) instead of from a
-    matrix of every sample person-month."""
-    outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in pm}
+    Parquet file (of ``pm``'s rows, which are then not read and may be None): the quality
+    models come from one pass over it in batches (``heterogeneity.stream``) and the
+    programme's group cells from another (``heterogeneity.adoption_stream``), the same
+    numbers, instead of from matrices and frames of every sample person-month."""
+    columns = io.parquet_columns(panel) if panel is not None else pm.columns
+    outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in columns}
     out: list[GroupEstimates] = []
     # one set of cluster weights for every quality model: the family of a block and
     # outcome is adjusted jointly across dimensions (``_romano_wolf``)
-    wcr = wcr_weights(_cluster_labels(pm, params), B=het.draws, weights=het.weights,
-                      seed=params.seed)
+    if panel is not None:
+        from impact.heterogeneity.stream import cluster_labels_file
+
+        labels = cluster_labels_file(panel, params)
+    else:
+        labels = _cluster_labels(pm, params)
+    wcr = wcr_weights(labels, B=het.draws, weights=het.weights, seed=params.seed)
     streamed: dict[str, list[GroupEstimates]] | None = None
     base = None
     if "quality" in het.blocks and panel is not None:
@@ -89,9 +97,16 @@ def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
     elif "quality" in het.blocks:
         # the headline quality matrix, demeaned once for every dimension's model
         base = quality_base(pm, params, outcomes, spare_columns(het.groups))
-    # the person-month frame of the programme's group cells, once for every dimension
-    rows = (unit_rows_for(pm, adoption, params, outcomes) if "adoption" in het.blocks
-            else None)
+    rows = cells = None
+    if "adoption" in het.blocks and adoption is not None and panel is not None:
+        from impact.heterogeneity.adoption_stream import group_cells_file
+
+        if progress:
+            progress("the programme's group cells of every dimension, one pass over the file")
+        cells = group_cells_file(panel, adoption, params, het.groups, outcomes) or {}
+    elif "adoption" in het.blocks:
+        # the person-month frame of the programme's group cells, once for every dimension
+        rows = unit_rows_for(pm, adoption, params, outcomes)
     for dim in het.groups:
         if progress:
             progress(dim.name)
@@ -99,7 +114,11 @@ def estimate_groups(pm: pd.DataFrame, adoption: pd.DataFrame | None,
             out += streamed.get(dim.name, [])
         elif base is not None:
             out += quality_by_group(pm, params, dim, outcomes, wcr=wcr, base=base)
-        if "adoption" in het.blocks:
+        if cells is not None:
+            if dim.name in cells:
+                out += group_fits_adoption(*cells[dim.name], shocks, params, dim, outcomes,
+                                           wcr=wcr)
+        elif "adoption" in het.blocks:
             out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes, wcr=wcr,
                                      rows=rows)
     return out

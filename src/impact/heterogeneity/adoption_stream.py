@@ -1,0 +1,183 @@
+"""The programme's group cells straight from the panel's Parquet file.
+
+Notes
+-----
+``adoption.adoption_by_group`` needs, per dimension, the adopting-unit x month x group
+cells (``frames.unit_cells``: person-months and exits summed, composition and
+labour-market columns averaged) and the distinct clients per group among the adopted
+person-months. Both add up over rows, so one pass over the file in batches gives every
+dimension's: each batch's rows are made by ``frames.unit_rows`` (the in-memory code) and
+summed per cell (a sum and a count of the non-missing values for each averaged column,
+so a mean skips missing values as pandas' does); the partial cells of the batches are
+added up whenever they grow past a bound, and the adopted (dimension, group, client)
+triples go to a DuckDB table (out of core). The cells are then the in-memory ones, in
+the same order. Memory: one batch, the cells (units x months x groups) and DuckDB's
+bounded table; time linear in the person-months.
+``tests/heterogeneity/test_adoption_stream.py`` compares the group effects with the
+in-memory path.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from impact.estimate.adoption import with_adoption_month
+from impact.estimate.frames import COMPOSITION, adoption_months, unit_rows
+from impact.estimate.params import EstimateParams
+from impact.estimate.quality_stream import BATCH_ROWS, _Codes
+from impact.heterogeneity.adoption import group_cells
+from impact.heterogeneity.params import GroupDimension
+
+__all__ = ["group_cells_file"]
+
+#: the person-month columns ``frames.unit_rows`` reads (besides counts and lm_*_muni)
+_READS = ("municipality", "region", "t", "age", "sex", "education_level", "household",
+          "duration", "left_truncated", "prior_benefit_months", "client_id")
+_KEYS = ("unit", "municipality", "region", "t", "group")
+_REDUCE_ROWS = 2_000_000
+
+
+class _Cells:
+    """One dimension's partial cells: key columns, sums, and sums and counts of the
+    averaged columns, added up whenever they pass ``_REDUCE_ROWS`` rows."""
+
+    def __init__(self, sums: list[str], means: list[str]) -> None:
+        self.sums, self.means = sums, means
+        self.parts: list[pd.DataFrame] = []
+        self.rows = 0
+
+    def add(self, keys: dict[str, np.ndarray], values: pd.DataFrame) -> None:
+        if len(values) == 0:
+            return
+        # the keys packed into one integer (offsets and radices of this batch)
+        cols = [np.asarray(c, dtype="int64") for c in keys.values()]
+        low = [int(c.min()) for c in cols]
+        radix = [int(c.max()) - lo + 1 for c, lo in zip(cols, low)]
+        packed = np.zeros(len(cols[0]), dtype="int64")
+        for c, lo, r in zip(cols, low, radix):
+            packed = packed * r + (c - lo)
+        uniq, inv = np.unique(packed, return_inverse=True)
+        part = {}
+        rest = uniq.copy()
+        for name, lo, r in reversed(list(zip(keys, low, radix))):
+            part[name] = rest % r + lo
+            rest //= r
+        part = {k: part[k] for k in keys}
+        for c in self.sums:
+            part[c] = np.bincount(inv, weights=values[c].to_numpy(dtype="float64"),
+                                  minlength=len(uniq))
+        for c in self.means:
+            v = values[c].to_numpy(dtype="float64")
+            ok = np.isfinite(v)
+            part[f"{c}#sum"] = np.bincount(inv, weights=np.where(ok, v, 0.0),
+                                           minlength=len(uniq))
+            part[f"{c}#n"] = np.bincount(inv, weights=ok.astype("float64"), minlength=len(uniq))
+        self.parts.append(pd.DataFrame(part))
+        self.rows += len(uniq)
+        if self.rows > _REDUCE_ROWS:
+            self.reduce()
+
+    def reduce(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame(columns=list(_KEYS))
+        both = pd.concat(self.parts, ignore_index=True)
+        out = both.groupby(list(_KEYS), sort=False).sum().reset_index()
+        self.parts, self.rows = [out], len(out)
+        return out
+
+
+def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: EstimateParams,
+                     dims: Sequence[GroupDimension], outcomes: dict[str, str],
+                     batch_rows: int = BATCH_ROWS
+                     ) -> dict[str, tuple[pd.DataFrame, np.ndarray]] | None:
+    """Per dimension (name) whose column the file has: its group cells
+    (``adoption.group_cells`` of ``adoption_cells(..., by={"group": codes})``) and the
+    distinct clients per group among the adopted person-months (module notes). None when
+    no unit adopts."""
+    muni_t, team_t = adoption_months(adoption, params.adoption.programme)
+    if not muni_t and not team_t:
+        return None
+    import duckdb
+
+    path = Path(path)
+    schema = pq.ParquetFile(path).schema_arrow.names
+    dims = [d for d in dims if d.column in schema]
+    counts = tuple(outcomes.values())
+    lm = [c for c in schema if c.startswith("lm_") and c.endswith("_muni")]
+    reads = list(dict.fromkeys([*_READS, *counts, *lm, *(d.column for d in dims)]
+                               + (["team_key"] if team_t else [])))
+    sums = ["person_months", *(c.replace("exit_", "exits_", 1) for c in counts)]
+    cells = [_Cells(sums, list(COMPOSITION) + lm) for _ in dims]
+    codes = {k: _Codes() for k in ("unit", "municipality", "region")}
+    g_unit: list[float] = []          # adoption month index per unit code (NaN: never)
+    with tempfile.TemporaryDirectory(prefix="impact-adoption-") as spill:
+        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
+        try:
+            con.execute("CREATE TABLE pairs (dim INTEGER, grp BIGINT, client VARCHAR)")
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
+                                                           columns=reads):
+                df = batch.to_pandas(date_as_object=False)
+                rows = unit_rows(df, set(team_t), counts)
+                frame = rows.frame
+                keys = {k: codes[k](rows.labels[k])[frame[k].to_numpy()]
+                        for k in ("unit", "municipality", "region")}
+                for lab in codes["unit"].values[len(g_unit):]:
+                    g = team_t.get(lab[5:]) if lab.startswith("team:") else muni_t.get(lab)
+                    g_unit.append(np.nan if g is None else float(g))
+                t = frame["t"].to_numpy(dtype="int64")
+                g_row = np.asarray(g_unit)[keys["unit"]]
+                adopted = np.isfinite(g_row) & (t >= g_row)
+                client = df["client_id"].astype(str).to_numpy()
+                for i, d in enumerate(dims):
+                    grp = d.codes(df[d.column])
+                    inside = grp >= 0
+                    cells[i].add({**{k: v[inside] for k, v in keys.items()},
+                                  "t": t[inside], "group": grp[inside]}, frame.loc[inside])
+                    sel = adopted & inside
+                    pairs = pd.DataFrame({"grp": grp[sel], "client": client[sel]}
+                                         ).drop_duplicates()
+                    tab = pa.table({"dim": np.full(len(pairs), i, dtype="int32"),  # noqa: F841
+                                    "grp": pairs["grp"].to_numpy(dtype="int64"),
+                                    "client": pairs["client"].to_numpy(dtype=object)})
+                    con.execute("INSERT INTO pairs SELECT * FROM tab")
+            got = con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
+                              "GROUP BY ALL").fetchall()
+        finally:
+            con.close()
+    out = {}
+    labels = {k: np.asarray(c.values, dtype=object) for k, c in codes.items()}
+    for i, d in enumerate(dims):
+        n_clients = np.zeros(len(d.labels), dtype="int64")
+        for j, h, n in got:
+            if j == i:
+                n_clients[h] = n
+        frame = _finish(cells[i], labels)
+        if len(frame) == 0:
+            continue
+        out[d.name] = (group_cells(with_adoption_month(frame, muni_t, team_t)), n_clients)
+    return out
+
+
+def _finish(acc: _Cells, labels: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The summed cells as ``frames.unit_cells`` gives them: labels, means, order."""
+    agg = acc.reduce()
+    if len(agg) == 0:
+        return agg
+    out = pd.DataFrame({k: labels[k][agg[k].to_numpy()] for k in ("unit", "municipality",
+                                                                  "region")})
+    out["t"] = agg["t"].to_numpy(dtype="int64")
+    out["group"] = agg["group"].to_numpy(dtype="int64")
+    for c in acc.sums:
+        out[c] = agg[c].to_numpy()
+    for c in acc.means:
+        n = agg[f"{c}#n"].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[c] = np.where(n > 0, agg[f"{c}#sum"].to_numpy() / n, np.nan)
+    return out.sort_values(list(_KEYS), kind="stable").reset_index(drop=True)

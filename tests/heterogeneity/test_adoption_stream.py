@@ -1,0 +1,101 @@
+"""The programme's group effects from the panel file in batches
+(``adoption_stream.group_cells_file`` through ``run.estimate_groups(..., panel=)``) equal
+the in-memory ones: the group cells themselves, and every group's estimate, cluster
+scores, pooled effect, counts and multiplier draws, to 1e-8.
+
+Municipality-level and team-level adoption; batches of 97 to 5,000 rows cut cells and
+units; composition columns with missing values (their means skip them); the partial cells
+added up along the way (a low bound); two outcomes.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from impact import io
+from impact.estimate.adoption import adoption_cells
+from impact.estimate.params import EstimateParams
+from impact.heterogeneity import adoption_stream
+from impact.heterogeneity.adoption import group_cells
+from impact.heterogeneity.adoption_stream import group_cells_file
+from impact.heterogeneity.params import HeterogeneityParams
+from impact.heterogeneity.run import estimate_groups
+from impact.simulate.lean import simulate
+
+TOL = 1e-8
+
+
+def _write(sim, tmp_path):
+    pm = sim.person_months.drop(columns=["p_true", "tau_true"], errors="ignore")
+    rng = np.random.default_rng(1)
+    pm["age"] = pm["age"].astype("float64").mask(rng.random(len(pm)) < 0.03)
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(pm, path)
+    return path
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["municipality", "team"])
+def data(request, tmp_path_factory):
+    sim = simulate(seed=11, n_muni=10, n_regions=3, n_months=30, caseload=60,
+                   team_adoption=request.param)
+    return sim, _write(sim, tmp_path_factory.mktemp("adoption"))
+
+
+def _close(a, b, what):
+    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
+    assert a.shape == b.shape, what
+    assert np.array_equal(np.isnan(a), np.isnan(b)), what
+    scale = max(1.0, float(np.nanmax(np.abs(b)))) if np.isfinite(b).any() else 1.0
+    np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=0, atol=TOL * scale,
+                               err_msg=what)
+
+
+@pytest.mark.parametrize("batch_rows", [97, 5000])
+def test_group_cells_equal_the_in_memory_cells(data, batch_rows, monkeypatch):
+    sim, path = data
+    monkeypatch.setattr(adoption_stream, "_REDUCE_ROWS", 500)  # add partial cells up often
+    params = EstimateParams()
+    het = HeterogeneityParams()
+    outcomes = {"work": "exit_work", "any": "exit_any"}
+    pm = io.read_person_months(path)
+    got = group_cells_file(path, sim.adoption, params, het.groups, outcomes,
+                           batch_rows=batch_rows)
+    assert set(got) == {d.name for d in het.groups if d.column in pm}
+    for d in het.groups:
+        codes = d.codes(pm[d.column])
+        want = group_cells(adoption_cells(None, pm, sim.adoption, params.adoption.programme,
+                                          by={"group": codes},
+                                          counts=tuple(outcomes.values())))
+        cells, n_clients = got[d.name]
+        assert list(cells.columns) == list(want.columns), d.name
+        for c in want.columns:
+            if want[c].dtype == object or str(want[c].dtype) in ("str", "string"):
+                assert cells[c].astype(str).tolist() == want[c].astype(str).tolist(), c
+            else:
+                _close(cells[c], want[c], f"{d.name}: {c}")
+        assert n_clients.sum() > 0
+
+
+def test_group_effects_from_the_file_equal_the_in_memory_ones(data):
+    sim, path = data
+    params = EstimateParams()
+    het = HeterogeneityParams(blocks=("adoption",), draws=99)
+    pm = io.read_person_months(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = estimate_groups(pm, sim.adoption, sim.shocks, params, het)
+        got = estimate_groups(None, sim.adoption, sim.shocks, params, het, panel=path)
+    assert len(want) and [(g.dimension, g.outcome) for g in got] == [
+        (w.dimension, w.outcome) for w in want]
+    for g, w in zip(got, want):
+        what = f"{w.dimension}/{w.outcome}"
+        assert g.labels == w.labels and g.n_clusters == w.n_clusters, what
+        assert list(g.clusters) == list(w.clusters), what
+        for f in ("estimate", "scores", "n_person_months", "n_clients", "n_events"):
+            _close(getattr(g, f), getattr(w, f), f"{what}: {f}")
+        _close(g.overall, w.overall, what)
+        _close(g.overall_se, w.overall_se, what)
+        assert (g.t_boot is None) == (w.t_boot is None), what
+        if w.t_boot is not None:
+            _close(g.t_boot, w.t_boot, f"{what}: t_boot")
