@@ -71,73 +71,29 @@ class _Fit:
     V: np.ndarray
 
 
-class _Imputer:
-    """Steps 1-2 of the module notes for the person-months of any set of clusters (a half
-    of a split), from aggregates computed once: the raw cluster blocks of the Gram matrix
-    of [Y, X] on the untreated rows with their sums per municipality-month cell
-    (``cgram.cluster_grams_by``), and the sums of Y and X per cell x treated status.
+class CellModel:
+    """Steps 1-2 of the module notes at the cell level, for any set of clusters (a half of
+    a split): from the raw cluster blocks ``U`` of [Y, X] on the untreated rows with their
+    municipality-month pair sums (``cells``: their ``municipality`` and ``regmonth``), and
+    per cell (municipality, month, treated) its person-months ``cnt``, sums ``SY`` (C x O)
+    and ``SX`` (C x k), keys ``cf`` (``municipality``, ``regmonth``, ``t``), ``c_treated``
+    and cluster ``c_cluster`` (0..G-1, ``U``'s clusters).
 
-    Per half, the fixed effects are projected out of the blocks at the cell level
-    (``cgram.demean_grams``) for b (Frisch-Waugh-Lovell), the cell means of 100 y - x'b
-    follow from the cell sums, and only the adopted rows are read again (tau_i). The
+    Per half the fixed effects are projected out of the blocks at the cell level
+    (``cgram.demean_grams``) for b (Frisch-Waugh-Lovell), and the untreated cells' means
+    of 100 y - x'b give the fixed effects, imputed on the adopted cells (``fits``). The
     same numbers as demeaning the half's rows, to rounding (tests: pyfixest)."""
 
-    def __init__(self, frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
-                 untreated: np.ndarray, treated: np.ndarray, clusters: np.ndarray):
-        """``frame``: per row integer codes ``municipality`` and ``regmonth`` and the month
-        ``t``; ``Y`` (n x O); ``X`` (n x k), column-major; ``clusters`` (n,) integer
-        codes 0..G-1 of a partition that nests the municipality-months."""
-        self.O, self.k = Y.shape[1], X.shape[1]
-        muni = frame["municipality"].to_numpy(dtype="int64")
-        t = frame["t"].to_numpy(dtype="int64")
-        t0, span = int(t.min()), int(t.max() - t.min()) + 1
-        mt = muni * span + (t - t0)  # municipality-month, one integer key
-        cl = np.asarray(clusters, dtype="int64")
-        self.G = G = int(cl.max()) + 1
-        # step 1: untreated rows in cluster order, the blocks of [Y, X] and cell sums
-        u = np.flatnonzero(untreated)
-        u = u[np.argsort(cl[u], kind="stable")]
-        _, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
-        self.cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
-        bounds = np.searchsorted(cl[u], np.arange(G + 1))
+    def __init__(self, U, cells: pd.DataFrame, cnt: np.ndarray, SY: np.ndarray,
+                 SX: np.ndarray, cf: pd.DataFrame, c_treated: np.ndarray,
+                 c_cluster: np.ndarray) -> None:
+        self.U, self.cells, self.cnt, self.SY, self.SX = U, cells, cnt, SY, SX
+        self.cf, self.c_treated, self.c_cluster = cf, c_treated, c_cluster
+        self.O, self.k = SY.shape[1], SX.shape[1]
 
-        def rows(s: int, e: int) -> np.ndarray:
-            A = np.empty((e - s, self.O + self.k), order="F")
-            idx = u[s:e]
-            A[:, :self.O] = Y[idx]
-            for j in range(self.k):
-                np.take(X[:, j], idx, out=A[:, self.O + j])
-            return A
-
-        self.U = cluster_grams_by(rows, bounds, np.arange(G), code)
-        # step 2: cells (municipality, month, treated) of the untreated and adopted rows
-        r = np.flatnonzero(untreated | treated)
-        uniq, ck = np.unique(mt[r] * 2 + treated[r], return_inverse=True)
-        C2 = len(uniq)
-        self.cnt = np.bincount(ck, minlength=C2).astype("float64")
-        self.SY = np.stack([np.bincount(ck, weights=Y[r, o], minlength=C2)
-                            for o in range(self.O)], axis=1)
-        self.SX = np.empty((C2, self.k))
-        for j in range(self.k):
-            self.SX[:, j] = np.bincount(ck, weights=X[r, j], minlength=C2)
-        rep = np.zeros(C2, dtype="int64")
-        rep[ck] = r  # one row of each cell
-        self.cf = frame.iloc[rep][["municipality", "regmonth", "t"]].reset_index(drop=True)
-        self.c_treated = (uniq % 2).astype(bool)
-        self.c_cluster = cl[rep]
-        # the adopted rows, once: their cell, cluster, outcomes and characteristics
-        self.tr = np.flatnonzero(treated)
-        pos = np.full(len(Y), -1)
-        pos[r] = ck
-        self.tr_cell, self.tr_cluster = pos[self.tr], cl[self.tr]
-        self.YT = Y[self.tr]
-        self.XT = np.empty((len(self.tr), self.k), order="F")
-        for j in range(self.k):
-            np.take(X[:, j], self.tr, out=self.XT[:, j])
-
-    def tau(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(adopted rows of the clusters ``keep`` (bool per cluster) in row order, their tau
-        (n x O), which were imputed)."""
+    def fits(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(b (k x O), the fitted Y(0) - x'b of every cell (C x O): NaN outside the
+        clusters ``keep`` (bool per cluster) and where a cell cannot be imputed)."""
         O, k = self.O, self.k
         grams = demean_grams(self.U.subset(keep), self.cells, _FE)
         Gm = grams.gram
@@ -148,28 +104,88 @@ class _Imputer:
         # fixed effects on the half's cells: WLS of the untreated cells' means of
         # 100 y - x'b with their counts, imputed on the adopted cells
         cells = np.flatnonzero(keep[self.c_cluster])
-        sel = keep[self.tr_cluster]
-        tr, tr_cell = self.tr[sel], self.tr_cell[sel]
-        loc = np.full(len(self.cnt), -1)
-        loc[cells] = np.arange(len(cells))
         cnt = self.cnt[cells]
         means = (self.SY[cells] - self.SX[cells] @ b) / np.maximum(cnt, 1)[:, None]
         cf = self.cf.iloc[cells].reset_index(drop=True)
         c_tr = self.c_treated[cells]
-        R = self.YT[sel] - self.XT[sel] @ b                     # 100 y - x'b, adopted rows
-        tau = np.full((len(tr), O), np.nan)
-        ok_any = np.zeros(len(tr), bool)
+        fitted = np.full((len(self.cnt), O), np.nan)
         for o in range(O):
             imp = impute(cf, means[:, o], cnt, _FE, [], ~c_tr, c_tr,
                          cf["municipality"].to_numpy(), "cddf (programme)",
                          fallback_fe=["municipality", "t"])
             if imp is None:
                 continue
-            fitted = np.full(len(cells), np.nan)
-            fitted[imp.idx1] = means[imp.idx1, o] - imp.tau
-            tau[:, o] = R[:, o] - fitted[loc[tr_cell]]
-            ok_any |= np.isfinite(tau[:, o])
-        return tr, tau, ok_any
+            fitted[cells[imp.idx1], o] = means[imp.idx1, o] - imp.tau
+        return b, fitted
+
+
+class _Imputer:
+    """Steps 1-2 of the module notes for the person-months of any set of clusters (a half
+    of a split), from aggregates computed once (``CellModel``): the raw cluster blocks of
+    the Gram matrix of [Y, X] on the untreated rows with their sums per
+    municipality-month cell (``cgram.cluster_grams_by``), and the sums of Y and X per
+    cell x treated status; per half only the adopted rows are read again (tau_i)."""
+
+    def __init__(self, frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,
+                 untreated: np.ndarray, treated: np.ndarray, clusters: np.ndarray):
+        """``frame``: per row integer codes ``municipality`` and ``regmonth`` and the month
+        ``t``; ``Y`` (n x O); ``X`` (n x k), column-major; ``clusters`` (n,) integer
+        codes 0..G-1 of a partition that nests the municipality-months."""
+        O, k = Y.shape[1], X.shape[1]
+        muni = frame["municipality"].to_numpy(dtype="int64")
+        t = frame["t"].to_numpy(dtype="int64")
+        t0, span = int(t.min()), int(t.max() - t.min()) + 1
+        mt = muni * span + (t - t0)  # municipality-month, one integer key
+        cl = np.asarray(clusters, dtype="int64")
+        G = int(cl.max()) + 1
+        # step 1: untreated rows in cluster order, the blocks of [Y, X] and cell sums
+        u = np.flatnonzero(untreated)
+        u = u[np.argsort(cl[u], kind="stable")]
+        _, first, code = np.unique(mt[u], return_index=True, return_inverse=True)
+        cells = frame.iloc[u[first]][["municipality", "regmonth"]].reset_index(drop=True)
+        bounds = np.searchsorted(cl[u], np.arange(G + 1))
+
+        def rows(s: int, e: int) -> np.ndarray:
+            A = np.empty((e - s, O + k), order="F")
+            idx = u[s:e]
+            A[:, :O] = Y[idx]
+            for j in range(k):
+                np.take(X[:, j], idx, out=A[:, O + j])
+            return A
+
+        U = cluster_grams_by(rows, bounds, np.arange(G), code)
+        # step 2: cells (municipality, month, treated) of the untreated and adopted rows
+        r = np.flatnonzero(untreated | treated)
+        uniq, ck = np.unique(mt[r] * 2 + treated[r], return_inverse=True)
+        C2 = len(uniq)
+        SY = np.stack([np.bincount(ck, weights=Y[r, o], minlength=C2) for o in range(O)],
+                      axis=1)
+        SX = np.empty((C2, k))
+        for j in range(k):
+            SX[:, j] = np.bincount(ck, weights=X[r, j], minlength=C2)
+        rep = np.zeros(C2, dtype="int64")
+        rep[ck] = r  # one row of each cell
+        self.model = CellModel(
+            U, cells, np.bincount(ck, minlength=C2).astype("float64"), SY, SX,
+            frame.iloc[rep][["municipality", "regmonth", "t"]].reset_index(drop=True),
+            (uniq % 2).astype(bool), cl[rep])
+        # the adopted rows, once: their cell, cluster, outcomes and characteristics
+        self.tr = np.flatnonzero(treated)
+        pos = np.full(len(Y), -1)
+        pos[r] = ck
+        self.tr_cell, self.tr_cluster = pos[self.tr], cl[self.tr]
+        self.YT = Y[self.tr]
+        self.XT = np.empty((len(self.tr), k), order="F")
+        for j in range(k):
+            np.take(X[:, j], self.tr, out=self.XT[:, j])
+
+    def tau(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(adopted rows of the clusters ``keep`` (bool per cluster) in row order, their tau
+        (n x O), which were imputed)."""
+        b, fitted = self.model.fits(keep)
+        sel = keep[self.tr_cluster]
+        tau = self.YT[sel] - self.XT[sel] @ b - fitted[self.tr_cell[sel]]
+        return self.tr[sel], tau, np.isfinite(tau).any(axis=1)
 
 
 def impute_person_months(frame: pd.DataFrame, Y: np.ndarray, X: np.ndarray,

@@ -12,7 +12,7 @@ from impact.heterogeneity.cddf.tables import BLP_TERMS, NONE_LEVEL
 from impact.heterogeneity.params import GroupDimension
 
 __all__ = ["SplitCounts", "clan", "clan_counts", "dimension_levels", "main_halves",
-           "quantile_groups", "split_rows", "split_rows_counts"]
+           "quantile_groups", "split_rows", "split_rows_counts", "tally_counts"]
 
 
 def main_halves(labels: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:
@@ -101,6 +101,33 @@ def split_rows(s: int, outcome: str, blp, gates, grp: np.ndarray, clients: np.nd
         np.bincount(np.unique(clients * K + grp) % K, minlength=K),
         {n: clan(xm[n], len(labs), top, bot, g_sel, clients) for n, labs in levels.items()})
     return split_rows_counts(s, outcome, blp, gates, counts, levels, K, df)
+
+
+def tally_counts(cl: np.ndarray, codes: list[np.ndarray], n: np.ndarray, grp: np.ndarray,
+                 t_client: np.ndarray, t_codes: list[np.ndarray], t_grp: np.ndarray,
+                 levels: dict[str, list[str]], K: int) -> SplitCounts:
+    """The ``SplitCounts`` of a Main half from tallies instead of rows: per tally (its
+    cluster ``cl``, level code of each dimension ``codes``, person-months ``n`` and
+    quantile group ``grp``) and per distinct (client, cluster, codes) triple (its client
+    code, level codes and group). The same counts as ``split_rows`` makes of the rows."""
+    top, bot = grp == K - 1, grp == 0
+    ttop, tbot = t_grp == K - 1, t_grp == 0
+    sel = top | bot
+    g = pd.factorize(cl[sel])[0]
+    G = int(g.max()) + 1 if len(g) else 0
+    ts, ns = top[sel], n[sel]
+    clan = {}
+    for (name, labs), x, tx in zip(levels.items(), codes, t_codes):
+        L = len(labs)
+        xs = x[sel]
+        ct = np.bincount(g[ts] * L + xs[ts], weights=ns[ts], minlength=G * L).reshape(G, L)
+        cb = np.bincount(g[~ts] * L + xs[~ts], weights=ns[~ts], minlength=G * L).reshape(G, L)
+        nct = np.bincount(np.unique(t_client[ttop] * L + tx[ttop]) % L, minlength=L)
+        ncb = np.bincount(np.unique(t_client[tbot] * L + tx[tbot]) % L, minlength=L)
+        clan[name] = clan_counts(ct, cb, nct, ncb)
+    return SplitCounts(int(len(np.unique(t_client))),
+                       np.bincount(grp, weights=n, minlength=K).round().astype("int64"),
+                       np.bincount(np.unique(t_client * K + t_grp) % K, minlength=K), clan)
 
 
 def split_rows_counts(s: int, outcome: str, blp, gates, counts: SplitCounts,

@@ -49,7 +49,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import fe_df
 from impact.estimate.quality_stream import BATCH_ROWS, _Codes, quality_grams
 from impact.heterogeneity.cddf.split import (
-    SplitCounts, clan_counts, main_halves, split_rows_counts,
+    SplitCounts, main_halves, split_rows_counts, tally_counts,
 )
 from impact.heterogeneity.cddf.tables import (
     NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
@@ -370,27 +370,10 @@ def _split_counts(main_cl: np.ndarray, cells_t, tcodes, trip, trip_t, tables, b0
     """Person-months and distinct clients per quantile group and CLAN of one split's Main
     half, from the counts per cluster x type and the distinct (client, cluster, type)."""
     on = main_cl[cells_t[0]]
-    grp = np.searchsorted(cuts, _proxy([c[on] for c in tcodes], tables, b0), side="left")
-    n, cl = cells_t[2][on], cells_t[0][on]
+    codes = [c[on] for c in tcodes]
+    grp = np.searchsorted(cuts, _proxy(codes, tables, b0), side="left")
     ton = main_cl[trip[0]]
-    tgrp = np.searchsorted(cuts, _proxy([c[ton] for c in trip_t], tables, b0), side="left")
-    client = trip[2][ton]
-    top, bot = grp == K - 1, grp == 0
-    ttop, tbot = tgrp == K - 1, tgrp == 0
-    g = pd.factorize(cl[top | bot])[0]
-    G = int(g.max()) + 1 if len(g) else 0
-    clan = {}
-    for (name, labs), codes, tc in zip(levels.items(), tcodes, trip_t):
-        L = len(labs)
-        x, tx = codes[on][top | bot], tc[ton]
-        t_sel = top[top | bot]
-        ct = np.bincount(g[t_sel] * L + x[t_sel], weights=n[top | bot][t_sel],
-                         minlength=G * L).reshape(G, L)
-        cb = np.bincount(g[~t_sel] * L + x[~t_sel], weights=n[top | bot][~t_sel],
-                         minlength=G * L).reshape(G, L)
-        nct = np.bincount(np.unique(client[ttop] * L + tx[ttop]) % L, minlength=L)
-        ncb = np.bincount(np.unique(client[tbot] * L + tx[tbot]) % L, minlength=L)
-        clan[name] = clan_counts(ct, cb, nct, ncb)
-    return SplitCounts(int(len(np.unique(client))),
-                       np.bincount(grp, weights=n, minlength=K).round().astype("int64"),
-                       np.bincount(np.unique(client * K + tgrp) % K, minlength=K), clan)
+    t_codes = [c[ton] for c in trip_t]
+    tgrp = np.searchsorted(cuts, _proxy(t_codes, tables, b0), side="left")
+    return tally_counts(cells_t[0][on], codes, cells_t[2][on], grp, trip[2][ton], t_codes,
+                        tgrp, levels, K)
