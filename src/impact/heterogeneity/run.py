@@ -369,8 +369,13 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
             views.append(("quality", cddf_view(res)))
         if "adoption" in het.blocks and adoption is not None:
             say(f"data-driven check, programme ({het.cddf_splits} splits)")
-            views.append(("adoption", cddf_view(cddf_programme(pm, params, het, work,
-                                                               min_cell=min_cell))))
+            if panel is not None:  # two passes over the file (``cddf.programme_stream``)
+                from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
+
+                res = cddf_programme_file(panel, params, het, work, min_cell=min_cell)
+            else:
+                res = cddf_programme(pm, params, het, work, min_cell=min_cell)
+            views.append(("adoption", cddf_view(res)))
         for name in ("blp", "gates", "clan"):
             parts = ([v[name].assign(block=b) for b, v in views if len(v[name])]
                      or [v[name].assign(block=b) for b, v in views[:1]])
