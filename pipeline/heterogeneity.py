@@ -36,12 +36,11 @@ def main() -> None:
         return io.read_parquet(p) if p.exists() else None
 
     result = analyse(
-        io.read_person_months(args.panel / "person_months.parquet"),
+        None,  # every part reads the panel file in batches or by DuckDB: never held whole
         trajectories=optional("trajectories"), adoption=optional("adoption"),
         shocks=optional("shocks"), progress_table=optional("progress"), params=est, het=het,
         min_cell=params.privacy.min_cell, t_start=params.panel.t_start,
         log=lambda msg: logging.info("%s (%.0fs)", msg, time.perf_counter() - t0),
-        # the quality models from one pass over the file (``heterogeneity.stream``)
         panel=args.panel / "person_months.parquet")
     out = io.clean_dir(args.out)
     io.write_parquet(result.groups, out / "group_effects_internal.parquet")

@@ -32,6 +32,8 @@ measure's own units otherwise (``value``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -67,11 +69,18 @@ def _isin(s: pd.Series, values: pd.Series) -> np.ndarray:
     return np.asarray(pc.is_in(a, value_set=v).fill_null(False), dtype=bool)
 
 
-def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.DataFrame,
-                 measure: str, t_start: int) -> pd.DataFrame:
+def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
+                 pm: pd.DataFrame | None, measure: str, t_start: int,
+                 panel: str | Path | None = None, batch_rows: int | None = None
+                 ) -> pd.DataFrame:
     """Outcome reviews of ``measure`` with the covariates of their month and the interval
     means of quality (module notes). Column ``exit_progress`` is the outcome (0/1 for
-    ``ladder_step`` and 0/1 measures; the value otherwise)."""
+    ``ladder_step`` and 0/1 measures; the value otherwise).
+
+    ``panel``: the path of the panel's Parquet file, read in batches of ``batch_rows``
+    (``progress_stream``) so that the panel is never held whole: the interval means come
+    from it, and so do the reviews' person-months when ``pm`` is None (else ``pm`` need
+    hold only those, as ``progress_stream.review_months`` gives them). The same frame."""
     p = progress[progress["measure"].astype(str) == measure]
     if p.empty:
         return pd.DataFrame()
@@ -91,6 +100,10 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     r["prev_t"] = r.groupby("orig_spell")["t"].shift(1)
     r["prev_v"] = r.groupby("orig_spell")["value"].shift(1)
     r["first"] = first.to_numpy()
+    if pm is None:
+        from impact.heterogeneity.progress_stream import review_months
+
+        pm = review_months(panel, r["client_id"], r["t"], batch_rows)
     r = _with_person_month(r, pm)
     if r.empty:
         return r
@@ -117,16 +130,21 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame, pm: pd.Data
     r = r[ok].drop(columns=["prev_t", "prev_v", "first", "orig_spell"]).reset_index(drop=True)
     # interval means of quality: each person-month goes to the first review of its spell
     # at or after it; it counts when it lies after that review's baseline month
-    q = pm[["spell_id", "t", "quality_a", "quality_b", "quality_score"]].copy()
-    q = q[q["quality_a"].notna() & q["quality_b"].notna()]
-    q = q[_isin(q["spell_id"], r["spell_id"])]
-    q["t"] = q["t"].astype("int64")
     rk = r[["spell_id", "t", "base_t"]].rename(columns={"t": "t_review"})
-    q = pd.merge_asof(q.sort_values("t"), rk.sort_values("t_review"), left_on="t",
-                      right_on="t_review", by="spell_id", direction="forward")
-    q = q[q["t_review"].notna() & (q["t"] > q["base_t"])]
-    means = q.groupby(["spell_id", "t_review"])[["quality_a", "quality_b",
-                                                  "quality_score"]].mean()
+    if panel is not None:
+        from impact.heterogeneity.progress_stream import interval_means
+
+        means = interval_means(panel, rk, batch_rows)
+    else:
+        q = pm[["spell_id", "t", "quality_a", "quality_b", "quality_score"]].copy()
+        q = q[q["quality_a"].notna() & q["quality_b"].notna()]
+        q = q[_isin(q["spell_id"], r["spell_id"])]
+        q["t"] = q["t"].astype("int64")
+        q = pd.merge_asof(q.sort_values("t"), rk.sort_values("t_review"), left_on="t",
+                          right_on="t_review", by="spell_id", direction="forward")
+        q = q[q["t_review"].notna() & (q["t"] > q["base_t"])]
+        means = q.groupby(["spell_id", "t_review"])[["quality_a", "quality_b",
+                                                      "quality_score"]].mean()
     r = r.drop(columns=["quality_a", "quality_b", "quality_score"]).merge(
         means, left_on=["spell_id", "t"], right_index=True, how="left")
     return r
@@ -158,16 +176,26 @@ def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
 
 
 def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
-                     pm: pd.DataFrame, adoption: pd.DataFrame | None,
+                     pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
                      shocks: pd.DataFrame | None, params: EstimateParams, t_start: int,
-                     min_cell: int, blocks: tuple[str, ...] = ("quality", "adoption")
+                     min_cell: int, blocks: tuple[str, ...] = ("quality", "adoption"),
+                     panel: str | Path | None = None, batch_rows: int | None = None
                      ) -> pd.DataFrame:
-    """Quality and programme effects on every measure of ``progress`` (module notes)."""
+    """Quality and programme effects on every measure of ``progress`` (module notes).
+
+    ``panel``: the path of the panel's Parquet file, read in batches of ``batch_rows``
+    rows so that ``pm`` may be None (``progress_stream``): one pass for the person-months
+    of every measure's reviews (when ``pm`` is None), one per measure for the interval
+    means. The same table, in memory the size of a batch and of the reviews."""
     rows: list[dict] = []
     if progress is None or progress.empty:
         return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
+    if panel is not None and pm is None:
+        from impact.heterogeneity.progress_stream import progress_keys, review_months
+
+        pm = review_months(panel, *progress_keys(progress, trajectories), batch_rows)
     for measure in sorted(progress["measure"].astype(str).unique()):
-        r = review_frame(progress, trajectories, pm, measure, t_start)
+        r = review_frame(progress, trajectories, pm, measure, t_start, panel, batch_rows)
         if r.empty:
             warn(f"progress: no outcome review of {measure!r} (reviews must fall in months "
                  "the spell is at risk, with a baseline)")

@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from impact import io
 from impact.estimate.multiplicity import equality_test, max_t_adjust, shrink_to_overall
@@ -271,7 +272,7 @@ class HeterogeneityResult:
     meta: dict
 
 
-def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
+def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
             progress_table: pd.DataFrame | None, params: EstimateParams,
             het: HeterogeneityParams, min_cell: int, t_start: int,
@@ -279,7 +280,9 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
             panel: str | Path | None = None) -> HeterogeneityResult:
     """The whole heterogeneity analysis (module notes): group effects and their tests,
     cumulative incidence of the competing exits by group, effects on intermediate
-    results, and the data-driven check."""
+    results, and the data-driven check. ``panel``: the panel's Parquet file (of ``pm``'s
+    rows), read in batches and by DuckDB by every part; ``pm`` is then not read and may be
+    None (the stage's way: memory bounded by a batch, not the panel)."""
     from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
 
     say = log or (lambda msg: None)
@@ -292,7 +295,7 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
     if progress_table is not None and trajectories is not None:
         say("intermediate results (progress)")
         prog = progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
-                                t_start, min_cell, het.blocks)
+                                t_start, min_cell, het.blocks, panel=panel)
     cddf: dict = {}
     if het.cddf_splits > 0:
         from impact.heterogeneity.cddf import cddf_programme, cddf_quality
@@ -325,7 +328,8 @@ def analyse(pm: pd.DataFrame, *, trajectories: pd.DataFrame | None,
             if parts:  # empty tables keep their columns
                 t = pd.concat(parts, ignore_index=True)
                 cddf[name] = t[["block"] + [c for c in t.columns if c != "block"]]
-    meta = {"n_person_months": int(len(pm)), "min_cell": min_cell,
+    n_pm = len(pm) if pm is not None else pq.ParquetFile(panel).metadata.num_rows
+    meta = {"n_person_months": int(n_pm), "min_cell": min_cell,
             "dimensions": [d.name for d in het.groups], "outcomes": list(het.outcomes),
             "blocks": list(het.blocks), "draws": het.draws, "weights": het.weights,
             "n_group_rows": int(len(groups)), "n_published": int(groups["published"].sum())

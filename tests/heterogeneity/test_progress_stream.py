@@ -1,0 +1,193 @@
+"""Effects on intermediate results from the panel's Parquet file (``progress_stream``,
+``review_frame(..., panel=)``, ``progress_effects(..., panel=)``) equal the in-memory ones:
+the outcome-review frames (every column and dtype, interval means to 1e-12) and the
+published table (every column, numbers to 1e-10).
+
+The data are the lean simulation's panel with a ``progress`` table made up for it:
+reviews of three measures (``ladder_step``, the 0/1 ``goal_reached`` and the level
+``hours``) every few months from each spell's start, so that some lie before the study
+window (baselines), before the panel's first month or after the spell's end (no
+person-month); two reviews in one month (the last counts); spells of a client that the
+panel joined (their reviews land on one spell, some in the same month as the other's); a
+client without person-months; a review of an unknown spell. The file is written sorted by
+month, so batches of a few dozen rows cut every spell; quality halves are missing in some
+months (as null and as NaN), ``quality_score`` alone in others; ``ladder_step`` is missing
+only in months of spells without reviews (the whole file is float64, the review months
+alone would be int64).
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from impact import io
+from impact.estimate.params import EstimateParams
+from impact.heterogeneity.progress import progress_effects, review_frame
+from impact.heterogeneity.progress_stream import progress_keys, review_months
+from impact.simulate.lean import T0, simulate
+
+T_START = T0 + 6
+MEASURES = ("goal_reached", "hours", "ladder_step")
+Q = ["quality_a", "quality_b", "quality_score"]
+
+
+def _date(t: np.ndarray, day: np.ndarray) -> np.ndarray:
+    return np.array([f"{m // 12:04d}-{m % 12 + 1:02d}-{d:02d}" for m, d in zip(t, day)])
+
+
+def _progress(pm: pd.DataFrame, rng: np.random.Generator
+              ) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+    """Trajectories (original spells -> clients) and reviews of the panel's spells; the
+    spells left without reviews."""
+    sp = (pm.sort_values(["spell_id", "t"]).groupby("spell_id", sort=True)
+          .agg(client_id=("client_id", "first"), t=("t", "first"),
+               duration=("duration", "first"), last=("t", "last")).reset_index())
+    sp["start"] = sp["t"] - sp["duration"]
+    quiet = set(sp["spell_id"].sample(frac=0.1, random_state=1))
+    sp = sp[~sp["spell_id"].isin(quiet)]
+    # a tenth of the clients had a second spell that the panel joined to the first
+    alias = sp.sample(frac=0.1, random_state=2).assign(
+        spell_id=lambda d: d["spell_id"] + "b")
+    ghost = pd.DataFrame({"spell_id": ["G1"], "client_id": ["CX"], "t": [T0 + 3],
+                          "duration": [0], "last": [T0 + 20], "start": [T0 + 3]})
+    spells = pd.concat([sp, alias, ghost], ignore_index=True)
+    rows = []
+    for s in spells.itertuples():
+        step = int(s.Index % 3) + 3  # reviews every 3 to 5 months
+        months = np.arange(s.start, s.last + 4, step)  # some after the spell's end
+        if s.spell_id.endswith("b"):  # the joined spell's reviews, half in the same month
+            months = np.unique(months + rng.integers(0, 3, len(months)))
+        n = len(months)
+        ladder = np.clip(rng.integers(1, 7) + np.cumsum(rng.integers(-1, 2, n)), 1, 6)
+        day = rng.integers(1, 29, n)
+        for measure, value in (("ladder_step", ladder.astype(float)),
+                               ("goal_reached", (rng.random(n) < 0.5).astype(float)),
+                               ("hours", np.round(rng.gamma(2.0, 6.0, n), 1))):
+            rows.append(pd.DataFrame({"spell_id": s.spell_id, "date": _date(months, day),
+                                      "measure": measure, "value": value}))
+    pr = pd.concat(rows, ignore_index=True)
+    # a second review in the month of some (the later one counts), an unknown spell
+    again = pr.sample(frac=0.03, random_state=3)
+    again = again.assign(date=again["date"].str[:8] + "28",
+                         value=np.where(again["measure"] == "hours", again["value"] + 1,
+                                        1.0))
+    unknown = pr.iloc[:3].assign(spell_id="NOSUCH")
+    pr = pd.concat([pr, again, unknown], ignore_index=True)
+    traj = spells[["spell_id", "client_id"]].reset_index(drop=True)
+    return traj, pr.sample(frac=1.0, random_state=4).reset_index(drop=True), quiet
+
+
+def _write(pm: pd.DataFrame, path, nan_rows: np.ndarray) -> None:
+    """The panel sorted by month, ``quality_b`` stored as NaN (not null) in ``nan_rows``."""
+    pm = pm.sort_values(["t", "spell_id"], kind="stable").reset_index(drop=True)
+    table = pa.Table.from_pandas(pm, preserve_index=False).replace_schema_metadata(None)
+    qb = pm["quality_b"].to_numpy().copy()
+    qb[nan_rows[: len(qb)]] = np.nan
+    i = table.schema.get_field_index("quality_b")
+    table = table.set_column(i, "quality_b", pa.array(qb, from_pandas=False))
+    assert table.column("quality_b").null_count == 0
+    pq.write_table(table, path)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    sim = simulate(seed=3, n_muni=8, n_regions=3, n_months=24, caseload=40)
+    pm = sim.person_months.drop(columns=["p_true", "tau_true"])
+    rng = np.random.default_rng(5)
+    n = len(pm)
+    traj, pr, quiet = _progress(pm, rng)
+    pm["quality_a"] = pm["quality_a"].mask(rng.random(n) < 0.05)
+    pm["quality_score"] = pm["quality_score"].mask(rng.random(n) < 0.05)
+    pm["ladder_step"] = pm["ladder_step"].astype("Int64").mask(
+        pm["spell_id"].isin(quiet) & (rng.random(n) < 0.5))
+    path = tmp_path_factory.mktemp("progress") / "person_months.parquet"
+    _write(pm, path, np.flatnonzero(rng.random(n) < 0.05))
+    return sim, io.read_person_months(path), path, pr, traj
+
+
+def _frames_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_the_data_have_the_awkward_cases(data):
+    _, pm, path, pr, traj = data
+    assert pm["ladder_step"].dtype == "float64" and pm["ladder_step"].isna().any()
+    assert pm["quality_b"].isna().any() and pm["quality_a"].isna().any()
+    assert (pm[["quality_a", "quality_b"]].notna().all(axis=1)
+            & pm["quality_score"].isna()).any()
+    clients, months = progress_keys(pr, traj)
+    at = pd.MultiIndex.from_arrays([pm["client_id"].astype(str), pm["t"].astype("int64")])
+    rk = pd.MultiIndex.from_arrays([clients.fillna("?"), np.nan_to_num(months)])
+    hit = rk.isin(at)
+    assert hit.sum() > 500 and (~hit).sum() > 500         # reviews with and without a month
+    assert (months[~hit] < pm["t"].min()).sum() > 100      # before the panel
+    assert pq.ParquetFile(path).metadata.num_rows == len(pm)
+    for measure in MEASURES:
+        r = review_frame(pr, traj, pm, measure, T_START)
+        assert r["t"].min() >= T_START and (r["base_t"] < T_START).any()
+        assert r[["spell_id", "t"]].duplicated().any()     # joined spells, one month
+        assert r["quality_a"].isna().any() and r["quality_a"].notna().sum() > 300
+
+
+@pytest.mark.parametrize("batch_rows", [37, 500, None])
+def test_review_frame_from_the_file_equals_the_in_memory_frame(data, batch_rows):
+    _, pm, path, pr, traj = data
+    sub = review_months(path, *progress_keys(pr, traj), batch_rows=batch_rows)
+    for measure in MEASURES:
+        want = review_frame(pr, traj, pm, measure, T_START)
+        alone = review_frame(pr, traj, None, measure, T_START, panel=path,
+                             batch_rows=batch_rows)
+        _frames_equal(alone, want)
+        _frames_equal(review_frame(pr, traj, sub, measure, T_START, panel=path,
+                                   batch_rows=batch_rows), want)
+
+
+@pytest.mark.parametrize("batch_rows", [41, None])
+def test_review_months_are_the_rows_of_the_whole_file(data, batch_rows):
+    """Same rows (file order), columns and dtypes as the whole file read by pandas: the
+    integer columns with a missing value elsewhere in the file are float64."""
+    _, pm, path, pr, traj = data
+    clients, months = progress_keys(pr, traj)
+    got = review_months(path, clients, months, batch_rows=batch_rows)
+    keys = pd.DataFrame({"client_id": clients, "t": months}).dropna()
+    keys = set(zip(keys["client_id"].astype(str), keys["t"].astype("int64")))
+    hit = [k in keys for k in zip(pm["client_id"], pm["t"].astype("int64"))]
+    want = pm.loc[hit, list(got.columns)].reset_index(drop=True)
+    assert {"ladder_step", "shock_event_time", "lm_unemployment_rate_muni"} <= set(got)
+    assert got["ladder_step"].notna().all() and got["ladder_step"].dtype == "float64"
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("batch_rows,blocks", [(53, ("quality", "adoption")),
+                                               (None, ("quality", "adoption")),
+                                               (300, ("adoption",))])
+def test_progress_effects_from_the_file_equal_the_in_memory_table(data, batch_rows, blocks):
+    sim, pm, path, pr, traj = data
+    params = EstimateParams()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = progress_effects(pr, traj, pm, sim.adoption, sim.shocks, params, T_START, 5,
+                                blocks)
+        got = progress_effects(pr, traj, None, sim.adoption, sim.shocks, params, T_START, 5,
+                               blocks, panel=path, batch_rows=batch_rows)
+    assert len(want) == len(MEASURES) * len(blocks)
+    assert want["published"].all() and want["estimate"].notna().all()
+    assert set(want["unit"]) == {"pp", "value"}
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-10)
+
+
+def test_two_rows_of_one_client_month_are_refused(data, tmp_path):
+    _, pm, _, pr, traj = data
+    clients, months = progress_keys(pr, traj)
+    k = pd.MultiIndex.from_arrays([clients.fillna("?"), np.nan_to_num(months)])
+    at = pd.MultiIndex.from_arrays([pm["client_id"].astype(str), pm["t"].astype("int64")])
+    twice = pd.concat([pm, pm[at.isin(k)].iloc[:1]], ignore_index=True)
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(twice, path)
+    with pytest.raises(ValueError, match="two rows of one client"):
+        progress_effects(pr, traj, None, None, None, EstimateParams(), T_START, 5,
+                         ("quality",), panel=path)
