@@ -242,8 +242,9 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
                       panel: Path | None = None) -> EstimationResult:
     """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
 
-    ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS, OLS and hazard read
-    it in batches instead (``streams_panel``: which columns ``person_months`` needs then).
+    ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS, OLS, hazard and
+    value-added read it in batches instead (``streams_panel``: which columns
+    ``person_months`` needs then).
 
     Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
     """
@@ -264,7 +265,8 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
                                            panel if streams_panel(spec) else None,
                                            spec.sample)
             if spec.value_added:
-                va_rows, tables = _value_added(pm, params)
+                va_rows, tables = _value_added(pm, params, panel if streams_panel(spec)
+                                               else None, spec.sample)
                 rows += va_rows
         elif spec.block == "adoption":
             rows, head = _adoption(cells, pm, adoption, shocks, spec, params)
@@ -305,22 +307,15 @@ def panel_columns(spec: Specification, base: EstimateParams,
     ``person_months`` frame (None: all of them), so a stage loads no more of the panel;
     ``available``: the panel file's columns (without them, value-added gets None):
 
-    - quality 2SLS / OLS / hazard: ``STREAMED_COLUMNS`` (the regression reads the file in
-      batches), plus ``value_added_reads`` with value-added;
+    - quality 2SLS / OLS / hazard: ``STREAMED_COLUMNS`` (the regression and value-added
+      read the file in batches);
     - adoption and shocks: ``cell_model_columns`` (the panel's municipality-month cells
       carry the outcome).
     """
     params = spec.apply(base)
     if spec.block != "quality":
         return cell_model_columns(adoption, params.adoption.programme)
-    cols = list(STREAMED_COLUMNS)
-    if spec.value_added:
-        if available is None:
-            return None
-        from impact.estimate.value_added import value_added_reads
-
-        cols += value_added_reads(list(available), params.estimate.controls)
-    return list(dict.fromkeys(cols))
+    return list(STREAMED_COLUMNS)
 
 
 def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[str] | None:
@@ -335,16 +330,20 @@ def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[st
     return ["municipality", "t", "adoption_month"]
 
 
-def _value_added(pm: pd.DataFrame, params: EstimateParams
-                 ) -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
-    """Caseworker and team value-added rows and unit tables (internal: personnel data)."""
+def _value_added(pm: pd.DataFrame, params: EstimateParams, panel: Path | None = None,
+                 sample: str = "all") -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
+    """Caseworker and team value-added rows and unit tables (internal: personnel data);
+    ``panel``: from the panel file in two passes (``value_added_stream``), not ``pm``."""
     from impact.estimate.value_added import value_added, value_added_rows
+    from impact.estimate.value_added_stream import value_added_file
 
     rows, tables = [], {}
+    opts = dict(controls=params.estimate.controls, lm=params.estimate.lm_controls,
+                alpha=params.estimate.alpha)
     for level in ("caseworker", "team"):
         try:
-            res = value_added(pm, level, controls=params.estimate.controls,
-                              lm=params.estimate.lm_controls, alpha=params.estimate.alpha)
+            res = (value_added(pm, level, **opts) if panel is None
+                   else value_added_file(panel, level, sample=sample, **opts))
         except ValueError as exc:
             warn(f"value-added ({level}) not estimated: {exc}")
             continue

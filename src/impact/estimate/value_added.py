@@ -48,8 +48,8 @@ from impact.estimate.pmreg import cell_demean
 from impact.estimate.quality import _codes
 from impact.estimate.results import row
 
-__all__ = ["ValueAddedResult", "value_added", "signal_variance", "mixedlm_blups",
-           "value_added_rows", "value_added_reads", "publishable_teams"]
+__all__ = ["UnitSpells", "ValueAddedResult", "value_added", "signal_variance", "mixedlm_blups",
+           "spell_result", "value_added_rows", "value_added_reads", "publishable_teams"]
 
 KEYS = {"caseworker": "caseworker_key", "team": "team_key"}
 
@@ -238,22 +238,9 @@ def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"
     spell, J = _codes(s["spell_id"]), len(names)
     inv, first = _pairs(unit, spell)  # (unit, spell) rows: S_js, n_js
     g, n = unit[first], np.bincount(inv).astype("float64")
-    n_j, m_j = np.bincount(g, n, J), np.bincount(g, minlength=J)
-    df = np.sum(n_j - np.bincount(g, n ** 2, J) / n_j)
-    if not df > 0:
-        raise ValueError(f"value_added: no {level} has two spells with complete data; the "
-                         "sampling variance is not identified")
+    _check_df(g, n, J, level)
     r = _residuals(A, unit, _pairs(_codes(s["region"]), t - t.min())[0], covariates == "within")
     del A
-    S = np.bincount(inv, r)
-    raw = np.bincount(g, S, J) / n_j
-    ss = np.bincount(g, (S - n * raw[g]) ** 2, J)
-    phi = ss.sum() / df
-    V = phi / n_j if noise == "pooled" else np.where(
-        m_j >= 2, ss / n_j ** 2 * m_j / np.maximum(m_j - 1, 1), phi / n_j)
-    s2 = signal_variance(raw, V)
-    lam = s2 / (s2 + V)
-    eb, sd, zc = lam * raw, np.sqrt(lam * V), special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
 
     def distinct(col: str) -> np.ndarray:
         if col == key or col not in s:
@@ -264,26 +251,75 @@ def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"
     um, um_first = _pairs(unit, mc)
     modal = pd.DataFrame({"u": unit[um_first], "m": mc[um_first], "n": np.bincount(um)})
     modal = modal.sort_values(["u", "n"], kind="stable").drop_duplicates("u", keep="last")
+    spells = UnitSpells(np.asarray(names), g, spell[first], n, np.bincount(inv, r),
+                        np.asarray(m_names)[modal["m"].to_numpy()], distinct("client_id"),
+                        distinct("caseworker_key"), int((~has_key).sum()), int((~ok).sum()))
+    return spell_result(spells, level, controls=controls, covariates=covariates, noise=noise,
+                        alpha=alpha, mixedlm=mixedlm)
+
+
+def _check_df(g: np.ndarray, n: np.ndarray, J: int, level: str) -> None:
+    n_j = np.bincount(g, n, J)
+    if not np.sum(n_j - np.bincount(g, n ** 2, J) / n_j) > 0:
+        raise ValueError(f"value_added: no {level} has two spells with complete data; the "
+                         "sampling variance is not identified")
+
+
+@dataclass(frozen=True)
+class UnitSpells:
+    """What value-added needs of the person-months, per unit x spell pair (in order of
+    first appearance): its unit code ``g`` (0..J-1 in ``names`` order), spell code
+    (order of first appearance of the spells), person-months ``n`` and residual sum ``S``;
+    per unit its modal municipality and distinct clients and caseworkers; the rows
+    dropped for want of a unit and for missing values."""
+
+    names: np.ndarray
+    g: np.ndarray
+    spell: np.ndarray
+    n: np.ndarray
+    S: np.ndarray
+    municipality: np.ndarray
+    n_clients: np.ndarray
+    n_caseworkers: np.ndarray
+    n_dropped_no_unit: int
+    n_dropped_missing: int
+
+
+def spell_result(sp: UnitSpells, level: str, *, controls: Sequence[str], covariates: str,
+                 noise: str, alpha: float, mixedlm: bool) -> ValueAddedResult:
+    """Shrinkage, intervals, the split-sample check and the MixedLM from the unit x spell
+    sums (module notes): the part of ``value_added`` after the residuals."""
+    J, g, n, S = len(sp.names), sp.g, sp.n, sp.S
+    n_j, m_j = np.bincount(g, n, J), np.bincount(g, minlength=J)
+    df = np.sum(n_j - np.bincount(g, n ** 2, J) / n_j)
+    raw = np.bincount(g, S, J) / n_j
+    ss = np.bincount(g, (S - n * raw[g]) ** 2, J)
+    phi = ss.sum() / df
+    V = phi / n_j if noise == "pooled" else np.where(
+        m_j >= 2, ss / n_j ** 2 * m_j / np.maximum(m_j - 1, 1), phi / n_j)
+    s2 = signal_variance(raw, V)
+    lam = s2 / (s2 + V)
+    eb, sd, zc = lam * raw, np.sqrt(lam * V), special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
     units = pd.DataFrame({
-        "unit": np.asarray(names), "municipality": np.asarray(m_names)[modal["m"].to_numpy()],
-        "n_person_months": n_j.astype("int64"), "n_spells": m_j, "n_clients": distinct("client_id"),
-        "n_caseworkers": distinct("caseworker_key"), "raw_va": raw, "noise_var": V,
+        "unit": sp.names, "municipality": sp.municipality,
+        "n_person_months": n_j.astype("int64"), "n_spells": m_j, "n_clients": sp.n_clients,
+        "n_caseworkers": sp.n_caseworkers, "raw_va": raw, "noise_var": V,
         "shrinkage": lam, "eb_va": eb, "eb_sd": sd, "ci_low": eb - zc * sd,
         "ci_high": eb + zc * sd, "mixedlm_va": np.nan})
-    half = 2 * g + spell[first] % 2  # split-sample check of s2: odd / even spell codes
+    half = 2 * g + sp.spell % 2  # split-sample check of s2: odd / even spell codes
     n_h = np.bincount(half, n, 2 * J).reshape(J, 2)
     m_h = np.bincount(half, S, 2 * J).reshape(J, 2) / np.maximum(n_h, 1)
     both = (n_h > 0).all(axis=1)
     cov = np.average(m_h[both, 0] * m_h[both, 1], weights=n_j[both]) if both.any() else np.nan
     summary = {"level": level, "n_units": J, "n_person_months": int(n_j.sum()),
-               "n_spells": int(len(S)), "n_dropped_no_unit": int((~has_key).sum()),
-               "n_dropped_missing": int((~ok).sum()), "signal_sd": float(np.sqrt(s2)),
+               "n_spells": int(len(S)), "n_dropped_no_unit": sp.n_dropped_no_unit,
+               "n_dropped_missing": sp.n_dropped_missing, "signal_sd": float(np.sqrt(s2)),
                "mean_shrinkage": float(lam.mean()), "noise_var_pm": float(phi),
                "signal_sd_split": float(np.sqrt(max(cov, 0.0))), "covariates": covariates,
                "noise": noise, "controls": list(controls), "mixedlm_signal_sd": np.nan,
                "mixedlm_noise_var_pm": np.nan, "corr_eb_mixedlm": np.nan}
     if mixedlm and J > 1:
-        b_inv, b_first = _pairs(g, spell[first] % _BLOCKS)
+        b_inv, b_first = _pairs(g, sp.spell % _BLOCKS)
         blup, s2_m, phi_m = mixedlm_blups(np.bincount(b_inv, S), np.bincount(b_inv, n),
                                           g[b_first], J, max(s2, 1e-3 * np.median(V)) / phi)
         units["mixedlm_va"] = blup

@@ -1,0 +1,286 @@
+"""Caseworker and team value-added straight from the panel's Parquet file, in two passes.
+
+Notes
+-----
+``value_added.value_added`` holds the design matrix A = [100 y, controls, labour market]
+of every person-month with a unit. What it needs of A adds up over rows:
+
+1. **Covariate coefficients g.** The within-unit g (or pooled) is the regression of the
+   demeaned y on the demeaned X, unit and region-month effects projected out at the level
+   of unit x region-month cells. That projection follows from the raw Gram matrix of A
+   and A's sums per cell (``cgram.demean_grams``, one cluster), which the first pass adds
+   up (``quality_stream.GramSums``, the cells keyed unit x region-month). A categorical
+   control's left-out level (its modal one) and which labour-market columns are controls
+   (complete and varying among the rows with a unit) are decided after the pass, as the
+   2SLS pass does; the person-months of each unit x spell pair, the modal municipality of
+   each unit and its distinct clients and caseworkers (DuckDB) are counted on the way.
+2. **Residual sums.** The residual of a row is ``r = y - x'g`` minus its region-month
+   mean (``value_added._residuals`` adds the cell means it took out back in, so it is
+   exactly that), and the region-month means of A's columns are sums of the cell sums. A
+   second pass adds r up per unit x spell: S_js, from which ``value_added.spell_result``
+   computes everything else, as in memory.
+
+Pairs and spells are numbered in order of first appearance in the file, as the in-memory
+codes are, so the split-sample check (odd and even spell codes) and the MixedLM's blocks
+are the same. Memory: one batch, the k x k Gram matrix, k sums per cell and a few numbers
+per unit x spell pair; time linear in the person-months.
+``tests/estimate/test_value_added_stream.py`` compares every unit's numbers and the
+summary with ``value_added`` to 1e-8.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from impact.estimate.cgram import demean_grams
+from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
+from impact.estimate.frames import month_index, warn
+from impact.estimate.linalg import independent_columns
+from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS, _check_choice
+from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
+from impact.estimate.value_added import (
+    KEYS, UnitSpells, ValueAddedResult, _check_df, spell_result, value_added_reads,
+)
+
+__all__ = ["value_added_file"]
+
+_T = 1 << 20
+
+
+def _categorical(c: str) -> bool:
+    return c in ("age_band", "duration_band") or c in CATEGORICAL_CONTROLS
+
+
+class _Batch:
+    """One batch's rows with a unit: outcome, controls (a categorical one as first-
+    appearance codes kept across batches), labour-market candidates, keys, and which rows
+    are complete (finite outcome and numeric controls)."""
+
+    def __init__(self, df: pd.DataFrame, key: str, controls, lm, codes: dict) -> None:
+        has = df[key].notna().to_numpy()
+        self.n_no_unit = int((~has).sum())
+        s = df.loc[has].reset_index(drop=True)
+        self.s = s
+        self.num = {"y": pd.to_numeric(s["exit_work"]).to_numpy(dtype="float64") * 100.0}
+        self.cats = {}
+        for c in controls:
+            if _categorical(c):
+                v = (np.asarray(age_band(s["age"]), dtype=object) if c == "age_band" else
+                     duration_band(s["duration"]) if c == "duration_band" else s[c])
+                self.cats[c] = codes.setdefault(c, _Codes())(v)
+            else:
+                self.num[c] = pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
+        self.lm = {c: pd.to_numeric(s[c], errors="coerce").to_numpy(dtype="float64")
+                   for c in lm}
+        self.ok = np.ones(len(s), dtype=bool)
+        for v in self.num.values():
+            self.ok &= np.isfinite(v)
+        t = s["t"].to_numpy("int64") if "t" in s else month_index(s["month"]).astype("int64")
+        self.t = t
+
+
+def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "caseworker",
+                     *, controls: Sequence[str] = DEFAULT_CONTROLS,
+                     lm: Sequence[str] | None = None,
+                     covariates: Literal["within", "pooled"] = "within",
+                     noise: Literal["pooled", "unit"] = "pooled", alpha: float = 0.05,
+                     mixedlm: bool = True, sample: Literal["all", "inflow"] = "all",
+                     batch_rows: int = BATCH_ROWS) -> ValueAddedResult:
+    """``value_added`` (the same result; arguments alike) on the panel file ``path`` read
+    in batches, twice (module notes); ``sample="inflow"``: of its person-months with
+    ``left_truncated == 0`` only, as a specification's inflow sample."""
+    for name, value, allowed in (("level", level, tuple(KEYS)), ("noise", noise, ("pooled", "unit")),
+                                 ("covariates", covariates, ("within", "pooled"))):
+        _check_choice(name, value, allowed)
+    path, key = Path(path), KEYS[level]
+    schema = pq.ParquetFile(path).schema_arrow.names
+    need = ["exit_work", "region", "municipality", "spell_id", key] + [
+        {"age_band": "age", "duration_band": "duration"}.get(c, c) for c in controls]
+    missing = [c for c in dict.fromkeys(need) if c not in schema] + (
+        [] if "t" in schema or "month" in schema else ["t (or month)"])
+    if missing:
+        raise ValueError(f"value_added: person_months lacks column(s) {missing}; add them "
+                         f"or leave them out of `controls` (given: {list(controls)})")
+    cands = lm_candidates(schema, lm)
+    reads = value_added_reads(schema, controls)
+    if sample == "inflow":
+        reads = list(dict.fromkeys(reads + ["left_truncated"]))
+    codes: dict[str, _Codes] = {}
+    cat_counts: dict[str, np.ndarray] = {}
+    lm_state = {c: [True, np.inf, -np.inf] for c in cands}  # complete, min, max
+    units, regions, spells, pairs, um = _Codes(), _Codes(), _Codes(), _Codes(), _Codes()
+    munis = _Codes()
+    pair_unit, pair_spell, pair_n = [], [], np.zeros(0)
+    um_n = np.zeros(0)
+    gs = GramSums()
+    n_no_unit = n_missing = 0
+    with tempfile.TemporaryDirectory(prefix="impact-va-") as spill:
+        import duckdb
+
+        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
+        try:
+            extra = [c for c in ("client_id", "caseworker_key") if c in schema and c != key]
+            for c in extra:
+                con.execute(f'CREATE TABLE "{c}" (unit VARCHAR, v VARCHAR)')
+            for df in _batches(path, reads, batch_rows, sample):
+                b = _Batch(df, key, controls, cands, codes)
+                n_no_unit += b.n_no_unit
+                for c, v in b.cats.items():  # the modal level: among the rows with a unit
+                    cnt = np.bincount(v, minlength=len(codes[c]))
+                    old = cat_counts.get(c, np.zeros(0))
+                    cat_counts[c] = np.concatenate([old, np.zeros(len(cnt) - len(old))]) + cnt
+                for c, v in b.lm.items():
+                    st = lm_state[c]
+                    fin = np.isfinite(v)
+                    st[0] = st[0] and bool(fin.all())
+                    if fin.any():
+                        st[1], st[2] = min(st[1], v[fin].min()), max(st[2], v[fin].max())
+                ok = b.ok
+                n_missing += int((~ok).sum())
+                if not ok.any():
+                    continue
+                s = b.s.loc[ok].reset_index(drop=True)
+                unit = units(s[key].astype(str).to_numpy())
+                reg = regions(s["region"].astype(str).to_numpy())
+                rm = reg * (4 * _T) + (b.t[ok] + _T)
+                cols = {c: v[ok] for c, v in b.num.items()}
+                cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
+                gs.add(cols, {c: v[ok] for c, v in b.cats.items()}, np.zeros(len(s), int),
+                       s[key].astype(str), s["region"].astype(str), rm)
+                sp = spells(s["spell_id"])
+                pc = pairs(unit * (1 << 40) + sp)
+                new = np.unique(pc, return_index=True)
+                for code, i in zip(*new):
+                    if code >= len(pair_unit):
+                        pair_unit.append(unit[i])
+                        pair_spell.append(sp[i])
+                pair_n = _add(pair_n, pc, len(pairs))
+                mc = munis(s["municipality"].astype(str).to_numpy())
+                umc = um(unit * (1 << 32) + mc)
+                um_n = _add(um_n, umc, len(um))
+                for c in extra:
+                    # a missing value counts as a value of its own, as in memory
+                    got = pd.DataFrame({"unit": s[key].astype(str).to_numpy(),
+                                        "v": s[c].astype("string").fillna("\x00NA")
+                                        .to_numpy(dtype=object)}).drop_duplicates()
+                    tab = pa.Table.from_pandas(got, preserve_index=False)  # noqa: F841
+                    con.execute(f'INSERT INTO "{c}" SELECT * FROM tab')
+            counts = {c: dict(con.execute(f'SELECT unit, count(DISTINCT v) FROM "{c}" '
+                                          "GROUP BY unit").fetchall()) for c in extra}
+        finally:
+            con.close()
+    if n_no_unit:
+        warn(f"value_added: {n_no_unit} person-months without {key} dropped")
+    if n_missing:
+        warn(f"value_added: {n_missing} person-months missing exit_work or controls dropped")
+    if gs.n_obs == 0:
+        raise ValueError(f"value_added: no person-month with a {level} and complete data")
+    # unit codes as ``pd.factorize(sort=True)``: sorted labels
+    first_labels = np.asarray(units.values, dtype=object)
+    names = np.sort(first_labels)
+    to_sorted = pd.Index(names).get_indexer(first_labels)
+    g = to_sorted[np.asarray(pair_unit, dtype="int64")]
+    _check_df(g, pair_n, len(names), level)
+    lm_keep = [c for c in cands
+               if lm_usable(lm_state[c][0] and lm_state[c][2] > lm_state[c][1], c)]
+    sel = [gs.col[("num", "y")]]
+    for c in controls:
+        if _categorical(c):
+            cnt = cat_counts[c]
+            sel += [gs.col[(c, k)] for k in np.flatnonzero(cnt) if k != np.argmax(cnt)]
+        else:
+            sel.append(gs.col[("num", c)])
+    sel += [gs.col[("num", f"lm:{c}")] for c in lm_keep]
+    v, rm_mean = _coefficients(gs, sel, covariates == "within")
+    S = _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes, gs, sel,
+                       v, rm_mean, units, regions, spells, pairs, len(pair_unit))
+    # modal municipality: the most person-months, ties to the last pair seen (in memory)
+    um_codes = um.values.astype("int64")
+    modal = pd.DataFrame({"u": to_sorted[um_codes >> 32], "m": um_codes & ((1 << 32) - 1),
+                          "n": um_n})
+    modal = modal.sort_values(["u", "n"], kind="stable").drop_duplicates("u", keep="last")
+    muni_names = np.asarray(munis.values, dtype=object)
+
+    def distinct(col: str) -> np.ndarray:
+        if col == key:
+            return np.ones(len(names))
+        if col not in counts:
+            return np.full(len(names), np.nan)
+        return np.asarray([counts[col].get(u, 0) for u in names], dtype="float64")
+
+    sp = UnitSpells(names, g, np.asarray(pair_spell, dtype="int64"), pair_n, S,
+                    muni_names[modal["m"].to_numpy()], distinct("client_id"),
+                    distinct("caseworker_key"), n_no_unit, n_missing)
+    return spell_result(sp, level, controls=controls, covariates=covariates, noise=noise,
+                        alpha=alpha, mixedlm=mixedlm)
+
+
+def _add(acc: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size)
+    out[:len(acc)] = acc
+    return out + np.bincount(codes, minlength=size)
+
+
+def _batches(path: Path, columns: list[str], batch_rows: int, sample: str):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        df = batch.to_pandas(date_as_object=False)
+        if sample == "inflow":
+            df = df.loc[df["left_truncated"].to_numpy() == 0].reset_index(drop=True)
+        yield df
+
+
+def _coefficients(gs: GramSums, sel: list[int], within: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """v (A v = y - x'g, ``value_added._residuals``'s rule for the columns kept) and the
+    region-month means of A v, indexed by the cells' region-month code."""
+    raw = gs.raw(sel)
+    cells = gs.cell_table()
+    fe = ["municipality", "regmonth"] if within else ["regmonth"]
+    G = demean_grams(raw, cells, fe).gram
+    v = np.eye(G.shape[0])[0]
+    ex = np.arange(1, G.shape[0])
+    d = np.sqrt(np.maximum(np.diag(G)[ex], 1e-300))
+    ex = ex[independent_columns(G[np.ix_(ex, ex)] / np.outer(d, d))] if ex.size else ex
+    if ex.size:
+        v[ex] = -np.linalg.solve(G[np.ix_(ex, ex)], G[ex, 0])
+    rm = cells["t"].to_numpy(dtype="int64")[raw.pair_cell]      # region-month of each cell
+    uniq, inv = np.unique(rm, return_inverse=True)
+    num = np.bincount(inv, weights=raw.pair_sums @ v)
+    den = np.bincount(inv, weights=raw.pair_count)
+    return v, pd.Series(num / den, index=uniq)
+
+
+def _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes, gs, sel, v,
+                   rm_mean, units, regions, spells, pairs, n_pairs) -> np.ndarray:
+    """Pass 2: the residual sums S_js per unit x spell pair (module notes)."""
+    S = np.zeros(n_pairs)
+    inv_col = {j: name for name, j in gs.col.items()}
+    for df in _batches(path, reads, batch_rows, sample):
+        b = _Batch(df, key, controls, cands, codes)
+        ok = b.ok
+        if not ok.any():
+            continue
+        s = b.s.loc[ok].reset_index(drop=True)
+        r = np.zeros(len(s))
+        for coef, j in zip(v, sel):
+            name = inv_col[j]
+            if name[0] == "num":
+                c = name[1]
+                x = b.num[c][ok] if not c.startswith("lm:") else np.nan_to_num(b.lm[c[3:]][ok])
+            else:
+                x = (b.cats[name[0]][ok] == name[1]).astype("float64")
+            r += coef * x
+        reg = regions.index.get_indexer(pd.Index(s["region"].astype(str).to_numpy()))
+        r -= rm_mean.reindex(reg * (4 * _T) + (b.t[ok] + _T)).to_numpy()
+        unit = units.index.get_indexer(pd.Index(s[key].astype(str).to_numpy()))
+        sp = spells.index.get_indexer(pd.Index(s["spell_id"]))
+        pc = pairs.index.get_indexer(pd.Index(unit * (1 << 40) + sp))
+        S += np.bincount(pc, weights=r, minlength=n_pairs)
+    return S
