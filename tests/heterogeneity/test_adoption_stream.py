@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
+from heterogeneity.compare import close
 from impact import io
 from impact.estimate.adoption import adoption_cells
 from impact.estimate.params import EstimateParams
@@ -23,7 +24,6 @@ from impact.heterogeneity.params import HeterogeneityParams
 from impact.heterogeneity.run import estimate_groups
 from impact.simulate.lean import simulate
 
-TOL = 1e-8
 
 
 def _write(sim, tmp_path):
@@ -40,15 +40,6 @@ def data(request, tmp_path_factory):
     sim = simulate(seed=11, n_muni=10, n_regions=3, n_months=30, caseload=60,
                    team_adoption=request.param)
     return sim, _write(sim, tmp_path_factory.mktemp("adoption"))
-
-
-def _close(a, b, what):
-    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
-    assert a.shape == b.shape, what
-    assert np.array_equal(np.isnan(a), np.isnan(b)), what
-    scale = max(1.0, float(np.nanmax(np.abs(b)))) if np.isfinite(b).any() else 1.0
-    np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=0, atol=TOL * scale,
-                               err_msg=what)
 
 
 @pytest.mark.parametrize("batch_rows", [97, 5000])
@@ -73,7 +64,7 @@ def test_group_cells_equal_the_in_memory_cells(data, batch_rows, monkeypatch):
             if want[c].dtype == object or str(want[c].dtype) in ("str", "string"):
                 assert cells[c].astype(str).tolist() == want[c].astype(str).tolist(), c
             else:
-                _close(cells[c], want[c], f"{d.name}: {c}")
+                close(cells[c], want[c], f"{d.name}: {c}")
         assert n_clients.sum() > 0
 
 
@@ -93,9 +84,9 @@ def test_group_effects_from_the_file_equal_the_in_memory_ones(data):
         assert g.labels == w.labels and g.n_clusters == w.n_clusters, what
         assert list(g.clusters) == list(w.clusters), what
         for f in ("estimate", "scores", "n_person_months", "n_clients", "n_events"):
-            _close(getattr(g, f), getattr(w, f), f"{what}: {f}")
-        _close(g.overall, w.overall, what)
-        _close(g.overall_se, w.overall_se, what)
+            close(getattr(g, f), getattr(w, f), f"{what}: {f}")
+        close(g.overall, w.overall, what)
+        close(g.overall_se, w.overall_se, what)
         assert (g.t_boot is None) == (w.t_boot is None), what
         if w.t_boot is not None:
-            _close(g.t_boot, w.t_boot, f"{what}: t_boot")
+            close(g.t_boot, w.t_boot, f"{what}: t_boot")

@@ -13,9 +13,9 @@ region-month never occurs untreated (imputed with the fallback effects).
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from heterogeneity.compare import same_cddf
 from impact import io
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.cddf import cddf_programme
@@ -23,7 +23,6 @@ from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
 from impact.heterogeneity.params import HeterogeneityParams
 from impact.simulate.lean import simulate
 
-TOL = 1e-8
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +35,6 @@ def panel(tmp_path_factory):
     path = tmp_path_factory.mktemp("cddfp") / "person_months.parquet"
     io.write_parquet(pm, path)
     return path
-
-
-def _same_frame(got: pd.DataFrame, want: pd.DataFrame, what: str) -> None:
-    assert list(got.columns) == list(want.columns), what
-    assert len(got) == len(want), what
-    for c in want.columns:
-        a, b = got[c].reset_index(drop=True), want[c].reset_index(drop=True)
-        if pd.api.types.is_numeric_dtype(b) and not pd.api.types.is_bool_dtype(b):
-            a, b = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
-            assert np.array_equal(np.isnan(a), np.isnan(b)), f"{what}: {c}"
-            scale = max(1.0, float(np.nanmax(np.abs(b)))) if np.isfinite(b).any() else 1.0
-            np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=0,
-                                       atol=TOL * scale, err_msg=f"{what}: {c}")
-        else:
-            assert a.astype(str).tolist() == b.astype(str).tolist(), f"{what}: {c}"
-
-
-def _compare(got, want):
-    for name in ("blp", "gates", "clan", "per_split", "proxies"):
-        _same_frame(getattr(got, name), getattr(want, name), name)
-    assert [list(m) for m in got.main_clusters] == [list(m) for m in want.main_clusters]
 
 
 def _both(path, params, het, outcomes=None, batch_rows=1000, **kw):
@@ -79,7 +57,7 @@ def test_file_equals_in_memory(panel, batch_rows, options, outcomes, anticipatio
     got, want = _both(panel, params, het, outcomes, min_cell=5, seed=3,
                       batch_rows=batch_rows)
     assert len(want.per_split) and want.per_split["estimate"].notna().any()
-    _compare(got, want)
+    same_cddf(got, want)
     assert "(none)" in set(want.proxies.loc[want.proxies["dimension"] == "ladder_step",
                                             "group"])
 
@@ -107,7 +85,7 @@ def test_fixed_halves_and_a_region_month_never_untreated(panel, tmp_path):
                                        if "imputed with municipality + t" in str(r.message))))
     (want, fb_want), (got, fb_got) = said
     assert fb_want and fb_got == fb_want   # the same cells fall back, in the same halves
-    _compare(got, want)
+    same_cddf(got, want)
 
 
 def test_nothing_without_adoption(panel, tmp_path):

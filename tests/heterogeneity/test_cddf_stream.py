@@ -13,10 +13,10 @@ the caseworker clusters of a one-municipality extract.
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from estimate.dgp import file_like_panel
+from heterogeneity.compare import same_cddf
 from impact import io
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.cddf import cddf_quality
@@ -24,7 +24,6 @@ from impact.heterogeneity.cddf.split import quantile_groups
 from impact.heterogeneity.cddf.stream import _quantiles, cddf_quality_file
 from impact.heterogeneity.params import HeterogeneityParams
 
-TOL = 1e-8
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +34,6 @@ def panel(tmp_path_factory):
     path = tmp_path_factory.mktemp("cddf") / "person_months.parquet"
     io.write_parquet(pm, path)
     return path
-
-
-def _same_frame(got: pd.DataFrame, want: pd.DataFrame, what: str) -> None:
-    assert list(got.columns) == list(want.columns), what
-    assert len(got) == len(want), what
-    for c in want.columns:
-        a, b = got[c].reset_index(drop=True), want[c].reset_index(drop=True)
-        if pd.api.types.is_numeric_dtype(b) and not pd.api.types.is_bool_dtype(b):
-            a, b = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
-            assert np.array_equal(np.isnan(a), np.isnan(b)), f"{what}: {c}"
-            scale = max(1.0, float(np.nanmax(np.abs(b)))) if np.isfinite(b).any() else 1.0
-            np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=0,
-                                       atol=TOL * scale, err_msg=f"{what}: {c}")
-        else:
-            assert a.astype(str).tolist() == b.astype(str).tolist(), f"{what}: {c}"
-
-
-def _compare(got, want):
-    for name in ("blp", "gates", "clan", "per_split", "proxies"):
-        _same_frame(getattr(got, name), getattr(want, name), name)
-    assert [list(m) for m in got.main_clusters] == [list(m) for m in want.main_clusters]
 
 
 def _both(path, params, het, outcomes=None, batch_rows=1000, **kw):
@@ -79,7 +57,7 @@ def test_file_equals_in_memory(panel, batch_rows, options, splits):
     got, want = _both(panel, params, het, outcomes, min_cell=5, seed=7,
                       batch_rows=batch_rows)
     assert len(want.per_split) and want.per_split["estimate"].notna().any()
-    _compare(got, want)
+    same_cddf(got, want)
     # the ladder's unrecorded steps are a level of their own, in the proxy and in CLAN
     assert "(none)" in set(want.proxies.loc[want.proxies["dimension"] == "ladder_step",
                                             "group"])
@@ -94,7 +72,7 @@ def test_fixed_halves_a_missing_dimension_and_five_groups(panel):
     munis = np.sort(io.read_person_months(panel)["municipality"].astype(str).unique())
     got, want = _both(panel, params, het, {"work": "exit_work"}, min_cell=3,
                       main_clusters=[munis[1::2], munis[::3]])
-    _compare(got, want)
+    same_cddf(got, want)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         cddf_quality_file(panel, params, het, {"work": "exit_work"},
@@ -111,7 +89,7 @@ def test_one_municipality_clusters_by_caseworker(panel, tmp_path):
                       {"work": "exit_work"}, min_cell=2, batch_rows=300)
     # caseworkers, not the one municipality
     assert set(want.main_clusters[0]) <= set(one["caseworker_key"].dropna().astype(str))
-    _compare(got, want)
+    same_cddf(got, want)
 
 
 def test_weighted_quantiles_equal_numpy_on_the_rows():

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from estimate.dgp import file_like_panel
+from heterogeneity.compare import close
 from impact import io
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
@@ -27,7 +28,6 @@ from impact.heterogeneity.run import _cluster_labels
 from impact.heterogeneity.stream import cluster_labels_file, quality_groups_file
 from impact.heterogeneity.wcr import wcr_weights
 
-TOL = 1e-8
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +39,6 @@ def panel(tmp_path_factory):
     path = tmp_path_factory.mktemp("groups") / "person_months.parquet"
     io.write_parquet(pm, path)
     return path
-
-
-def _close(a, b, what):
-    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
-    assert a.shape == b.shape, what
-    assert np.array_equal(np.isnan(a), np.isnan(b)), what
-    scale = max(1.0, float(np.nanmax(np.abs(b)))) if np.isfinite(b).any() else 1.0
-    np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=0, atol=TOL * scale,
-                               err_msg=what)
 
 
 def _reference(pm, params, dims, outcomes, wcr):
@@ -65,13 +56,13 @@ def _compare(got, want):
         assert g.labels == w.labels and g.n_clusters == w.n_clusters, what
         assert list(g.clusters) == list(w.clusters), what
         for f in ("estimate", "scores", "n_person_months", "n_clients", "n_events"):
-            _close(getattr(g, f), getattr(w, f), f"{what}: {f}")
-        _close(g.overall, w.overall, f"{what}: overall")
-        _close(g.overall_se, w.overall_se, f"{what}: overall_se")
+            close(getattr(g, f), getattr(w, f), f"{what}: {f}")
+        close(g.overall, w.overall, f"{what}: overall")
+        close(g.overall_se, w.overall_se, f"{what}: overall_se")
         assert (g.t_boot is None) == (w.t_boot is None)
         if w.t_boot is not None:
-            _close(g.t_stat, w.t_stat, f"{what}: t")
-            _close(g.t_boot, w.t_boot, f"{what}: t_boot")
+            close(g.t_stat, w.t_stat, f"{what}: t")
+            close(g.t_boot, w.t_boot, f"{what}: t_boot")
             assert g.enumerated == w.enumerated
 
 

@@ -16,6 +16,7 @@ from impact.decompose.design import INT_CODED, Design, build_design
 from impact.decompose.model import ModelFit
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import GramSums, _Codes, _first_rows, _Screen
+from impact.spill import spilling
 
 __all__ = ["DesignPass", "UnitSums", "design_columns", "distinct_counts"]
 
@@ -241,20 +242,12 @@ def distinct_counts(path: Path, group: str, where: str = "TRUE", args=(),
     ``total`` also all those rows together, under the key None. A missing client id
     counts once and a missing caseworker not at all, as the in-memory counts on integer
     codes do."""
-    import tempfile
-
-    import duckdb
-
     cw = ("count(DISTINCT caseworker_key)"
           if "caseworker_key" in pq.ParquetFile(path).schema_arrow.names else "0")
     by = f"GROUPING SETS (({group}), ())" if total else "ALL"
-    with tempfile.TemporaryDirectory(prefix="impact-distinct-") as spill:
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            rows = con.execute(
-                f"SELECT {group} AS g, count(DISTINCT client_id) + max(CASE WHEN client_id "
-                f"IS NULL THEN 1 ELSE 0 END), {cw} FROM read_parquet(?) WHERE {where} "
-                f"GROUP BY {by}", [str(path), *args]).fetchall()
-        finally:
-            con.close()
+    with spilling("impact-distinct-") as con:
+        rows = con.execute(
+            f"SELECT {group} AS g, count(DISTINCT client_id) + max(CASE WHEN client_id "
+            f"IS NULL THEN 1 ELSE 0 END), {cw} FROM read_parquet(?) WHERE {where} "
+            f"GROUP BY {by}", [str(path), *args]).fetchall()
     return {g: (c, w) for g, c, w in rows}

@@ -213,17 +213,8 @@ def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"
     ValueError
         An unknown option, a missing column (named), or too little data left.
     """
-    for name, value, allowed in (("level", level, tuple(KEYS)), ("noise", noise, ("pooled", "unit")),
-                                 ("covariates", covariates, ("within", "pooled"))):
-        _check_choice(name, value, allowed)
-    key, pm = KEYS[level], person_months
-    need = ["exit_work", "region", "municipality", "spell_id", key] + [
-        {"age_band": "age", "duration_band": "duration"}.get(c, c) for c in controls]
-    missing = [c for c in dict.fromkeys(need) if c not in pm] + (
-        [] if "t" in pm or "month" in pm else ["t (or month)"])
-    if missing:
-        raise ValueError(f"value_added: person_months lacks column(s) {missing}; add them "
-                         f"or leave them out of `controls` (given: {list(controls)})")
+    pm = person_months
+    key = check_inputs(pm.columns, level, controls, covariates, noise)
     has_key = pm[key].notna().to_numpy()
     if not has_key.all():
         warn(f"value_added: {int((~has_key).sum())} person-months without {key} dropped")
@@ -256,6 +247,26 @@ def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"
                         distinct("caseworker_key"), int((~has_key).sum()), int((~ok).sum()))
     return spell_result(spells, level, controls=controls, covariates=covariates, noise=noise,
                         alpha=alpha, mixedlm=mixedlm)
+
+
+def check_inputs(columns, level: str, controls: Sequence[str], covariates: str,
+                 noise: str) -> str:
+    """The level's key column, after checking the options and that ``columns`` (the
+    person-months') hold what ``value_added`` reads (ValueError naming what is missing)."""
+    for name, value, allowed in (("level", level, tuple(KEYS)),
+                                 ("noise", noise, ("pooled", "unit")),
+                                 ("covariates", covariates, ("within", "pooled"))):
+        _check_choice(name, value, allowed)
+    columns = set(columns)
+    key = KEYS[level]
+    need = ["exit_work", "region", "municipality", "spell_id", key] + [
+        {"age_band": "age", "duration_band": "duration"}.get(c, c) for c in controls]
+    missing = [c for c in dict.fromkeys(need) if c not in columns] + (
+        [] if "t" in columns or "month" in columns else ["t (or month)"])
+    if missing:
+        raise ValueError(f"value_added: person_months lacks column(s) {missing}; add them "
+                         f"or leave them out of `controls` (given: {list(controls)})")
+    return key
 
 
 def _check_df(g: np.ndarray, n: np.ndarray, J: int, level: str) -> None:

@@ -30,7 +30,6 @@ summary with ``value_added`` to 1e-8.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -43,11 +42,12 @@ from impact.estimate.cgram import demean_grams
 from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
 from impact.estimate.frames import month_index, warn
 from impact.estimate.linalg import independent_columns
-from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS, _check_choice
+from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
 from impact.estimate.value_added import (
-    KEYS, UnitSpells, ValueAddedResult, _check_df, spell_result, value_added_reads,
+    UnitSpells, ValueAddedResult, _check_df, check_inputs, spell_result, value_added_reads,
 )
+from impact.spill import spilling
 
 __all__ = ["value_added_file"]
 
@@ -96,18 +96,9 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     """``value_added`` (the same result; arguments alike) on the panel file ``path`` read
     in batches, twice (module notes); ``sample="inflow"``: of its person-months with
     ``left_truncated == 0`` only, as a specification's inflow sample."""
-    for name, value, allowed in (("level", level, tuple(KEYS)), ("noise", noise, ("pooled", "unit")),
-                                 ("covariates", covariates, ("within", "pooled"))):
-        _check_choice(name, value, allowed)
-    path, key = Path(path), KEYS[level]
+    path = Path(path)
     schema = pq.ParquetFile(path).schema_arrow.names
-    need = ["exit_work", "region", "municipality", "spell_id", key] + [
-        {"age_band": "age", "duration_band": "duration"}.get(c, c) for c in controls]
-    missing = [c for c in dict.fromkeys(need) if c not in schema] + (
-        [] if "t" in schema or "month" in schema else ["t (or month)"])
-    if missing:
-        raise ValueError(f"value_added: person_months lacks column(s) {missing}; add them "
-                         f"or leave them out of `controls` (given: {list(controls)})")
+    key = check_inputs(schema, level, controls, covariates, noise)
     cands = lm_candidates(schema, lm)
     reads = value_added_reads(schema, controls)
     if sample == "inflow":
@@ -121,61 +112,55 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     um_n = np.zeros(0)
     gs = GramSums()
     n_no_unit = n_missing = 0
-    with tempfile.TemporaryDirectory(prefix="impact-va-") as spill:
-        import duckdb
-
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            extra = [c for c in ("client_id", "caseworker_key") if c in schema and c != key]
+    with spilling("impact-va-") as con:
+        extra = [c for c in ("client_id", "caseworker_key") if c in schema and c != key]
+        for c in extra:
+            con.execute(f'CREATE TABLE "{c}" (unit VARCHAR, v VARCHAR)')
+        for df in _batches(path, reads, batch_rows, sample):
+            b = _Batch(df, key, controls, cands, codes)
+            n_no_unit += b.n_no_unit
+            for c, v in b.cats.items():  # the modal level: among the rows with a unit
+                cnt = np.bincount(v, minlength=len(codes[c]))
+                old = cat_counts.get(c, np.zeros(0))
+                cat_counts[c] = np.concatenate([old, np.zeros(len(cnt) - len(old))]) + cnt
+            for c, v in b.lm.items():
+                st = lm_state[c]
+                fin = np.isfinite(v)
+                st[0] = st[0] and bool(fin.all())
+                if fin.any():
+                    st[1], st[2] = min(st[1], v[fin].min()), max(st[2], v[fin].max())
+            ok = b.ok
+            n_missing += int((~ok).sum())
+            if not ok.any():
+                continue
+            s = b.s.loc[ok].reset_index(drop=True)
+            unit = units(s[key].astype(str).to_numpy())
+            reg = regions(s["region"].astype(str).to_numpy())
+            rm = reg * (4 * _T) + (b.t[ok] + _T)
+            cols = {c: v[ok] for c, v in b.num.items()}
+            cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
+            gs.add(cols, {c: v[ok] for c, v in b.cats.items()}, np.zeros(len(s), int),
+                   s[key].astype(str), s["region"].astype(str), rm)
+            sp = spells(s["spell_id"])
+            pc = pairs(unit * (1 << 40) + sp)
+            new = np.unique(pc, return_index=True)
+            for code, i in zip(*new):
+                if code >= len(pair_unit):
+                    pair_unit.append(unit[i])
+                    pair_spell.append(sp[i])
+            pair_n = _add(pair_n, pc, len(pairs))
+            mc = munis(s["municipality"].astype(str).to_numpy())
+            umc = um(unit * (1 << 32) + mc)
+            um_n = _add(um_n, umc, len(um))
             for c in extra:
-                con.execute(f'CREATE TABLE "{c}" (unit VARCHAR, v VARCHAR)')
-            for df in _batches(path, reads, batch_rows, sample):
-                b = _Batch(df, key, controls, cands, codes)
-                n_no_unit += b.n_no_unit
-                for c, v in b.cats.items():  # the modal level: among the rows with a unit
-                    cnt = np.bincount(v, minlength=len(codes[c]))
-                    old = cat_counts.get(c, np.zeros(0))
-                    cat_counts[c] = np.concatenate([old, np.zeros(len(cnt) - len(old))]) + cnt
-                for c, v in b.lm.items():
-                    st = lm_state[c]
-                    fin = np.isfinite(v)
-                    st[0] = st[0] and bool(fin.all())
-                    if fin.any():
-                        st[1], st[2] = min(st[1], v[fin].min()), max(st[2], v[fin].max())
-                ok = b.ok
-                n_missing += int((~ok).sum())
-                if not ok.any():
-                    continue
-                s = b.s.loc[ok].reset_index(drop=True)
-                unit = units(s[key].astype(str).to_numpy())
-                reg = regions(s["region"].astype(str).to_numpy())
-                rm = reg * (4 * _T) + (b.t[ok] + _T)
-                cols = {c: v[ok] for c, v in b.num.items()}
-                cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
-                gs.add(cols, {c: v[ok] for c, v in b.cats.items()}, np.zeros(len(s), int),
-                       s[key].astype(str), s["region"].astype(str), rm)
-                sp = spells(s["spell_id"])
-                pc = pairs(unit * (1 << 40) + sp)
-                new = np.unique(pc, return_index=True)
-                for code, i in zip(*new):
-                    if code >= len(pair_unit):
-                        pair_unit.append(unit[i])
-                        pair_spell.append(sp[i])
-                pair_n = _add(pair_n, pc, len(pairs))
-                mc = munis(s["municipality"].astype(str).to_numpy())
-                umc = um(unit * (1 << 32) + mc)
-                um_n = _add(um_n, umc, len(um))
-                for c in extra:
-                    # a missing value counts as a value of its own, as in memory
-                    got = pd.DataFrame({"unit": s[key].astype(str).to_numpy(),
-                                        "v": s[c].astype("string").fillna("\x00NA")
-                                        .to_numpy(dtype=object)}).drop_duplicates()
-                    tab = pa.Table.from_pandas(got, preserve_index=False)  # noqa: F841
-                    con.execute(f'INSERT INTO "{c}" SELECT * FROM tab')
-            counts = {c: dict(con.execute(f'SELECT unit, count(DISTINCT v) FROM "{c}" '
-                                          "GROUP BY unit").fetchall()) for c in extra}
-        finally:
-            con.close()
+                # a missing value counts as a value of its own, as in memory
+                got = pd.DataFrame({"unit": s[key].astype(str).to_numpy(),
+                                    "v": s[c].astype("string").fillna("\x00NA")
+                                    .to_numpy(dtype=object)}).drop_duplicates()
+                tab = pa.Table.from_pandas(got, preserve_index=False)  # noqa: F841
+                con.execute(f'INSERT INTO "{c}" SELECT * FROM tab')
+        counts = {c: dict(con.execute(f'SELECT unit, count(DISTINCT v) FROM "{c}" '
+                                      "GROUP BY unit").fetchall()) for c in extra}
     if n_no_unit:
         warn(f"value_added: {n_no_unit} person-months without {key} dropped")
     if n_missing:

@@ -19,7 +19,6 @@ in-memory path.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +33,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, _Codes
 from impact.heterogeneity.adoption import group_cells
 from impact.heterogeneity.params import GroupDimension
+from impact.spill import spilling
 
 __all__ = ["group_cells_file"]
 
@@ -104,8 +104,6 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
     muni_t, team_t = adoption_months(adoption, params.adoption.programme)
     if not muni_t and not team_t:
         return None
-    import duckdb
-
     path = Path(path)
     schema = pq.ParquetFile(path).schema_arrow.names
     dims = [d for d in dims if d.column in schema]
@@ -117,40 +115,36 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
     cells = [_Cells(sums, list(COMPOSITION) + lm) for _ in dims]
     codes = {k: _Codes() for k in ("unit", "municipality", "region")}
     g_unit: list[float] = []          # adoption month index per unit code (NaN: never)
-    with tempfile.TemporaryDirectory(prefix="impact-adoption-") as spill:
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            con.execute("CREATE TABLE pairs (dim INTEGER, grp BIGINT, client VARCHAR)")
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
-                                                           columns=reads):
-                df = batch.to_pandas(date_as_object=False)
-                rows = unit_rows(df, set(team_t), counts)
-                frame = rows.frame
-                keys = {k: codes[k](rows.labels[k])[frame[k].to_numpy()]
-                        for k in ("unit", "municipality", "region")}
-                for lab in codes["unit"].values[len(g_unit):]:
-                    g = team_t.get(lab[5:]) if lab.startswith("team:") else muni_t.get(lab)
-                    g_unit.append(np.nan if g is None else float(g))
-                t = frame["t"].to_numpy(dtype="int64")
-                g_row = np.asarray(g_unit)[keys["unit"]]
-                adopted = np.isfinite(g_row) & (t >= g_row)
-                client = df["client_id"].astype(str).to_numpy()
-                for i, d in enumerate(dims):
-                    grp = d.codes(df[d.column])
-                    inside = grp >= 0
-                    cells[i].add({**{k: v[inside] for k, v in keys.items()},
-                                  "t": t[inside], "group": grp[inside]}, frame.loc[inside])
-                    sel = adopted & inside
-                    pairs = pd.DataFrame({"grp": grp[sel], "client": client[sel]}
-                                         ).drop_duplicates()
-                    tab = pa.table({"dim": np.full(len(pairs), i, dtype="int32"),  # noqa: F841
-                                    "grp": pairs["grp"].to_numpy(dtype="int64"),
-                                    "client": pairs["client"].to_numpy(dtype=object)})
-                    con.execute("INSERT INTO pairs SELECT * FROM tab")
-            got = con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
-                              "GROUP BY ALL").fetchall()
-        finally:
-            con.close()
+    with spilling("impact-adoption-") as con:
+        con.execute("CREATE TABLE pairs (dim INTEGER, grp BIGINT, client VARCHAR)")
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
+                                                       columns=reads):
+            df = batch.to_pandas(date_as_object=False)
+            rows = unit_rows(df, set(team_t), counts)
+            frame = rows.frame
+            keys = {k: codes[k](rows.labels[k])[frame[k].to_numpy()]
+                    for k in ("unit", "municipality", "region")}
+            for lab in codes["unit"].values[len(g_unit):]:
+                g = team_t.get(lab[5:]) if lab.startswith("team:") else muni_t.get(lab)
+                g_unit.append(np.nan if g is None else float(g))
+            t = frame["t"].to_numpy(dtype="int64")
+            g_row = np.asarray(g_unit)[keys["unit"]]
+            adopted = np.isfinite(g_row) & (t >= g_row)
+            client = df["client_id"].astype(str).to_numpy()
+            for i, d in enumerate(dims):
+                grp = d.codes(df[d.column])
+                inside = grp >= 0
+                cells[i].add({**{k: v[inside] for k, v in keys.items()},
+                              "t": t[inside], "group": grp[inside]}, frame.loc[inside])
+                sel = adopted & inside
+                pairs = pd.DataFrame({"grp": grp[sel], "client": client[sel]}
+                                     ).drop_duplicates()
+                tab = pa.table({"dim": np.full(len(pairs), i, dtype="int32"),  # noqa: F841
+                                "grp": pairs["grp"].to_numpy(dtype="int64"),
+                                "client": pairs["client"].to_numpy(dtype=object)})
+                con.execute("INSERT INTO pairs SELECT * FROM tab")
+        got = con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
+                          "GROUP BY ALL").fetchall()
     out = {}
     labels = {k: np.asarray(c.values, dtype=object) for k, c in codes.items()}
     for i, d in enumerate(dims):

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from impact import io
 from impact.estimate.quality_stream import BATCH_ROWS
 from impact.heterogeneity.params import GroupDimension, HeterogeneityParams
+from impact.spill import spilling
 
 __all__ = ["INCIDENCE_COLUMNS", "SPELL_CONSTANT", "incidence_by_group", "incidence_counts_file"]
 
@@ -41,16 +42,8 @@ def incidence_by_group(pm: pd.DataFrame | None, het: HeterogeneityParams, alpha:
     dims = [d for d in het.groups if d.column in SPELL_CONSTANT and d.column in columns]
     inc = []
     if panel is not None and dims:
-        import tempfile
-
-        import duckdb
-
-        with tempfile.TemporaryDirectory(prefix="impact-incidence-") as spill:
-            con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-            try:
-                counts = [incidence_counts_file(panel, d, edu is not None, con) for d in dims]
-            finally:
-                con.close()
+        with spilling("impact-incidence-") as con:
+            counts = [incidence_counts_file(panel, d, edu is not None, con) for d in dims]
     else:
         # distinct clients are counted on integer codes (the same counts): DuckDB reads an
         # Arrow string column as Python objects from pandas, once per dimension

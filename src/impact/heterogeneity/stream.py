@@ -24,7 +24,6 @@ effect, counts and bootstrap draws with ``quality_by_group`` to 1e-8.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -41,6 +40,7 @@ from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates, group_fits
 from impact.heterogeneity.wcr import CellFE
+from impact.spill import spilling
 
 __all__ = ["quality_groups_file", "cluster_labels_file"]
 
@@ -119,20 +119,14 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
                           stacklevel=2)
     if not present:
         return []
-    import duckdb
-
     ys = {f"y#{o}": col for o, col in outcomes.items()}
-    with tempfile.TemporaryDirectory(prefix="impact-groups-") as spill:
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
-                              extra=lambda: _Groups(present, outcomes, con),
-                              extra_reads=["client_id", *(d.column for d in present)])
-            if q is None:
-                return []
-            ncl_all = q.extra_state.clients()
-        finally:
-            con.close()
+    with spilling("impact-groups-") as con:
+        q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                          extra=lambda: _Groups(present, outcomes, con),
+                          extra_reads=["client_id", *(d.column for d in present)])
+        if q is None:
+            return []
+        ncl_all = q.extra_state.clients()
     st = q.extra_state
     col = {n: j for j, n in enumerate(q.names)}
     base = [j for j, n in enumerate(q.names) if n not in set(q.extra)]

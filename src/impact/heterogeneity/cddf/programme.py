@@ -51,12 +51,12 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.cgram import cluster_grams_by, demean_grams
 from impact.estimate.pmreg import _independent, fit_pm_multi
 from impact.heterogeneity.cddf.split import (
-    dimension_levels, main_halves, quantile_groups, split_rows,
+    dimension_levels, main_halves, present, quantile_groups, split_rows,
 )
 from impact.heterogeneity.cddf.tables import (
     CDDFResult, empty_result, make_tables, split_inference,
 )
-from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
+from impact.heterogeneity.params import HeterogeneityParams
 
 __all__ = ["cddf_programme", "impute_person_months"]
 
@@ -241,10 +241,7 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
     seed = params.seed if seed is None else int(seed)
     K = int(het.cddf_groups)
     empty = empty_result(alpha, min_cell)
-    if outcomes is None:
-        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in pm}
-    outcomes = {o: c for o, c in outcomes.items() if c in pm}
-    dims = [d for d in het.groups if d.column in pm]
+    outcomes, dims = present(pm.columns, het, outcomes, warn_missing=False)
     n_splits = len(main_clusters) if main_clusters is not None else int(het.cddf_splits)
     if not outcomes or not dims or n_splits == 0 or "adoption_month" not in pm:
         return empty

@@ -27,7 +27,6 @@ number with ``cddf_programme`` to 1e-8.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -42,12 +41,15 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import _independent
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
 from impact.heterogeneity.cddf.programme import CellModel
-from impact.heterogeneity.cddf.split import main_halves, split_rows_counts, tally_counts
+from impact.heterogeneity.cddf.split import (
+    main_halves, present, split_rows_counts, tally_counts,
+)
 from impact.heterogeneity.cddf.stream import _quantiles, _Types
 from impact.heterogeneity.cddf.tables import (
     NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
 )
-from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
+from impact.heterogeneity.params import HeterogeneityParams
+from impact.spill import spilling
 
 __all__ = ["cddf_programme_file"]
 
@@ -229,10 +231,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
     K = int(het.cddf_groups)
     empty = empty_result(alpha, min_cell)
     schema = pq.ParquetFile(path).schema_arrow.names
-    if outcomes is None:
-        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in schema}
-    outcomes = {o: c for o, c in outcomes.items() if c in schema}
-    dims = [d for d in het.groups if d.column in schema]
+    outcomes, dims = present(schema, het, outcomes, warn_missing=False)
     n_splits = len(main_clusters) if main_clusters is not None else int(het.cddf_splits)
     if not outcomes or not dims or n_splits == 0 or "adoption_month" not in schema:
         return empty
@@ -302,38 +301,32 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
     # ---- pass 2: tau of the adopted rows, summed per cluster x type x mask --------------
     S = len(mains)
     tau_sums = _TauSums(G, int(np.prod(types.size)), S * O)
-    import duckdb
-
-    with tempfile.TemporaryDirectory(prefix="impact-cddfp-") as spill:
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            con.execute("CREATE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT, "
-                        "mask BIGINT)")
-            for df in _batches(path, reads, batch_rows):
-                r, cl_pos = rows(df)
-                tr = np.flatnonzero(r.treated)
-                if not len(tr):
-                    continue
-                X, Y, cl = r.X[tr][:, xsel], r.Y[tr], cl_pos[tr]
-                cell = cs.lookup(df["municipality"].astype(str).to_numpy()[tr], r.t[tr])
-                tau = np.empty((len(tr), S * O))
-                for s in range(S):
-                    main = in_main[s][cl]
-                    for half, (b, fitted) in enumerate(halves[s]):
-                        m = main if half else ~main
-                        tau[m, s * O:(s + 1) * O] = (Y[m] - X[m] @ b) - fitted[cell[m]]
-                mask = (np.isfinite(tau) * (1 << np.arange(S * O))).sum(axis=1)
-                typ = r.type[tr]
-                tau_sums.add(cl, typ, mask, tau)
-                trip = pd.DataFrame({"client": df["client_id"].astype(str).to_numpy()[tr],
-                                     "cl": cl, "type": typ, "mask": mask}).drop_duplicates()
-                batch = pa.Table.from_pandas(trip, preserve_index=False)  # noqa: F841
-                con.execute("INSERT INTO trip SELECT * FROM batch")
-            got = con.execute(
-                "SELECT cl, type, mask, dense_rank() OVER (ORDER BY client) - 1 FROM "
-                "(SELECT DISTINCT client, cl, type, mask FROM trip)").fetchnumpy()
-        finally:
-            con.close()
+    with spilling("impact-cddfp-") as con:
+        con.execute("CREATE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT, "
+                    "mask BIGINT)")
+        for df in _batches(path, reads, batch_rows):
+            r, cl_pos = rows(df)
+            tr = np.flatnonzero(r.treated)
+            if not len(tr):
+                continue
+            X, Y, cl = r.X[tr][:, xsel], r.Y[tr], cl_pos[tr]
+            cell = cs.lookup(df["municipality"].astype(str).to_numpy()[tr], r.t[tr])
+            tau = np.empty((len(tr), S * O))
+            for s in range(S):
+                main = in_main[s][cl]
+                for half, (b, fitted) in enumerate(halves[s]):
+                    m = main if half else ~main
+                    tau[m, s * O:(s + 1) * O] = (Y[m] - X[m] @ b) - fitted[cell[m]]
+            mask = (np.isfinite(tau) * (1 << np.arange(S * O))).sum(axis=1)
+            typ = r.type[tr]
+            tau_sums.add(cl, typ, mask, tau)
+            trip = pd.DataFrame({"client": df["client_id"].astype(str).to_numpy()[tr],
+                                 "cl": cl, "type": typ, "mask": mask}).drop_duplicates()
+            batch = pa.Table.from_pandas(trip, preserve_index=False)  # noqa: F841
+            con.execute("INSERT INTO trip SELECT * FROM batch")
+        got = con.execute(
+            "SELECT cl, type, mask, dense_rank() OVER (ORDER BY client) - 1 FROM "
+            "(SELECT DISTINCT client, cl, type, mask FROM trip)").fetchnumpy()
     t_cl, t_type, t_mask, t_client = (np.asarray(v, dtype="int64") for v in got.values())
     k_cl, k_type, k_mask = tau_sums.parts()
     return _tables(tau_sums, (k_cl, k_type, k_mask), (t_cl, t_type, t_mask, t_client),

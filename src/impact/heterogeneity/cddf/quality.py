@@ -3,13 +3,11 @@ fitted on Aux and the fits on Main (see the package notes)."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
 from impact.estimate.cgram import (
     ClusterGrams, _pair_sums, cluster_grams_by, demean_grams, fit_pm_multi_grams,
@@ -17,12 +15,12 @@ from impact.estimate.cgram import (
 from impact.estimate.pmreg import fe_df
 from impact.estimate.quality import quality_frame
 from impact.heterogeneity.cddf.split import (
-    dimension_levels, main_halves, quantile_groups, split_rows,
+    dimension_levels, main_halves, present, quantile_groups, split_rows,
 )
 from impact.heterogeneity.cddf.tables import (
     CDDFResult, empty_result, make_tables, split_inference,
 )
-from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
+from impact.heterogeneity.params import HeterogeneityParams
 
 __all__ = ["cddf_quality"]
 
@@ -42,14 +40,7 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     alpha = params.estimate.alpha if alpha is None else float(alpha)
     seed = params.seed if seed is None else int(seed)
     K = int(het.cddf_groups)
-    if outcomes is None:
-        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in pm}
-    outcomes = {o: c for o, c in outcomes.items() if c in pm}
-    dims = [d for d in het.groups if d.column in pm]
-    for d in het.groups:
-        if d.column not in pm:
-            warnings.warn(f"cddf: person_months has no column {d.column!r} (dimension "
-                          f"{d.name}); left out of the proxy", EstimationWarning, stacklevel=2)
+    outcomes, dims = present(pm.columns, het, outcomes, warn_missing=True)
     empty = empty_result(alpha, min_cell)
     n_splits = len(main_clusters) if main_clusters is not None else int(het.cddf_splits)
     if not outcomes or not dims or n_splits == 0:

@@ -3,16 +3,36 @@ of the proxy and CLAN (see the package notes)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
+from impact.estimate.frames import EstimationWarning
 from impact.heterogeneity.cddf.tables import BLP_TERMS, NONE_LEVEL
-from impact.heterogeneity.params import GroupDimension
+from impact.heterogeneity.params import OUTCOMES, GroupDimension, HeterogeneityParams
 
-__all__ = ["SplitCounts", "clan", "clan_counts", "dimension_levels", "main_halves",
+__all__ = ["SplitCounts", "clan", "clan_counts", "dimension_levels", "main_halves", "present",
            "quantile_groups", "split_rows", "split_rows_counts", "tally_counts"]
+
+
+def present(columns, het: HeterogeneityParams, outcomes: Mapping[str, str] | None,
+            warn_missing: bool) -> tuple[dict[str, str], list[GroupDimension]]:
+    """The outcomes (name -> person-month column; default ``het.outcomes``) and the
+    dimensions whose columns are among ``columns``; with ``warn_missing`` a warning for
+    each dimension left out of the proxy."""
+    columns = set(columns)
+    if outcomes is None:
+        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in columns}
+    outcomes = {o: c for o, c in outcomes.items() if c in columns}
+    dims = [d for d in het.groups if d.column in columns]
+    for d in het.groups:
+        if warn_missing and d.column not in columns:
+            warnings.warn(f"cddf: person_months has no column {d.column!r} (dimension "
+                          f"{d.name}); left out of the proxy", EstimationWarning, stacklevel=3)
+    return outcomes, dims
 
 
 def main_halves(labels: np.ndarray, n_splits: int, seed: int) -> list[np.ndarray]:

@@ -33,8 +33,6 @@ with ``cddf_quality`` on the same rows to 1e-8.
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -44,17 +42,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_multi_grams
-from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import fe_df
 from impact.estimate.quality_stream import BATCH_ROWS, _Codes, quality_grams
 from impact.heterogeneity.cddf.split import (
-    SplitCounts, main_halves, split_rows_counts, tally_counts,
+    SplitCounts, main_halves, present, split_rows_counts, tally_counts,
 )
 from impact.heterogeneity.cddf.tables import (
     NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
 )
-from impact.heterogeneity.params import OUTCOMES, GroupDimension, HeterogeneityParams
+from impact.heterogeneity.params import GroupDimension, HeterogeneityParams
+from impact.spill import spilling
 
 __all__ = ["cddf_quality_file"]
 
@@ -195,20 +193,6 @@ def _quantiles(S: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
     return out
 
 
-def _present(path: Path, het: HeterogeneityParams, outcomes: Mapping[str, str] | None
-             ) -> tuple[dict[str, str], list[GroupDimension], list[str]]:
-    schema = pq.ParquetFile(path).schema_arrow.names
-    if outcomes is None:
-        outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in schema}
-    outcomes = {o: c for o, c in outcomes.items() if c in schema}
-    dims = [d for d in het.groups if d.column in schema]
-    for d in het.groups:
-        if d.column not in schema:
-            warnings.warn(f"cddf: person_months has no column {d.column!r} (dimension "
-                          f"{d.name}); left out of the proxy", EstimationWarning, stacklevel=3)
-    return outcomes, dims, schema
-
-
 def cddf_quality_file(path: str | Path, params: EstimateParams, het: HeterogeneityParams,
                       outcomes: Mapping[str, str] | None = None, *, min_cell: int = 10,
                       seed: int | None = None, alpha: float | None = None,
@@ -220,30 +204,25 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
     alpha = params.estimate.alpha if alpha is None else float(alpha)
     seed = params.seed if seed is None else int(seed)
     K = int(het.cddf_groups)
-    outcomes, dims, schema = _present(path, het, outcomes)
+    schema = pq.ParquetFile(path).schema_arrow.names
+    outcomes, dims = present(schema, het, outcomes, warn_missing=True)
     empty = empty_result(alpha, min_cell)
     n_splits = len(main_clusters) if main_clusters is not None else int(het.cddf_splits)
     if not outcomes or not dims or n_splits == 0:
         return empty
-    import duckdb
-
     types = _Types(dims)
     client_col = "client_id" if "client_id" in schema else "spell_id"
     reads = [client_col, *(d.column for d in dims)]
     ys = {f"y#{o}": col for o, col in outcomes.items()}
-    with tempfile.TemporaryDirectory(prefix="impact-cddf-") as spill:
-        con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": spill})
-        try:
-            q1 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
-                               extra=lambda: _Tally(types, client_col, con),
-                               extra_reads=reads, raw=True)
-            if q1 is None:
-                return empty
-            tally = q1.extra_state
-            cells_t = tally.cells()
-            trip = tally.triples()
-        finally:
-            con.close()
+    with spilling("impact-cddf-") as con:
+        q1 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                           extra=lambda: _Tally(types, client_col, con),
+                           extra_reads=reads, raw=True)
+        if q1 is None:
+            return empty
+        tally = q1.extra_state
+        cells_t = tally.cells()
+        trip = tally.triples()
     cl_labels = np.asarray(tally.clusters.values, dtype=object)   # the tallies' codes
     cells, fe = q1.cells, list(q1.fe)
     cell_cl = (cells[q1.cluster].to_numpy() if q1.cluster in ("region", "municipality")
