@@ -34,3 +34,37 @@ def same_cddf(got, want) -> None:
     for name in ("blp", "gates", "clan", "per_split", "proxies"):
         same_frame(getattr(got, name), getattr(want, name), name)
     assert [list(m) for m in got.main_clusters] == [list(m) for m in want.main_clusters]
+
+
+def same_groups(got, want) -> None:
+    """Two lists of ``GroupEstimates``: dimensions, outcomes, labels, clusters, estimates,
+    scores, counts, pooled effect and the bootstrap draws."""
+    assert [(g.dimension, g.outcome) for g in got] == [(w.dimension, w.outcome) for w in want]
+    for g, w in zip(got, want):
+        what = f"{w.dimension}/{w.outcome}"
+        assert g.labels == w.labels and g.n_clusters == w.n_clusters, what
+        assert list(g.clusters) == list(w.clusters), what
+        for f in ("estimate", "scores", "n_person_months", "n_clients", "n_events"):
+            close(getattr(g, f), getattr(w, f), f"{what}: {f}")
+        close(g.overall, w.overall, f"{what}: overall")
+        close(g.overall_se, w.overall_se, f"{what}: overall_se")
+        assert (g.t_boot is None) == (w.t_boot is None), what
+        if w.t_boot is not None:
+            close(g.t_stat, w.t_stat, f"{what}: t")
+            close(g.t_boot, w.t_boot, f"{what}: t_boot")
+            assert g.enumerated == w.enumerated, what
+
+
+def both(in_memory, from_file, path, *args, batch_rows: int = 1000, **kw):
+    """(file result, in-memory result) of the same call, warnings silenced: ``in_memory``
+    gets the panel read whole, ``from_file`` its path and ``batch_rows``."""
+    import warnings
+
+    from impact import io
+
+    pm = io.read_person_months(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = in_memory(pm, *args, **kw)
+        got = from_file(path, *args, batch_rows=batch_rows, **kw)
+    return got, want

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from estimate.dgp import file_like_panel
-from heterogeneity.compare import same_cddf
+from heterogeneity.compare import both, same_cddf
 from impact import io
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.cddf import cddf_quality
@@ -36,13 +36,8 @@ def panel(tmp_path_factory):
     return path
 
 
-def _both(path, params, het, outcomes=None, batch_rows=1000, **kw):
-    pm = io.read_person_months(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        want = cddf_quality(pm, params, het, outcomes, **kw)
-        got = cddf_quality_file(path, params, het, outcomes, batch_rows=batch_rows, **kw)
-    return got, want
+def _both(path, params, het, outcomes=None, **kw):
+    return both(cddf_quality, cddf_quality_file, path, params, het, outcomes, **kw)
 
 
 @pytest.mark.parametrize("batch_rows,options,splits", [

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from estimate.dgp import file_like_panel
-from heterogeneity.compare import close
+from heterogeneity.compare import same_groups
 from impact import io
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.params import OUTCOMES, HeterogeneityParams
@@ -49,23 +49,6 @@ def _reference(pm, params, dims, outcomes, wcr):
     return out
 
 
-def _compare(got, want):
-    assert [(g.dimension, g.outcome) for g in got] == [(w.dimension, w.outcome) for w in want]
-    for g, w in zip(got, want):
-        what = f"{w.dimension}/{w.outcome}"
-        assert g.labels == w.labels and g.n_clusters == w.n_clusters, what
-        assert list(g.clusters) == list(w.clusters), what
-        for f in ("estimate", "scores", "n_person_months", "n_clients", "n_events"):
-            close(getattr(g, f), getattr(w, f), f"{what}: {f}")
-        close(g.overall, w.overall, f"{what}: overall")
-        close(g.overall_se, w.overall_se, f"{what}: overall_se")
-        assert (g.t_boot is None) == (w.t_boot is None)
-        if w.t_boot is not None:
-            close(g.t_stat, w.t_stat, f"{what}: t")
-            close(g.t_boot, w.t_boot, f"{what}: t_boot")
-            assert g.enumerated == w.enumerated
-
-
 @pytest.mark.parametrize("batch_rows,options", [
     (50, {}),
     (777, {"controls": ["age_band", "sex", "household", "prior_benefit_months"]}),
@@ -84,7 +67,7 @@ def test_groups_from_the_file_equal_the_in_memory_models(panel, batch_rows, opti
         want = _reference(pm, params, het.groups, outcomes, wcr)
         got = quality_groups_file(panel, params, het.groups, outcomes, wcr=wcr,
                                   batch_rows=batch_rows)
-    _compare(got, want)
+    same_groups(got, want)
     # the ladder's unrecorded steps are a group of their own (not reported), and some
     # dimension has every person-month in a group: both cases are covered
     totals = {w.dimension: int(w.n_person_months.sum()) for w in want}
@@ -105,7 +88,7 @@ def test_without_bootstrap_and_with_a_missing_column(panel):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = _reference(pm, params, dims[:2], outcomes, None)
-    _compare(got, want)
+    same_groups(got, want)
 
 
 def test_the_stage_path_reads_the_file_for_the_quality_block(panel):
@@ -120,7 +103,7 @@ def test_the_stage_path_reads_the_file_for_the_quality_block(panel):
         warnings.simplefilter("ignore")
         want = estimate_groups(pm, None, None, params, het)
         got = estimate_groups(pm, None, None, params, het, panel=panel)
-    _compare(got, want)
+    same_groups(got, want)
 
 
 def test_incidence_from_the_file_equals_the_in_memory_counts(panel, tmp_path):

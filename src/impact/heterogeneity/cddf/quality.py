@@ -22,7 +22,7 @@ from impact.heterogeneity.cddf.tables import (
 )
 from impact.heterogeneity.params import HeterogeneityParams
 
-__all__ = ["cddf_quality"]
+__all__ = ["blp_gates", "cddf_quality"]
 
 
 def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityParams,
@@ -222,15 +222,21 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
                                               raw_m.pair_cell, raw_m.pair_cluster, sums,
                                               raw_m.pair_count), cells, fe)
             exog = exog0 + dnames
-            blp = fit_pm_multi_grams(grams, names_m, y, ["quality_a", "qa*S"], exog,
-                                     ["quality_b", "qb*S"], df_main)
-            gates = fit_pm_multi_grams(grams, names_m, y,
-                                       [f"qa#G{g}" for g in range(1, K + 1)],
-                                       exog + [f"G{g}" for g in range(2, K + 1)],
-                                       [f"qb#G{g}" for g in range(1, K + 1)], df_main)
+            blp, gates = blp_gates(grams, names_m, y, exog, K, df_main)
             per_split += split_rows(s, y[2:], blp, gates, grp, cm, xm, levels, mh_cl,
                                      K, G_main - 1)
     per = pd.DataFrame(per_split)
     for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
         per[k] = v
     return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
+
+
+def blp_gates(grams, names: list[str], y: str, exog: list[str], K: int, df: int):
+    """The BLP and GATES 2SLS fits on Main's demeaned blocks, columns as the module notes
+    name them (``qa*S``, ``qa#G1``, ``G2``, ...)."""
+    blp = fit_pm_multi_grams(grams, names, y, ["quality_a", "qa*S"], exog,
+                             ["quality_b", "qb*S"], df)
+    gates = fit_pm_multi_grams(grams, names, y, [f"qa#G{g}" for g in range(1, K + 1)],
+                               exog + [f"G{g}" for g in range(2, K + 1)],
+                               [f"qb#G{g}" for g in range(1, K + 1)], df)
+    return blp, gates

@@ -45,6 +45,7 @@ from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_multi_grams
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import fe_df
 from impact.estimate.quality_stream import BATCH_ROWS, _Codes, quality_grams
+from impact.heterogeneity.cddf.quality import blp_gates
 from impact.heterogeneity.cddf.split import (
     SplitCounts, main_halves, present, split_rows_counts, tally_counts,
 )
@@ -310,12 +311,7 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
                                               raw_m.pair_cell, raw_m.pair_cluster,
                                               raw_m.pair_sums[:, used] @ Mu,
                                               raw_m.pair_count), cells, fe)
-            blp = fit_pm_multi_grams(grams, names_m, y, ["quality_a", "qa*S"], exog,
-                                     ["quality_b", "qb*S"], df_main)
-            gates = fit_pm_multi_grams(grams, names_m, y,
-                                       [f"qa#G{g}" for g in range(1, K + 1)],
-                                       exog + [f"G{g}" for g in range(2, K + 1)],
-                                       [f"qb#G{g}" for g in range(1, K + 1)], df_main)
+            blp, gates = blp_gates(grams, names_m, y, exog, K, df_main)
             counts = _split_counts(np.isin(cl_labels, main), cells_t, tcodes, trip, trip_t,
                                    tables, b0, cuts, levels, K)
             per_split += split_rows_counts(s, y[2:], blp, gates, counts, levels, K,
