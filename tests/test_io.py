@@ -48,3 +48,31 @@ def test_read_person_months_dates_as_datetime64(tmp_path):
     np.testing.assert_array_equal(month_index(got["adoption_month"]),
                                   month_index(df["adoption_month"]))
     assert list(io.read_person_months(tmp_path / "pm.parquet", columns=["t"]).columns) == ["t"]
+
+
+def test_batches_keep_the_whole_file_dtypes(tmp_path):
+    """An integer column with one missing value is float64 when the whole file is read; a
+    batch without the missing value must not bring it back as int64 (3 would then be a
+    value other than 3.0 for a text rule), nor a boolean column as bool. Also when the
+    row groups carry no null counts (statistics off)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 1000
+    table = pa.table({
+        "i": pa.array([None if k == n - 1 else k % 7 for k in range(n)], pa.int64()),
+        "b": pa.array([None if k == 5 else k % 2 == 0 for k in range(n)], pa.bool_()),
+        "full": pa.array(np.arange(n), pa.int64()),
+        "s": pa.array([str(k) for k in range(n)])})
+    for stats in (True, False):
+        path = tmp_path / f"pm_{stats}.parquet"
+        pq.write_table(table, path, row_group_size=300, write_statistics=stats)
+        whole = io.read_person_months(path)
+        parts = list(io.iter_batches(path, ["i", "b", "full", "s"], 128))
+        assert len(parts) == 8
+        for part in parts:
+            assert [str(part[c].dtype) for c in part] == [str(whole[c].dtype) for c in whole]
+        back = pd.concat(parts, ignore_index=True)
+        pd.testing.assert_frame_equal(back, whole)
+        assert str(whole["i"].dtype) == "float64" and whole["b"].dtype == object

@@ -134,6 +134,47 @@ def read_person_months(path: str | Path, columns: list[str] | None = None) -> pd
     return df
 
 
+def whole_file_dtypes(pf: pq.ParquetFile, columns) -> dict[str, str]:
+    """The columns (of ``columns``) that pandas converts otherwise when it reads the whole
+    file than in a batch without missing values: an integer column with a null anywhere
+    becomes float64, a boolean one object. From the row groups' null counts, or, where a
+    row group has none, by reading the column once."""
+    where = {pf.metadata.row_group(0).column(j).path_in_schema: j
+             for j in range(pf.metadata.num_columns)} if pf.metadata.num_row_groups else {}
+    out = {}
+    for c in columns:
+        t = pf.schema_arrow.field(c).type
+        kind = ("float64" if pa.types.is_integer(t) else "object" if pa.types.is_boolean(t)
+                else None)
+        if kind is None:
+            continue
+        stats = [pf.metadata.row_group(g).column(where[c]).statistics
+                 for g in range(pf.metadata.num_row_groups)] if c in where else [None]
+        if all(st is not None and st.has_null_count for st in stats):
+            nulls = sum(st.null_count for st in stats)
+        else:
+            nulls = sum(b.column(0).null_count
+                        for b in pf.iter_batches(batch_size=1 << 20, columns=[c]))
+        if nulls:
+            out[c] = kind
+    return out
+
+
+def iter_batches(path: str | Path, columns: list[str], batch_rows: int):
+    """The person-months of a Parquet file as pandas frames of ``batch_rows`` rows (only
+    ``columns``, in file order), each column of the dtype ``read_person_months`` gives it
+    for the whole file (``whole_file_dtypes``): so that a value is the same value in every
+    batch, e.g. 3.0 and not 3 in a batch where an integer column has no missing value."""
+    pf = pq.ParquetFile(path)
+    kinds = whole_file_dtypes(pf, columns)
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+        df = batch.to_pandas(date_as_object=False)
+        for c, kind in kinds.items():
+            if str(df[c].dtype) != kind:
+                df[c] = df[c].astype(kind)
+        yield df
+
+
 def parquet_columns(path: str | Path) -> list[str]:
     """The column names of the Parquet file ``path`` (its schema; no data read)."""
     return list(pq.ParquetFile(path).schema_arrow.names)

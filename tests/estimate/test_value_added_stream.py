@@ -7,8 +7,8 @@ intervals, the BLUPs and their summaries are compared to 1e-6 relative (measured
 
 The panel (``file_like_panel``) has a control with missing values (rows dropped), a
 labour-market column with a gap (not a control), a household level first seen in the
-last rows; here also rows without a caseworker or team, a client without an id, and a
-team spread over two municipalities. Batches of 61 to 5,000 rows cut units, spells and
+last rows (here only in rows with a missing control); also rows without a caseworker or
+team, a client without an id, and a team spread over two municipalities. Batches of 61 to 5,000 rows cut units, spells and
 cells; both levels, pooled covariates, unit noise.
 """
 
@@ -33,6 +33,9 @@ def panel(tmp_path_factory):
     pm["caseworker_key"] = pm["caseworker_key"].mask(rng.random(len(pm)) < 0.01)
     pm["team_key"] = pm["team_key"].mask(rng.random(len(pm)) < 0.01)
     pm.loc[pm.index[100:130], "client_id"] = None
+    # the household level first seen in the last rows only where a control is missing:
+    # a level with no complete row (in memory an all-zero column, dropped)
+    pm.loc[pm["household"] == "late_level", "prior_benefit_months"] = np.nan
     # a team that also serves another municipality's clients
     team = pm["team_key"].dropna().iloc[0]
     other = pm["municipality"] != pm.loc[pm["team_key"] == team, "municipality"].iloc[0]

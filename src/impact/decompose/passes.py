@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from impact import io
 from impact.decompose.design import INT_CODED, Design, build_design
 from impact.decompose.model import ModelFit
 from impact.estimate.params import EstimateParams
@@ -178,9 +179,7 @@ class DesignPass(_Screen):
 
 
 def _batches(path: Path, columns: list[str], batch_rows: int):
-    f = pq.ParquetFile(path)
-    for batch in f.iter_batches(batch_size=batch_rows, columns=columns):
-        yield batch.to_pandas(date_as_object=False)
+    yield from io.iter_batches(path, columns, batch_rows)
 
 
 def _t_range(path: Path) -> tuple[int, int]:

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from impact import io
 from impact.estimate.cgram import ClusterGrams, cluster_grams, demean_grams, fit_pm_grams
 from impact.estimate.frames import lm_candidates, lm_usable, warn
 from impact.estimate.inference import wants_wild
@@ -65,28 +66,55 @@ BATCH_ROWS = 1 << 17
 
 class _Codes:
     """Integer codes in order of first appearance, kept across batches: ``pd.factorize``
-    per batch, its distinct values looked up in an index of those seen before (a hash
-    table, no Python loop over values); a missing value is a value of its own."""
+    per batch, its distinct values looked up in a dict of those seen before, so the work
+    per batch is linear in the batch's distinct values however many were seen before (a
+    growing ``pd.Index``, appended to and re-hashed every batch, was quadratic in them); a
+    missing value is a value of its own."""
+
+    _NA = object()  # the key of a missing value
 
     def __init__(self) -> None:
-        self.index = pd.Index([])
+        self.map: dict = {}
+        self._index: pd.Index | None = None
+
+    def _keys(self, uniq) -> list:
+        keys = list(uniq.tolist())
+        na = np.asarray(pd.isna(uniq), dtype=bool)
+        for i in np.flatnonzero(na):
+            keys[i] = self._NA
+        return keys
 
     def __call__(self, values) -> np.ndarray:
         local, uniq = pd.factorize(values, use_na_sentinel=False)
-        uniq = pd.Index(uniq)
-        glob = self.index.get_indexer(uniq) if len(self.index) else np.full(len(uniq), -1)
-        new = glob < 0
-        if new.any():
-            glob[new] = len(self.index) + np.arange(int(new.sum()))
-            self.index = uniq[new] if not len(self.index) else self.index.append(uniq[new])
-        return glob.astype("int64")[local]
+        m = self.map
+        n0 = len(m)
+        glob = np.fromiter((m.setdefault(k, len(m)) for k in self._keys(uniq)),
+                           dtype="int64", count=len(uniq))
+        if len(m) != n0:
+            self._index = None
+        return glob[local]
+
+    def lookup(self, values) -> np.ndarray:
+        """The codes of ``values`` (-1 for a value not seen before), adding none."""
+        local, uniq = pd.factorize(values, use_na_sentinel=False)
+        m = self.map
+        glob = np.fromiter((m.get(k, -1) for k in self._keys(uniq)), dtype="int64",
+                           count=len(uniq))
+        return glob[local]
+
+    @property
+    def index(self) -> pd.Index:
+        """The values seen, in code order (missing as NaN)."""
+        if self._index is None:
+            self._index = pd.Index([np.nan if k is self._NA else k for k in self.map])
+        return self._index
 
     @property
     def values(self) -> np.ndarray:
         return np.asarray(self.index)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.map)
 
 
 @dataclass(frozen=True)
@@ -219,8 +247,7 @@ class GramSums:
         grams, _ = cluster_grams(A, cl, cell)
         glob = np.asarray(grams.labels, dtype="int64")
         self.C[glob] += grams.C
-        idx = self.pairs.index.get_indexer(grams.pair_cell * (1 << 32)
-                                           + glob[grams.pair_cluster])
+        idx = self.pairs.lookup(grams.pair_cell * (1 << 32) + glob[grams.pair_cluster])
         self.S[idx] += grams.pair_sums
         self.n_pair[idx] += grams.pair_count
         self.n_obs += n
@@ -232,12 +259,17 @@ class GramSums:
             C = np.zeros((G, k, k))
             C[:g0, :k0, :k0] = self.C
             self.C = C
-        p0 = self.S.shape[0]
-        if (P, k) != self.S.shape:
-            S = np.zeros((P, k))
-            S[:p0, :k0] = self.S
+        # pair rows with room to spare (capacity doubling): new pairs appear in most
+        # batches, and copying every pair's sums each time would be quadratic
+        cap, kk = self.S.shape
+        if P > cap or k != kk:
+            cap = max(P, 2 * cap) if P > cap else cap
+            S = np.zeros((cap, k))
+            S[:self.S.shape[0], :kk] = self.S
             self.S = S
-            self.n_pair = np.concatenate([self.n_pair, np.zeros(P - p0)])
+            n_pair = np.zeros(cap)
+            n_pair[:len(self.n_pair)] = self.n_pair
+            self.n_pair = n_pair
 
     def count(self, key: tuple) -> float:
         """Rows with a 1 in the column ``key`` (a level's dummy: its diagonal Gram entry)."""
@@ -246,11 +278,12 @@ class GramSums:
 
     def raw(self, sel: list[int]) -> ClusterGrams:
         """The raw cluster blocks and pair sums of the columns ``sel`` (in that order)."""
+        P = len(self.pairs)
         return ClusterGrams(self.C[:, sel][:, :, sel],
                             np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
                             None, np.asarray(self.pair_cell, dtype="int64"),
-                            np.asarray(self.pair_cluster, dtype="int64"), self.S[:, sel],
-                            self.n_pair)
+                            np.asarray(self.pair_cluster, dtype="int64"), self.S[:P, sel],
+                            self.n_pair[:P])
 
     def cell_table(self) -> pd.DataFrame:
         """The cells (municipality x month) in code order, with their fixed-effect keys."""
@@ -298,10 +331,9 @@ def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:
 def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
              ) -> Iterator[pd.DataFrame]:
     """The sample's rows (both quality halves measured; ``inflow``: spells starting in the
-    window) of the panel file, batch by batch, in file order."""
-    f = pq.ParquetFile(path)
-    for batch in f.iter_batches(batch_size=batch_rows, columns=columns):
-        df = batch.to_pandas(date_as_object=False)
+    window) of the panel file, batch by batch, in file order (``io.iter_batches``: each
+    column of its whole-file dtype)."""
+    for df in io.iter_batches(path, columns, batch_rows):
         keep = (df["quality_a"].notna() & df["quality_b"].notna()).to_numpy().copy()
         if sample == "inflow":
             keep &= df["left_truncated"].to_numpy() == 0

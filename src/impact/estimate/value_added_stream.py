@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from impact import io
 from impact.estimate.cgram import demean_grams
 from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
 from impact.estimate.frames import month_index, warn
@@ -107,9 +108,10 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     cat_counts: dict[str, np.ndarray] = {}
     lm_state = {c: [True, np.inf, -np.inf] for c in cands}  # complete, min, max
     units, regions, spells, pairs, um = _Codes(), _Codes(), _Codes(), _Codes(), _Codes()
-    munis = _Codes()
-    pair_unit, pair_spell, pair_n = [], [], np.zeros(0)
-    um_n = np.zeros(0)
+    munis, rms = _Codes(), _Codes()
+    pair_unit: list[int] = []
+    pair_spell: list[int] = []
+    pair_n, um_n = _Sums(), _Sums()
     gs = GramSums()
     n_no_unit = n_missing = 0
     with spilling("impact-va-") as con:
@@ -136,7 +138,7 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
             s = b.s.loc[ok].reset_index(drop=True)
             unit = units(s[key].astype(str).to_numpy())
             reg = regions(s["region"].astype(str).to_numpy())
-            rm = reg * (4 * _T) + (b.t[ok] + _T)
+            rm = rms(reg * (4 * _T) + (b.t[ok] + _T))   # region-month, numbered as seen
             cols = {c: v[ok] for c, v in b.num.items()}
             cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
             gs.add(cols, {c: v[ok] for c, v in b.cats.items()}, np.zeros(len(s), int),
@@ -148,10 +150,10 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
                 if code >= len(pair_unit):
                     pair_unit.append(unit[i])
                     pair_spell.append(sp[i])
-            pair_n = _add(pair_n, pc, len(pairs))
+            pair_n.add(pc, len(pairs))
             mc = munis(s["municipality"].astype(str).to_numpy())
             umc = um(unit * (1 << 32) + mc)
-            um_n = _add(um_n, umc, len(um))
+            um_n.add(umc, len(um))
             for c in extra:
                 # a missing value counts as a value of its own, as in memory
                 got = pd.DataFrame({"unit": s[key].astype(str).to_numpy(),
@@ -172,6 +174,7 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     names = np.sort(first_labels)
     to_sorted = pd.Index(names).get_indexer(first_labels)
     g = to_sorted[np.asarray(pair_unit, dtype="int64")]
+    pair_n = pair_n.values
     _check_df(g, pair_n, len(names), level)
     lm_keep = [c for c in cands
                if lm_usable(lm_state[c][0] and lm_state[c][2] > lm_state[c][1], c)]
@@ -179,17 +182,20 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     for c in controls:
         if _categorical(c):
             cnt = cat_counts[c]
-            sel += [gs.col[(c, k)] for k in np.flatnonzero(cnt) if k != np.argmax(cnt)]
+            # a level seen only in rows with a missing value has no column: in memory an
+            # all-zero one, which the collinearity rule drops
+            sel += [gs.col[(c, k)] for k in np.flatnonzero(cnt)
+                    if k != np.argmax(cnt) and (c, k) in gs.col]
         else:
             sel.append(gs.col[("num", c)])
     sel += [gs.col[("num", f"lm:{c}")] for c in lm_keep]
     v, rm_mean = _coefficients(gs, sel, covariates == "within")
     S = _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes, gs, sel,
-                       v, rm_mean, units, regions, spells, pairs, len(pair_unit))
+                       v, rm_mean, units, regions, rms, spells, pairs, len(pair_unit))
     # modal municipality: the most person-months, ties to the last pair seen (in memory)
     um_codes = um.values.astype("int64")
     modal = pd.DataFrame({"u": to_sorted[um_codes >> 32], "m": um_codes & ((1 << 32) - 1),
-                          "n": um_n})
+                          "n": um_n.values})
     modal = modal.sort_values(["u", "n"], kind="stable").drop_duplicates("u", keep="last")
     muni_names = np.asarray(munis.values, dtype=object)
 
@@ -207,15 +213,29 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
                         alpha=alpha, mixedlm=mixedlm)
 
 
-def _add(acc: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(size)
-    out[:len(acc)] = acc
-    return out + np.bincount(codes, minlength=size)
+class _Sums:
+    """Sums per code 0..size-1 that grow with the codes seen (capacity doubling: adding a
+    batch costs its rows, not the codes seen before)."""
+
+    def __init__(self) -> None:
+        self.a, self.size = np.zeros(1024), 0
+
+    def add(self, codes: np.ndarray, size: int, weights: np.ndarray | None = None) -> None:
+        if size > len(self.a):
+            a = np.zeros(max(size, 2 * len(self.a)))
+            a[:len(self.a)] = self.a
+            self.a = a
+        u, inv = np.unique(codes, return_inverse=True)
+        self.a[u] += np.bincount(inv, weights=weights)
+        self.size = max(self.size, size)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.a[:self.size]
 
 
 def _batches(path: Path, columns: list[str], batch_rows: int, sample: str):
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
-        df = batch.to_pandas(date_as_object=False)
+    for df in io.iter_batches(path, columns, batch_rows):
         if sample == "inflow":
             df = df.loc[df["left_truncated"].to_numpy() == 0].reset_index(drop=True)
         yield df
@@ -224,7 +244,7 @@ def _batches(path: Path, columns: list[str], batch_rows: int, sample: str):
 def _coefficients(gs: GramSums, sel: list[int], within: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
     """v (A v = y - x'g, ``value_added._residuals``'s rule for the columns kept) and the
-    region-month means of A v, indexed by the cells' region-month code."""
+    region-month means of A v, indexed by the region-month code (the cells' ``t``)."""
     raw = gs.raw(sel)
     cells = gs.cell_table()
     fe = ["municipality", "regmonth"] if within else ["regmonth"]
@@ -236,16 +256,16 @@ def _coefficients(gs: GramSums, sel: list[int], within: bool
     if ex.size:
         v[ex] = -np.linalg.solve(G[np.ix_(ex, ex)], G[ex, 0])
     rm = cells["t"].to_numpy(dtype="int64")[raw.pair_cell]      # region-month of each cell
-    uniq, inv = np.unique(rm, return_inverse=True)
-    num = np.bincount(inv, weights=raw.pair_sums @ v)
-    den = np.bincount(inv, weights=raw.pair_count)
-    return v, pd.Series(num / den, index=uniq)
+    num = np.bincount(rm, weights=raw.pair_sums @ v)
+    den = np.bincount(rm, weights=raw.pair_count)
+    with np.errstate(invalid="ignore"):
+        return v, num / den
 
 
 def _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes, gs, sel, v,
-                   rm_mean, units, regions, spells, pairs, n_pairs) -> np.ndarray:
+                   rm_mean, units, regions, rms, spells, pairs, n_pairs) -> np.ndarray:
     """Pass 2: the residual sums S_js per unit x spell pair (module notes)."""
-    S = np.zeros(n_pairs)
+    S = _Sums()
     inv_col = {j: name for name, j in gs.col.items()}
     for df in _batches(path, reads, batch_rows, sample):
         b = _Batch(df, key, controls, cands, codes)
@@ -262,10 +282,9 @@ def _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes,
             else:
                 x = (b.cats[name[0]][ok] == name[1]).astype("float64")
             r += coef * x
-        reg = regions.index.get_indexer(pd.Index(s["region"].astype(str).to_numpy()))
-        r -= rm_mean.reindex(reg * (4 * _T) + (b.t[ok] + _T)).to_numpy()
-        unit = units.index.get_indexer(pd.Index(s[key].astype(str).to_numpy()))
-        sp = spells.index.get_indexer(pd.Index(s["spell_id"]))
-        pc = pairs.index.get_indexer(pd.Index(unit * (1 << 40) + sp))
-        S += np.bincount(pc, weights=r, minlength=n_pairs)
-    return S
+        reg = regions.lookup(s["region"].astype(str).to_numpy())
+        r -= rm_mean[rms.lookup(reg * (4 * _T) + (b.t[ok] + _T))]
+        unit = units.lookup(s[key].astype(str).to_numpy())
+        pc = pairs.lookup(unit * (1 << 40) + spells.lookup(s["spell_id"]))
+        S.add(pc, n_pairs, weights=r)
+    return S.values

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from impact import io
 from impact.estimate.adoption import with_adoption_month
 from impact.estimate.frames import COMPOSITION, adoption_months, unit_rows
 from impact.estimate.params import EstimateParams
@@ -117,9 +118,7 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
     g_unit: list[float] = []          # adoption month index per unit code (NaN: never)
     with spilling("impact-adoption-") as con:
         con.execute("CREATE TABLE pairs (dim INTEGER, grp BIGINT, client VARCHAR)")
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
-                                                       columns=reads):
-            df = batch.to_pandas(date_as_object=False)
+        for df in io.iter_batches(path, reads, batch_rows):
             rows = unit_rows(df, set(team_t), counts)
             frame = rows.frame
             keys = {k: codes[k](rows.labels[k])[frame[k].to_numpy()]

@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from impact import io
 from impact.estimate.cgram import ClusterGrams, fit_pm_multi_grams
 from impact.estimate.frames import lm_candidates, lm_usable, month_index, warn
 from impact.estimate.params import EstimateParams
@@ -213,11 +214,6 @@ def _ols(cl, Z, n, s1):
                               0)
 
 
-def _batches(path: Path, columns: list[str], batch_rows: int):
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
-        yield batch.to_pandas(date_as_object=False)
-
-
 def cddf_programme_file(path: str | Path, params: EstimateParams, het: HeterogeneityParams,
                         outcomes: Mapping[str, str] | None = None, *, min_cell: int = 10,
                         seed: int | None = None, alpha: float | None = None,
@@ -254,7 +250,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
     gs, cs = GramSums(), _CellSums()
     none_seen = np.zeros(len(dims), bool)
     any_tr = any_un = False
-    for df in _batches(path, reads, batch_rows):
+    for df in io.iter_batches(path, reads, batch_rows):
         r, cl_pos = rows(df)
         none_seen |= [bool((c == len(d.labels)).any()) for d, c in zip(dims, r.codes)]
         any_tr, any_un = any_tr or bool(r.treated.any()), any_un or bool(r.untreated.any())
@@ -304,7 +300,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
     with spilling("impact-cddfp-") as con:
         con.execute("CREATE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT, "
                     "mask BIGINT)")
-        for df in _batches(path, reads, batch_rows):
+        for df in io.iter_batches(path, reads, batch_rows):
             r, cl_pos = rows(df)
             tr = np.flatnonzero(r.treated)
             if not len(tr):
