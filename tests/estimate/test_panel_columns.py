@@ -1,7 +1,8 @@
 """The estimate stage loads only the person-month columns its specification reads
 (``run.panel_columns``) and, for the quality 2SLS, OLS, hazard and value-added, hands the
-panel file to them (``quality_stream``, ``hazard_stream``, ``value_added_stream``). Either way the specification's rows,
-headline and warnings are those of the whole frame in memory."""
+panel file to them (``quality_stream``, ``hazard_stream``, ``value_added_stream``).
+Either way the specification's rows, headline and warnings are those of the whole frame
+in memory."""
 
 import warnings
 

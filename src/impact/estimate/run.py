@@ -290,9 +290,9 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
 
 
 def streams_panel(spec: Specification) -> bool:
-    """Whether ``run_specification`` given the panel file reads ``spec``'s regression from
-    it in batches (quality 2SLS, OLS and hazard); when also without value-added, its
-    person-month frame needs only ``STREAMED_COLUMNS``."""
+    """Whether ``run_specification`` given the panel file reads ``spec``'s regression (and
+    value-added) from it in batches: the quality 2SLS, OLS and hazard. Its person-month
+    frame then needs only ``STREAMED_COLUMNS``."""
     return spec.block == "quality"
 
 
@@ -304,8 +304,8 @@ STREAMED_COLUMNS = ("month", "caseworker_key", "exit_work", "left_truncated")
 def panel_columns(spec: Specification, base: EstimateParams,
                   adoption: pd.DataFrame | None, available=None) -> list[str] | None:
     """The person-month columns ``run_specification(spec, ..., panel=...)`` reads from its
-    ``person_months`` frame (None: all of them), so a stage loads no more of the panel;
-    ``available``: the panel file's columns (without them, value-added gets None):
+    ``person_months`` frame (None: all of them), so a stage loads no more of the panel
+    (``available``, the panel file's columns, is no longer needed: kept for callers):
 
     - quality 2SLS / OLS / hazard: ``STREAMED_COLUMNS`` (the regression and value-added
       read the file in batches);

@@ -42,17 +42,18 @@ __all__ = ["group_cells_file"]
 _READS = ("municipality", "region", "t", "age", "sex", "education_level", "household",
           "duration", "left_truncated", "prior_benefit_months", "client_id")
 _KEYS = ("unit", "municipality", "region", "t", "group")
-_REDUCE_ROWS = 2_000_000
+_REDUCE_ROWS = 500_000  # per dimension: about 45 columns of 8 bytes a row
 
 
 class _Cells:
     """One dimension's partial cells: key columns, sums, and sums and counts of the
-    averaged columns, added up whenever they pass ``_REDUCE_ROWS`` rows."""
+    averaged columns, added up whenever they pass ``_REDUCE_ROWS`` rows and twice the rows
+    the last sum left."""
 
     def __init__(self, sums: list[str], means: list[str]) -> None:
         self.sums, self.means = sums, means
         self.parts: list[pd.DataFrame] = []
-        self.rows = 0
+        self.rows = self.reduced = 0
 
     def add(self, keys: dict[str, np.ndarray], values: pd.DataFrame) -> None:
         if len(values) == 0:
@@ -82,7 +83,9 @@ class _Cells:
             part[f"{c}#n"] = np.bincount(inv, weights=ok.astype("float64"), minlength=len(uniq))
         self.parts.append(pd.DataFrame(part))
         self.rows += len(uniq)
-        if self.rows > _REDUCE_ROWS:
+        # added up when the parts pass the bound and twice what the last sum left: the
+        # work stays linear even when the cells themselves outgrow the bound
+        if self.rows > max(_REDUCE_ROWS, 2 * self.reduced):
             self.reduce()
 
     def reduce(self) -> pd.DataFrame:
@@ -90,7 +93,7 @@ class _Cells:
             return pd.DataFrame(columns=list(_KEYS))
         both = pd.concat(self.parts, ignore_index=True)
         out = both.groupby(list(_KEYS), sort=False).sum().reset_index()
-        self.parts, self.rows = [out], len(out)
+        self.parts, self.rows, self.reduced = [out], len(out), len(out)
         return out
 
 

@@ -93,9 +93,10 @@ def incidence_counts_file(path: str | Path, dim: GroupDimension, education: bool
     values = _distinct_values(Path(path), dim.column)
     codes = dim.codes(values)
     keep = codes >= 0
+    values = values[keep].reset_index(drop=True)  # a missing value is in no group
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(values.cat.categories.dtype)
-    labels = pd.DataFrame({"v": values[keep].reset_index(drop=True),
+    labels = pd.DataFrame({"v": values,
                            "label": np.asarray(dim.labels, dtype=object)[codes[keep]]})
     con.register("impact_group_labels", pa.Table.from_pandas(labels, preserve_index=False))
     edu = ", p.exit_education" if education else ""

@@ -21,6 +21,7 @@ memory bounded by a batch and the sums:
    sums are kept per cluster x type x *mask* (which splits and outcomes imputed the row),
    and the distinct (client, cluster, type, mask) in DuckDB give every client count.
 
+The fits from the sums: ``cddf.programme_sums``.
 ``tests/heterogeneity/test_cddf_programme_stream.py`` compares every table and per-split
 number with ``cddf_programme`` to 1e-8.
 """
@@ -36,19 +37,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact import io
-from impact.estimate.cgram import ClusterGrams, fit_pm_multi_grams
-from impact.estimate.frames import lm_candidates, lm_usable, month_index, warn
+from impact.estimate.cgram import ClusterGrams
+from impact.estimate.frames import lm_candidates, lm_usable, month_index
 from impact.estimate.params import EstimateParams
-from impact.estimate.pmreg import _independent
-from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
+from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_rows
 from impact.heterogeneity.cddf.programme import CellModel
-from impact.heterogeneity.cddf.split import (
-    main_halves, present, split_rows_counts, tally_counts,
-)
-from impact.heterogeneity.cddf.stream import _quantiles, _Types
-from impact.heterogeneity.cddf.tables import (
-    NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
-)
+from impact.heterogeneity.cddf.programme_sums import tables_from_sums
+from impact.heterogeneity.cddf.split import main_halves, present
+from impact.heterogeneity.cddf.stream import _Types
+from impact.heterogeneity.cddf.tables import NONE_LEVEL, CDDFResult, empty_result
 from impact.heterogeneity.params import HeterogeneityParams
 from impact.spill import spilling
 
@@ -57,11 +54,10 @@ __all__ = ["cddf_programme_file"]
 _T = 1 << 20  # months are keyed as t + _T (any month of a century fits)
 
 
-def _scan(path: Path, params: EstimateParams, schema: list[str], cname: str
-          ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _scan(path: Path, params: EstimateParams, schema: list[str]
+          ) -> tuple[list[str], np.ndarray]:
     """By DuckDB, on the whole file: the labour-market controls (``frames.lm_controls``:
-    complete and not constant), the 3-month shock bins present, and the cluster labels
-    (sorted, as text)."""
+    complete and not constant) and the 3-month shock bins present."""
     import duckdb
 
     con = duckdb.connect()
@@ -81,10 +77,9 @@ def _scan(path: Path, params: EstimateParams, schema: list[str], cname: str
             got = con.execute(f"SELECT DISTINCT floor({q} / 3) FROM {src} "
                               f"WHERE isfinite({q})").fetchall()
             bins = np.sort(np.asarray([r[0] for r in got], dtype="float64"))
-        got = con.execute(f'SELECT DISTINCT CAST("{cname}" AS VARCHAR) FROM {src}').fetchall()
     finally:
         con.close()
-    return lm, bins, np.sort(np.asarray([r[0] for r in got], dtype=object))
+    return lm, bins
 
 
 class _Rows:
@@ -122,6 +117,7 @@ class _CellSums:
         self.cnt = np.zeros(0)
         self.SY = self.SX = None
         self.info: list[tuple] = []
+        self.size = 0
 
     def key(self, muni: np.ndarray, t: np.ndarray, treated: np.ndarray) -> np.ndarray:
         return (muni * (4 * _T) + (t + _T)) * 2 + treated
@@ -133,28 +129,30 @@ class _CellSums:
         t, tr = r.t[m], r.treated[m].astype("int64")
         code = self.codes(self.key(muni, t, tr))
         C = len(self.codes)
-        new = np.unique(code, return_index=True)
-        for c, i in zip(*new):
-            if c >= len(self.info):
-                self.info.append((muni[i], reg[i], t[i], bool(tr[i]), cl_pos[m][i]))
-        grow = C - len(self.cnt)
+        first = _first_rows(code, len(self.info))  # the first row of each new cell
+        clm = cl_pos[m]
+        self.info += zip(muni[first].tolist(), reg[first].tolist(), t[first].tolist(),
+                         tr[first].astype(bool).tolist(), clm[first].tolist())
         k, O = r.X.shape[1], r.Y.shape[1]
         if self.SY is None:
             self.SY, self.SX = np.zeros((0, O)), np.zeros((0, k))
-        if grow:
-            self.cnt = np.concatenate([self.cnt, np.zeros(grow)])
-            self.SY = np.vstack([self.SY, np.zeros((grow, O))])
-            self.SX = np.vstack([self.SX, np.zeros((grow, k))])
-        self.cnt += np.bincount(code, minlength=C)
+        if C > len(self.cnt):  # room to spare: new cells appear in most batches
+            cap = max(C, 2 * len(self.cnt))
+            self.cnt = np.concatenate([self.cnt, np.zeros(cap - len(self.cnt))])
+            self.SY = np.vstack([self.SY, np.zeros((cap - len(self.SY), O))])
+            self.SX = np.vstack([self.SX, np.zeros((cap - len(self.SX), k))])
+        self.size = C
+        u, inv = np.unique(code, return_inverse=True)
+        self.cnt[u] += np.bincount(inv)
         for o in range(O):
-            self.SY[:, o] += np.bincount(code, weights=r.Y[m, o], minlength=C)
+            self.SY[u, o] += np.bincount(inv, weights=r.Y[m, o])
         for j in range(k):
-            self.SX[:, j] += np.bincount(code, weights=r.X[m, j], minlength=C)
+            self.SX[u, j] += np.bincount(inv, weights=r.X[m, j])
 
     def lookup(self, muni_labels: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The adopted cell of each row (its municipality label and month)."""
-        muni = self.munis.index.get_indexer(pd.Index(muni_labels))
-        return self.codes.index.get_indexer(pd.Index(self.key(muni, t, np.ones_like(t))))
+        muni = self.munis.lookup(muni_labels)
+        return self.codes.lookup(self.key(muni, t, np.ones_like(t)))
 
 
 class _TauSums:
@@ -191,29 +189,6 @@ class _TauSums:
         return cl, typ, mask
 
 
-def _blocks(cl: np.ndarray, Z: np.ndarray, n: np.ndarray, s1: np.ndarray) -> ClusterGrams:
-    """The cluster blocks of [Z, tau] from sums per key: Z constant within a key, with its
-    person-months n and the sum of tau (clusters numbered as they appear). The OLS fit
-    reads no tau'tau entry: it is left NaN, so that nothing can use it unseen."""
-    g, labels = pd.factorize(cl)
-    G, p = len(labels), Z.shape[1]
-    C = np.empty((G, p + 1, p + 1))
-    for i in range(p):
-        for j in range(i, p):
-            C[:, i, j] = C[:, j, i] = np.bincount(g, weights=n * Z[:, i] * Z[:, j],
-                                                  minlength=G)
-        C[:, i, p] = C[:, p, i] = np.bincount(g, weights=Z[:, i] * s1, minlength=G)
-    C[:, p, p] = np.nan
-    return ClusterGrams(C, np.asarray(labels), None, int(round(n.sum())))
-
-
-def _ols(cl, Z, n, s1):
-    """``programme._ols_crv1`` from sums (``_blocks``)."""
-    names = [f"z{j}" for j in range(Z.shape[1])]
-    return fit_pm_multi_grams(_blocks(cl, Z, n, s1), names + ["y"], "y", names, [], None,
-                              0)
-
-
 def cddf_programme_file(path: str | Path, params: EstimateParams, het: HeterogeneityParams,
                         outcomes: Mapping[str, str] | None = None, *, min_cell: int = 10,
                         seed: int | None = None, alpha: float | None = None,
@@ -232,19 +207,19 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
     if not outcomes or not dims or n_splits == 0 or "adoption_month" not in schema:
         return empty
     cname = "region" if params.estimate.cluster == "region" else "municipality"
-    lm, bins, labels = _scan(path, params, schema, cname)
-    G, O = len(labels), len(outcomes)
+    lm, bins = _scan(path, params, schema)
+    O = len(outcomes)
     types = _Types(dims)
     reads = list(dict.fromkeys(["t", "adoption_month", "municipality", "region", cname,
                                 "client_id", *outcomes.values(), *lm,
                                 *(["shock_event_time"] if len(bins) else []),
                                 *(d.column for d in dims)]))
-    label_index = pd.Index(labels)
     antic = params.adoption.anticipation_months
+    clusters = _Codes()  # every row's cluster label as text (the in-memory factorize's)
 
     def rows(df: pd.DataFrame) -> tuple[_Rows, np.ndarray]:
         r = _Rows(df, types, list(outcomes.values()), lm, bins, antic)
-        return r, label_index.get_indexer(df[cname].astype(str).to_numpy())
+        return r, clusters(df[cname].astype(str).to_numpy())
 
     # ---- pass 1: the untreated-outcome model's sums ------------------------------------
     gs, cs = GramSums(), _CellSums()
@@ -264,6 +239,10 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
         cs.add(r, df, cl_pos)
     if not any_tr or not any_un:
         return empty
+    # clusters numbered as the sorted labels (in memory: ``pd.factorize(sort=True)``)
+    seen = np.asarray(clusters.values, dtype=object)
+    labels = np.sort(seen)
+    G, sorted_of = len(labels), pd.Index(labels).get_indexer(seen)
     levels = {d.name: list(d.labels) + ([NONE_LEVEL] if none_seen[i] else [])
               for i, d in enumerate(dims)}
     # the X columns kept: each dimension's levels h >= 1 ("(none)" only when seen), controls
@@ -271,11 +250,10 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
     for i, d in enumerate(dims):
         pos += [j + h - 1 for h in range(1, len(levels[d.name]))]
         j += len(d.labels)
-    kx = len(pos)
     xsel = pos + list(range(j, cs.SX.shape[1]))
     raw = gs.raw([gs.col[("num", f"y{o}")] for o in range(O)]
                  + [gs.col[("num", f"x{c}")] for c in xsel])
-    at = label_index.get_indexer(pd.Index(raw.labels))
+    at = sorted_of[clusters.lookup(np.asarray(raw.labels, dtype=object))]
     C = np.zeros((G,) + raw.C.shape[1:])
     C[at] = raw.C
     U = ClusterGrams(C, labels, None, raw.n_obs, None, raw.pair_cell, at[raw.pair_cluster],
@@ -285,8 +263,10 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
                        "regmonth": info["region"].to_numpy(dtype="int64") * (4 * _T)
                        + info["t"].to_numpy(dtype="int64") + _T,
                        "t": info["t"].to_numpy(dtype="int64")})
-    model = CellModel(U, gs.cell_table(), cs.cnt, cs.SY, cs.SX[:, xsel], cf,
-                      info["treated"].to_numpy(dtype=bool), info["cl"].to_numpy(dtype="int64"))
+    C2 = cs.size
+    model = CellModel(U, gs.cell_table(), cs.cnt[:C2], cs.SY[:C2], cs.SX[:C2, xsel], cf,
+                      info["treated"].to_numpy(dtype=bool),
+                      sorted_of[info["cl"].to_numpy(dtype="int64")])
     if main_clusters is None:
         mains = main_halves(labels, n_splits, seed)
     else:
@@ -305,7 +285,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
             tr = np.flatnonzero(r.treated)
             if not len(tr):
                 continue
-            X, Y, cl = r.X[tr][:, xsel], r.Y[tr], cl_pos[tr]
+            X, Y, cl = r.X[tr][:, xsel], r.Y[tr], sorted_of[cl_pos[tr]]
             cell = cs.lookup(df["municipality"].astype(str).to_numpy()[tr], r.t[tr])
             tau = np.empty((len(tr), S * O))
             for s in range(S):
@@ -325,73 +305,5 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
             "(SELECT DISTINCT client, cl, type, mask FROM trip)").fetchnumpy()
     t_cl, t_type, t_mask, t_client = (np.asarray(v, dtype="int64") for v in got.values())
     k_cl, k_type, k_mask = tau_sums.parts()
-    return _tables(tau_sums, (k_cl, k_type, k_mask), (t_cl, t_type, t_mask, t_client),
-                   types, levels, kx, in_main, mains, list(outcomes), K, alpha, min_cell)
-
-
-def _dummies(codes: list[np.ndarray], dims, levels: dict[str, list[str]]) -> np.ndarray:
-    """The proxy's characteristics (each dimension's levels h >= 1) of each type."""
-    cols = [(c == h).astype("float64") for d, c in zip(dims, codes)
-            for h in range(1, len(levels[d.name]))]
-    return np.column_stack(cols) if cols else np.zeros((len(codes[0]), 0))
-
-
-def _tables(ts: _TauSums, keys, trip, types: _Types, levels, kx: int, in_main, mains,
-            outcomes: list[str], K: int, alpha: float, min_cell: int) -> CDDFResult:
-    """Steps 3 of the module notes (``cddf_programme``'s loop) from the sums."""
-    k_cl, k_type, k_mask = keys
-    t_cl, t_type, t_mask, t_client = trip
-    O = len(outcomes)
-    k_codes, t_codes = types.decode(k_type), types.decode(t_type)
-    D = _dummies(k_codes, types.dims, levels)
-    Za = np.column_stack([np.ones(len(D)), D])
-    per, proxies = [], []
-    for s, main in enumerate(in_main):
-        any_s = ((k_mask >> (s * O)) & ((1 << O) - 1)) != 0
-        k_main = main[k_cl]
-        if not (any_s & ~k_main).any() or not (any_s & k_main).any():
-            warn(f"cddf (programme): split {s} has a half without adopted person-months")
-            continue
-        G_main = len(np.unique(k_cl[any_s & k_main]))
-        for o, oname in enumerate(outcomes):
-            f = s * O + o
-            bit = ((k_mask >> f) & 1).astype(bool)
-            t_bit = ((t_mask >> f) & 1).astype(bool)
-            fa, fm = bit & ~k_main, bit & k_main
-            b = np.zeros(Za.shape[1])
-            if fa.any():
-                ZtZ = (Za[fa] * ts.n[fa, None]).T @ Za[fa]
-                kp = np.sort(np.asarray(_independent(ZtZ, list(range(Za.shape[1]))), dtype=int))
-                if kp.size:  # a level absent from Aux keeps 0: predicted as the reference
-                    b[kp] = np.linalg.solve(ZtZ[np.ix_(kp, kp)], Za[fa][:, kp].T @ ts.s1[fa, f])
-            proxies.append({"split": s, "outcome": oname, "dimension": "(intercept)",
-                            "group": "", "coef": float(b[0]), "status": "estimated"})
-            j = 1
-            for name, labs in levels.items():
-                for lab in labs[1:]:
-                    proxies.append({"split": s, "outcome": oname, "dimension": name,
-                                    "group": lab, "coef": float(b[j]), "status": "estimated"})
-                    j += 1
-            n, s1 = ts.n[fm], ts.s1[fm, f]
-            tm = t_bit & main[t_cl]
-            # S of each type once, for the sums and the triples alike
-            u_type, inv = np.unique(np.concatenate([k_type[fm], t_type[tm]]),
-                                    return_inverse=True)
-            S_u = b[0] + _dummies(types.decode(u_type), types.dims, levels) @ b[1:]
-            Sv, t_S = S_u[inv[:int(fm.sum())]], S_u[inv[int(fm.sum()):]]
-            Sbar = float(n @ Sv / n.sum())
-            cuts = _quantiles(Sv, n, K)
-            grp = np.searchsorted(cuts, Sv, side="left")
-            blp = _ols(k_cl[fm], np.column_stack([np.ones(len(Sv)), Sv - Sbar]), n, s1)
-            gates = _ols(k_cl[fm], np.column_stack([(grp == q).astype("float64")
-                                                    for q in range(K)]), n, s1)
-            tcodes = [c[tm] for c in t_codes]
-            counts = tally_counts(k_cl[fm], [c[fm] for c in k_codes], n, grp, t_client[tm],
-                                  tcodes, np.searchsorted(cuts, t_S, side="left"), levels, K)
-            per += split_rows_counts(s, oname, blp, gates, counts, levels, K, G_main - 1)
-    if not per:
-        return empty_result(alpha, min_cell)
-    per = pd.DataFrame(per)
-    for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
-        per[k] = v
-    return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
+    return tables_from_sums(tau_sums, (k_cl, k_type, k_mask), (t_cl, t_type, t_mask, t_client),
+                   types, levels, in_main, mains, list(outcomes), K, alpha, min_cell)

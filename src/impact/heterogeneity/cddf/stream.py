@@ -116,7 +116,10 @@ class _Tally:
         codes = self.types.codes(s)
         typ = self.types.number(codes)
         cl = self.clusters(s[self.cluster_col].astype(str))
-        key = cl * int(np.prod(self.types.size)) + typ
+        T = int(np.prod(self.types.size))
+        if float(len(self.clusters)) * T >= 2.0 ** 62:
+            raise ValueError("cddf: too many clusters x combinations of group levels")
+        key = cl * T + typ
         keys, inv = np.unique(np.concatenate([self.keys, key]), return_inverse=True)
         self.n = np.bincount(inv, weights=np.concatenate([self.n, np.ones(len(key))]))
         self.keys = keys
