@@ -49,12 +49,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from impact import io
-from impact.estimate.cgram import ClusterGrams, cluster_grams, demean_grams, fit_pm_grams
+from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_grams
 from impact.estimate.frames import lm_candidates, lm_usable, warn
 from impact.estimate.inference import wants_wild
-from impact.estimate.linalg import scatter_dummies
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import fixed_effects, model_columns, model_reads, quality_rows
+# the accumulators across batches, shared with the other streamed passes (re-exported)
+from impact.estimate.sums import GramSums, _Codes, _first_rows  # noqa: F401
 
 __all__ = ["GramSums", "QualityGrams", "quality_grams", "estimate_quality_file", "BATCH_ROWS"]
 
@@ -62,59 +63,6 @@ __all__ = ["GramSums", "QualityGrams", "quality_grams", "estimate_quality_file",
 #: columns, its n x k matrix of about 60 columns); measured on 2.8 million person-months,
 #: 2^17 rows peaked at 450 MB, 2^19 at 1,050 MB, in the same time
 BATCH_ROWS = 1 << 17
-
-
-class _Codes:
-    """Integer codes in order of first appearance, kept across batches: ``pd.factorize``
-    per batch, its distinct values looked up in a dict of those seen before, so the work
-    per batch is linear in the batch's distinct values however many were seen before (a
-    growing ``pd.Index``, appended to and re-hashed every batch, was quadratic in them); a
-    missing value is a value of its own."""
-
-    _NA = object()  # the key of a missing value
-
-    def __init__(self) -> None:
-        self.map: dict = {}
-        self._index: pd.Index | None = None
-
-    def _keys(self, uniq) -> list:
-        keys = list(uniq.tolist())
-        na = np.asarray(pd.isna(uniq), dtype=bool)
-        for i in np.flatnonzero(na):
-            keys[i] = self._NA
-        return keys
-
-    def __call__(self, values) -> np.ndarray:
-        local, uniq = pd.factorize(values, use_na_sentinel=False)
-        m = self.map
-        n0 = len(m)
-        glob = np.fromiter((m.setdefault(k, len(m)) for k in self._keys(uniq)),
-                           dtype="int64", count=len(uniq))
-        if len(m) != n0:
-            self._index = None
-        return glob[local]
-
-    def lookup(self, values) -> np.ndarray:
-        """The codes of ``values`` (-1 for a value not seen before), adding none."""
-        local, uniq = pd.factorize(values, use_na_sentinel=False)
-        m = self.map
-        glob = np.fromiter((m.get(k, -1) for k in self._keys(uniq)), dtype="int64",
-                           count=len(uniq))
-        return glob[local]
-
-    @property
-    def index(self) -> pd.Index:
-        """The values seen, in code order (missing as NaN)."""
-        if self._index is None:
-            self._index = pd.Index([np.nan if k is self._NA else k for k in self.map])
-        return self._index
-
-    @property
-    def values(self) -> np.ndarray:
-        return np.asarray(self.index)
-
-    def __len__(self) -> int:
-        return len(self.map)
 
 
 @dataclass(frozen=True)
@@ -187,112 +135,6 @@ class _Screen:
                 if lm_usable(self.lm_ok[c] and self.lm_hi[c] > self.lm_lo[c], c)]
 
 
-class GramSums:
-    """Raw cluster blocks and cell x cluster pair sums of a matrix whose rows come in
-    batches (module notes): each batch's rows are given as named numeric columns and
-    categorical level codes, with their cluster labels, municipality, region and month.
-
-    Every numeric column and every level seen gets a column of the sums (``col``: key
-    ``("num", name)`` or ``(variable, level)`` -> column); clusters, cells (municipality x
-    month) and pairs are numbered in order of first appearance, as ``pd.factorize`` of
-    the concatenated rows would. Shared by the quality 2SLS and the decomposition model
-    (``decompose.stream``)."""
-
-    def __init__(self) -> None:
-        self.col: dict[tuple, int] = {}
-        self.clusters, self.munis, self.cells, self.pairs = _Codes(), _Codes(), _Codes(), _Codes()
-        self.cell_info: list[tuple] = []      # (municipality, region, t) per cell code
-        self.pair_cell: list[int] = []
-        self.pair_cluster: list[int] = []
-        self.C = np.zeros((0, 0, 0))
-        self.S = np.zeros((0, 0))             # pair sums
-        self.n_pair = np.zeros(0)
-        self.n_obs = 0
-
-    def add(self, cols: Mapping[str, np.ndarray], cats: Mapping[str, np.ndarray], clusters,
-            muni: pd.Series, region: pd.Series, t: np.ndarray) -> None:
-        """Add rows: ``cols`` float columns, ``cats`` integer level codes (kept across
-        batches by the caller), ``clusters`` labels, ``muni``/``region`` as strings."""
-        n = len(t)
-        if n == 0:
-            return
-        for c in cols:
-            self.col.setdefault(("num", c), len(self.col))
-        for c, codes in cats.items():
-            for lv in np.unique(codes).tolist():
-                self.col.setdefault((c, lv), len(self.col))
-        cl = self.clusters(clusters)
-        cell = self.cells(self.munis(muni) * (1 << 32) + (t + (1 << 31)))
-        new = _first_rows(cell, len(self.cell_info))  # first row of each new cell
-        self.cell_info += zip(muni.iloc[new].tolist(), region.iloc[new].tolist(),
-                              t[new].tolist())
-        pair = self.pairs(cell * (1 << 32) + cl)
-        new = _first_rows(pair, len(self.pair_cell))
-        self.pair_cell += cell[new].tolist()
-        self.pair_cluster += cl[new].tolist()
-        # the rows sorted by cluster before A is built (gathering the rows of a column-major
-        # A took most of the time), so each cluster's block is a contiguous view
-        order = np.argsort(cl, kind="stable")
-        cl, cell = cl[order], cell[order]
-        k = len(self.col)
-        A = np.zeros((n, k), order="F")
-        for c, v in cols.items():
-            A[:, self.col[("num", c)]] = v[order]
-        for c, codes in cats.items():
-            scatter_dummies(A, codes[order],
-                            {lv: j for (cc, lv), j in self.col.items() if cc == c})
-        self._grow(k)
-        # the rows are in cluster order, so ``cluster_grams`` takes each cluster's block as
-        # a view (no gather); its clusters and pairs are the batch's own, mapped back here
-        grams, _ = cluster_grams(A, cl, cell)
-        glob = np.asarray(grams.labels, dtype="int64")
-        self.C[glob] += grams.C
-        idx = self.pairs.lookup(grams.pair_cell * (1 << 32) + glob[grams.pair_cluster])
-        self.S[idx] += grams.pair_sums
-        self.n_pair[idx] += grams.pair_count
-        self.n_obs += n
-
-    def _grow(self, k: int) -> None:
-        G, P = len(self.clusters), len(self.pairs)
-        g0, k0 = self.C.shape[0], self.C.shape[1]
-        if (G, k) != (g0, k0):
-            C = np.zeros((G, k, k))
-            C[:g0, :k0, :k0] = self.C
-            self.C = C
-        # pair rows with room to spare (capacity doubling): new pairs appear in most
-        # batches, and copying every pair's sums each time would be quadratic
-        cap, kk = self.S.shape
-        if P > cap or k != kk:
-            cap = max(P, 2 * cap) if P > cap else cap
-            S = np.zeros((cap, k))
-            S[:self.S.shape[0], :kk] = self.S
-            self.S = S
-            n_pair = np.zeros(cap)
-            n_pair[:len(self.n_pair)] = self.n_pair
-            self.n_pair = n_pair
-
-    def count(self, key: tuple) -> float:
-        """Rows with a 1 in the column ``key`` (a level's dummy: its diagonal Gram entry)."""
-        j = self.col[key]
-        return float(self.C[:, j, j].sum())
-
-    def raw(self, sel: list[int]) -> ClusterGrams:
-        """The raw cluster blocks and pair sums of the columns ``sel`` (in that order)."""
-        P = len(self.pairs)
-        return ClusterGrams(self.C[:, sel][:, :, sel],
-                            np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
-                            None, np.asarray(self.pair_cell, dtype="int64"),
-                            np.asarray(self.pair_cluster, dtype="int64"), self.S[:P, sel],
-                            self.n_pair[:P])
-
-    def cell_table(self) -> pd.DataFrame:
-        """The cells (municipality x month) in code order, with their fixed-effect keys."""
-        cells = pd.DataFrame(self.cell_info, columns=["municipality", "region", "t"])
-        cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
-        cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
-        return cells
-
-
 class _Pass(_Screen, GramSums):
     """The sums of one pass over the batches (module notes)."""
 
@@ -319,13 +161,6 @@ class _Pass(_Screen, GramSums):
         if len(s):
             self.add(cols, cats, s[self.cluster_col].astype(str),
                      s["municipality"].astype(str), s["region"].astype(str), t)
-
-
-def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:
-    """The first row of each code from ``known`` on (codes numbered in order of first
-    appearance, so these rows are in code order)."""
-    uniq, first = np.unique(codes, return_index=True)
-    return first[uniq >= known]
 
 
 def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
