@@ -71,7 +71,8 @@ def test_blocks_gram_and_cell_sums_equal_the_sparse_products():
     """The dense/sparse split of the regressors gives the same X'WX and cell sums."""
     import scipy.sparse as sp
 
-    from impact.estimate.feglm import _Blocks, _gram, _Projector
+    from impact.estimate.feglm import _gram, _Projector
+    from impact.estimate.rowsource import Blocks
 
     rng = np.random.default_rng(3)
     n = 2000
@@ -81,7 +82,7 @@ def test_blocks_gram_and_cell_sums_equal_the_sparse_products():
             np.where(rng.random(n) < 0.05, rng.normal(size=n), 0.0)]  # sparse numeric
     X = sp.csr_matrix(np.column_stack(cols))
     w = rng.random(n) + 0.1
-    B = _Blocks(X)
+    B = Blocks(X, chunk=300)  # several chunks
     assert set(B.dense) == {0, 1} and set(B.sparse) == {2, 3}
     np.testing.assert_allclose(_gram(B, w), _gram(X, w), rtol=1e-12, atol=1e-12)
     cells = pd.DataFrame({"municipality": ["a", "b", "c", "d"], "t": [1, 1, 2, 2]})

@@ -9,6 +9,8 @@ planted hazard (tests/estimate/test_hazard.py)."""
 import warnings
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import pytest
 
 from impact import io
@@ -103,18 +105,55 @@ def test_batch_size_does_not_matter(pm, tmp_path):
         _assert_same(one, quality_hazard_file(path, EstimateParams(), batch_rows=b))
 
 
+def _rows(c):
+    return c.X.rows(0, c.X.shape[0])
+
+
 def test_merging_on_the_way_does_not_matter(pm, tmp_path, monkeypatch):
-    """Cells merged every few batches (as at scale) are the cells merged once at the end."""
+    """Cells merged every few batches (as at scale) are the cells merged once at the end,
+    when the merges pay (categorical controls only)."""
     import impact.estimate.hazard_stream as hs
 
     path = _file(tmp_path, pm)
-    once = hs.hazard_cells_file(path, EstimateParams(), batch_rows=400)
+    params = EstimateParams.from_dict(estimate={"controls": ["sex"]})
+    once = hs.hazard_cells_file(path, params, batch_rows=400)
     monkeypatch.setattr(hs, "_MERGE_ROWS", 500)
-    often = hs.hazard_cells_file(path, EstimateParams(), batch_rows=400)
+    often = hs.hazard_cells_file(path, params, batch_rows=400)
     assert often.xnames == once.xnames
+    assert len(once.trials) < 0.5 * once.n_obs  # the merges pay
     np.testing.assert_array_equal(often.trials, once.trials)
     np.testing.assert_array_equal(often.exits, once.exits)
-    assert (often.X != once.X).nnz == 0
+    assert (_rows(often) != _rows(once)).nnz == 0
+
+
+def test_merging_stops_when_it_does_not_pay(pm, tmp_path, monkeypatch):
+    """With a continuous control nearly every row is a cell: after a merge that keeps
+    more than 90% of its rows the batches' cells are only put together. Some rows with
+    equal keys then stay apart, which changes the number of cells but not the fit."""
+    import impact.estimate.hazard_stream as hs
+
+    # rows whose keys recur in a later batch, a few: merging them gains under 10%
+    again = pm.loc[pm["quality_b"].notna()].sample(frac=0.05, random_state=1)
+    path = _file(tmp_path, pd.concat([pm, again], ignore_index=True))
+    once = hs.hazard_cells_file(path, EstimateParams(), batch_rows=400)
+    whole = quality_hazard_file(path, EstimateParams(), batch_rows=400)
+    monkeypatch.setattr(hs, "_MERGE_ROWS", 500)
+    often = hs.hazard_cells_file(path, EstimateParams(), batch_rows=400)
+    assert 0.9 * once.n_obs < len(once.trials) < once.n_obs  # little to gain
+    assert len(often.trials) > len(once.trials)  # rows of equal keys left apart
+    assert often.trials.sum() == once.trials.sum() == once.n_obs
+    assert often.exits.sum() == once.exits.sum()
+    split = quality_hazard_file(path, EstimateParams(), batch_rows=400)
+    assert split.n_cells == len(often.trials) > whole.n_cells
+    for f in ("coef", "std_error", "ame_pp", "ame_se"):
+        np.testing.assert_allclose(getattr(split, f), getattr(whole, f), rtol=TOL, err_msg=f)
+    # the same covariance on the correlation scale: the two IRLS runs add up different
+    # rows and stop at iterates a deviance tolerance (1e-12) apart, so a covariance near
+    # zero moves by a few 1e-7 of the standard errors behind it
+    se_s, se_w = np.sqrt(np.diag(split.vcov)), np.sqrt(np.diag(whole.vcov))
+    np.testing.assert_allclose(se_s, se_w, rtol=1e-6)
+    np.testing.assert_allclose(split.vcov / np.outer(se_s, se_s),
+                               whole.vcov / np.outer(se_w, se_w), rtol=0, atol=1e-6)
 
 
 def test_one_municipality_falls_back_to_caseworker_clusters(pm, tmp_path):
@@ -131,3 +170,32 @@ def test_no_quality_columns(pm, tmp_path):
     assert hazard_cells_file(path, EstimateParams()) is None
     with pytest.raises(ValueError, match="no person-month"):
         quality_hazard_file(path, EstimateParams())
+
+
+def test_coded_rows_are_the_sparse_design(pm, tmp_path):
+    """The coded design's chunks, column subsets, row subsets and non-zero counts are
+    those of the CSR matrix it stands for (negative bin codes included)."""
+    path = _file(tmp_path, pm)
+    X = hazard_cells_file(path, EstimateParams()).X
+    n, k = X.shape
+    full = X.rows(0, n)
+    assert any(off < 0 for _, off, _ in X.cats)  # the shock bins' "no shock" code
+    chunks = [X.rows(lo, min(lo + 777, n)) for lo in range(0, n, 777)]
+    assert (sp.vstack(chunks).tocsr() != full).nnz == 0
+    np.testing.assert_array_equal(X.column_nnz(), np.bincount(full.indices, minlength=k))
+    cols = np.flatnonzero(np.arange(k) % 3 != 1)
+    assert (X.select(cols).rows(0, n) != full[:, cols]).nnz == 0
+    keep = np.arange(n) % 4 != 0
+    assert (X.take(keep).rows(0, int(keep.sum())) != full[keep]).nnz == 0
+    # every row: quality (when not 0) and one dummy per control at a level kept
+    assert full[:, 0].toarray().ravel().tolist() == X.num[0][1].tolist()
+    # the dense/sparse split of a chunk, as the fit reads it
+    from impact.estimate.rowsource import Blocks, CSRRows
+
+    for src in (X, X.select(cols)):
+        coded, ref = Blocks(src, chunk=500), Blocks(CSRRows(src.rows(0, n)), chunk=500)
+        assert len(coded.dense) and len(coded.sparse)
+        np.testing.assert_array_equal(coded.dense, ref.dense)
+        for (_, _, D1, S1), (_, _, D2, S2) in zip(coded.chunks(), ref.chunks()):
+            np.testing.assert_array_equal(D1, D2)
+            assert (S1 != S2).nnz == 0 and S1.shape == S2.shape

@@ -19,6 +19,14 @@ working response z = eta + (y/t - mu) / f. Each step: b = (X~'W X~)^{-1} X~'W z~
 v~ = v - P_w v (P_w the w-weighted projection on the fixed effects), then
 eta = X b + P_w (z - X b). Converged when the deviance changes by < ``tol`` (relative).
 
+Memory: every per-row quantity but the linear index is made a chunk of rows at a time
+(``Blocks``), each IRLS step one pass that updates eta and accumulates the next step's
+X'WX, cell sums and X'Wz; the regressors are read through ``rows(lo, hi)`` (a CSR matrix, or the
+compact coded design of ``hazard_stream``), so what is held whole is the design, the
+exits, trials, cell and cluster codes and eta. (Held whole, the hazard on 16 million
+person-months took 10 GB: the dense part of X and its weighted copy, a dozen per-row
+vectors and several copies of X.)
+
 Inference (cluster sandwich, as ``hazard.fit_binomial_cells``): scores s_i = x~_i f
 (y_i - t_i mu_i) / (mu_i (1 - mu_i)), bread (X~'W X~)^{-1} = the b-block of the inverse
 information, factor G/(G-1) (N-1)/(N-K) with N person-months and K = regressors + rank of
@@ -38,6 +46,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from impact.estimate.linalg import build_design, independent_columns, wls_fit
+from impact.estimate.rowsource import Acc, Blocks, t_times, times
 
 __all__ = ["FEBinomialResult", "fe_binomial", "independent_of_fe"]
 
@@ -57,47 +66,41 @@ class FEBinomialResult:
     deviance: float
 
 
-def _row_major_times(D: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``D * w[:, None]`` in row-major order. A sparse matrix times a dense block reads
-    the block row by row: scipy copies a column-major one to row-major first (``ravel``;
-    6 s of a 43 s hazard fit). The product's values, and BLAS's ``D.T @ Dw`` on it, are
-    the same bits either way."""
-    return np.multiply(D, w[:, None], order="C")
-
-
 class _Projector:
     """w-weighted projection on cell-level fixed effects, computed on cell sums.
 
-    For a (sparse or dense) regressor matrix X and weights w, the cell sums S = Ind'(w X)
-    (C x k) and the fitted cell values F of the cell-level WLS of S/W_c on the fixed-effect
-    dummies (weights W_c) give every quantity of the partialled-out regression without an
-    n x k temporary: X~'W X~ = X'W X - S'F, X~'W z~ = X'W z - F'S_z, P_w X = F[cell].
+    For regressors X and weights w, the cell sums S = Ind'(w X) (C x k) and the fitted cell
+    values F of the cell-level WLS of S/W_c on the fixed-effect dummies (weights W_c, the
+    cell sums of w) give every quantity of the partialled-out regression without an n x k
+    temporary: X~'W X~ = X'W X - S'F, X~'W z~ = X'W z - F'S_z, P_w X = F[cell].
     """
 
     def __init__(self, cells: pd.DataFrame, fe: list[str], cell_code: np.ndarray):
         self.design = build_design(cells, fe, [])
         self.code = np.asarray(cell_code)
         self.C = len(cells)
-        n = len(self.code)
-        self.ind = sp.csr_matrix((np.ones(n), (np.arange(n), self.code)), shape=(n, self.C))
 
     def fit(self, w: np.ndarray):
+        """The projection at row weights w (kept for ``sums``)."""
         self.w = np.asarray(w, dtype="float64")
-        self.Wc = np.bincount(self.code, weights=self.w, minlength=self.C)
+        return self.fit_cells(np.bincount(self.code, weights=self.w, minlength=self.C))
+
+    def fit_cells(self, Wc: np.ndarray):
+        """The projection at cell weights Wc (the cell sums of the row weights)."""
+        self.Wc = Wc
         self.wfit = wls_fit(self.design, np.zeros(self.C), self.Wc, self.Wc > 0)
         self.Zk = self.design.Z[self.wfit.rows][:, self.wfit.keep]
         return self
 
     def sums(self, V) -> np.ndarray:
-        """(C, k) cell sums of w * V for V (n, k): dense, sparse or ``_Blocks``."""
-        if isinstance(V, _Blocks):
-            out = np.empty((self.C, V.shape[1]))
-            out[:, V.dense] = self.ind.T @ _row_major_times(V.D, self.w)
-            out[:, V.sparse] = (self.ind.T @ (sp.diags(self.w) @ V.S)).toarray()
-            return out
-        WV = sp.diags(self.w) @ V if sp.issparse(V) else _row_major_times(V, self.w)
-        out = self.ind.T @ WV
-        return np.asarray(out.todense() if sp.issparse(out) else out)
+        """(C, k) cell sums of w * V for V (n, k): dense, sparse or ``Blocks``."""
+        if sp.issparse(V):
+            V = Blocks(V)
+        if isinstance(V, Blocks):
+            return V.cell_sums(self.code, self.w, self.C)
+        V = np.asarray(V).reshape(len(self.code), -1)
+        return np.column_stack([np.bincount(self.code, weights=self.w * V[:, j],
+                                            minlength=self.C) for j in range(V.shape[1])])
 
     def fitted(self, S: np.ndarray) -> np.ndarray:
         """(C, k) fitted cell values of the projection, from cell sums S (C, k)."""
@@ -108,69 +111,39 @@ class _Projector:
 
     def solve_fe(self, g_cells: np.ndarray) -> np.ndarray:
         """Cell values D a of a = (D'WD)^- D_c' g for a per-cell vector g (C,)."""
-        a = self.wfit.solve(np.asarray(self.Zk.T @ g_cells[self.wfit.rows]))
-        out = np.zeros(self.C)
-        out[self.wfit.rows] = self.Zk @ a
-        return out
-
-
-class _Blocks:
-    """A sparse regressor matrix split into its dense columns (``D``, n x d: quality, the
-    numeric controls, dummies of common levels) and its sparse rest (``S``: dummies of
-    rare levels). A sparse x sparse product costs O(n k^2) when some columns are dense;
-    on the blocks the dense part goes through BLAS and the sparse products see only the
-    sparse columns (the hazard on the built-in data: its Gram matrices 17.9 -> 3 s)."""
-
-    def __init__(self, X, share: float = 0.125):
-        Xc = sp.csc_matrix(X)
-        nnz = np.diff(Xc.indptr)
-        self.shape = Xc.shape
-        self.dense = np.flatnonzero(nnz > share * Xc.shape[0])
-        self.sparse = np.flatnonzero(nnz <= share * Xc.shape[0])
-        self.D = np.asfortranarray(Xc[:, self.dense].toarray())
-        self.S = Xc[:, self.sparse].tocsr()
-
-    def gram(self, w: np.ndarray) -> np.ndarray:
-        out = np.empty((self.shape[1], self.shape[1]))
-        d, s = self.dense, self.sparse
-        Dw = _row_major_times(self.D, w)
-        out[np.ix_(d, d)] = self.D.T @ Dw
-        SD = np.asarray(self.S.T @ Dw)
-        out[np.ix_(s, d)] = SD
-        out[np.ix_(d, s)] = SD.T
-        out[np.ix_(s, s)] = (self.S.T @ (sp.diags(w) @ self.S)).toarray()
-        return out
+        return self.fitted(g_cells[:, None])[:, 0]
 
 
 def _gram(X, w: np.ndarray) -> np.ndarray:
-    """X' diag(w) X for dense, sparse or ``_Blocks`` X (k x k dense)."""
-    if isinstance(X, _Blocks):
+    """X' diag(w) X for dense, sparse or ``Blocks`` X (k x k dense)."""
+    if isinstance(X, Blocks):
         return X.gram(w)
     if sp.issparse(X):
         return np.asarray((X.T @ (sp.diags(w) @ X)).todense())
     return X.T @ (X * w[:, None])
 
 
-def _partialled(X, proj: _Projector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X~'W X~, S_X, F_X) at the projector's current weights."""
-    S = proj.sums(X)
-    F = proj.fitted(S)
-    M = _gram(X, proj.w) - S.T @ F
-    return 0.5 * (M + M.T), S, F
+def _sym(M: np.ndarray) -> np.ndarray:
+    return 0.5 * (M + M.T)
 
 
 def independent_of_fe(X, trials: np.ndarray, cell_code: np.ndarray,
                       cells: pd.DataFrame, fe: list[str]) -> np.ndarray:
     """Indices of the columns of X that stay linearly independent once the fixed effects
-    are partialled out (greedy in column order; e.g. a municipal labour-market indicator
-    is dropped under municipality x month effects)."""
+    are partialled out (greedy in column order; e.g. a municipal indicator is dropped
+    under municipality x month effects). X: dense, sparse or a row source (``as_rows``)."""
     t = np.asarray(trials, float)
-    if sp.issparse(X):
-        X = _Blocks(X)
-    proj = _Projector(cells, fe, np.asarray(cell_code)).fit(t)
-    M, _, _ = _partialled(X, proj)
+    blocks = X if isinstance(X, Blocks) else Blocks(X)
+    code = np.asarray(cell_code)
+    proj = _Projector(cells, fe, code)
+    acc = Acc(blocks, proj.C)
+    for lo, hi, D, S in blocks.chunks():
+        acc.add(D, S, t[lo:hi], code[lo:hi])
+    proj.fit_cells(acc.Wc)
+    raw_gram, Sx = acc.gram(), acc.sums()
+    M = _sym(raw_gram - Sx.T @ proj.fitted(Sx))
     d = np.sqrt(np.maximum(np.diag(M), 0))
-    raw = np.sqrt(np.maximum(np.diag(_gram(X, t)), 0))
+    raw = np.sqrt(np.maximum(np.diag(raw_gram), 0))
     # the cell-sum Gram carries rounding of order 1e-7 of a column's raw norm (a municipal
     # indicator under municipality x month effects: 4e-7, exactly 0); real regressors keep
     # 10% or more of their norm, so 1e-5 separates the two
@@ -189,14 +162,19 @@ def _deviance(exits, trials, mu) -> float:
     return float(2 * (a + b).sum())
 
 
-def fe_binomial(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
+def _mu(link, eta: np.ndarray) -> np.ndarray:
+    return np.clip(link.inverse(eta), 1e-12, 1 - 1e-12)
+
+
+def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
                 cells: pd.DataFrame, fe: list[str], clusters, link, qcol: int = 0,
-                tol: float = 1e-12, maxiter: int = 100) -> FEBinomialResult:
+                tol: float = 1e-12, maxiter: int = 100, chunk: int = 1 << 18
+                ) -> FEBinomialResult:
     """Binomial GLM with the ``fe`` columns of ``cells`` absorbed (module notes).
 
     Parameters
     ----------
-    X : array (n, k)
+    X : array (n, k), sparse matrix or row source (``as_rows``)
         Regressors of the compressed rows (no constant: the fixed effects carry it).
     exits, trials : array (n,)
     cell_code : array (n,)
@@ -205,75 +183,119 @@ def fe_binomial(X: np.ndarray, exits: np.ndarray, trials: np.ndarray, cell_code:
     link : statsmodels link (``hazard._family(link).link``)
     qcol : int
         Column whose +1 average marginal effect is reported.
+    chunk : int
+        Rows per chunk of every pass (memory, not results).
 
     Raises
     ------
     ValueError
         Regressors collinear with the fixed effects, or no convergence.
     """
-    X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype="float64")
+    blocks = Blocks(X, chunk=chunk)
+    n, k = blocks.shape
     exits = np.asarray(exits, dtype="float64")
     trials = np.asarray(trials, dtype="float64")
-    y = exits / trials
-    mu = np.clip((exits + 0.5) / (trials + 1.0), 1e-10, 1 - 1e-10)
-    eta = link(mu)
     proj = _Projector(cells, fe, np.asarray(cell_code))
-    code = proj.code
-    Xg = _Blocks(X) if sp.issparse(X) else X  # for the Gram matrices and cell sums
-    dev_old, it = np.inf, 0
+    code, C = proj.code, proj.C
+    eta = np.empty(n)
+
+    def step(b: np.ndarray | None, shift: np.ndarray | None):
+        """One pass: eta from (b, shift) (None: from the smoothed observed rates), its
+        deviance, and the sums of the next IRLS step at it."""
+        acc, xwz, Sz, dev = Acc(blocks, C), np.zeros(k), np.zeros(C), 0.0
+        for lo, hi, D, S in blocks.chunks():
+            t, y = trials[lo:hi], exits[lo:hi] / trials[lo:hi]
+            if b is None:
+                mu = np.clip((exits[lo:hi] + 0.5) / (t + 1.0), 1e-10, 1 - 1e-10)
+                eta[lo:hi] = e = link(mu)
+            else:
+                eta[lo:hi] = e = times(D, S, b, blocks) + shift[code[lo:hi]]
+                mu = _mu(link, e)
+                dev += _deviance(exits[lo:hi], t, mu)
+            f = link.inverse_deriv(e)
+            w = t * f ** 2 / (mu * (1 - mu))
+            wz = w * (e + (y - mu) / f)
+            acc.add(D, S, w, code[lo:hi])
+            t_times(D, S, wz, blocks, xwz)
+            Sz += np.bincount(code[lo:hi], weights=wz, minlength=C)
+        return acc, xwz, Sz, dev
+
+    acc, xwz, Sz, _ = step(None, None)
+    dev_old, it, b = np.inf, 0, np.zeros(k)
     for it in range(1, maxiter + 1):
-        f = link.inverse_deriv(eta)
-        w = trials * f ** 2 / (mu * (1 - mu))
-        z = eta + (y - mu) / f
-        proj.fit(w)
-        XtWX, S_x, F_x = _partialled(Xg, proj)
-        S_z = proj.sums(z[:, None])
-        F_z = proj.fitted(S_z)
-        XtWz = np.asarray(X.T @ (w * z)).ravel() - F_x.T @ S_z[:, 0]
-        b = np.linalg.solve(XtWX, XtWz)
-        eta = np.asarray(X @ b).ravel() + (F_z[:, 0] - F_x @ b)[code]
-        mu = np.clip(link.inverse(eta), 1e-12, 1 - 1e-12)
-        dev = _deviance(exits, trials, mu)
+        proj.fit_cells(acc.Wc)
+        Sx = acc.sums()
+        Fx, Fz = proj.fitted(Sx), proj.fitted(Sz[:, None])[:, 0]
+        b = np.linalg.solve(_sym(acc.gram() - Sx.T @ Fx), xwz - Fx.T @ Sz)
+        # the new eta and the next step's sums in one pass (at convergence those sums
+        # are the sandwich's, at the converged weights)
+        acc, xwz, Sz, dev = step(b, Fz - Fx @ b)
         if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
             break
         dev_old = dev
     else:
         raise ValueError(f"fe_binomial: no convergence in {maxiter} IRLS steps")
-    # sandwich at the converged weights
-    f = link.inverse_deriv(eta)
-    var = mu * (1 - mu)
-    w = trials * f ** 2 / var
-    proj.fit(w)
-    XtWX, _, F_x = _partialled(Xg, proj)
+    return _inference(blocks, acc, exits, trials, eta, proj, clusters, link, b, qcol, it, dev)
+
+
+def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, clusters,
+               link, b: np.ndarray, qcol: int, it: int, dev: float) -> FEBinomialResult:
+    """Cluster sandwich and the AME's delta-method SE at the converged eta (module notes),
+    from ``acc`` (X'WX and the cell sums at the converged weights) and three passes."""
+    n, k = blocks.shape
+    code, C = proj.code, proj.C
+    cl, _ = pd.factorize(np.asarray(clusters))
+    G = int(cl.max()) + 1
+    N = float(trials.sum())
+
+    def parts(lo, hi):
+        e, t = eta[lo:hi], trials[lo:hi]
+        mu, f = _mu(link, e), link.inverse_deriv(e)
+        var = mu * (1 - mu)
+        return t, mu, f, var, f * (exits[lo:hi] - t * mu) / var
+
+    proj.fit_cells(acc.Wc)
+    Sx = acc.sums()
+    Fx = proj.fitted(Sx)
+    XtWX = _sym(acc.gram() - Sx.T @ Fx)
     d = np.sqrt(np.diag(XtWX))
-    k = XtWX.shape[0]
     if (d <= 1e-12 * max(d.max(initial=0), 1e-300)).any() or len(
             independent_columns(XtWX / np.outer(d, d))) < k:
         raise ValueError("fe_binomial: a regressor is collinear with the fixed effects")
     B = np.linalg.inv(XtWX)
-    r = f * (exits - trials * mu) / var
-    cl, _ = pd.factorize(np.asarray(clusters))
-    G = int(cl.max()) + 1
-    n = len(r)
-    # cluster sums of x~_i r_i = sum x_i r_i - sum_cells (r sums by cluster x cell) F_x
-    clus = sp.csr_matrix((r, (cl, np.arange(n))), shape=(G, n))
-    by_cell = sp.csr_matrix((r, (cl, code)), shape=(G, proj.C))
-    S = np.asarray((clus @ X).todense() if sp.issparse(X) else clus @ X) - by_cell @ F_x
-    N, K = float(trials.sum()), k + len(proj.wfit.keep)
-    factor = G / (G - 1) * (N - 1) / (N - K)
-    V = factor * B @ (S.T @ S) @ B
+    # cluster sums of x~_i r_i = x_i r_i - F_x[cell_i] r_i; the AME and its gradients
+    Sc, g_b, g_cells = np.zeros((G, k)), np.zeros(k), np.zeros(C)
+    ame_sum = tf1_sum = 0.0
+    bq = b[qcol]
+    for lo, hi, D, S in blocks.chunks():
+        t, mu, f, var, r = parts(lo, hi)
+        c = cl[lo:hi]
+        ind = sp.csr_matrix((r, (c, np.arange(hi - lo))), shape=(G, hi - lo))
+        Sc[:, blocks.dense] += ind @ D
+        Sc[:, blocks.sparse] += (ind @ S).toarray()
+        Sc -= ind @ Fx[code[lo:hi]]
+        e1 = eta[lo:hi] + bq
+        p1, tf1, tf = link.inverse(e1), t * link.inverse_deriv(e1), t * f
+        ame_sum += float(np.sum(t * (p1 - mu)))
+        tf1_sum += float(tf1.sum())
+        t_times(D, S, 100 * (tf1 - tf) / N, blocks, g_b)
+        g_cells += np.bincount(code[lo:hi], weights=100 * (tf1 - tf) / N, minlength=C)
+    N_fe = len(proj.wfit.keep)
+    factor = G / (G - 1) * (N - 1) / (N - k - N_fe)
+    V = factor * B @ (Sc.T @ Sc) @ B
+    g_b[qcol] += 100 * tf1_sum / N
     # AME of +1 on column qcol, delta method through b and the fixed effects
-    p1, f1 = link.inverse(eta + b[qcol]), link.inverse_deriv(eta + b[qcol])
-    ame = 100 * float(np.sum(trials * (p1 - mu))) / N
-    e_q = np.zeros(k)
-    e_q[qcol] = 1.0
-    tf1, tf = trials * f1, trials * f
-    g_b = 100 * (np.asarray(X.T @ (tf1 - tf)).ravel() + tf1.sum() * e_q) / N
-    g_cells = np.bincount(code, weights=100 * (tf1 - tf) / N, minlength=proj.C)
-    Da = proj.solve_fe(g_cells)[code]
-    lead = g_b - np.asarray(X.T @ (w * Da)).ravel()
-    v = B @ lead
-    xt_v = np.asarray(X @ v).ravel() - (F_x @ v)[code]
-    psi = (xt_v + Da) * r
-    ame_se = float(np.sqrt(factor * (np.bincount(cl, weights=psi, minlength=G) ** 2).sum()))
-    return FEBinomialResult(b, V, ame, ame_se, int(N), len(proj.wfit.keep), it, dev)
+    Da = proj.solve_fe(g_cells)
+    xwda = np.zeros(k)
+    for lo, hi, D, S in blocks.chunks():
+        t, mu, f, var, r = parts(lo, hi)
+        t_times(D, S, t * f ** 2 / var * Da[code[lo:hi]], blocks, xwda)
+    v = B @ (g_b - xwda)
+    Fv, psi = Fx @ v, np.zeros(G)
+    for lo, hi, D, S in blocks.chunks():
+        t, mu, f, var, r = parts(lo, hi)
+        c = code[lo:hi]
+        psi += np.bincount(cl[lo:hi], weights=(times(D, S, v, blocks) - Fv[c] + Da[c]) * r,
+                           minlength=G)
+    ame_se = float(np.sqrt(factor * (psi ** 2).sum()))
+    return FEBinomialResult(b, V, 100 * ame_sum / N, ame_se, int(N), N_fe, it, dev)

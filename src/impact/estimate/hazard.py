@@ -261,16 +261,20 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
               cell_code: np.ndarray, cluster: np.ndarray, cells: pd.DataFrame, fe: list[str],
               link: str, alpha: float) -> HazardResult:
     """The hazard on binomial cells with fixed effects absorbed (``feglm.fe_binomial``):
-    ``X`` the cells' sparse design (quality first), ``cell_code`` each cell's row of
-    ``cells``, ``cluster`` its cluster code. Cells of fixed-effect levels with no exit
-    (or only exits) are dropped first (``_separated``); the AME counts them as zero.
+    ``X`` the cells' design (quality first; a sparse matrix or a ``rowsource`` row
+    source), ``cell_code`` each cell's row of ``cells``, ``cluster`` its cluster code.
+    Cells of fixed-effect levels with no exit (or only exits) are dropped first
+    (``_separated``); the AME counts them as zero.
     Shared by ``quality_hazard`` and ``hazard_stream``."""
     from impact.estimate.feglm import fe_binomial, independent_of_fe
 
+    from impact.estimate.rowsource import as_rows
+
+    X = as_rows(X)  # read a chunk of rows at a time (``rowsource``)
     n_all = float(trials.sum())
     keep = _separated(cell_code, exits, trials, cells, fe)
     if not keep.all():
-        X = X.tocsr()[keep].tocsc()
+        X = X.take(keep)
         exits, trials = exits[keep], trials[keep]
         cell_code, cluster = cell_code[keep], cluster[keep]
     share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
@@ -278,7 +282,7 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
     cols = independent_of_fe(X, trials, cell_code, cells, fe)
     if 0 not in cols:
         raise ValueError("quality_hazard: quality is collinear with the fixed effects")
-    res = fe_binomial(X[:, cols].tocsr(), exits, trials, cell_code, cells, fe, cluster,
+    res = fe_binomial(X.select(cols), exits, trials, cell_code, cells, fe, cluster,
                       _family(link).link, qcol=0)
     G = int(pd.unique(cluster).size)
     crit = stats.t.ppf(1 - alpha / 2, G - 1)
@@ -321,7 +325,7 @@ def _separated(cell_code: np.ndarray, exits: np.ndarray, trials: np.ndarray,
     while True:
         bad = np.zeros(len(cc), bool)
         for name in fe:
-            lv = pd.factorize(cells[name].to_numpy()[cc])[0]
+            lv = pd.factorize(cells[name].to_numpy())[0][cc]  # the cells' levels, per row
             e = np.bincount(lv, weights=np.where(keep, exits, 0.0))
             n = np.bincount(lv, weights=np.where(keep, trials, 0.0))
             sep = (n > 0) & ((e <= 0) | (e >= n))

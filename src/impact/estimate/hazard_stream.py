@@ -14,8 +14,16 @@ be merged with the partition of the rows before it by grouping the batches' cell
 same keys again. This module reads the sample in batches (``quality_stream._batches``),
 codes the keys with ``quality.model_columns`` (the function ``quality_frame`` uses) and
 codes kept across batches (``quality_stream._Codes``), compresses each batch, and merges.
-No dummy column is ever made dense: the cells' design is built sparse from the level codes.
-Memory is one batch plus the distinct cells and their keys.
+No dummy column is ever made: the cells' design is held as the level codes (``CodedRows``),
+its rows made a chunk at a time by the fit (``rowsource``). Memory is one batch plus the
+distinct cells and their keys, each key in the smallest type that holds it exactly.
+
+With a continuous control (``prior_benefit_months``) nearly every person-month is a cell
+of its own (2.79 million cells in 2.85 million person-months on the built-in data). Merging
+the batches' cells then costs about three copies of every key and gains nothing, so a merge
+that leaves more than 90% of its rows stops the merging: the batches' cells are kept as
+they are (rows with the same keys in two batches stay two cells). The binomial likelihood
+is a sum over the rows either way, so the fit is the same; only ``n_cells`` is larger.
 
 The decisions ``quality_frame`` takes on the whole sample are taken after the pass, with
 the same outcome (as in ``quality_stream``): a categorical control's left-out level is its
@@ -49,15 +57,17 @@ __all__ = ["HazardCells", "hazard_cells_file", "quality_hazard_file"]
 #: the cells barely compress (a continuous control) each row is regrouped a bounded number
 #: of times (a fixed threshold regrouped all cells so far every 2^22 rows: quadratic)
 _MERGE_ROWS = 1 << 22
+#: a merge that keeps more than this share of its rows stops the merging (module notes)
+_MERGE_PAYS = 0.9
 
 
 @dataclass(frozen=True)
 class HazardCells:
-    """The hazard's binomial cells: sparse design ``X`` (cells x ``xnames``, quality
-    first), ``exits``, ``trials``, each cell's municipality-month ``cell`` code into
+    """The hazard's binomial cells: design ``X`` (``CodedRows``, cells x ``xnames``,
+    quality first), ``exits``, ``trials``, each cell's municipality-month ``cell`` code into
     ``cells`` and its ``cluster`` code, and the person-months behind them (``n_obs``)."""
 
-    X: sp.csc_matrix
+    X: "CodedRows"
     xnames: list[str]
     exits: np.ndarray
     trials: np.ndarray
@@ -65,6 +75,84 @@ class HazardCells:
     cluster: np.ndarray
     cells: pd.DataFrame
     n_obs: int
+
+
+class CodedRows:
+    """The cells' design held as codes (a ``rowsource`` row source): ``num`` pairs
+    (column, values) and ``cats`` triples (codes, offset, cmap), ``cmap[code - offset]``
+    the column of that level's dummy (-1: the left-out level). 8 bytes per numeric value
+    (4 where float32 holds it) and 1 or 2 per categorical control and row, where a CSR
+    matrix holds 12 per non-zero; ``rows`` makes the CSR rows of a chunk."""
+
+    def __init__(self, n: int, k: int, num: list, cats: list):
+        self.shape, self.num, self.cats = (n, k), num, cats
+
+    def rows(self, lo: int, hi: int) -> sp.csr_matrix:
+        # one slot per numeric column and categorical control, in column order: numeric
+        # columns come first and the dummy blocks follow in control order
+        m = len(self.num) + len(self.cats)
+        col = np.empty((hi - lo, m), np.int64)
+        val = np.empty((hi - lo, m))
+        for j, (c, v) in enumerate(self.num):
+            col[:, j], val[:, j] = c, v[lo:hi]
+        for j, (codes, off, cmap) in enumerate(self.cats, len(self.num)):
+            col[:, j] = cmap[np.subtract(codes[lo:hi], off, dtype=np.int64)]
+            val[:, j] = col[:, j] >= 0
+        nz = val != 0
+        ptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))])
+        return sp.csr_matrix((val[nz], col[nz], ptr), shape=(hi - lo, self.shape[1]))
+
+    def split(self, lo: int, hi: int, dense: np.ndarray, sparse: np.ndarray):
+        """Rows lo..hi-1 as (the ``dense`` columns, column-major; the ``sparse`` ones,
+        CSR), made from the codes directly (through ``rows`` it took four times as long)."""
+        k = self.shape[1]
+        pd_, ps = np.full(k + 1, -1, np.int64), np.full(k + 1, -1, np.int64)
+        pd_[dense], ps[sparse] = np.arange(len(dense)), np.arange(len(sparse))
+        D = np.zeros((hi - lo, len(dense)), order="F")  # written by column (see Acc.add)
+        col, val = [], []
+        for c, v in self.num:
+            if pd_[c] >= 0:
+                D[:, pd_[c]] = v[lo:hi]
+            else:
+                col.append(np.full(hi - lo, ps[c], np.int32))
+                val.append(v[lo:hi].astype(np.float64))
+        for codes, off, cmap in self.cats:
+            m = cmap[np.subtract(codes[lo:hi], off, dtype=np.int64)]  # -1: left out
+            for j in cmap[(cmap >= 0) & (pd_[cmap] >= 0)].tolist():
+                D[:, pd_[j]] = m == j
+            col.append(ps[m].astype(np.int32))  # ps[-1] = -1
+            val.append((col[-1] >= 0).astype(np.float64))
+        if not col:
+            return D, sp.csr_matrix((hi - lo, len(sparse)))
+        col_, val_ = np.column_stack(col), np.column_stack(val)
+        nz = val_ != 0
+        ptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))])
+        return D, sp.csr_matrix((val_[nz], col_[nz], ptr), shape=(hi - lo, len(sparse)))
+
+    def column_nnz(self) -> np.ndarray:
+        out = np.zeros(self.shape[1], np.int64)
+        for c, v in self.num:
+            out[c] = np.count_nonzero(v)
+        for codes, off, cmap in self.cats:
+            n = np.bincount(np.subtract(codes, off, dtype=np.int64), minlength=len(cmap))
+            out[cmap[cmap >= 0]] = n[cmap >= 0]
+        return out
+
+    def select(self, cols) -> "CodedRows":
+        """The columns ``cols`` (increasing), renumbered in order."""
+        cols = np.asarray(cols, np.int64)
+        if len(cols) == self.shape[1]:
+            return self
+        new = np.full(self.shape[1] + 1, -1, np.int64)  # new[-1] = -1: cmap's -1 stays
+        new[cols] = np.arange(len(cols))
+        num = [(int(new[c]), v) for c, v in self.num if new[c] >= 0]
+        cats = [(codes, off, new[cmap]) for codes, off, cmap in self.cats]
+        return CodedRows(self.shape[0], len(cols), num, cats)
+
+    def take(self, keep: np.ndarray) -> "CodedRows":
+        return CodedRows(int(np.count_nonzero(keep)), self.shape[1],
+                         [(c, v[keep]) for c, v in self.num],
+                         [(codes[keep], off, cmap) for codes, off, cmap in self.cats])
 
 
 class _Pass(_Screen):
@@ -83,6 +171,7 @@ class _Pass(_Screen):
         self.parts: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
         self.waiting = 0
         self.merged = 0                       # cells after the last merge
+        self.merging = True                   # False once a merge did not pay
         self.n_obs = 0
 
     def add(self, s: pd.DataFrame) -> None:
@@ -107,23 +196,53 @@ class _Pass(_Screen):
             self.keys = ["cluster", "cell", "quality", *self.nums, *self.cats]
         key = {"cluster": cl, "cell": cell, "quality": q, **{c: cols[c] for c in self.nums},
                **cats}
-        self.parts.append(_compress(key, self.keys, cols["y"] / 100.0))
-        self.waiting += len(self.parts[-1][1])
+        cells, exits, trials = _compress(key, self.keys, cols["y"] / 100.0)
+        self.parts.append(({k: _small(v) for k, v in cells.items()}, exits, trials))
+        self.waiting += len(exits)
         self.n_obs += len(s)
-        if self.waiting >= max(_MERGE_ROWS, 2 * self.merged) and len(self.parts) > 1:
+        if (self.merging and self.waiting >= max(_MERGE_ROWS, 2 * self.merged)
+                and len(self.parts) > 1):
             self.merge()
 
     def merge(self, keys: list[str] | None = None) -> None:
-        """The waiting parts as one set of cells (grouped on ``keys``, default all)."""
+        """The waiting parts as one set of cells (grouped on ``keys``, default all); once
+        a merge has not paid, only put together (module notes)."""
         keys = keys or self.keys
         if not self.parts:
             return
-        key = {k: np.concatenate([p[0][k] for p in self.parts]) for k in keys}
+        if len(self.parts) == 1 and (keys == self.keys or not self.merging):
+            for k in set(self.keys) - set(keys):  # each part is grouped on all keys
+                self.parts[0][0].pop(k)
+            return
+        rows = sum(len(p[1]) for p in self.parts)
+        key = {}
+        for k in keys:  # one key at a time, each part's copy released as it is joined
+            key[k] = np.concatenate([p[0].pop(k) for p in self.parts])
         exits = np.concatenate([p[1] for p in self.parts])
         trials = np.concatenate([p[2] for p in self.parts])
         self.parts = []
-        self.parts = [_compress(key, keys, exits, trials)]
-        self.waiting = self.merged = len(self.parts[0][1])
+        if self.merging:
+            key, exits, trials = _compress(key, keys, exits, trials)
+            self.merging = len(exits) <= _MERGE_PAYS * rows
+        self.parts = [(key, exits, trials)]
+        self.waiting = self.merged = len(exits)
+
+
+def _small(v: np.ndarray) -> np.ndarray:
+    """``v`` in the smallest type that holds every value exactly: integer codes in the
+    narrowest signed integer, floats as float32 when each survives the round trip (a
+    month count, a 0/1 flag; not quality on a 0.1 grid). Joining parts of two types
+    widens exactly, so a key's values never change."""
+    if v.dtype.kind in "iu" and len(v):
+        lo, hi = int(v.min()), int(v.max())
+        for t in (np.int8, np.int16, np.int32):
+            if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+                return v.astype(t)
+    elif v.dtype == np.float64:
+        f = v.astype(np.float32)
+        if np.array_equal(f, v, equal_nan=True):
+            return f
+    return v
 
 
 def _compress(key: dict[str, np.ndarray], names: list[str], y: np.ndarray,
@@ -170,33 +289,26 @@ def hazard_cells_file(path: str | Path, params: EstimateParams, sample: str = "a
     # a labour-market column left out: its cells merge as the in-memory path's never split
     p.merge(["cluster", "cell", "quality", *nums, *p.cats])
     key, exits, trials = p.parts[0]
-    n = len(exits)
+    p.parts = []
     xnames = ["quality", *nums]
-    columns_: list[np.ndarray] = [key["quality"], *(key[c] for c in nums)]
-    rows, vals = [], []
-    for v in columns_:
-        nz = np.flatnonzero(v)
-        rows.append(nz)
-        vals.append(v[nz])
+    num = [(j, key.pop(c)) for j, c in enumerate(xnames)]
+    cats = []
     for c in p.cats:
-        codes = key[c]
-        levels = np.unique(codes)
+        codes = key.pop(c)
+        lo = int(codes.min()) if len(codes) else 0  # bins can be negative
+        shifted = np.subtract(codes, lo, dtype=np.int64)
+        counts = np.bincount(shifted, weights=trials)
+        levels = np.flatnonzero(np.bincount(shifted))
+        del shifted
         # the most frequent level (most person-months) is left out, the first on a tie
-        counts = np.bincount(np.searchsorted(levels, codes), weights=trials,
-                             minlength=len(levels))
-        drop = levels[int(np.argmax(counts))]
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], levels)
-        ends = np.append(bounds[1:], n)
-        for lv, b, e in zip(levels.tolist(), bounds.tolist(), ends.tolist()):
-            if lv == drop:
-                continue
-            xnames.append(f"{c}[{lv}]")
-            r = np.sort(order[b:e])
-            rows.append(r)
-            vals.append(np.ones(len(r)))
-    ptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
-    X = sp.csc_matrix((np.concatenate(vals), np.concatenate(rows), ptr), shape=(n, len(xnames)))
+        drop = levels[int(np.argmax(counts[levels]))]
+        cmap = np.full(len(counts), -1, np.int64)
+        for lv in levels.tolist():
+            if lv != drop:
+                cmap[lv] = len(xnames)
+                xnames.append(f"{c}[{lv + lo}]")
+        cats.append((codes, lo, cmap))
+    X = CodedRows(len(exits), len(xnames), num, cats)
     cells = pd.DataFrame(p.cell_info, columns=["municipality", "region", "t"])
     cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
     cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
