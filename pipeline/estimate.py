@@ -47,7 +47,8 @@ def main() -> None:
     t0 = time.perf_counter()
     result = run_specification(
         spec,
-        io.read_person_months(panel, columns=columns),
+        # the quality specifications read the file in batches, none of it held
+        None if columns == [] else io.read_person_months(panel, columns=columns),
         io.read_parquet(args.panel / "cells.parquet"),
         quality=_optional(args.validated / "quality.parquet"),
         adoption=adoption,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["naive_quality", "naive_before_after", "caseworker_scores"]
+__all__ = ["naive_quality", "naive_before_after", "caseworker_exits", "caseworker_scores"]
 
 POST = (0, 11)
 PRE = (-12, -1)
@@ -27,16 +27,26 @@ def caseworker_scores(quality: pd.DataFrame, instrument: str) -> pd.DataFrame:
     return q.assign(score=score)[np.isfinite(score.to_numpy(dtype="float64", na_value=np.nan))]
 
 
-def naive_quality(person_months: pd.DataFrame, quality: pd.DataFrame, instrument: str
-                  ) -> tuple[float, int]:
-    """Naive quality slope (pp per score point) and the number of caseworkers behind it."""
-    scores = caseworker_scores(quality, instrument)
-    mean_score = scores.groupby(scores["unit_key"].astype(str))["score"].mean()
+def caseworker_exits(person_months: pd.DataFrame) -> pd.DataFrame:
+    """Each caseworker's exits to work (``sum``) and person-months with a known exit
+    (``count``), indexed by the caseworker key as text, sorted. It adds up over any
+    partition of the rows (``panel_summary`` sums it over a file's batches)."""
     cw = person_months["caseworker_key"].astype("string")
     exits = pd.to_numeric(person_months["exit_work"]).astype("float64")  # int8 sums overflow
     agg = (pd.DataFrame({"cw": cw, "exit": exits})
            .dropna(subset=["cw"]).groupby("cw")["exit"].agg(["sum", "count"]))
     agg.index = agg.index.astype(str)
+    return agg
+
+
+def naive_quality(person_months: pd.DataFrame | None, quality: pd.DataFrame, instrument: str,
+                  exits: pd.DataFrame | None = None) -> tuple[float, int]:
+    """Naive quality slope (pp per score point) and the number of caseworkers behind it;
+    ``exits``: ``caseworker_exits`` of the person-months, when ``person_months`` is not
+    held (None)."""
+    scores = caseworker_scores(quality, instrument)
+    mean_score = scores.groupby(scores["unit_key"].astype(str))["score"].mean()
+    agg = caseworker_exits(person_months) if exits is None else exits
     agg = agg.join(mean_score.rename("score"), how="inner")
     if len(agg) < 2:
         return float("nan"), int(len(agg))

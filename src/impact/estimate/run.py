@@ -36,7 +36,7 @@ from impact.estimate.shock import estimate_shock
 from impact.estimate.specs import Specification
 
 __all__ = ["run_specification", "quality_block", "in_window", "cell_model_columns",
-           "panel_columns", "streams_panel", "STREAMED_COLUMNS"]
+           "panel_columns", "streams_panel"]
 
 _ALT_MODEL = {"cs_never": ("cs", "adoption_cs_never", "att"),
               "cs_notyet": ("cs", "adoption_cs_notyet", "att"),
@@ -44,11 +44,18 @@ _ALT_MODEL = {"cs_never": ("cs", "adoption_cs_never", "att"),
               "bacon": ("bacon", "adoption_bacon", "twfe")}
 
 
-def in_window(quality: pd.DataFrame, person_months: pd.DataFrame) -> pd.DataFrame:
+def in_window(quality: pd.DataFrame, person_months: pd.DataFrame | None,
+              summary=None) -> pd.DataFrame:
     """Measurements dated inside the study window (the panel's months): the contract's
-    reliability is over the measured units and dates that are analysed."""
-    months = pd.to_datetime(person_months["month"])
-    lo, hi = months.min(), months.max() + pd.offsets.MonthBegin(1)
+    reliability is over the measured units and dates that are analysed. ``summary``
+    (``panel_summary.PanelSummary``): its first and last month, when the person-months
+    are not held."""
+    if summary is None:
+        months = pd.to_datetime(person_months["month"])
+        first, last = months.min(), months.max()
+    else:
+        first, last = summary.first_month, summary.last_month
+    lo, hi = first, last + pd.offsets.MonthBegin(1)
     dates = pd.to_datetime(quality["date"])
     return quality.loc[(dates >= lo) & (dates < hi)]
 
@@ -85,15 +92,16 @@ def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str, panel: Path | N
     return rows, head
 
 
-def quality_block(pm: pd.DataFrame, quality: pd.DataFrame, params: EstimateParams,
-                  estimator: str = "iv", panel: Path | None = None, sample: str = "all"
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def quality_block(pm: pd.DataFrame | None, quality: pd.DataFrame, params: EstimateParams,
+                  estimator: str = "iv", panel: Path | None = None, sample: str = "all",
+                  summary=None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows and headline of the quality block: effect, reliability, naive number.
 
     ``panel``: the person-month Parquet file ``pm`` was read from (its ``sample``); the
     2SLS and OLS then read it in batches (``quality_stream``: the same numbers, memory
-    bounded), and so does the hazard (``hazard_stream``: the same cells), so ``pm`` needs
-    only ``month``, ``caseworker_key`` and ``exit_work``."""
+    bounded), and so does the hazard (``hazard_stream``: the same cells), and ``pm`` is
+    not read at all (may be None): the study window and the naive slope come from
+    ``summary`` (``panel_summary.summary_file``; made here when not given)."""
     if estimator.startswith("hazard_"):
         q_rows, q_head = _hazard(pm, params, estimator.removeprefix("hazard_"), panel, sample)
     elif panel is not None:
@@ -104,8 +112,13 @@ def quality_block(pm: pd.DataFrame, quality: pd.DataFrame, params: EstimateParam
         q_rows, q_head = estimate_quality(pm, params, estimator)
     if q_head is None:
         return q_rows, None
-    rel_rows, rel = estimate_reliability(in_window(quality, pm), params)
-    naive, n_cw = naive_quality(pm, quality, params.quality.instrument)
+    if panel is not None and summary is None:
+        from impact.estimate.panel_summary import summary_file
+
+        summary = summary_file(panel, sample)
+    rel_rows, rel = estimate_reliability(in_window(quality, pm, summary), params)
+    naive, n_cw = naive_quality(pm, quality, params.quality.instrument,
+                                exits=summary.exits if summary is not None else None)
     rows = q_rows + rel_rows + [row(
         "quality_naive", "mean_score", naive, n_obs=n_cw,
         estimator="person-month-weighted LS across caseworkers", vcov="none")]
@@ -236,15 +249,16 @@ def _adoption(cells, pm, adoption, shocks, spec, params):
     return [r for r in rows if r["model"] in ("adoption_twfe", "adoption_naive")], head
 
 
-def run_specification(spec: Specification, person_months: pd.DataFrame, cells: pd.DataFrame,
+def run_specification(spec: Specification, person_months: pd.DataFrame | None,
+                      cells: pd.DataFrame,
                       quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
                       shocks: pd.DataFrame | None, base: EstimateParams,
                       panel: Path | None = None) -> EstimationResult:
     """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
 
     ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS, OLS, hazard and
-    value-added read it in batches instead (``streams_panel``: which columns
-    ``person_months`` needs then).
+    value-added read it in batches instead (``streams_panel``), and ``person_months`` may
+    be None for them (``panel_columns``: which columns it needs otherwise).
 
     Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
     """
@@ -256,17 +270,22 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
     tables: dict[str, pd.DataFrame] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
-        pm = person_months
-        if spec.sample == "inflow":
+        pm, summary = person_months, None
+        streamed = panel is not None and streams_panel(spec)
+        if streamed and pm is None:  # nothing of the person-months held (``panel_columns``)
+            from impact.estimate.panel_summary import summary_file
+
+            summary = summary_file(panel, spec.sample)
+        elif spec.sample == "inflow":
             pm = pm.loc[pm["left_truncated"].to_numpy() == 0]
         if spec.block == "quality":
             if quality is not None and not quality.empty:
                 rows, head = quality_block(pm, quality, params, spec.estimator,
-                                           panel if streams_panel(spec) else None,
-                                           spec.sample)
+                                           panel if streamed else None, spec.sample,
+                                           summary=summary)
             if spec.value_added:
-                va_rows, tables = _value_added(pm, params, panel if streams_panel(spec)
-                                               else None, spec.sample)
+                va_rows, tables = _value_added(pm, params, panel if streamed else None,
+                                               spec.sample)
                 rows += va_rows
         elif spec.block == "adoption":
             rows, head = _adoption(cells, pm, adoption, shocks, spec, params)
@@ -283,7 +302,8 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
         head = {**head, "specification": spec.name}
     meta = {"specification": spec.to_dict(), "params": params.to_dict(),
             "versions": versions(), "warnings": messages,
-            "n_person_months": int(len(pm)), "n_cells": int(len(cells))}
+            "n_person_months": int(len(pm) if pm is not None else summary.n_person_months),
+            "n_cells": int(len(cells))}
     headline = {b: None for b in ("quality", "adoption", "shock")}
     headline[spec.block] = head
     return EstimationResult(tidy_frame(rows), headline, meta, tables)
@@ -291,14 +311,9 @@ def run_specification(spec: Specification, person_months: pd.DataFrame, cells: p
 
 def streams_panel(spec: Specification) -> bool:
     """Whether ``run_specification`` given the panel file reads ``spec``'s regression (and
-    value-added) from it in batches: the quality 2SLS, OLS and hazard. Its person-month
-    frame then needs only ``STREAMED_COLUMNS``."""
+    value-added) from it in batches: the quality 2SLS, OLS and hazard. It then needs no
+    person-month frame at all (``panel_summary`` reads the rest from the file too)."""
     return spec.block == "quality"
-
-
-#: the person-month columns a streamed quality specification reads from memory: the
-#: study window's months (reliability), the naive slope's and the inflow sample's
-STREAMED_COLUMNS = ("month", "caseworker_key", "exit_work", "left_truncated")
 
 
 def panel_columns(spec: Specification, base: EstimateParams,
@@ -307,15 +322,15 @@ def panel_columns(spec: Specification, base: EstimateParams,
     ``person_months`` frame (None: all of them), so a stage loads no more of the panel
     (``available``, the panel file's columns, is no longer needed: kept for callers):
 
-    - quality 2SLS / OLS / hazard: ``STREAMED_COLUMNS`` (the regression and value-added
-      read the file in batches);
+    - quality 2SLS / OLS / hazard: none (``[]``: pass ``person_months=None``); the
+      regression, value-added and ``panel_summary`` read the file in batches;
     - adoption and shocks: ``cell_model_columns`` (the panel's municipality-month cells
       carry the outcome).
     """
     params = spec.apply(base)
     if spec.block != "quality":
         return cell_model_columns(adoption, params.adoption.programme)
-    return list(STREAMED_COLUMNS)
+    return []
 
 
 def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[str] | None:

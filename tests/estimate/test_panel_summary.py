@@ -1,0 +1,48 @@
+"""``panel_summary``: the study window, person-month count and caseworker exits of a
+panel file read in batches equal those of the whole frame, for both samples and whatever
+the batch size; with missing caseworkers and exits, and batches with no inflow row."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from impact import io
+from impact.estimate.naive import naive_quality
+from impact.estimate.panel_summary import summary_file, summary_of
+
+
+@pytest.fixture(scope="module")
+def frame(sim):
+    pm = sim.person_months.copy()
+    rng = np.random.default_rng(5)
+    cw = pm["caseworker_key"].astype("object")
+    cw[rng.random(len(pm)) < 0.01] = None                # unknown caseworker
+    ex = pm["exit_work"].astype("float64")
+    ex[rng.random(len(pm)) < 0.01] = np.nan              # unknown exit
+    pm = pm.assign(caseworker_key=cw, exit_work=ex)
+    # the left-truncated rows first: the first batches hold no inflow row
+    return pm.sort_values("left_truncated", ascending=False, kind="stable")
+
+
+@pytest.mark.parametrize("sample", ["all", "inflow"])
+@pytest.mark.parametrize("batch", [997, 1 << 20])
+def test_file_equals_frame(frame, sim, tmp_path, sample, batch):
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(frame, path)
+    whole = io.read_person_months(path)
+    ref, got = summary_of(whole, sample), summary_file(path, sample, batch_rows=batch)
+    assert got.n_person_months == ref.n_person_months > 0
+    assert (got.first_month, got.last_month) == (ref.first_month, ref.last_month)
+    pd.testing.assert_frame_equal(got.exits, ref.exits)
+    assert ref.exits["count"].sum() < ref.n_person_months  # the missing ones left out
+    inst = sim.quality["instrument"].iloc[0]
+    pm = whole if sample == "all" else whole[whole["left_truncated"] == 0]
+    assert naive_quality(None, sim.quality, inst, exits=got.exits) == naive_quality(
+        pm, sim.quality, inst)
+
+
+def test_inflow_sample_is_smaller(frame, tmp_path):
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(frame, path)
+    a, b = summary_file(path, "all"), summary_file(path, "inflow")
+    assert 0 < b.n_person_months < a.n_person_months
