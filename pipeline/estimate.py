@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 from impact import io  # noqa: E402
 from impact.config import ConfigError, load_params  # noqa: E402
 from impact.estimate import run_specification  # noqa: E402
-from impact.estimate.run import panel_columns  # noqa: E402
+from impact.estimate.run import load_person_months, panel_columns  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -42,13 +42,13 @@ def main() -> None:
     adoption = _optional(args.validated / "adoption.parquet")
     # only the columns the specification reads (the quality 2SLS and OLS read the file
     # in batches): a stage's memory is not the whole panel's
-    columns = io.present_columns(panel, panel_columns(spec, params.estimate, adoption,
-                                                      io.parquet_columns(panel)))
     t0 = time.perf_counter()
     result = run_specification(
         spec,
-        # the quality specifications read the file in batches, none of it held
-        None if columns == [] else io.read_person_months(panel, columns=columns),
+        # the quality specifications read the file in batches, none of it held; the
+        # adoption and shock cell models get one row per municipality, month and
+        # adoption month (run.load_person_months)
+        load_person_months(panel, panel_columns(spec, params.estimate, adoption)),
         io.read_parquet(args.panel / "cells.parquet"),
         quality=_optional(args.validated / "quality.parquet"),
         adoption=adoption,

@@ -13,7 +13,7 @@ from pathlib import Path  # noqa: E402
 
 from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
-from impact.estimate.run import cell_model_columns  # noqa: E402
+from impact.estimate.run import cell_model_columns, load_person_months  # noqa: E402
 from impact.robustness import run_robustness, summary_markdown  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 from impact.sweep.curve import collect_cells, curve_table  # noqa: E402
@@ -41,10 +41,10 @@ def main() -> None:
     infl = args.decompose / "influence.parquet"
     adoption, panel = optional("adoption"), args.panel / "person_months.parquet"
     # the checks refit cell-level models: only the person-month columns those read
-    columns = io.present_columns(panel, cell_model_columns(adoption, est.adoption.programme))
+    columns = cell_model_columns(adoption, est.adoption.programme)
     checks, loo = run_robustness(
         io.read_parquet(args.panel / "cells.parquet"),
-        io.read_person_months(panel, columns=columns),
+        load_person_months(panel, columns),  # weighted distinct rows, or the columns
         adoption, optional("shocks"), est, params.robustness, headline,
         io.read_parquet(infl) if infl.exists() else None,
         curve_table(collect_cells(args.sweep, params.grid), est.estimate.alpha),

@@ -12,7 +12,8 @@ import pytest
 
 from impact import io
 from impact.estimate import EstimateParams
-from impact.estimate.run import panel_columns, run_specification
+from impact.estimate.run import load_person_months, panel_columns, run_specification
+from impact.estimate.shock import WEIGHT
 from impact.estimate.specs import parse_specifications
 
 SPECS = parse_specifications({
@@ -44,14 +45,18 @@ def test_pruned_frame_and_file_give_the_whole_frame_result(sim, tmp_path, name):
     path = tmp_path / "person_months.parquet"
     io.write_parquet(sim.person_months, path)
     whole = io.read_person_months(path)
-    cols = io.present_columns(path, panel_columns(spec, params, sim.adoption,
-                                                  io.parquet_columns(path)))
+    cols = panel_columns(spec, params, sim.adoption)
     assert cols is not None and len(cols) <= 3
     if spec.block == "quality":  # everything from the file, value-added too
         assert cols == []
     ref = _run(spec, whole, sim, params)
-    got = _run(spec, io.read_person_months(path, columns=cols) if cols else None, sim,
-               params, panel=path)
+    got = _run(spec, load_person_months(path, cols), sim, params, panel=path)
+    if spec.block != "quality":  # the cell models' weighted distinct rows, and the columns
+        rows = load_person_months(path, cols)
+        assert rows[WEIGHT].sum() == len(whole) and len(rows) < len(whole) / 50
+        also = _run(spec, whole[cols], sim, params, panel=path)
+        pd.testing.assert_frame_equal(also.tidy, got.tidy)
+        assert also.meta["n_person_months"] == got.meta["n_person_months"]
     assert ref.headline[spec.block] is not None
     a, b = ref.tidy, got.tidy
     assert a.shape == b.shape
@@ -79,9 +84,10 @@ def test_team_adoption_reads_every_column(sim):
     assert panel_columns(SPECS["a_imp"], EstimateParams(), sim.adoption) is not None
 
 
-def test_robustness_on_the_pruned_columns(sim):
-    """The robustness stage loads ``cell_model_columns``: the same checks (placebo
-    adoption and shocks, leave one municipality out) as on every column."""
+def test_robustness_on_the_pruned_columns(sim, tmp_path):
+    """The robustness stage loads ``cell_model_columns`` as weighted distinct rows
+    (``load_person_months``): the same checks (placebo adoption and shocks, leave one
+    municipality out) as on every column."""
     from impact.compute import ComputeParams
     from impact.estimate.run import cell_model_columns
     from impact.robustness import RobustnessParams, run_robustness
@@ -96,6 +102,11 @@ def test_robustness_on_the_pruned_columns(sim):
         warnings.simplefilter("ignore")
         ref = run_robustness(sim.cells, sim.person_months, *args)
         got = run_robustness(sim.cells, sim.person_months[cols], *args)
+        path = tmp_path / "person_months.parquet"
+        io.write_parquet(sim.person_months, path)
+        rows = run_robustness(sim.cells, load_person_months(path, cols), *args)
+    for a, b in zip(ref, rows):
+        pd.testing.assert_frame_equal(a, b)
     assert ref[0]["estimate"].iloc[:2].notna().all()  # placebo adoption dates and shocks
     assert ref[1]["estimate"].notna().sum() == sim.cells["municipality"].nunique()
     for a, b in zip(ref, got):

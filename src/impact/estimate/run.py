@@ -36,7 +36,7 @@ from impact.estimate.shock import estimate_shock
 from impact.estimate.specs import Specification
 
 __all__ = ["run_specification", "quality_block", "in_window", "cell_model_columns",
-           "panel_columns", "streams_panel"]
+           "panel_columns", "streams_panel", "load_person_months", "CELL_MODEL_COLUMNS"]
 
 _ALT_MODEL = {"cs_never": ("cs", "adoption_cs_never", "att"),
               "cs_notyet": ("cs", "adoption_cs_notyet", "att"),
@@ -302,11 +302,19 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
         head = {**head, "specification": spec.name}
     meta = {"specification": spec.to_dict(), "params": params.to_dict(),
             "versions": versions(), "warnings": messages,
-            "n_person_months": int(len(pm) if pm is not None else summary.n_person_months),
+            "n_person_months": _n_person_months(pm, summary),
             "n_cells": int(len(cells))}
     headline = {b: None for b in ("quality", "adoption", "shock")}
     headline[spec.block] = head
     return EstimationResult(tidy_frame(rows), headline, meta, tables)
+
+
+def _n_person_months(pm: pd.DataFrame | None, summary) -> int:
+    from impact.estimate.shock import WEIGHT
+
+    if pm is None:
+        return int(summary.n_person_months)
+    return int(pm[WEIGHT].sum()) if WEIGHT in pm else int(len(pm))
 
 
 def streams_panel(spec: Specification) -> bool:
@@ -333,6 +341,26 @@ def panel_columns(spec: Specification, base: EstimateParams,
     return []
 
 
+def load_person_months(panel: Path, columns: list[str] | None) -> pd.DataFrame | None:
+    """What a stage hands ``run_specification`` (or the robustness checks) as
+    ``person_months``, given ``panel_columns`` or ``cell_model_columns``: None for no
+    column; for the cell models' columns, ``shock.cell_model_rows`` (one row per distinct
+    municipality, month and adoption month, weighted: the only use of those columns is
+    ``shock.adoption_shares``); otherwise the columns themselves (None: all)."""
+    from impact import io
+    from impact.estimate.shock import cell_model_rows
+
+    if columns == []:
+        return None
+    if columns is not None and list(columns) == CELL_MODEL_COLUMNS:
+        return cell_model_rows(panel)
+    return io.read_person_months(panel, columns=io.present_columns(panel, columns))
+
+
+#: the person-month columns of the adoption and shock models on cells
+CELL_MODEL_COLUMNS = ["municipality", "t", "adoption_month"]
+
+
 def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[str] | None:
     """The person-month columns the adoption and shock models on municipality-month cells
     read (``adoption_cells``, ``estimate_shock``): the adoption-bin shares of the shock
@@ -342,7 +370,7 @@ def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[st
 
     if adoption_months(adoption, programme)[1]:
         return None
-    return ["municipality", "t", "adoption_month"]
+    return list(CELL_MODEL_COLUMNS)
 
 
 def _value_added(pm: pd.DataFrame, params: EstimateParams, panel: Path | None = None,

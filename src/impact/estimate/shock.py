@@ -49,14 +49,20 @@ from impact.estimate.naive import naive_before_after
 from impact.estimate.params import EstimateParams
 from impact.estimate.results import row
 
-__all__ = ["estimate_shock", "adoption_shares"]
+__all__ = ["estimate_shock", "adoption_shares", "cell_model_rows", "WEIGHT"]
 
 _EST = "event study by imputation (per-event windows; BJS 2024), own WLS"
 
 
+#: the row weight of ``cell_model_rows``: person-months each row stands for
+WEIGHT = "n_person_months"
+
+
 def adoption_shares(person_months: pd.DataFrame | None, anticipation: int
                     ) -> pd.DataFrame | None:
-    """Share of each municipality-month's person-months per adoption event-time bin."""
+    """Share of each municipality-month's person-months per adoption event-time bin.
+    ``person_months``: the person-months, or ``cell_model_rows`` (each row counted
+    ``n_person_months`` times; the same shares)."""
     if person_months is None or "adoption_month" not in person_months:
         return None
     g = month_index(person_months["adoption_month"])
@@ -64,8 +70,11 @@ def adoption_shares(person_months: pd.DataFrame | None, anticipation: int
         return None
     b = adoption_bin(person_months["t"].to_numpy(dtype="float64") - g, anticipation)
     d = pd.DataFrame({"municipality": person_months["municipality"].astype(str).to_numpy(),
-                      "t": person_months["t"].to_numpy(dtype="int64"), "b": b})
-    tab = pd.crosstab([d["municipality"], d["t"]], d["b"], normalize="index")
+                      "t": person_months["t"].to_numpy(dtype="int64"), "b": b,
+                      "w": (person_months[WEIGHT].to_numpy(dtype="float64")
+                            if WEIGHT in person_months else 1.0)})
+    tab = pd.crosstab([d["municipality"], d["t"]], d["b"], values=d["w"], aggfunc="sum",
+                      normalize="index").fillna(0.0)
     tab = tab.drop(columns=[-9999], errors="ignore")
     tab.columns = [f"adb_{'m' if c < 0 else ''}{abs(c)}" for c in tab.columns]
     return tab.reset_index()
@@ -184,3 +193,22 @@ def estimate_shock(cells: pd.DataFrame, person_months: pd.DataFrame | None,
         headline, rows[0] = with_wild(headline, main, a, c, params.estimate, params.seed,
                                       "shock")
     return rows, headline
+
+
+def cell_model_rows(path, batch_rows: int = 1 << 20) -> pd.DataFrame:
+    """What the cell models read of the person-months (``run.cell_model_columns``:
+    municipality, t, adoption_month), from the panel file a batch at a time: one row per
+    distinct value triple with the person-months behind it (``WEIGHT``). On the national
+    panel 63 million rows become tens of thousands; ``adoption_shares`` gives the same
+    shares from them as from the rows."""
+    from impact import io
+
+    keys = ["municipality", "t", "adoption_month"]
+    have = [c for c in keys if c in io.parquet_columns(path)]
+    parts = [b.groupby(have, dropna=False, sort=False, observed=True).size().rename(WEIGHT)
+             for b in io.iter_batches(path, have, batch_rows)]
+    if not parts:
+        return pd.DataFrame({**{c: [] for c in have}, WEIGHT: []})
+    out = pd.concat(parts).groupby(level=list(range(len(have))), dropna=False,
+                                   sort=True, observed=True).sum()
+    return out.reset_index()
