@@ -273,7 +273,12 @@ def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, c
         ind = sp.csr_matrix((r, (c, np.arange(hi - lo))), shape=(G, hi - lo))
         Sc[:, blocks.dense] += ind @ D
         Sc[:, blocks.sparse] += (ind @ S).toarray()
-        Sc -= ind @ Fx[code[lo:hi]]
+        # minus sum_rows r F_x[cell] per cluster: r summed per (cluster, cell) pair first,
+        # so no chunk x k temporary
+        pair, uniq = pd.factorize(c.astype(np.int64) * C + code[lo:hi])
+        by_pair = sp.csr_matrix((np.bincount(pair, weights=r), (uniq // C, uniq % C)),
+                                shape=(G, C))
+        Sc -= by_pair @ Fx
         e1 = eta[lo:hi] + bq
         p1, tf1, tf = link.inverse(e1), t * link.inverse_deriv(e1), t * f
         ame_sum += float(np.sum(t * (p1 - mu)))

@@ -29,7 +29,8 @@ The decisions ``quality_frame`` takes on the whole sample are taken after the pa
 the same outcome (as in ``quality_stream``): a categorical control's left-out level is its
 most frequent (the level with the most trials), a labour-market column is a control only
 when complete and not constant on the sample (when one is not, the cells are grouped again
-without it, so the cells are the in-memory path's), and with one cluster the pass is
+without it, so the cells are the in-memory path's, unless merging has stopped: then the key
+is only dropped), and with one cluster the pass is
 repeated with caseworker clusters. The fit itself is ``hazard.fit_cells``, shared with the
 in-memory path; tests/estimate/test_hazard_stream.py checks the two give the same numbers.
 """
@@ -287,6 +288,7 @@ def hazard_cells_file(path: str | Path, params: EstimateParams, sample: str = "a
         return None
     nums = [c for c in p.nums if c not in lm or c in lm_keep]
     # a labour-market column left out: its cells merge as the in-memory path's never split
+    # (once merging has stopped paying, the key is only dropped: more cells, same fit)
     p.merge(["cluster", "cell", "quality", *nums, *p.cats])
     key, exits, trials = p.parts[0]
     p.parts = []
