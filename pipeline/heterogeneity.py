@@ -41,7 +41,9 @@ def main() -> None:
         shocks=optional("shocks"), progress_table=optional("progress"), params=est, het=het,
         min_cell=params.privacy.min_cell, t_start=params.panel.t_start,
         log=lambda msg: logging.info("%s (%.0fs)", msg, time.perf_counter() - t0),
-        panel=args.panel / "person_months.parquet")
+        panel=args.panel / "person_months.parquet",
+        # the data-driven check in a second local process (compute.workers: 1 = serial)
+        workers=params.compute.workers or os.cpu_count() or 1)
     out = io.clean_dir(args.out)
     io.write_parquet(result.groups, out / "group_effects_internal.parquet")
     io.write_csv(result.groups_published, out / "group_effects.csv")

@@ -272,62 +272,97 @@ class HeterogeneityResult:
     meta: dict
 
 
+def _cddf_views(pm: pd.DataFrame | None, panel: str | Path | None, params: EstimateParams,
+                het: HeterogeneityParams, min_cell: int, with_adoption: bool,
+                say: Callable[[str], None]) -> list[tuple[str, dict]]:
+    """The data-driven check of each block: ``[(block, publication view)]``."""
+    from impact.heterogeneity.cddf import cddf_programme, cddf_quality
+    from impact.heterogeneity.cddf import publication_view as cddf_view
+
+    # for the headline outcome, exit to work (each outcome costs as much again)
+    work = {"work": "exit_work"}
+    views = []
+    if "quality" in het.blocks:
+        say(f"data-driven check, quality ({het.cddf_splits} splits)")
+        if panel is not None:  # two passes over the file (``cddf.stream``)
+            from impact.heterogeneity.cddf.stream import cddf_quality_file
+
+            res = cddf_quality_file(panel, params, het, work, min_cell=min_cell)
+        else:
+            res = cddf_quality(pm, params, het, work, min_cell=min_cell)
+        views.append(("quality", cddf_view(res)))
+    if "adoption" in het.blocks and with_adoption:
+        say(f"data-driven check, programme ({het.cddf_splits} splits)")
+        if panel is not None:  # two passes over the file (``cddf.programme_stream``)
+            from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
+
+            res = cddf_programme_file(panel, params, het, work, min_cell=min_cell)
+        else:
+            res = cddf_programme(pm, params, het, work, min_cell=min_cell)
+        views.append(("adoption", cddf_view(res)))
+    return views
+
+
+def _cddf_in_worker(args: tuple) -> list[tuple[str, dict]]:
+    import logging
+
+    panel, params, het, min_cell, with_adoption = args
+    return _cddf_views(None, panel, params, het, min_cell, with_adoption,
+                       lambda msg: logging.info("%s (in a second process)", msg))
+
+
 def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
             progress_table: pd.DataFrame | None, params: EstimateParams,
             het: HeterogeneityParams, min_cell: int, t_start: int,
             log: Callable[[str], None] | None = None,
-            panel: str | Path | None = None) -> HeterogeneityResult:
+            panel: str | Path | None = None, workers: int = 1) -> HeterogeneityResult:
     """The whole heterogeneity analysis (module notes): group effects and their tests,
     cumulative incidence of the competing exits by group, effects on intermediate
     results, and the data-driven check. ``panel``: the panel's Parquet file (of ``pm``'s
     rows), read in batches and by DuckDB by every part; ``pm`` is then not read and may be
-    None (the stage's way: memory bounded by a batch, not the panel)."""
+    None (the stage's way: memory bounded by a batch, not the panel). ``workers`` > 1
+    with ``panel``: the data-driven check (half the stage's work) runs in a second
+    process meanwhile; the same tables, as every part is deterministic and reads only the
+    file."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
 
     say = log or (lambda msg: None)
-    results = estimate_groups(pm, adoption, shocks, params, het,
-                              progress=lambda d: say(f"group effects: {d}"), panel=panel)
-    groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
-    say("cumulative incidence")
-    incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell, panel=panel)
-    prog = pd.DataFrame(columns=list(PROGRESS_COLUMNS))
-    if progress_table is not None and trajectories is not None:
-        say("intermediate results (progress)")
-        prog = progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
-                                t_start, min_cell, het.blocks, panel=panel)
-    cddf: dict = {}
-    if het.cddf_splits > 0:
-        from impact.heterogeneity.cddf import cddf_programme, cddf_quality
-        from impact.heterogeneity.cddf import publication_view as cddf_view
-
-        # for the headline outcome, exit to work (each outcome costs as much again)
-        work = {"work": "exit_work"}
+    with_adoption = adoption is not None
+    pool = job = None
+    if het.cddf_splits > 0 and panel is not None and workers > 1:
+        pool = ProcessPoolExecutor(max_workers=1)
+        job = pool.submit(_cddf_in_worker, (panel, params, het, min_cell, with_adoption))
+        say("data-driven check started in a second process")
+    try:
+        results = estimate_groups(pm, adoption, shocks, params, het,
+                                  progress=lambda d: say(f"group effects: {d}"), panel=panel)
+        groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
+        say("cumulative incidence")
+        incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell, panel=panel)
+        prog = pd.DataFrame(columns=list(PROGRESS_COLUMNS))
+        if progress_table is not None and trajectories is not None:
+            say("intermediate results (progress)")
+            prog = progress_effects(progress_table, trajectories, pm, adoption, shocks,
+                                    params, t_start, min_cell, het.blocks, panel=panel)
         views = []
-        if "quality" in het.blocks:
-            say(f"data-driven check, quality ({het.cddf_splits} splits)")
-            if panel is not None:  # two passes over the file (``cddf.stream``)
-                from impact.heterogeneity.cddf.stream import cddf_quality_file
-
-                res = cddf_quality_file(panel, params, het, work, min_cell=min_cell)
-            else:
-                res = cddf_quality(pm, params, het, work, min_cell=min_cell)
-            views.append(("quality", cddf_view(res)))
-        if "adoption" in het.blocks and adoption is not None:
-            say(f"data-driven check, programme ({het.cddf_splits} splits)")
-            if panel is not None:  # two passes over the file (``cddf.programme_stream``)
-                from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
-
-                res = cddf_programme_file(panel, params, het, work, min_cell=min_cell)
-            else:
-                res = cddf_programme(pm, params, het, work, min_cell=min_cell)
-            views.append(("adoption", cddf_view(res)))
-        for name in ("blp", "gates", "clan"):
-            parts = ([v[name].assign(block=b) for b, v in views if len(v[name])]
-                     or [v[name].assign(block=b) for b, v in views[:1]])
-            if parts:  # empty tables keep their columns
-                t = pd.concat(parts, ignore_index=True)
-                cddf[name] = t[["block"] + [c for c in t.columns if c != "block"]]
+        if job is not None:
+            say("waiting for the data-driven check")
+            views = job.result()
+        elif het.cddf_splits > 0:
+            views = _cddf_views(pm, panel, params, het, min_cell, with_adoption, say)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    cddf: dict = {}
+    for name in ("blp", "gates", "clan"):
+        parts = ([v[name].assign(block=b) for b, v in views if len(v[name])]
+                 or [v[name].assign(block=b) for b, v in views[:1]])
+        if parts:  # empty tables keep their columns
+            t = pd.concat(parts, ignore_index=True)
+            cddf[name] = t[["block"] + [c for c in t.columns if c != "block"]]
     n_pm = len(pm) if pm is not None else pq.ParquetFile(panel).metadata.num_rows
     meta = {"n_person_months": int(n_pm), "min_cell": min_cell,
             "dimensions": [d.name for d in het.groups], "outcomes": list(het.outcomes),

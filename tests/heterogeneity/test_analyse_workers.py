@@ -1,0 +1,42 @@
+"""The heterogeneity analysis with its data-driven check in a second process
+(``analyse(..., workers=2)``, the stage's default on a multi-core machine) gives the same
+tables as run in one process: every part is deterministic and reads only the file."""
+
+import warnings
+
+import pandas as pd
+
+from impact import io
+from impact.estimate import EstimateParams
+from impact.heterogeneity.params import HeterogeneityParams
+from impact.heterogeneity.run import analyse
+from impact.simulate.lean import simulate
+
+
+def test_second_process_gives_the_same_tables(tmp_path):
+    sim = simulate(seed=20261203, n_muni=10, n_regions=3, n_months=30, caseload=80, n_cw=4)
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(sim.person_months.drop(columns=["p_true", "tau_true"]), path)
+    het = HeterogeneityParams(draws=99, cddf_splits=2, cddf_groups=3)
+    params = EstimateParams.from_dict(seed=3)
+    logs = {1: [], 2: []}
+
+    def run(workers):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return analyse(None, trajectories=None, adoption=sim.adoption, shocks=sim.shocks,
+                           progress_table=None, params=params, het=het, min_cell=5,
+                           t_start=int(sim.person_months["t"].min()),
+                           log=logs[workers].append, panel=path, workers=workers)
+
+    one, two = run(1), run(2)
+    assert any("second process" in m for m in logs[2])
+    assert not any("second process" in m for m in logs[1])
+    assert set(one.cddf) == set(two.cddf) == {"blp", "gates", "clan"}
+    assert len(one.cddf["gates"]) and set(one.cddf["gates"]["block"]) == {"quality", "adoption"}
+    for name in one.cddf:
+        pd.testing.assert_frame_equal(one.cddf[name], two.cddf[name])
+    for a, b in ((one.groups, two.groups), (one.tests, two.tests),
+                 (one.incidence, two.incidence)):
+        pd.testing.assert_frame_equal(a, b)
+    assert one.meta == two.meta
