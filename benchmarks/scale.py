@@ -6,7 +6,8 @@ makes a scratch copy of the project (code, dvc.yaml, params.yaml, reference data
 runs every stage's command in DVC's order, one process each, measuring per stage
 
 - wall time (seconds), and
-- peak resident memory of the stage's process tree (``wait4``'s ``ru_maxrss``),
+- peak resident memory of the stage's process tree (the larger of ``wait4``'s
+  ``ru_maxrss`` and the tree's summed RSS sampled every half second, ``run_stage``),
 
 then the person-months of the panel. It writes ``<out>/scale.csv`` (one row per size and
 stage), ``<out>/scale.md`` (the table, the scaling exponents between consecutive sizes,
@@ -85,17 +86,62 @@ def stage_commands(work: Path) -> list[tuple[str, str]]:
         os.chdir(cwd)
 
 
+def tree_rss_kb(root: int) -> int:
+    """Summed resident memory (kB) of process ``root`` and its descendants (Linux /proc;
+    0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    pages: dict[int, int] = {}
+    try:
+        entries = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return 0
+    for d in entries:
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/statm") as f:
+                pages[int(d)] = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        total += pages.get(p, 0) * page_kb
+        todo += children.get(p, [])
+    return total
+
+
 def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) of the stage's process tree, exit code."""
+    """Wall seconds, peak RSS (MB) of the stage's process tree, exit code.
+
+    The peak is the larger of ``wait4``'s ``ru_maxrss`` (the largest single process of the
+    tree) and the tree's summed RSS sampled every half second: stages that run work in
+    parallel processes (the heterogeneity stage's data-driven check, the report's
+    waterfalls, robustness's refits) hold the sum."""
+    import threading
+
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, shell=True, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
                                  # the stages' `python` is this interpreter
                                  "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
                                          f"{os.environ.get('PATH', '')}"})
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024, proc.returncode
+    return (time.perf_counter() - t0, max(usage.ru_maxrss, peak[0]) / 1024,
+            proc.returncode)
 
 
 def machine() -> str:
