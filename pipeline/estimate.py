@@ -55,6 +55,8 @@ def main() -> None:
         shocks=_optional(args.validated / "shocks.parquet"),
         base=params.estimate,
         panel=panel,
+        # value-added's two levels in two local processes (compute.workers: 1 = serial)
+        workers=params.compute.workers or os.cpu_count() or 1,
     )
     out = io.clean_dir(args.out)
     io.write_parquet(result.tidy, out / "estimates.parquet")

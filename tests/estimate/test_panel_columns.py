@@ -111,3 +111,29 @@ def test_robustness_on_the_pruned_columns(sim, tmp_path):
     assert ref[1]["estimate"].notna().sum() == sim.cells["municipality"].nunique()
     for a, b in zip(ref, got):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_value_added_levels_in_two_processes(sim, tmp_path):
+    """``workers=2`` (the stage's default on two cores): value-added's levels in two
+    processes give the same rows, tables and warnings, in the same order."""
+    params = EstimateParams.from_dict(adoption={"ri_permutations": 0})
+    path = tmp_path / "person_months.parquet"
+    pm = sim.person_months.copy()
+    pm.loc[pm.index[::7], "team_key"] = None  # a warning-worthy gap at the team level
+    io.write_parquet(pm, path)
+    runs = {}
+    for workers in (1, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs[workers] = run_specification(SPECS["q_va"], None, sim.cells, sim.quality,
+                                              sim.adoption, sim.shocks, params, panel=path,
+                                              workers=workers)
+    one, two = runs[1], runs[2]
+    assert any("value_added" in m for m in one.tidy["model"])
+    pd.testing.assert_frame_equal(one.tidy, two.tidy)
+    assert one.meta["warnings"] == two.meta["warnings"]
+    assert any("value-added" in w or "team" in w for w in one.meta["warnings"]), one.meta
+    assert one.tables.keys() == two.tables.keys() == {"value_added_caseworker",
+                                                      "value_added_team"}
+    for k in one.tables:
+        pd.testing.assert_frame_equal(one.tables[k], two.tables[k])

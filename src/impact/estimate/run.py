@@ -253,12 +253,13 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
                       cells: pd.DataFrame,
                       quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
                       shocks: pd.DataFrame | None, base: EstimateParams,
-                      panel: Path | None = None) -> EstimationResult:
+                      panel: Path | None = None, workers: int = 1) -> EstimationResult:
     """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
 
     ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS, OLS, hazard and
     value-added read it in batches instead (``streams_panel``), and ``person_months`` may
-    be None for them (``panel_columns``: which columns it needs otherwise).
+    be None for them (``panel_columns``: which columns it needs otherwise). ``workers``
+    > 1: value-added's two levels in two processes.
 
     Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
     """
@@ -285,7 +286,7 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
                                            summary=summary)
             if spec.value_added:
                 va_rows, tables = _value_added(pm, params, panel if streamed else None,
-                                               spec.sample)
+                                               spec.sample, workers)
                 rows += va_rows
         elif spec.block == "adoption":
             rows, head = _adoption(cells, pm, adoption, shocks, spec, params)
@@ -373,22 +374,54 @@ def cell_model_columns(adoption: pd.DataFrame | None, programme: str) -> list[st
     return list(CELL_MODEL_COLUMNS)
 
 
-def _value_added(pm: pd.DataFrame, params: EstimateParams, panel: Path | None = None,
-                 sample: str = "all") -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
-    """Caseworker and team value-added rows and unit tables (internal: personnel data);
-    ``panel``: from the panel file in two passes (``value_added_stream``), not ``pm``."""
-    from impact.estimate.value_added import value_added, value_added_rows
+def _value_added_level(args: tuple):
+    """One level's value-added from the panel file, or the ValueError it raised, and the
+    warnings on the way (a worker process hands both back, to be raised here in order)."""
     from impact.estimate.value_added_stream import value_added_file
+
+    panel, level, sample, opts = args
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = value_added_file(panel, level, sample=sample, **opts)
+        except ValueError as exc:
+            res = exc
+    return res, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
+
+
+def _value_added(pm: pd.DataFrame | None, params: EstimateParams, panel: Path | None = None,
+                 sample: str = "all", workers: int = 1
+                 ) -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
+    """Caseworker and team value-added rows and unit tables (internal: personnel data);
+    ``panel``: from the panel file in two passes per level (``value_added_stream``), not
+    ``pm``; with ``workers`` > 1 the two levels in two processes (the same results: each
+    is deterministic and reads only the file)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from impact.estimate.value_added import value_added, value_added_rows
 
     rows, tables = [], {}
     opts = dict(controls=params.estimate.controls, lm=params.estimate.lm_controls,
                 alpha=params.estimate.alpha)
-    for level in ("caseworker", "team"):
-        try:
-            res = (value_added(pm, level, **opts) if panel is None
-                   else value_added_file(panel, level, sample=sample, **opts))
-        except ValueError as exc:
-            warn(f"value-added ({level}) not estimated: {exc}")
+    levels = ("caseworker", "team")
+    if panel is None:
+        results = []
+        for level in levels:
+            try:
+                results.append((value_added(pm, level, **opts), []))
+            except ValueError as exc:
+                results.append((exc, []))
+    elif workers > 1:
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(_value_added_level,
+                                    [(panel, lv, sample, opts) for lv in levels]))
+    else:
+        results = [_value_added_level((panel, lv, sample, opts)) for lv in levels]
+    for level, (res, caught) in zip(levels, results):
+        for message, category, filename, lineno in caught:
+            warnings.warn_explicit(message, category, filename, lineno)
+        if isinstance(res, ValueError):
+            warn(f"value-added ({level}) not estimated: {res}")
             continue
         rows += value_added_rows(res)
         tables[f"value_added_{level}"] = res.units
