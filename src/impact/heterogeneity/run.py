@@ -278,28 +278,22 @@ def _cddf_views(pm: pd.DataFrame | None, panel: str | Path | None, params: Estim
     """The data-driven check of each block: ``[(block, publication view)]``."""
     from impact.heterogeneity.cddf import cddf_programme, cddf_quality
     from impact.heterogeneity.cddf import publication_view as cddf_view
+    from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
+    from impact.heterogeneity.cddf.stream import cddf_quality_file
 
-    # for the headline outcome, exit to work (each outcome costs as much again)
+    # for the headline outcome, exit to work (each outcome costs as much again); from
+    # the file, two passes each (``cddf.stream``, ``cddf.programme_stream``)
     work = {"work": "exit_work"}
+    checks = [("quality", "quality", True, cddf_quality_file, cddf_quality),
+              ("adoption", "programme", with_adoption, cddf_programme_file, cddf_programme)]
     views = []
-    if "quality" in het.blocks:
-        say(f"data-driven check, quality ({het.cddf_splits} splits)")
-        if panel is not None:  # two passes over the file (``cddf.stream``)
-            from impact.heterogeneity.cddf.stream import cddf_quality_file
-
-            res = cddf_quality_file(panel, params, het, work, min_cell=min_cell)
-        else:
-            res = cddf_quality(pm, params, het, work, min_cell=min_cell)
-        views.append(("quality", cddf_view(res)))
-    if "adoption" in het.blocks and with_adoption:
-        say(f"data-driven check, programme ({het.cddf_splits} splits)")
-        if panel is not None:  # two passes over the file (``cddf.programme_stream``)
-            from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
-
-            res = cddf_programme_file(panel, params, het, work, min_cell=min_cell)
-        else:
-            res = cddf_programme(pm, params, het, work, min_cell=min_cell)
-        views.append(("adoption", cddf_view(res)))
+    for block, label, wanted, from_file, in_memory in checks:
+        if block not in het.blocks or not wanted:
+            continue
+        say(f"data-driven check, {label} ({het.cddf_splits} splits)")
+        res = (from_file(panel, params, het, work, min_cell=min_cell) if panel is not None
+               else in_memory(pm, params, het, work, min_cell=min_cell))
+        views.append((block, cddf_view(res)))
     return views
 
 
