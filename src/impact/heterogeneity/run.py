@@ -329,6 +329,9 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
     if het.cddf_splits > 0 and panel is not None and workers > 1:
         pool = ProcessPoolExecutor(max_workers=1)
         job = pool.submit(_cddf_in_worker, (panel, params, het, min_cell, with_adoption))
+        # the worker exits as soon as the check is done: its memory is not held while
+        # this process goes on (the intermediate results are the stage's peak at scale)
+        pool.shutdown(wait=False)
         say("data-driven check started in a second process")
     try:
         results = estimate_groups(pm, adoption, shocks, params, het,
