@@ -24,3 +24,21 @@ def test_peak_memory_is_the_tree_sum(tmp_path):
     assert code == 0
     assert 200 < one < 350          # one array of 200 MB and an interpreter
     assert two > one + 150          # both workers' arrays at once
+
+
+def test_a_large_parent_is_not_charged_to_the_stage(tmp_path):
+    """A child spawned from a process holding 1 GB is charged that gigabyte in its
+    ru_maxrss; the launcher keeps it out (as under pytest, whose workers are large)."""
+    import numpy as np
+
+    big = np.ones(130_000_000)  # 1 GB resident here
+    with open(tmp_path / "log", "w") as log:
+        _, one, code = scale.run_stage(ONE, tmp_path, log)
+    assert code == 0 and big[-1] == 1.0
+    assert 200 < one < 350
+
+
+def test_exit_codes_and_signals_pass_through(tmp_path):
+    with open(tmp_path / "log", "w") as log:
+        assert scale.run_stage("exit 3", tmp_path, log)[2] == 3
+        assert scale.run_stage("kill -9 $$", tmp_path, log)[2] == -9
