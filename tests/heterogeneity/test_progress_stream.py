@@ -10,7 +10,7 @@ window (baselines), before the panel's first month or after the spell's end (no
 person-month); two reviews in one month (the last counts); spells of a client that the
 panel joined (their reviews land on one spell, some in the same month as the other's); a
 client without person-months; a review of an unknown spell. The file is written sorted by
-month, so batches of a few dozen rows cut every spell; quality halves are missing in some
+month, so a spell's rows lie far apart in it; quality halves are missing in some
 months (as null and as NaN), ``quality_score`` alone in others; ``ladder_step`` is missing
 only in months of spells without reviews (the whole file is float64, the review months
 alone would be int64).
@@ -29,6 +29,7 @@ from impact.estimate.params import EstimateParams
 from impact.heterogeneity.progress import progress_effects, review_frame
 from impact.heterogeneity.progress_stream import progress_keys, review_months
 from impact.simulate.lean import T0, simulate
+from impact.spill import spilling
 
 T_START = T0 + 6
 MEASURES = ("goal_reached", "hours", "ladder_step")
@@ -133,26 +134,27 @@ def test_the_data_have_the_awkward_cases(data):
         assert r["quality_a"].isna().any() and r["quality_a"].notna().sum() > 300
 
 
-@pytest.mark.parametrize("batch_rows", [37, 500, None])
-def test_review_frame_from_the_file_equals_the_in_memory_frame(data, batch_rows):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_review_frame_from_the_file_equals_the_in_memory_frame(data, threads):
+    """With one DuckDB thread and with two (rows then reach the joins in no fixed order)."""
     _, pm, path, pr, traj = data
-    sub = review_months(path, *progress_keys(pr, traj), batch_rows=batch_rows)
-    for measure in MEASURES:
-        want = review_frame(pr, traj, pm, measure, T_START)
-        alone = review_frame(pr, traj, None, measure, T_START, panel=path,
-                             batch_rows=batch_rows)
-        _frames_equal(alone, want)
-        _frames_equal(review_frame(pr, traj, sub, measure, T_START, panel=path,
-                                   batch_rows=batch_rows), want)
+    sub = review_months(path, *progress_keys(pr, traj), threads=threads)
+    with spilling("impact-test-", threads=threads) as con:
+        for measure in MEASURES:
+            want = review_frame(pr, traj, pm, measure, T_START)
+            alone = review_frame(pr, traj, None, measure, T_START, panel=path, con=con)
+            _frames_equal(alone, want)
+            _frames_equal(review_frame(pr, traj, sub, measure, T_START, panel=path,
+                                       con=con), want)
 
 
-@pytest.mark.parametrize("batch_rows", [41, None])
-def test_review_months_are_the_rows_of_the_whole_file(data, batch_rows):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_review_months_are_the_rows_of_the_whole_file(data, threads):
     """Same rows (file order), columns and dtypes as the whole file read by pandas: the
     integer columns with a missing value elsewhere in the file are float64."""
     _, pm, path, pr, traj = data
     clients, months = progress_keys(pr, traj)
-    got = review_months(path, clients, months, batch_rows=batch_rows)
+    got = review_months(path, clients, months, threads=threads)
     keys = pd.DataFrame({"client_id": clients, "t": months}).dropna()
     keys = set(zip(keys["client_id"].astype(str), keys["t"].astype("int64")))
     hit = [k in keys for k in zip(pm["client_id"], pm["t"].astype("int64"))]
@@ -162,10 +164,10 @@ def test_review_months_are_the_rows_of_the_whole_file(data, batch_rows):
     pd.testing.assert_frame_equal(got, want)
 
 
-@pytest.mark.parametrize("batch_rows,blocks", [(53, ("quality", "adoption")),
-                                               (None, ("quality", "adoption")),
-                                               (300, ("adoption",))])
-def test_progress_effects_from_the_file_equal_the_in_memory_table(data, batch_rows, blocks):
+@pytest.mark.parametrize("threads,blocks", [(1, ("quality", "adoption")),
+                                            (None, ("quality", "adoption")),
+                                            (2, ("adoption",))])
+def test_progress_effects_from_the_file_equal_the_in_memory_table(data, threads, blocks):
     sim, pm, path, pr, traj = data
     params = EstimateParams()
     with warnings.catch_warnings():
@@ -173,7 +175,7 @@ def test_progress_effects_from_the_file_equal_the_in_memory_table(data, batch_ro
         want = progress_effects(pr, traj, pm, sim.adoption, sim.shocks, params, T_START, 5,
                                 blocks)
         got = progress_effects(pr, traj, None, sim.adoption, sim.shocks, params, T_START, 5,
-                               blocks, panel=path, batch_rows=batch_rows)
+                               blocks, panel=path, threads=threads)
     assert len(want) == len(MEASURES) * len(blocks)
     assert want["published"].all() and want["estimate"].notna().all()
     assert set(want["unit"]) == {"pp", "value"}

@@ -10,6 +10,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from impact.spill import ident as _ident
+
 __all__ = ["ALL_LABEL", "COUNT_COLUMNS", "IncidenceInputError", "incidence_counts"]
 
 #: Columns of :func:`incidence_counts` (``exits_education`` only with an education column).
@@ -21,10 +23,6 @@ _VIEW = "_impact_incidence_pm"
 
 class IncidenceInputError(ValueError):
     """The person-months or the counts break an assumption of the estimator."""
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _counts_sql(group_col: str | None, max_duration: int, client_col: str,

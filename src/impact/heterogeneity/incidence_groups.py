@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from impact import io
 from impact.estimate.quality_stream import BATCH_ROWS
 from impact.heterogeneity.params import GroupDimension, HeterogeneityParams
-from impact.spill import spilling
+from impact.spill import ident as _ident, literal as _literal, spilling
 
 __all__ = ["INCIDENCE_COLUMNS", "SPELL_CONSTANT", "incidence_by_group", "incidence_counts_file"]
 
@@ -109,11 +109,3 @@ def incidence_counts_file(path: str | Path, dim: GroupDimension, education: bool
                                 education_col="exit_education" if education else None)
     finally:
         con.unregister("impact_group_labels")
-
-
-def _literal(path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -71,16 +71,16 @@ def _isin(s: pd.Series, values: pd.Series) -> np.ndarray:
 
 def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
                  pm: pd.DataFrame | None, measure: str, t_start: int,
-                 panel: str | Path | None = None, batch_rows: int | None = None
-                 ) -> pd.DataFrame:
+                 panel: str | Path | None = None, con=None) -> pd.DataFrame:
     """Outcome reviews of ``measure`` with the covariates of their month and the interval
     means of quality (module notes). Column ``exit_progress`` is the outcome (0/1 for
     ``ladder_step`` and 0/1 measures; the value otherwise).
 
-    ``panel``: the path of the panel's Parquet file, read in batches of ``batch_rows``
-    (``progress_stream``) so that the panel is never held whole: the interval means come
-    from it, and so do the reviews' person-months when ``pm`` is None (else ``pm`` need
-    hold only those, as ``progress_stream.review_months`` gives them). The same frame."""
+    ``panel``: the path of the panel's Parquet file, read by DuckDB (``progress_stream``;
+    ``con`` a connection to use) so that the panel is never held whole: the interval
+    means come from it, and so do the reviews' person-months when ``pm`` is None (else
+    ``pm`` need hold only those, as ``progress_stream.review_months`` gives them). The
+    same frame."""
     p = progress[progress["measure"].astype(str) == measure]
     if p.empty:
         return pd.DataFrame()
@@ -103,7 +103,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     if pm is None:
         from impact.heterogeneity.progress_stream import review_months
 
-        pm = review_months(panel, r["client_id"], r["t"], batch_rows)
+        pm = review_months(panel, r["client_id"], r["t"], con=con)
     r = _with_person_month(r, pm)
     if r.empty:
         return r
@@ -134,7 +134,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     if panel is not None:
         from impact.heterogeneity.progress_stream import interval_means
 
-        means = interval_means(panel, rk, batch_rows)
+        means = interval_means(panel, rk, con=con)
     else:
         q = pm[["spell_id", "t", "quality_a", "quality_b", "quality_score"]].copy()
         q = q[q["quality_a"].notna() & q["quality_b"].notna()]
@@ -145,9 +145,20 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
         q = q[q["t_review"].notna() & (q["t"] > q["base_t"])]
         means = q.groupby(["spell_id", "t_review"])[["quality_a", "quality_b",
                                                       "quality_score"]].mean()
-    r = r.drop(columns=["quality_a", "quality_b", "quality_score"]).merge(
+    # (the review months from the file come without quality columns)
+    r = r.drop(columns=["quality_a", "quality_b", "quality_score"], errors="ignore").merge(
         means, left_on=["spell_id", "t"], right_index=True, how="left")
     return r
+
+
+def _review_frame(progress, trajectories, pm, measure, t_start, panel, threads):
+    """``review_frame`` with a DuckDB connection of ``threads`` threads for the file."""
+    if panel is None:
+        return review_frame(progress, trajectories, pm, measure, t_start)
+    from impact.spill import spilling
+
+    with spilling("impact-progress-", threads=threads) as con:
+        return review_frame(progress, trajectories, pm, measure, t_start, panel, con=con)
 
 
 def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
@@ -179,23 +190,23 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
                      pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
                      shocks: pd.DataFrame | None, params: EstimateParams, t_start: int,
                      min_cell: int, blocks: tuple[str, ...] = ("quality", "adoption"),
-                     panel: str | Path | None = None, batch_rows: int | None = None
+                     panel: str | Path | None = None, threads: int | None = None
                      ) -> pd.DataFrame:
     """Quality and programme effects on every measure of ``progress`` (module notes).
 
-    ``panel``: the path of the panel's Parquet file, read in batches of ``batch_rows``
-    rows so that ``pm`` may be None (``progress_stream``): one pass for the person-months
+    ``panel``: the path of the panel's Parquet file, read by DuckDB so that ``pm`` may be
+    None (``progress_stream``, ``threads`` DuckDB threads): one query for the person-months
     of every measure's reviews (when ``pm`` is None), one per measure for the interval
-    means. The same table, in memory the size of a batch and of the reviews."""
+    means. The same table, in memory the size of the reviews."""
     rows: list[dict] = []
     if progress is None or progress.empty:
         return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
     if panel is not None and pm is None:
         from impact.heterogeneity.progress_stream import progress_keys, review_months
 
-        pm = review_months(panel, *progress_keys(progress, trajectories), batch_rows)
+        pm = review_months(panel, *progress_keys(progress, trajectories), threads=threads)
     for measure in sorted(progress["measure"].astype(str).unique()):
-        r = review_frame(progress, trajectories, pm, measure, t_start, panel, batch_rows)
+        r = _review_frame(progress, trajectories, pm, measure, t_start, panel, threads)
         if r.empty:
             warn(f"progress: no outcome review of {measure!r} (reviews must fall in months "
                  "the spell is at risk, with a baseline)")

@@ -74,7 +74,9 @@ def cell_frame_sql(panel: str | Path, outcome: str, sample: str, crisis: tuple[s
     """The grid cell's unit x month frame from the person-month Parquet file ``panel``
     (columns and values as :func:`impact.sweep.cells.cell_frame`)."""
     con = con or duckdb.connect()
-    src = f"read_parquet({lit(str(panel))})"
+    # can_have_nan: isnan() is not folded to false from the file's statistics, which
+    # pyarrow writes without its NaNs (duckdb#25521)
+    src = f"read_parquet({lit(str(panel))}, can_have_nan = true)"
     names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
     lm = [c for c in names if c.startswith("lm_") and c.endswith("_muni")]
     where = {"all": "true", "no_crisis": "true", "inflow": "left_truncated = 0",
