@@ -31,14 +31,15 @@ def main() -> None:
     est = spec.apply(params.estimate) if spec is not None else params.estimate
     t0 = time.perf_counter()
 
-    def optional(name):
+    def optional(name, dates=False):
         p = args.validated / f"{name}.parquet"
-        return io.read_parquet(p) if p.exists() else None
+        return io.read_parquet(p, dates=dates) if p.exists() else None
 
     result = analyse(
         None,  # every part reads the panel file in batches or by DuckDB: never held whole
         trajectories=optional("trajectories"), adoption=optional("adoption"),
-        shocks=optional("shocks"), progress_table=optional("progress"), params=est, het=het,
+        shocks=optional("shocks"), progress_table=optional("progress", dates=True),
+        params=est, het=het,
         min_cell=params.privacy.min_cell, t_start=params.panel.t_start,
         log=lambda msg: logging.info("%s (%.0fs)", msg, time.perf_counter() - t0),
         panel=args.panel / "person_months.parquet",

@@ -1,6 +1,6 @@
 """`impact repro`'s ordering of ready stages (the DVC side is tests/test_dvc_pipeline.py)."""
 
-from impact.repro import Plan, _priority
+from impact.repro import Plan, _priority, _tagged
 
 
 def _plan():
@@ -102,3 +102,14 @@ def test_drops_lock_entries_of_stages_no_longer_defined(tmp_path, monkeypatch):
     (tmp_path / "dvc.yaml").write_text(stages.format(vals="[x, y]"))
     assert run(tmp_path, jobs=2, out=io.StringIO()) == 0
     assert lock() == {"cell@x", "cell@y", "other"} and plan(tmp_path).stages == []
+
+
+def test_a_stage_log_line_is_tagged_once():
+    """A stage's own ``[name]`` tag is replaced by the lane's, foreach key included."""
+    assert _tagged("[heterogeneity] group effects\n", "heterogeneity") == \
+        "[heterogeneity] group effects\n"
+    assert _tagged("[estimate] 2SLS done\n", "estimate@quality_iv") == \
+        "[estimate@quality_iv] 2SLS done\n"
+    assert _tagged("Running stage 'panel':\n", "panel") == "[panel] Running stage 'panel':\n"
+    assert _tagged("[panel-extra] x\n", "panel") == "[panel] [panel-extra] x\n"
+    assert _tagged("\n", "panel") == "\n"

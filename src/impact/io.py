@@ -120,8 +120,15 @@ def release_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_parquet(path, columns=columns)
+def read_parquet(path: str | Path, columns: list[str] | None = None, *,
+                 dates: bool = False) -> pd.DataFrame:
+    """A Parquet file as a frame; ``dates``: date columns as datetime64, not as Python
+    ``date`` objects (20.6 million progress rows: 0.8 GB of objects less)."""
+    if not dates:
+        return pd.read_parquet(path, columns=columns)
+    df = pd.read_parquet(path, columns=columns, to_pandas_kwargs={"date_as_object": False})
+    release_memory()
+    return df
 
 
 def read_person_months(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

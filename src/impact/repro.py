@@ -147,6 +147,16 @@ def _priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
     return memo
 
 
+def _tagged(line: str, stage: str) -> str:
+    """``line`` of ``stage``'s output with the stage's name in front. A stage's own log
+    lines already begin with ``[name]`` (``stage.run_stage``, the name without a foreach
+    key's ``@...``): that tag is replaced, not doubled."""
+    if not line.strip():
+        return line
+    own = f"[{stage.split('@')[0]}] "
+    return f"[{stage}] {line[len(own):] if line.startswith(own) else line}"
+
+
 class _Lane:
     """One ``dvc repro --single-item`` process running a batch of stages in turn.
 
@@ -186,7 +196,7 @@ class _Lane:
             if m and line.startswith("Running stage"):
                 self.ran.add(m.group(1))
             with self.lock:
-                self.out.write(f"[{self.current}] {line}" if line.strip() else line)
+                self.out.write(_tagged(line, self.current))
                 self.out.flush()
         self._clock(None)
 

@@ -46,6 +46,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
 from impact.estimate.quality import quality_frame
 from impact.estimate.results import t_inference
+from impact.io import release_memory
 
 __all__ = ["PROGRESS_COLUMNS", "review_frame", "progress_effects"]
 
@@ -158,7 +159,9 @@ def _review_frame(progress, trajectories, pm, measure, t_start, panel, threads):
     from impact.spill import spilling
 
     with spilling("impact-progress-", threads=threads) as con:
-        return review_frame(progress, trajectories, pm, measure, t_start, panel, con=con)
+        r = review_frame(progress, trajectories, pm, measure, t_start, panel, con=con)
+    release_memory()
+    return r
 
 
 def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
@@ -205,6 +208,7 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
         from impact.heterogeneity.progress_stream import progress_keys, review_months
 
         pm = review_months(panel, *progress_keys(progress, trajectories), threads=threads)
+        release_memory()  # DuckDB's result and the keys, freed, back to the system
     for measure in sorted(progress["measure"].astype(str).unique()):
         r = _review_frame(progress, trajectories, pm, measure, t_start, panel, threads)
         if r.empty:
