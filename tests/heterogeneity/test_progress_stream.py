@@ -193,3 +193,21 @@ def test_two_rows_of_one_client_month_are_refused(data, tmp_path):
     with pytest.raises(ValueError, match="two rows of one client"):
         progress_effects(pr, traj, None, None, None, EstimateParams(), T_START, 5,
                          ("quality",), panel=path)
+
+
+@pytest.mark.parametrize("estimate", [{"cluster": "region"},
+                                      {"quality_fe": "municipality_month"}])
+def test_the_review_regression_from_sums_equals_the_matrix_one(data, estimate):
+    """The file path fits the review regression from Gram sums over slices of the reviews,
+    the in-memory path from the reviews' matrix: the same table with region clusters
+    (the fixed effects nested in them not counted in K) and with municipality x month
+    effects."""
+    sim, pm, path, pr, traj = data
+    params = EstimateParams.from_dict(estimate=estimate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = progress_effects(pr, traj, pm, None, None, params, T_START, 5, ("quality",))
+        got = progress_effects(pr, traj, None, None, None, params, T_START, 5, ("quality",),
+                               panel=path)
+    assert want["estimate"].notna().all() and (want["n_clusters"] > 1).all()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-10)

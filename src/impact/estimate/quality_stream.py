@@ -163,12 +163,17 @@ class _Pass(_Screen, GramSums):
                      s["municipality"].astype(str), s["region"].astype(str), t)
 
 
-def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
+def _batches(path: Path | pd.DataFrame, columns: list[str], sample: str, batch_rows: int
              ) -> Iterator[pd.DataFrame]:
     """The sample's rows (both quality halves measured; ``inflow``: spells starting in the
     window) of the panel file, batch by batch, in file order (``io.iter_batches``: each
-    column of its whole-file dtype)."""
-    for df in io.iter_batches(path, columns, batch_rows):
+    column of its whole-file dtype); of a frame, its slices of ``batch_rows`` rows."""
+    if isinstance(path, pd.DataFrame):
+        source = (path.iloc[i:i + batch_rows][columns]
+                  for i in range(0, len(path), batch_rows))
+    else:
+        source = io.iter_batches(path, columns, batch_rows)
+    for df in source:
         keep = (df["quality_a"].notna() & df["quality_b"].notna()).to_numpy().copy()
         if sample == "inflow":
             keep &= df["left_truncated"].to_numpy() == 0
@@ -176,7 +181,7 @@ def _batches(path: Path, columns: list[str], sample: str, batch_rows: int
             yield df.loc[keep].reset_index(drop=True)
 
 
-def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
+def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sample: str = "all",
                   outcomes: Mapping[str, str] | None = None,
                   batch_rows: int = BATCH_ROWS, extra=None,
                   extra_reads: Sequence[str] = (), raw: bool = False
@@ -192,9 +197,13 @@ def quality_grams(path: str | Path, params: EstimateParams, sample: str = "all",
     ``extra_reads`` the columns it reads. A fresh one is made for each pass; one with a
     ``cluster_col`` attribute is told the column the pass clusters by. ``raw``: the
     blocks as summed (``grams`` not demeaned, e.g. to demean halves of the clusters
-    apart)."""
-    path = Path(path)
-    schema = pq.ParquetFile(path).schema_arrow.names
+    apart). ``path`` may also be a frame of such rows, read a slice at a time (the
+    intermediate results' review rows: no n x k matrix of them is made)."""
+    if isinstance(path, pd.DataFrame):
+        schema = list(path.columns)
+    else:
+        path = Path(path)
+        schema = pq.ParquetFile(path).schema_arrow.names
     if "quality_a" not in schema or "quality_b" not in schema:
         warn("quality: person_months has no quality_a/quality_b columns")
         return None

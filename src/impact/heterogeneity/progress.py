@@ -20,10 +20,11 @@ including the review month. Outcomes:
 
 For ``ladder_step_up`` the step at the baseline is a control (dummies): past quality
 raised it, and a higher step is harder to leave. Quality enters as the mean of the two
-independent measurement halves over the interval's person-months (``quality_a`` instrumented by ``quality_b``, as in the headline; months
-without both halves are left out of the means), so the effect is that of one point more
-quality in every month since the last review. The model, fixed effects, controls and
-clustering are the headline's (``quality.quality_frame`` on review rows carrying the
+independent measurement halves over the interval's person-months (``quality_a``
+instrumented by ``quality_b``, as in the headline; months without both halves are left
+out of the means), so the effect is that of one point more quality in every month since
+the last review. The model, fixed effects, controls and clustering are the headline's
+(``quality.quality_frame`` on review rows carrying the
 covariates of the review month). The programme effect is the imputation ATT on
 adopting-unit x month cells of outcome reviews (``estimate.adoption.impute_adoption``).
 Effects are in percentage points for 0/1 outcomes (column ``unit`` = ``pp``) and in the
@@ -43,8 +44,8 @@ from impact.estimate.adoption import adoption_cells, impute_adoption
 from impact.estimate.frames import month_index, shock_events, warn
 from impact.estimate.imputation import aggregate
 from impact.estimate.params import EstimateParams
-from impact.estimate.pmreg import cell_demean, fe_df, fit_pm
-from impact.estimate.quality import quality_frame
+from impact.estimate.pmreg import cell_demean, fit_pm
+from impact.estimate.quality import fixed_effects, quality_frame
 from impact.estimate.results import t_inference
 from impact.io import release_memory
 
@@ -132,10 +133,15 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     # interval means of quality: each person-month goes to the first review of its spell
     # at or after it; it counts when it lies after that review's baseline month
     rk = r[["spell_id", "t", "base_t"]].rename(columns={"t": "t_review"})
-    if panel is not None:
+    if panel is not None:  # the means of each review, in r's order: no merge copies r
         from impact.heterogeneity.progress_stream import interval_means
 
         means = interval_means(panel, rk, con=con)
+        # (the review months from the file come without quality columns)
+        r = r.drop(columns=["quality_a", "quality_b", "quality_score"], errors="ignore")
+        for c in ("quality_a", "quality_b", "quality_score"):
+            r[c] = means[c].to_numpy()
+        return r
     else:
         q = pm[["spell_id", "t", "quality_a", "quality_b", "quality_score"]].copy()
         q = q[q["quality_a"].notna() & q["quality_b"].notna()]
@@ -146,8 +152,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
         q = q[q["t_review"].notna() & (q["t"] > q["base_t"])]
         means = q.groupby(["spell_id", "t_review"])[["quality_a", "quality_b",
                                                       "quality_score"]].mean()
-    # (the review months from the file come without quality columns)
-    r = r.drop(columns=["quality_a", "quality_b", "quality_score"], errors="ignore").merge(
+    r = r.drop(columns=["quality_a", "quality_b", "quality_score"]).merge(
         means, left_on=["spell_id", "t"], right_index=True, how="left")
     return r
 
@@ -226,7 +231,7 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
                       n_events=float(r["exit_progress"].sum() * scale) if binary else np.nan,
                       mean_outcome=float(r["exit_progress"].mean() * (100.0 if binary else scale)))
         if "quality" in blocks:
-            rows.append({**common, **_quality(r, params, measure)})
+            rows.append({**common, **_quality(r, params, measure, sums=panel is not None)})
         if "adoption" in blocks and adoption is not None:
             rows.append({**common, **_adoption(r, adoption, shocks, params)})
     out = pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
@@ -240,25 +245,49 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
     return out
 
 
-def _quality(r: pd.DataFrame, params: EstimateParams, measure: str) -> dict:
+class _BaseSteps:
+    """The dummies of the step at the baseline (all but the lowest of ``steps``), made per
+    slice of the reviews (``quality_grams(extra=)``)."""
+
+    def __init__(self, steps: np.ndarray) -> None:
+        self.steps = steps
+
+    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+        b = s["base_value"].to_numpy(dtype="float64")
+        return {f"base_step#{int(v)}": (b == v).astype("float64") for v in self.steps[1:]}
+
+
+def _quality(r: pd.DataFrame, params: EstimateParams, measure: str,
+             sums: bool = False) -> dict:
+    """The 2SLS on the outcome reviews ``r``; ``sums``: from the cluster Gram blocks summed
+    over slices of the reviews (``quality_stream.quality_grams`` of the frame), so that the
+    reviews' n x k matrix is never made (9.9 million reviews at national scale: about
+    5 GB); else from that matrix, as ``quality.estimate_quality`` does. The same fit."""
     # the step a client starts the interval from is a control for the step up: past
     # quality raised it, and a higher step is harder to leave (an omitted lagged level
     # would bias the effect of the persistent quality of a caseworker downwards)
-    extra = {}
-    if measure == "ladder_step":
-        steps = np.unique(r["base_value"].to_numpy())
-        extra = {f"base_step#{int(v)}": (r["base_value"].to_numpy() == v).astype("float64")
-                 for v in steps[1:]}
-    A, names, exog, cells, code, cl = quality_frame(r, params, extra=extra,
-                                                    outcomes={"y": "exit_progress"})
-    exog = exog + list(extra)
-    if len(A) == 0:
-        return {"block": "quality", "estimate": np.nan}
-    fe = (["munimonth"] if params.estimate.quality_fe == "municipality_month"
-          else ["municipality", "regmonth"])
-    df_fe = fe_df(cells, fe, cells["municipality"].to_numpy())
-    cell_demean(A, cells, code, fe)
-    fit = fit_pm(A, names, "y", "quality_a", exog, "quality_b", cl, df_fe)
+    steps = (np.unique(r["base_value"].to_numpy()) if measure == "ladder_step"
+             else np.empty(0))
+    outcomes = {"y": "exit_progress"}
+    if sums:
+        from impact.estimate.cgram import fit_pm_grams
+        from impact.estimate.quality_stream import quality_grams
+
+        q = quality_grams(r, params, "all", outcomes=outcomes, extra_reads=["base_value"],
+                          extra=(lambda: _BaseSteps(steps)) if len(steps) > 1 else None)
+        if q is None:
+            return {"block": "quality", "estimate": np.nan}
+        fit = fit_pm_grams(q.grams, q.names, "y", "quality_a", q.exog + q.extra,
+                           "quality_b", q.df_fe)
+    else:
+        extra = _BaseSteps(steps)(r) if len(steps) > 1 else {}
+        A, names, exog, cells, code, cl = quality_frame(r, params, extra=extra,
+                                                        outcomes=outcomes)
+        if len(A) == 0:
+            return {"block": "quality", "estimate": np.nan}
+        _, fe, df_fe = fixed_effects(cells, int(pd.Series(cl).nunique()), params)
+        cell_demean(A, cells, code, fe)
+        fit = fit_pm(A, names, "y", "quality_a", exog + list(extra), "quality_b", cl, df_fe)
     inf = t_inference(fit.coef, fit.se, fit.n_clusters - 1, params.estimate.alpha)
     return {"block": "quality", "estimate": fit.coef, "std_error": fit.se,
             "ci_low": inf["ci_low"], "ci_high": inf["ci_high"], "p_value": inf["p_value"],

@@ -96,9 +96,7 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     cols += [c for c in names if c.startswith("lm_")]
     keys = pd.DataFrame({"c": pd.array(client_id, dtype="string"),
                          "t": np.asarray(t, dtype="float64")}).dropna().drop_duplicates()
-    keys = pa.table({"c": pa.array(keys["c"].astype(str).to_numpy(dtype=object),
-                                   type=pa.string()),
-                     "t": pa.array(keys["t"].to_numpy(dtype="int64"))})
+    keys = pa.table({"c": _strings(keys["c"]), "t": pa.array(keys["t"].to_numpy(dtype="int64"))})
     sel = ", ".join(f"p.{ident(c)}" for c in cols)
     with _connect(con, threads) as db:
         db.register("impact_review_keys", keys)
@@ -123,25 +121,37 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     return df
 
 
+def _strings(values: pd.Series) -> pa.Array:
+    """A pandas string column as an Arrow string array (no Python object per value)."""
+    arr = pa.array(values.astype("string"), from_pandas=True)
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
+
+
 def interval_means(path: str | Path, rk: pd.DataFrame, *, con=None,
                    threads: int | None = None) -> pd.DataFrame:
     """Means of ``quality_a``, ``quality_b`` and ``quality_score`` over each review's
     interval (module notes) from the panel file: ``rk`` holds the outcome reviews
-    (``spell_id``, ``t_review``, ``base_t``) in ``review_frame``'s order. The frame of
-    ``review_frame``'s in-memory group means: indexed by (``spell_id``, ``t_review``), a
-    row per review with at least one person-month counted."""
+    (``spell_id``, ``t_review``, ``base_t``) in ``review_frame``'s order. A frame of the
+    three means aligned with ``rk``'s rows (NaN for a review with no person-month
+    counted): what ``review_frame``'s merge with its in-memory group means gives each
+    review, without a merge that copies the reviews' frame."""
+    n = len(rk)
+    rows = pa.table({"i": pa.array(np.arange(n, dtype="int64")),
+                     "spell_id": _strings(rk["spell_id"]),
+                     "t_review": pa.array(rk["t_review"].to_numpy(dtype="int64"))})
     # merge_asof(direction="forward") takes, of equal months of a spell, the first review
     # in the order of the right frame: the same sort as review_frame's, then the first
     rk = (rk.sort_values("t_review").drop_duplicates(["spell_id", "t_review"], keep="first")
           .reset_index(drop=True))
     reviews = pa.table({
-        "spell_id": pa.array(rk["spell_id"].astype(str).to_numpy(dtype=object),
-                             type=pa.string()),
+        "spell_id": _strings(rk["spell_id"]),
         "t_review": pa.array(rk["t_review"].to_numpy(dtype="int64")),
         "base_t": pa.array(rk["base_t"].to_numpy(dtype="float64"))})
+    del rk
     qa, qb, qs = (f"CAST(q.{ident(c)} AS DOUBLE)" for c in _Q)
     with _connect(con, threads) as db:
         db.register("impact_reviews", reviews)
+        db.register("impact_review_rows", rows)
         try:
             # isnan(NULL) is NULL: a null or a NaN half leaves the person-month out.
             # can_have_nan: without it DuckDB trusts a file's min/max statistics, which
@@ -151,22 +161,27 @@ def interval_means(path: str | Path, rk: pd.DataFrame, *, con=None,
                         SELECT CAST(spell_id AS VARCHAR) AS spell_id, t, {qa} AS a,
                                {qb} AS b, {qs} AS s
                         FROM read_parquet({literal(path)}, can_have_nan = true) q
-                        WHERE NOT isnan({qa}) AND NOT isnan({qb}))
-                    SELECT r.spell_id, r.t_review, fsum(q.a) / count(*) AS quality_a,
-                           fsum(q.b) / count(*) AS quality_b,
-                           fsum(q.s) FILTER (WHERE NOT isnan(q.s))
-                             / count(*) FILTER (WHERE NOT isnan(q.s)) AS quality_score
-                    FROM q ASOF JOIN impact_reviews r
-                      ON q.spell_id = r.spell_id AND q.t <= r.t_review
-                    WHERE q.t > r.base_t
-                    GROUP BY r.spell_id, r.t_review""").to_arrow_table()
+                        WHERE NOT isnan({qa}) AND NOT isnan({qb})),
+                    m AS (
+                        SELECT r.spell_id, r.t_review, fsum(q.a) / count(*) AS quality_a,
+                               fsum(q.b) / count(*) AS quality_b,
+                               fsum(q.s) FILTER (WHERE NOT isnan(q.s))
+                                 / count(*) FILTER (WHERE NOT isnan(q.s)) AS quality_score
+                        FROM q ASOF JOIN impact_reviews r
+                          ON q.spell_id = r.spell_id AND q.t <= r.t_review
+                        WHERE q.t > r.base_t
+                        GROUP BY r.spell_id, r.t_review)
+                    SELECT k.i, m.quality_a, m.quality_b, m.quality_score
+                    FROM impact_review_rows k JOIN m
+                      ON k.spell_id = m.spell_id AND k.t_review = m.t_review"""
+            ).to_arrow_table()
         finally:
             db.unregister("impact_reviews")
-    means = got.to_pandas()
-    for c in _Q:  # an interval without a quality_score: pandas' mean is NaN
-        means[c] = means[c].astype("float64")
-    means["t_review"] = means["t_review"].astype(rk["t_review"].dtype)
-    means["spell_id"] = means["spell_id"].astype(rk["spell_id"].dtype)
-    # rows in the order of the reviews (sorted by spell and month), as the batch pass had
-    return (means.sort_values(["spell_id", "t_review"], kind="stable")
-            .set_index(["spell_id", "t_review"]))
+            db.unregister("impact_review_rows")
+    at = got.column("i").to_numpy()
+    out = {}
+    for c in _Q:  # a review without a person-month counted, or without a quality_score: NaN
+        v = np.full(n, np.nan)
+        v[at] = np.asarray(got.column(c).to_numpy(zero_copy_only=False), dtype="float64")
+        out[c] = v
+    return pd.DataFrame(out)
