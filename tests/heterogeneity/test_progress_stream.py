@@ -26,7 +26,7 @@ import pytest
 
 from impact import io
 from impact.estimate.params import EstimateParams
-from impact.heterogeneity.progress import progress_effects, review_frame
+from impact.heterogeneity.progress import _quality, progress_effects, review_frame
 from impact.heterogeneity.progress_stream import progress_keys, review_months
 from impact.simulate.lean import T0, simulate
 from impact.spill import spilling
@@ -91,7 +91,7 @@ def _write(pm: pd.DataFrame, path, nan_rows: np.ndarray) -> None:
     i = table.schema.get_field_index("quality_b")
     table = table.set_column(i, "quality_b", pa.array(qb, from_pandas=False))
     assert table.column("quality_b").null_count == 0
-    pq.write_table(table, path)
+    pq.write_table(table, path, row_group_size=500)  # row groups: DuckDB's threads share
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +127,7 @@ def test_the_data_have_the_awkward_cases(data):
     assert hit.sum() > 500 and (~hit).sum() > 500         # reviews with and without a month
     assert (months[~hit] < pm["t"].min()).sum() > 100      # before the panel
     assert pq.ParquetFile(path).metadata.num_rows == len(pm)
+    assert pq.ParquetFile(path).metadata.num_row_groups > 4  # scanned by several threads
     for measure in MEASURES:
         r = review_frame(pr, traj, pm, measure, T_START)
         assert r["t"].min() >= T_START and (r["base_t"] < T_START).any()
@@ -136,7 +137,8 @@ def test_the_data_have_the_awkward_cases(data):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_review_frame_from_the_file_equals_the_in_memory_frame(data, threads):
-    """With one DuckDB thread and with two (rows then reach the joins in no fixed order)."""
+    """With one DuckDB thread and with two (the file's row groups are then scanned in
+    parallel and rows reach the joins in no fixed order)."""
     _, pm, path, pr, traj = data
     sub = review_months(path, *progress_keys(pr, traj), threads=threads)
     with spilling("impact-test-", threads=threads) as con:
@@ -211,3 +213,19 @@ def test_the_review_regression_from_sums_equals_the_matrix_one(data, estimate):
                                panel=path)
     assert want["estimate"].notna().all() and (want["n_clusters"] > 1).all()
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("measure", ["ladder_step", "hours"])
+def test_the_sums_fit_over_many_slices_equals_the_matrix_fit(data, measure):
+    """Gram sums over slices of 37 reviews (codes, clusters, cells and the base-step
+    dummies carried across slices) give the matrix fit's estimate and standard error."""
+    _, _, path, pr, traj = data
+    r = review_frame(pr, traj, None, measure, T_START, panel=path)
+    params = EstimateParams()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = _quality(r, params, measure)
+        got = _quality(r, params, measure, sums=True, batch_rows=37)
+    assert len(r) > 20 * 37 and np.isfinite(want["estimate"])
+    for k in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_clusters"):
+        assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12), k

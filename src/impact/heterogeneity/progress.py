@@ -23,9 +23,10 @@ raised it, and a higher step is harder to leave. Quality enters as the mean of t
 independent measurement halves over the interval's person-months (``quality_a``
 instrumented by ``quality_b``, as in the headline; months without both halves are left
 out of the means), so the effect is that of one point more quality in every month since
-the last review. The model, fixed effects, controls and clustering are the headline's
-(``quality.quality_frame`` on review rows carrying the
-covariates of the review month). The programme effect is the imputation ATT on
+the last review. The model, fixed effects, controls and clustering are the headline's, on
+review rows carrying the covariates of the review month (``quality.quality_frame``; from
+the panel file, ``quality_stream.quality_grams`` of the reviews, the same fit from Gram
+sums). The programme effect is the imputation ATT on
 adopting-unit x month cells of outcome reviews (``estimate.adoption.impute_adoption``).
 Effects are in percentage points for 0/1 outcomes (column ``unit`` = ``pp``) and in the
 measure's own units otherwise (``value``).
@@ -258,11 +259,12 @@ class _BaseSteps:
 
 
 def _quality(r: pd.DataFrame, params: EstimateParams, measure: str,
-             sums: bool = False) -> dict:
+             sums: bool = False, batch_rows: int | None = None) -> dict:
     """The 2SLS on the outcome reviews ``r``; ``sums``: from the cluster Gram blocks summed
     over slices of the reviews (``quality_stream.quality_grams`` of the frame), so that the
     reviews' n x k matrix is never made (9.9 million reviews at national scale: about
-    5 GB); else from that matrix, as ``quality.estimate_quality`` does. The same fit."""
+    5 GB; ``batch_rows`` reviews a slice); else from that matrix, as
+    ``quality.estimate_quality`` does. The same fit."""
     # the step a client starts the interval from is a control for the step up: past
     # quality raised it, and a higher step is harder to leave (an omitted lagged level
     # would bias the effect of the persistent quality of a caseworker downwards)
@@ -274,7 +276,8 @@ def _quality(r: pd.DataFrame, params: EstimateParams, measure: str,
         from impact.estimate.quality_stream import quality_grams
 
         q = quality_grams(r, params, "all", outcomes=outcomes, extra_reads=["base_value"],
-                          extra=(lambda: _BaseSteps(steps)) if len(steps) > 1 else None)
+                          extra=(lambda: _BaseSteps(steps)) if len(steps) > 1 else None,
+                          **({"batch_rows": batch_rows} if batch_rows else {}))
         if q is None:
             return {"block": "quality", "estimate": np.nan}
         fit = fit_pm_grams(q.grams, q.names, "y", "quality_a", q.exog + q.extra,

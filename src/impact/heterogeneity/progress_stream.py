@@ -37,7 +37,7 @@ What the in-memory path decides on the whole panel is kept:
   read with ``can_have_nan``, see the query), and means skip
   missing ``quality_score`` values as pandas' do. Sums are compensated (DuckDB's
   ``fsum``), as pandas' group means are, so that the order in which DuckDB's threads add
-  the rows does not show in the result.
+  the rows is unlikely to show in the last bit of a mean (intervals hold a few months).
 
 ``tests/heterogeneity/test_progress_stream.py`` checks ``review_frame`` and the
 ``progress_effects`` table against the in-memory path.
@@ -85,9 +85,11 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
                   ) -> pd.DataFrame:
     """The panel file's person-months whose (client, month) is one of the keys
     ``client_id`` x ``t`` (element by element; missing ones are ignored), in file order,
-    with ``client_id``, ``t`` and the columns ``_with_person_month`` gathers, as the whole
-    file read by ``io.read_person_months`` would have them (module notes). ``con``: a
-    DuckDB connection to use (else one of ``spill.spilling`` with ``threads`` threads)."""
+    with ``client_id``, ``t`` and the columns ``_with_person_month`` gathers except the
+    quality columns (the interval means come from ``interval_means``, so this frame is
+    for ``review_frame(..., panel=)`` only), as the whole file read by
+    ``io.read_person_months`` would have them (module notes). ``con``: a DuckDB connection
+    to use (else one of ``spill.spilling`` with ``threads`` threads)."""
     f = pq.ParquetFile(path)
     schema = f.schema_arrow
     names = schema.names
@@ -99,8 +101,8 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     keys = pa.table({"c": _strings(keys["c"]), "t": pa.array(keys["t"].to_numpy(dtype="int64"))})
     sel = ", ".join(f"p.{ident(c)}" for c in cols)
     with _connect(con, threads) as db:
-        db.register("impact_review_keys", keys)
         try:
+            db.register("impact_review_keys", keys)
             got = db.sql(
                 f"""SELECT p.file_row_number AS impact_row, {sel}
                     FROM read_parquet({literal(path)}, file_row_number = true) p
@@ -150,9 +152,9 @@ def interval_means(path: str | Path, rk: pd.DataFrame, *, con=None,
     del rk
     qa, qb, qs = (f"CAST(q.{ident(c)} AS DOUBLE)" for c in _Q)
     with _connect(con, threads) as db:
-        db.register("impact_reviews", reviews)
-        db.register("impact_review_rows", rows)
         try:
+            db.register("impact_reviews", reviews)
+            db.register("impact_review_rows", rows)
             # isnan(NULL) is NULL: a null or a NaN half leaves the person-month out.
             # can_have_nan: without it DuckDB trusts a file's min/max statistics, which
             # pyarrow writes without its NaNs, and folds isnan() to false (duckdb#25521)
