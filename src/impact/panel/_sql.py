@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import duckdb
 
+from impact.spill import literal as lit  # noqa: F401 (re-exported: the SQL string literal)
 from impact.stage import UserError
 
 __all__ = [
@@ -47,11 +48,6 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     "adoption": ("team_key", "municipality", "programme", "adoption_date"),
     "shocks": ("shock_id", "municipality", "date", "type"),
 }
-
-
-def lit(value: Any) -> str:
-    """A SQL string literal (single quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def t_of(expr: str) -> str:

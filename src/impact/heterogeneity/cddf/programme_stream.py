@@ -47,7 +47,7 @@ from impact.heterogeneity.cddf.split import main_halves, present
 from impact.heterogeneity.cddf.stream import _Types
 from impact.heterogeneity.cddf.tables import NONE_LEVEL, CDDFResult, empty_result
 from impact.heterogeneity.params import HeterogeneityParams
-from impact.spill import spilling
+from impact.spill import literal, spilling
 
 __all__ = ["cddf_programme_file"]
 
@@ -62,7 +62,7 @@ def _scan(path: Path, params: EstimateParams, schema: list[str]
 
     con = duckdb.connect()
     try:
-        src = "read_parquet('" + str(path).replace("'", "''") + "')"
+        src = f"read_parquet({literal(path)})"
         lm = []
         for c in lm_candidates(schema, params.estimate.lm_controls):
             q = f'TRY_CAST("{c}" AS DOUBLE)'
