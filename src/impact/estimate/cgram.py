@@ -106,8 +106,8 @@ class ClusterGrams:
                             self.pair_cell, self.pair_cluster, sums, self.pair_count)
 
 
-def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None
-                  ) -> tuple[ClusterGrams, np.ndarray | None]:
+def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None,
+                  only_from: int | None = None) -> tuple[ClusterGrams, np.ndarray | None]:
     """The cluster blocks of A's Gram matrix (and, with ``cell_code``, the cell x cluster
     pair sums): ``(grams, order)``.
 
@@ -115,6 +115,8 @@ def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None
     ``pmreg.fit_pm_multi`` orders its scores). When the rows are not sorted by cluster,
     ``order`` is the stable sort that does it and the blocks are taken in that order
     (A gathered once); None when they already are, and ``extend`` needs that.
+    ``only_from``: only the blocks of the columns from ``only_from`` on against every
+    column; the others' with each other are NaN (``sums.GramSums(only=)``).
     """
     cl, labels = cluster_codes(clusters)
     if (cl < 0).any():
@@ -127,7 +129,14 @@ def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None
         cl = cl[order]
         cell_code = None if cell_code is None else np.asarray(cell_code)[order]
     bounds = np.searchsorted(cl, np.arange(G + 1))
-    C = np.stack([A[s:e].T @ A[s:e] for s, e in zip(bounds[:-1], bounds[1:])])
+    if only_from is None:   # A_g'A_g: numpy's symmetric product (BLAS syrk)
+        C = np.stack([A[s:e].T @ A[s:e] for s, e in zip(bounds[:-1], bounds[1:])])
+    else:
+        C = np.full((G, A.shape[1], A.shape[1]), np.nan)
+        for g, (s, e) in enumerate(zip(bounds[:-1], bounds[1:])):
+            cross = A[s:e, only_from:].T @ A[s:e]        # views of a column-major array
+            C[g, only_from:, :] = cross
+            C[g, :only_from, only_from:] = cross[:, :only_from].T
     grams = ClusterGrams(C, np.asarray(labels), bounds, A.shape[0])
     if cell_code is not None:
         code = np.asarray(cell_code, dtype="int64")

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -139,9 +139,10 @@ class _Pass(_Screen, GramSums):
     """The sums of one pass over the batches (module notes)."""
 
     def __init__(self, params: EstimateParams, outcomes: Mapping[str, str], lm: list[str],
-                 cluster_col: str, extra=None) -> None:
+                 cluster_col: str, extra=None, only=None) -> None:
         _Screen.__init__(self, lm)
-        GramSums.__init__(self)
+        GramSums.__init__(self, None if only is None else (
+            lambda name: name in self.extra_names and only(name)))
         self.params, self.outcomes, self.cluster_col = params, outcomes, cluster_col
         self.first = {}                       # categorical -> _Codes (first-appearance kinds)
         self.extra = extra
@@ -184,8 +185,8 @@ def _batches(path: Path | pd.DataFrame, columns: list[str], sample: str, batch_r
 def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sample: str = "all",
                   outcomes: Mapping[str, str] | None = None,
                   batch_rows: int = BATCH_ROWS, extra=None,
-                  extra_reads: Sequence[str] = (), raw: bool = False
-                  ) -> QualityGrams | None:
+                  extra_reads: Sequence[str] = (), raw: bool = False,
+                  only: Callable[[str], bool] | None = None) -> QualityGrams | None:
     """The quality model's demeaned cluster blocks from the panel file ``path`` (module
     notes); None when no person-month has both quality halves. ``sample``: ``all`` or
     ``inflow`` (``left_truncated == 0``).
@@ -198,7 +199,11 @@ def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sampl
     ``cluster_col`` attribute is told the column the pass clusters by. ``raw``: the
     blocks as summed (``grams`` not demeaned, e.g. to demean halves of the clusters
     apart). ``path`` may also be a frame of such rows, read a slice at a time (the
-    intermediate results' review rows: no n x k matrix of them is made)."""
+    intermediate results' review rows: no n x k matrix of them is made).
+
+    ``only`` (an ``extra`` column's name -> bool): only the blocks of those columns against
+    every column are made, the others' with each other are NaN (a second pass over the
+    rows of a first that has them; ``sums.GramSums(only=)``)."""
     if isinstance(path, pd.DataFrame):
         schema = list(path.columns)
     else:
@@ -213,12 +218,13 @@ def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sampl
     columns = list(dict.fromkeys(model_reads(schema, params, outcomes) + (
         ["left_truncated"] if sample == "inflow" else [])))
     columns = list(dict.fromkeys(columns + [c for c in extra_reads if c in schema]))
-    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows, extra)
+    how = (extra, only)
+    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows, *how)
     if p.n_obs and len(p.clusters) < 2:
         warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
              "caseworker instead")
         p = _run(path, params, outcomes, lm, "caseworker_key",
-                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows, extra)
+                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows, *how)
     lm_keep = p.lm_keep()
     bad = [c for c in p.bad if c not in lm]
     if p.dropped:
@@ -248,8 +254,9 @@ def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sampl
 
 
 def _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows,
-         extra=None) -> _Pass:
-    p = _Pass(params, outcomes, lm, cluster_col, extra() if extra is not None else None)
+         extra=None, only=None) -> _Pass:
+    p = _Pass(params, outcomes, lm, cluster_col, extra() if extra is not None else None,
+              only)
     for s in _batches(path, columns, sample, batch_rows):
         p.take(s)
     return p

@@ -5,7 +5,7 @@ sums of the rows (``GramSums``). Shared by every pass that reads the panel file 
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -78,9 +78,16 @@ class GramSums:
     ``("num", name)`` or ``(variable, level)`` -> column); clusters, cells (municipality x
     month) and pairs are numbered in order of first appearance, as ``pd.factorize`` of
     the concatenated rows would. Shared by the quality 2SLS and the decomposition model
-    (``decompose.stream``)."""
+    (``decompose.stream``).
 
-    def __init__(self) -> None:
+    ``only`` (numeric column name -> bool): only the blocks of those columns against every
+    column are made; the other columns' blocks with each other stay NaN (so a use of one
+    shows), for a caller that has them from another pass over the same rows. A second
+    pass that adds k_new columns to k then costs O(n k_new k), not O(n k^2).
+    """
+
+    def __init__(self, only: Callable[[str], bool] | None = None) -> None:
+        self.only = only
         self.col: dict[tuple, int] = {}
         self.clusters, self.munis, self.cells, self.pairs = _Codes(), _Codes(), _Codes(), _Codes()
         self.cell_info: list[tuple] = []      # (municipality, region, t) per cell code
@@ -113,26 +120,46 @@ class GramSums:
         self.pair_cell += cell[new].tolist()
         self.pair_cluster += cl[new].tolist()
         # the rows sorted by cluster before A is built (gathering the rows of a column-major
-        # A took most of the time), so each cluster's block is a contiguous view
-        order = np.argsort(cl, kind="stable")
-        cl, cell = cl[order], cell[order]
+        # A took most of the time), so each cluster's block is a contiguous view; the
+        # panel file is in municipality order, so mostly they are already
+        if (np.diff(cl) >= 0).all():
+            order = slice(None)
+        else:
+            order = np.argsort(cl, kind="stable")
+            cl, cell = cl[order], cell[order]
         k = len(self.col)
+        # with ``only``, A's columns reordered: the others first, then these
+        cols_at, kb = self._layout()
+        pos = np.arange(k) if cols_at is None else np.argsort(cols_at)
         A = np.zeros((n, k), order="F")
         for c, v in cols.items():
-            A[:, self.col[("num", c)]] = v[order]
+            A[:, pos[self.col[("num", c)]]] = v[order]
         for c, codes in cats.items():
             scatter_dummies(A, codes[order],
-                            {lv: j for (cc, lv), j in self.col.items() if cc == c})
+                            {lv: int(pos[j]) for (cc, lv), j in self.col.items() if cc == c})
         self._grow(k)
         # the rows are in cluster order, so ``cluster_grams`` takes each cluster's block as
         # a view (no gather); its clusters and pairs are the batch's own, mapped back here
-        grams, _ = cluster_grams(A, cl, cell)
+        grams, _ = cluster_grams(A, cl, cell, only_from=kb)
         glob = np.asarray(grams.labels, dtype="int64")
-        self.C[glob] += grams.C
         idx = self.pairs.lookup(grams.pair_cell * (1 << 32) + glob[grams.pair_cluster])
-        self.S[idx] += grams.pair_sums
+        if cols_at is None:
+            self.C[glob] += grams.C
+            self.S[idx] += grams.pair_sums
+        else:
+            self.C[np.ix_(glob, cols_at, cols_at)] += grams.C
+            self.S[np.ix_(idx, cols_at)] += grams.pair_sums
         self.n_pair[idx] += grams.pair_count
         self.n_obs += n
+
+    def _layout(self) -> tuple[np.ndarray | None, int | None]:
+        """With ``only``: the column at each position of A (the others first, then the
+        ``only`` columns) and the number of the others; ``(None, None)`` without."""
+        if self.only is None:
+            return None, None
+        new = np.array([kind == "num" and bool(self.only(name)) for kind, name in self.col],
+                       dtype=bool)
+        return np.concatenate([np.flatnonzero(~new), np.flatnonzero(new)]), int((~new).sum())
 
     def _grow(self, k: int) -> None:
         G, P = len(self.clusters), len(self.pairs)
@@ -154,9 +181,9 @@ class GramSums:
             self.n_pair = n_pair
 
     def count(self, key: tuple) -> float:
-        """Rows with a 1 in the column ``key`` (a level's dummy: its diagonal Gram entry)."""
-        j = self.col[key]
-        return float(self.C[:, j, j].sum())
+        """Rows with a 1 in the column ``key`` (a level's dummy: the sum of its column, from
+        the pair sums, which every column has)."""
+        return float(self.S[:len(self.pairs), self.col[key]].sum())
 
     def raw(self, sel: list[int]) -> ClusterGrams:
         """The raw cluster blocks and pair sums of the columns ``sel`` (in that order)."""

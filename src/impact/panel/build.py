@@ -202,7 +202,11 @@ def build_panel(
     )
     cells = build_cells(con, inputs, params, view)
     summary = summarise(con, inputs, params, cells)
-    person_months = con.sql(f"SELECT * FROM {view} ORDER BY spell_id, t")
+    # by municipality first: a batch read from the file then holds one or two of them, so
+    # the passes that add up cluster blocks (by municipality or region) make a few large
+    # blocks per batch, not one small block per municipality (docs/performance.md);
+    # a spell has one municipality, so its months stay together and in order
+    person_months = con.sql(f"SELECT * FROM {view} ORDER BY municipality, spell_id, t")
     return PanelResult(
         person_months=person_months,
         cells=con.sql(f"SELECT * FROM {cells} ORDER BY municipality, t"),

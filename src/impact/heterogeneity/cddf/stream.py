@@ -21,7 +21,8 @@ with its ``extra`` columns) give the same numbers with memory bounded by a batch
    clients, and CLAN, which are functions of the type and the cluster.
 2. **GATES columns.** With each split's proxy and cut points known, a second pass adds the
    blocks of ``quality_a 1{G_k}``, ``quality_b 1{G_k}`` and ``1{G_k}`` for every split and
-   outcome. The BLP columns ``quality_a (S - mean S)`` are combinations of pass-1
+   outcome, against every column only (``quality_grams(only=)``: the other columns' blocks
+   with each other are pass 1's, O(n k_G k) instead of O(n k^2)). The BLP columns ``quality_a (S - mean S)`` are combinations of pass-1
    columns, so their blocks are ``M'C_gM``, as in the in-memory path.
 
 Memory: G x k x k blocks (k about 60 + 3 per group level + 11 per split and outcome with
@@ -275,12 +276,15 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
             Sbar = float(n_type[on] @ S / n_type[on].sum())
             fitted[(s, y)] = (tables, float(b[0]), cuts, Sbar, b)
         del grams
-    del q1
 
     # ---- pass 2: the GATES columns; BLP and GATES on Main --------------------------------
+    gates = {_gname(kind, g, sp, y) for sp in range(len(mains)) for y in ys
+             for kind in ("qa", "qb", "G") for g in range(K)}
     q2 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
                        extra=lambda: _Gates(types, {k: v[:3] for k, v in fitted.items()}, K),
-                       extra_reads=reads, raw=True)
+                       extra_reads=reads, raw=True, only=gates.__contains__)
+    _blocks_from(q2, q1)
+    del q1
     col = {n: i for i, n in enumerate(q2.names)}
     first = list(ys) + ["quality_a", "quality_b", *exog0] + dnames
     k0 = len(first)
@@ -323,6 +327,20 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
     for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
         per[k] = v
     return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
+
+
+def _blocks_from(q2, q1) -> None:
+    """Pass 2 made only its GATES columns' blocks: the others' are pass 1's (the same rows,
+    clusters and pairs, as both read the file alike), put in place."""
+    a, b = q2.grams, q1.grams
+    if not (a.n_obs == b.n_obs and np.array_equal(a.labels, b.labels)
+            and np.array_equal(a.pair_cell, b.pair_cell)
+            and np.array_equal(a.pair_cluster, b.pair_cluster)):
+        raise RuntimeError("cddf: the second pass over the panel read other rows")
+    at = [q2.names.index(n) for n in q1.names]
+    a.C[np.ix_(np.arange(len(a.labels)), at, at)] = b.C
+    if np.isnan(a.C).any():
+        raise RuntimeError("cddf: a block of the second pass was not made")
 
 
 def _proxy_rows(s: int, outcome: str, levels: dict[str, list[str]], coef: np.ndarray,
