@@ -108,7 +108,7 @@ class GramSums:
         for c in cols:
             self.col.setdefault(("num", c), len(self.col))
         for c, codes in cats.items():
-            for lv in np.unique(codes).tolist():
+            for lv in _distinct(codes).tolist():
                 self.col.setdefault((c, lv), len(self.col))
         cl = self.clusters(clusters)
         cell = self.cells(self.munis(muni) * (1 << 32) + (t + (1 << 31)))
@@ -200,6 +200,16 @@ class GramSums:
         cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
         cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
         return cells
+
+
+def _distinct(codes: np.ndarray) -> np.ndarray:
+    """``np.unique(codes)``; for small non-negative integer codes (first-appearance codes)
+    by counting, in linear time."""
+    codes = np.asarray(codes)
+    if (codes.dtype.kind in "iu" and len(codes) and codes.min() >= 0
+            and codes.max() < 4 * len(codes) + 1024):
+        return np.flatnonzero(np.bincount(codes))
+    return np.unique(codes)
 
 
 def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:

@@ -136,8 +136,8 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
             if not ok.any():
                 continue
             s = b.s.loc[ok].reset_index(drop=True)
-            unit = units(s[key].astype(str).to_numpy())
-            reg = regions(s["region"].astype(str).to_numpy())
+            unit = units(s[key].astype(str))
+            reg = regions(s["region"].astype(str))
             rm = rms(reg * (4 * _T) + (b.t[ok] + _T))   # region-month, numbered as seen
             cols = {c: v[ok] for c, v in b.num.items()}
             cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
@@ -151,7 +151,7 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
                     pair_unit.append(unit[i])
                     pair_spell.append(sp[i])
             pair_n.add(pc, len(pairs))
-            mc = munis(s["municipality"].astype(str).to_numpy())
+            mc = munis(s["municipality"].astype(str))
             umc = um(unit * (1 << 32) + mc)
             um_n.add(umc, len(um))
             for c in extra:

@@ -132,19 +132,17 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
             t = frame["t"].to_numpy(dtype="int64")
             g_row = np.asarray(g_unit)[keys["unit"]]
             adopted = np.isfinite(g_row) & (t >= g_row)
-            client = df["client_id"].astype(str).to_numpy()
+            client = pa.array(df["client_id"])
             for i, d in enumerate(dims):
                 grp = d.codes(df[d.column])
                 inside = grp >= 0
                 cells[i].add({**{k: v[inside] for k, v in keys.items()},
                               "t": t[inside], "group": grp[inside]}, frame.loc[inside])
                 sel = adopted & inside
-                pairs = pd.DataFrame({"grp": grp[sel], "client": client[sel]}
-                                     ).drop_duplicates()
-                tab = pa.table({"dim": np.full(len(pairs), i, dtype="int32"),  # noqa: F841
-                                "grp": pairs["grp"].to_numpy(dtype="int64"),
-                                "client": pairs["client"].to_numpy(dtype=object)})
-                con.execute("INSERT INTO pairs SELECT * FROM tab")
+                tab = pa.table({"dim": np.full(int(sel.sum()), i, dtype="int32"),  # noqa: F841
+                                "grp": grp[sel].astype("int64"), "client": client.filter(sel)})
+                con.execute("INSERT INTO pairs SELECT DISTINCT dim, grp, "
+                            "CAST(client AS VARCHAR) FROM tab")
         got = con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
                           "GROUP BY ALL").fetchall()
     out = {}

@@ -191,7 +191,10 @@ def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
     pos[inside] = keys.get_indexer(rc[inside].astype("int64") * span + (rt[inside] - t0))
     hit = pos >= 0
     left = r[hit].reset_index(drop=True)
-    right = pm[cols].iloc[pos[hit]].reset_index(drop=True)
+    # gathered column by column: ``pm[cols]`` first copies every person-month's columns
+    # (about 2 GB of review months at national size), then gathers
+    idx = pos[hit]
+    right = pd.DataFrame({c: pm[c].array.take(idx) for c in cols})
     return pd.concat([left, right], axis=1)
 
 

@@ -60,12 +60,11 @@ class _Groups:
     def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
         qa = s["quality_a"].to_numpy(dtype="float64")
         qb = s["quality_b"].to_numpy(dtype="float64")
-        client = s["client_id"].astype(str).to_numpy()
         out: dict[str, np.ndarray] = {}
-        parts = []
+        grps = []
         for i, d in enumerate(self.dims):
             H = len(d.labels)
-            codes = d.codes(s[d.column].to_numpy())
+            codes = d.codes(s[d.column])
             codes[codes < 0] = H  # in no group: a group of its own, not reported
             self.npm[i] += np.bincount(codes, minlength=H + 1)
             for o, c in self.outcomes.items():
@@ -77,12 +76,15 @@ class _Groups:
                 out[f"qb#{i}#{h}"] = qb * ind
                 if h > 0:
                     out[f"D#{i}#{h}"] = ind
-            pairs = pd.DataFrame({"grp": codes, "client": client}).drop_duplicates()
-            parts.append(pa.table({"dim": np.full(len(pairs), i, dtype="int32"),
-                                   "grp": pairs["grp"].to_numpy(dtype="int32"),
-                                   "client": pairs["client"].to_numpy(dtype=object)}))
-        batch = pa.concat_tables(parts)  # noqa: F841 (read by DuckDB by name)
-        self.con.execute("INSERT INTO pairs SELECT * FROM batch")
+            grps.append(codes.astype("int32"))
+        # every dimension's (group, client) pairs of the batch, deduplicated by DuckDB
+        client = pa.array(s["client_id"])
+        batch = pa.table({  # noqa: F841 (read by DuckDB by name)
+            "dim": np.repeat(np.arange(len(grps), dtype="int32"), len(s)),
+            "grp": np.concatenate(grps) if grps else np.zeros(0, dtype="int32"),
+            "client": pa.concat_arrays([client] * len(grps)) if grps else client[:0]})
+        self.con.execute("INSERT INTO pairs SELECT DISTINCT dim, grp, CAST(client AS VARCHAR) "
+                         "FROM batch")
         return out
 
     def clients(self) -> list[np.ndarray]:

@@ -124,8 +124,8 @@ class _CellSums:
 
     def add(self, r: _Rows, df: pd.DataFrame, cl_pos: np.ndarray) -> None:
         m = r.treated | r.untreated
-        muni = self.munis(df["municipality"].astype(str).to_numpy()[m])
-        reg = self.regions(df["region"].astype(str).to_numpy()[m])
+        muni = self.munis(df["municipality"].astype(str)[m])
+        reg = self.regions(df["region"].astype(str)[m])
         t, tr = r.t[m], r.treated[m].astype("int64")
         code = self.codes(self.key(muni, t, tr))
         C = len(self.codes)
@@ -219,7 +219,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
 
     def rows(df: pd.DataFrame) -> tuple[_Rows, np.ndarray]:
         r = _Rows(df, types, list(outcomes.values()), lm, bins, antic)
-        return r, clusters(df[cname].astype(str).to_numpy())
+        return r, clusters(df[cname].astype(str))
 
     # ---- pass 1: the untreated-outcome model's sums ------------------------------------
     gs, cs = GramSums(), _CellSums()
@@ -233,7 +233,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
         if u.any():
             cols = {f"y{o}": r.Y[u, o] for o in range(O)}
             cols.update({f"x{j}": r.X[u, j] for j in range(r.X.shape[1])})
-            gs.add(cols, {}, df[cname].astype(str).to_numpy()[u],
+            gs.add(cols, {}, df[cname].astype(str)[u],
                    df["municipality"].astype(str)[u].reset_index(drop=True),
                    df["region"].astype(str)[u].reset_index(drop=True), r.t[u])
         cs.add(r, df, cl_pos)
@@ -286,7 +286,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
             if not len(tr):
                 continue
             X, Y, cl = r.X[tr][:, xsel], r.Y[tr], sorted_of[cl_pos[tr]]
-            cell = cs.lookup(df["municipality"].astype(str).to_numpy()[tr], r.t[tr])
+            cell = cs.lookup(df["municipality"].astype(str).iloc[tr], r.t[tr])
             tau = np.empty((len(tr), S * O))
             for s in range(S):
                 main = in_main[s][cl]
@@ -296,10 +296,10 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
             mask = (np.isfinite(tau) * (1 << np.arange(S * O))).sum(axis=1)
             typ = r.type[tr]
             tau_sums.add(cl, typ, mask, tau)
-            trip = pd.DataFrame({"client": df["client_id"].astype(str).to_numpy()[tr],
-                                 "cl": cl, "type": typ, "mask": mask}).drop_duplicates()
-            batch = pa.Table.from_pandas(trip, preserve_index=False)  # noqa: F841
-            con.execute("INSERT INTO trip SELECT * FROM batch")
+            batch = pa.table({"client": pa.array(df["client_id"]).take(tr),  # noqa: F841
+                              "cl": cl, "type": typ, "mask": mask})
+            con.execute("INSERT INTO trip SELECT DISTINCT CAST(client AS VARCHAR), cl, type, "
+                        "mask FROM batch")
         got = con.execute(
             "SELECT cl, type, mask, dense_rank() OVER (ORDER BY client) - 1 FROM "
             "(SELECT DISTINCT client, cl, type, mask FROM trip)").fetchnumpy()

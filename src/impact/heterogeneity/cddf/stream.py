@@ -73,7 +73,7 @@ class _Types:
     def codes(self, s: pd.DataFrame) -> list[np.ndarray]:
         out = []
         for d in self.dims:
-            c = d.codes(s[d.column].to_numpy())
+            c = d.codes(s[d.column])
             out.append(np.where(c >= 0, c, len(d.labels)).astype("int64"))
         return out
 
@@ -109,8 +109,7 @@ class _Tally:
     def __init__(self, types: _Types, client_col: str, con) -> None:
         self.types, self.client_col, self.con = types, client_col, con
         self.clusters = _Codes()
-        self.keys = np.zeros(0, dtype="int64")
-        self.n = np.zeros(0)
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []   # (keys, counts) per batch
         con.execute("CREATE OR REPLACE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT)")
 
     def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -120,21 +119,27 @@ class _Tally:
         T = int(np.prod(self.types.size))
         if float(len(self.clusters)) * T >= 2.0 ** 62:
             raise ValueError("cddf: too many clusters x combinations of group levels")
-        key = cl * T + typ
-        keys, inv = np.unique(np.concatenate([self.keys, key]), return_inverse=True)
-        self.n = np.bincount(inv, weights=np.concatenate([self.n, np.ones(len(key))]))
-        self.keys = keys
-        trip = pd.DataFrame({"client": s[self.client_col].astype(str).to_numpy(),
-                             "cl": cl, "type": typ}).drop_duplicates()
-        batch = pa.Table.from_pandas(trip, preserve_index=False)  # noqa: F841 (by name)
-        self.con.execute("INSERT INTO trip SELECT * FROM batch")
+        # the batch's own distinct keys (hashed, linear); added up once, in ``cells``
+        inv, keys = pd.factorize(cl * T + typ)
+        self.parts.append((np.asarray(keys, dtype="int64"),
+                           np.bincount(inv, minlength=len(keys)).astype("float64")))
+        batch = pa.table({"client": pa.array(s[self.client_col]),  # noqa: F841 (by name)
+                          "cl": cl, "type": typ})
+        self.con.execute("INSERT INTO trip SELECT DISTINCT CAST(client AS VARCHAR), cl, type "
+                         "FROM batch")
         return _level_columns(self.types, codes, s["quality_a"].to_numpy(dtype="float64"),
                               s["quality_b"].to_numpy(dtype="float64"))
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(cluster code, type, person-months) of every cluster x type seen."""
+        """(cluster code, type, person-months) of every cluster x type seen (in key
+        order)."""
         T = int(np.prod(self.types.size))
-        return self.keys // T, self.keys % T, self.n
+        if not self.parts:
+            return (np.zeros(0, dtype="int64"),) * 2 + (np.zeros(0),)
+        keys, inv = np.unique(np.concatenate([k for k, _ in self.parts]), return_inverse=True)
+        n = np.bincount(inv, weights=np.concatenate([c for _, c in self.parts]),
+                        minlength=len(keys))
+        return keys // T, keys % T, n
 
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cluster code, type, client code) of every distinct triple."""
