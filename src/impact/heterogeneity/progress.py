@@ -190,12 +190,13 @@ def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
     pos = np.full(len(r), -1)
     pos[inside] = keys.get_indexer(rc[inside].astype("int64") * span + (rt[inside] - t0))
     hit = pos >= 0
-    left = r[hit].reset_index(drop=True)
-    # gathered column by column: ``pm[cols]`` first copies every person-month's columns
-    # (about 2 GB of review months at national size), then gathers
+    out = r[hit].reset_index(drop=True)
+    # gathered column by column into the reviews' frame: ``pm[cols]`` copied every review
+    # month's columns first and ``concat`` the result again (about 2 GB at national size)
     idx = pos[hit]
-    right = pd.DataFrame({c: pm[c].array.take(idx) for c in cols})
-    return pd.concat([left, right], axis=1)
+    for c in cols:
+        out[c] = pm[c].array.take(idx)
+    return out
 
 
 def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
