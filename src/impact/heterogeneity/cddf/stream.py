@@ -22,8 +22,9 @@ with its ``extra`` columns) give the same numbers with memory bounded by a batch
 2. **GATES columns.** With each split's proxy and cut points known, a second pass adds the
    blocks of ``quality_a 1{G_k}``, ``quality_b 1{G_k}`` and ``1{G_k}`` for every split and
    outcome, against every column only (``quality_grams(only=)``: the other columns' blocks
-   with each other are pass 1's, O(n k_G k) instead of O(n k^2)). The BLP columns ``quality_a (S - mean S)`` are combinations of pass-1
-   columns, so their blocks are ``M'C_gM``, as in the in-memory path.
+   with each other are pass 1's, O(n k_G k) instead of O(n k^2)). The BLP columns
+   ``quality_a (S - mean S)`` are combinations of pass-1 columns, so their blocks are
+   ``M'C_gM``, as in the in-memory path.
 
 Memory: G x k x k blocks (k about 60 + 3 per group level + 11 per split and outcome with
 four groups), P x k pair sums, one batch of rows, the counts per cluster x type and the

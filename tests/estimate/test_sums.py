@@ -1,0 +1,59 @@
+"""``GramSums``: the blocks added up over batches equal those of all rows at once, with
+rows in or out of cluster order, and with ``only`` the blocks of the chosen columns (the
+others' with each other NaN)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from impact.estimate.cgram import cluster_grams
+from impact.estimate.sums import GramSums
+
+
+def _rows(n: int, sorted_clusters: bool, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    cl = rng.integers(0, 7, n)
+    if sorted_clusters:
+        cl = np.sort(cl)
+    muni = pd.Series([f"m{c}" for c in cl])
+    t = rng.integers(0, 5, n)
+    cols = {f"x{j}": rng.normal(size=n) for j in range(4)}
+    cats = {"c": rng.integers(0, 3, n)}
+    return cols, cats, pd.Series([f"g{c}" for c in cl]), muni, t
+
+
+def _add(gs: GramSums, cols, cats, cl, muni, t, step: int) -> None:
+    for lo in range(0, len(t), step):  # batches cutting clusters and cells
+        r = slice(lo, lo + step)
+        gs.add({k: v[r] for k, v in cols.items()}, {k: v[r] for k, v in cats.items()},
+               cl.iloc[r], muni.iloc[r], muni.iloc[r], t[r])
+
+
+@pytest.mark.parametrize("sorted_clusters", [True, False])
+def test_batches_equal_all_rows(sorted_clusters):
+    cols, cats, cl, muni, t = _rows(900, sorted_clusters)
+    gs = GramSums()
+    _add(gs, cols, cats, cl, muni, t, 97)
+    sel = [gs.col[("num", c)] for c in cols] + [gs.col[("c", 1)], gs.col[("c", 2)]]
+    got = gs.raw(sel)
+    A = np.column_stack([*cols.values(), cats["c"] == 1, cats["c"] == 2]).astype(float)
+    want, _ = cluster_grams(A, cl.to_numpy())
+    order = [list(want.labels).index(g) for g in got.labels]
+    np.testing.assert_allclose(got.C, want.C[order], rtol=1e-12, atol=1e-12)
+    assert gs.count(("c", 2)) == (cats["c"] == 2).sum()
+
+
+def test_only_makes_the_chosen_columns_blocks():
+    cols, cats, cl, muni, t = _rows(900, True)
+    full, part = GramSums(), GramSums(only=lambda name: name in ("x1", "x3"))
+    _add(full, cols, cats, cl, muni, t, 97)
+    _add(part, cols, cats, cl, muni, t, 97)
+    assert full.col == part.col
+    j = [part.col[("num", c)] for c in ("x1", "x3")]
+    rest = [i for i in range(len(part.col)) if i not in j]
+    P = len(part.pairs)
+    np.testing.assert_allclose(part.C[:, j, :], full.C[:, j, :], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(part.C[:, :, j], full.C[:, :, j], rtol=1e-12, atol=1e-12)
+    assert np.isnan(part.C[:, rest][:, :, rest]).all()
+    np.testing.assert_allclose(part.S[:P], full.S[:P], rtol=1e-12, atol=1e-12)
+    assert part.count(("c", 0)) == full.count(("c", 0)) == (cats["c"] == 0).sum()
