@@ -6,7 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["MEMORY_LIMIT", "ident", "literal", "spilling"]
+__all__ = ["MEMORY_LIMIT", "ident", "insert_distinct", "literal", "spilling"]
 
 #: the memory of each pass's DuckDB connection; beyond it DuckDB spills to disk
 #: (https://duckdb.org/docs/configuration/overview: ``memory_limit``, ``temp_directory``)
@@ -39,3 +39,17 @@ def ident(name: str) -> str:
 def literal(value) -> str:
     """``value`` (a path, say) as a quoted SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def insert_distinct(con, table: str, columns: dict, text: tuple[str, ...] = ("client",)
+                    ) -> None:
+    """Add the distinct rows of ``columns`` (name -> NumPy or Arrow array, in ``table``'s
+    column order) to the DuckDB table ``table``, the columns ``text`` as VARCHAR: a batch's
+    (group, client) pairs deduplicated by DuckDB from Arrow arrays, with no Python string
+    per row (the streamed passes' distinct-client counts)."""
+    import pyarrow as pa
+
+    impact_distinct = pa.table(columns)  # noqa: F841 (read by DuckDB by name)
+    sel = ", ".join(f"CAST({ident(c)} AS VARCHAR)" if c in text else ident(c)
+                    for c in columns)
+    con.execute(f"INSERT INTO {ident(table)} SELECT DISTINCT {sel} FROM impact_distinct")

@@ -218,13 +218,13 @@ def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sampl
     columns = list(dict.fromkeys(model_reads(schema, params, outcomes) + (
         ["left_truncated"] if sample == "inflow" else [])))
     columns = list(dict.fromkeys(columns + [c for c in extra_reads if c in schema]))
-    how = (extra, only)
-    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows, *how)
+    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows, extra, only)
     if p.n_obs and len(p.clusters) < 2:
         warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
              "caseworker instead")
         p = _run(path, params, outcomes, lm, "caseworker_key",
-                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows, *how)
+                 list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows, extra,
+                 only)
     lm_keep = p.lm_keep()
     bad = [c for c in p.bad if c not in lm]
     if p.dropped:

@@ -34,7 +34,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, _Codes
 from impact.heterogeneity.adoption import group_cells
 from impact.heterogeneity.params import GroupDimension
-from impact.spill import spilling
+from impact.spill import insert_distinct, spilling
 
 __all__ = ["group_cells_file"]
 
@@ -139,10 +139,9 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
                 cells[i].add({**{k: v[inside] for k, v in keys.items()},
                               "t": t[inside], "group": grp[inside]}, frame.loc[inside])
                 sel = adopted & inside
-                tab = pa.table({"dim": np.full(int(sel.sum()), i, dtype="int32"),  # noqa: F841
-                                "grp": grp[sel].astype("int64"), "client": client.filter(sel)})
-                con.execute("INSERT INTO pairs SELECT DISTINCT dim, grp, "
-                            "CAST(client AS VARCHAR) FROM tab")
+                insert_distinct(con, "pairs", {"dim": np.full(int(sel.sum()), i, dtype="int32"),
+                                               "grp": grp[sel].astype("int64"),
+                                               "client": client.filter(sel)})
         got = con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
                           "GROUP BY ALL").fetchall()
     out = {}

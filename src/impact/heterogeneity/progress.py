@@ -277,11 +277,11 @@ def _quality(r: pd.DataFrame, params: EstimateParams, measure: str,
     outcomes = {"y": "exit_progress"}
     if sums:
         from impact.estimate.cgram import fit_pm_grams
-        from impact.estimate.quality_stream import quality_grams
+        from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
 
         q = quality_grams(r, params, "all", outcomes=outcomes, extra_reads=["base_value"],
                           extra=(lambda: _BaseSteps(steps)) if len(steps) > 1 else None,
-                          **({"batch_rows": batch_rows} if batch_rows else {}))
+                          batch_rows=batch_rows or BATCH_ROWS)
         if q is None:
             return {"block": "quality", "estimate": np.nan}
         fit = fit_pm_grams(q.grams, q.names, "y", "quality_a", q.exog + q.extra,

@@ -40,7 +40,7 @@ from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates, group_fits
 from impact.heterogeneity.wcr import CellFE
-from impact.spill import spilling
+from impact.spill import insert_distinct, spilling
 
 __all__ = ["quality_groups_file", "cluster_labels_file"]
 
@@ -79,12 +79,10 @@ class _Groups:
             grps.append(codes.astype("int32"))
         # every dimension's (group, client) pairs of the batch, deduplicated by DuckDB
         client = pa.array(s["client_id"])
-        batch = pa.table({  # noqa: F841 (read by DuckDB by name)
+        insert_distinct(self.con, "pairs", {
             "dim": np.repeat(np.arange(len(grps), dtype="int32"), len(s)),
             "grp": np.concatenate(grps) if grps else np.zeros(0, dtype="int32"),
             "client": pa.concat_arrays([client] * len(grps)) if grps else client[:0]})
-        self.con.execute("INSERT INTO pairs SELECT DISTINCT dim, grp, CAST(client AS VARCHAR) "
-                         "FROM batch")
         return out
 
     def clients(self) -> list[np.ndarray]:

@@ -47,7 +47,7 @@ from impact.heterogeneity.cddf.split import main_halves, present
 from impact.heterogeneity.cddf.stream import _Types
 from impact.heterogeneity.cddf.tables import NONE_LEVEL, CDDFResult, empty_result
 from impact.heterogeneity.params import HeterogeneityParams
-from impact.spill import literal, spilling
+from impact.spill import insert_distinct, literal, spilling
 
 __all__ = ["cddf_programme_file"]
 
@@ -296,10 +296,8 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
             mask = (np.isfinite(tau) * (1 << np.arange(S * O))).sum(axis=1)
             typ = r.type[tr]
             tau_sums.add(cl, typ, mask, tau)
-            batch = pa.table({"client": pa.array(df["client_id"]).take(tr),  # noqa: F841
-                              "cl": cl, "type": typ, "mask": mask})
-            con.execute("INSERT INTO trip SELECT DISTINCT CAST(client AS VARCHAR), cl, type, "
-                        "mask FROM batch")
+            insert_distinct(con, "trip", {"client": pa.array(df["client_id"]).take(tr),
+                                          "cl": cl, "type": typ, "mask": mask})
         got = con.execute(
             "SELECT cl, type, mask, dense_rank() OVER (ORDER BY client) - 1 FROM "
             "(SELECT DISTINCT client, cl, type, mask FROM trip)").fetchnumpy()

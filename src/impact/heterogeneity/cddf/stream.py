@@ -55,7 +55,7 @@ from impact.heterogeneity.cddf.tables import (
     NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
 )
 from impact.heterogeneity.params import GroupDimension, HeterogeneityParams
-from impact.spill import spilling
+from impact.spill import insert_distinct, spilling
 
 __all__ = ["cddf_quality_file"]
 
@@ -124,10 +124,8 @@ class _Tally:
         inv, keys = pd.factorize(cl * T + typ)
         self.parts.append((np.asarray(keys, dtype="int64"),
                            np.bincount(inv, minlength=len(keys)).astype("float64")))
-        batch = pa.table({"client": pa.array(s[self.client_col]),  # noqa: F841 (by name)
-                          "cl": cl, "type": typ})
-        self.con.execute("INSERT INTO trip SELECT DISTINCT CAST(client AS VARCHAR), cl, type "
-                         "FROM batch")
+        insert_distinct(self.con, "trip",
+                        {"client": pa.array(s[self.client_col]), "cl": cl, "type": typ})
         return _level_columns(self.types, codes, s["quality_a"].to_numpy(dtype="float64"),
                               s["quality_b"].to_numpy(dtype="float64"))
 
