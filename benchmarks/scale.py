@@ -41,6 +41,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import headline  # noqa: E402  (benchmarks/headline.py)
 
+from impact.procmem import tree_rss_kb  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["dvc.yaml", "params.yaml", "pipeline", "data/reference", ".dvc/config"]
 NATIONAL = {"simulate.preset": "national", "simulate.start": None, "simulate.end": None,
@@ -84,33 +86,6 @@ def stage_commands(work: Path) -> list[tuple[str, str]]:
         return [(s.addressing, s.cmd) for s in order]
     finally:
         os.chdir(cwd)
-
-
-def tree_rss_kb(root: int) -> int:
-    """Summed resident memory (kB) of process ``root`` and its descendants (Linux /proc;
-    0 elsewhere)."""
-    children: dict[int, list[int]] = {}
-    pages: dict[int, int] = {}
-    try:
-        entries = [d for d in os.listdir("/proc") if d.isdigit()]
-    except OSError:
-        return 0
-    for d in entries:
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{d}/statm") as f:
-                pages[int(d)] = int(f.read().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
-    total, todo = 0, [root]
-    while todo:
-        p = todo.pop()
-        total += pages.get(p, 0) * page_kb
-        todo += children.get(p, [])
-    return total
 
 
 #: runs a stage's command in a shell and writes its children's peak ru_maxrss (kB) to the
@@ -167,6 +142,29 @@ def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
     return time.perf_counter() - t0, max(maxrss, peak[0]) / 1024, proc.returncode
 
 
+#: the stage name of the end-to-end run in scale.csv
+REPRO = "[impact repro --jobs 2, end to end]"
+
+
+def end_to_end(work: Path, rows: list[dict], scale: float, log) -> dict:
+    """The whole pipeline in ``work`` by ``impact repro --jobs 2 --force`` (its default
+    memory budget), as ``make repro`` runs it: wall time and the peak of all its
+    processes together. It is planned from this size's stage-by-stage run (its times and
+    peaks, as ``impact repro`` keeps them from a previous run of its own)."""
+    from impact.repro import PEAKS, TIMES
+
+    mine = [r for r in rows if r["scale"] == scale]
+    for path, key in ((TIMES, "wall_s"), (PEAKS, "peak_rss_mb")):
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text(json.dumps({r["stage"]: r[key] for r in mine}))
+    wall, rss, code = run_stage(f"{Path(sys.executable).parent / 'impact'} repro --jobs 2 "
+                                "--force", work, log)
+    print(f"[bench] scale {scale:g} end to end: {wall:.1f} s, {rss:.0f} MB, exit {code}",
+          file=sys.stderr, flush=True)
+    return {"stage": REPRO, "wall_s": round(wall, 2), "peak_rss_mb": round(rss, 1),
+            "exit_code": code}
+
+
 def machine() -> str:
     mem = ""
     try:
@@ -200,9 +198,14 @@ def markdown(df: pd.DataFrame, exp: pd.DataFrame) -> str:
     out = [f"# Pipeline at scale (national preset)", "", f"Machine: {machine()}", ""]
     for scale, d in df.groupby("scale", sort=True):
         pm = d["person_months"].iloc[0]
+        e2e, d = d[d["stage"] == REPRO], d[d["stage"] != REPRO]
         out += [f"## scale {scale:g}: {pm:,.0f} person-months, {d['wall_s'].sum() / 60:.1f} min "
-                f"in all, peak {d['peak_rss_mb'].max() / 1024:.2f} GB", "",
-                "| stage | wall (s) | peak RSS (MB) | exit |", "|---|---:|---:|---:|"]
+                f"stage by stage, peak {d['peak_rss_mb'].max() / 1024:.2f} GB", ""]
+        out += [f"End to end (`impact repro --jobs 2`, as `make repro`): "
+                f"{r.wall_s / 60:.1f} min, peak {r.peak_rss_mb / 1024:.2f} GB of all its "
+                f"processes together, exit {r.exit_code}." for r in e2e.itertuples()]
+        out += [""] if len(e2e) else []
+        out += ["| stage | wall (s) | peak RSS (MB) | exit |", "|---|---:|---:|---:|"]
         out += [f"| {r.stage} | {r.wall_s:.1f} | {r.peak_rss_mb:.0f} | {r.exit_code} |"
                 for r in d.itertuples()]
         out.append("")
@@ -222,6 +225,10 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="extra params, e.g. estimate.n_boot=99 (YAML values)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    ap.add_argument("--repro-sizes", type=float, nargs="*", default=None,
+                    help="sizes at which the whole pipeline is also run end to end by "
+                         "`impact repro --jobs 2 --force` (default: the largest size; "
+                         "none: --repro-sizes with no size)")
     ap.add_argument("--headline", nargs="*", default=list(headline.METHODS),
                     choices=headline.METHODS, metavar="METHOD",
                     help="the headline regression by these methods on each size's panel "
@@ -245,6 +252,9 @@ def main() -> None:
                 if code:
                     failed = True
                     break
+            repro_sizes = [max(args.sizes)] if args.repro_sizes is None else args.repro_sizes
+            if not failed and scale in repro_sizes:
+                rows.append({"scale": scale, **end_to_end(work, rows, scale, log)})
         summary = work / "data" / "panel" / "summary.json"
         pm = json.loads(summary.read_text())["person_months"] if summary.exists() else float("nan")
         for r in rows:

@@ -42,3 +42,40 @@ def test_exit_codes_and_signals_pass_through(tmp_path):
     with open(tmp_path / "log", "w") as log:
         assert scale.run_stage("exit 3", tmp_path, log)[2] == 3
         assert scale.run_stage("kill -9 $$", tmp_path, log)[2] == -9
+
+
+def test_end_to_end_runs_impact_repro_planned_from_the_stage_run(tmp_path):
+    """The bench's end-to-end row: `impact repro --jobs 2 --force` in the scratch copy,
+    its times and peaks files written from the stage-by-stage rows first."""
+    import json
+    import subprocess
+
+    from impact.repro import PEAKS, TIMES
+    from pipeline_utils import env
+
+    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
+    subprocess.run(["dvc", "init", "-q"], **sh)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n"
+        "  b:\n    cmd: cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n")
+    rows = [{"scale": 0.5, "stage": "a", "wall_s": 3.0, "peak_rss_mb": 70.0},
+            {"scale": 0.5, "stage": "b", "wall_s": 4.0, "peak_rss_mb": 80.0},
+            {"scale": 1.0, "stage": "a", "wall_s": 9.0, "peak_rss_mb": 90.0}]
+    with open(tmp_path / "log", "w") as log:
+        row = scale.end_to_end(tmp_path, rows, 0.5, log)
+    assert row["stage"] == scale.REPRO and row["exit_code"] == 0, (tmp_path / "log").read_text()
+    assert row["wall_s"] > 0 and row["peak_rss_mb"] > 10
+    assert (tmp_path / "b.txt").read_text() == "a\n"
+    # the run kept its own times and peaks over the ones written from the rows of size 0.5
+    times = json.loads((tmp_path / TIMES).read_text())
+    assert set(times) == {"a", "b"} and times["a"] != 3.0
+    assert set(json.loads((tmp_path / PEAKS).read_text())) == {"a", "b"}
+    import pandas as pd
+
+    md = scale.markdown(pd.DataFrame([{**r, "exit_code": 0, "person_months": 10}
+                                      for r in rows[:2]] + [{**row, "scale": 0.5,
+                                                            "person_months": 10}]),
+                        pd.DataFrame())
+    assert "End to end (`impact repro --jobs 2`, as `make repro`)" in md
+    assert f"| {scale.REPRO} |" not in md  # not a stage row, and not in the sums

@@ -113,3 +113,57 @@ def test_a_stage_log_line_is_tagged_once():
     assert _tagged("Running stage 'panel':\n", "panel") == "[panel] Running stage 'panel':\n"
     assert _tagged("[panel-extra] x\n", "panel") == "[panel] [panel-extra] x\n"
     assert _tagged("\n", "panel") == "\n"
+
+
+def test_memory_budget_fits_and_backfill():
+    from impact.repro import _fits
+
+    peaks = {"big": 800.0, "other": 800.0, "small": 100.0}
+    assert _fits(["big"], [], peaks, 1000.0)  # alone always, even above the budget
+    assert _fits(["big"], [(["small"], 50.0)], peaks, None)  # no budget
+    assert not _fits(["other"], [(["big"], 10.0)], peaks, 1000.0)
+    assert _fits(["small"], [(["big"], 10.0)], peaks, 1000.0)
+    # a running lane counts its memory now when above its last peak
+    assert not _fits(["small"], [(["big"], 950.0)], peaks, 1000.0)
+    # a stage never seen counts 0; a batch its largest member
+    assert _fits(["new"], [(["big"], 10.0)], peaks, 1000.0)
+    assert not _fits(["new", "other"], [(["small"], 10.0)], peaks, 800.0)
+
+
+def test_stages_whose_peaks_do_not_fit_do_not_overlap(tmp_path, monkeypatch):
+    """With a budget, two stages whose last peaks sum above it run one after the other; a
+    short one that fits runs beside (backfill); peaks of the run are recorded."""
+    import io
+    import json
+    import subprocess
+
+    from impact.repro import PEAKS, TIMES, run
+    from pipeline_utils import env
+
+    monkeypatch.chdir(tmp_path)
+    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
+    subprocess.run(["dvc", "init", "-q"], **sh)
+    cmd = ("python -c \"import time; s = time.time(); time.sleep({secs}); "
+           "open('{name}.txt', 'w').write(f'{{s}} {{time.time()}}')\"")
+    (tmp_path / "dvc.yaml").write_text("stages:\n" + "".join(
+        f"  {n}:\n    cmd: {cmd.format(secs=secs, name=n)}\n    outs: [{n}.txt]\n"
+        for n, secs in (("big", 3), ("other", 3), ("small", 0.5))))
+    (tmp_path / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
+    (tmp_path / TIMES).write_text(json.dumps({"big": 9.0, "other": 8.0, "small": 1.0}))
+    (tmp_path / PEAKS).write_text(json.dumps({"big": 800.0, "other": 800.0, "small": 1.0}))
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, out.getvalue()
+    span = {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
+            for n in ("big", "other", "small")}
+    assert span["other"][0] >= span["big"][1]  # no overlap: other waited for big
+    assert span["small"][1] <= span["other"][0]  # small went beside big, before other
+    assert "other waits for memory (0.8 GB at its last run, 1.0 GB budget)" in out.getvalue()
+    peaks = json.loads((tmp_path / PEAKS).read_text())
+    assert all(peaks[n] > 1.0 for n in ("big", "other"))  # this run's (a dvc process each)
+    # without a budget the two big ones overlap
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, force=True, out=out) == 0, out.getvalue()
+    span = {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
+            for n in ("big", "other")}
+    assert span["other"][0] < span["big"][1]

@@ -74,18 +74,24 @@ def repro(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
                                       help="stages run at once (memory: jobs x one stage)")] = 2,
     force: Annotated[bool, typer.Option("--force", "-f", help="rerun every stage")] = False,
+    memory_gb: Annotated[float | None, typer.Option(
+        "--memory-gb", min=0,
+        help="stages side by side only as far as their last peaks fit in this many GB "
+             "(default: half the machine's memory; 0: no limit)")] = None,
 ) -> None:
     """`dvc repro` with independent stages side by side (run in the project folder).
 
     The same stages, outputs and dvc.lock as `dvc repro`; each stage still runs through
     DVC. On a two-core machine the default pipeline takes a good deal less wall time.
+    A stage whose last run's peak memory would not fit beside the running ones waits.
     """
-    from impact.repro import run
+    from impact.repro import default_memory_mb, run
 
     if not Path("dvc.yaml").exists():
         console.print("[red]impact repro: no dvc.yaml here; run it in the project folder[/red]")
         raise typer.Exit(2)
-    raise typer.Exit(run(Path("."), jobs=jobs, force=force))
+    budget = default_memory_mb() if memory_gb is None else (memory_gb * 1024 or None)
+    raise typer.Exit(run(Path("."), jobs=jobs, force=force, memory_mb=budget))
 
 
 @app.command("queue-status")

@@ -24,7 +24,16 @@ process wait for the lock instead of failing. This module is that, automated:
 Each stage writes its own entry of ``dvc.lock`` under DVC's lock, so ``dvc status``,
 ``dvc exp`` and a later ``dvc repro`` see the same state as after a serial run. Every
 stage is deterministic, so outputs are byte-identical to a serial run (tested).
-Memory: ``jobs`` stages at once need up to ``jobs`` times one stage's peak.
+
+Memory: stages side by side need the sum of their peaks. Each lane's process tree is
+sampled every second (``procmem.tree_rss_kb``) and a stage's peak is kept beside its time
+(``.dvc/tmp/impact-repro-peaks.json``). With a memory budget (``memory_mb``; the CLI's
+default is half the machine's memory) a stage starts beside running ones only when its
+last peak plus theirs (the larger of their last peak and their memory now) fits; a stage
+that does not fit waits, and a later one that fits may go first. A stage alone always
+runs. Before a first run nothing is known and only ``jobs`` limits: at national scale run
+once with ``--jobs 1`` (``make bench`` writes this file from its stage-by-stage run before
+its end-to-end one).
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Plan", "plan", "prune_lock", "run"]
+__all__ = ["Plan", "plan", "prune_lock", "run", "default_memory_mb"]
 
 TIMES = Path(".dvc/tmp/impact-repro-times.json")
+PEAKS = Path(".dvc/tmp/impact-repro-peaks.json")  # MB per stage, of its last run
 
 
 @dataclass
@@ -132,6 +142,14 @@ def prune_lock(root: Path) -> list[str]:
     return stale
 
 
+def _load(path: Path) -> dict[str, float]:
+    """A ``{stage: number}`` file of an earlier run ({} when missing or unreadable)."""
+    try:
+        return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 def _priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
     """Seconds of work on the longest chain from each stage to the end (this stage's
     last time plus its slowest downstream chain). A stage not yet timed here counts its
@@ -173,6 +191,8 @@ class _Lane:
         self.current = batch[0]
         self.started: dict[str, float] = {}
         self.secs: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}  # sampled peak of the lane's tree per stage
+        self.now_mb = 0.0
         self.ran: set[str] = set()  # stages DVC ran (not found unchanged and skipped)
         self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -200,6 +220,20 @@ class _Lane:
                 self.out.flush()
         self._clock(None)
 
+    def remaining(self, times: dict[str, float], expected: dict[str, float]) -> float:
+        """Seconds the lane's stages still need by the last run's times (0 when over)."""
+        left = self.batch[self.batch.index(self.current):]
+        total = sum(times.get(s, expected.get(s, 1.0)) for s in left)
+        return max(0.0, total - (time.perf_counter() - self.started.get(self.current,
+                                                                         time.perf_counter())))
+
+    def sample(self) -> None:
+        """The lane's process tree's resident memory now, kept as the running stage's."""
+        from impact.procmem import tree_rss_kb
+
+        self.now_mb = tree_rss_kb(self.proc.pid) / 1024
+        self.peak_mb[self.current] = max(self.peak_mb.get(self.current, 0.0), self.now_mb)
+
     def finished(self) -> tuple[list[str], int] | None:
         """None while running; else (stages finished without error, exit code)."""
         rc = self.proc.poll()
@@ -223,9 +257,38 @@ def _batch(ready: list[str], prio: dict[str, float], jobs: int) -> list[str]:
     return sib[:max(1, -(-len(sib) // (4 * max(jobs, 1))))]
 
 
+def default_memory_mb() -> float | None:
+    """Half the machine's physical memory (None where unknown): the budget of stages run
+    side by side, leaving the rest to the system and the user's other work."""
+    from impact.procmem import physical_memory_mb
+
+    total = physical_memory_mb()
+    return None if total is None else total / 2
+
+
+def _need(batch: list[str], peaks: dict[str, float]) -> float:
+    """MB a lane running ``batch`` is expected to need: its largest stage's last peak."""
+    return max((peaks.get(s, 0.0) for s in batch), default=0.0)
+
+
+def _fits(batch: list[str], running: list[tuple[list[str], float]],
+          peaks: dict[str, float], budget: float | None) -> bool:
+    """Whether ``batch`` may start beside ``running`` lanes ((batch, MB now) each) within
+    ``budget`` MB; alone, or without a budget, always."""
+    if budget is None or not running:
+        return True
+    held = sum(max(_need(b, peaks), now) for b, now in running)
+    return held + _need(batch, peaks) <= budget
+
+
+def _gb(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB"
+
+
 def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout,
-        dvc: list[str] | None = None) -> int:
-    """Reproduce the pipeline in ``root`` with up to ``jobs`` stages at once.
+        dvc: list[str] | None = None, memory_mb: float | None = None) -> int:
+    """Reproduce the pipeline in ``root`` with up to ``jobs`` stages at once, and, given
+    ``memory_mb``, only as many as fit in that many MB by their last peaks (module notes).
 
     Returns the exit code: 0, or the first failing stage's code (running stages are
     finished, nothing new is started, and the failure is named last).
@@ -243,13 +306,11 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     if not p.stages:
         out.write("Data and pipelines are up to date.\n")
         return 0
-    times_path = root / TIMES
-    try:
-        times = json.loads(times_path.read_text())
-    except (OSError, ValueError):
-        times = {}
+    times_path, peaks_path = root / TIMES, root / PEAKS
+    times, peaks = _load(times_path), _load(peaks_path)
     prio = _priority(p, times)
-    out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time\n")
+    budget = f", within {_gb(memory_mb)} by their last peaks" if memory_mb else ""
+    out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time{budget}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1",
            "DVC_NO_UPDATE_CHECK": "1"}
     lock = threading.Lock()
@@ -257,10 +318,32 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     done: set[str] = set()
     lanes: list[_Lane] = []
     failed: tuple[str, int] | None = None
+    held_back: set[str] = set()
+    next_sample = 0.0
     while waiting or lanes:
         ready = sorted((s for s in waiting if p.upstream[s] <= done), key=lambda s: -prio[s])
         while failed is None and ready and len(lanes) < max(jobs, 1):
-            batch = _batch(ready, prio, jobs)
+            running = [(lane.batch, lane.now_mb) for lane in lanes]
+            # the most urgent batch if it fits in memory; else one that fits and, by the
+            # last run's times, ends before the running lanes do, so that it does not
+            # delay the one waiting (backfilling)
+            horizon = None
+            for first in ready:
+                batch = _batch([first] + [s for s in ready if s != first], prio, jobs)
+                secs = sum(times.get(s, p.expected.get(s, 1.0)) for s in batch)
+                if _fits(batch, running, peaks, memory_mb) and (
+                        horizon is None or secs <= horizon):
+                    break
+                if horizon is None:
+                    horizon = max(lane.remaining(times, p.expected) for lane in lanes)
+                    if first not in held_back:
+                        held_back.add(first)
+                        with lock:
+                            out.write(f"impact repro: {first} waits for memory "
+                                      f"({_gb(_need(batch, peaks))} at its last run, "
+                                      f"{_gb(memory_mb or 0)} budget)\n")
+            else:
+                break
             for s in batch:
                 ready.remove(s)
                 waiting.remove(s)
@@ -270,6 +353,10 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
         if failed is not None and not lanes:
             break
         time.sleep(0.05)
+        if time.perf_counter() >= next_sample:
+            next_sample = time.perf_counter() + 1.0
+            for lane in lanes:
+                lane.sample()
         for lane in list(lanes):
             res = lane.finished()
             if res is None:
@@ -279,20 +366,25 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
             for s in ok:
                 done.add(s)
                 secs = round(lane.secs.get(s, 0.0), 1)
+                peak = lane.peak_mb.get(s)
                 if s in lane.ran:  # a skipped stage says nothing of how long it runs
                     times[s] = secs
+                    if peak:
+                        peaks[s] = round(peak, 1)
                 with lock:
-                    out.write(f"impact repro: {s} done in {secs:.1f} s "
+                    out.write(f"impact repro: {s} done in {secs:.1f} s"
+                              f"{f', peak {_gb(peak)}' if peak else ''} "
                               f"[{len(done)}/{len(p.stages)}]\n")
             if rc != 0 and failed is None:
                 failed = (lane.current, rc)
             # stages of a failed batch after the failing one were not run
             waiting += [s for s in lane.batch if s not in ok and s != lane.current]
-    try:
-        times_path.parent.mkdir(parents=True, exist_ok=True)
-        times_path.write_text(json.dumps(dict(sorted(times.items())), indent=1))
-    except OSError:
-        pass
+    for path, values in ((times_path, times), (peaks_path, peaks)):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dict(sorted(values.items())), indent=1))
+        except OSError:
+            pass
     if failed is not None:
         out.write(f"impact repro: stage {failed[0]} failed (exit {failed[1]}); its output "
                   "is above. Stages after it were not run.\n")

@@ -239,6 +239,10 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
             rows.append({**common, **_quality(r, params, measure, sums=panel is not None)})
         if "adoption" in blocks and adoption is not None:
             rows.append({**common, **_adoption(r, adoption, shocks, params)})
+        # freed before the next measure's frame is made, not when it replaces this one
+        # (at national size one measure's reviews are about 3 GB)
+        del r
+        release_memory()
     out = pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
     small = (out["n_clients"] < min_cell) | (out["n_events"].fillna(min_cell) < min_cell)
     out["published"] = ~small & out["estimate"].notna()
