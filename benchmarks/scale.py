@@ -44,7 +44,7 @@ import headline  # noqa: E402  (benchmarks/headline.py)
 from impact.procmem import tree_rss_kb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ["dvc.yaml", "params.yaml", "pipeline", "data/reference", ".dvc/config"]
+COPY = ["dvc.yaml", "params.yaml", "pipeline", "src", "data/reference", ".dvc/config"]
 NATIONAL = {"simulate.preset": "national", "simulate.start": None, "simulate.end": None,
             "panel.start": "2014-01", "panel.end": "2023-12"}
 
