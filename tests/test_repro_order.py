@@ -1,6 +1,7 @@
 """`impact repro`'s ordering of ready stages (the DVC side is tests/test_dvc_pipeline.py)."""
 
-from impact.repro import Plan, _priority, _tagged
+from impact.repro import Plan, _tagged
+from impact.schedule import priority as _priority
 
 
 def _plan():
@@ -116,7 +117,7 @@ def test_a_stage_log_line_is_tagged_once():
 
 
 def test_memory_budget_fits_and_backfill():
-    from impact.repro import _fits
+    from impact.schedule import fits as _fits
 
     peaks = {"big": 800.0, "other": 800.0, "small": 100.0}
     assert _fits(["big"], [], peaks, 1000.0)  # alone always, even above the budget
@@ -132,7 +133,9 @@ def test_memory_budget_fits_and_backfill():
 
 def test_stages_whose_peaks_do_not_fit_do_not_overlap(tmp_path, monkeypatch):
     """With a budget, two stages whose last peaks sum above it run one after the other; a
-    short one that fits runs beside (backfill); peaks of the run are recorded."""
+    short one that fits runs beside (backfill); peaks of the run are recorded. Without a
+    budget the two run side by side. (A stage that must overlap another waits for it to
+    start, up to a minute: the test does not depend on the machine's speed.)"""
     import io
     import json
     import subprocess
@@ -144,26 +147,70 @@ def test_stages_whose_peaks_do_not_fit_do_not_overlap(tmp_path, monkeypatch):
     sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
     subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
     subprocess.run(["dvc", "init", "-q"], **sh)
-    cmd = ("python -c \"import time; s = time.time(); time.sleep({secs}); "
-           "open('{name}.txt', 'w').write(f'{{s}} {{time.time()}}')\"")
-    (tmp_path / "dvc.yaml").write_text("stages:\n" + "".join(
-        f"  {n}:\n    cmd: {cmd.format(secs=secs, name=n)}\n    outs: [{n}.txt]\n"
-        for n, secs in (("big", 3), ("other", 3), ("small", 0.5))))
+    # stage.py NAME SECONDS [OTHER]: marks its start, waits for OTHER's start (if given,
+    # at most 60 s), sleeps, and writes its start and end times
+    (tmp_path / "stage.py").write_text(
+        "import os, sys, time\ns = time.time()\nopen(sys.argv[1] + '.started', 'w')\n"
+        "while len(sys.argv) > 3 and not os.path.exists(sys.argv[3] + '.started') "
+        "and time.time() < s + 60:\n    time.sleep(0.05)\ntime.sleep(float(sys.argv[2]))\n"
+        "open(sys.argv[1] + '.txt', 'w').write(f'{s} {time.time()}')\n")
+
+    def pipeline(*stages):
+        for f in tmp_path.glob("*.started"):
+            f.unlink()
+        (tmp_path / "dvc.yaml").write_text("stages:\n" + "".join(
+            f"  {n}:\n    cmd: python stage.py {n} {args}\n    outs: [{n}.txt]\n"
+            for n, args in stages))
+
+    def spans(*names):
+        return {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
+                for n in names}
+
+    pipeline(("big", "1 small"), ("other", "1"), ("small", "0.2"))
     (tmp_path / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
     (tmp_path / TIMES).write_text(json.dumps({"big": 9.0, "other": 8.0, "small": 1.0}))
     (tmp_path / PEAKS).write_text(json.dumps({"big": 800.0, "other": 800.0, "small": 1.0}))
     out = io.StringIO()
     assert run(tmp_path, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, out.getvalue()
-    span = {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
-            for n in ("big", "other", "small")}
+    span = spans("big", "other", "small")
     assert span["other"][0] >= span["big"][1]  # no overlap: other waited for big
-    assert span["small"][1] <= span["other"][0]  # small went beside big, before other
+    assert span["big"][1] < span["big"][0] + 60  # small went beside big (backfill)
     assert "other waits for memory (0.8 GB at its last run, 1.0 GB budget)" in out.getvalue()
     peaks = json.loads((tmp_path / PEAKS).read_text())
     assert all(peaks[n] > 1.0 for n in ("big", "other"))  # this run's (a dvc process each)
-    # without a budget the two big ones overlap
+    # without a budget big and other run side by side
+    pipeline(("big", "0 other"), ("other", "0.2"))
     out = io.StringIO()
     assert run(tmp_path, jobs=2, force=True, out=out) == 0, out.getvalue()
-    span = {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
-            for n in ("big", "other")}
-    assert span["other"][0] < span["big"][1]
+    span = spans("big", "other")
+    assert span["other"][0] < span["big"][1] < span["big"][0] + 60
+
+
+def test_the_next_batch_within_the_budget():
+    """The most urgent batch when it fits; else a shorter one that fits and ends before
+    the running lanes (backfill); a family's batch leaves out siblings larger than its
+    first stage; nothing when nothing fits in time."""
+    from impact.schedule import choose
+
+    peaks = {"het": 9000.0, "e@hazard": 8000.0, "e@ols": 500.0, "sweep": 300.0}
+    times = {"het": 800.0, "e@hazard": 300.0, "e@ols": 90.0, "sweep": 10.0}
+    prio = {s: t for s, t in times.items()}
+    secs = lambda b: sum(times[s] for s in b)  # noqa: E731
+    kw = dict(prio=prio, jobs=1, peaks=peaks, secs=secs, budget=10000.0)
+    # nothing running: the most urgent, whatever its peak
+    assert choose(["het", "sweep"], running=[], horizon=lambda: 0.0, **kw) == (["het"], None)
+    # het runs (9 GB): e@hazard cannot go beside it; sweep fits and ends in time
+    ready = ["e@hazard", "sweep"]
+    assert choose(ready, running=[(["het"], 100.0)], horizon=lambda: 50.0, **kw) \
+        == (["sweep"], "e@hazard")
+    # ...but not when it would outlast the running lane: it would delay e@hazard
+    assert choose(ready, running=[(["het"], 100.0)], horizon=lambda: 5.0, **kw) \
+        == (None, "e@hazard")
+    # a family's batch (9 siblings, jobs 1: a quarter per lane) without larger siblings
+    fam = ["e@ols"] + [f"e@s{i}" for i in range(7)] + ["e@hazard"]
+    fam_prio = {s: 100.0 - i for i, s in enumerate(fam)}
+    fam_prio["e@hazard"] = 99.5  # second most urgent
+    ready = sorted(fam, key=lambda s: -fam_prio[s])
+    b, held = choose(ready, prio=fam_prio, jobs=1, running=[], peaks=peaks, secs=secs,
+                     horizon=lambda: 0.0, budget=10000.0)
+    assert held is None and b[0] == "e@ols" and "e@hazard" not in b and len(b) == 2

@@ -85,7 +85,8 @@ def repro(
     DVC. On a two-core machine the default pipeline takes a good deal less wall time.
     A stage whose last run's peak memory would not fit beside the running ones waits.
     """
-    from impact.repro import default_memory_mb, run
+    from impact.procmem import default_memory_mb
+    from impact.repro import run
 
     if not Path("dvc.yaml").exists():
         console.print("[red]impact repro: no dvc.yaml here; run it in the project folder[/red]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["tree_rss_kb", "physical_memory_mb"]
+__all__ = ["tree_rss_kb", "physical_memory_mb", "default_memory_mb"]
 
 
 def tree_rss_kb(root: int) -> int:
@@ -48,3 +48,10 @@ def physical_memory_mb() -> float | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def default_memory_mb() -> float | None:
+    """Half the machine's physical memory (None where unknown): ``impact repro``'s budget
+    for stages run side by side, leaving the rest to the system and the user's other work."""
+    total = physical_memory_mb()
+    return None if total is None else total / 2

@@ -49,7 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Plan", "plan", "prune_lock", "run", "default_memory_mb"]
+from impact.schedule import choose, priority
+
+__all__ = ["Plan", "plan", "prune_lock", "run"]
 
 TIMES = Path(".dvc/tmp/impact-repro-times.json")
 PEAKS = Path(".dvc/tmp/impact-repro-peaks.json")  # MB per stage, of its last run
@@ -150,21 +152,6 @@ def _load(path: Path) -> dict[str, float]:
         return {}
 
 
-def _priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
-    """Seconds of work on the longest chain from each stage to the end (this stage's
-    last time plus its slowest downstream chain). A stage not yet timed here counts its
-    ``expected_seconds`` from dvc.yaml (1 s if none): the order of a first run."""
-    down: dict[str, list[str]] = {s: [] for s in p.stages}
-    for s, ups in p.upstream.items():
-        for u in ups:
-            down[u].append(s)
-    memo: dict[str, float] = {}
-    for s in reversed(p.stages):  # ``plan`` lists upstream stages first
-        memo[s] = times.get(s, p.expected.get(s, 1.0)) + max((memo[d] for d in down[s]),
-                                                             default=0.0)
-    return memo
-
-
 def _tagged(line: str, stage: str) -> str:
     """``line`` of ``stage``'s output with the stage's name in front. A stage's own log
     lines already begin with ``[name]`` (``stage.run_stage``, the name without a foreach
@@ -244,43 +231,6 @@ class _Lane:
         return ok, rc
 
 
-def _batch(ready: list[str], prio: dict[str, float], jobs: int) -> list[str]:
-    """The next lane's stages: the most urgent ready stage and, when it is one of a
-    ``foreach``/``matrix`` family (``name@key``), the next most urgent of its ready
-    siblings, a quarter of them per lane (each ``dvc`` process costs about 2 s before its
-    first stage starts; smaller batches keep the lanes even at the end)."""
-    first = ready[0]
-    if "@" not in first:
-        return [first]
-    family = first.split("@")[0] + "@"
-    sib = [s for s in ready if s.startswith(family)]
-    return sib[:max(1, -(-len(sib) // (4 * max(jobs, 1))))]
-
-
-def default_memory_mb() -> float | None:
-    """Half the machine's physical memory (None where unknown): the budget of stages run
-    side by side, leaving the rest to the system and the user's other work."""
-    from impact.procmem import physical_memory_mb
-
-    total = physical_memory_mb()
-    return None if total is None else total / 2
-
-
-def _need(batch: list[str], peaks: dict[str, float]) -> float:
-    """MB a lane running ``batch`` is expected to need: its largest stage's last peak."""
-    return max((peaks.get(s, 0.0) for s in batch), default=0.0)
-
-
-def _fits(batch: list[str], running: list[tuple[list[str], float]],
-          peaks: dict[str, float], budget: float | None) -> bool:
-    """Whether ``batch`` may start beside ``running`` lanes ((batch, MB now) each) within
-    ``budget`` MB; alone, or without a budget, always."""
-    if budget is None or not running:
-        return True
-    held = sum(max(_need(b, peaks), now) for b, now in running)
-    return held + _need(batch, peaks) <= budget
-
-
 def _gb(mb: float) -> str:
     return f"{mb / 1024:.1f} GB"
 
@@ -308,7 +258,7 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
         return 0
     times_path, peaks_path = root / TIMES, root / PEAKS
     times, peaks = _load(times_path), _load(peaks_path)
-    prio = _priority(p, times)
+    prio = priority(p, times)
     budget = f", within {_gb(memory_mb)} by their last peaks" if memory_mb else ""
     out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time{budget}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1",
@@ -318,31 +268,22 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     done: set[str] = set()
     lanes: list[_Lane] = []
     failed: tuple[str, int] | None = None
-    held_back: set[str] = set()
+    held_back: set[str] = set()  # stages said to wait for memory
     next_sample = 0.0
     while waiting or lanes:
         ready = sorted((s for s in waiting if p.upstream[s] <= done), key=lambda s: -prio[s])
         while failed is None and ready and len(lanes) < max(jobs, 1):
-            running = [(lane.batch, lane.now_mb) for lane in lanes]
-            # the most urgent batch if it fits in memory; else one that fits and, by the
-            # last run's times, ends before the running lanes do, so that it does not
-            # delay the one waiting (backfilling)
-            horizon = None
-            for first in ready:
-                batch = _batch([first] + [s for s in ready if s != first], prio, jobs)
-                secs = sum(times.get(s, p.expected.get(s, 1.0)) for s in batch)
-                if _fits(batch, running, peaks, memory_mb) and (
-                        horizon is None or secs <= horizon):
-                    break
-                if horizon is None:
-                    horizon = max(lane.remaining(times, p.expected) for lane in lanes)
-                    if first not in held_back:
-                        held_back.add(first)
-                        with lock:
-                            out.write(f"impact repro: {first} waits for memory "
-                                      f"({_gb(_need(batch, peaks))} at its last run, "
-                                      f"{_gb(memory_mb or 0)} budget)\n")
-            else:
+            batch, held = choose(
+                ready, prio, jobs, [(lane.batch, lane.now_mb) for lane in lanes], peaks,
+                lambda b: sum(times.get(s, p.expected.get(s, 1.0)) for s in b),
+                lambda: max(lane.remaining(times, p.expected) for lane in lanes), memory_mb)
+            if held is not None and held not in held_back:
+                held_back.add(held)
+                with lock:
+                    out.write(f"impact repro: {held} waits for memory "
+                              f"({_gb(peaks.get(held, 0.0))} at its last run, "
+                              f"{_gb(memory_mb or 0)} budget)\n")
+            if batch is None:
                 break
             for s in batch:
                 ready.remove(s)

@@ -79,9 +79,9 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     means of quality (module notes). Column ``exit_progress`` is the outcome (0/1 for
     ``ladder_step`` and 0/1 measures; the value otherwise).
 
-    ``panel``: the path of the panel's Parquet file, read by DuckDB (``progress_stream``;
-    ``con`` a connection to use) so that the panel is never held whole: the interval
-    means come from it, and so do the reviews' person-months when ``pm`` is None (else
+    ``panel``: the path of the panel's Parquet file (``progress_stream``; ``con`` a DuckDB
+    connection to use) so that the panel is never held whole: the interval means come
+    from a pass over it, and so do the reviews' person-months when ``pm`` is None (else
     ``pm`` need hold only those, as ``progress_stream.review_months`` gives them). The
     same frame."""
     p = progress[progress["measure"].astype(str) == measure]
@@ -137,7 +137,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     if panel is not None:  # the means of each review, in r's order: no merge copies r
         from impact.heterogeneity.progress_stream import interval_means
 
-        means = interval_means(panel, rk, con=con)
+        means = interval_means(panel, rk)
         # (the review months from the file come without quality columns)
         r = r.drop(columns=["quality_a", "quality_b", "quality_score"], errors="ignore")
         for c in ("quality_a", "quality_b", "quality_score"):
@@ -207,10 +207,11 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
                      ) -> pd.DataFrame:
     """Quality and programme effects on every measure of ``progress`` (module notes).
 
-    ``panel``: the path of the panel's Parquet file, read by DuckDB so that ``pm`` may be
-    None (``progress_stream``, ``threads`` DuckDB threads): one query for the person-months
-    of every measure's reviews (when ``pm`` is None), one per measure for the interval
-    means. The same table, in memory the size of the reviews."""
+    ``panel``: the path of the panel's Parquet file, read so that ``pm`` may be None
+    (``progress_stream``, ``threads`` DuckDB threads): one DuckDB query for the
+    person-months of every measure's reviews (when ``pm`` is None), one pass in batches
+    per measure for the interval means. The same table, in memory the size of the
+    reviews."""
     rows: list[dict] = []
     if progress is None or progress.empty:
         return pd.DataFrame(columns=list(PROGRESS_COLUMNS))

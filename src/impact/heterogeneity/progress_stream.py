@@ -1,28 +1,33 @@
-"""The panel's person-months that ``progress`` needs, read from its Parquet file by DuckDB.
+"""The panel's person-months that ``progress`` needs, read from its Parquet file.
 
 Notes
 -----
 ``progress.review_frame`` uses the panel in two places only: the person-month of each
 review (its covariates) and the interval means of quality over the person-months of each
 review's spell since its baseline. At national scale the panel (64 million person-months)
-must not be held in pandas whole, so with ``panel=`` (the file's path) both come from a
-DuckDB query over the file (out of core: ``spill.spilling``'s memory limit, spilling to a
-temporary folder), reading only the columns used:
+must not be held in pandas whole, so with ``panel=`` (the file's path) both come from the
+file, reading only the columns used:
 
-- ``review_months``: a semi join of the file with the reviews' (client, month) keys, the
+- ``review_months``: a DuckDB semi join of the file with the reviews' (client, month) keys
+  (out of core: ``spill.spilling``'s memory limit, spilling to a temporary folder), the
   rows put back in file order (DuckDB's ``file_row_number``). Then
   ``progress._with_person_month`` joins them exactly as it joins the whole panel.
   Memory: the kept rows, about one in six person-months when clients are reviewed every
   six months.
 - ``interval_means``: each person-month with both quality halves goes to the first review
-  of its spell at or after it (an ``ASOF JOIN`` on spell and ``t <= t_review``, as
-  ``pd.merge_asof(direction="forward")`` does), and counts when it lies after that
-  review's baseline month; the means are taken per review in the same query.
+  of its spell at or after it (as ``pd.merge_asof(direction="forward")`` does), and counts
+  when it lies after that review's baseline month. One pass over the file in batches:
+  the reviews are sorted by (spell, month) once, each batch's person-months find theirs
+  by a binary search (a batch's spell ids are looked up once per run of equal ids; the
+  panel is written spell by spell) and are added to its sums by ``np.bincount``.
 
 Measured on the full national simulation (63 million person-months, 20.6 million progress
 rows, 9.9 million review months; 2 cores): the review months 10 s instead of 366 s for
 the former pass in Arrow batches (hashing every batch's client ids in Python-driven
-chunks), the interval means 31 s per measure instead of 124 s.
+chunks). The interval means took 124 s per measure in Arrow batches hashing every
+row's spell id, 31 s (eighth round) and 69 s (on the municipality-ordered panel, ninth)
+in a DuckDB ``ASOF JOIN``, which sorts all 63 million rows by their string spell id;
+by binary search over the sorted reviews, SECONDS_TBD.
 
 What the in-memory path decides on the whole panel is kept:
 
@@ -33,11 +38,10 @@ What the in-memory path decides on the whole panel is kept:
   among the review months only: the rest of the panel is never held;
 - of two reviews of one spell in one month (two spells of a client joined by the panel),
   the interval goes to the one ``merge_asof`` picks: the first after the same sort;
-- a quality value missing as null or as NaN is missing (pandas' ``notna``; the file is
-  read with ``can_have_nan``, see the query), and means skip
-  missing ``quality_score`` values as pandas' do. Sums are compensated (DuckDB's
-  ``fsum``), as pandas' group means are, so that the order in which DuckDB's threads add
-  the rows is unlikely to show in the last bit of a mean (intervals hold a few months).
+- a quality value missing as null or as NaN is missing (pandas' ``notna``), and means skip
+  missing ``quality_score`` values as pandas' do. Sums run in file order (intervals hold
+  a few months, so they agree with pandas' compensated group means to the last bits;
+  tested to 1e-12).
 
 ``tests/heterogeneity/test_progress_stream.py`` checks ``review_frame`` and the
 ``progress_effects`` table against the in-memory path.
@@ -50,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from impact.estimate.frames import month_index
@@ -129,61 +134,85 @@ def _strings(values: pd.Series) -> pa.Array:
     return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
-def interval_means(path: str | Path, rk: pd.DataFrame, *, con=None,
-                   threads: int | None = None) -> pd.DataFrame:
+def interval_means(path: str | Path, rk: pd.DataFrame, *,
+                   batch_rows: int = 1 << 18) -> pd.DataFrame:
     """Means of ``quality_a``, ``quality_b`` and ``quality_score`` over each review's
     interval (module notes) from the panel file: ``rk`` holds the outcome reviews
     (``spell_id``, ``t_review``, ``base_t``) in ``review_frame``'s order. A frame of the
     three means aligned with ``rk``'s rows (NaN for a review with no person-month
     counted): what ``review_frame``'s merge with its in-memory group means gives each
-    review, without a merge that copies the reviews' frame."""
+    review, without a merge that copies the reviews' frame.
+
+    One pass over the file in batches of ``batch_rows``: each person-month's review is
+    found by a binary search among the reviews sorted by (spell, month), and its values
+    are added to that review's sums (``np.bincount``). A batch's spells are looked up once
+    per run of equal ids (the panel is written spell by spell; any order gives the same
+    sums)."""
     n = len(rk)
-    rows = pa.table({"i": pa.array(np.arange(n, dtype="int64")),
-                     "spell_id": _strings(rk["spell_id"]),
-                     "t_review": pa.array(rk["t_review"].to_numpy(dtype="int64"))})
+    if n == 0:
+        return pd.DataFrame({c: np.zeros(0) for c in _Q})
+    spells, code = _spell_codes(rk["spell_id"])
+    t_rev = rk["t_review"].to_numpy(dtype="int64")
+    t0 = int(t_rev.min())
+    span = int(t_rev.max()) - t0 + 1
+    key = code * span + (t_rev - t0)
     # merge_asof(direction="forward") takes, of equal months of a spell, the first review
     # in the order of the right frame: the same sort as review_frame's, then the first
-    rk = (rk.sort_values("t_review").drop_duplicates(["spell_id", "t_review"], keep="first")
-          .reset_index(drop=True))
-    reviews = pa.table({
-        "spell_id": _strings(rk["spell_id"]),
-        "t_review": pa.array(rk["t_review"].to_numpy(dtype="int64")),
-        "base_t": pa.array(rk["base_t"].to_numpy(dtype="float64"))})
-    del rk
-    qa, qb, qs = (f"CAST(q.{ident(c)} AS DOUBLE)" for c in _Q)
-    with _connect(con, threads) as db:
-        try:
-            db.register("impact_reviews", reviews)
-            db.register("impact_review_rows", rows)
-            # isnan(NULL) is NULL: a null or a NaN half leaves the person-month out.
-            # can_have_nan: without it DuckDB trusts a file's min/max statistics, which
-            # pyarrow writes without its NaNs, and folds isnan() to false (duckdb#25521)
-            got = db.sql(
-                f"""WITH q AS (
-                        SELECT CAST(spell_id AS VARCHAR) AS spell_id, t, {qa} AS a,
-                               {qb} AS b, {qs} AS s
-                        FROM read_parquet({literal(path)}, can_have_nan = true) q
-                        WHERE NOT isnan({qa}) AND NOT isnan({qb})),
-                    m AS (
-                        SELECT r.spell_id, r.t_review, fsum(q.a) / count(*) AS quality_a,
-                               fsum(q.b) / count(*) AS quality_b,
-                               fsum(q.s) FILTER (WHERE NOT isnan(q.s))
-                                 / count(*) FILTER (WHERE NOT isnan(q.s)) AS quality_score
-                        FROM q ASOF JOIN impact_reviews r
-                          ON q.spell_id = r.spell_id AND q.t <= r.t_review
-                        WHERE q.t > r.base_t
-                        GROUP BY r.spell_id, r.t_review)
-                    SELECT k.i, m.quality_a, m.quality_b, m.quality_score
-                    FROM impact_review_rows k JOIN m
-                      ON k.spell_id = m.spell_id AND k.t_review = m.t_review"""
-            ).to_arrow_table()
-        finally:
-            db.unregister("impact_reviews")
-            db.unregister("impact_review_rows")
-    at = got.column("i").to_numpy()
-    out = {}
-    for c in _Q:  # a review without a person-month counted, or without a quality_score: NaN
-        v = np.full(n, np.nan)
-        v[at] = np.asarray(got.column(c).to_numpy(zero_copy_only=False), dtype="float64")
-        out[c] = v
-    return pd.DataFrame(out)
+    first = (pd.DataFrame({"t_review": t_rev, "k": key}).sort_values("t_review")
+             .drop_duplicates("k", keep="first").index.to_numpy())
+    first = first[np.argsort(key[first], kind="stable")]
+    keys, base_t = key[first], rk["base_t"].to_numpy(dtype="float64")[first]
+    m = len(keys)
+    sums = np.zeros((5, m))  # a, b, count, score, count of score
+    f = pq.ParquetFile(path)
+    for batch in f.iter_batches(batch_size=batch_rows, columns=["spell_id", "t", *_Q]):
+        pos, ok, t = _reviews_of(batch, spells, keys, span, t0)
+        qa, qb, qs = (np.asarray(batch.column(c).to_numpy(zero_copy_only=False),
+                                 dtype="float64") for c in _Q)
+        ok &= ~np.isnan(qa) & ~np.isnan(qb)  # a NaN or a null (NaN here) leaves it out
+        ok[ok] &= t[ok] > base_t[pos[ok]]
+        at = pos[ok]
+        sums[0] += np.bincount(at, qa[ok], minlength=m)
+        sums[1] += np.bincount(at, qb[ok], minlength=m)
+        sums[2] += np.bincount(at, minlength=m)
+        has_s = ~np.isnan(qs[ok])
+        sums[3] += np.bincount(at[has_s], qs[ok][has_s], minlength=m)
+        sums[4] += np.bincount(at[has_s], minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = {"quality_a": sums[0] / sums[2], "quality_b": sums[1] / sums[2],
+                 "quality_score": sums[3] / sums[4]}
+    at = np.searchsorted(keys, key)  # every review's (spell, month) is among the keys
+    return pd.DataFrame({c: v[at] for c, v in means.items()})
+
+
+def _spell_codes(spell_id: pd.Series) -> tuple[pd.Index, np.ndarray]:
+    """The distinct spell ids of the reviews (an Index to look up) and each review's code."""
+    code, uniq = pd.factorize(pd.array(spell_id, dtype="string"))
+    return pd.Index(np.asarray(uniq, dtype=object)), code.astype("int64")
+
+
+def _reviews_of(batch: pa.RecordBatch, spells: pd.Index, keys: np.ndarray, span: int,
+                t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each person-month of ``batch``: the position in ``keys`` of the first review of
+    its spell at or after its month, whether there is one, and its month."""
+    sp = batch.column("spell_id")
+    if not pa.types.is_string(sp.type):
+        sp = sp.cast(pa.string())
+    rows = len(sp)
+    # runs of equal spell ids, each looked up once (a null id has no review)
+    starts = np.flatnonzero(np.r_[True, ~np.asarray(
+        pc.equal(sp[1:], sp[:-1]).fill_null(False), dtype=bool)]) if rows else np.zeros(0, int)
+    run_code = spells.get_indexer(sp.take(pa.array(starts)).to_pylist())
+    code = np.repeat(run_code, np.diff(np.r_[starts, rows])).astype("int64")
+    tcol = batch.column("t")
+    t = np.asarray(tcol.fill_null(0).to_numpy(), dtype="int64")
+    ok = (code >= 0) & (t < t0 + span)
+    if tcol.null_count:  # a month missing: no review (DuckDB's join left it out too)
+        ok &= np.asarray(tcol.is_valid(), dtype=bool)
+    # before the reviews' first month: the spell's first review is the one
+    k = code * span + np.clip(t - t0, 0, span - 1)
+    pos = np.searchsorted(keys, k)
+    ok &= pos < len(keys)
+    pos = np.where(ok, pos, 0)
+    ok &= keys[pos] // span == code if len(keys) else False
+    return pos, ok, t

@@ -1,0 +1,76 @@
+"""Which stage ``impact repro`` starts next: the longest chain of work first, a family's
+stages in batches, and within a memory budget by each stage's last peak (backfilling a
+shorter stage that fits while a larger one waits). Pure functions of the plan and of
+the times and peaks of the last run; ``impact.repro`` runs what they choose."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from impact.repro import Plan
+
+__all__ = ["priority", "batch", "fits", "choose"]
+
+
+def priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
+    """Seconds of work on the longest chain from each stage to the end (this stage's
+    last time plus its slowest downstream chain). A stage not yet timed here counts its
+    ``expected_seconds`` from dvc.yaml (1 s if none): the order of a first run."""
+    down: dict[str, list[str]] = {s: [] for s in p.stages}
+    for s, ups in p.upstream.items():
+        for u in ups:
+            down[u].append(s)
+    memo: dict[str, float] = {}
+    for s in reversed(p.stages):  # ``plan`` lists upstream stages first
+        memo[s] = times.get(s, p.expected.get(s, 1.0)) + max((memo[d] for d in down[s]),
+                                                             default=0.0)
+    return memo
+
+
+def batch(ready: list[str], prio: dict[str, float], jobs: int) -> list[str]:
+    """The next lane's stages: the most urgent ready stage and, when it is one of a
+    ``foreach``/``matrix`` family (``name@key``), the next most urgent of its ready
+    siblings, a quarter of them per lane (each ``dvc`` process costs about 2 s before its
+    first stage starts; smaller batches keep the lanes even at the end)."""
+    first = ready[0]
+    if "@" not in first:
+        return [first]
+    family = first.split("@")[0] + "@"
+    sib = [s for s in ready if s.startswith(family)]
+    return sib[:max(1, -(-len(sib) // (4 * max(jobs, 1))))]
+
+
+def _need(lane: list[str], peaks: dict[str, float]) -> float:
+    """MB a lane running ``lane`` is expected to need: its largest stage's last peak."""
+    return max((peaks.get(s, 0.0) for s in lane), default=0.0)
+
+
+def fits(lane: list[str], running: list[tuple[list[str], float]],
+         peaks: dict[str, float], budget: float | None) -> bool:
+    """Whether ``lane`` (a batch) may start beside ``running`` lanes ((batch, MB now) each) within
+    ``budget`` MB; alone, or without a budget, always."""
+    if budget is None or not running:
+        return True
+    held = sum(max(_need(b, peaks), now) for b, now in running)
+    return held + _need(lane, peaks) <= budget
+
+
+def choose(ready: list[str], prio: dict[str, float], jobs: int,
+           running: list[tuple[list[str], float]], peaks: dict[str, float],
+           secs: Callable[[list[str]], float], horizon: Callable[[], float],
+           budget: float | None) -> tuple[list[str] | None, str | None]:
+    """The next lane's batch (None: none may start now) and the most urgent ready stage
+    if it was held back for memory. The most urgent batch if it fits beside ``running``;
+    else the first that fits and, by the last run's times (``secs``), ends before the
+    running lanes do (``horizon``), so that it does not delay the one waiting
+    (backfilling). A batch never needs more memory than its first stage."""
+    held, limit = None, None
+    for first in ready:
+        b = [s for s in batch([first] + [s for s in ready if s != first], prio, jobs)
+             if s == first or peaks.get(s, 0.0) <= peaks.get(first, 0.0)]
+        if fits(b, running, peaks, budget) and (limit is None or secs(b) <= limit):
+            return b, held
+        if limit is None:
+            held, limit = first, horizon()
+    return None, held
