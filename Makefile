@@ -26,6 +26,7 @@ help:
 	@echo "make test-fast  the test suite without tests marked slow"
 	@echo "make validate   Monte Carlo check of the estimators (200 replications; outside CI)"
 	@echo "make bench      the pipeline at 1/16, 1/4 and full national size: time and memory per stage"
+	@echo "                (and end to end at the largest size, as make repro runs it)"
 	@echo "make bundle     a wheel folder (dist/wheels) for installing with no network"
 
 $(UV):
@@ -62,8 +63,9 @@ validate: install
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/montecarlo.py --reps 200 --seed 20261124 --out reports/validation --workers 2
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/few_clusters.py --reps 100 --munis 8 --out reports/validation --workers 2
 
-# The pipeline at three sizes of the national preset, per stage wall time and peak memory
-# (reports/benchmarks/scale.md). Full national takes long: BENCH_SIZES="0.0625 0.25" for less.
+# The pipeline at three sizes of the national preset, per stage wall time and peak memory,
+# then at the largest size end to end as `make repro` runs it (reports/benchmarks/scale.md).
+# Full national takes about two and a half hours: BENCH_SIZES="0.0625 0.25" for less.
 BENCH_SIZES ?= 0.0625 0.25 1
 bench: install
 	PATH="$(BIN):$$PATH" $(BIN)/python benchmarks/scale.py --sizes $(BENCH_SIZES) --out reports/benchmarks

@@ -72,7 +72,7 @@ def sweep(
 @app.command()
 def repro(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
-                                      help="stages run at once (memory: jobs x one stage)")] = 2,
+                                      help="stages run at once (within --memory-gb)")] = 2,
     force: Annotated[bool, typer.Option("--force", "-f", help="rerun every stage")] = False,
     memory_gb: Annotated[float | None, typer.Option(
         "--memory-gb", min=0,
