@@ -26,6 +26,14 @@ def env() -> dict[str, str]:
     return e
 
 
+def toy_repo(path: Path) -> Path:
+    """An empty git + DVC repository in ``path`` (for a toy ``dvc.yaml`` of a test)."""
+    sh: dict[str, Any] = {"cwd": path, "env": env(), "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
+    subprocess.run(["dvc", "init", "-q"], **sh)
+    return path
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
     if check and proc.returncode != 0:

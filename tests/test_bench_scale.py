@@ -48,14 +48,11 @@ def test_end_to_end_runs_impact_repro_planned_from_the_stage_run(tmp_path):
     """The bench's end-to-end row: `impact repro --jobs 2 --force` in the scratch copy,
     its times and peaks files written from the stage-by-stage rows first."""
     import json
-    import subprocess
 
     from impact.repro import PEAKS, TIMES
-    from pipeline_utils import env
+    from pipeline_utils import toy_repo
 
-    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
-    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
-    subprocess.run(["dvc", "init", "-q"], **sh)
+    toy_repo(tmp_path)
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n"
         "  b:\n    cmd: cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n")

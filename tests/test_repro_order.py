@@ -30,17 +30,14 @@ def test_runs_a_toy_pipeline_listed_downstream_first(tmp_path, monkeypatch):
     """A dvc.yaml need not list stages upstream first; `impact repro` runs them in
     dependency order, two independent ones side by side, and leaves `dvc status` clean."""
     import io
-    import subprocess
 
     import json
 
     from impact.repro import TIMES, plan, run
-    from pipeline_utils import env
+    from pipeline_utils import toy_repo
 
     monkeypatch.chdir(tmp_path)  # DVC's Repo looks in the working directory too
-    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
-    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
-    subprocess.run(["dvc", "init", "-q"], **sh)
+    toy_repo(tmp_path)
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n"
         "  c:\n    cmd: cat a.txt b.txt > c.txt\n    deps: [a.txt, b.txt]\n    outs: [c.txt]\n"
@@ -73,17 +70,14 @@ def test_drops_lock_entries_of_stages_no_longer_defined(tmp_path, monkeypatch):
     """A value removed from a foreach leaves its dvc.lock entry behind (DVC keeps it and
     rewrites it after every stage); `impact repro` drops it, and only it."""
     import io
-    import subprocess
 
     import yaml
 
     from impact.repro import plan, prune_lock, run
-    from pipeline_utils import env
+    from pipeline_utils import toy_repo
 
     monkeypatch.chdir(tmp_path)
-    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
-    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
-    subprocess.run(["dvc", "init", "-q"], **sh)
+    toy_repo(tmp_path)
     stages = ("stages:\n  cell:\n    foreach: {vals}\n    do:\n"
               "      cmd: echo ${{item}} > out_${{item}}.txt\n      outs:\n      - out_${{item}}.txt\n"
               "  other:\n    cmd: echo o > o.txt\n    outs: [o.txt]\n")
@@ -138,15 +132,12 @@ def test_stages_whose_peaks_do_not_fit_do_not_overlap(tmp_path, monkeypatch):
     start, up to a minute: the test does not depend on the machine's speed.)"""
     import io
     import json
-    import subprocess
 
     from impact.repro import PEAKS, TIMES, run
-    from pipeline_utils import env
+    from pipeline_utils import toy_repo
 
     monkeypatch.chdir(tmp_path)
-    sh = {"cwd": tmp_path, "env": env(), "check": True, "capture_output": True}
-    subprocess.run(["git", "init", "-q", "-b", "main"], **sh)
-    subprocess.run(["dvc", "init", "-q"], **sh)
+    toy_repo(tmp_path)
     # stage.py NAME SECONDS [OTHER]: marks its start, waits for OTHER's start (if given,
     # at most 60 s), sleeps, and writes its start and end times
     (tmp_path / "stage.py").write_text(
