@@ -146,12 +146,14 @@ def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
 REPRO = "[impact repro --jobs 2, end to end]"
 
 
-def end_to_end(work: Path, rows: list[dict], scale: float, log) -> dict:
+def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None = None
+               ) -> dict:
     """The whole pipeline in ``work`` by ``impact repro --jobs 2 --force`` (its default
     memory budget), as ``make repro`` runs it: wall time and the peak of all its
     processes together. It is planned from this size's stage-by-stage run (its times and
-    peaks, as ``impact repro`` keeps them from a previous run of its own)."""
-    from impact.repro import PEAKS, TIMES
+    peaks, as ``impact repro`` keeps them from a previous run of its own). With ``out``,
+    the run's timeline goes there as ``repro_timeline_<scale>.json`` and ``.png``."""
+    from impact.repro import PEAKS, TIMELINE, TIMES
 
     mine = [r for r in rows if r["scale"] == scale]
     for path, key in ((TIMES, "wall_s"), (PEAKS, "peak_rss_mb")):
@@ -161,6 +163,14 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log) -> dict:
                                 "--force", work, log)
     print(f"[bench] scale {scale:g} end to end: {wall:.1f} s, {rss:.0f} MB, exit {code}",
           file=sys.stderr, flush=True)
+    if out is not None and (work / TIMELINE).exists():
+        import timeline  # benchmarks/timeline.py
+
+        line = json.loads((work / TIMELINE).read_text())
+        (out / f"repro_timeline_{scale:g}.json").write_text(json.dumps(line, indent=1))
+        timeline.figure(line, out / f"repro_timeline_{scale:g}.png",
+                        f"impact repro --jobs 2 at scale {scale:g}: {wall / 60:.1f} min, "
+                        f"peak {rss / 1024:.2f} GB of all processes")
     return {"stage": REPRO, "wall_s": round(wall, 2), "peak_rss_mb": round(rss, 1),
             "exit_code": code}
 
@@ -189,7 +199,8 @@ def exponents(df: pd.DataFrame) -> pd.DataFrame:
             ta, tb = A.at[stage, "wall_s"], B.at[stage, "wall_s"]
             ma, mb = A.at[stage, "peak_rss_mb"], B.at[stage, "peak_rss_mb"]
             rows.append({"from": a, "to": b, "stage": stage,
-                         "time_exponent": math.log(tb / ta) / math.log(nb / na) if ta >= 2 else float("nan"),
+                         "time_exponent": (math.log(tb / ta) / math.log(nb / na)
+                                           if ta >= 2 else float("nan")),
                          "memory_exponent": math.log(mb / ma) / math.log(nb / na)})
     return pd.DataFrame(rows)
 
@@ -203,7 +214,8 @@ def markdown(df: pd.DataFrame, exp: pd.DataFrame) -> str:
                 f"stage by stage, peak {d['peak_rss_mb'].max() / 1024:.2f} GB", ""]
         out += [f"End to end (`impact repro --jobs 2`, as `make repro`): "
                 f"{r.wall_s / 60:.1f} min, peak {r.peak_rss_mb / 1024:.2f} GB of all its "
-                f"processes together, exit {r.exit_code}." for r in e2e.itertuples()]
+                f"processes together, exit {r.exit_code} (timeline: "
+                f"`repro_timeline_{scale:g}.png`)." for r in e2e.itertuples()]
         out += [""] if len(e2e) else []
         out += ["| stage | wall (s) | peak RSS (MB) | exit |", "|---|---:|---:|---:|"]
         out += [f"| {r.stage} | {r.wall_s:.1f} | {r.peak_rss_mb:.0f} | {r.exit_code} |"
@@ -254,7 +266,7 @@ def main() -> None:
                     break
             repro_sizes = [max(args.sizes)] if args.repro_sizes is None else args.repro_sizes
             if not failed and scale in repro_sizes:
-                rows.append({"scale": scale, **end_to_end(work, rows, scale, log)})
+                rows.append({"scale": scale, **end_to_end(work, rows, scale, log, args.out)})
         summary = work / "data" / "panel" / "summary.json"
         pm = json.loads(summary.read_text())["person_months"] if summary.exists() else float("nan")
         for r in rows:

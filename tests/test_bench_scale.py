@@ -5,6 +5,8 @@ largest one."""
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import scale  # noqa: E402
 
@@ -59,11 +61,17 @@ def test_end_to_end_runs_impact_repro_planned_from_the_stage_run(tmp_path):
     rows = [{"scale": 0.5, "stage": "a", "wall_s": 3.0, "peak_rss_mb": 70.0},
             {"scale": 0.5, "stage": "b", "wall_s": 4.0, "peak_rss_mb": 80.0},
             {"scale": 1.0, "stage": "a", "wall_s": 9.0, "peak_rss_mb": 90.0}]
+    (tmp_path / "out").mkdir()
     with open(tmp_path / "log", "w") as log:
-        row = scale.end_to_end(tmp_path, rows, 0.5, log)
+        row = scale.end_to_end(tmp_path, rows, 0.5, log, tmp_path / "out")
     assert row["stage"] == scale.REPRO and row["exit_code"] == 0, (tmp_path / "log").read_text()
     assert row["wall_s"] > 0 and row["peak_rss_mb"] > 10
     assert (tmp_path / "b.txt").read_text() == "a\n"
+    # its timeline: b after a, and the figure of it
+    line = json.loads((tmp_path / "out" / "repro_timeline_0.5.json").read_text())
+    span = {s["stage"]: (s["start"], s["end"]) for s in line["stages"]}
+    assert set(span) == {"a", "b"} and span["a"][1] <= span["b"][0]
+    assert (tmp_path / "out" / "repro_timeline_0.5.png").stat().st_size > 10_000
     # the run kept its own times and peaks over the ones written from the rows of size 0.5
     times = json.loads((tmp_path / TIMES).read_text())
     assert set(times) == {"a", "b"} and times["a"] != 3.0
@@ -76,3 +84,16 @@ def test_end_to_end_runs_impact_repro_planned_from_the_stage_run(tmp_path):
                         pd.DataFrame())
     assert "End to end (`impact repro --jobs 2`, as `make repro`)" in md
     assert f"| {scale.REPRO} |" not in md  # not a stage row, and not in the sums
+
+
+def test_timeline_memory_is_the_sum_of_the_running_stages_peaks():
+    import timeline
+
+    stages = [{"stage": "a", "lane": 0, "start": 0.0, "end": 60.0, "peak_mb": 1024.0},
+              {"stage": "b", "lane": 1, "start": 30.0, "end": 120.0, "peak_mb": 2048.0},
+              {"stage": "c", "lane": 0, "start": 60.0, "end": 90.0, "peak_mb": 512.0}]
+    t, gb = timeline.held_memory(stages)
+    at = lambda minute: gb[np.searchsorted(t, minute, side="right") - 1]  # noqa: E731
+    assert at(0.25) == 1.0 and at(0.75) == 3.0 and at(1.25) == 2.5 and at(1.75) == 2.0
+    assert at(2.5) == 0.0  # a ends exactly when c starts: never counted together
+    assert np.isclose(gb.max(), 3.0)

@@ -27,7 +27,8 @@ stage is deterministic, so outputs are byte-identical to a serial run (tested).
 
 Memory: stages side by side need the sum of their peaks. Each lane's process tree is
 sampled every second (``procmem.tree_rss_kb``) and a stage's peak is kept beside its time
-(``.dvc/tmp/impact-repro-peaks.json``). With a memory budget (``memory_mb``; the CLI's
+(``.dvc/tmp/impact-repro-peaks.json``; each stage's lane, start, end and peak of the last
+run in ``impact-repro-timeline.json``). With a memory budget (``memory_mb``; the CLI's
 default is half the machine's memory) a stage starts beside running ones only when its
 last peak plus theirs (the larger of their last peak and their memory now) fits; a stage
 that does not fit waits, and a later one that fits may go first. A stage alone always
@@ -55,6 +56,8 @@ __all__ = ["Plan", "plan", "prune_lock", "run"]
 
 TIMES = Path(".dvc/tmp/impact-repro-times.json")
 PEAKS = Path(".dvc/tmp/impact-repro-peaks.json")  # MB per stage, of its last run
+#: the last run's stages: lane, start and end (seconds from its start), peak MB
+TIMELINE = Path(".dvc/tmp/impact-repro-timeline.json")
 
 
 @dataclass
@@ -173,8 +176,8 @@ class _Lane:
     _START = re.compile(r"^(?:Running stage|Stage) '([^']+)'")
 
     def __init__(self, cmd: list[str], batch: list[str], root: Path, env: dict[str, str],
-                 out: TextIO, lock: threading.Lock):
-        self.batch, self.out, self.lock = batch, out, lock
+                 out: TextIO, lock: threading.Lock, slot: int = 0):
+        self.batch, self.out, self.lock, self.slot = batch, out, lock, slot
         self.current = batch[0]
         self.started: dict[str, float] = {}
         self.secs: dict[str, float] = {}
@@ -269,6 +272,7 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     lanes: list[_Lane] = []
     failed: tuple[str, int] | None = None
     held_back: set[str] = set()  # stages said to wait for memory
+    timeline: list[dict] = []
     next_sample = 0.0
     while waiting or lanes:
         ready = sorted((s for s in waiting if p.upstream[s] <= done), key=lambda s: -prio[s])
@@ -290,7 +294,8 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                 waiting.remove(s)
             cmd = [*dvc, "--wait-for-lock", "repro", "--single-item",
                    *(["-f"] if force else []), *batch]
-            lanes.append(_Lane(cmd, batch, root, env, out, lock))
+            slot = min(set(range(len(lanes) + 1)) - {lane.slot for lane in lanes})
+            lanes.append(_Lane(cmd, batch, root, env, out, lock, slot))
         if failed is not None and not lanes:
             break
         time.sleep(0.05)
@@ -312,6 +317,10 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                     times[s] = secs
                     if peak:
                         peaks[s] = round(peak, 1)
+                    start = round(lane.started.get(s, t_all) - t_all, 1)
+                    timeline.append({"stage": s, "lane": lane.slot, "start": start,
+                                     "end": round(start + secs, 1),
+                                     "peak_mb": round(peak or 0.0, 1)})
                 with lock:
                     out.write(f"impact repro: {s} done in {secs:.1f} s"
                               f"{f', peak {_gb(peak)}' if peak else ''} "
@@ -320,10 +329,12 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                 failed = (lane.current, rc)
             # stages of a failed batch after the failing one were not run
             waiting += [s for s in lane.batch if s not in ok and s != lane.current]
-    for path, values in ((times_path, times), (peaks_path, peaks)):
+    line = {"jobs": jobs, "budget_mb": memory_mb, "stages": timeline}
+    for path, values in ((times_path, dict(sorted(times.items()))),
+                         (peaks_path, dict(sorted(peaks.items()))), (root / TIMELINE, line)):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(dict(sorted(values.items())), indent=1))
+            path.write_text(json.dumps(values, indent=1))
         except OSError:
             pass
     if failed is not None:
