@@ -44,16 +44,17 @@ def figure(line: dict, path: Path, title: str = "impact repro, end to end") -> P
         x0, w = s["start"] / 60, (s["end"] - s["start"]) / 60
         ax.barh(s["lane"], w, left=x0, height=0.72, color=colour[fam], edgecolor="white",
                 linewidth=0.6)
-        if w > 0.045 * end:
-            ax.text(x0 + w / 2, s["lane"], s["stage"].split("@")[-1], ha="center",
-                    va="center", fontsize=7, clip_on=True)
+        label = s["stage"].split("@")[-1]
+        if w > 0.011 * end * (len(label) + 2):  # the label fits in the bar (7 pt text)
+            ax.text(x0 + w / 2, s["lane"], label, ha="center", va="center", fontsize=7,
+                    clip_on=True)
     lanes = sorted({s["lane"] for s in stages}) or [0]
     ax.set_yticks(lanes, [f"lane {i + 1}" for i in lanes])
     ax.invert_yaxis()
     ax.set_title(title, loc="left", fontsize=11)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour[f]) for f in families]
-    ax.legend(handles, families, ncol=min(len(families), 6), fontsize=7, frameon=False,
-              loc="upper center", bbox_to_anchor=(0.5, -0.04))
+    ax.legend(handles, families, fontsize=7, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     t, gb = held_memory(stages)
     axm.step(t, gb, where="post", color="#333333", linewidth=1)
     axm.fill_between(t, gb, step="post", color="#999999", alpha=0.35)
