@@ -1,7 +1,7 @@
 """`make bench`: the whole pipeline at several sizes of the national preset, stage by stage.
 
 For each size (a fraction of the real national caseload, `simulate.scale`) the script
-makes a scratch copy of the project (code, dvc.yaml, params.yaml, reference data) in
+makes a scratch copy of the project (code, src, dvc.yaml, params.yaml, reference data) in
 ``--work``, sets ``simulate.preset: national`` and the window of the national preset, and
 runs every stage's command in DVC's order, one process each, measuring per stage
 
@@ -9,9 +9,14 @@ runs every stage's command in DVC's order, one process each, measuring per stage
 - peak resident memory of the stage's process tree (the larger of ``wait4``'s
   ``ru_maxrss`` and the tree's summed RSS sampled every half second, ``run_stage``),
 
-then the person-months of the panel. It writes ``<out>/scale.csv`` (one row per size and
-stage), ``<out>/scale.md`` (the table, the scaling exponents between consecutive sizes,
-and the machine) and prints the Markdown. A stage that fails (out of memory, say) is
+then the person-months of the panel. At the largest size (``--repro-sizes``) it then
+runs the whole pipeline end to end as ``make repro`` does (``end_to_end``: ``impact repro
+--jobs 2 --force``, planned from the stage-by-stage times and peaks), recording its wall
+time and the peak of all its processes, and draws its timeline
+(``repro_timeline_<size>.png``, ``benchmarks/timeline.py``). It writes
+``<out>/scale.csv`` (one row per size and stage, the end-to-end run as the stage
+``REPRO``), ``<out>/scale.md`` (the table, the scaling exponents between consecutive
+sizes, and the machine) and prints the Markdown. A stage that fails (out of memory, say) is
 recorded with its exit code and the sizes above it are skipped.
 
 Scaling exponent between sizes a < b: log(t_b / t_a) / log(n_b / n_a) with n the
