@@ -208,7 +208,7 @@ def _reviews_of(batch: pa.RecordBatch, spells: pd.Index, keys: np.ndarray, span:
     tcol = batch.column("t")
     t = np.asarray(tcol.fill_null(0).to_numpy(), dtype="int64")
     ok = (code >= 0) & (t < t0 + span)
-    if tcol.null_count:  # a month missing: no review (DuckDB's join left it out too)
+    if tcol.null_count:  # a month missing: no review (the in-memory merge finds none)
         ok &= np.asarray(tcol.is_valid(), dtype=bool)
     # before the reviews' first month: the spell's first review is the one
     k = code * span + np.clip(t - t0, 0, span - 1)
