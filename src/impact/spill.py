@@ -6,11 +6,18 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["MEMORY_LIMIT", "ident", "insert_distinct", "literal", "spilling"]
+__all__ = ["MEMORY_LIMIT", "RELEASE", "ident", "insert_distinct", "literal", "spilling"]
 
 #: the memory of each pass's DuckDB connection; beyond it DuckDB spills to disk
 #: (https://duckdb.org/docs/configuration/overview: ``memory_limit``, ``temp_directory``)
 MEMORY_LIMIT = "1GB"
+
+#: DuckDB's allocator (jemalloc, on Linux) keeps what it freed unless its background
+#: threads give it back (https://duckdb.org/docs/current/internals/jemalloc,
+#: ``allocator_background_threads``, off by default). Without them the memory of a query
+#: result converted to Arrow and dropped stays with the process: 1.4 GB of the 1.7 GB of
+#: the review months at national size, still held 12 s later; with them, back in 3 s.
+RELEASE = {"allocator_background_threads": True}
 
 
 @contextmanager
@@ -21,7 +28,7 @@ def spilling(prefix: str, threads: int | None = None) -> Iterator:
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix=prefix) as spill:
-        config = {"memory_limit": MEMORY_LIMIT, "temp_directory": spill}
+        config = {"memory_limit": MEMORY_LIMIT, "temp_directory": spill, **RELEASE}
         if threads:
             config["threads"] = int(threads)
         con = duckdb.connect(config=config)

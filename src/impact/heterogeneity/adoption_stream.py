@@ -9,10 +9,10 @@ person-months. Both add up over rows, so one pass over the file in batches gives
 dimension's: each batch's rows are made by ``frames.unit_rows`` (the in-memory code) and
 summed per cell (a sum and a count of the non-missing values for each averaged column,
 so a mean skips missing values as pandas' does); the partial cells of the batches are
-added up whenever they grow past a bound, and the adopted (dimension, group, client)
-triples go to a DuckDB table (out of core). The cells are then the in-memory ones, in
-the same order. Memory: one batch, the cells (units x months x groups) and DuckDB's
-bounded table; time linear in the person-months.
+added up whenever they grow past a bound, and the adopted clients are counted per
+dimension and group on integer keys (``distinct``). The cells are then the in-memory
+ones, in the same order. Memory: one batch, the cells (units x months x groups) and the
+distinct (client, group) keys; time linear in the person-months.
 ``tests/heterogeneity/test_adoption_stream.py`` compares the group effects with the
 in-memory path.
 """
@@ -28,13 +28,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact import io
+from impact.distinct import ClientCodes, DistinctCounter
 from impact.estimate.adoption import with_adoption_month
 from impact.estimate.frames import COMPOSITION, adoption_months, unit_rows
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, _Codes
 from impact.heterogeneity.adoption import group_cells
 from impact.heterogeneity.params import GroupDimension
-from impact.spill import insert_distinct, spilling
 
 __all__ = ["group_cells_file"]
 
@@ -119,38 +119,33 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
     cells = [_Cells(sums, list(COMPOSITION) + lm) for _ in dims]
     codes = {k: _Codes() for k in ("unit", "municipality", "region")}
     g_unit: list[float] = []          # adoption month index per unit code (NaN: never)
-    with spilling("impact-adoption-") as con:
-        con.execute("CREATE TABLE pairs (dim INTEGER, grp BIGINT, client VARCHAR)")
-        for df in io.iter_batches(path, reads, batch_rows):
-            rows = unit_rows(df, set(team_t), counts)
-            frame = rows.frame
-            keys = {k: codes[k](rows.labels[k])[frame[k].to_numpy()]
-                    for k in ("unit", "municipality", "region")}
-            for lab in codes["unit"].values[len(g_unit):]:
-                g = team_t.get(lab[5:]) if lab.startswith("team:") else muni_t.get(lab)
-                g_unit.append(np.nan if g is None else float(g))
-            t = frame["t"].to_numpy(dtype="int64")
-            g_row = np.asarray(g_unit)[keys["unit"]]
-            adopted = np.isfinite(g_row) & (t >= g_row)
-            client = pa.array(df["client_id"])
-            for i, d in enumerate(dims):
-                grp = d.codes(df[d.column])
-                inside = grp >= 0
-                cells[i].add({**{k: v[inside] for k, v in keys.items()},
-                              "t": t[inside], "group": grp[inside]}, frame.loc[inside])
-                sel = adopted & inside
-                insert_distinct(con, "pairs", {"dim": np.full(int(sel.sum()), i, dtype="int32"),
-                                               "grp": grp[sel].astype("int64"),
-                                               "client": client.filter(sel)})
-        got = con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
-                          "GROUP BY ALL").fetchall()
+    # distinct adopted clients per dimension and group, on integer keys (``distinct``)
+    offset = np.cumsum([0] + [len(d.labels) for d in dims])
+    client_codes, distinct = ClientCodes(), DistinctCounter(int(offset[-1]))
+    for df in io.iter_batches(path, reads, batch_rows):
+        rows = unit_rows(df, set(team_t), counts)
+        frame = rows.frame
+        keys = {k: codes[k](rows.labels[k])[frame[k].to_numpy()]
+                for k in ("unit", "municipality", "region")}
+        for lab in codes["unit"].values[len(g_unit):]:
+            g = team_t.get(lab[5:]) if lab.startswith("team:") else muni_t.get(lab)
+            g_unit.append(np.nan if g is None else float(g))
+        t = frame["t"].to_numpy(dtype="int64")
+        g_row = np.asarray(g_unit)[keys["unit"]]
+        adopted = np.isfinite(g_row) & (t >= g_row)
+        client = client_codes(pa.array(df["client_id"]))
+        for i, d in enumerate(dims):
+            grp = d.codes(df[d.column])
+            inside = grp >= 0
+            cells[i].add({**{k: v[inside] for k, v in keys.items()},
+                          "t": t[inside], "group": grp[inside]}, frame.loc[inside])
+            sel = adopted & inside
+            distinct.add(grp[sel] + offset[i], client[sel])
+    n_adopted = distinct.counts()
     out = {}
     labels = {k: np.asarray(c.values, dtype=object) for k, c in codes.items()}
     for i, d in enumerate(dims):
-        n_clients = np.zeros(len(d.labels), dtype="int64")
-        for j, h, n in got:
-            if j == i:
-                n_clients[h] = n
+        n_clients = n_adopted[offset[i]:offset[i + 1]]
         frame = _finish(cells[i], labels)
         if len(frame) == 0:
             continue

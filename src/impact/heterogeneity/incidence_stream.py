@@ -7,9 +7,8 @@ Notes
 person-months by (group, duration, client) on the string client id: about as many rows
 as person-months, once per dimension (four at national scale: 264 s of 63 million
 person-months). Here one pass in batches reads the columns once and keeps, per
-person-month with ``duration <= max_duration``, small integers: the client's code (the
-order of first appearance; a batch's clients are looked up once per run of equal ids, as
-the panel is written spell by spell), the duration and each dimension's group code.
+person-month with ``duration <= max_duration``, small integers: the client's code
+(``distinct.ClientCodes``), the duration and each dimension's group code.
 Person-months, exits and the checks are then ``np.bincount`` sums per (group,
 duration); distinct clients per (group, duration) and per group come from the sorted
 distinct integer keys ``(client, group, duration)``, a dimension at a time.
@@ -35,9 +34,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from impact.distinct import ClientCodes
 from impact.estimate.quality_stream import BATCH_ROWS
 from impact.heterogeneity.incidence_counts import IncidenceInputError, _finish_counts
 from impact.heterogeneity.params import GroupDimension
@@ -45,28 +44,6 @@ from impact.heterogeneity.params import GroupDimension
 __all__ = ["incidence_counts_stream"]
 
 _FLAGS = ("exit_work", "exit_education", "exit_any")
-
-
-class _ClientCodes:
-    """Codes 0, 1, ... of client ids in the order they are first seen (-1: missing)."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-
-    def __call__(self, col: pa.Array) -> np.ndarray:
-        if not pa.types.is_string(col.type):
-            col = col.cast(pa.string())
-        n = len(col)
-        if n == 0:
-            return np.zeros(0, dtype="int64")
-        # runs of equal ids (a missing id starts a run of its own), each looked up once
-        same = np.asarray(pc.equal(col[1:], col[:-1]).fill_null(False), dtype=bool)
-        starts = np.flatnonzero(np.r_[True, ~same])
-        seen = self.codes
-        run = np.fromiter((-1 if s is None else seen.setdefault(s, len(seen))
-                           for s in col.take(pa.array(starts)).to_pylist()),
-                          dtype="int64", count=len(starts))
-        return np.repeat(run, np.diff(np.r_[starts, n]))
 
 
 def _flag(batch: pa.RecordBatch, name: str | None, n: int) -> np.ndarray:
@@ -89,7 +66,7 @@ def incidence_counts_stream(path: str | Path, dims: Sequence[GroupDimension],
     flags = ("exit_work", "exit_education" if education else None, "exit_any")
     cols = ["client_id", "duration", *dict.fromkeys(d.column for d in dims),
             *(c for c in flags if c)]
-    client_codes = _ClientCodes()
+    client_codes = ClientCodes()
     clients, durations = [], []
     groups: list[list[np.ndarray]] = [[] for _ in dims]
     sums = [np.zeros((4, (len(d.labels)) * D)) for d in dims]  # at risk, work, edu, any
@@ -109,7 +86,7 @@ def incidence_counts_stream(path: str | Path, dims: Sequence[GroupDimension],
         idx = np.flatnonzero(keep)
         code = client_codes(batch.column("client_id"))[idx]
         d = d[idx]
-        clients.append(code.astype("int32" if len(client_codes.codes) < 2**31 else "int64"))
+        clients.append(code.astype("int32" if len(client_codes) < 2**31 else "int64"))
         durations.append(d.astype("int16" if D < 2**15 else "int32"))
         values = batch.select(list(dict.fromkeys(x.column for x in dims))).to_pandas()
         wk = np.stack([np.ones(len(idx)), w[idx], e[idx], a[idx]])

@@ -74,13 +74,14 @@ def _isin(s: pd.Series, values: pd.Series) -> np.ndarray:
 
 def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
                  pm: pd.DataFrame | None, measure: str, t_start: int,
-                 panel: str | Path | None = None, con=None) -> pd.DataFrame:
+                 panel: str | Path | None = None, con=None,
+                 threads: int | None = None) -> pd.DataFrame:
     """Outcome reviews of ``measure`` with the covariates of their month and the interval
     means of quality (module notes). Column ``exit_progress`` is the outcome (0/1 for
     ``ladder_step`` and 0/1 measures; the value otherwise).
 
     ``panel``: the path of the panel's Parquet file (``progress_stream``; ``con`` a DuckDB
-    connection to use) so that the panel is never held whole: the interval means come
+    connection to use, else one of ``threads`` threads) so that the panel is never held whole: the interval means come
     from a pass over it, and so do the reviews' person-months when ``pm`` is None (else
     ``pm`` need hold only those, as ``progress_stream.review_months`` gives them). The
     same frame."""
@@ -103,34 +104,57 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     r["prev_t"] = r.groupby("orig_spell")["t"].shift(1)
     r["prev_v"] = r.groupby("orig_spell")["value"].shift(1)
     r["first"] = first.to_numpy()
-    if pm is None:
+    own = pm is None  # the review months read here: their columns freed once gathered
+    if own:
         from impact.heterogeneity.progress_stream import review_months
 
-        pm = review_months(panel, r["client_id"], r["t"], con=con)
-    r = _with_person_month(r, pm)
+        # (on a connection of its own unless ``con`` is given: closed, with what DuckDB
+        # keeps of the result, before the reviews are made)
+        pm = review_months(panel, r["client_id"], r["t"], con=con, threads=threads)
+        release_memory()
+    # each review's person-month (by client and month); the reviews in (spell, month)
+    # order, those with an interval kept, and only then every person-month column
+    # gathered, once (sorting and filtering the wide frame copied it twice: 2.4 GB at
+    # national size)
+    pos = _person_month_rows(r, pm)
+    hit = pos >= 0
+    r, pos = r[hit].reset_index(drop=True), pos[hit]
     if r.empty:
-        return r
-    r = r.sort_values(["spell_id", "t"], kind="stable").reset_index(drop=True)
-    first = r["first"].to_numpy()
-    start = (r["t"] - r["duration"]).astype("int64").to_numpy()
-    new_spell = r["left_truncated"].astype(int).to_numpy() == 0
-    prev_v = r["prev_v"].to_numpy(dtype="float64")
+        return _gather(r, pm, pos)
+    spell, _ = pd.factorize(pm["spell_id"].array.take(pos), sort=True)
+    spell = np.where(spell < 0, spell.max(initial=-1) + 1, spell)  # a missing id last
+    t = r["t"].to_numpy(dtype="int64")
+    t0 = int(t.min()) if len(t) else 0
+    order = np.argsort(spell.astype("int64") * (int(t.max(initial=0)) - t0 + 1) + (t - t0),
+                       kind="stable")  # = sort_values(["spell_id", "t"], kind="stable")
+    at = pos[order]
+    first = r["first"].to_numpy()[order]
+    start = t[order] - pm["duration"].to_numpy(dtype="int64")[at]
+    new_spell = pm["left_truncated"].array.take(at).astype(int) == 0
+    prev_v = r["prev_v"].to_numpy(dtype="float64")[order]
+    value = r["value"].to_numpy(dtype="float64")[order]
     if measure == "ladder_step":
-        intake = pd.to_numeric(r["ladder_step"], errors="coerce").to_numpy(dtype="float64")
+        intake = pd.to_numeric(pd.Series(pm["ladder_step"].array.take(at)),
+                               errors="coerce").to_numpy(dtype="float64")
         base_v = np.where(first, np.where(new_spell, intake, np.nan), prev_v)
     else:
         base_v = np.where(first, np.where(new_spell, 0.0, np.nan), prev_v)
-    base_t = np.where(first, start - 1, r["prev_t"].to_numpy(dtype="float64"))
-    ok = np.isfinite(base_v) & (r["t"].to_numpy() >= t_start)
+    base_t = np.where(first, start - 1, r["prev_t"].to_numpy(dtype="float64")[order])
+    ok = np.isfinite(base_v) & (t[order] >= t_start)
     if measure == "ladder_step":
         ok &= base_v < TOP_STEP
-        y = (r["value"].to_numpy() > base_v).astype("float64")
+        y = (value > base_v).astype("float64")
     else:
-        y = r["value"].to_numpy(dtype="float64")
-    r["base_t"] = base_t
-    r["base_value"] = base_v
-    r["exit_progress"] = y
-    r = r[ok].drop(columns=["prev_t", "prev_v", "first", "orig_spell"]).reset_index(drop=True)
+        y = value
+    keep = order[ok]
+    r = _gather(r.drop(columns=["prev_t", "prev_v", "first", "orig_spell"]).iloc[keep]
+                .reset_index(drop=True), pm, pos[keep], consume=own)
+    if panel is not None:  # the review months (read here when pm is None): freed
+        del pm, pos, at      # before the pass over the file for the means
+        release_memory()
+    r["base_t"] = base_t[ok]
+    r["base_value"] = base_v[ok]
+    r["exit_progress"] = y[ok]
     # interval means of quality: each person-month goes to the first review of its spell
     # at or after it; it counts when it lies after that review's baseline month
     rk = r[["spell_id", "t", "base_t"]].rename(columns={"t": "t_review"})
@@ -159,24 +183,18 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
 
 
 def _review_frame(progress, trajectories, pm, measure, t_start, panel, threads):
-    """``review_frame`` with a DuckDB connection of ``threads`` threads for the file."""
-    if panel is None:
-        return review_frame(progress, trajectories, pm, measure, t_start)
-    from impact.spill import spilling
-
-    with spilling("impact-progress-", threads=threads) as con:
-        r = review_frame(progress, trajectories, pm, measure, t_start, panel, con=con)
-    release_memory()
+    """``review_frame`` (DuckDB with ``threads`` threads for the file), then what it
+    freed given back to the system."""
+    r = review_frame(progress, trajectories, pm, measure, t_start, panel, threads=threads)
+    if panel is not None:
+        release_memory()
     return r
 
 
-def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
-    """The reviews ``r`` that fall in a person-month of their client, with that
-    person-month's columns: the inner join on (client, month), ``r``'s order kept. Found
-    by a lookup on integer keys and a gather of the matched rows only (a merge on the
-    string keys copied every person-month first: about 2 s per measure at 2.9 million)."""
-    cols = [c for c in _PM_COLS if c in pm and c not in ("client_id", "t")]
-    cols += [c for c in pm.columns if c.startswith("lm_")]
+def _person_month_rows(r: pd.DataFrame, pm: pd.DataFrame) -> np.ndarray:
+    """Row of ``pm`` holding each review's (client, month); -1 for none. Found by a lookup
+    on integer keys (a merge on the string keys copied every person-month first: about
+    2 s per measure at 2.9 million)."""
     pm_client, uniq = pd.factorize(pm["client_id"].astype("string"))
     t_pm = pm["t"].to_numpy(dtype="int64")
     t0 = int(t_pm.min()) if len(t_pm) else 0
@@ -189,14 +207,30 @@ def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
     inside = (rc >= 0) & (rt >= t0) & (rt < t0 + span)
     pos = np.full(len(r), -1)
     pos[inside] = keys.get_indexer(rc[inside].astype("int64") * span + (rt[inside] - t0))
-    hit = pos >= 0
-    out = r[hit].reset_index(drop=True)
-    # gathered column by column into the reviews' frame: ``pm[cols]`` copied every review
-    # month's columns first and ``concat`` the result again (about 2 GB at national size)
-    idx = pos[hit]
+    return pos
+
+
+def _gather(out: pd.DataFrame, pm: pd.DataFrame, idx: np.ndarray,
+            consume: bool = False) -> pd.DataFrame:
+    """``out`` (rows aligned with ``idx``) with the columns of the person-months ``idx``
+    of ``pm`` that ``review_frame`` uses, gathered column by column into it (``pm[cols]``
+    copied every review month's columns first and ``concat`` the result again).
+    ``consume``: each column is taken out of ``pm`` as it is gathered, so that the two
+    frames are not held whole at once (with ``review_months``' frame, whose columns are
+    blocks of their own, 3.4 GB at national size)."""
+    cols = [c for c in _PM_COLS if c in pm and c not in ("client_id", "t")]
+    cols += [c for c in pm.columns if c.startswith("lm_")]
     for c in cols:
-        out[c] = pm[c].array.take(idx)
+        out[c] = (pm.pop(c) if consume else pm[c]).array.take(idx)
     return out
+
+
+def _with_person_month(r: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
+    """The reviews ``r`` that fall in a person-month of their client, with that
+    person-month's columns: the inner join on (client, month), ``r``'s order kept."""
+    pos = _person_month_rows(r, pm)
+    hit = pos >= 0
+    return _gather(r[hit].reset_index(drop=True), pm, pos[hit])
 
 
 def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
@@ -208,18 +242,17 @@ def progress_effects(progress: pd.DataFrame | None, trajectories: pd.DataFrame,
     """Quality and programme effects on every measure of ``progress`` (module notes).
 
     ``panel``: the path of the panel's Parquet file, read so that ``pm`` may be None
-    (``progress_stream``, ``threads`` DuckDB threads): one DuckDB query for the
-    person-months of every measure's reviews (when ``pm`` is None), one pass in batches
-    per measure for the interval means. The same table, in memory the size of the
-    reviews."""
+    (``progress_stream``, ``threads`` DuckDB threads): per measure, one DuckDB query for
+    the person-months of its reviews (when ``pm`` is None; freed once gathered) and one
+    pass in batches for the interval means. The same table, in memory the size of the
+    largest measure's reviews."""
     rows: list[dict] = []
     if progress is None or progress.empty:
         return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
-    if panel is not None and pm is None:
-        from impact.heterogeneity.progress_stream import progress_keys, review_months
-
-        pm = review_months(panel, *progress_keys(progress, trajectories), threads=threads)
-        release_memory()  # DuckDB's result and the keys, freed, back to the system
+    # with the file, each measure's review months are read by its review_frame and freed
+    # once gathered: one query per measure (about 15 s more at national size than one
+    # for all) so that the months of every measure (2 GB) are not held beside the
+    # largest measure's reviews (2.6 GB) and its means
     for measure in sorted(progress["measure"].astype(str).unique()):
         r = _review_frame(progress, trajectories, pm, measure, t_start, panel, threads)
         if r.empty:

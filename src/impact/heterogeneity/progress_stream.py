@@ -8,12 +8,15 @@ review's spell since its baseline. At national scale the panel (64 million perso
 must not be held in pandas whole, so with ``panel=`` (the file's path) both come from the
 file, reading only the columns used:
 
-- ``review_months``: a DuckDB semi join of the file with the reviews' (client, month) keys
-  (out of core: ``spill.spilling``'s memory limit, spilling to a temporary folder), the
-  rows put back in file order (DuckDB's ``file_row_number``). Then
-  ``progress._with_person_month`` joins them exactly as it joins the whole panel.
+- ``review_months``: a DuckDB semi join of the file's (client, month) columns with the
+  reviews' keys (out of core: ``spill.spilling``'s memory limit, spilling to a temporary
+  folder) gives the row numbers (DuckDB's ``file_row_number``); a pass over the file in
+  batches takes those rows' columns, in file order, in Arrow's memory (a DuckDB result
+  of the columns, once dropped, stayed with DuckDB's allocator: 1.4 GB at national
+  size). Then ``progress.review_frame`` joins them exactly as it joins the whole panel.
   Memory: the kept rows, about one in six person-months when clients are reviewed every
-  six months.
+  six months; ``review_frame`` asks for one measure's at a time and frees each column
+  once gathered.
 - ``interval_means``: each person-month with both quality halves goes to the first review
   of its spell at or after it (as ``pd.merge_asof(direction="forward")`` does), and counts
   when it lies after that review's baseline month. One pass over the file in batches:
@@ -87,8 +90,8 @@ def _connect(con, threads: int | None):
     return spilling("impact-progress-", threads=threads)
 
 
-def review_months(path: str | Path, client_id, t, *, con=None, threads: int | None = None
-                  ) -> pd.DataFrame:
+def review_months(path: str | Path, client_id, t, *, con=None, threads: int | None = None,
+                  batch_rows: int = 1 << 18) -> pd.DataFrame:
     """The panel file's person-months whose (client, month) is one of the keys
     ``client_id`` x ``t`` (element by element; missing ones are ignored), in file order,
     with ``client_id``, ``t`` and the columns ``_with_person_month`` gathers except the
@@ -105,24 +108,33 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     keys = pd.DataFrame({"c": pd.array(client_id, dtype="string"),
                          "t": np.asarray(t, dtype="float64")}).dropna().drop_duplicates()
     keys = pa.table({"c": _strings(keys["c"]), "t": pa.array(keys["t"].to_numpy(dtype="int64"))})
-    sel = ", ".join(f"p.{ident(c)}" for c in cols)
     with _connect(con, threads) as db:
         try:
             db.register("impact_review_keys", keys)
-            got = db.sql(
-                f"""SELECT p.file_row_number AS impact_row, {sel}
+            rows = db.sql(
+                f"""SELECT p.file_row_number AS impact_row
                     FROM read_parquet({literal(path)}, file_row_number = true) p
                     SEMI JOIN impact_review_keys k
-                    ON CAST(p.client_id AS VARCHAR) = k.c AND p.t = k.t""").to_arrow_table()
+                    ON CAST(p.client_id AS VARCHAR) = k.c AND p.t = k.t""").fetchnumpy()
         finally:
             db.unregister("impact_review_keys")
-    order = np.argsort(got.column("impact_row").to_numpy(), kind="stable")
-    got = got.drop_columns(["impact_row"]).take(pa.array(order))
+    rows = np.sort(np.asarray(rows["impact_row"], dtype="int64"))
+    # the rows themselves from a pass over the file in Arrow's memory (DuckDB's allocator
+    # kept most of a result of the rows' columns after it was dropped: 1.4 GB at national
+    # size), in file order and with the file's types
+    parts, start = [], 0
+    for batch in f.iter_batches(batch_size=batch_rows, columns=cols):
+        lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
+        if hi > lo:
+            parts.append(batch.take(pa.array(rows[lo:hi] - start)))
+        start += batch.num_rows
     target = pa.schema([schema.field(c) for c in cols], metadata=schema.metadata)
-    # DuckDB gives back its own types (string views, plain strings): the file's, for the
-    # same pandas dtypes as a read of the file (not-null flags aside)
-    got = pa.table([got.column(c).cast(target.field(c).type) for c in cols], schema=target)
-    df = got.to_pandas(date_as_object=False)
+    got = (pa.Table.from_batches(parts).select(cols).replace_schema_metadata(schema.metadata)
+           if parts else target.empty_table())
+    del parts
+    # a block per column (``review_frame`` frees each once gathered), Arrow's buffers
+    # freed as they are converted
+    df = got.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
     del got
     for c, dtype in whole_file_dtypes(f, cols).items():
         df[c] = df[c].astype(dtype)

@@ -12,12 +12,11 @@ the headline's columns and of every dimension's interaction columns at once: for
 dimension i with groups h = 0..H (H: the person-months in none of its groups)
 ``qa#i#h = quality_a 1[h]``, ``qb#i#h = quality_b 1[h]`` and ``D#i#h = 1[h]`` for h > 0.
 Each dimension's model is then the sub-blocks of the headline's columns and its own, with
-the in-memory path's names. Per group the pass also adds up person-months and events;
-distinct clients per group are counted by DuckDB from the (group, client) pairs of each
-batch (deduplicated within the batch), out of core.
+the in-memory path's names. Per group the pass also adds up person-months and events,
+and counts distinct clients on integer keys (``distinct``).
 
 Memory: G x k x k blocks for k of about 60 + 16 per dimension, one batch of rows, and
-DuckDB's bounded table of pairs; time linear in the person-months.
+the distinct (client, group) keys; time linear in the person-months.
 ``tests/heterogeneity/test_stream.py`` compares every dimension's estimates, scores, pooled
 effect, counts and bootstrap draws with ``quality_by_group`` to 1e-8.
 """
@@ -33,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from impact.distinct import ClientCodes, DistinctCounter
 from impact.estimate.cgram import ClusterGrams
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
@@ -40,22 +40,23 @@ from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates, group_fits
 from impact.heterogeneity.wcr import CellFE
-from impact.spill import insert_distinct, spilling
 
 __all__ = ["quality_groups_file", "cluster_labels_file"]
 
 
 class _Groups:
     """Made once per pass (``quality_grams(extra=)``): each batch's interaction columns,
-    with the person-months and events per dimension and group and the batch's distinct
-    (dimension, group, client) triples added to a DuckDB table."""
+    with the person-months and events per dimension and group and the distinct clients
+    per dimension and group (``distinct``)."""
 
-    def __init__(self, dims: Sequence[GroupDimension], outcomes: Mapping[str, str],
-                 con) -> None:
-        self.dims, self.outcomes, self.con = list(dims), dict(outcomes), con
+    def __init__(self, dims: Sequence[GroupDimension], outcomes: Mapping[str, str]) -> None:
+        self.dims, self.outcomes = list(dims), dict(outcomes)
         self.npm = [np.zeros(len(d.labels) + 1) for d in self.dims]
         self.nev = {o: [np.zeros(len(d.labels) + 1) for d in self.dims] for o in outcomes}
-        con.execute("CREATE OR REPLACE TABLE pairs (dim INTEGER, grp INTEGER, client VARCHAR)")
+        # every dimension's groups (and its slot for none) one after the other
+        self.offset = np.cumsum([0] + [len(d.labels) + 1 for d in self.dims])
+        self.client_codes = ClientCodes()
+        self.distinct = DistinctCounter(int(self.offset[-1]))
 
     def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
         qa = s["quality_a"].to_numpy(dtype="float64")
@@ -76,22 +77,15 @@ class _Groups:
                 out[f"qb#{i}#{h}"] = qb * ind
                 if h > 0:
                     out[f"D#{i}#{h}"] = ind
-            grps.append(codes.astype("int32"))
-        # every dimension's (group, client) pairs of the batch, deduplicated by DuckDB
-        client = pa.array(s["client_id"])
-        insert_distinct(self.con, "pairs", {
-            "dim": np.repeat(np.arange(len(grps), dtype="int32"), len(s)),
-            "grp": np.concatenate(grps) if grps else np.zeros(0, dtype="int32"),
-            "client": pa.concat_arrays([client] * len(grps)) if grps else client[:0]})
+            grps.append(codes + self.offset[i])
+        if grps:
+            client = self.client_codes(pa.array(s["client_id"]))
+            self.distinct.add(np.concatenate(grps), np.tile(client, len(grps)))
         return out
 
     def clients(self) -> list[np.ndarray]:
-        got = self.con.execute("SELECT dim, grp, count(DISTINCT client) FROM pairs "
-                               "GROUP BY ALL").fetchall()
-        out = [np.zeros(len(d.labels) + 1, dtype="int64") for d in self.dims]
-        for i, h, n in got:
-            out[i][h] = n
-        return out
+        n = self.distinct.counts()
+        return [n[self.offset[i]:self.offset[i + 1]] for i in range(len(self.dims))]
 
 
 def _sub(grams: ClusterGrams, sel: list[int]) -> ClusterGrams:
@@ -120,13 +114,12 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
     if not present:
         return []
     ys = {f"y#{o}": col for o, col in outcomes.items()}
-    with spilling("impact-groups-") as con:
-        q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
-                          extra=lambda: _Groups(present, outcomes, con),
-                          extra_reads=["client_id", *(d.column for d in present)])
-        if q is None:
-            return []
-        ncl_all = q.extra_state.clients()
+    q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                      extra=lambda: _Groups(present, outcomes),
+                      extra_reads=["client_id", *(d.column for d in present)])
+    if q is None:
+        return []
+    ncl_all = q.extra_state.clients()
     st = q.extra_state
     col = {n: j for j, n in enumerate(q.names)}
     base = [j for j, n in enumerate(q.names) if n not in set(q.extra)]

@@ -78,7 +78,9 @@ def connect(params: PanelParams, spill_dir: str | None = None) -> duckdb.DuckDBP
     Settings: https://duckdb.org/docs/configuration/overview (``memory_limit``,
     ``threads``, ``temp_directory``).
     """
-    config: dict[str, Any] = {}
+    from impact.spill import RELEASE
+
+    config: dict[str, Any] = dict(RELEASE)  # freed memory back to the system
     if params.memory_limit:
         config["memory_limit"] = params.memory_limit
     if params.threads:

@@ -1,0 +1,51 @@
+"""``distinct``: client codes and distinct clients per group, batch by batch, against
+pandas' ``nunique`` on the whole data."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from impact.distinct import ClientCodes, DistinctCounter
+
+
+def test_codes_follow_first_appearance_across_batches():
+    codes = ClientCodes()
+    a = codes(pa.array(["b", "b", "a", None, "a", "b"]))
+    b = codes(pa.array(["c", "a", "a"]))
+    assert a.tolist() == [0, 0, 1, -1, 1, 0]
+    assert b.tolist() == [2, 1, 1]
+    assert len(codes) == 3
+    assert codes(pa.array([], type=pa.string())).tolist() == []
+    # non-string ids are taken as text; pandas input too
+    assert codes(pa.array([7, 7, 8])).tolist() == [3, 3, 4]
+    assert codes(pd.Series(["a", "z"], dtype="string")).tolist() == [1, 5]
+
+
+def test_counts_equal_nunique_over_batches():
+    rng = np.random.default_rng(0)
+    n, G = 50_000, 7
+    # runs of one client (spells) in random order, some ids missing, some groups outside
+    client = np.repeat(rng.integers(0, 3000, n // 10), 10)
+    ids = pd.array([None if rng.random() < 0.01 else f"C{c}" for c in client],
+                   dtype="string")
+    group = rng.integers(-1, G + 1, n)
+    codes, counter = ClientCodes(), DistinctCounter(G)
+    for lo in range(0, n, 1234):
+        hi = min(n, lo + 1234)
+        counter.add(group[lo:hi], codes(pa.array(ids[lo:hi])))
+        if lo == 0:  # a count in between does not change what follows
+            counter.counts()
+    frame = pd.DataFrame({"client": ids, "group": group})
+    want = (frame[(frame["group"] >= 0) & (frame["group"] < G)]
+            .groupby("group")["client"].nunique().reindex(range(G), fill_value=0))
+    got = counter.counts()
+    assert got.tolist() == want.tolist()
+    assert (got < np.bincount(group[(group >= 0) & (group < G)], minlength=G)).all()
+
+
+def test_compaction_keeps_every_key():
+    counter = DistinctCounter(3, compact_at=4)
+    for i in range(40):  # many small batches, compacted on the way
+        counter.add(np.array([i % 3, (i + 1) % 3, i % 3]), np.array([i, i, i]))
+    assert len(counter.kept) > 0  # compacted before the count
+    assert counter.counts().tolist() == [27, 27, 26]
