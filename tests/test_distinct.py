@@ -4,8 +4,9 @@ pandas' ``nunique`` on the whole data."""
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
-from impact.distinct import ClientCodes, DistinctCounter
+from impact.distinct import ClientCodes, DistinctCounter, unique
 
 
 def test_codes_follow_first_appearance_across_batches():
@@ -49,3 +50,15 @@ def test_compaction_keeps_every_key():
         counter.add(np.array([i % 3, (i + 1) % 3, i % 3]), np.array([i, i, i]))
     assert len(counter.kept) > 0  # compacted before the count
     assert counter.counts().tolist() == [27, 27, 26]
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint16", "int8", "bool", "float64"])
+def test_unique_is_numpys(dtype):
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 2, 1000):
+        a = rng.integers(-50 if dtype[0] == "i" else 0, 100, n).astype(dtype)
+        if dtype == "float64" and n:
+            a[::7] = np.nan
+        got, want = unique(a), np.unique(a)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

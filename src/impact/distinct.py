@@ -17,7 +17,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ClientCodes", "DistinctCounter"]
+__all__ = ["ClientCodes", "DistinctCounter", "unique"]
+
+
+def unique(a) -> np.ndarray:
+    """``np.unique(a)`` (the sorted distinct values) of a 1-d array, by a sort for integers.
+
+    NumPy 2.3+ finds the distinct values of a plain ``np.unique`` call by hashing, which
+    is slow when most values are distinct (client x group keys): 20 million int64 keys
+    took 21 s hashed, 0.2 s sorted (here, 2 cores; ``return_inverse`` still sorts: 3.3 s).
+    Other dtypes (floats: NaN) go to ``np.unique``."""
+    a = np.asarray(a)
+    if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
+        return np.unique(a)
+    s = np.sort(a)
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
 
 
 class ClientCodes:
@@ -65,14 +84,14 @@ class DistinctCounter:
         values left out), element by element."""
         group, client = np.asarray(group, dtype="int64"), np.asarray(client, dtype="int64")
         m = (client >= 0) & (group >= 0) & (group < self.n)
-        keys = np.unique(client[m] * self.n + group[m])
+        keys = unique(client[m] * self.n + group[m])
         self.pending.append(keys)
         self.size += len(keys)
         if self.size > max(len(self.kept), self.compact_at):
             self._compact()
 
     def _compact(self) -> None:
-        self.kept = np.unique(np.concatenate([self.kept, *self.pending]))
+        self.kept = unique(np.concatenate([self.kept, *self.pending]))
         self.pending, self.size = [], 0
 
     def counts(self) -> np.ndarray:

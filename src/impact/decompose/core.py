@@ -43,6 +43,7 @@ from impact.decompose.design import FACTORS, Design, build_design
 from impact.decompose.model import ModelFit, fit_model
 from impact.decompose.params import DecomposeParams, Period
 from impact.decompose.shapley import shapley
+from impact.distinct import unique
 from impact.estimate.frames import warn
 from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
@@ -266,7 +267,7 @@ def _stack(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _clients(pm: pd.DataFrame, unit: np.ndarray, rows: np.ndarray, n_units: int,
              client_code: np.ndarray) -> np.ndarray:
     """Distinct clients per unit over ``rows``."""
-    key = np.unique(unit[rows].astype("int64") * (int(client_code.max()) + 1) + client_code[rows])
+    key = unique(unit[rows].astype("int64") * (int(client_code.max()) + 1) + client_code[rows])
     return np.bincount(key // (int(client_code.max()) + 1), minlength=n_units)
 
 
@@ -286,7 +287,7 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
         rows = (t >= p.first) & (t <= p.last)
         sums = unit_sums(pm, design, fit, muni_code, M, rows, sample, codes)
         clients = (np.concatenate([_clients(pm, muni_code, rows, M, client_code),
-                                   [len(np.unique(client_code[rows]))]])
+                                   [len(unique(client_code[rows]))]])
                    if client_code is not None else None)
         per[label] = period_means(sums, fit, clients)
     return decomposition_table(per, pairs, fit, design, list(munis), params, dparams,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
 from impact.estimate.frames import warn
 from impact.estimate.linalg import Design, WLSFit, build_design, group_sums, wls_fit
 
@@ -106,7 +107,7 @@ def impute(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, fe: list[str], x: 
         return None
     idx1 = np.concatenate(idx)
     cl = pd.factorize(np.asarray(cluster))[0]
-    G = len(np.unique(cl[np.concatenate([models[0][1].rows, idx1])]))
+    G = len(unique(cl[np.concatenate([models[0][1].rows, idx1])]))
     return Imputation(tuple(models), y, np.asarray(p, float), cl, idx1, np.concatenate(tau),
                       int(todo.sum()), n_fb, G)
 

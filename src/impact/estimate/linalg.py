@@ -33,6 +33,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
+from impact.distinct import unique
+
 __all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "crv1_parts", "lincom",
            "wald_f", "group_sums", "scatter_dummies"]
 
@@ -306,7 +308,7 @@ def fixest_df_k(design: Design, n_x_kept: int, cl_codes: np.ndarray, rows: np.nd
     n_fe = len(design.fe_names)
     if n_fe == 0:
         return n_x_kept
-    levels = [len(np.unique(c[rows])) for c in design.fe_codes]
+    levels = [len(unique(c[rows])) for c in design.fe_codes]
     k_fe_adj = sum(levels) - (n_fe - 1)
     nested = [_nested(c[rows], cl_codes) for c in design.fe_codes]
     k_nested = sum(lv for lv, is_n in zip(levels, nested) if is_n)

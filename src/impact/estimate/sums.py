@@ -10,6 +10,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
 from impact.estimate.cgram import ClusterGrams, cluster_grams
 from impact.estimate.linalg import scatter_dummies
 
@@ -209,7 +210,7 @@ def _distinct(codes: np.ndarray) -> np.ndarray:
     if (codes.dtype.kind in "iu" and len(codes) and codes.min() >= 0
             and codes.max() < 4 * len(codes) + 1024):
         return np.flatnonzero(np.bincount(codes))
-    return np.unique(codes)
+    return unique(codes)
 
 
 def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from impact.distinct import ClientCodes
+from impact.distinct import ClientCodes, unique
 from impact.estimate.quality_stream import BATCH_ROWS
 from impact.heterogeneity.incidence_counts import IncidenceInputError, _finish_counts
 from impact.heterogeneity.params import GroupDimension
@@ -117,7 +117,7 @@ def _counts(dim: GroupDimension, client: np.ndarray, dur: np.ndarray, g: np.ndar
     H = len(dim.labels)
     m = (g >= 0) & (client >= 0)  # a missing client is no client
     key = (client[m].astype("int64") * H + g[m]) * D + dur[m]
-    key = np.unique(key)  # distinct (client, group, duration), sorted
+    key = unique(key)  # distinct (client, group, duration), sorted
     cell = key % (H * D)
     n_clients = np.bincount(cell, minlength=H * D)
     cg = key // D  # (client, group), sorted: distinct pairs where it changes

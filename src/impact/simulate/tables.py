@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
+
 from . import hazard as hz
 from .engine import Sim
 from .params import SimulateParams
@@ -153,7 +155,7 @@ def _assignments(sim, idx, spell_id, cw_id, cw_team, traj) -> pd.DataFrame:
     e_row = pos_of[ev["spell"]]
     keep = e_row >= 0
     e_row, e_month, e_cw = e_row[keep], ev["month"][keep], ev["cw"][keep]
-    rows_spell = np.unique(e_row)
+    rows_spell = unique(e_row)
     first_cw = sim.spells["init_cw"][idx[rows_spell]]
     r = np.concatenate([rows_spell, e_row])
     start = np.concatenate([traj["start_date"].to_numpy()[rows_spell], iso_dates(e_month, np.ones(len(e_month)))])

@@ -45,6 +45,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
 from impact.estimate.frames import lm_controls, month_index, warn
 from impact.estimate.imputation import impute
 from impact.estimate.params import EstimateParams
@@ -292,7 +293,7 @@ def cddf_programme(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityP
             warn(f"cddf (programme): split {s} has a half without adopted person-months")
             continue
         Za = np.column_stack([np.ones(len(ra)), XC[ra, :kx]])
-        G_main = len(np.unique(cl_codes[rm]))
+        G_main = len(unique(cl_codes[rm]))
         cm = pd.factorize(cl_codes[rm])[0]
         xm = {n: codes[n][rm] for n in levels}
         for o, oname in enumerate(outcomes):

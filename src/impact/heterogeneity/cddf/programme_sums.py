@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
 from impact.estimate.cgram import ClusterGrams, fit_pm_multi_grams
 from impact.estimate.frames import warn
 from impact.estimate.pmreg import _independent
@@ -66,7 +67,7 @@ def tables_from_sums(ts, keys, trip, types: _Types, levels, in_main, mains,
         if not (any_s & ~k_main).any() or not (any_s & k_main).any():
             warn(f"cddf (programme): split {s} has a half without adopted person-months")
             continue
-        G_main = len(np.unique(k_cl[any_s & k_main]))
+        G_main = len(unique(k_cl[any_s & k_main]))
         for o, oname in enumerate(outcomes):
             f = s * O + o
             bit = ((k_mask >> f) & 1).astype(bool)

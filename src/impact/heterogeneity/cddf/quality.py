@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
 from impact.estimate.params import EstimateParams
 from impact.estimate.cgram import (
     ClusterGrams, _pair_sums, cluster_grams_by, demean_grams, fit_pm_multi_grams,
@@ -129,7 +130,7 @@ def cddf_quality(pm: pd.DataFrame, params: EstimateParams, het: HeterogeneityPar
     pstart = np.searchsorted(U.pair_cluster, np.arange(G + 1))  # each cluster's pairs
 
     def fe_dof(keep: np.ndarray) -> int:
-        used = np.unique(U.pair_cell[keep[U.pair_cluster]])
+        used = unique(U.pair_cell[keep[U.pair_cluster]])
         return fe_df(cells.iloc[used].reset_index(drop=True), fe, cell_cl_all[used])
 
     spec = (["qa*S", "qb*S"] + [f"qa#G{g}" for g in range(1, K + 1)]

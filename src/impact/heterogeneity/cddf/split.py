@@ -10,6 +10,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from impact.distinct import unique
 from impact.estimate.frames import EstimationWarning
 from impact.heterogeneity.cddf.tables import BLP_TERMS, NONE_LEVEL
 from impact.heterogeneity.params import OUTCOMES, GroupDimension, HeterogeneityParams
@@ -105,8 +106,8 @@ def clan(codes: np.ndarray, L: int, top: np.ndarray, bot: np.ndarray, g: np.ndar
     c, t = codes[sel], top[sel]
     ct = np.bincount(g[t] * L + c[t], minlength=G * L).reshape(G, L)
     cb = np.bincount(g[~t] * L + c[~t], minlength=G * L).reshape(G, L)
-    nct = np.bincount(np.unique(clients[top] * L + codes[top]) % L, minlength=L)
-    ncb = np.bincount(np.unique(clients[bot] * L + codes[bot]) % L, minlength=L)
+    nct = np.bincount(unique(clients[top] * L + codes[top]) % L, minlength=L)
+    ncb = np.bincount(unique(clients[bot] * L + codes[bot]) % L, minlength=L)
     return clan_counts(ct, cb, nct, ncb)
 
 
@@ -117,8 +118,8 @@ def split_rows(s: int, outcome: str, blp, gates, grp: np.ndarray, clients: np.nd
     top, bot = grp == K - 1, grp == 0
     g_sel = pd.factorize(clusters[top | bot])[0]
     counts = SplitCounts(
-        int(len(np.unique(clients))), np.bincount(grp, minlength=K),
-        np.bincount(np.unique(clients * K + grp) % K, minlength=K),
+        int(len(unique(clients))), np.bincount(grp, minlength=K),
+        np.bincount(unique(clients * K + grp) % K, minlength=K),
         {n: clan(xm[n], len(labs), top, bot, g_sel, clients) for n, labs in levels.items()})
     return split_rows_counts(s, outcome, blp, gates, counts, levels, K, df)
 
@@ -142,12 +143,12 @@ def tally_counts(cl: np.ndarray, codes: list[np.ndarray], n: np.ndarray, grp: np
         xs = x[sel]
         ct = np.bincount(g[ts] * L + xs[ts], weights=ns[ts], minlength=G * L).reshape(G, L)
         cb = np.bincount(g[~ts] * L + xs[~ts], weights=ns[~ts], minlength=G * L).reshape(G, L)
-        nct = np.bincount(np.unique(t_client[ttop] * L + tx[ttop]) % L, minlength=L)
-        ncb = np.bincount(np.unique(t_client[tbot] * L + tx[tbot]) % L, minlength=L)
+        nct = np.bincount(unique(t_client[ttop] * L + tx[ttop]) % L, minlength=L)
+        ncb = np.bincount(unique(t_client[tbot] * L + tx[tbot]) % L, minlength=L)
         clan[name] = clan_counts(ct, cb, nct, ncb)
-    return SplitCounts(int(len(np.unique(t_client))),
+    return SplitCounts(int(len(unique(t_client))),
                        np.bincount(grp, weights=n, minlength=K).round().astype("int64"),
-                       np.bincount(np.unique(t_client * K + t_grp) % K, minlength=K), clan)
+                       np.bincount(unique(t_client * K + t_grp) % K, minlength=K), clan)
 
 
 def split_rows_counts(s: int, outcome: str, blp, gates, counts: SplitCounts,

@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from impact.distinct import unique
 from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_multi_grams
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import fe_df
@@ -238,7 +239,7 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
                else np.arange(len(cells)))
 
     def fe_dof(raw: ClusterGrams, keep: np.ndarray) -> int:
-        used = np.unique(raw.pair_cell[keep[raw.pair_cluster]])
+        used = unique(raw.pair_cell[keep[raw.pair_cluster]])
         return fe_df(cells.iloc[used].reset_index(drop=True), fe, cell_cl[used])
 
     # levels: every label, "(none)" only where a row is in no group (``dimension_levels``)
