@@ -25,9 +25,10 @@ file, reading only the columns used:
   panel is written spell by spell) and are added to its sums by ``np.bincount``.
 
 Measured on the full national simulation (63 million person-months, 20.6 million progress
-rows, 9.9 million review months; 2 cores): the review months 10 s instead of 366 s for
-the former pass in Arrow batches (hashing every batch's client ids in Python-driven
-chunks). The interval means took 124 s per measure in Arrow batches hashing every
+rows, 9.9 million review months; 2 cores): the review months of one measure about 18 s
+(the row numbers from DuckDB, then the pass taking them); one DuckDB query of every
+measure's rows and columns took 10-30 s, the former pass in Arrow batches hashing every
+batch's client ids in Python-driven chunks 366 s. The interval means took 124 s per measure in Arrow batches hashing every
 row's spell id, 31 s (eighth round) and 69 s (on the municipality-ordered panel, ninth)
 in a DuckDB ``ASOF JOIN``, which sorts all 63 million rows by their string spell id;
 by binary search over the sorted reviews, 47 s and 25 s for the two measures (9.8 and
