@@ -81,10 +81,10 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     ``ladder_step`` and 0/1 measures; the value otherwise).
 
     ``panel``: the path of the panel's Parquet file (``progress_stream``; ``con`` a DuckDB
-    connection to use, else one of ``threads`` threads) so that the panel is never held whole: the interval means come
-    from a pass over it, and so do the reviews' person-months when ``pm`` is None (else
-    ``pm`` need hold only those, as ``progress_stream.review_months`` gives them). The
-    same frame."""
+    connection to use, else one of ``threads`` threads) so that the panel is never held
+    whole: the interval means come from a pass over it, and so do the reviews'
+    person-months when ``pm`` is None (else ``pm`` need hold only those, as
+    ``progress_stream.review_months`` gives them). The same frame."""
     p = progress[progress["measure"].astype(str) == measure]
     if p.empty:
         return pd.DataFrame()

@@ -28,11 +28,12 @@ Measured on the full national simulation (63 million person-months, 20.6 million
 rows, 9.9 million review months; 2 cores): the review months of one measure about 18 s
 (the row numbers from DuckDB, then the pass taking them); one DuckDB query of every
 measure's rows and columns took 10-30 s, the former pass in Arrow batches hashing every
-batch's client ids in Python-driven chunks 366 s. The interval means took 124 s per measure in Arrow batches hashing every
-row's spell id, 31 s (eighth round) and 69 s (on the municipality-ordered panel, ninth)
-in a DuckDB ``ASOF JOIN``, which sorts all 63 million rows by their string spell id;
-by binary search over the sorted reviews, 47 s and 25 s for the two measures (9.8 and
-4.3 million reviews) where the ``ASOF JOIN`` took 69 s each.
+batch's client ids in Python-driven chunks 366 s. The interval means took 124 s per
+measure in Arrow batches hashing every row's spell id, 31 s (eighth round) and 69 s (on
+the municipality-ordered panel, ninth) in a DuckDB ``ASOF JOIN``, which sorts all 63
+million rows by their string spell id; by binary search over the sorted reviews, 47 s
+and 25 s for the two measures (9.8 and 4.3 million reviews) where the ``ASOF JOIN``
+took 69 s each.
 
 What the in-memory path decides on the whole panel is kept:
 
