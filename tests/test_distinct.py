@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from impact.distinct import ClientCodes, DistinctCounter, unique
+from impact.distinct import ClientCodes, DistinctCounter, per_group, unique
 
 
 def test_codes_follow_first_appearance_across_batches():
@@ -62,3 +62,11 @@ def test_unique_is_numpys(dtype):
         got, want = unique(a), np.unique(a)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def test_per_group_equals_nunique():
+    rng = np.random.default_rng(2)
+    client, group = rng.integers(0, 300, 5000), rng.integers(0, 6, 5000)
+    want = pd.DataFrame({"c": client, "g": group}).groupby("g")["c"].nunique()
+    got = per_group(group, client, 8)  # two groups without rows
+    assert got.tolist() == want.reindex(range(8), fill_value=0).tolist()

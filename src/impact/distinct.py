@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ClientCodes", "DistinctCounter", "unique"]
+__all__ = ["ClientCodes", "DistinctCounter", "per_group", "unique"]
 
 
 def unique(a) -> np.ndarray:
@@ -37,6 +37,14 @@ def unique(a) -> np.ndarray:
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
     return s[keep]
+
+
+def per_group(group, client, n_groups: int) -> np.ndarray:
+    """Distinct clients per group 0..n_groups-1 (int64) of the rows' ``group`` and
+    ``client`` codes (non-negative integers), from the sorted distinct keys
+    ``client * n_groups + group``."""
+    key = np.asarray(client, dtype="int64") * int(n_groups) + np.asarray(group, dtype="int64")
+    return np.bincount(unique(key) % n_groups, minlength=n_groups).astype("int64")
 
 
 class ClientCodes:

@@ -43,7 +43,7 @@ from impact.decompose.design import FACTORS, Design, build_design
 from impact.decompose.model import ModelFit, fit_model
 from impact.decompose.params import DecomposeParams, Period
 from impact.decompose.shapley import shapley
-from impact.distinct import unique
+from impact.distinct import per_group, unique
 from impact.estimate.frames import warn
 from impact.estimate.params import EstimateParams
 from impact.estimate.wild import draw_weights
@@ -264,11 +264,6 @@ def _stack(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _clients(pm: pd.DataFrame, unit: np.ndarray, rows: np.ndarray, n_units: int,
-             client_code: np.ndarray) -> np.ndarray:
-    """Distinct clients per unit over ``rows``."""
-    key = unique(unit[rows].astype("int64") * (int(client_code.max()) + 1) + client_code[rows])
-    return np.bincount(key // (int(client_code.max()) + 1), minlength=n_units)
 
 
 def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams,
@@ -286,7 +281,7 @@ def decompose(pm: pd.DataFrame, params: EstimateParams, dparams: DecomposeParams
     for label, p in periods_of(pairs).items():
         rows = (t >= p.first) & (t <= p.last)
         sums = unit_sums(pm, design, fit, muni_code, M, rows, sample, codes)
-        clients = (np.concatenate([_clients(pm, muni_code, rows, M, client_code),
+        clients = (np.concatenate([per_group(muni_code[rows], client_code[rows], M),
                                    [len(unique(client_code[rows]))]])
                    if client_code is not None else None)
         per[label] = period_means(sums, fit, clients)

@@ -10,7 +10,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from impact.distinct import unique
+from impact.distinct import per_group, unique
 from impact.estimate.frames import EstimationWarning
 from impact.heterogeneity.cddf.tables import BLP_TERMS, NONE_LEVEL
 from impact.heterogeneity.params import OUTCOMES, GroupDimension, HeterogeneityParams
@@ -106,8 +106,8 @@ def clan(codes: np.ndarray, L: int, top: np.ndarray, bot: np.ndarray, g: np.ndar
     c, t = codes[sel], top[sel]
     ct = np.bincount(g[t] * L + c[t], minlength=G * L).reshape(G, L)
     cb = np.bincount(g[~t] * L + c[~t], minlength=G * L).reshape(G, L)
-    nct = np.bincount(unique(clients[top] * L + codes[top]) % L, minlength=L)
-    ncb = np.bincount(unique(clients[bot] * L + codes[bot]) % L, minlength=L)
+    nct = per_group(codes[top], clients[top], L)
+    ncb = per_group(codes[bot], clients[bot], L)
     return clan_counts(ct, cb, nct, ncb)
 
 
@@ -119,7 +119,7 @@ def split_rows(s: int, outcome: str, blp, gates, grp: np.ndarray, clients: np.nd
     g_sel = pd.factorize(clusters[top | bot])[0]
     counts = SplitCounts(
         int(len(unique(clients))), np.bincount(grp, minlength=K),
-        np.bincount(unique(clients * K + grp) % K, minlength=K),
+        per_group(grp, clients, K),
         {n: clan(xm[n], len(labs), top, bot, g_sel, clients) for n, labs in levels.items()})
     return split_rows_counts(s, outcome, blp, gates, counts, levels, K, df)
 
@@ -143,12 +143,12 @@ def tally_counts(cl: np.ndarray, codes: list[np.ndarray], n: np.ndarray, grp: np
         xs = x[sel]
         ct = np.bincount(g[ts] * L + xs[ts], weights=ns[ts], minlength=G * L).reshape(G, L)
         cb = np.bincount(g[~ts] * L + xs[~ts], weights=ns[~ts], minlength=G * L).reshape(G, L)
-        nct = np.bincount(unique(t_client[ttop] * L + tx[ttop]) % L, minlength=L)
-        ncb = np.bincount(unique(t_client[tbot] * L + tx[tbot]) % L, minlength=L)
+        nct = per_group(tx[ttop], t_client[ttop], L)
+        ncb = per_group(tx[tbot], t_client[tbot], L)
         clan[name] = clan_counts(ct, cb, nct, ncb)
     return SplitCounts(int(len(unique(t_client))),
                        np.bincount(grp, weights=n, minlength=K).round().astype("int64"),
-                       np.bincount(unique(t_client * K + t_grp) % K, minlength=K), clan)
+                       per_group(t_grp, t_client, K), clan)
 
 
 def split_rows_counts(s: int, outcome: str, blp, gates, counts: SplitCounts,
