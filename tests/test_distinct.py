@@ -52,6 +52,15 @@ def test_compaction_keeps_every_key():
     assert counter.counts().tolist() == [27, 27, 26]
 
 
+def test_counts_of_groups_numbered_as_they_come():
+    # value-added's units: a bound of 2^32 groups, counted for the units seen only
+    counter = DistinctCounter(1 << 32)
+    counter.add(np.array([0, 0, 2, 1, 2]), np.array([5, 6, 5, 5, 5]))
+    counter.add(np.array([3, 0]), np.array([7, 5]))
+    assert counter.counts(4).tolist() == [2, 1, 1, 1]
+    assert counter.counts(2).tolist() == [2, 1]   # groups beyond the size left out
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32", "uint16", "int8", "bool", "float64"])
 def test_unique_is_numpys(dtype):
     rng = np.random.default_rng(1)

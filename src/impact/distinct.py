@@ -102,7 +102,11 @@ class DistinctCounter:
         self.kept = unique(np.concatenate([self.kept, *self.pending]))
         self.pending, self.size = [], 0
 
-    def counts(self) -> np.ndarray:
-        """Distinct clients per group (int64, length ``n_groups``)."""
+    def counts(self, size: int | None = None) -> np.ndarray:
+        """Distinct clients per group (int64, length ``n_groups``; ``size``: of the groups
+        0..size-1 only, for a counter of groups numbered as they come, ``n_groups`` a
+        bound)."""
         self._compact()
-        return np.bincount(self.kept % self.n, minlength=self.n).astype("int64")
+        n = self.n if size is None else int(size)
+        g = self.kept % self.n
+        return np.bincount(g[g < n], minlength=n).astype("int64")

@@ -18,7 +18,9 @@ of every person-month with a unit. What it needs of A adds up over rows:
    mean (``value_added._residuals`` adds the cell means it took out back in, so it is
    exactly that), and the region-month means of A's columns are sums of the cell sums. A
    second pass adds r up per unit x spell: S_js, from which ``value_added.spell_result``
-   computes everything else, as in memory.
+   computes everything else, as in memory. Pass 1 keeps, in a temporary file, which
+   rows it used and their pair, region-month and categorical level codes
+   (``_RowCodes``), so pass 2 reads only the numeric columns and hashes no string.
 
 Pairs and spells are numbered in order of first appearance in the file, as the in-memory
 codes are, so the split-sample check (odd and even spell codes) and the MixedLM's blocks
@@ -33,26 +35,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Sequence
 
+import tempfile
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact import io
+from impact.distinct import ClientCodes, DistinctCounter
 from impact.estimate.cgram import demean_grams
 from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
 from impact.estimate.frames import month_index, warn
 from impact.estimate.linalg import independent_columns
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
+from impact.estimate.sums import _first_rows
 from impact.estimate.value_added import (
     UnitSpells, ValueAddedResult, _check_df, check_inputs, spell_result, value_added_reads,
 )
-from impact.spill import spilling
 
 __all__ = ["value_added_file"]
 
 _T = 1 << 20
+_MISSING = (1 << 31) - 1   # the code of a missing client id or caseworker, as a value
 
 
 def _categorical(c: str) -> bool:
@@ -66,6 +72,7 @@ class _Batch:
 
     def __init__(self, df: pd.DataFrame, key: str, controls, lm, codes: dict) -> None:
         has = df[key].notna().to_numpy()
+        self.has = has
         self.n_no_unit = int((~has).sum())
         s = df.loc[has].reset_index(drop=True)
         self.s = s
@@ -114,55 +121,55 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     pair_n, um_n = _Sums(), _Sums()
     gs = GramSums()
     n_no_unit = n_missing = 0
-    with spilling("impact-va-") as con:
-        extra = [c for c in ("client_id", "caseworker_key") if c in schema and c != key]
+    # distinct clients (and, for teams, caseworkers) per unit; a missing value counts as
+    # a value of its own, as in memory
+    extra = [c for c in ("client_id", "caseworker_key") if c in schema and c != key]
+    values = {c: ClientCodes() for c in extra}
+    distinct_n = {c: DistinctCounter(1 << 32) for c in extra}
+    rows = _RowCodes()   # pass 1's codes of the rows it used, for pass 2
+    for df in _batches(path, reads, batch_rows, sample):
+        b = _Batch(df, key, controls, cands, codes)
+        n_no_unit += b.n_no_unit
+        for c, v in b.cats.items():  # the modal level: among the rows with a unit
+            cnt = np.bincount(v, minlength=len(codes[c]))
+            old = cat_counts.get(c, np.zeros(0))
+            cat_counts[c] = np.concatenate([old, np.zeros(len(cnt) - len(old))]) + cnt
+        for c, v in b.lm.items():
+            st = lm_state[c]
+            fin = np.isfinite(v)
+            st[0] = st[0] and bool(fin.all())
+            if fin.any():
+                st[1], st[2] = min(st[1], v[fin].min()), max(st[2], v[fin].max())
+        ok = b.ok
+        n_missing += int((~ok).sum())
+        used = np.zeros(len(df), dtype=bool)
+        used[np.flatnonzero(b.has)[ok]] = True
+        if not ok.any():
+            rows.put(used, [])
+            continue
+        s = b.s.loc[ok].reset_index(drop=True)
+        unit = units(s[key].astype(str))
+        reg = regions(s["region"].astype(str))
+        rm = rms(reg * (4 * _T) + (b.t[ok] + _T))   # region-month, numbered as seen
+        cols = {c: v[ok] for c, v in b.num.items()}
+        cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
+        cats = {c: v[ok] for c, v in b.cats.items()}
+        gs.add(cols, cats, np.zeros(len(s), int), s[key].astype(str),
+               s["region"].astype(str), rm)
+        sp = spells(s["spell_id"])
+        pc = pairs(unit * (1 << 40) + sp)
+        new = _first_rows(pc, len(pair_unit))     # the first row of each new pair
+        pair_unit += unit[new].tolist()
+        pair_spell += sp[new].tolist()
+        pair_n.add(pc, len(pairs))
+        rows.put(used, [pc, rm, *cats.values()])
+        mc = munis(s["municipality"].astype(str))
+        umc = um(unit * (1 << 32) + mc)
+        um_n.add(umc, len(um))
         for c in extra:
-            con.execute(f'CREATE TABLE "{c}" (unit VARCHAR, v VARCHAR)')
-        for df in _batches(path, reads, batch_rows, sample):
-            b = _Batch(df, key, controls, cands, codes)
-            n_no_unit += b.n_no_unit
-            for c, v in b.cats.items():  # the modal level: among the rows with a unit
-                cnt = np.bincount(v, minlength=len(codes[c]))
-                old = cat_counts.get(c, np.zeros(0))
-                cat_counts[c] = np.concatenate([old, np.zeros(len(cnt) - len(old))]) + cnt
-            for c, v in b.lm.items():
-                st = lm_state[c]
-                fin = np.isfinite(v)
-                st[0] = st[0] and bool(fin.all())
-                if fin.any():
-                    st[1], st[2] = min(st[1], v[fin].min()), max(st[2], v[fin].max())
-            ok = b.ok
-            n_missing += int((~ok).sum())
-            if not ok.any():
-                continue
-            s = b.s.loc[ok].reset_index(drop=True)
-            unit = units(s[key].astype(str))
-            reg = regions(s["region"].astype(str))
-            rm = rms(reg * (4 * _T) + (b.t[ok] + _T))   # region-month, numbered as seen
-            cols = {c: v[ok] for c, v in b.num.items()}
-            cols.update({f"lm:{c}": np.nan_to_num(v[ok]) for c, v in b.lm.items()})
-            gs.add(cols, {c: v[ok] for c, v in b.cats.items()}, np.zeros(len(s), int),
-                   s[key].astype(str), s["region"].astype(str), rm)
-            sp = spells(s["spell_id"])
-            pc = pairs(unit * (1 << 40) + sp)
-            new = np.unique(pc, return_index=True)
-            for code, i in zip(*new):
-                if code >= len(pair_unit):
-                    pair_unit.append(unit[i])
-                    pair_spell.append(sp[i])
-            pair_n.add(pc, len(pairs))
-            mc = munis(s["municipality"].astype(str))
-            umc = um(unit * (1 << 32) + mc)
-            um_n.add(umc, len(um))
-            for c in extra:
-                # a missing value counts as a value of its own, as in memory
-                got = pd.DataFrame({"unit": s[key].astype(str).to_numpy(),
-                                    "v": s[c].astype("string").fillna("\x00NA")
-                                    .to_numpy(dtype=object)}).drop_duplicates()
-                tab = pa.Table.from_pandas(got, preserve_index=False)  # noqa: F841
-                con.execute(f'INSERT INTO "{c}" SELECT * FROM tab')
-        counts = {c: dict(con.execute(f'SELECT unit, count(DISTINCT v) FROM "{c}" '
-                                      "GROUP BY unit").fetchall()) for c in extra}
+            v = values[c](pa.array(s[c].array, from_pandas=True))
+            distinct_n[c].add(unit, np.where(v < 0, _MISSING, v))
+    counts = {c: distinct_n[c].counts(len(units)) for c in extra}
     if n_no_unit:
         warn(f"value_added: {n_no_unit} person-months without {key} dropped")
     if n_missing:
@@ -190,8 +197,9 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
             sel.append(gs.col[("num", c)])
     sel += [gs.col[("num", f"lm:{c}")] for c in lm_keep]
     v, rm_mean = _coefficients(gs, sel, covariates == "within")
-    S = _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes, gs, sel,
-                       v, rm_mean, units, regions, rms, spells, pairs, len(pair_unit))
+    S = _residual_sums(path, batch_rows, sample, controls, cands, rows, gs, sel, v, rm_mean,
+                       len(pair_unit))
+    rows.close()
     # modal municipality: the most person-months, ties to the last pair seen (in memory)
     um_codes = um.values.astype("int64")
     modal = pd.DataFrame({"u": to_sorted[um_codes >> 32], "m": um_codes & ((1 << 32) - 1),
@@ -204,7 +212,9 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
             return np.ones(len(names))
         if col not in counts:
             return np.full(len(names), np.nan)
-        return np.asarray([counts[col].get(u, 0) for u in names], dtype="float64")
+        out = np.zeros(len(names))
+        out[to_sorted] = counts[col]    # first-appearance unit codes to sorted ones
+        return out
 
     sp = UnitSpells(names, g, np.asarray(pair_spell, dtype="int64"), pair_n, S,
                     muni_names[modal["m"].to_numpy()], distinct("client_id"),
@@ -262,29 +272,70 @@ def _coefficients(gs: GramSums, sel: list[int], within: bool
         return v, num / den
 
 
-def _residual_sums(path, reads, batch_rows, sample, key, controls, cands, codes, gs, sel, v,
-                   rm_mean, units, regions, rms, spells, pairs, n_pairs) -> np.ndarray:
-    """Pass 2: the residual sums S_js per unit x spell pair (module notes)."""
+def _residual_sums(path, batch_rows, sample, controls, cands, rows: _RowCodes, gs, sel, v,
+                   rm_mean, n_pairs) -> np.ndarray:
+    """Pass 2: the residual sums S_js per unit x spell pair (module notes), from the
+    numeric columns of the file and pass 1's codes of the rows it used."""
     S = _Sums()
     inv_col = {j: name for name, j in gs.col.items()}
-    for df in _batches(path, reads, batch_rows, sample):
-        b = _Batch(df, key, controls, cands, codes)
-        ok = b.ok
-        if not ok.any():
+    numeric = [c for c in controls if not _categorical(c)]
+    reads = list(dict.fromkeys(["exit_work", *numeric, *cands]
+                               + (["left_truncated"] if sample == "inflow" else [])))
+    cat_names = [c for c in controls if _categorical(c)]   # ``_Batch.cats``' order
+    for df, (used, codes) in zip(_batches(path, reads, batch_rows, sample), rows.read()):
+        if len(df) != len(used):  # the same file read in batches of the same size
+            raise RuntimeError("value_added: the panel file changed between its two passes")
+        if not used.any():
             continue
-        s = b.s.loc[ok].reset_index(drop=True)
-        r = np.zeros(len(s))
+        pc, rm = codes[0], codes[1]
+        cats = dict(zip(cat_names, codes[2:]))
+
+        def num(c: str) -> np.ndarray:
+            return pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64")[used]
+
+        r = np.zeros(int(used.sum()))
         for coef, j in zip(v, sel):
             name = inv_col[j]
             if name[0] == "num":
                 c = name[1]
-                x = b.num[c][ok] if not c.startswith("lm:") else np.nan_to_num(b.lm[c[3:]][ok])
+                x = (num("exit_work") * 100.0 if c == "y" else
+                     np.nan_to_num(num(c[3:])) if c.startswith("lm:") else num(c))
             else:
-                x = (b.cats[name[0]][ok] == name[1]).astype("float64")
+                x = (cats[name[0]] == name[1]).astype("float64")
             r += coef * x
-        reg = regions.lookup(s["region"].astype(str).to_numpy())
-        r -= rm_mean[rms.lookup(reg * (4 * _T) + (b.t[ok] + _T))]
-        unit = units.lookup(s[key].astype(str).to_numpy())
-        pc = pairs.lookup(unit * (1 << 40) + spells.lookup(s["spell_id"]))
+        r -= rm_mean[rm]
         S.add(pc, n_pairs, weights=r)
     return S.values
+
+
+class _RowCodes:
+    """Pass 1's codes of the rows it used, kept for pass 2 in an unnamed temporary file
+    (about 8 + 4 x categorical controls bytes per person-month): per batch, which of its
+    rows were used (a bit each) and, for those, int32 codes (pair, region-month, then each
+    categorical control's level codes, in the order of ``controls``)."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="impact-va-")
+        self.index: list[tuple[int, int, int]] = []   # rows, rows used, arrays
+
+    def put(self, used: np.ndarray, codes: list[np.ndarray]) -> None:
+        m = int(used.sum())
+        self.file.write(np.packbits(used).tobytes())
+        for a in codes:
+            if len(a) and (a.min() < 0 or a.max() >= 1 << 31):
+                raise OverflowError("value_added: codes beyond int32")
+            self.file.write(np.ascontiguousarray(a, dtype="int32").tobytes())
+        self.index.append((len(used), m, len(codes)))
+
+    def read(self):
+        """(used, codes as int64) per batch, in the order they were put."""
+        self.file.flush()
+        self.file.seek(0)
+        for n, m, k in self.index:
+            used = np.unpackbits(np.frombuffer(self.file.read((n + 7) // 8), dtype=np.uint8),
+                                 count=n).astype(bool)
+            yield used, [np.frombuffer(self.file.read(4 * m), dtype="int32").astype("int64")
+                         for _ in range(k)]
+
+    def close(self) -> None:
+        self.file.close()
