@@ -106,3 +106,27 @@ def test_missing_column_is_named(panel, tmp_path):
     io.write_parquet(pm, path)
     with pytest.raises(ValueError, match="household"):
         value_added_file(path, "caseworker")
+
+
+def test_row_codes_round_trip():
+    # pass 1's codes for pass 2: every size of code, batches with no row used, bit masks
+    # of lengths that are not multiples of 8
+    from impact.estimate.value_added_stream import _RowCodes
+
+    rng = np.random.default_rng(3)
+    rows, want = _RowCodes(), []
+    for n, top in [(13, 300), (1000, 70_000), (5, 0), (77, 5 * 10**9), (9, 1 << 16)]:
+        used = rng.random(n) < 0.6
+        if top == 0:
+            used[:] = False
+        m = int(used.sum())
+        codes = [rng.integers(0, top + 1, m), np.full(m, top, dtype="int64")]
+        rows.put(used, codes if m else [])
+        want.append((used, codes if m else []))
+    got = list(rows.read())
+    rows.close()
+    assert len(got) == len(want)
+    for (u, c), (wu, wc) in zip(got, want):
+        assert u.dtype == bool and np.array_equal(u, wu)
+        assert len(c) == len(wc) and all(np.array_equal(x, y) and x.dtype == np.int64
+                                         for x, y in zip(c, wc))

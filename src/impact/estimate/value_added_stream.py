@@ -309,33 +309,39 @@ def _residual_sums(path, batch_rows, sample, controls, cands, rows: _RowCodes, g
 
 
 class _RowCodes:
-    """Pass 1's codes of the rows it used, kept for pass 2 in an unnamed temporary file
-    (about 8 + 4 x categorical controls bytes per person-month): per batch, which of its
-    rows were used (a bit each) and, for those, int32 codes (pair, region-month, then each
-    categorical control's level codes, in the order of ``controls``)."""
+    """Pass 1's codes of the rows it used, kept for pass 2 in an unnamed temporary file:
+    per batch, which of its rows were used (a bit each) and, for those, the pair and
+    region-month codes and each categorical control's level codes (in the order of
+    ``controls``), each array in the smallest unsigned type that holds it (about 11 bytes
+    a person-month with five categorical controls)."""
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile(prefix="impact-va-")
-        self.index: list[tuple[int, int, int]] = []   # rows, rows used, arrays
+        self.index: list[tuple[int, int, list[np.dtype]]] = []  # rows, used, array types
 
     def put(self, used: np.ndarray, codes: list[np.ndarray]) -> None:
         m = int(used.sum())
         self.file.write(np.packbits(used).tobytes())
+        types = []
         for a in codes:
-            if len(a) and (a.min() < 0 or a.max() >= 1 << 31):
-                raise OverflowError("value_added: codes beyond int32")
-            self.file.write(np.ascontiguousarray(a, dtype="int32").tobytes())
-        self.index.append((len(used), m, len(codes)))
+            top = int(a.max()) if len(a) else 0
+            if len(a) and a.min() < 0:
+                raise ValueError("value_added: negative code")
+            t = np.dtype("uint8" if top < 1 << 8 else "uint16" if top < 1 << 16 else
+                         "uint32" if top < 1 << 32 else "int64")
+            self.file.write(np.ascontiguousarray(a, dtype=t).tobytes())
+            types.append(t)
+        self.index.append((len(used), m, types))
 
     def read(self):
         """(used, codes as int64) per batch, in the order they were put."""
         self.file.flush()
         self.file.seek(0)
-        for n, m, k in self.index:
+        for n, m, types in self.index:
             used = np.unpackbits(np.frombuffer(self.file.read((n + 7) // 8), dtype=np.uint8),
                                  count=n).astype(bool)
-            yield used, [np.frombuffer(self.file.read(4 * m), dtype="int32").astype("int64")
-                         for _ in range(k)]
+            yield used, [np.frombuffer(self.file.read(t.itemsize * m), dtype=t).astype("int64")
+                         for t in types]
 
     def close(self) -> None:
         self.file.close()
