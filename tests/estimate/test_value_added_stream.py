@@ -8,8 +8,8 @@ intervals, the BLUPs and their summaries are compared to 1e-6 relative (measured
 The panel (``file_like_panel``) has a control with missing values (rows dropped), a
 labour-market column with a gap (not a control), a household level first seen in the
 last rows (here only in rows with a missing control); also rows without a caseworker or
-team, a client without an id, and a team spread over two municipalities. Batches of 61 to 5,000 rows cut units, spells and
-cells; both levels, pooled covariates, unit noise.
+team, a client without an id, and a team spread over two municipalities. Batches of 61 to
+5,000 rows cut units, spells and cells; both levels, pooled covariates, unit noise.
 """
 
 import warnings

@@ -32,10 +32,9 @@ summary with ``value_added`` to 1e-8.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Literal, Sequence
-
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -282,8 +281,10 @@ def _residual_sums(path, batch_rows, sample, controls, cands, rows: _RowCodes, g
     reads = list(dict.fromkeys(["exit_work", *numeric, *cands]
                                + (["left_truncated"] if sample == "inflow" else [])))
     cat_names = [c for c in controls if _categorical(c)]   # ``_Batch.cats``' order
-    for df, (used, codes) in zip(_batches(path, reads, batch_rows, sample), rows.read()):
-        if len(df) != len(used):  # the same file read in batches of the same size
+    # the same file read in batches of the same size: the same batches (else an error)
+    for df, (used, codes) in zip(_batches(path, reads, batch_rows, sample), rows.read(),
+                                 strict=True):
+        if len(df) != len(used):
             raise RuntimeError("value_added: the panel file changed between its two passes")
         if not used.any():
             continue
