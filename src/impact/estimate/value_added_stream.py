@@ -46,6 +46,7 @@ from impact.distinct import ClientCodes, DistinctCounter
 from impact.estimate.cgram import demean_grams
 from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
 from impact.estimate.frames import month_index, warn
+from impact.estimate.hazard_stream import _small
 from impact.estimate.linalg import independent_columns
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
@@ -315,26 +316,22 @@ class _RowCodes:
     """Pass 1's codes of the rows it used, kept for pass 2 in an unnamed temporary file:
     per batch, which of its rows were used (a bit each) and, for those, the pair and
     region-month codes and each categorical control's level codes (in the order of
-    ``controls``), each array in the smallest unsigned type that holds it (about 11 bytes
-    a person-month with five categorical controls)."""
+    ``controls``), each array in the narrowest integer type that holds it
+    (``hazard_stream._small``; about 11 bytes a person-month with five categorical
+    controls)."""
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile(prefix="impact-va-")
         self.index: list[tuple[int, int, list[np.dtype]]] = []  # rows, used, array types
 
     def put(self, used: np.ndarray, codes: list[np.ndarray]) -> None:
-        m = int(used.sum())
         self.file.write(np.packbits(used).tobytes())
         types = []
-        for a in codes:
-            top = int(a.max()) if len(a) else 0
-            if len(a) and a.min() < 0:
-                raise ValueError("value_added: negative code")
-            t = np.dtype("uint8" if top < 1 << 8 else "uint16" if top < 1 << 16 else
-                         "uint32" if top < 1 << 32 else "int64")
-            self.file.write(np.ascontiguousarray(a, dtype=t).tobytes())
-            types.append(t)
-        self.index.append((len(used), m, types))
+        for a in codes:  # each in the narrowest integer type (the hazard's cells' rule)
+            a = _small(np.asarray(a, dtype="int64"))
+            self.file.write(np.ascontiguousarray(a).tobytes())
+            types.append(a.dtype)
+        self.index.append((len(used), int(used.sum()), types))
 
     def read(self):
         """(used, codes as int64) per batch, in the order they were put."""
