@@ -192,9 +192,14 @@ def test_coded_rows_are_the_sparse_design(pm, tmp_path):
     # the dense/sparse split of a chunk, as the fit reads it
     from impact.estimate.rowsource import Blocks, CSRRows
 
-    for src in (X, X.select(cols)):
-        coded, ref = Blocks(src, chunk=500), Blocks(CSRRows(src.rows(0, n)), chunk=500)
-        assert len(coded.dense) and len(coded.sparse)
+    # shares: the default; numeric columns sparse too; every column dense; every sparse
+    for src, share in ((X, 0.125), (X.select(cols), 0.125), (X, 0.9), (X, 0.0), (X, 1.0)):
+        coded = Blocks(src, share=share, chunk=500)
+        ref = Blocks(CSRRows(src.rows(0, n)), share=share, chunk=500)
+        assert len(coded.dense) or share == 1.0
+        assert len(coded.sparse) or share == 0.0
+        if share == 0.9:  # a numeric column among the sparse ones
+            assert {c for c, _ in src.num} & set(coded.sparse.tolist())
         np.testing.assert_array_equal(coded.dense, ref.dense)
         for (_, _, D1, S1), (_, _, D2, S2) in zip(coded.chunks(), ref.chunks()):
             np.testing.assert_array_equal(D1, D2)
