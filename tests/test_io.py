@@ -76,3 +76,61 @@ def test_batches_keep_the_whole_file_dtypes(tmp_path):
         back = pd.concat(parts, ignore_index=True)
         pd.testing.assert_frame_equal(back, whole)
         assert str(whole["i"].dtype) == "float64" and whole["b"].dtype == object
+
+
+def _random_frame(rng, n: int) -> pd.DataFrame:
+    """Columns of every plain kind, with the values that test a CSV writer: floats of
+    every magnitude (the switch to exponents at 1e16 and 1e-5), signed zero, infinities,
+    missing values, and text with commas, quotes, line feeds, spaces and non-ASCII."""
+    import numpy as np
+
+    mant = rng.uniform(-10, 10, n)
+    floats = mant * 10.0 ** rng.integers(-320, 308, n).astype(float)
+    short = rng.random(n) < 0.3  # short decimals, as most data hold
+    floats[short] = np.round(mant[short], 1)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e15, 1e16, 1e-5, 1e-4, 0.1 + 0.2,
+                        123456789.0, 5e-324, 1.7976931348623157e308, 2.5e-7])
+    pick = rng.random(n) < 0.2
+    floats[pick] = rng.choice(special, int(pick.sum()))
+    alphabet = list("abcXYZ019 ,\"\n;\t'.-_/()é€ß")
+    text = np.array(["".join(rng.choice(alphabet, rng.integers(1, 8))) for _ in range(n)],
+                    dtype=object)
+    text[rng.random(n) < 0.1] = None
+    ints = pd.array(rng.integers(-10**12, 10**12, n), dtype="Int64")
+    ints[rng.random(n) < 0.2] = pd.NA
+    return pd.DataFrame({"i": rng.integers(-2**62, 2**62, n), "f": floats, "n": ints,
+                         "s": pd.array(text, dtype="str"), "o": text})
+
+
+def test_write_csv_duckdb_bytes_are_pandas_bytes(tmp_path):
+    """Frames of plain columns go through DuckDB's writer: the same bytes as pandas'."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    for n in (0, 1, 7, 3_000, 150_000):  # the last: many chunks, written in parallel
+        df = _random_frame(rng, n)
+        assert io._plain(df) is not None
+        io.write_csv(df, tmp_path / "a.csv")
+        ref = df.to_csv(index=False, lineterminator="\n").encode()
+        assert (tmp_path / "a.csv").read_bytes() == ref, n
+
+
+def test_write_csv_leaves_other_frames_to_pandas(tmp_path):
+    """Text DuckDB would quote differently, other column types and names: pandas writes."""
+    import numpy as np
+
+    others = {
+        "hash": pd.DataFrame({"s": ["a", "#b"]}), "cr": pd.DataFrame({"s": ["a\rb", "c"]}),
+        "empty text": pd.DataFrame({"s": ["", "c"]}),
+        "bool": pd.DataFrame({"b": [True, False]}),
+        "date": pd.DataFrame({"d": pd.to_datetime(["2020-01-31", "2021-02-01"])}),
+        "category": pd.DataFrame({"c": pd.Categorical(["x", "y"])}),
+        "float32": pd.DataFrame({"f": np.array([0.1, 2.0], np.float32)}),
+        "objects": pd.DataFrame({"o": np.array([1, "a"], dtype=object)}),
+        "name": pd.DataFrame({"a b": [1, 2]}), "no columns": pd.DataFrame(index=[0, 1]),
+    }
+    for what, df in others.items():
+        assert io._plain(df) is None, what
+        io.write_csv(df, tmp_path / "b.csv")
+        ref = df.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d").encode()
+        assert (tmp_path / "b.csv").read_bytes() == ref, what
