@@ -71,17 +71,21 @@ def _split_sql(inputs: Inputs) -> str:
 def build_pieces(con: duckdb.DuckDBPyConnection, inputs: Inputs) -> str:
     """Temporary table ``pieces``: the segments' columns, cut by assignments, plus
     ``region``, ``adopt_t`` (integer adoption month: the team's if the team of the piece
-    adopted, else the municipality's) and ``intake_caseworker_key``.
+    adopted, else the municipality's), ``intake_caseworker_key`` and ``piece_order``.
 
     Requires the tables of :func:`~impact.panel.spells.build_spells`,
     :func:`~impact.panel.caseworker.build_intake` and
     :func:`~impact.panel.context.build_adoption`.
     """
     name = inputs.name("pieces")
+    # piece_order: the pieces numbered by (municipality, spell_id, first month); a spell's
+    # pieces do not overlap, so ordering person-months by (piece_order, t) is ordering them
+    # by (municipality, spell_id, t) on two integers instead of strings (build_panel)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
         SELECT x.*, reg.region, coalesce(ta.adopt_t, ma.adopt_t) AS adopt_t,
-            it.intake_caseworker_key
+            it.intake_caseworker_key,
+            row_number() OVER (ORDER BY x.municipality, x.spell_id, x.seg_lo) AS piece_order
         FROM ({_split_sql(inputs)}) x
         LEFT JOIN (
             SELECT CAST(municipality AS VARCHAR) AS municipality,
