@@ -150,6 +150,20 @@ def test_review_frame_from_the_file_equals_the_in_memory_frame(data, threads):
                                        con=con), want)
 
 
+def test_interval_means_over_many_batches(data, monkeypatch):
+    """Batches of 97 person-months: a review's interval is cut by batch boundaries and
+    its sums are added up over several batches (the file is one batch at the default)."""
+    import impact.heterogeneity.progress_stream as ps
+
+    _, pm, path, pr, traj = data
+    whole = ps.interval_means
+    monkeypatch.setattr(ps, "interval_means",
+                        lambda *a, **k: whole(*a, **{**k, "batch_rows": 97}))
+    for measure in MEASURES:
+        _frames_equal(review_frame(pr, traj, None, measure, T_START, panel=path),
+                      review_frame(pr, traj, pm, measure, T_START))
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_review_months_are_the_rows_of_the_whole_file(data, threads):
     """Same rows (file order), columns and dtypes as the whole file read by pandas: the
