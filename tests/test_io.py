@@ -127,6 +127,7 @@ def test_write_csv_leaves_other_frames_to_pandas(tmp_path):
         "category": pd.DataFrame({"c": pd.Categorical(["x", "y"])}),
         "float32": pd.DataFrame({"f": np.array([0.1, 2.0], np.float32)}),
         "objects": pd.DataFrame({"o": np.array([1, "a"], dtype=object)}),
+        "bytes": pd.DataFrame({"o": np.array([b"ab", "c"], dtype=object)}),
         "name": pd.DataFrame({"a b": [1, 2]}), "no columns": pd.DataFrame(index=[0, 1]),
     }
     for what, df in others.items():

@@ -220,9 +220,10 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
         con.close()
 
 
-#: characters after which DuckDB's and pandas' CSV quoting differ (DuckDB quotes a carriage
-#: return, a value starting with ``#`` and the empty string; pandas with ``\\n`` line
-#: ends does not); a string column holding any of them is written by pandas
+#: characters on which DuckDB's and pandas' CSV quoting differ: DuckDB quotes a value with
+#: a carriage return or starting with ``#``, and the empty string; pandas (lines ending
+#: in a line feed) does not. A text column holding one (``#`` anywhere) or an empty string is
+#: written by pandas
 _QUOTING_DIFFERS = re.compile(r"[\r#]")
 
 
@@ -238,13 +239,15 @@ def _plain(df: pd.DataFrame) -> pa.Table | None:
         if col.dtype in (np.int64, np.float64, pd.Int64Dtype()):
             arrays.append(pa.array(col, from_pandas=True))
             continue
-        if not (pd.api.types.is_string_dtype(col.dtype) and not isinstance(
-                col.dtype, pd.CategoricalDtype)):
+        if not pd.api.types.is_string_dtype(col.dtype) or isinstance(
+                col.dtype, pd.CategoricalDtype):
             return None
-        try:
-            a = pa.array(col, type=pa.large_string(), from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object column of non-strings
+        # an object column only of strings (Arrow would take bytes as text; pandas
+        # writes b'...')
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) not in (
+                "string", "empty"):
             return None
+        a = pa.array(col, type=pa.large_string(), from_pandas=True)
         if pc.any(pc.or_(pc.equal(a, ""), pc.match_substring_regex(a, _QUOTING_DIFFERS.pattern))
                   ).as_py():
             return None
