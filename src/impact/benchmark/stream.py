@@ -81,7 +81,9 @@ class _Pass(DesignPass):
             bb = pd.to_numeric(b["quality_b"], errors="coerce").to_numpy(dtype="float64")
             hok = np.isfinite(a) & np.isfinite(bb)
             cw = np.full(len(b), -1, dtype="int64")
-            cw[hok] = self.cws(b["caseworker_key"].astype(str).to_numpy()[hok])
+            # the Arrow text itself, filtered: as Python objects (``to_numpy``) a batch's
+            # keys cost 10 ms to make and more to hash (about 20 s nationally)
+            cw[hok] = self.cws(b["caseworker_key"].astype(str)[hok])
             half = (hok, cw, a - bb)
 
         def halves_of(r):
@@ -97,7 +99,7 @@ class _Pass(DesignPass):
         if self.with_teams:
             has = b["team_key"].notna().to_numpy()
             team = np.full(len(b), -1, dtype="int64")
-            team[has] = self.teams(b["team_key"].astype("string").to_numpy()[has])
+            team[has] = self.teams(b["team_key"].astype(str)[has])
             r = np.flatnonzero(in_p & has)
             if len(r):
                 first = _first_rows(team[r], 0)
