@@ -13,6 +13,8 @@ grid (rounding is then exact); coefficient and AME (truth: the sample mean of
 F(eta + beta) - F(eta) at the true parameters) within 3 SE.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,3 +156,46 @@ def test_sparse_columns_is_scipys_conversion_of_the_dense_frame():
     assert got.shape == want.shape
     for attr in ("indptr", "indices", "data"):
         assert np.array_equal(getattr(got, attr), getattr(want, attr))
+
+
+def _separated_by_rows(cell_code, exits, trials, cells, fe):
+    """The dropping of separated levels done on rows, as written first."""
+    keep = np.ones(len(cell_code), bool)
+    while True:
+        bad = np.zeros(len(cell_code), bool)
+        for name in fe:
+            lv = pd.factorize(cells[name].to_numpy())[0][cell_code]
+            e = np.bincount(lv, weights=np.where(keep, exits, 0.0))
+            n = np.bincount(lv, weights=np.where(keep, trials, 0.0))
+            bad |= keep & ((n > 0) & ((e <= 0) | (e >= n)))[lv]
+        if not bad.any():
+            return keep
+        keep &= ~bad
+
+
+def test_separated_levels_dropped_per_cell_as_per_row():
+    """Cells whose municipality or region-month has no exit (or only exits) go, again and
+    again as dropping empties others; decided per cell, the same rows as per row."""
+    from impact.estimate.hazard import _separated
+
+    rng = np.random.default_rng(9)
+    cells = pd.DataFrame({"municipality": rng.choice(list("ABCDEFGH"), 300),
+                          "regmonth": rng.choice([f"R{i}" for i in range(40)], 300)})
+    code = rng.integers(0, 290, 5_000)  # ten cells without rows
+    trials = rng.integers(1, 4, 5_000).astype(float)
+    exits = np.where(rng.random(5_000) < 0.15, trials, 0.0)
+    exits[np.isin(code, np.flatnonzero(cells["municipality"] == "B"))] = 0  # no exit
+    exits[np.isin(code, np.flatnonzero(cells["regmonth"] == "R7"))] = 1e9  # clipped below
+    exits = np.minimum(exits, trials)
+    # region-month Rx: a cell of B (no exits: dropped first) and a cell of A whose every
+    # person-month exits, so Rx is separated only once B's cell is gone (a second round)
+    cells = pd.concat([cells, pd.DataFrame({"municipality": ["B", "A"],
+                                            "regmonth": ["Rx", "Rx"]})], ignore_index=True)
+    code = np.r_[code, [300] * 5, [301] * 3]
+    trials, exits = np.r_[trials, np.ones(8)], np.r_[exits, np.zeros(5), np.ones(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = _separated(code, exits, trials, cells, ["municipality", "regmonth"])
+    want = _separated_by_rows(code, exits, trials, cells, ["municipality", "regmonth"])
+    assert (~want).sum() > 300 and want.sum() > 1000 and not want[-3:].any()
+    np.testing.assert_array_equal(got, want)

@@ -259,12 +259,14 @@ def _fe_names(params: EstimateParams) -> list[str]:
 
 def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
               cell_code: np.ndarray, cluster: np.ndarray, cells: pd.DataFrame, fe: list[str],
-              link: str, alpha: float) -> HazardResult:
+              link: str, alpha: float, consume: bool = False) -> HazardResult:
     """The hazard on binomial cells with fixed effects absorbed (``feglm.fe_binomial``):
     ``X`` the cells' design (quality first; a sparse matrix or a ``rowsource`` row
     source), ``cell_code`` each cell's row of ``cells``, ``cluster`` its cluster code.
     Cells of fixed-effect levels with no exit (or only exits) are dropped first
-    (``_separated``); the AME counts them as zero.
+    (``_separated``); the AME counts them as zero. ``consume``: the caller gives up the
+    arrays (and a ``CodedRows`` design's), so the kept cells are moved to their fronts
+    instead of copied (``_compact``; the national hazard's cells are 3 GB).
     Shared by ``quality_hazard`` and ``hazard_stream``."""
     from impact.estimate.feglm import fe_binomial, independent_of_fe
 
@@ -274,9 +276,13 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
     n_all = float(trials.sum())
     keep = _separated(cell_code, exits, trials, cells, fe)
     if not keep.all():
-        X = X.take(keep)
-        exits, trials = exits[keep], trials[keep]
-        cell_code, cluster = cell_code[keep], cluster[keep]
+        if consume and hasattr(X, "compact"):
+            X = X.compact(keep)
+        else:
+            X = X.take(keep)
+        cut = _compact if consume else (lambda v, k: v[k])
+        exits, trials = cut(exits, keep), cut(trials, keep)
+        cell_code, cluster = cut(cell_code, keep), cut(cluster, keep)
     share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
     # mostly dummy columns: sparse, so every IRLS step costs O(non-zeros + cells x k^2)
     cols = independent_of_fe(X, trials, cell_code, cells, fe)
@@ -291,6 +297,14 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
                         ame - crit * se, ame + crit * se, res.params, res.vcov,
                         tuple(xnames[k] for k in cols), int(n_all), int(len(exits)), G,
                         "absorbed")
+
+
+def _compact(v: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``v[keep]`` written over the front of ``v`` (a view of it returned): one array's
+    kept values at a time, not a copy of every array."""
+    m = int(np.count_nonzero(keep))
+    v[:m] = v[keep]
+    return v[:m]
 
 
 def _sparse_columns(ck: pd.DataFrame, cols: list[str]):
@@ -320,19 +334,27 @@ def _separated(cell_code: np.ndarray, exits: np.ndarray, trials: np.ndarray,
     likelihood of the other parameters, and make the information matrix singular
     (R fixest drops them the same way). The caller rescales the AME to all person-months.
     """
-    keep = np.ones(len(cell_code), bool)
+    # a row's levels are its cell's, so whether it is kept is its cell's: the sums are
+    # taken per cell once and the dropping repeated on cells (exits and trials are counts,
+    # so the sums are exact in any order); per row it held several row-sized temporaries
+    # (about 2 GB for the 62 million cells of the national hazard)
     cc = np.asarray(cell_code)
+    C = len(cells)
+    e_cell = np.bincount(cc, weights=exits, minlength=C)
+    n_cell = np.bincount(cc, weights=trials, minlength=C)
+    levels = [pd.factorize(cells[name].to_numpy())[0] for name in fe]
+    keep_cell = np.ones(C, bool)
     while True:
-        bad = np.zeros(len(cc), bool)
-        for name in fe:
-            lv = pd.factorize(cells[name].to_numpy())[0][cc]  # the cells' levels, per row
-            e = np.bincount(lv, weights=np.where(keep, exits, 0.0))
-            n = np.bincount(lv, weights=np.where(keep, trials, 0.0))
+        bad = np.zeros(C, bool)
+        for lv in levels:
+            e = np.bincount(lv, weights=np.where(keep_cell, e_cell, 0.0))
+            n = np.bincount(lv, weights=np.where(keep_cell, n_cell, 0.0))
             sep = (n > 0) & ((e <= 0) | (e >= n))
-            bad |= keep & sep[lv]
+            bad |= keep_cell & sep[lv]
         if not bad.any():
             break
-        keep &= ~bad
+        keep_cell &= ~bad
+    keep = keep_cell[cc]
     if not keep.all():
         from impact.estimate.frames import warn
 

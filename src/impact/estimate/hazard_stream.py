@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import scipy.sparse as sp
 
+from impact.estimate.coded_rows import CodedRows
 from impact.estimate.frames import lm_candidates, warn
 from impact.estimate.groups import group_index
 from impact.estimate.params import EstimateParams
@@ -78,99 +78,13 @@ class HazardCells:
     n_obs: int
 
 
-class CodedRows:
-    """The cells' design held as codes (a ``rowsource`` row source): ``num`` pairs
-    (column, values) and ``cats`` triples (codes, offset, cmap), ``cmap[code - offset]``
-    the column of that level's dummy (-1: the left-out level). 8 bytes per numeric value
-    (4 where float32 holds it) and 1 or 2 per categorical control and row, where a CSR
-    matrix holds 12 per non-zero; ``rows`` makes the CSR rows of a chunk."""
-
-    def __init__(self, n: int, k: int, num: list, cats: list):
-        self.shape, self.num, self.cats = (n, k), num, cats
-
-    def rows(self, lo: int, hi: int) -> sp.csr_matrix:
-        # one slot per numeric column and categorical control, in column order: numeric
-        # columns come first and the dummy blocks follow in control order
-        m = len(self.num) + len(self.cats)
-        col = np.empty((hi - lo, m), np.int64)
-        val = np.empty((hi - lo, m))
-        for j, (c, v) in enumerate(self.num):
-            col[:, j], val[:, j] = c, v[lo:hi]
-        for j, (codes, off, cmap) in enumerate(self.cats, len(self.num)):
-            col[:, j] = cmap[np.subtract(codes[lo:hi], off, dtype=np.int64)]
-            val[:, j] = col[:, j] >= 0
-        nz = val != 0
-        ptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))])
-        return sp.csr_matrix((val[nz], col[nz], ptr), shape=(hi - lo, self.shape[1]))
-
-    def split(self, lo: int, hi: int, dense: np.ndarray, sparse: np.ndarray):
-        """Rows lo..hi-1 as (the ``dense`` columns, column-major; the ``sparse`` ones,
-        CSR), made from the codes directly (through ``rows`` it took four times as long).
-        A categorical control's dummies are one scatter of ones (a comparison per level
-        made a pass over the chunk for each), its rare levels' entries a (row, column)
-        list; each control and column has at most one entry per row."""
-        n, k = hi - lo, self.shape[1]
-        pd_, ps = np.full(k + 1, -1, np.int64), np.full(k + 1, -1, np.int64)
-        pd_[dense], ps[sparse] = np.arange(len(dense)), np.arange(len(sparse))
-        D = np.zeros((n, len(dense)), order="F")  # written by column (see Acc.add)
-        flat = D.T.reshape(-1)  # a view: element (i, j) of D at j * n + i
-        rows, cols, vals = [], [], []
-        for c, v in self.num:
-            if pd_[c] >= 0:
-                D[:, pd_[c]] = v[lo:hi]
-            else:
-                r = np.flatnonzero(v[lo:hi])
-                rows.append(r)
-                cols.append(np.full(len(r), ps[c], np.int64))
-                vals.append(v[lo:hi][r].astype(np.float64))
-        for codes, off, cmap in self.cats:
-            m = cmap[np.subtract(codes[lo:hi], off, dtype=np.int64)]  # -1: left out
-            j = pd_[m]  # pd_[-1] = -1
-            r = np.flatnonzero(j >= 0)
-            flat[j[r] * n + r] = 1.0
-            j = ps[m]
-            r = np.flatnonzero(j >= 0)
-            rows.append(r)
-            cols.append(j[r])
-            vals.append(np.ones(len(r)))
-        if not rows:
-            return D, sp.csr_matrix((n, len(sparse)))
-        S = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(n, len(sparse)))
-        return D, S
-
-    def column_nnz(self) -> np.ndarray:
-        out = np.zeros(self.shape[1], np.int64)
-        for c, v in self.num:
-            out[c] = np.count_nonzero(v)
-        for codes, off, cmap in self.cats:
-            n = np.bincount(np.subtract(codes, off, dtype=np.int64), minlength=len(cmap))
-            out[cmap[cmap >= 0]] = n[cmap >= 0]
-        return out
-
-    def select(self, cols) -> "CodedRows":
-        """The columns ``cols`` (increasing), renumbered in order."""
-        cols = np.asarray(cols, np.int64)
-        if len(cols) == self.shape[1]:
-            return self
-        new = np.full(self.shape[1] + 1, -1, np.int64)  # new[-1] = -1: cmap's -1 stays
-        new[cols] = np.arange(len(cols))
-        num = [(int(new[c]), v) for c, v in self.num if new[c] >= 0]
-        cats = [(codes, off, new[cmap]) for codes, off, cmap in self.cats]
-        return CodedRows(self.shape[0], len(cols), num, cats)
-
-    def take(self, keep: np.ndarray) -> "CodedRows":
-        return CodedRows(int(np.count_nonzero(keep)), self.shape[1],
-                         [(c, v[keep]) for c, v in self.num],
-                         [(codes[keep], off, cmap) for codes, off, cmap in self.cats])
-
-
 class _Pass(_Screen):
     """One pass over the batches: the merged cells with their key columns."""
 
     def __init__(self, params: EstimateParams, lm: list[str], cluster_col: str,
-                 round_to: float) -> None:
+                 round_to: float, capacity: int = 0) -> None:
         super().__init__(lm)
+        self.poured = _Poured(capacity)       # the cells once merging has stopped
         self.params, self.cluster_col, self.round_to = params, cluster_col, round_to
         self.first: dict[str, _Codes] = {}
         self.clusters, self.munis, self.cells = _Codes(), _Codes(), _Codes()
@@ -213,11 +127,17 @@ class _Pass(_Screen):
         if (self.merging and self.waiting >= max(_MERGE_ROWS, 2 * self.merged)
                 and len(self.parts) > 1):
             self.merge()
+        if not self.merging:
+            for part in self.parts:
+                self.poured.add(*part)
+            self.parts = []
 
     def merge(self, keys: list[str] | None = None) -> None:
         """The waiting parts as one set of cells (grouped on ``keys``, default all); once
         a merge has not paid, only put together (module notes)."""
         keys = keys or self.keys
+        if self.poured.n:
+            self.parts = [self.poured.take(), *self.parts]
         if not self.parts:
             return
         if len(self.parts) == 1 and (keys == self.keys or not self.merging):
@@ -236,6 +156,49 @@ class _Pass(_Screen):
             self.merging = len(exits) <= _MERGE_PAYS * rows
         self.parts = [(key, exits, trials)]
         self.waiting = self.merged = len(exits)
+
+
+class _Poured:
+    """The cells of the batches once merging has stopped, each key written into one array
+    as its batches come (``add``) instead of kept as parts and joined at the end: the join
+    held every key twice (3 GB of cells at national size, 7.8 GB at the pass's end).
+
+    The arrays are made for ``capacity`` rows (the file's; more than there can be cells),
+    empty: memory is taken only as rows are written. A part of a wider type than its key's
+    array so far widens the array (the type ``np.concatenate`` would give): the same values
+    in the same order as joining the parts."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.n = int(capacity), 0
+        self.cols: dict[str, np.ndarray] = {}
+
+    def add(self, key: dict[str, np.ndarray], exits: np.ndarray, trials: np.ndarray) -> None:
+        m = len(exits)
+        if self.n + m > self.capacity:  # more than the file's rows: never, but stay right
+            self.capacity = max(2 * self.capacity, self.n + m)
+            for k, v in self.cols.items():
+                self.cols[k] = self._moved(v, v.dtype)
+        for k, v in {**key, "#exits": exits, "#trials": trials}.items():
+            have = self.cols.get(k)
+            dtype = v.dtype if have is None else np.result_type(have, v)
+            if have is None or dtype != have.dtype:
+                self.cols[k] = have = (np.empty(self.capacity, dtype) if have is None
+                                       else self._moved(have, dtype))
+            have[self.n:self.n + m] = v
+        self.n += m
+
+    def _moved(self, v: np.ndarray, dtype) -> np.ndarray:
+        out = np.empty(self.capacity, dtype)
+        out[:self.n] = v[:self.n]
+        return out
+
+    def take(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The cells so far as one part (views of the arrays' written rows); the arrays are
+        the part's now."""
+        cols = {k: v[:self.n] for k, v in self.cols.items()}
+        exits, trials = cols.pop("#exits"), cols.pop("#trials")
+        self.cols, self.n = {}, 0
+        return cols, exits, trials
 
 
 def _small(v: np.ndarray) -> np.ndarray:
@@ -337,12 +300,14 @@ def quality_hazard_file(path: str | Path, params: EstimateParams, link: str = "c
     c = hazard_cells_file(path, params, sample, round_to, batch_rows)
     if c is None:
         raise ValueError("quality_hazard: no person-month has quality_a and quality_b")
+    # consume: the cells are this call's alone, so the fit overwrites them in place
     return fit_cells(c.X, c.xnames, c.exits, c.trials, c.cell, c.cluster, c.cells,
-                     _fe_names(params), link, params.estimate.alpha)
+                     _fe_names(params), link, params.estimate.alpha, consume=True)
 
 
 def _run(path, params, lm, cluster_col, columns, sample, batch_rows, round_to) -> _Pass:
-    p = _Pass(params, lm, cluster_col, round_to)
+    p = _Pass(params, lm, cluster_col, round_to,
+              capacity=pq.ParquetFile(path).metadata.num_rows)
     for s in _batches(path, columns, sample, batch_rows):
         p.add(s)
     p.merge()

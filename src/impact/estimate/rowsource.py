@@ -4,7 +4,7 @@ the binomial fit (``feglm``).
 A row source has ``shape``, ``rows(lo, hi)`` (its rows lo..hi-1 as a CSR matrix),
 ``split(lo, hi, dense, sparse)`` (those rows' dense columns as an array and the sparse
 ones as CSR), ``column_nnz()``, ``select(columns)`` and ``take(row mask)``: ``CSRRows`` wraps a scipy
-matrix, ``hazard_stream.CodedRows`` makes the rows from integer codes. ``Blocks`` splits
+matrix, ``coded_rows.CodedRows`` makes the rows from integer codes. ``Blocks`` splits
 each chunk into its dense and sparse columns and ``Acc`` accumulates X'WX and the cell
 sums over the chunks, so no per-row product of the whole matrix is ever held.
 """
