@@ -317,9 +317,11 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                     times[s] = secs
                     if peak:
                         peaks[s] = round(peak, 1)
-                    start = round(lane.started.get(s, t_all) - t_all, 1)
-                    timeline.append({"stage": s, "lane": lane.slot, "start": start,
-                                     "end": round(start + secs, 1),
+                    # start and end each rounded from the clock (the end from a rounded
+                    # start plus rounded seconds could pass the next stage's start)
+                    start = lane.started.get(s, t_all) - t_all
+                    timeline.append({"stage": s, "lane": lane.slot, "start": round(start, 1),
+                                     "end": round(start + lane.secs.get(s, 0.0), 1),
                                      "peak_mb": round(peak or 0.0, 1)})
                 with lock:
                     out.write(f"impact repro: {s} done in {secs:.1f} s"
