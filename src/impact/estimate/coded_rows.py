@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CodedRows"]
+__all__ = ["CodedRows", "compact"]
+
+
+def compact(v: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``v[keep]`` written over the front of ``v`` (a view of it returned): one array's
+    kept values at a time, not a copy of every array."""
+    m = int(np.count_nonzero(keep))
+    v[:m] = v[keep]
+    return v[:m]
 
 
 class CodedRows:
@@ -98,8 +106,6 @@ class CodedRows:
     def compact(self, keep: np.ndarray) -> "CodedRows":
         """``take(keep)`` with each array's kept rows moved to its front: the rows made
         are the same, this design's arrays are overwritten (``hazard.fit_cells(consume=)``)."""
-        from impact.estimate.hazard import _compact
-
         return CodedRows(int(np.count_nonzero(keep)), self.shape[1],
-                         [(c, _compact(v, keep)) for c, v in self.num],
-                         [(_compact(codes, keep), off, cmap) for codes, off, cmap in self.cats])
+                         [(c, compact(v, keep)) for c, v in self.num],
+                         [(compact(codes, keep), off, cmap) for codes, off, cmap in self.cats])

@@ -266,7 +266,7 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
     Cells of fixed-effect levels with no exit (or only exits) are dropped first
     (``_separated``); the AME counts them as zero. ``consume``: the caller gives up the
     arrays (and a ``CodedRows`` design's), so the kept cells are moved to their fronts
-    instead of copied (``_compact``; the national hazard's cells are 3 GB).
+    instead of copied (``coded_rows.compact``; the national hazard's cells are 3 GB).
     Shared by ``quality_hazard`` and ``hazard_stream``."""
     from impact.estimate.feglm import fe_binomial, independent_of_fe
 
@@ -280,7 +280,9 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
             X = X.compact(keep)
         else:
             X = X.take(keep)
-        cut = _compact if consume else (lambda v, k: v[k])
+        from impact.estimate.coded_rows import compact
+
+        cut = compact if consume else (lambda v, k: v[k])
         exits, trials = cut(exits, keep), cut(trials, keep)
         cell_code, cluster = cut(cell_code, keep), cut(cluster, keep)
     share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
@@ -297,14 +299,6 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
                         ame - crit * se, ame + crit * se, res.params, res.vcov,
                         tuple(xnames[k] for k in cols), int(n_all), int(len(exits)), G,
                         "absorbed")
-
-
-def _compact(v: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``v[keep]`` written over the front of ``v`` (a view of it returned): one array's
-    kept values at a time, not a copy of every array."""
-    m = int(np.count_nonzero(keep))
-    v[:m] = v[keep]
-    return v[:m]
 
 
 def _sparse_columns(ck: pd.DataFrame, cols: list[str]):
