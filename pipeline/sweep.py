@@ -1,5 +1,6 @@
 """Stage `sweep@<cell>`: one cell of the specification grid (params.yaml `grid`), the
-programme effect under one outcome, sample, fixed-effect set and estimator."""
+programme effect under one outcome, sample, fixed-effect set and estimator, from the
+cell's sample frame (stage `sweep_frames@<outcome>`)."""
 
 import os
 
@@ -21,7 +22,8 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     for axis in AXES:
         ap.add_argument(f"--{axis.replace('_', '-')}", required=True, choices=AXES[axis])
-    ap.add_argument("--panel", type=Path, required=True)
+    ap.add_argument("--frame", type=Path, required=True,
+                    help="the cell's sample frame (data/sweep_frames/<outcome>/<sample>.parquet)")
     ap.add_argument("--validated", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -30,14 +32,15 @@ def main() -> None:
     grid, est = params.grid, params.estimate
     cell = {a: getattr(args, a) for a in AXES}
     t0 = time.perf_counter()
-    # the cell's frame is aggregated by DuckDB from the file (impact.sweep.cells_sql)
-    pm = args.panel / "person_months.parquet"
+    # the frame shared by the outcome's cells (impact.sweep.cells_sql.sample_frames_sql)
+    frame = io.read_parquet(args.frame)
 
     def optional(name):
         p = args.validated / f"{name}.parquet"
         return io.read_parquet(p) if p.exists() else None
 
-    result = run_cell(cell, pm, optional("adoption"), optional("shocks"), est, grid)
+    result = run_cell(cell, None, optional("adoption"), optional("shocks"), est, grid,
+                      frame=frame)
     out = io.clean_dir(args.out)
     io.write_json(result, out / "result.json")
     logging.info("%s: %s %s in %.1fs", result["cell"], result["status"],

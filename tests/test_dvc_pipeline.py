@@ -26,9 +26,9 @@ def _ran(output: str) -> set[str]:
 def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
     repo = make_repo(tmp_path, SMALL_ONE_CELL)  # the grid's own reruns: the test below
     first = run(["dvc", "repro"], repo)
-    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate", "sweep",
-                                  "decompose", "benchmark", "robustness", "heterogeneity",
-                                  "report", "publish"}
+    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate",
+                                  "sweep_frames", "sweep", "decompose", "benchmark",
+                                  "robustness", "heterogeneity", "report", "publish"}
     check_briefs(repo)
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
@@ -69,9 +69,10 @@ def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
     assert _ran(run(["dvc", "repro"], repo).stdout) == {"publish"}
     assert sorted(p.name for p in (repo / "reports/briefs").glob("*.html")) == ["NL01.en.html"]
 
-    # the quality window is read by `panel`; everything downstream follows
+    # the quality window is read by `panel`; everything downstream follows, but the grid
+    # cells: their frames (re-aggregated) hold no quality column, so keep their bytes
     set_params(repo, {"panel.quality_window_months": 5})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep",
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep_frames",
                                                           "decompose", "benchmark",
                                                           "robustness", "heterogeneity",
                                                           "report", "publish"}
@@ -154,9 +155,10 @@ def test_raw_dir_points_at_user_files(tmp_path):
 
 def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     """The grid runs one DVC stage per cell; its headline-equivalent cell reproduces the
-    adoption headline; removing a grid value reruns only the report, which then reads
-    exactly the remaining cells (the removed cells' folders stay behind). A forced rerun
-    of every stage writes byte-identical outputs."""
+    adoption headline; removing a grid sample reruns only the sample frames (the kept
+    sample's bytes unchanged) and the report, which then reads exactly the remaining
+    cells (the removed cells' folders stay behind). A forced rerun of every stage writes
+    byte-identical outputs."""
     import hashlib
 
     import pandas as pd
@@ -178,7 +180,8 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
 
     def digests():
         out = {}
-        for folder in ("reports", "data/sweep", "data/decompose", "data/benchmark",
+        for folder in ("reports", "data/sweep", "data/sweep_frames", "data/decompose",
+                       "data/benchmark",
                        "data/robustness", "data/estimates", "data/panel",
                        "data/heterogeneity"):
             for p in sorted((repo / folder).rglob("*")):
@@ -198,8 +201,11 @@ def test_grid_sweep_curve_and_byte_reproducibility(tmp_path):
     assert yaml.safe_load((repo / "dvc.lock").read_text()) == lock
     assert "up to date" in run(["dvc", "status"], repo).stdout
 
-    set_params(repo, {"grid.sample": ["all"]})  # the robustness checks read grid cells too
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "report", "publish"}
+    # the robustness checks read grid cells too; the frames follow the samples (the kept
+    # one's file is rewritten with the same bytes, so no cell reruns)
+    set_params(repo, {"grid.sample": ["all"]})
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"sweep_frames", "robustness", "report",
+                                                        "publish"}
     curve = pd.read_csv(repo / "reports/tables/specification_curve.csv")
     assert len(curve) == n_cells // len(grid["sample"])
     assert set(curve["sample"]) == {"all"}

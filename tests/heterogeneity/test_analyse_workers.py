@@ -1,6 +1,7 @@
 """The heterogeneity analysis with its data-driven check in a second process
 (``analyse(..., workers=2)``, the stage's default on a multi-core machine) gives the same
-tables as run in one process: every part is deterministic and reads only the file."""
+tables as run in one process: every part is deterministic and reads only the file, and the
+group quality models' sums shared by the check's first pass are those of their own pass."""
 
 import warnings
 
@@ -32,6 +33,10 @@ def test_second_process_gives_the_same_tables(tmp_path):
     one, two = run(1), run(2)
     assert any("second process" in m for m in logs[2])
     assert not any("second process" in m for m in logs[1])
+    # with the check in a second process the group quality models take their sums from
+    # its first pass (tests/heterogeneity/test_shared_sums.py); alone, their own pass
+    assert any("from the data-driven check's first pass" in m for m in logs[2])
+    assert any("one pass over the panel file" in m and "quality" in m for m in logs[1])
     assert set(one.cddf) == set(two.cddf) == {"blp", "gates", "clan"}
     assert len(one.cddf["gates"]) and set(one.cddf["gates"]["block"]) == {"quality", "adoption"}
     for name in one.cddf:

@@ -8,7 +8,7 @@ import pytest
 
 from impact.simulate.lean import simulate
 from impact.sweep.cells import cell_frame
-from impact.sweep.cells_sql import cell_frame_sql
+from impact.sweep.cells_sql import cell_frame_sql, sample_frames_sql, with_adoption
 
 CRISIS = ("2018-04", "2018-09")
 
@@ -56,3 +56,23 @@ def test_bad_axis_values(panel):
         cell_frame_sql(path, "month", "everyone", CRISIS, {})
     with pytest.raises(ValueError, match="grid outcome"):
         cell_frame_sql(path, "weekly", "all", CRISIS, {})
+
+
+@pytest.mark.parametrize("outcome", ["month", "within_12"])
+def test_shared_sample_frames_are_each_cells_own(panel, outcome):
+    """The stage ``sweep_frames@<outcome>`` makes every sample's frame from one aggregation
+    per base sample (no_crisis cut from all); each is exactly the frame the cell would
+    aggregate on its own, and ``with_adoption`` adds the cell's columns."""
+    pm, path = panel
+    munis = sorted(pm["municipality"].unique())
+    adopt = {m: int(pm["t"].min()) + 6 + i for i, m in enumerate(munis[1::2])}
+    samples = ["no_crisis", "all", "age_25_54", "inflow"]
+    frames = sample_frames_sql(path, outcome, samples, CRISIS)
+    assert list(frames) == samples
+    assert len(frames["no_crisis"]) < len(frames["all"])   # the crisis months cut
+    for sample in samples:
+        own = cell_frame_sql(path, outcome, sample, CRISIS, adopt)
+        assert "g" not in frames[sample] and "unit" not in frames[sample]
+        pd.testing.assert_frame_equal(with_adoption(frames[sample], adopt), own)
+    with pytest.raises(ValueError, match="grid sample"):
+        sample_frames_sql(path, outcome, ["all", "everyone"], CRISIS)

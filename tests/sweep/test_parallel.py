@@ -8,7 +8,7 @@ import pytest
 from impact.compute import ComputeParams, parallel_map
 from impact.config import ConfigError
 from impact.estimate.params import EstimateParams
-from impact.sweep import GridParams, run_grid
+from impact.sweep import GridParams, run_cell, run_grid
 
 from decompose.synthetic import make_panel
 
@@ -58,6 +58,12 @@ def test_serial_process_pool_and_local_cluster_agree(inputs):
                                      ComputeParams(scheduler=cluster.scheduler_address)))
     pd.testing.assert_frame_equal(serial, dask)
     pd.testing.assert_frame_equal(serial, by_address)
+    # the grid's shared sample frames give what each cell aggregating on its own gives
+    from impact import io
+
+    adoption = io.read_parquet(val / "adoption.parquet")
+    own = _table([run_cell(c, panel, adoption, None, params, GRID) for c in GRID.cells()])
+    pd.testing.assert_frame_equal(serial, own)
 
 
 def test_parallel_map_keeps_the_input_order():

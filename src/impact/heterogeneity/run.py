@@ -68,13 +68,19 @@ def estimate_groups(pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
                     shocks: pd.DataFrame | None, params: EstimateParams,
                     het: HeterogeneityParams,
                     progress: Callable[[str], None] | None = None,
-                    panel: str | Path | None = None) -> list[GroupEstimates]:
+                    panel: str | Path | None = None,
+                    quality_sums: Callable[[], object] | None = None
+                    ) -> list[GroupEstimates]:
     """Every block x outcome x dimension's group estimates (outcomes absent from the
     panel, e.g. ``exit_education`` in an old panel, are skipped). ``panel``: the panel's
     Parquet file (of ``pm``'s rows, which are then not read and may be None): the quality
     models come from one pass over it in batches (``heterogeneity.stream``) and the
     programme's group cells from another (``heterogeneity.adoption_stream``), the same
-    numbers, instead of from matrices and frames of every sample person-month."""
+    numbers, instead of from matrices and frames of every sample person-month.
+    ``quality_sums``: returns the quality models' sums made by another pass
+    (``stream.GroupSums``: the data-driven check's first pass shares them, ``analyse``),
+    or None, when they were not made: then the models' own pass runs. Called after the
+    programme's pass, so the other pass has had that long."""
     columns = io.parquet_columns(panel) if panel is not None else pm.columns
     outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in columns}
     out: list[GroupEstimates] = []
@@ -90,13 +96,7 @@ def estimate_groups(pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
     streamed: dict[str, list[GroupEstimates]] | None = None
     base = None
     if "quality" in het.blocks and panel is not None:
-        from impact.heterogeneity.stream import quality_groups_file
-
-        if progress:
-            progress("quality models of every dimension, one pass over the panel file")
         streamed = {}
-        for ge in quality_groups_file(panel, params, het.groups, outcomes, wcr=wcr):
-            streamed.setdefault(ge.dimension, []).append(ge)
     elif "quality" in het.blocks:
         # the headline quality matrix, demeaned once for every dimension's model
         base = quality_base(pm, params, outcomes, spare_columns(het.groups))
@@ -110,6 +110,17 @@ def estimate_groups(pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
     elif "adoption" in het.blocks:
         # the person-month frame of the programme's group cells, once for every dimension
         rows = unit_rows_for(pm, adoption, params, outcomes)
+    if streamed is not None:
+        from impact.heterogeneity.stream import quality_groups_file
+
+        sums = quality_sums() if quality_sums is not None else None
+        if progress:
+            progress("quality models of every dimension, " + (
+                "one pass over the panel file" if sums is None
+                else "from the data-driven check's first pass"))
+        for ge in quality_groups_file(panel, params, het.groups, outcomes, wcr=wcr,
+                                      sums=sums):
+            streamed.setdefault(ge.dimension, []).append(ge)
     for dim in het.groups:
         if progress:
             progress(dim.name)
@@ -272,39 +283,6 @@ class HeterogeneityResult:
     meta: dict
 
 
-def _cddf_views(pm: pd.DataFrame | None, panel: str | Path | None, params: EstimateParams,
-                het: HeterogeneityParams, min_cell: int, with_adoption: bool,
-                say: Callable[[str], None]) -> list[tuple[str, dict]]:
-    """The data-driven check of each block: ``[(block, publication view)]``."""
-    from impact.heterogeneity.cddf import cddf_programme, cddf_quality
-    from impact.heterogeneity.cddf import publication_view as cddf_view
-    from impact.heterogeneity.cddf.programme_stream import cddf_programme_file
-    from impact.heterogeneity.cddf.stream import cddf_quality_file
-
-    # for the headline outcome, exit to work (each outcome costs as much again); from
-    # the file, two passes each (``cddf.stream``, ``cddf.programme_stream``)
-    work = {"work": "exit_work"}
-    checks = [("quality", "quality", True, cddf_quality_file, cddf_quality),
-              ("adoption", "programme", with_adoption, cddf_programme_file, cddf_programme)]
-    views = []
-    for block, label, wanted, from_file, in_memory in checks:
-        if block not in het.blocks or not wanted:
-            continue
-        say(f"data-driven check, {label} ({het.cddf_splits} splits)")
-        res = (from_file(panel, params, het, work, min_cell=min_cell) if panel is not None
-               else in_memory(pm, params, het, work, min_cell=min_cell))
-        views.append((block, cddf_view(res)))
-    return views
-
-
-def _cddf_in_worker(args: tuple) -> list[tuple[str, dict]]:
-    import logging
-
-    panel, params, het, min_cell, with_adoption = args
-    return _cddf_views(None, panel, params, het, min_cell, with_adoption,
-                       lambda msg: logging.info("%s (in a second process)", msg))
-
-
 def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
             progress_table: pd.DataFrame | None, params: EstimateParams,
@@ -321,24 +299,48 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
     file."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from impact.heterogeneity.check_process import (
+        _cddf_in_worker, _cddf_views, _receiver, _share_init)
     from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
 
     say = log or (lambda msg: None)
     with_adoption = adoption is not None
-    pool = job = None
+    pool = job = sums = None
     if het.cddf_splits > 0 and panel is not None and workers > 1:
-        pool = ProcessPoolExecutor(max_workers=1)
-        job = pool.submit(_cddf_in_worker, (panel, params, het, min_cell, with_adoption))
+        import multiprocessing
+
+        outcomes = {o: OUTCOMES[o] for o in het.outcomes
+                    if OUTCOMES[o] in io.parquet_columns(panel)}
+        # the group quality models' sums come from the check's first pass (one pass over
+        # the file fewer): a pipe to the worker, read by a thread here (``_receiver``)
+        recv_end = send_end = None
+        if "quality" in het.blocks:
+            recv_end, send_end = multiprocessing.Pipe(duplex=False)
+        pool = ProcessPoolExecutor(max_workers=1, initializer=_share_init,
+                                   initargs=(send_end,))
+        job = pool.submit(_cddf_in_worker,
+                          (panel, params, het, min_cell, with_adoption, outcomes))
         # the worker exits as soon as the check is done: its memory is not held while
         # this process goes on (the intermediate results are the stage's peak at scale)
         pool.shutdown(wait=False)
+        if send_end is not None:
+            send_end.close()   # the worker's copy is the only one left: EOF if it dies
+            sums = _receiver(recv_end)
         say("data-driven check started in a second process")
     try:
+        incidence = None
+        if sums is not None:  # meanwhile the check's first pass makes the models' sums
+            say("cumulative incidence")
+            incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell,
+                                           panel=panel)
         results = estimate_groups(pm, adoption, shocks, params, het,
-                                  progress=lambda d: say(f"group effects: {d}"), panel=panel)
+                                  progress=lambda d: say(f"group effects: {d}"), panel=panel,
+                                  quality_sums=sums)
         groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
-        say("cumulative incidence")
-        incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell, panel=panel)
+        if incidence is None:
+            say("cumulative incidence")
+            incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell,
+                                           panel=panel)
         prog = pd.DataFrame(columns=list(PROGRESS_COLUMNS))
         if progress_table is not None and trajectories is not None:
             say("intermediate results (progress)")

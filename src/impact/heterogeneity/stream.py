@@ -24,8 +24,9 @@ effect, counts and bootstrap draws with ``quality_by_group`` to 1e-8.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,15 +34,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact.distinct import ClientCodes, DistinctCounter
-from impact.estimate.cgram import ClusterGrams
+from impact.estimate.cgram import ClusterGrams, demean_grams
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
-from impact.estimate.quality_stream import BATCH_ROWS, quality_grams
+from impact.estimate.quality_stream import BATCH_ROWS, QualityGrams, quality_grams
+from impact.heterogeneity.cddf.tables import NONE_LEVEL
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates, group_fits
 from impact.heterogeneity.wcr import CellFE
 
-__all__ = ["quality_groups_file", "cluster_labels_file"]
+__all__ = ["GroupSums", "quality_groups_file", "shared_group_sums", "cluster_labels_file"]
 
 
 class _Groups:
@@ -94,33 +96,62 @@ def _sub(grams: ClusterGrams, sel: list[int]) -> ClusterGrams:
                         grams.pair_count)
 
 
+@dataclass(frozen=True)
+class GroupSums:
+    """What the group quality models need from a pass over the panel: the demeaned
+    blocks of the headline's and every dimension's interaction columns (``q``: names
+    ``qa#i#h``, ``qb#i#h``, ``D#i#h`` as ``_Groups`` makes them), and per dimension and
+    group the person-months ``npm``, events per outcome ``nev`` and distinct clients
+    ``ncl`` (h = 0..H, H the person-months in none of its groups)."""
+
+    q: QualityGrams
+    npm: list[np.ndarray]
+    nev: dict[str, list[np.ndarray]]
+    ncl: list[np.ndarray]
+    dims: tuple[str, ...] = ()
+
+
+def present_dims(schema, dims: Sequence[GroupDimension], warn: bool = True
+                 ) -> list[GroupDimension]:
+    """The dimensions whose column the panel has (a warning for each other one)."""
+    out = []
+    for d in dims:
+        if d.column in schema:
+            out.append(d)
+        elif warn:
+            warnings.warn(f"heterogeneity: person_months has no column {d.column!r} "
+                          f"(dimension {d.name}); not estimated", EstimationWarning,
+                          stacklevel=3)
+    return out
+
+
 def quality_groups_file(path: str | Path, params: EstimateParams,
                         dims: Sequence[GroupDimension], outcomes: Mapping[str, str],
                         wcr: tuple[np.ndarray, np.ndarray, bool] | None = None,
-                        batch_rows: int = BATCH_ROWS) -> list[GroupEstimates]:
+                        batch_rows: int = BATCH_ROWS,
+                        sums: GroupSums | None = None) -> list[GroupEstimates]:
     """``quality.quality_by_group`` of every dimension in ``dims`` (in order) on the panel
     file ``path`` read in batches (module notes); the same list of
-    :class:`GroupEstimates` (one per dimension and outcome)."""
+    :class:`GroupEstimates` (one per dimension and outcome). ``sums``: the pass's sums
+    made already (``shared_group_sums``: the data-driven check's first pass carries
+    them), so the file is not read again."""
     path = Path(path)
-    schema = pq.ParquetFile(path).schema_arrow.names
-    present = []
-    for d in dims:
-        if d.column in schema:
-            present.append(d)
-        else:
-            warnings.warn(f"heterogeneity: person_months has no column {d.column!r} "
-                          f"(dimension {d.name}); not estimated", EstimationWarning,
-                          stacklevel=2)
+    present = present_dims(pq.ParquetFile(path).schema_arrow.names, dims)
     if not present:
         return []
-    ys = {f"y#{o}": col for o, col in outcomes.items()}
-    q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
-                      extra=lambda: _Groups(present, outcomes),
-                      extra_reads=["client_id", *(d.column for d in present)])
-    if q is None:
-        return []
-    ncl_all = q.extra_state.clients()
-    st = q.extra_state
+    if sums is not None and (sums.dims != tuple(d.name for d in present)
+                             or set(sums.nev) != set(outcomes)):
+        sums = None   # made for other dimensions or outcomes: not these models' sums
+    if sums is None:
+        ys = {f"y#{o}": col for o, col in outcomes.items()}
+        q = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
+                          extra=lambda: _Groups(present, outcomes),
+                          extra_reads=["client_id", *(d.column for d in present)])
+        if q is None:
+            return []
+        st = q.extra_state
+        sums = GroupSums(q, st.npm, st.nev, st.clients(), tuple(d.name for d in present))
+    q = sums.q
     col = {n: j for j, n in enumerate(q.names)}
     base = [j for j, n in enumerate(q.names) if n not in set(q.extra)]
     base_names = [q.names[j] for j in base]
@@ -129,7 +160,7 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
     out = []
     for i, dim in enumerate(present):
         H = len(dim.labels)
-        Hx = H + 1 if st.npm[i][H] > 0 else H
+        Hx = H + 1 if sums.npm[i][H] > 0 else H
         new, sel = [], list(base)
         for h in range(Hx):
             for name in (f"qa#{h}", f"qb#{h}") + ((f"D#{h}",) if h > 0 else ()):
@@ -137,9 +168,83 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
                 sel.append(col[f"{kind}#{i}#{h}"])
                 new.append(name)
         out += group_fits(dim, outcomes, _sub(q.grams, sel), base_names + new, base_exog,
-                          Hx, q.df_fe, wcr, fe, st.npm[i][:H].astype("int64"), ncl_all[i][:H],
-                          {o: st.nev[o][i][:H] for o in outcomes})
+                          Hx, q.df_fe, wcr, fe, sums.npm[i][:H].astype("int64"),
+                          sums.ncl[i][:H], {o: sums.nev[o][i][:H] for o in outcomes})
     return out
+
+
+def shared_group_sums(q1: QualityGrams, n_type: np.ndarray, types: np.ndarray,
+                      clients: Callable[[int, int, int], np.ndarray],
+                      dims: Sequence[GroupDimension], outcomes: Mapping[str, str],
+                      column_of: Mapping[str, str]) -> GroupSums:
+    """:class:`GroupSums` from the raw blocks of the data-driven check's first pass
+    (``cddf.stream``), which holds every column the group models need in another basis:
+    ``x:<dim>=<label>`` (the group dummies, h = 1..H with "(none)" last), ``qa*x:...``,
+    ``qb*x:...``. So ``D#i#h`` is ``x:...`` of the same group, ``qa#i#h`` is ``qa*x:...``
+    for h > 0 and ``quality_a`` minus their sum for h = 0 (the same for ``qb``): each
+    block is ``M'C_gM`` and the pair sums ``S M`` for a 0/±1 matrix M, then demeaned as
+    the pass does. ``n_type`` and ``types`` are the person-months of each cluster x
+    type cell and its type (the group codes of every dimension as one number, mixed
+    radix); ``clients(radix, size, H)`` the distinct clients per group of a dimension;
+    ``column_of`` maps each outcome's column to its name among ``q1.names``.
+    The events are blocks too: y 1[h] summed over the clusters (y in pp, 0 or 100: sums
+    of integers, exact, and so is their division by 100)."""
+    names = list(q1.names)
+    at = {n: j for j, n in enumerate(names)}
+    ys = [f"y#{o}" for o in outcomes]
+    rest = [n for n in names if n not in set(q1.extra) and not n.startswith("y#")]
+    extra = []
+    for i, d in enumerate(dims):
+        for h in range(len(d.labels) + 1):
+            extra += [f"qa#{i}#{h}", f"qb#{i}#{h}"] + ([f"D#{i}#{h}"] if h > 0 else [])
+    out_names = ys + rest + extra
+    M = np.zeros((len(names), len(out_names)))
+    for j, y in enumerate(ys):
+        M[at[column_of[outcomes[y[2:]]]], j] = 1.0
+    for j, n in enumerate(rest, start=len(ys)):
+        M[at[n], j] = 1.0
+    j = len(ys) + len(rest)
+    for i, d in enumerate(dims):
+        labels = list(d.labels) + [NONE_LEVEL]
+        x = [at[f"x:{d.name}={lab}"] for lab in labels[1:]]
+        for h in range(len(labels)):
+            for q, kind in (("quality_a", "qa"), ("quality_b", "qb")):
+                if h == 0:
+                    M[at[q], j] = 1.0
+                    M[[at[f"{kind}*x:{d.name}={lab}"] for lab in labels[1:]], j] = -1.0
+                else:
+                    M[at[f"{kind}*x:{d.name}={labels[h]}"], j] = 1.0
+                j += 1
+            if h > 0:
+                M[x[h - 1], j] = 1.0
+                j += 1
+    raw = q1.grams
+    C = np.einsum("ki,gkl,lj->gij", M, raw.C, M, optimize=True)
+    grams = demean_grams(ClusterGrams(C, raw.labels, None, raw.n_obs, None, raw.pair_cell,
+                                      raw.pair_cluster, raw.pair_sums @ M, raw.pair_count),
+                         q1.cells, q1.fe)
+    exog = [n for n in q1.exog if n in set(rest)]
+    q = QualityGrams(grams, out_names, exog, q1.cells, q1.cluster, list(q1.fe), q1.df_fe,
+                     extra)
+    # per dimension and group: person-months from the type cells, events from the blocks
+    gram = raw.C.sum(axis=0)
+    total = raw.pair_sums.sum(axis=0)
+    npm, ncl = [], []
+    nev: dict[str, list[np.ndarray]] = {o: [] for o in outcomes}
+    size = np.array([len(d.labels) + 1 for d in dims], dtype="int64")
+    radix = np.concatenate([[1], np.cumprod(size)[:-1]]).astype("int64")
+    for i, d in enumerate(dims):
+        H = len(d.labels)
+        code = (types // radix[i]) % size[i]
+        npm.append(np.bincount(code, weights=n_type, minlength=H + 1))
+        labels = list(d.labels) + [NONE_LEVEL]
+        for o in outcomes:   # the outcome columns are in pp (x 100): integers / 100
+            y = at[column_of[outcomes[o]]]
+            ev = np.array([0.0] + [gram[y, at[f"x:{d.name}={lab}"]] for lab in labels[1:]])
+            ev[0] = total[y] - ev[1:].sum()
+            nev[o].append(ev / 100.0)
+        ncl.append(clients(int(radix[i]), int(size[i]), H))
+    return GroupSums(q, npm, nev, ncl, tuple(d.name for d in dims))
 
 
 def cluster_labels_file(path: str | Path, params: EstimateParams) -> np.ndarray:

@@ -14,7 +14,7 @@ from impact.estimate.frames import EstimationWarning, adoption_months, shock_eve
 from impact.estimate.adoption import estimate_adoption
 from impact.estimate.params import EstimateParams
 from impact.sweep.cells import cell_frame
-from impact.sweep.cells_sql import cell_frame_sql
+from impact.sweep.cells_sql import cell_frame_sql, with_adoption
 from impact.sweep.grid import AXES, GridParams, cell_name
 
 __all__ = ["PANEL_COLUMNS", "RESULT_KEYS", "run_cell", "run_grid"]
@@ -24,14 +24,17 @@ RESULT_KEYS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_clust
                "n_obs", "n_treated_cells", "pretrend_p_value", "status")
 
 
-def run_cell(cell: Mapping[str, str], pm: pd.DataFrame | str | Path,
+def run_cell(cell: Mapping[str, str], pm: pd.DataFrame | str | Path | None,
              adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
-             params: EstimateParams, grid: GridParams) -> dict[str, Any]:
+             params: EstimateParams, grid: GridParams,
+             frame: pd.DataFrame | None = None) -> dict[str, Any]:
     """The programme effect (pp) of one grid cell, with its interval and the warnings.
 
     ``pm``: the person-month Parquet file (aggregated by DuckDB, ``cells_sql``: the
     pipeline's way, memory bounded whatever the panel's size) or a DataFrame of it
-    (aggregated in pandas, ``cells.cell_frame``; the same frame to ~1e-12).
+    (aggregated in pandas, ``cells.cell_frame``; the same frame to ~1e-12). ``frame``
+    instead: the cell's sample frame made already (``cells_sql.sample_frames_sql``, the
+    stage ``sweep_frames@<outcome>``); ``pm`` is then not read.
 
     ``status`` is ``ok`` or says why the cell has no estimate (then the numbers are None).
     """
@@ -53,8 +56,11 @@ def run_cell(cell: Mapping[str, str], pm: pd.DataFrame | str | Path,
         params.estimate, inference="wild" if cell["inference"] == "wild" else "cluster"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
-        make = cell_frame if isinstance(pm, pd.DataFrame) else cell_frame_sql
-        frame = make(pm, cell["outcome"], cell["sample"], grid.crisis, muni_t)
+        if frame is not None:
+            frame = with_adoption(frame, muni_t)
+        else:
+            make = cell_frame if isinstance(pm, pd.DataFrame) else cell_frame_sql
+            frame = make(pm, cell["outcome"], cell["sample"], grid.crisis, muni_t)
         events = shock_events(shocks, params.shock.type)
         rows, head = estimate_adoption(frame, events, params, cell["fixed_effects"],
                                        controls=cell["controls"] == "full")
@@ -80,16 +86,18 @@ def run_cell(cell: Mapping[str, str], pm: pd.DataFrame | str | Path,
 
 
 def _cell_task(task: tuple) -> dict[str, Any]:
-    """One cell, reading its inputs from files (so a worker on another machine with the
-    same paths, or another process, needs nothing but the task tuple)."""
-    cell, panel, validated, params, grid = task
+    """One cell from its sample frame, reading the other inputs from files (so a worker on
+    another machine with the same paths, or another process, needs nothing but the task
+    tuple)."""
+    cell, frame, validated, params, grid = task
     from impact import io
 
     def optional(name):
         p = Path(validated) / f"{name}.parquet"
         return io.read_parquet(p) if p.exists() else None
 
-    return run_cell(cell, Path(panel), optional("adoption"), optional("shocks"), params, grid)
+    return run_cell(cell, None, optional("adoption"), optional("shocks"), params, grid,
+                    frame=frame)
 
 
 def run_grid(panel, validated, params: EstimateParams, grid: GridParams,
@@ -97,10 +105,19 @@ def run_grid(panel, validated, params: EstimateParams, grid: GridParams,
     """Every cell of ``grid`` in parallel (``impact.compute.parallel_map``: local
     processes, or the Dask cluster ``compute`` or ``client`` names); results in the
     order of ``grid.cells()``, identical wherever they ran. ``panel`` is the
-    person-month Parquet file, ``validated`` the folder of validated tables."""
+    person-month Parquet file, ``validated`` the folder of validated tables. The sample
+    frames are made here first, one aggregation per outcome and base sample
+    (``cells_sql.sample_frames_sql``, as the stages ``sweep_frames@<outcome>``); each
+    task carries its cell's frame (municipalities x months rows, not the panel)."""
     from impact.compute import parallel_map
+    from impact.sweep.cells_sql import sample_frames_sql
 
-    tasks = [(cell, str(panel), str(validated), params, grid) for cell in grid.cells()]
+    cells = grid.cells()
+    frames = {o: sample_frames_sql(panel, o, list(dict.fromkeys(c["sample"] for c in cells)),
+                                   grid.crisis)
+              for o in dict.fromkeys(c["outcome"] for c in cells)}
+    tasks = [(cell, frames[cell["outcome"]][cell["sample"]], str(validated), params, grid)
+             for cell in cells]
     return parallel_map(_cell_task, tasks, compute, client, desc="grid cells")
 
 

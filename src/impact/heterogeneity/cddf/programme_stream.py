@@ -44,7 +44,7 @@ from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_
 from impact.heterogeneity.cddf.programme import CellModel
 from impact.heterogeneity.cddf.programme_sums import tables_from_sums
 from impact.heterogeneity.cddf.split import main_halves, present
-from impact.heterogeneity.cddf.stream import _Types
+from impact.heterogeneity.cddf.types import _Types
 from impact.heterogeneity.cddf.tables import NONE_LEVEL, CDDFResult, empty_result
 from impact.heterogeneity.params import HeterogeneityParams
 from impact.spill import insert_distinct, literal, spilling

@@ -12,7 +12,7 @@ from impact.estimate.cgram import ClusterGrams, fit_pm_multi_grams
 from impact.estimate.frames import warn
 from impact.estimate.pmreg import _independent
 from impact.heterogeneity.cddf.split import split_rows_counts, tally_counts
-from impact.heterogeneity.cddf.stream import _quantiles, _Types
+from impact.heterogeneity.cddf.types import _quantiles, _Types
 from impact.heterogeneity.cddf.tables import (
     CDDFResult, empty_result, make_tables, split_inference,
 )

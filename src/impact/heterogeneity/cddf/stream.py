@@ -35,8 +35,9 @@ with ``cddf_quality`` on the same rows to 1e-8.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ from impact.distinct import unique
 from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_multi_grams
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import fe_df
-from impact.estimate.quality_stream import BATCH_ROWS, _Codes, quality_grams
+from impact.estimate.quality_stream import BATCH_ROWS, QualityGrams, _Codes, quality_grams
 from impact.heterogeneity.cddf.quality import blp_gates
 from impact.heterogeneity.cddf.split import (
     SplitCounts, main_halves, present, split_rows_counts, tally_counts,
@@ -55,35 +56,11 @@ from impact.heterogeneity.cddf.split import (
 from impact.heterogeneity.cddf.tables import (
     NONE_LEVEL, CDDFResult, empty_result, make_tables, split_inference,
 )
-from impact.heterogeneity.params import GroupDimension, HeterogeneityParams
+from impact.heterogeneity.cddf.types import _proxy, _quantiles, _Types  # noqa: F401
+from impact.heterogeneity.params import HeterogeneityParams
 from impact.spill import insert_distinct, spilling
 
 __all__ = ["cddf_quality_file"]
-
-
-class _Types:
-    """The group codes of every dimension as one number per row (mixed radix: code i in
-    0..H_i, H_i the "in no group" level) and back."""
-
-    def __init__(self, dims: Sequence[GroupDimension]) -> None:
-        self.dims = list(dims)
-        self.size = np.array([len(d.labels) + 1 for d in self.dims], dtype="int64")
-        if float(np.prod(self.size.astype("float64"))) >= 2.0 ** 62:
-            raise ValueError("cddf: too many combinations of group levels to number")
-        self.radix = np.concatenate([[1], np.cumprod(self.size)[:-1]]).astype("int64")
-
-    def codes(self, s: pd.DataFrame) -> list[np.ndarray]:
-        out = []
-        for d in self.dims:
-            c = d.codes(s[d.column])
-            out.append(np.where(c >= 0, c, len(d.labels)).astype("int64"))
-        return out
-
-    def number(self, codes: list[np.ndarray]) -> np.ndarray:
-        return sum(c * r for c, r in zip(codes, self.radix))
-
-    def decode(self, types: np.ndarray) -> list[np.ndarray]:
-        return [(types // r) % n for r, n in zip(self.radix, self.size)]
 
 
 def _level_columns(types: _Types, codes: list[np.ndarray], qa: np.ndarray, qb: np.ndarray
@@ -108,11 +85,17 @@ class _Tally:
 
     cluster_col: str | None = None      # set by the pass
 
-    def __init__(self, types: _Types, client_col: str, con) -> None:
+    def __init__(self, types: _Types, client_col: str, con,
+                 carry: Mapping[str, str] | None = None) -> None:
         self.types, self.client_col, self.con = types, client_col, con
         self.clusters = _Codes()
         self.parts: list[tuple[np.ndarray, np.ndarray]] = []   # (keys, counts) per batch
         con.execute("CREATE OR REPLACE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT)")
+        # columns carried for another user of the pass (``share``), not in the check's
+        # models: name -> panel column (outcomes, x 100); a missing value is set to 0
+        # and noted
+        self.carry = dict(carry or {})
+        self.carry_missing = False
 
     def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
         codes = self.types.codes(s)
@@ -127,8 +110,27 @@ class _Tally:
                            np.bincount(inv, minlength=len(keys)).astype("float64")))
         insert_distinct(self.con, "trip",
                         {"client": pa.array(s[self.client_col]), "cl": cl, "type": typ})
-        return _level_columns(self.types, codes, s["quality_a"].to_numpy(dtype="float64"),
-                              s["quality_b"].to_numpy(dtype="float64"))
+        out = _level_columns(self.types, codes, s["quality_a"].to_numpy(dtype="float64"),
+                             s["quality_b"].to_numpy(dtype="float64"))
+        for name, col in self.carry.items():   # in pp, as ``model_columns``' outcomes
+            v = 100.0 * pd.to_numeric(s[col]).to_numpy(dtype="float64")
+            fin = np.isfinite(v)
+            if not fin.all():
+                self.carry_missing = True
+                v = np.where(fin, v, 0.0)
+            out[name] = v
+        return out
+
+    def group_clients(self, radix: int, size: int, H: int) -> np.ndarray:
+        """Distinct clients (a missing id left out) per code 0..H of the dimension at
+        ``radix`` (``size`` codes) of the type."""
+        rows = self.con.execute(
+            f"SELECT (type // {int(radix)}) % {int(size)} AS h, count(DISTINCT client) "
+            "FROM trip WHERE client IS NOT NULL GROUP BY h").fetchall()
+        out = np.zeros(H + 1, dtype="int64")
+        for h, n in rows:
+            out[int(h)] = int(n)
+        return out
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cluster code, type, person-months) of every cluster x type seen (in key
@@ -177,39 +179,21 @@ def _gname(kind: str, g: int, split: int, y: str) -> str:
     return f"{kind}#G{g + 1}|{split}|{y}"
 
 
-def _proxy(codes: list[np.ndarray], tables: list[np.ndarray], b0: float) -> np.ndarray:
-    """S = b0 + the level coefficient of each dimension (added in the in-memory order)."""
-    S = np.full(len(codes[0]), b0)
-    for c, t in zip(codes, tables):
-        S += t[c]
-    return S
-
-
-def _quantiles(S: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
-    """``numpy.quantile(rows, k/K)`` (linear interpolation) for the rows that take the
-    value S[i] w[i] times."""
-    order = np.argsort(S, kind="stable")
-    v, cum = S[order], np.cumsum(w[order])
-    n = cum[-1]
-    out = np.empty(K - 1)
-    for i, q in enumerate(np.arange(1, K) / K):
-        h = (n - 1) * q
-        lo = np.floor(h)
-        a = v[np.searchsorted(cum, lo + 1, side="left")]     # the order statistic lo
-        b = v[np.searchsorted(cum, min(lo + 1, n - 1) + 1, side="left")]
-        t = h - lo
-        # numpy's lerp: from below for t < 1/2, from above otherwise
-        out[i] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
-    return out
-
-
 def cddf_quality_file(path: str | Path, params: EstimateParams, het: HeterogeneityParams,
                       outcomes: Mapping[str, str] | None = None, *, min_cell: int = 10,
                       seed: int | None = None, alpha: float | None = None,
                       main_clusters: Sequence[Sequence] | None = None,
-                      batch_rows: int = BATCH_ROWS) -> CDDFResult:
+                      batch_rows: int = BATCH_ROWS,
+                      share: Callable[[QualityGrams, "_Tally"], None] | None = None,
+                      carry: Mapping[str, str] | None = None) -> CDDFResult:
     """``cddf_quality`` (the same tables, arguments alike) on the panel file ``path`` read
-    in batches, twice (module notes)."""
+    in batches, twice (module notes).
+
+    ``share``: called once after the first pass with its raw blocks and tallies (the
+    group quality models take theirs from them, ``heterogeneity.stream.
+    shared_group_sums``, instead of a pass of their own); ``carry`` (name -> panel
+    column): more outcome columns kept in that pass for it, never in the check's models
+    (``_Tally.carry``)."""
     path = Path(path)
     alpha = params.estimate.alpha if alpha is None else float(alpha)
     seed = params.seed if seed is None else int(seed)
@@ -225,12 +209,17 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
     reads = [client_col, *(d.column for d in dims)]
     ys = {f"y#{o}": col for o, col in outcomes.items()}
     with spilling("impact-cddf-") as con:
+        carry = {n: c for n, c in (carry or {}).items() if c in schema}
         q1 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
-                           extra=lambda: _Tally(types, client_col, con),
-                           extra_reads=reads, raw=True)
+                           extra=lambda: _Tally(types, client_col, con, carry),
+                           extra_reads=reads + list(carry.values()), raw=True)
         if q1 is None:
             return empty
         tally = q1.extra_state
+        if share is not None:
+            share(q1, tally)
+        if carry:
+            q1 = _without(q1, set(carry))
         cells_t = tally.cells()
         trip = tally.triples()
     cl_labels = np.asarray(tally.clusters.values, dtype=object)   # the tallies' codes
@@ -332,6 +321,16 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
     for k, v in split_inference(per["estimate"], per["std_error"], per["df"], alpha).items():
         per[k] = v
     return make_tables(per, pd.DataFrame(proxies), tuple(mains), alpha, min_cell, K)
+
+
+def _without(q: QualityGrams, drop: set[str]) -> QualityGrams:
+    """``q`` without the columns ``drop`` (of its ``extra``)."""
+    keep = [j for j, n in enumerate(q.names) if n not in drop]
+    g = q.grams
+    grams = ClusterGrams(g.C[:, keep][:, :, keep], g.labels, None, g.n_obs, None,
+                         g.pair_cell, g.pair_cluster, g.pair_sums[:, keep], g.pair_count)
+    return replace(q, grams=grams, names=[q.names[j] for j in keep],
+                   extra=[n for n in q.extra if n not in drop])
 
 
 def _blocks_from(q2, q1) -> None:
