@@ -202,6 +202,21 @@ def test_the_next_batch_within_the_budget():
     fam_prio = {s: 100.0 - i for i, s in enumerate(fam)}
     fam_prio["e@hazard"] = 99.5  # second most urgent
     ready = sorted(fam, key=lambda s: -fam_prio[s])
-    b, held = choose(ready, prio=fam_prio, jobs=1, running=[], peaks=peaks, secs=secs,
+    fam_secs = lambda b: sum(times.get(s, 5.0) for s in b)  # noqa: E731 (s0..s6: 5 s)
+    short = {**peaks, "e@ols": 500.0}
+    times["e@ols"] = 20.0
+    b, held = choose(ready, prio=fam_prio, jobs=1, running=[], peaks=short, secs=fam_secs,
                      horizon=lambda: 0.0, budget=10000.0)
     assert held is None and b[0] == "e@ols" and "e@hazard" not in b and len(b) == 2
+    # long stages go alone: a long first stage takes no sibling, and a long sibling
+    # (here as small in memory as the first) joins no batch: the national run put the
+    # hazard (3 minutes) behind quality_iv (3 minutes) in one lane while the other idled
+    peaks_all = {s: 100.0 for s in fam}
+    times.update({"e@ols": 180.0, "e@hazard": 200.0})
+    b, _ = choose(ready, prio=fam_prio, jobs=1, running=[], peaks=peaks_all, secs=fam_secs,
+                  horizon=lambda: 0.0, budget=10000.0)
+    assert b == ["e@ols"]
+    times.update({"e@ols": 20.0})
+    b, _ = choose(ready, prio=fam_prio, jobs=1, running=[], peaks=peaks_all, secs=fam_secs,
+                  horizon=lambda: 0.0, budget=10000.0)
+    assert b[0] == "e@ols" and "e@hazard" not in b and len(b) == 2

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from impact.repro import Plan
 
-__all__ = ["priority", "batch", "fits", "choose"]
+__all__ = ["priority", "batch", "fits", "choose", "SHORT_S"]
 
 
 def priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
@@ -56,6 +56,11 @@ def fits(lane: list[str], running: list[tuple[list[str], float]],
     return held + _need(lane, peaks) <= budget
 
 
+#: seconds (by the last run) up to which a stage is batched with its siblings: a batch saves
+#: a ``dvc`` start (about 2 s) per stage, worth it for short stages only
+SHORT_S = 30.0
+
+
 def choose(ready: list[str], prio: dict[str, float], jobs: int,
            running: list[tuple[list[str], float]], peaks: dict[str, float],
            secs: Callable[[list[str]], float], horizon: Callable[[], float],
@@ -64,11 +69,16 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
     if it was held back for memory. The most urgent batch if it fits beside ``running``;
     else the first that fits and, by the last run's times (``secs``), ends before the
     running lanes do (``horizon``), so that it does not delay the one waiting
-    (backfilling). A batch never needs more memory than its first stage."""
+    (backfilling). A batch never needs more memory than its first stage, and holds
+    several stages only when each is short (``SHORT_S``): a batch runs its stages one
+    after the other, so two long ones in one (the national run's ``quality_iv`` and
+    hazard, 3 minutes each) would keep the other lane from taking one of them."""
     held, limit = None, None
     for first in ready:
+        short = secs([first]) <= SHORT_S
         b = [s for s in batch([first] + [s for s in ready if s != first], prio, jobs)
-             if s == first or peaks.get(s, 0.0) <= peaks.get(first, 0.0)]
+             if s == first or (short and secs([s]) <= SHORT_S
+                               and peaks.get(s, 0.0) <= peaks.get(first, 0.0))]
         if fits(b, running, peaks, budget) and (limit is None or secs(b) <= limit):
             return b, held
         if limit is None:

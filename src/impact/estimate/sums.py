@@ -164,9 +164,13 @@ class GramSums:
 
     def _grow(self, k: int) -> None:
         G, P = len(self.clusters), len(self.pairs)
+        # cluster blocks with room to spare too: the file is in municipality order, so a
+        # new cluster comes with most batches, and copying every block each time was
+        # quadratic in the clusters (G x k x k: 60 MB at national size with k = 150)
         g0, k0 = self.C.shape[0], self.C.shape[1]
-        if (G, k) != (g0, k0):
-            C = np.zeros((G, k, k))
+        if G > g0 or k != k0:
+            cap = max(G, 2 * g0) if G > g0 else g0
+            C = np.zeros((cap, k, k))
             C[:g0, :k0, :k0] = self.C
             self.C = C
         # pair rows with room to spare (capacity doubling): new pairs appear in most
@@ -188,8 +192,8 @@ class GramSums:
 
     def raw(self, sel: list[int]) -> ClusterGrams:
         """The raw cluster blocks and pair sums of the columns ``sel`` (in that order)."""
-        P = len(self.pairs)
-        return ClusterGrams(self.C[:, sel][:, :, sel],
+        P, G = len(self.pairs), len(self.clusters)
+        return ClusterGrams(self.C[:G, sel][:, :, sel],
                             np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
                             None, np.asarray(self.pair_cell, dtype="int64"),
                             np.asarray(self.pair_cluster, dtype="int64"), self.S[:P, sel],
