@@ -51,6 +51,12 @@ def panel(tmp_path_factory):
     return _panel(tmp_path_factory.mktemp("shared"))
 
 
+def _defaults():
+    """(params, het, outcomes): the default dimensions and outcomes, two small splits."""
+    het = HeterogeneityParams(cddf_splits=2, cddf_groups=3)
+    return EstimateParams.from_dict(seed=7), het, {o: OUTCOMES[o] for o in het.outcomes}
+
+
 def _check_with_sharing(path, params, het, outcomes, batch_rows):
     sent = []
     share, carry = sharing(outcomes, sent.append)
@@ -91,9 +97,7 @@ def test_models_from_the_checks_pass_equal_their_own_pass(panel, batch_rows, opt
 
 def test_a_missing_outcome_value_sends_no_sums(tmp_path):
     path = _panel(tmp_path, missing_outcome=True)
-    params = EstimateParams.from_dict(seed=7)
-    het = HeterogeneityParams(cddf_splits=2, cddf_groups=3)
-    outcomes = {o: OUTCOMES[o] for o in het.outcomes}
+    params, het, outcomes = _defaults()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res, sums, _ = _check_with_sharing(path, params, het, outcomes, 1000)
@@ -105,9 +109,7 @@ def test_a_missing_outcome_value_sends_no_sums(tmp_path):
 
 def test_sums_of_other_models_are_not_used(panel):
     """Sums made for other dimensions or outcomes are ignored: the models' own pass."""
-    params = EstimateParams.from_dict(seed=7)
-    het = HeterogeneityParams(cddf_splits=2, cddf_groups=3)
-    outcomes = {o: OUTCOMES[o] for o in het.outcomes}
+    params, het, outcomes = _defaults()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, sums, _ = _check_with_sharing(panel, params, het, outcomes, 2000)
