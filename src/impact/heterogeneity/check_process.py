@@ -7,9 +7,10 @@ models need (``cddf.stream``: group dummies and their products with the quality 
 so it also makes those models' sums (``stream.shared_group_sums``) and sends them through
 a pipe as soon as the pass is done: the main process then makes no pass of its own for
 them. Exactly one message goes through the pipe: the sums, or None when they cannot be
-shared (an outcome with a missing value, no ``client_id``, an error): then the models make
-their own pass, as without the second process; the estimates are the same either way
-(``tests/heterogeneity/test_shared_sums.py``).
+shared (an outcome with a missing value, no ``client_id``): then the models make their
+own pass, as without the second process; the estimates are the same either way
+(``tests/heterogeneity/test_shared_sums.py``). An error in the check stops the stage as
+before (None is sent first, so the main process never waits on a dead pipe).
 """
 
 from __future__ import annotations
