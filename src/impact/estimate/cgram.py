@@ -81,6 +81,14 @@ class ClusterGrams:
                             remap[self.pair_cluster[pk]], self.pair_sums[pk],
                             self.pair_count[pk])
 
+    def columns(self, sel) -> "ClusterGrams":
+        """The blocks and pair sums of the columns ``sel`` only (in that order). Without
+        row positions (``extend`` needs the rows)."""
+        return ClusterGrams(self.C[:, sel][:, :, sel], self.labels, None, self.n_obs, None,
+                            self.pair_cell, self.pair_cluster,
+                            None if self.pair_sums is None else self.pair_sums[:, sel],
+                            self.pair_count)
+
     def extend(self, A: np.ndarray, k: int, j: int) -> "ClusterGrams":
         """The blocks of A[:, :j] from these of A[:, :k] (the same rows, in the same
         order): only the new columns k..j-1 are multiplied, cluster by cluster."""

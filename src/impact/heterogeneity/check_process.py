@@ -84,9 +84,7 @@ def sharing(outcomes: Mapping[str, str], send: Callable[[object], None]
             logging.info("an outcome has missing values: the group quality models make "
                          "their own pass")
         elif tally.client_col == "client_id" and set(outcomes.values()) <= set(column_of):
-            cells = tally.cells()
-            sums = shared_group_sums(q1, cells[2], cells[1], tally.group_clients,
-                                     tally.types.dims, outcomes, column_of)
+            sums = shared_group_sums(q1, tally, outcomes, column_of)
         send(sums)
     return share, carry
 

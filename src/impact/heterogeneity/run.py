@@ -81,8 +81,7 @@ def estimate_groups(pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
     (``stream.GroupSums``: the data-driven check's first pass shares them, ``analyse``),
     or None, when they were not made: then the models' own pass runs. Called after the
     programme's pass, so the other pass has had that long."""
-    columns = io.parquet_columns(panel) if panel is not None else pm.columns
-    outcomes = {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in columns}
+    outcomes = _outcomes(het, io.parquet_columns(panel) if panel is not None else pm.columns)
     out: list[GroupEstimates] = []
     # one set of cluster weights for every quality model: the family of a block and
     # outcome is adjusted jointly across dimensions (``_romano_wolf``)
@@ -136,6 +135,11 @@ def estimate_groups(pm: pd.DataFrame | None, adoption: pd.DataFrame | None,
             out += adoption_by_group(pm, adoption, shocks, params, dim, outcomes, wcr=wcr,
                                      rows=rows)
     return out
+
+
+def _outcomes(het: HeterogeneityParams, columns) -> dict[str, str]:
+    """The outcomes asked for whose column the panel has (name -> column)."""
+    return {o: OUTCOMES[o] for o in het.outcomes if OUTCOMES[o] in set(columns)}
 
 
 def _cluster_labels(pm: pd.DataFrame, params: EstimateParams) -> np.ndarray:
@@ -309,8 +313,7 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
     if het.cddf_splits > 0 and panel is not None and workers > 1:
         import multiprocessing
 
-        outcomes = {o: OUTCOMES[o] for o in het.outcomes
-                    if OUTCOMES[o] in io.parquet_columns(panel)}
+        outcomes = _outcomes(het, io.parquet_columns(panel))
         # the group quality models' sums come from the check's first pass (one pass over
         # the file fewer): a pipe to the worker, read by a thread here (``_receiver``)
         recv_end = send_end = None

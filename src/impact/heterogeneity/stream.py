@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,12 +88,6 @@ class _Groups:
     def clients(self) -> list[np.ndarray]:
         n = self.distinct.counts()
         return [n[self.offset[i]:self.offset[i + 1]] for i in range(len(self.dims))]
-
-
-def _sub(grams: ClusterGrams, sel: list[int]) -> ClusterGrams:
-    return ClusterGrams(grams.C[:, sel][:, :, sel], grams.labels, None, grams.n_obs, None,
-                        grams.pair_cell, grams.pair_cluster, grams.pair_sums[:, sel],
-                        grams.pair_count)
 
 
 @dataclass(frozen=True)
@@ -167,28 +161,27 @@ def quality_groups_file(path: str | Path, params: EstimateParams,
                 kind = name.split("#")[0]
                 sel.append(col[f"{kind}#{i}#{h}"])
                 new.append(name)
-        out += group_fits(dim, outcomes, _sub(q.grams, sel), base_names + new, base_exog,
+        out += group_fits(dim, outcomes, q.grams.columns(sel), base_names + new, base_exog,
                           Hx, q.df_fe, wcr, fe, sums.npm[i][:H].astype("int64"),
                           sums.ncl[i][:H], {o: sums.nev[o][i][:H] for o in outcomes})
     return out
 
 
-def shared_group_sums(q1: QualityGrams, n_type: np.ndarray, types: np.ndarray,
-                      clients: Callable[[int, int, int], np.ndarray],
-                      dims: Sequence[GroupDimension], outcomes: Mapping[str, str],
+def shared_group_sums(q1: QualityGrams, tally, outcomes: Mapping[str, str],
                       column_of: Mapping[str, str]) -> GroupSums:
-    """:class:`GroupSums` from the raw blocks of the data-driven check's first pass
-    (``cddf.stream``), which holds every column the group models need in another basis:
-    ``x:<dim>=<label>`` (the group dummies, h = 1..H with "(none)" last), ``qa*x:...``,
-    ``qb*x:...``. So ``D#i#h`` is ``x:...`` of the same group, ``qa#i#h`` is ``qa*x:...``
-    for h > 0 and ``quality_a`` minus their sum for h = 0 (the same for ``qb``): each
-    block is ``M'C_gM`` and the pair sums ``S M`` for a 0/±1 matrix M, then demeaned as
-    the pass does. ``n_type`` and ``types`` are the person-months of each cluster x
-    type cell and its type (the group codes of every dimension as one number, mixed
-    radix); ``clients(radix, size, H)`` the distinct clients per group of a dimension;
-    ``column_of`` maps each outcome's column to its name among ``q1.names``.
-    The events are blocks too: y 1[h] summed over the clusters (y in pp, 0 or 100: sums
-    of integers, exact, and so is their division by 100)."""
+    """:class:`GroupSums` from the raw blocks ``q1`` and the tallies ``tally`` of the
+    data-driven check's first pass (``cddf.stream._Tally``), which holds every column the
+    group models need in another basis: ``x:<dim>=<label>`` (the group dummies, h = 1..H
+    with "(none)" last), ``qa*x:...``, ``qb*x:...``. So ``D#i#h`` is ``x:...`` of the same
+    group, ``qa#i#h`` is ``qa*x:...`` for h > 0 and ``quality_a`` minus their sum for
+    h = 0 (the same for ``qb``): each block is ``M'C_gM`` and the pair sums ``S M`` for a
+    0/±1 matrix M, then demeaned as the pass does. Person-months per group come from the
+    tally's cluster x type cells, distinct clients from its table of them
+    (``_Tally.group_clients``); ``column_of`` maps each outcome's column to its name among
+    ``q1.names``. The events are blocks too: y 1[h] summed over the clusters (y in pp, 0
+    or 100: sums of integers, exact, and so is their division by 100)."""
+    types = tally.types
+    dims = types.dims
     names = list(q1.names)
     at = {n: j for j, n in enumerate(names)}
     ys = [f"y#{o}" for o in outcomes]
@@ -231,19 +224,18 @@ def shared_group_sums(q1: QualityGrams, n_type: np.ndarray, types: np.ndarray,
     total = raw.pair_sums.sum(axis=0)
     npm, ncl = [], []
     nev: dict[str, list[np.ndarray]] = {o: [] for o in outcomes}
-    size = np.array([len(d.labels) + 1 for d in dims], dtype="int64")
-    radix = np.concatenate([[1], np.cumprod(size)[:-1]]).astype("int64")
+    _, type_of, n_type = tally.cells()
+    codes = types.decode(type_of)
     for i, d in enumerate(dims):
         H = len(d.labels)
-        code = (types // radix[i]) % size[i]
-        npm.append(np.bincount(code, weights=n_type, minlength=H + 1))
+        npm.append(np.bincount(codes[i], weights=n_type, minlength=H + 1))
         labels = list(d.labels) + [NONE_LEVEL]
         for o in outcomes:   # the outcome columns are in pp (x 100): integers / 100
             y = at[column_of[outcomes[o]]]
             ev = np.array([0.0] + [gram[y, at[f"x:{d.name}={lab}"]] for lab in labels[1:]])
             ev[0] = total[y] - ev[1:].sum()
             nev[o].append(ev / 100.0)
-        ncl.append(clients(int(radix[i]), int(size[i]), H))
+        ncl.append(tally.group_clients(int(types.radix[i]), int(types.size[i]), H))
     return GroupSums(q, npm, nev, ncl, tuple(d.name for d in dims))
 
 

@@ -326,10 +326,7 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
 def _without(q: QualityGrams, drop: set[str]) -> QualityGrams:
     """``q`` without the columns ``drop`` (of its ``extra``)."""
     keep = [j for j, n in enumerate(q.names) if n not in drop]
-    g = q.grams
-    grams = ClusterGrams(g.C[:, keep][:, :, keep], g.labels, None, g.n_obs, None,
-                         g.pair_cell, g.pair_cluster, g.pair_sums[:, keep], g.pair_count)
-    return replace(q, grams=grams, names=[q.names[j] for j in keep],
+    return replace(q, grams=q.grams.columns(keep), names=[q.names[j] for j in keep],
                    extra=[n for n in q.extra if n not in drop])
 
 
