@@ -76,7 +76,7 @@ def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), sharey=True, squeeze=False)
     ticks, span = [t[f"component_{c}"] for c in COMPONENTS], []
     for ax, (p0, p1, start, end, comp, ok) in zip(axes.flat, panels):
-        ax.set_title(t["waterfall_pair"].format(start=p0, end=p1), fontsize=SMALL + 1.5)
+        ax.set_title(t["waterfall_pair"].format(start=p0, end=p1), fontsize=SMALL + 1.5, y=1.0)
         ax.set_xticks(range(7), [p0, *ticks, p1], rotation=90, fontsize=SMALL + 0.5)
         ax.grid(axis="x", visible=False)
         if not ok:
