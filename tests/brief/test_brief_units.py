@@ -103,3 +103,32 @@ def test_text_overlaps_ignores_tick_labels_outside_the_view():
     ax.text(1, 0, "same place too")
     assert ("same place", "same place too") in text_overlaps(fig)
     plt.close(fig)
+
+
+def test_text_overlaps_compares_an_annotations_text_not_its_leader_line():
+    """A label with a long diagonal leader line: the line's bounding rectangle covers a
+    text the line never touches (matplotlib's ``Annotation.get_window_extent`` includes
+    it; at national size the brief's funnel logged dozens of such false overlaps). The
+    labels' own boxes are compared; an annotation whose text does sit on another's is
+    still found."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from impact.brief.figures import text_overlaps
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.set(xlim=(0, 10), ylim=(0, 10))
+    ax.annotate("LEADER", (1, 1), xytext=(9, 9), textcoords="data", ha="right",
+                arrowprops=dict(arrowstyle="-"))
+    ax.text(2.2, 7.5, "BESIDE")   # inside the line's rectangle, far from line and label
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    beside = [t for t in ax.texts if t.get_text() == "BESIDE"][0]
+    assert ax.texts[0].get_window_extent(r).overlaps(beside.get_window_extent(r))  # the trap
+    assert text_overlaps(fig) == []
+    ax.annotate("ON TOP", (1, 1), xytext=(9, 9), textcoords="data", ha="right",
+                arrowprops=dict(arrowstyle="-"))
+    assert ("LEADER", "ON TOP") in text_overlaps(fig)
+    plt.close(fig)

@@ -19,6 +19,10 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
 
     Texts of one legend and an annotation's own box are compared like any other; a pair
     where one text sits inside the other's box by design does not occur in these figures.
+    An annotation is its text (with its box): ``Annotation.get_window_extent`` adds its
+    leader line's bounding rectangle, which a diagonal line makes far larger than the
+    line, so neighbours of a long leader were reported as overlapping it (the funnel's
+    labels place themselves clear of other labels' leader lines already).
     """
     from matplotlib.text import Text
 
@@ -39,7 +43,7 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
     for t in fig.findobj(Text):
         if (t.get_visible() and t.get_text().strip() and t.figure is fig
                 and id(t) not in hidden):
-            bb = t.get_window_extent(r)
+            bb = Text.get_window_extent(t, r)   # the text only, not a leader line
             if bb.width > 0 and bb.height > 0:
                 boxes.append((t.get_text(), bb.shrunk(0.96, 0.9)))
     out = []
