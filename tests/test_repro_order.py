@@ -220,3 +220,37 @@ def test_the_next_batch_within_the_budget():
     b, _ = choose(ready, prio=fam_prio, jobs=1, running=[], peaks=peaks_all, secs=fam_secs,
                   horizon=lambda: 0.0, budget=10000.0)
     assert b[0] == "e@ols" and "e@hazard" not in b and len(b) == 2
+
+
+def test_records_each_stages_cpu_time_with_its_children(tmp_path, monkeypatch):
+    """The timeline keeps each stage's CPU seconds, those of the processes it started
+    included: a stage that burns 1.5 s of CPU in a child process and then sleeps (so a
+    sample falls after the burn) records at least that, and never more than its wall time
+    on every core. A stage that only sleeps records far less."""
+    import io
+    import json
+    import os
+
+    from impact.repro import TIMELINE, run
+    from pipeline_utils import toy_repo
+
+    monkeypatch.chdir(tmp_path)
+    toy_repo(tmp_path)
+    burn = ("import time\\nt = time.process_time()\\nwhile time.process_time() - t < 1.5:"
+            "\\n    pass\\n")
+    (tmp_path / "busy.py").write_text(
+        "import subprocess, sys, time\n"
+        f"subprocess.run([sys.executable, '-c', '{burn}'], check=True)\n"
+        "time.sleep(2.5)\nopen(sys.argv[1], 'w').write('x')\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  busy:\n    cmd: python busy.py busy.txt\n    outs: [busy.txt]\n"
+        "  idle:\n    cmd: python -c \"import time; time.sleep(3.5)\" && echo i > idle.txt\n"
+        "    outs: [idle.txt]\n")
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, force=True, out=out) == 0, out.getvalue()
+    stages = {s["stage"]: s for s in json.loads((tmp_path / TIMELINE).read_text())["stages"]}
+    busy, idle = stages["busy"], stages["idle"]
+    assert 1.5 <= busy["cpu_s"] <= (busy["end"] - busy["start"]) * (os.cpu_count() or 1) + 1
+    assert idle["cpu_s"] < busy["cpu_s"] - 1.0
+    assert "impact repro: busy done in" in out.getvalue() and "(CPU " in out.getvalue()

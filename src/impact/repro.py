@@ -26,9 +26,10 @@ Each stage writes its own entry of ``dvc.lock`` under DVC's lock, so ``dvc statu
 stage is deterministic, so outputs are byte-identical to a serial run (tested).
 
 Memory: stages side by side need the sum of their peaks. Each lane's process tree is
-sampled every second (``procmem.tree_rss_kb``) and a stage's peak is kept beside its time
-(``.dvc/tmp/impact-repro-peaks.json``; each stage's lane, start, end and peak of the last
-run in ``impact-repro-timeline.json``). With a memory budget (``memory_mb``; the CLI's
+sampled every second (``procmem.tree_usage``) and a stage's peak is kept beside its time
+(``.dvc/tmp/impact-repro-peaks.json``; each stage's lane, start, end, peak and CPU
+seconds of the last run in ``impact-repro-timeline.json``: CPU beside wall time says
+which stages use both cores and where one idles). With a memory budget (``memory_mb``; the CLI's
 default is half the machine's memory) a stage starts beside running ones only when its
 last peak plus theirs (the larger of their last peak and their memory now) fits; a stage
 that does not fit waits, and a later one that fits may go first. A stage alone always
@@ -183,6 +184,12 @@ class _Lane:
         self.secs: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}  # sampled peak of the lane's tree per stage
         self.now_mb = 0.0
+        # the lane's tree's CPU seconds as last sampled, at each stage's start, and per
+        # stage (the sample before its end less that before its start: at most a second of
+        # CPU is missed at each end; DVC's own start counts to a batch's first stage)
+        self.cpu_now = 0.0
+        self.cpu_from: dict[str, float] = {}
+        self.cpu_s: dict[str, float] = {}
         self.ran: set[str] = set()  # stages DVC ran (not found unchanged and skipped)
         self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -193,9 +200,11 @@ class _Lane:
         now = time.perf_counter()
         if self.current in self.started and self.current not in self.secs:
             self.secs[self.current] = now - self.started[self.current]
+            self.cpu_s[self.current] = self.cpu_now - self.cpu_from[self.current]
         if stage is not None:
             self.current = stage
             self.started.setdefault(stage, now)
+            self.cpu_from.setdefault(stage, self.cpu_now)
 
     def _pump(self) -> None:
         self._clock(self.batch[0])
@@ -218,10 +227,13 @@ class _Lane:
                                                                          time.perf_counter())))
 
     def sample(self) -> None:
-        """The lane's process tree's resident memory now, kept as the running stage's."""
-        from impact.procmem import tree_rss_kb
+        """The lane's process tree's resident memory now, kept as the running stage's, and
+        the CPU time it has used."""
+        from impact.procmem import tree_usage
 
-        self.now_mb = tree_rss_kb(self.proc.pid) / 1024
+        kb, cpu = tree_usage(self.proc.pid)
+        self.now_mb = kb / 1024
+        self.cpu_now = max(self.cpu_now, cpu)   # 0 once the process is gone
         self.peak_mb[self.current] = max(self.peak_mb.get(self.current, 0.0), self.now_mb)
 
     def finished(self) -> tuple[list[str], int] | None:
@@ -312,6 +324,7 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
             for s in ok:
                 done.add(s)
                 secs = round(lane.secs.get(s, 0.0), 1)
+                cpu = round(lane.cpu_s.get(s, 0.0), 1)
                 peak = lane.peak_mb.get(s)
                 if s in lane.ran:  # a skipped stage says nothing of how long it runs
                     times[s] = secs
@@ -322,9 +335,10 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                     start = lane.started.get(s, t_all) - t_all
                     timeline.append({"stage": s, "lane": lane.slot, "start": round(start, 1),
                                      "end": round(start + lane.secs.get(s, 0.0), 1),
-                                     "peak_mb": round(peak or 0.0, 1)})
+                                     "peak_mb": round(peak or 0.0, 1), "cpu_s": cpu})
                 with lock:
                     out.write(f"impact repro: {s} done in {secs:.1f} s"
+                              f"{f' (CPU {cpu:.0f} s)' if cpu else ''}"
                               f"{f', peak {_gb(peak)}' if peak else ''} "
                               f"[{len(done)}/{len(p.stages)}]\n")
             if rc != 0 and failed is None:
