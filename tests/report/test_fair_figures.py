@@ -161,6 +161,35 @@ def test_funnel_crowded_outliers_are_counted_not_overdrawn():
     assert not any(b.overlaps(c) for i, b in enumerate(boxes) for c in boxes[:i])
 
 
+def test_funnel_names_never_lie_under_other_markers_the_highlight_always_shown():
+    """Nationally the outliers sit in a cloud of 340 points: a name placed over markers is
+    drawn under them, half hidden, so an outlier without a clear place stays unnamed (and
+    counted); the highlighted unit is named anyway, drawn above the markers."""
+    bench, _, curve = make_tables(n=340, seed=3, n_suppressed=0)
+    rng = np.random.default_rng(4)
+    bench["oe_ratio"] = np.exp(rng.normal(0, 0.05, len(bench)))        # one dense cloud
+    bench["funnel_signal"] = np.where(np.arange(len(bench)) % 9 == 0, "below_95", "within")
+    bench.loc[bench.index % 9 == 0, "oe_ratio"] *= 0.97                  # outliers inside it
+    own = bench.loc[bench["funnel_signal"] == "below_95", "municipality"].iloc[3]
+    fig = funnel_figure(bench, curve, highlight=own)
+    ax = fig.axes[0]
+    r = fig.canvas.get_renderer()
+    marks = ax.transData.transform(bench[["expected_exits", "oe_ratio"]].to_numpy(float))
+    own_name = bench.loc[bench["municipality"] == own, "name"].iloc[0]
+    names = {a.get_text(): a for a in ax.texts}
+    assert own_name in names and names[own_name].get_zorder() > 4
+    for name, a in names.items():
+        if name == own_name:
+            continue
+        bb = Text.get_window_extent(a, r)
+        inside = ((marks[:, 0] >= bb.x0) & (marks[:, 0] <= bb.x1)
+                  & (marks[:, 1] >= bb.y0) & (marks[:, 1] <= bb.y1))
+        assert not inside.any(), name
+    n_out = int((bench["funnel_signal"] != "within").sum())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"outliers not labelled: {n_out - len(ax.texts)}" in legend
+
+
 def test_funnel_linear_scale_and_given_axes(tables):
     bench, _, curve = tables
     narrow = bench.assign(expected_exits=np.linspace(50, 400, len(bench)))
