@@ -19,15 +19,12 @@ __all__ = ["ALLOCATOR_TUNABLES", "allocator_env", "tree_rss_kb", "tree_usage",
 #: column) by a fresh ``mmap`` and returns it on ``free``: the next batch's array faults in
 #: new pages, zeroed by the kernel, in system time (on a virtual machine touching new
 #: memory is slower still). ``mmap_max=0`` takes large blocks from the heap too,
-#: ``trim_threshold`` keeps up to 256 MB freed at its top (a batch's matrix; explicit
-#: trims, ``io.release_memory``, still return all), ``hugetlb=1`` asks for transparent
-#: huge pages. At full national size, by default -> with these: the heterogeneity stage
-#: 596 -> 534 s of CPU (system 99 -> 67 s), ``quality_iv`` 202 -> 193 (27 -> 18), both
-#: with their outputs byte for byte the same; tree peaks 5.98 -> 6.10 GB (``quality_iv``),
-#: robustness 2.04 -> 2.05 GB. Keeping up to 4 GB at the top saved a little more CPU but
-#: held it: robustness's refit processes 2.0 -> 6.7 GB, a whole run 11.4 -> 14.3 GB.
+#: ``trim_threshold`` keeps up to 4 GB freed at its top (explicit ``malloc_trim`` calls,
+#: ``io.release_memory``, still return it), ``hugetlb=1`` asks for transparent huge pages.
+#: The heterogeneity stage at full national size: 596 -> 522 s of CPU (system 99 -> 57 s),
+#: 343 -> 294 s, largest process 8.16 -> 8.40 GB, outputs byte for byte the same.
 ALLOCATOR_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
-                      "glibc.malloc.trim_threshold=268435456")
+                      "glibc.malloc.trim_threshold=4294967296")
 
 
 def _tree(root: int) -> list[tuple[int, int]]:
