@@ -46,7 +46,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import headline  # noqa: E402  (benchmarks/headline.py)
 
-from impact.procmem import allocator_env, tree_rss_kb  # noqa: E402
+from impact.procmem import tree_rss_kb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["dvc.yaml", "params.yaml", "pipeline", "src", "data/reference", ".dvc/config"]
@@ -122,12 +122,10 @@ def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
     os.close(fd)
     proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, cmd, maxrss_file], cwd=cwd,
                             stdout=log, stderr=subprocess.STDOUT,
-                            # malloc as `impact repro` sets it (procmem.allocator_env)
-                            env=allocator_env({
-                                **os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
-                                # the stages' `python` is this interpreter
-                                "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
-                                        f"{os.environ.get('PATH', '')}"}))
+                            env={**os.environ, "DVC_NO_ANALYTICS": "1", "TQDM_DISABLE": "1",
+                                 # the stages' `python` is this interpreter
+                                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                         f"{os.environ.get('PATH', '')}"})
     peak, done = [0], threading.Event()
 
     def sample() -> None:

@@ -43,36 +43,3 @@ def test_tree_usage_of_no_process_is_zero():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     assert tree_usage(gone.pid) == (0, 0.0)
-
-
-def test_allocator_env_sets_the_tunables_unless_the_user_did():
-    from impact.procmem import ALLOCATOR_TUNABLES, allocator_env
-
-    base = {"PATH": "/bin"}
-    got = allocator_env(base)
-    assert got["GLIBC_TUNABLES"] == ALLOCATOR_TUNABLES and base == {"PATH": "/bin"}
-    own = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}
-    assert allocator_env(own) == own
-
-
-def test_with_the_tunables_a_freed_large_array_is_reused_not_faulted_in_again():
-    """The point of the settings: a loop that allocates and frees a 64 MB array (a
-    batch's matrix) faults in new memory every time by default (glibc maps and unmaps
-    it), once with them. Counted as the process's minor page faults during the loop."""
-    import os
-
-    from impact.procmem import allocator_env
-
-    code = ("import resource, numpy as np\n"
-            "a = np.ones(8_000_000); del a\n"          # the first time faults either way
-            "f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-            "for _ in range(20):\n    a = np.ones(8_000_000); del a\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)\n")
-    plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-
-    def faults(env):
-        return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                  text=True, check=True).stdout)
-
-    default, tuned = faults(plain), faults(allocator_env(plain))
-    assert default >= 20 and tuned * 10 <= default, (default, tuned)

@@ -8,23 +8,8 @@ budget) and by the benchmark harness (``benchmarks/scale.py``).
 from __future__ import annotations
 
 import os
-import sys
 
-__all__ = ["ALLOCATOR_TUNABLES", "allocator_env", "tree_rss_kb", "tree_usage",
-           "physical_memory_mb", "default_memory_mb"]
-
-#: glibc's ``malloc`` settings for the stages (``allocator_env``): memory a process frees
-#: is kept for its next arrays instead of handed back and faulted in again, and in huge
-#: pages. By default glibc serves every request above 32 MB (a batch's matrix, an Arrow
-#: column) by a fresh ``mmap`` and returns it on ``free``: the next batch's array faults in
-#: new pages, zeroed by the kernel, in system time (on a virtual machine touching new
-#: memory is slower still). ``mmap_max=0`` takes large blocks from the heap too,
-#: ``trim_threshold`` keeps up to 4 GB freed at its top (explicit ``malloc_trim`` calls,
-#: ``io.release_memory``, still return it), ``hugetlb=1`` asks for transparent huge pages.
-#: The heterogeneity stage at full national size: 596 -> 522 s of CPU (system 99 -> 57 s),
-#: 343 -> 294 s, largest process 8.16 -> 8.40 GB, outputs byte for byte the same.
-ALLOCATOR_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
-                      "glibc.malloc.trim_threshold=4294967296")
+__all__ = ["tree_rss_kb", "tree_usage", "physical_memory_mb", "default_memory_mb"]
 
 
 def _tree(root: int) -> list[tuple[int, int]]:
@@ -76,15 +61,6 @@ def tree_usage(root: int) -> tuple[int, float]:
     page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
     tick = os.sysconf("SC_CLK_TCK")
     return (sum(p for p, _ in tree) * page_kb, sum(t for _, t in tree) / tick)
-
-
-def allocator_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with :data:`ALLOCATOR_TUNABLES` as ``GLIBC_TUNABLES`` for the processes it
-    starts (read by glibc at their start; other C libraries ignore it). A value the user
-    set is kept as it is."""
-    if sys.platform.startswith("linux") and "GLIBC_TUNABLES" not in env:
-        return {**env, "GLIBC_TUNABLES": ALLOCATOR_TUNABLES}
-    return dict(env)
 
 
 def physical_memory_mb() -> float | None:

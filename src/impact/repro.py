@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from impact.procmem import allocator_env
 from impact.schedule import choose, priority
 
 __all__ = ["Plan", "plan", "prune_lock", "run"]
@@ -277,9 +276,8 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     prio = priority(p, times)
     budget = f", within {_gb(memory_mb)} by their last peaks" if memory_mb else ""
     out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time{budget}\n")
-    # the stages' malloc keeps freed memory for reuse (``procmem.allocator_env``)
-    env = allocator_env({**os.environ, "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1",
-                         "DVC_NO_UPDATE_CHECK": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1",
+           "DVC_NO_UPDATE_CHECK": "1"}
     lock = threading.Lock()
     waiting = list(p.stages)
     done: set[str] = set()
