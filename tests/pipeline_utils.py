@@ -137,3 +137,10 @@ SMALL_ONE_CELL = {**SMALL, "grid.estimator": ["imputation"], "grid.outcome": ["m
                   "heterogeneity.groups": {"ladder_step": {
                       "column": "ladder_step", "levels": {"1-2": [1, 2], "3-6": [3, 4, 5, 6]}}},
                   "heterogeneity.cddf_splits": 0}
+
+
+def burn_cpu(seconds: float) -> str:
+    """Python source that burns ``seconds`` of its own CPU time, whatever the machine's
+    load (for tests of CPU accounting)."""
+    return ("import time\nt = time.process_time()\n"
+            f"while time.process_time() - t < {seconds}:\n    pass\n")

@@ -232,15 +232,13 @@ def test_records_each_stages_cpu_time_with_its_children(tmp_path, monkeypatch):
     import os
 
     from impact.repro import TIMELINE, run
-    from pipeline_utils import toy_repo
+    from pipeline_utils import burn_cpu, toy_repo
 
     monkeypatch.chdir(tmp_path)
     toy_repo(tmp_path)
-    burn = ("import time\\nt = time.process_time()\\nwhile time.process_time() - t < 1.5:"
-            "\\n    pass\\n")
     (tmp_path / "busy.py").write_text(
         "import subprocess, sys, time\n"
-        f"subprocess.run([sys.executable, '-c', '{burn}'], check=True)\n"
+        f"subprocess.run([sys.executable, '-c', {burn_cpu(1.5)!r}], check=True)\n"
         "time.sleep(2.5)\nopen(sys.argv[1], 'w').write('x')\n")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n"
