@@ -57,7 +57,15 @@ def _assert_same(mem, got):
                                    err_msg=f)
     assert got.names == mem.names
     np.testing.assert_allclose(got.params, mem.params, rtol=1e-7, atol=1e-10)
-    np.testing.assert_allclose(got.vcov, mem.vcov, rtol=1e-7, atol=1e-12)
+    # the covariance on the scale of its diagonal: two converged IRLS fits (the file's
+    # and the in-memory one stop at different steps) differ by ~1e-7 standard deviations,
+    # and an entry near cancellation (few clusters) only as exactly as sqrt(V_ii V_jj):
+    # with 4 caseworker clusters on AMD EPYC 9.8e-8 on that scale, 1.0e-7 relative to the
+    # entry itself (a 1e-7 relative bound passed on one machine, failed on another)
+    d = np.diag(mem.vcov)
+    np.testing.assert_allclose(np.diag(got.vcov), d, rtol=1e-6, atol=1e-12)
+    scale = np.sqrt(np.outer(d, d))
+    np.testing.assert_allclose(got.vcov / scale, mem.vcov / scale, rtol=0, atol=1e-6)
     assert (got.n_obs, got.n_cells, got.n_clusters, got.fixed_effects) == (
         mem.n_obs, mem.n_cells, mem.n_clusters, mem.fixed_effects)
 
