@@ -98,6 +98,7 @@ class GramSums:
         self.S = np.zeros((0, 0))             # pair sums
         self.n_pair = np.zeros(0)
         self.n_obs = 0
+        self._buf = np.empty(0)               # A's memory, kept for the next batch
 
     def add(self, cols: Mapping[str, np.ndarray], cats: Mapping[str, np.ndarray], clusters,
             muni: pd.Series, region: pd.Series, t: np.ndarray) -> None:
@@ -132,7 +133,7 @@ class GramSums:
         # with ``only``, A's columns reordered: the others first, then these
         cols_at, kb = self._layout()
         pos = np.arange(k) if cols_at is None else np.argsort(cols_at)
-        A = np.zeros((n, k), order="F")
+        A = self._matrix(n, k, [int(pos[self.col[("num", c)]]) for c in cols])
         for c, v in cols.items():
             A[:, pos[self.col[("num", c)]]] = v[order]
         for c, codes in cats.items():
@@ -152,6 +153,22 @@ class GramSums:
             self.S[np.ix_(idx, cols_at)] += grams.pair_sums
         self.n_pair[idx] += grams.pair_count
         self.n_obs += n
+
+    def _matrix(self, n: int, k: int, filled: list[int]) -> np.ndarray:
+        """An n x k column-major matrix in the memory of the previous batch's (grown when
+        too small), zero except in the columns ``filled``, which the caller writes whole.
+        A fresh array per batch (about 150 MB at 2^17 rows and 150 columns) is a new
+        ``mmap`` whose every page the kernel faults in and zeroes (system time; slow on a
+        virtual machine whose memory is reclaimed, performance.md's twelfth round)."""
+        if self._buf.size < n * k:
+            self._buf = np.empty(0)           # freed before the larger one is made
+            self._buf = np.empty(n * k)
+        A = self._buf[:n * k].reshape(k, n).T   # (n, k), column-major
+        zero = np.ones(k, dtype=bool)
+        zero[filled] = False
+        for j in np.flatnonzero(zero):
+            A[:, j] = 0.0
+        return A
 
     def _layout(self) -> tuple[np.ndarray | None, int | None]:
         """With ``only``: the column at each position of A (the others first, then the
@@ -191,7 +208,9 @@ class GramSums:
         return float(self.S[:len(self.pairs), self.col[key]].sum())
 
     def raw(self, sel: list[int]) -> ClusterGrams:
-        """The raw cluster blocks and pair sums of the columns ``sel`` (in that order)."""
+        """The raw cluster blocks and pair sums of the columns ``sel`` (in that order). The
+        pass is over: the batches' matrix memory is given back (``add`` makes it anew)."""
+        self._buf = np.empty(0)
         P, G = len(self.pairs), len(self.clusters)
         return ClusterGrams(self.C[:G, sel][:, :, sel],
                             np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
