@@ -206,3 +206,22 @@ def test_scatter_dummies_matches_comparisons():
     np.testing.assert_array_equal(A, np.column_stack([codes == 3, np.zeros(6), codes == -1]))
     with pytest.raises(ValueError, match="column-major"):
         linalg.scatter_dummies(np.zeros((6, 3)), codes, {3: 0})
+
+
+@pytest.mark.parametrize("n_levels", [3, 8, 9, 14])
+def test_scatter_dummies_both_ways(n_levels):
+    """Few levels (a comparison per column) and many (one scatter), some left out, and two
+    levels sharing a column (then the scatter: both rows are 1)."""
+    rng = np.random.default_rng(n_levels)
+    codes = rng.integers(-1, n_levels, 500)
+    columns = {lv: j for j, lv in enumerate(range(1, n_levels))}      # level 0, -1 left out
+    A = np.zeros((500, n_levels), order="F")
+    linalg.scatter_dummies(A, codes, columns)
+    want = np.zeros_like(A)
+    for lv, j in columns.items():
+        want[:, j] = codes == lv
+    np.testing.assert_array_equal(A, want)
+    B = np.zeros((500, 2), order="F")
+    linalg.scatter_dummies(B, codes, {0: 1, 1: 1})
+    np.testing.assert_array_equal(B[:, 1], np.isin(codes, [0, 1]))
+    assert not B[:, 0].any()
