@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from impact import distinct
 from impact.distinct import ClientCodes, DistinctCounter, per_group, unique
 
 
@@ -79,3 +80,40 @@ def test_per_group_equals_nunique():
     want = pd.DataFrame({"c": client, "g": group}).groupby("g")["c"].nunique()
     got = per_group(group, client, 8)  # two groups without rows
     assert got.tolist() == want.reindex(range(8), fill_value=0).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", pd.ArrowDtype(pa.string()), object])
+@pytest.mark.parametrize("sentinel", [True, False])
+def test_factorize_is_pandas_factorize(dtype, sentinel, monkeypatch):
+    """Text in runs (with missing values, runs of them, a run at each end), text without
+    runs, one value, none, several Arrow chunks: the codes and uniques of
+    ``pd.factorize``; text in runs factorises its runs only."""
+    rng = np.random.default_rng(7)
+    pool = np.array(["GM0363", "GM0014", None, "GM0344", ""], dtype=object)
+    runs = pool[np.repeat(rng.integers(0, 5, 300), rng.integers(1, 30, 300))]
+    cases = [runs, pool[rng.integers(0, 5, 400)], runs[:1], runs[:0], runs[::-1]]
+    seen = []
+    real = pd.factorize
+
+    def spy(values, *a, **k):
+        seen.append(len(values))
+        return real(values, *a, **k)
+
+    monkeypatch.setattr(distinct.pd, "factorize", spy)
+    for v in cases:
+        s = pd.Series(v, dtype=dtype, index=np.arange(len(v)) * 3)
+        seen.clear()
+        codes, uniq = distinct.factorize(s, use_na_sentinel=sentinel)
+        want_codes, want_uniq = real(s, use_na_sentinel=sentinel)
+        np.testing.assert_array_equal(codes, want_codes)
+        assert type(uniq) is type(want_uniq) and uniq.dtype == want_uniq.dtype
+        assert [None if pd.isna(x) else x for x in uniq] == [
+            None if pd.isna(x) else x for x in want_uniq]
+        if v is runs and dtype is not object:
+            assert seen and max(seen) < len(v) / 4    # the runs' values, not every value
+    chunked = pd.Series(pd.arrays.ArrowExtensionArray(
+        pa.chunked_array([pa.array(runs[:500].tolist()), pa.array(runs[500:].tolist())])))
+    codes, uniq = distinct.factorize(chunked, use_na_sentinel=sentinel)
+    want_codes, want_uniq = real(chunked, use_na_sentinel=sentinel)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert list(uniq.fillna("<NA>")) == list(want_uniq.fillna("<NA>"))

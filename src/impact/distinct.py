@@ -14,10 +14,11 @@ client, as ``count(DISTINCT)`` skips NULL), no string hashing per row and no spi
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ClientCodes", "DistinctCounter", "per_group", "unique"]
+__all__ = ["ClientCodes", "DistinctCounter", "factorize", "per_group", "unique"]
 
 
 def unique(a) -> np.ndarray:
@@ -37,6 +38,42 @@ def unique(a) -> np.ndarray:
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
     return s[keep]
+
+
+def factorize(values, use_na_sentinel: bool = True) -> tuple[np.ndarray, object]:
+    """``pd.factorize(values, use_na_sentinel=...)``: the same codes and uniques. For text
+    held by Arrow (the panel's string columns) whose equal values come in runs (a batch of
+    the panel is a few municipalities, spell by spell), the runs are found first (one
+    comparison of neighbours) and only their first values factorised, as ``ClientCodes``
+    does: hashing every string of a batch was the streamed passes' largest cost after
+    their matrix products (performance.md, sixteenth round)."""
+    arr = _arrow_text(values)
+    if arr is not None and len(arr) > 1:
+        n = len(arr)
+        change = np.asarray(pc.not_equal(arr[1:], arr[:-1]).fill_null(True), dtype=bool)
+        if arr.null_count:                     # a missing value after one: the same run
+            change &= ~np.asarray(pc.and_(pc.is_null(arr[1:]), pc.is_null(arr[:-1])))
+        starts = np.flatnonzero(np.r_[True, change])
+        if len(starts) * 4 <= n:               # runs worth it (else hashing every value)
+            runs = pd.Series(arr.take(pa.array(starts)).to_pandas(), dtype=values.dtype)
+            local, uniq = pd.factorize(runs, use_na_sentinel=use_na_sentinel)
+            return np.repeat(np.asarray(local, dtype="int64"), np.diff(np.r_[starts, n])), uniq
+    return pd.factorize(values, use_na_sentinel=use_na_sentinel)
+
+
+def _arrow_text(values) -> pa.Array | None:
+    """The Arrow string array behind a pandas Series of text (one chunk), else None."""
+    if not isinstance(values, pd.Series):
+        return None
+    data = values.array
+    if not hasattr(data, "__arrow_array__") or not pd.api.types.is_string_dtype(values.dtype):
+        return None
+    arr = data.__arrow_array__()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    return arr
 
 
 def per_group(group, client, n_groups: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from impact.distinct import unique
+from impact.distinct import factorize, unique
 from impact.estimate.cgram import ClusterGrams, cluster_grams
 from impact.estimate.linalg import scatter_dummies
 
@@ -19,10 +19,11 @@ __all__ = ["GramSums"]
 
 class _Codes:
     """Integer codes in order of first appearance, kept across batches: ``pd.factorize``
-    per batch, its distinct values looked up in a dict of those seen before, so the work
-    per batch is linear in the batch's distinct values however many were seen before (a
-    growing ``pd.Index``, appended to and re-hashed every batch, was quadratic in them); a
-    missing value is a value of its own."""
+    per batch (``distinct.factorize``: text in runs by its runs), its distinct values
+    looked up in a dict of those seen before, so the work per batch is linear in the
+    batch's distinct values however many were seen before (a growing ``pd.Index``,
+    appended to and re-hashed every batch, was quadratic in them); a missing value is a
+    value of its own."""
 
     _NA = object()  # the key of a missing value
 
@@ -38,7 +39,7 @@ class _Codes:
         return keys
 
     def __call__(self, values) -> np.ndarray:
-        local, uniq = pd.factorize(values, use_na_sentinel=False)
+        local, uniq = factorize(values, use_na_sentinel=False)
         m = self.map
         n0 = len(m)
         glob = np.fromiter((m.setdefault(k, len(m)) for k in self._keys(uniq)),
@@ -49,7 +50,7 @@ class _Codes:
 
     def lookup(self, values) -> np.ndarray:
         """The codes of ``values`` (-1 for a value not seen before), adding none."""
-        local, uniq = pd.factorize(values, use_na_sentinel=False)
+        local, uniq = factorize(values, use_na_sentinel=False)
         m = self.map
         glob = np.fromiter((m.get(k, -1) for k in self._keys(uniq)), dtype="int64",
                            count=len(uniq))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from impact.config import ConfigError, check_keys
+from impact.distinct import factorize
 
 __all__ = ["GroupDimension", "HeterogeneityParams", "DEFAULT_GROUPS", "OUTCOMES"]
 
@@ -76,7 +77,7 @@ class GroupDimension:
         else:
             # match on the distinct values only (a few), then gather: a value matches as
             # text ("low", "3") or, for numbers, numerically (3 = 3.0)
-            codes, uniq = pd.factorize(v, use_na_sentinel=True)
+            codes, uniq = factorize(v, use_na_sentinel=True)   # text in runs by runs
             u = pd.Series(uniq)
             text = u.astype(str)
             num = pd.to_numeric(u, errors="coerce")
