@@ -117,3 +117,11 @@ def test_factorize_is_pandas_factorize(dtype, sentinel, monkeypatch):
     want_codes, want_uniq = real(chunked, use_na_sentinel=sentinel)
     np.testing.assert_array_equal(codes, want_codes)
     assert list(uniq.fillna("<NA>")) == list(want_uniq.fillna("<NA>"))
+
+
+def test_run_starts():
+    """Runs of equal values; consecutive missing values are one run; empty and one value."""
+    a = pa.array(["a", "a", None, None, "b", None, "b", "b"])
+    assert distinct.run_starts(a).tolist() == [0, 2, 4, 5, 6]
+    assert distinct.run_starts(pa.array([], type=pa.string())).tolist() == []
+    assert distinct.run_starts(pa.array(["x"])).tolist() == [0]

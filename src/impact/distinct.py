@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ClientCodes", "DistinctCounter", "factorize", "per_group", "unique"]
+__all__ = ["ClientCodes", "DistinctCounter", "factorize", "per_group", "run_starts", "unique"]
 
 
 def unique(a) -> np.ndarray:
@@ -50,15 +50,24 @@ def factorize(values, use_na_sentinel: bool = True) -> tuple[np.ndarray, object]
     arr = _arrow_text(values)
     if arr is not None and len(arr) > 1:
         n = len(arr)
-        change = np.asarray(pc.not_equal(arr[1:], arr[:-1]).fill_null(True), dtype=bool)
-        if arr.null_count:                     # a missing value after one: the same run
-            change &= ~np.asarray(pc.and_(pc.is_null(arr[1:]), pc.is_null(arr[:-1])))
-        starts = np.flatnonzero(np.r_[True, change])
+        starts = run_starts(arr)
         if len(starts) * 4 <= n:               # runs worth it (else hashing every value)
             runs = pd.Series(arr.take(pa.array(starts)).to_pandas(), dtype=values.dtype)
             local, uniq = pd.factorize(runs, use_na_sentinel=use_na_sentinel)
             return np.repeat(np.asarray(local, dtype="int64"), np.diff(np.r_[starts, n])), uniq
     return pd.factorize(values, use_na_sentinel=use_na_sentinel)
+
+
+def run_starts(arr: pa.Array) -> np.ndarray:
+    """The first position of each run of equal values of ``arr`` (consecutive missing
+    values are one run): one comparison of neighbours."""
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype="int64")
+    change = np.asarray(pc.not_equal(arr[1:], arr[:-1]).fill_null(True), dtype=bool)
+    if arr.null_count:                         # a missing value after one: the same run
+        change &= ~np.asarray(pc.and_(pc.is_null(arr[1:]), pc.is_null(arr[:-1])), dtype=bool)
+    return np.flatnonzero(np.r_[True, change])
 
 
 def _arrow_text(values) -> pa.Array | None:
@@ -103,9 +112,7 @@ class ClientCodes:
         n = len(col)
         if n == 0:
             return np.zeros(0, dtype="int64")
-        # runs of equal ids (a missing id starts a run of its own), each looked up once
-        same = np.asarray(pc.equal(col[1:], col[:-1]).fill_null(False), dtype=bool)
-        starts = np.flatnonzero(np.r_[True, ~same])
+        starts = run_starts(col)               # runs of equal ids, each looked up once
         seen = self.codes
         run = np.fromiter((-1 if s is None else seen.setdefault(s, len(seen))
                            for s in col.take(pa.array(starts)).to_pylist()),

@@ -60,9 +60,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from impact.distinct import run_starts
 from impact.estimate.frames import month_index
 from impact.heterogeneity.progress import _PM_COLS
 from impact.io import whole_file_dtypes
@@ -219,8 +219,7 @@ def _reviews_of(batch: pa.RecordBatch, spells: pd.Index, keys: np.ndarray, span:
         sp = sp.cast(pa.string())
     rows = len(sp)
     # runs of equal spell ids, each looked up once (a null id has no review)
-    starts = np.flatnonzero(np.r_[True, ~np.asarray(
-        pc.equal(sp[1:], sp[:-1]).fill_null(False), dtype=bool)]) if rows else np.zeros(0, int)
+    starts = run_starts(sp)
     run_code = spells.get_indexer(sp.take(pa.array(starts)).to_pylist())
     code = np.repeat(run_code, np.diff(np.r_[starts, rows])).astype("int64")
     tcol = batch.column("t")
