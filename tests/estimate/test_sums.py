@@ -59,3 +59,50 @@ def test_only_makes_the_chosen_columns_blocks():
     assert np.isnan(Cp[:, rest][:, :, rest]).all()
     np.testing.assert_allclose(part.S[:P], full.S[:P], rtol=1e-12, atol=1e-12)
     assert part.count(("c", 0)) == full.count(("c", 0)) == (cats["c"] == 0).sum()
+
+
+def _dict_codes(batches):
+    """The reference: a dict numbering values in order of first appearance (missing
+    values one key), batch after batch."""
+    seen, out = {}, []
+    for b in batches:
+        keys = ["NA" if pd.isna(v) else v for v in pd.Series(b, dtype=object)]
+        out.append(np.array([seen.setdefault(k, len(seen)) for k in keys], dtype=np.int64))
+    return out, [np.nan if k == "NA" else k for k in seen]
+
+
+def _text(values, dtype):
+    return pd.Series(values, dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", ["int", "uint", "str", "object", "float", "int_then_str",
+                                  "str_then_int", "runs"])
+def test_codes_are_first_appearance_across_batches(kind):
+    """``_Codes`` (pandas' incremental factorizers) against a dict, for every kind of key
+    the passes give it, missing values included; ``lookup`` adds nothing."""
+    from impact.estimate.sums import _Codes
+
+    rng = np.random.default_rng(5)
+    ints = [rng.integers(0, 40, 50) * (1 << 33) for _ in range(6)]
+    words = [[None if v == 3 else f"w{v}" for v in rng.integers(0, 40, 50)] for _ in range(6)]
+    batches = {
+        "int": ints,
+        "uint": [b.astype(np.uint64) for b in ints],
+        "str": [_text(w, "str") for w in words],
+        "object": [pd.Series(w, dtype=object) for w in words],
+        "float": [np.where(b % 7 == 0, np.nan, b / 3.0) for b in ints],
+        "int_then_str": ints[:3] + [_text(w, "str") for w in words[3:]],
+        "str_then_int": [_text(w, "str") for w in words[:3]] + ints[3:],
+        "runs": [_text(np.repeat(w[:10], 8), "string[pyarrow]") for w in words],
+    }[kind]
+    want, seen = _dict_codes(batches)
+    codes = _Codes()
+    for b, w in zip(batches, want):
+        before = len(codes)
+        np.testing.assert_array_equal(codes.lookup(b), np.where(w < before, w, -1))
+        assert len(codes) == before                      # lookup added nothing
+        np.testing.assert_array_equal(codes(b), w)
+    assert len(codes) == len(seen)
+    got = list(codes.index)
+    assert len(got) == len(seen)
+    assert all((pd.isna(a) and pd.isna(b)) or a == b for a, b in zip(got, seen))

@@ -18,18 +18,38 @@ __all__ = ["GramSums"]
 
 
 class _Codes:
-    """Integer codes in order of first appearance, kept across batches: ``pd.factorize``
-    per batch (``distinct.factorize``: text in runs by its runs), its distinct values
-    looked up in a dict of those seen before, so the work per batch is linear in the
-    batch's distinct values however many were seen before (a growing ``pd.Index``,
-    appended to and re-hashed every batch, was quadratic in them); a missing value is a
-    value of its own."""
+    """Integer codes in order of first appearance, kept across batches; a missing value
+    is a value of its own.
+
+    Each batch is factorised on its own first (``distinct.factorize``: text in runs by
+    its runs), then only its distinct values are numbered globally: integer keys (the
+    passes' cell and pair keys, tens of thousands a batch) in a hash table of pandas in C
+    (``Int64HashTable``: ``lookup``, then ``map_keys_to_values`` for the new ones; 15,000
+    keys in 2 ms, its ``Int64Factorizer`` took 9), other keys in a dict (for a few
+    thousand strings a batch as fast as pandas' object table). The dict for every key was a third
+    of value-added's time (docs/performance.md, seventeenth round); a growing
+    ``pd.Index``, appended to and re-hashed every batch, was quadratic in the values
+    seen."""
 
     _NA = object()  # the key of a missing value
 
     def __init__(self) -> None:
-        self.map: dict = {}
+        self._ints = None                     # Int64HashTable while every key is int64
+        self._int_keys: list[np.ndarray] = []  # its keys in code order, batch by batch
+        self._n_ints = 0
+        self.map: dict | None = None          # else value -> code
         self._index: pd.Index | None = None
+
+    @staticmethod
+    def _int64(uniq) -> np.ndarray | None:
+        """``uniq`` as int64 when they are plain (non-nullable) integers."""
+        dtype = getattr(uniq, "dtype", None)
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "iub":
+            return None
+        arr = np.asarray(uniq)
+        if dtype.kind == "u" and len(arr) and arr.max() >= 1 << 63:
+            return None
+        return arr.astype(np.int64, copy=False)
 
     def _keys(self, uniq) -> list:
         keys = list(uniq.tolist())
@@ -38,29 +58,52 @@ class _Codes:
             keys[i] = self._NA
         return keys
 
-    def __call__(self, values) -> np.ndarray:
-        local, uniq = factorize(values, use_na_sentinel=False)
+    def _global(self, uniq, add: bool) -> np.ndarray:
+        """The codes of the distinct values ``uniq`` (-1 if new and not ``add``)."""
+        ints = self._int64(uniq)
+        if ints is not None and self.map is None:
+            if self._ints is None:
+                from pandas._libs.hashtable import Int64HashTable
+
+                self._ints = Int64HashTable(1 << 10)
+            out = np.asarray(self._ints.lookup(ints), dtype=np.int64)
+            new = out < 0
+            if add and new.any():             # distinct values: numbered in their order
+                out[new] = np.arange(self._n_ints, self._n_ints + int(new.sum()))
+                self._ints.map_keys_to_values(ints[new], out[new])
+                self._int_keys.append(ints[new])
+                self._n_ints += int(new.sum())
+            return out
+        if self.map is None:                  # other keys now: the int codes to a dict
+            seen = np.concatenate(self._int_keys).tolist() if self._int_keys else []
+            self.map, self._ints, self._int_keys = {k: i for i, k in enumerate(seen)}, None, []
         m = self.map
-        n0 = len(m)
-        glob = np.fromiter((m.setdefault(k, len(m)) for k in self._keys(uniq)),
-                           dtype="int64", count=len(uniq))
-        if len(m) != n0:
+        keys = self._keys(uniq)
+        if add:
+            return np.fromiter((m.setdefault(k, len(m)) for k in keys), dtype="int64",
+                               count=len(keys))
+        return np.fromiter((m.get(k, -1) for k in keys), dtype="int64", count=len(keys))
+
+    def __call__(self, values) -> np.ndarray:
+        n0 = len(self)
+        local, uniq = factorize(values, use_na_sentinel=False)
+        glob = self._global(uniq, add=True)
+        if len(self) != n0:
             self._index = None
         return glob[local]
 
     def lookup(self, values) -> np.ndarray:
         """The codes of ``values`` (-1 for a value not seen before), adding none."""
         local, uniq = factorize(values, use_na_sentinel=False)
-        m = self.map
-        glob = np.fromiter((m.get(k, -1) for k in self._keys(uniq)), dtype="int64",
-                           count=len(uniq))
-        return glob[local]
+        return self._global(uniq, add=False)[local]
 
     @property
     def index(self) -> pd.Index:
         """The values seen, in code order (missing as NaN)."""
         if self._index is None:
-            self._index = pd.Index([np.nan if k is self._NA else k for k in self.map])
+            seen = (list(self.map) if self.map is not None else
+                    np.concatenate(self._int_keys).tolist() if self._int_keys else [])
+            self._index = pd.Index([np.nan if k is self._NA else k for k in seen])
         return self._index
 
     @property
@@ -68,7 +111,7 @@ class _Codes:
         return np.asarray(self.index)
 
     def __len__(self) -> int:
-        return len(self.map)
+        return len(self.map) if self.map is not None else self._n_ints
 
 
 class GramSums:
