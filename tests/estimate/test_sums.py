@@ -106,3 +106,16 @@ def test_codes_are_first_appearance_across_batches(kind):
     got = list(codes.index)
     assert len(got) == len(seen)
     assert all((pd.isna(a) and pd.isna(b)) or a == b for a, b in zip(got, seen))
+
+
+def test_codes_without_pandas_hash_table(monkeypatch):
+    """Another pandas without ``Int64HashTable``: the dict, the same codes."""
+    import pandas._libs.hashtable as ht
+
+    from impact.estimate.sums import _Codes
+
+    monkeypatch.delattr(ht, "Int64HashTable")
+    batches = [np.array([5, 9, 5, 2]), np.array([2, 7, 9])]
+    codes = _Codes()
+    assert [codes(b).tolist() for b in batches] == [[0, 1, 0, 2], [2, 3, 1]]
+    assert codes.map == {5: 0, 9: 1, 2: 2, 7: 3} and list(codes.index) == [5, 9, 2, 7]

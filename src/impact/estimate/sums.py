@@ -61,11 +61,14 @@ class _Codes:
     def _global(self, uniq, add: bool) -> np.ndarray:
         """The codes of the distinct values ``uniq`` (-1 if new and not ``add``)."""
         ints = self._int64(uniq)
-        if ints is not None and self.map is None:
-            if self._ints is None:
+        if ints is not None and self.map is None and self._ints is None:
+            try:                              # pandas' internal module (pinned in uv.lock)
                 from pandas._libs.hashtable import Int64HashTable
 
                 self._ints = Int64HashTable(1 << 10)
+            except (ImportError, AttributeError):   # another pandas: the dict
+                self.map = {}
+        if ints is not None and self.map is None:
             out = np.asarray(self._ints.lookup(ints), dtype=np.int64)
             new = out < 0
             if add and new.any():             # distinct values: numbered in their order
