@@ -76,7 +76,7 @@ def _text(values, dtype):
 
 
 @pytest.mark.parametrize("kind", ["int", "uint", "str", "object", "float", "int_then_str",
-                                  "str_then_int", "runs"])
+                                  "str_then_int", "runs", "bool"])
 def test_codes_are_first_appearance_across_batches(kind):
     """``_Codes`` (pandas' incremental factorizers) against a dict, for every kind of key
     the passes give it, missing values included; ``lookup`` adds nothing."""
@@ -94,6 +94,7 @@ def test_codes_are_first_appearance_across_batches(kind):
         "int_then_str": ints[:3] + [_text(w, "str") for w in words[3:]],
         "str_then_int": [_text(w, "str") for w in words[:3]] + ints[3:],
         "runs": [_text(np.repeat(w[:10], 8), "string[pyarrow]") for w in words],
+        "bool": [b % 3 == 0 for b in ints],
     }[kind]
     want, seen = _dict_codes(batches)
     codes = _Codes()
@@ -106,6 +107,7 @@ def test_codes_are_first_appearance_across_batches(kind):
     got = list(codes.index)
     assert len(got) == len(seen)
     assert all((pd.isna(a) and pd.isna(b)) or a == b for a, b in zip(got, seen))
+    assert codes.index.equals(pd.Index(seen)) or kind in ("str", "object", "runs", "float")
 
 
 def test_codes_without_pandas_hash_table(monkeypatch):

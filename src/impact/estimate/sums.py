@@ -25,11 +25,11 @@ class _Codes:
     its runs), then only its distinct values are numbered globally: integer keys (the
     passes' cell and pair keys, tens of thousands a batch) in a hash table of pandas in C
     (``Int64HashTable``: ``lookup``, then ``map_keys_to_values`` for the new ones; 15,000
-    keys in 2 ms, its ``Int64Factorizer`` took 9), other keys in a dict (for a few
-    thousand strings a batch as fast as pandas' object table). The dict for every key was a third
-    of value-added's time (docs/performance.md, seventeenth round); a growing
-    ``pd.Index``, appended to and re-hashed every batch, was quadratic in the values
-    seen."""
+    keys in 2 ms, its ``Int64Factorizer`` took 9), other keys (booleans too) in a dict
+    (for a few thousand strings a batch as fast as pandas' object table). The dict for
+    every key was a third of value-added's time (docs/performance.md, seventeenth
+    round); a growing ``pd.Index``, appended to and re-hashed every batch, was quadratic
+    in the values seen."""
 
     _NA = object()  # the key of a missing value
 
@@ -44,7 +44,7 @@ class _Codes:
     def _int64(uniq) -> np.ndarray | None:
         """``uniq`` as int64 when they are plain (non-nullable) integers."""
         dtype = getattr(uniq, "dtype", None)
-        if not isinstance(dtype, np.dtype) or dtype.kind not in "iub":
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "iu":
             return None
         arr = np.asarray(uniq)
         if dtype.kind == "u" and len(arr) and arr.max() >= 1 << 63:
