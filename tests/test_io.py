@@ -135,3 +135,39 @@ def test_write_csv_leaves_other_frames_to_pandas(tmp_path):
         io.write_csv(df, tmp_path / "b.csv")
         ref = df.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d").encode()
         assert (tmp_path / "b.csv").read_bytes() == ref, what
+
+
+def test_batches_read_text_as_the_plain_read_does(tmp_path):
+    """Text columns are read dictionary-encoded and decoded (``io._decoded``): every frame
+    equals the plain read's rows (values, nulls, dtypes), for text stored with and without
+    a dictionary, long text, a column the file stores as a dictionary (it stays
+    categorical), many distinct values, and row groups smaller or larger than a batch
+    (frames never exceed ``batch_rows`` and cover the file in order)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(7)
+    n = 5000
+    words = np.array(["a", "b", "ü", "", "x,y", "3"], dtype=object)
+    text = words[rng.integers(0, len(words), n)]
+    text[rng.random(n) < 0.1] = None
+    table = pa.table({
+        "s": pa.array(text, pa.string()),
+        "L": pa.array(text, pa.large_string()),
+        "u": pa.array([f"id{k:06d}" for k in rng.permutation(n)]),
+        "c": pa.array(text, pa.string()).dictionary_encode(),
+        "x": pa.array(rng.normal(size=n))})
+    cols = ["s", "L", "u", "c", "x"]
+    for group, rows, dictionary in ((700, 1000, True), (3000, 1024, False), (128, 4096, True)):
+        path = tmp_path / f"pm_{group}_{rows}.parquet"
+        pq.write_table(table, path, row_group_size=group, use_dictionary=dictionary)
+        plain = pq.read_table(path, columns=cols).to_pandas(date_as_object=False)
+        parts = list(io.iter_batches(path, cols, rows))
+        assert all(0 < len(p) <= rows for p in parts)
+        back = pd.concat(parts, ignore_index=True)
+        pd.testing.assert_frame_equal(back, plain, check_exact=True)
+        for p in parts:
+            assert list(p.dtypes) == list(plain.dtypes)
+        assert str(back["s"].dtype) == str(back["L"].dtype) != "category"
+        assert str(back["c"].dtype) == "category"

@@ -172,15 +172,58 @@ def iter_batches(path: str | Path, columns: list[str], batch_rows: int):
     """The person-months of a Parquet file as pandas frames of ``batch_rows`` rows (only
     ``columns``, in file order), each column of the dtype ``read_person_months`` gives it
     for the whole file (``whole_file_dtypes``): so that a value is the same value in every
-    batch, e.g. 3.0 and not 3 in a batch where an integer column has no missing value."""
+    batch, e.g. 3.0 and not 3 in a batch where an integer column has no missing value.
+
+    Text columns are read dictionary-encoded and decoded in Arrow (``_decoded``): the same
+    values and dtypes, about three times faster than Parquet's own decoding to plain text
+    (the seven text columns of a national batch of 131,072 rows: 14 -> 5 ms, pandas'
+    conversion included; a national pass over the file's quality-model columns took 12.1
+    -> 8.9 CPU seconds). Read so, a batch ends where a row group does, so a frame holds
+    at most ``batch_rows`` rows (consecutive smaller batches joined, ``_up_to``)."""
     pf = pq.ParquetFile(path)
     kinds = whole_file_dtypes(pf, columns)
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
-        df = batch.to_pandas(date_as_object=False)
+    schema = pf.schema_arrow
+    text = [c for c in columns if c in schema.names and _is_text(schema.field(c).type)]
+    if text:
+        pf = pq.ParquetFile(path, read_dictionary=text)
+    for part in _up_to(pf.iter_batches(batch_size=batch_rows, columns=columns), batch_rows):
+        df = (_decoded(part[0], text) if len(part) == 1
+              else pa.Table.from_batches([_decoded(b, text) for b in part])
+              ).to_pandas(date_as_object=False)
         for c, kind in kinds.items():
             if str(df[c].dtype) != kind:
                 df[c] = df[c].astype(kind)
         yield df
+
+
+def _up_to(batches, rows: int):
+    """Consecutive ``batches`` in lists of at most ``rows`` rows together (one batch alone
+    when it has more)."""
+    part, n = [], 0
+    for b in batches:
+        if part and n + b.num_rows > rows:
+            yield part
+            part, n = [], 0
+        part.append(b)
+        n += b.num_rows
+    if part:
+        yield part
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _decoded(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+    """``batch`` with its columns ``names`` (read dictionary-encoded) as the plain arrays
+    of their values; a column the file itself stores as a dictionary stays one."""
+    if not names:
+        return batch
+    arrays = [a.dictionary_decode() if f.name in names and pa.types.is_dictionary(a.type)
+              else a for f, a in zip(batch.schema, batch.columns)]
+    fields = [pa.field(f.name, a.type, f.nullable, f.metadata)
+              for f, a in zip(batch.schema, arrays)]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, batch.schema.metadata))
 
 
 def parquet_columns(path: str | Path) -> list[str]:

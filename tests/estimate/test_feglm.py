@@ -88,3 +88,42 @@ def test_blocks_gram_and_cell_sums_equal_the_sparse_products():
     cells = pd.DataFrame({"municipality": ["a", "b", "c", "d"], "t": [1, 1, 2, 2]})
     proj = _Projector(cells, ["municipality"], rng.integers(0, 4, n)).fit(w)
     np.testing.assert_allclose(proj.sums(B), proj.sums(X), rtol=1e-12, atol=1e-12)
+
+
+def test_acc_sums_equal_the_dense_products():
+    """``rowsource.Acc`` makes S'WS and the cell sums of the sparse block from its entries
+    (``_within_rows``, ``bincount``): equal to the dense X'WX, Ind'WX and cell weights, for
+    rows with no, one or several sparse entries, a repeated (row, column) entry, cell
+    codes in a small integer type and a chunk with no sparse entry at all."""
+    import scipy.sparse as sp
+
+    from impact.estimate.rowsource import Acc, Blocks
+
+    rng = np.random.default_rng(11)
+    n, C = 3000, 37
+    dense = np.column_stack([rng.normal(size=n), (rng.random(n) < 0.6).astype(float)])
+    rare = np.zeros((n, 5))
+    for j in range(5):
+        hit = rng.random(n) < 0.04
+        rare[hit, j] = np.where(j == 4, rng.normal(size=int(hit.sum())), 1.0)
+    rare[2000:2400] = 0.0  # a chunk of 300 rows without sparse entries (rows 2100-2399)
+    X = np.column_stack([dense, rare])
+    # a repeated entry: row 5, column 3 as 0.25 + 0.75 (sums to 1.0)
+    rows, cols = np.nonzero(X)
+    vals = X[rows, cols]
+    rows, cols = np.r_[rows, 5, 5], np.r_[cols, 3, 3]
+    vals = np.r_[vals, 0.25, 0.75]
+    X[5, 3] += 1.0
+    S = sp.csr_matrix((vals, (rows, cols)), shape=X.shape)
+    w = rng.random(n) + 0.1
+    code = rng.integers(0, C, n).astype(np.int8)
+    B = Blocks(S, chunk=300)
+    assert set(B.dense) == {0, 1} and set(B.sparse) == {2, 3, 4, 5, 6}
+    acc = Acc(B, C)
+    for lo, hi, D, Sp in B.chunks():
+        acc.add(D, Sp, w[lo:hi], code[lo:hi])
+    ind = np.zeros((C, n))
+    ind[code.astype(int), np.arange(n)] = 1.0
+    np.testing.assert_allclose(acc.gram(), X.T @ (w[:, None] * X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(acc.sums(), ind @ (w[:, None] * X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(acc.Wc, ind @ w, rtol=1e-12)
