@@ -78,19 +78,40 @@ class GroupDimension:
             # match on the distinct values only (a few), then gather: a value matches as
             # text ("low", "3") or, for numbers, numerically (3 = 3.0)
             codes, uniq = factorize(v, use_na_sentinel=True)   # text in runs by runs
-            u = pd.Series(uniq)
-            text = u.astype(str)
-            num = pd.to_numeric(u, errors="coerce")
-            level = np.full(len(u) + 1, -1, dtype="int64")  # last slot: missing values
-            for h, vals in enumerate(self.rules):
-                hit = text.isin([str(x) for x in vals]).to_numpy(dtype=bool).copy()
-                nums = [float(x) for x in vals
-                        if isinstance(x, (int, float)) and not isinstance(x, bool)]
-                if nums:
-                    hit |= num.isin(nums).fillna(False).to_numpy(dtype=bool)
-                level[:-1][hit & (level[:-1] < 0)] = h
+            # the level of each distinct value, kept for the next batch with the same
+            # distinct values (typed: 1, 1.0 and "1" are three keys): made anew, the
+            # matching cost 2 ms a batch whatever its size, most of a dimension's codes
+            key = (str(uniq.dtype), *((type(x), x) for x in uniq.tolist()))
+            level = self._levels_of(key, uniq)
             out = level[codes]  # code -1 (missing) takes the last slot
         return out
+
+    def _levels_of(self, key: tuple, uniq) -> np.ndarray:
+        """The group index of each of the distinct values ``uniq`` (``key``: their dtype
+        and (type, value) pairs), -1 in the last slot for a missing value (``codes``)."""
+        cache = _LEVELS.setdefault(self, {})
+        if key not in cache:
+            if len(cache) >= 64:   # distinct sets vary batch to batch: keep a few
+                cache.clear()
+            cache[key] = self._levels(pd.Series(uniq))
+        return cache[key]
+
+    def _levels(self, u: pd.Series) -> np.ndarray:
+        text = u.astype(str)
+        num = pd.to_numeric(u, errors="coerce")
+        level = np.full(len(u) + 1, -1, dtype="int64")  # last slot: missing values
+        for h, vals in enumerate(self.rules):
+            hit = text.isin([str(x) for x in vals]).to_numpy(dtype=bool).copy()
+            nums = [float(x) for x in vals
+                    if isinstance(x, (int, float)) and not isinstance(x, bool)]
+            if nums:
+                hit |= num.isin(nums).fillna(False).to_numpy(dtype=bool)
+            level[:-1][hit & (level[:-1] < 0)] = h
+        return level
+
+
+#: ``GroupDimension._levels_of``'s cache: dimension -> distinct values -> levels
+_LEVELS: dict[GroupDimension, dict[tuple, np.ndarray]] = {}
 
 
 def _dimension(name: str, spec: Any) -> GroupDimension:

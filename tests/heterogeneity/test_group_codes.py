@@ -1,0 +1,40 @@
+"""``GroupDimension.codes`` keeps the level of each set of distinct values for the next
+batch (``_levels_of``): the codes must be those of matching afresh, whatever came before,
+also where 1, 1.0, "1" and True are one value to Python's ``==`` but not as text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from impact.heterogeneity import params as hp
+
+
+def _fresh(d: hp.GroupDimension, values) -> np.ndarray:
+    hp._LEVELS.pop(d, None)
+    return d.codes(values)
+
+
+def test_codes_from_the_cache_equal_fresh_matching():
+    d = hp.GroupDimension("x", "x", "levels", ("one", "low", "yes"),
+                          (("1.0",), ("low", 2), (True,)))
+    inputs = [np.array([1.0, 2.0, np.nan]), np.array([1, 2, 1]),
+              pd.Series([1, 1.0, "1", "low", None], dtype=object),
+              pd.Series(["1.0", "2", None], dtype="string"), np.array([True, False]),
+              pd.array([1, 2, None], dtype="Int64"), pd.Series(["1", "low"], dtype=object)]
+    fresh = [_fresh(d, v) for v in inputs]
+    # 1.0 matches "1.0" as text, the integer 1 does not: the cache must keep them apart
+    assert list(fresh[0]) == [0, 1, -1] and list(fresh[1]) == [-1, 1, -1]
+    hp._LEVELS.pop(d, None)
+    rng = np.random.default_rng(5)
+    for i in rng.integers(0, len(inputs), 60):   # every order, the cache warm
+        np.testing.assert_array_equal(d.codes(inputs[i]), fresh[i])
+    assert 0 < len(hp._LEVELS[d]) <= len(inputs)
+
+
+def test_the_cache_stays_small():
+    d = hp.GroupDimension("y", "y", "levels", ("a", "b"), ((1,), (2,)))
+    hp._LEVELS.pop(d, None)
+    for k in range(200):   # a new set of distinct values every batch
+        np.testing.assert_array_equal(d.codes(np.array([1, 2, 100 + k])), [0, 1, -1])
+    assert len(hp._LEVELS[d]) <= 64
