@@ -138,7 +138,7 @@ def test_write_csv_leaves_other_frames_to_pandas(tmp_path):
 
 
 def test_batches_read_text_as_the_plain_read_does(tmp_path):
-    """Text columns are read dictionary-encoded and decoded (``io._decoded``): every frame
+    """Text columns are read dictionary-encoded and decoded (``io.decoded``): every frame
     equals the plain read's rows (values, nulls, dtypes), for text stored with and without
     a dictionary, long text, a column the file stores as a dictionary (it stays
     categorical), many distinct values, and row groups smaller or larger than a batch

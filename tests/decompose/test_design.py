@@ -33,3 +33,21 @@ def test_label_codes_equal_string_factorisation(name):
     ref_codes, ref_labels = _reference(CASES[name])
     np.testing.assert_array_equal(codes, ref_codes)
     assert list(labels) == ref_labels
+
+
+@pytest.mark.parametrize("band", [age_band, duration_band])
+def test_band_codes_equal_the_codes_of_every_row_banded(band):
+    """``_band_codes`` bands the distinct values only: the codes and labels of banding
+    every row, for integers, floats with missing values (banded as missing) and a batch
+    with no value at all."""
+    from impact.decompose.design import _band_codes
+
+    r = np.random.default_rng(3)
+    floats = r.integers(0, 90, 500).astype(float)
+    floats[r.random(500) < 0.2] = np.nan
+    for x in (r.integers(0, 90, 500), r.integers(15, 70, 300).astype(np.int32), floats,
+              np.full(40, np.nan), np.array([33])):
+        codes, labels = _band_codes(x, band)
+        ref_codes, ref_labels = _reference(band(x))
+        np.testing.assert_array_equal(codes, ref_codes)
+        assert list(labels) == ref_labels

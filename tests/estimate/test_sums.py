@@ -121,3 +121,25 @@ def test_codes_without_pandas_hash_table(monkeypatch):
     codes = _Codes()
     assert [codes(b).tolist() for b in batches] == [[0, 1, 0, 2], [2, 3, 1]]
     assert codes.map == {5: 0, 9: 1, 2: 2, 7: 3} and list(codes.index) == [5, 9, 2, 7]
+
+
+def test_first_rows_equal_the_sorting_reference():
+    """``_first_rows`` by a running maximum: the first row of each code from ``known`` on,
+    as ``np.unique(return_index=True)`` finds it, for codes numbered in order of first
+    appearance (any integer type) and, through its fallback, for codes that are not."""
+    from impact.estimate.sums import _first_rows
+
+    def reference(codes, known):
+        uniq, first = np.unique(codes, return_index=True)
+        return first[uniq >= known]
+
+    rng = np.random.default_rng(9)
+    for trial in range(400):
+        n = int(rng.integers(0, 60))
+        values = rng.integers(0, 15, n)
+        codes = pd.factorize(values)[0].astype(["int64", "int32", "uint32", "int8"][trial % 4])
+        known = int(rng.integers(0, codes.max() + 2)) if n else 0
+        np.testing.assert_array_equal(_first_rows(codes, known), reference(codes, known))
+        shuffled = rng.permutation(15)[values]      # not numbered by first appearance
+        np.testing.assert_array_equal(_first_rows(shuffled, known),
+                                      reference(shuffled, known))

@@ -145,6 +145,14 @@ def _label_codes(values) -> tuple[np.ndarray, np.ndarray]:
     return pos[raw].astype("int64"), np.asarray(labels, dtype=object)
 
 
+def _band_codes(values: np.ndarray, band) -> tuple[np.ndarray, np.ndarray]:
+    """``_label_codes(band(values))`` with ``band`` given the distinct values only (a
+    label per row, made and factorised as text, took 13 ms a batch of 131,072 rows)."""
+    raw, uniq = pd.factorize(values, use_na_sentinel=False)   # a missing value banded too
+    codes, labels = _label_codes(band(np.asarray(uniq)))
+    return codes[raw], labels
+
+
 #: categoricals coded by their integer values (labels sorted as numbers, not as text)
 INT_CODED = ("adoption_bin", "shock_bin")
 
@@ -160,9 +168,9 @@ def build_design(pm: pd.DataFrame, params: EstimateParams, lm: list[str] | None 
     factor_of: dict[str, str] = {}
     for c in params.estimate.controls:
         if c == "age_band":
-            cats[c] = _label_codes(age_band(pm["age"].to_numpy()))
+            cats[c] = _band_codes(pm["age"].to_numpy(), age_band)
         elif c == "duration_band":
-            cats[c] = _label_codes(duration_band(pm["duration"].to_numpy()))
+            cats[c] = _band_codes(pm["duration"].to_numpy(), duration_band)
         elif c in CATEGORICAL_CONTROLS:
             cats[c] = _label_codes(pm[c])
         else:

@@ -285,6 +285,23 @@ def _distinct(codes: np.ndarray) -> np.ndarray:
 
 def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:
     """The first row of each code from ``known`` on (codes numbered in order of first
-    appearance, so these rows are in code order)."""
-    uniq, first = np.unique(codes, return_index=True)
+    appearance, so these rows are in code order).
+
+    Numbered so, a new code's first row is the row whose code exceeds every code before it
+    (and ``known - 1``): a running maximum, linear, where ``np.unique``'s sort took 27 of a
+    national benchmark's 316 profiled seconds. Codes not numbered so (checked: the rows
+    found must hold ``known``, ``known + 1``, ... up to the largest code) fall back to it."""
+    c = np.asarray(codes).astype(np.int64, copy=False)
+    if len(c) == 0:
+        return np.zeros(0, dtype=np.int64)
+    before = np.empty(len(c), dtype=np.int64)
+    before[0] = known - 1
+    np.maximum.accumulate(c[:-1], out=before[1:])
+    np.maximum(before, known - 1, out=before)
+    first = np.flatnonzero(c > before)
+    top = int(before[-1]) if c[-1] <= before[-1] else int(c[-1])
+    if top - known + 1 == len(first) and np.array_equal(
+            c[first], np.arange(known, known + len(first))):
+        return first
+    uniq, first = np.unique(c, return_index=True)
     return first[uniq >= known]

@@ -65,7 +65,7 @@ import pyarrow.parquet as pq
 from impact.distinct import run_starts
 from impact.estimate.frames import month_index
 from impact.heterogeneity.progress import _PM_COLS
-from impact.io import whole_file_dtypes
+from impact.io import decoded, text_columns, whole_file_dtypes
 from impact.spill import ident, literal, spilling
 
 __all__ = ["progress_keys", "review_months", "interval_means"]
@@ -124,11 +124,15 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     # the rows themselves from a pass over the file in Arrow's memory (DuckDB's allocator
     # kept most of a result of the rows' columns after it was dropped: 1.4 GB at national
     # size), in file order and with the file's types
+    # text read dictionary-encoded and decoded once taken (``io.decoded``): the pass's
+    # CPU time at national size 19 -> 9 s
+    text = text_columns(f, cols)
     parts, start = [], 0
-    for batch in f.iter_batches(batch_size=batch_rows, columns=cols):
+    for batch in pq.ParquetFile(path, read_dictionary=text).iter_batches(
+            batch_size=batch_rows, columns=cols):
         lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
         if hi > lo:
-            parts.append(batch.take(pa.array(rows[lo:hi] - start)))
+            parts.append(decoded(batch.take(pa.array(rows[lo:hi] - start)), text))
         start += batch.num_rows
     target = pa.schema([schema.field(c) for c in cols], metadata=schema.metadata)
     got = (pa.Table.from_batches(parts).select(cols).replace_schema_metadata(schema.metadata)
