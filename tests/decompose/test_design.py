@@ -51,3 +51,17 @@ def test_band_codes_equal_the_codes_of_every_row_banded(band):
         ref_codes, ref_labels = _reference(band(x))
         np.testing.assert_array_equal(codes, ref_codes)
         assert list(labels) == ref_labels
+
+
+def test_int_codes_equal_numpy_unique():
+    """``_int_codes`` (factorised, then the distinct values ranked): the codes and labels
+    of ``np.unique(return_inverse=True)``, negative values and one value included."""
+    from impact.decompose.design import _int_codes
+
+    r = np.random.default_rng(4)
+    for x in (r.integers(-9999, 40, 700), np.where(r.random(300) < 0.5, -9999, 3),
+              np.array([7]), r.integers(-3, 3, 50).astype(np.int32)):
+        labels, codes = np.unique(x, return_inverse=True)
+        got_codes, got_labels = _int_codes(x)
+        np.testing.assert_array_equal(got_codes, codes)
+        assert list(got_labels) == [str(v) for v in labels]
