@@ -143,3 +143,21 @@ def test_first_rows_equal_the_sorting_reference():
         shuffled = rng.permutation(15)[values]      # not numbered by first appearance
         np.testing.assert_array_equal(_first_rows(shuffled, known),
                                       reference(shuffled, known))
+
+
+def test_local_codes_add_the_same_bits_as_unique():
+    """Running sums added at ``local_codes``' distinct codes equal, bit for bit, those
+    added at ``np.unique(return_inverse=True)``'s (empty batches included)."""
+    from impact.estimate.sums import local_codes
+
+    rng = np.random.default_rng(12)
+    a, b = np.zeros(50), np.zeros(50)
+    for n in (0, 1, 7, 300, 5000, 0, 40):
+        codes = rng.integers(0, 50, n)
+        w = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, n)
+        u, inv = local_codes(codes)
+        a[u] += np.bincount(inv, weights=w, minlength=len(u))
+        u2, inv2 = np.unique(codes, return_inverse=True)
+        b[u2] += np.bincount(inv2, weights=w, minlength=len(u2))
+        assert len(u) == len(set(codes.tolist()))
+    np.testing.assert_array_equal(a, b)

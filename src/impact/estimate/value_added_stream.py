@@ -50,7 +50,7 @@ from impact.estimate.hazard_stream import _small
 from impact.estimate.linalg import independent_columns
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
-from impact.estimate.sums import _first_rows
+from impact.estimate.sums import _first_rows, local_codes
 from impact.estimate.value_added import (
     UnitSpells, ValueAddedResult, _check_df, check_inputs, spell_result, value_added_reads,
 )
@@ -237,7 +237,7 @@ class _Sums:
             a = np.zeros(max(size, 2 * len(self.a)))
             a[:len(self.a)] = self.a
             self.a = a
-        u, inv = np.unique(codes, return_inverse=True)
+        u, inv = local_codes(codes)
         self.a[u] += np.bincount(inv, weights=weights)
         self.size = max(self.size, size)
 

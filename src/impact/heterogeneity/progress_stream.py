@@ -64,6 +64,7 @@ import pyarrow.parquet as pq
 
 from impact.distinct import run_starts
 from impact.estimate.frames import month_index
+from impact.estimate.sums import local_codes
 from impact.heterogeneity.progress import _PM_COLS
 from impact.io import decoded, text_columns, whole_file_dtypes
 from impact.spill import ident, literal, spilling
@@ -193,7 +194,7 @@ def interval_means(path: str | Path, rk: pd.DataFrame, *,
         # the batch's reviews numbered locally: a bincount as long as all the reviews
         # per batch cost O(reviews) a batch, quadratic in all (85 of the 600 s of the
         # national intermediate results, cProfiled); the same sums in the same order
-        at, local = np.unique(pos[ok], return_inverse=True)
+        at, local = local_codes(pos[ok])
         u = len(at)
         sums[0, at] += np.bincount(local, qa[ok], minlength=u)
         sums[1, at] += np.bincount(local, qb[ok], minlength=u)

@@ -41,6 +41,7 @@ from impact.estimate.cgram import ClusterGrams
 from impact.estimate.frames import lm_candidates, lm_usable, month_index
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_rows
+from impact.estimate.sums import local_codes
 from impact.heterogeneity.cddf.programme import CellModel
 from impact.heterogeneity.cddf.programme_sums import tables_from_sums
 from impact.heterogeneity.cddf.split import main_halves, present
@@ -156,7 +157,7 @@ class _CellSums:
             self.SY = np.vstack([self.SY, np.zeros((cap - len(self.SY), O))])
             self.SX = np.vstack([self.SX, np.zeros((cap - len(self.SX), k))])
         self.size = C
-        u, inv = np.unique(code, return_inverse=True)
+        u, inv = local_codes(code)
         self.cnt[u] += np.bincount(inv)
         for o in range(O):
             self.SY[u, o] += np.bincount(inv, weights=r.Y[m, o])
