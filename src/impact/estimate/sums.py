@@ -308,7 +308,7 @@ def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:
     np.maximum.accumulate(c[:-1], out=before[1:])
     np.maximum(before, known - 1, out=before)
     first = np.flatnonzero(c > before)
-    top = int(before[-1]) if c[-1] <= before[-1] else int(c[-1])
+    top = max(int(before[-1]), int(c[-1]))       # the largest code (or known - 1)
     if top - known + 1 == len(first) and np.array_equal(
             c[first], np.arange(known, known + len(first))):
         return first
