@@ -27,11 +27,15 @@ def unique(a) -> np.ndarray:
     NumPy 2.3+ finds the distinct values of a plain ``np.unique`` call by hashing, which
     is slow when most values are distinct (client x group keys): 20 million int64 keys
     took 21 s hashed, 0.2 s sorted (here, 2 cores; ``return_inverse`` still sorts: 3.3 s).
-    Other dtypes (floats: NaN) go to ``np.unique``."""
+    Other dtypes (floats: NaN) go to ``np.unique``. The sort is NumPy's stable one: keys
+    made from codes numbered as they come, in file order (clients, then months), arrive
+    in long sorted runs, which it merges (timsort) in about a quarter of the time of the
+    default introsort (20 sorted runs of a million keys: 1.9 -> 0.4 s; random keys: no
+    slower); the sorted distinct values are the same."""
     a = np.asarray(a)
     if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
         return np.unique(a)
-    s = np.sort(a)
+    s = np.sort(a, kind="stable")
     if len(s) < 2:
         return s
     keep = np.empty(len(s), dtype=bool)
