@@ -38,3 +38,16 @@ def test_the_cache_stays_small():
     for k in range(200):   # a new set of distinct values every batch
         np.testing.assert_array_equal(d.codes(np.array([1, 2, 100 + k])), [0, 1, -1])
     assert len(hp._LEVELS[d]) <= 64
+
+
+def test_a_rule_value_that_cannot_be_hashed():
+    """params.yaml: a level given as a list of lists is refused with a clear message; a
+    dimension made in code with such a value still codes (without the cache)."""
+    import pytest
+
+    from impact.config import ConfigError
+
+    with pytest.raises(ConfigError, match="levels.a must be a list of values"):
+        hp._dimension("x", {"column": "x", "levels": {"a": [[1, 2]], "b": [3]}})
+    d = hp.GroupDimension("x", "x", "levels", ("a", "b"), (([1, 2],), (3,)))
+    np.testing.assert_array_equal(d.codes(np.array([3, 1, 3])), [1, -1, 1])

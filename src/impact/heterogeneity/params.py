@@ -89,7 +89,10 @@ class GroupDimension:
     def _levels_of(self, key: tuple, uniq) -> np.ndarray:
         """The group index of each of the distinct values ``uniq`` (``key``: their dtype
         and (type, value) pairs), -1 in the last slot for a missing value (``codes``)."""
-        cache = _LEVELS.setdefault(self, {})
+        try:
+            cache = _LEVELS.setdefault(self, {})
+        except TypeError:   # a rule value that cannot be hashed (made in code): no cache
+            return self._levels(pd.Series(uniq))
         if key not in cache:
             if len(cache) >= 64:   # distinct sets vary batch to batch: keep a few
                 cache.clear()
@@ -137,6 +140,9 @@ def _dimension(name: str, spec: Any) -> GroupDimension:
     for label, rule in groups.items():
         if not isinstance(rule, (list, tuple)) or not rule:
             raise ConfigError(f"params.yaml: {where}.{kind}.{label} must be a list, got {rule!r}")
+        if kind == "levels" and any(isinstance(v, (list, dict)) for v in rule):
+            raise ConfigError(f"params.yaml: {where}.levels.{label} must be a list of values "
+                              f"(text or numbers), not of lists, got {rule!r}")
         if kind == "bands":
             ok = len(rule) == 2 and all(
                 r is None or (isinstance(r, (int, float)) and not isinstance(r, bool))
