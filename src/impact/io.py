@@ -178,14 +178,20 @@ def iter_batches(path: str | Path, columns: list[str], batch_rows: int):
     values and dtypes, about three times faster than Parquet's own decoding to plain text
     (the seven text columns of a national batch of 131,072 rows: 14 -> 5 ms, pandas'
     conversion included; a national pass over 17 columns of the quality model, in four
-    pairs: about 13 -> 9 CPU seconds). Read so, a batch ends where a row group does, so a
-    frame holds at most ``batch_rows`` rows (smaller batches joined, ``_up_to``)."""
+    pairs: about 13 -> 9 CPU seconds). Read so, a batch also ends where a row group does;
+    those pieces are joined again (``_up_to``), so the frames are the plain read's."""
     pf = pq.ParquetFile(path)
     kinds = whole_file_dtypes(pf, columns)
     text = text_columns(pf, columns)
+    # the frames the plain read gives: it cuts batches at row groups only where the file
+    # stores a column as a dictionary (then the dictionary read cuts the same); else the
+    # pieces a row group's end cuts off are joined again
+    stored = any(pa.types.is_dictionary(pf.schema_arrow.field(c).type)
+                 for c in columns if c in pf.schema_arrow.names)
     if text:
         pf = pq.ParquetFile(path, read_dictionary=text)
-    for part in _up_to(pf.iter_batches(batch_size=batch_rows, columns=columns), batch_rows):
+    batches = pf.iter_batches(batch_size=batch_rows, columns=columns)
+    for part in (([b] for b in batches) if stored or not text else _up_to(batches, batch_rows)):
         df = (decoded(part[0], text) if len(part) == 1
               else pa.Table.from_batches([decoded(b, text) for b in part])
               ).to_pandas(date_as_object=False)

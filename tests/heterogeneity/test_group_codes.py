@@ -1,6 +1,7 @@
 """``GroupDimension.codes`` keeps the level of each set of distinct values for the next
-batch (``_levels_of``): the codes must be those of matching afresh, whatever came before,
-also where 1, 1.0, "1" and True are one value to Python's ``==`` but not as text."""
+batch (``_levels_of``, in the dimension's own ``_seen``): the codes must be those of
+matching afresh, whatever came before, also where 1, 1.0, "1" and True are one value to
+Python's ``==`` but not as text."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from impact.heterogeneity import params as hp
 
 
 def _fresh(d: hp.GroupDimension, values) -> np.ndarray:
-    hp._LEVELS.pop(d, None)
+    d._seen.clear()
     return d.codes(values)
 
 
@@ -25,19 +26,18 @@ def test_codes_from_the_cache_equal_fresh_matching():
     fresh = [_fresh(d, v) for v in inputs]
     # 1.0 matches "1.0" as text, the integer 1 does not: the cache must keep them apart
     assert list(fresh[0]) == [0, 1, -1] and list(fresh[1]) == [-1, 1, -1]
-    hp._LEVELS.pop(d, None)
+    d._seen.clear()
     rng = np.random.default_rng(5)
     for i in rng.integers(0, len(inputs), 60):   # every order, the cache warm
         np.testing.assert_array_equal(d.codes(inputs[i]), fresh[i])
-    assert 0 < len(hp._LEVELS[d]) <= len(inputs)
+    assert 0 < len(d._seen) <= len(inputs)
 
 
 def test_the_cache_stays_small():
     d = hp.GroupDimension("y", "y", "levels", ("a", "b"), ((1,), (2,)))
-    hp._LEVELS.pop(d, None)
     for k in range(200):   # a new set of distinct values every batch
         np.testing.assert_array_equal(d.codes(np.array([1, 2, 100 + k])), [0, 1, -1])
-    assert len(hp._LEVELS[d]) <= 64
+    assert len(d._seen) <= 64
 
 
 def test_a_rule_value_that_cannot_be_hashed():
@@ -51,3 +51,18 @@ def test_a_rule_value_that_cannot_be_hashed():
         hp._dimension("x", {"column": "x", "levels": {"a": [[1, 2]], "b": [3]}})
     d = hp.GroupDimension("x", "x", "levels", ("a", "b"), (([1, 2],), (3,)))
     np.testing.assert_array_equal(d.codes(np.array([3, 1, 3])), [1, -1, 1])
+
+
+def test_equal_dimensions_that_match_differently_keep_apart():
+    """Rules (1,) and (True,) are equal to Python (so the two dimensions are), but 1
+    matches 1 and True does not (text "1" against "True"; booleans are not numbers
+    here): each dimension keeps its own levels, whichever codes first."""
+    a = hp._dimension("flag", {"column": "f", "levels": {"yes": [1], "no": [0]}})
+    b = hp._dimension("flag", {"column": "f", "levels": {"yes": [True], "no": [False]}})
+    assert a == b
+    x = np.array([1, 0, 1])
+    fresh_b = b.codes(x)
+    np.testing.assert_array_equal(fresh_b, [-1, -1, -1])
+    b._seen.clear()
+    np.testing.assert_array_equal(a.codes(x), [0, 1, 0])
+    np.testing.assert_array_equal(b.codes(x), fresh_b)

@@ -60,6 +60,10 @@ class GroupDimension:
     kind: Literal["levels", "bands"]
     labels: tuple[str, ...]
     rules: tuple[tuple, ...]
+    #: the levels of each set of distinct values seen (``_levels_of``), this dimension's
+    #: own: not compared, so equal dimensions whose rules match differently as text (1
+    #: and True) never share it
+    _seen: dict = field(default_factory=dict, compare=False, repr=False)
 
     def codes(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Group index (0..H-1) of each value; -1 for a value in no group."""
@@ -79,20 +83,17 @@ class GroupDimension:
             # text ("low", "3") or, for numbers, numerically (3 = 3.0)
             codes, uniq = factorize(v, use_na_sentinel=True)   # text in runs by runs
             # the level of each distinct value, kept for the next batch with the same
-            # distinct values (typed: 1, 1.0 and "1" are three keys): made anew, the
-            # matching cost 2 ms a batch whatever its size, most of a dimension's codes
-            key = (str(uniq.dtype), *((type(x), x) for x in uniq.tolist()))
+            # distinct values (typed and as text: 1, 1.0, "1", 0.0 and -0.0 are keys of
+            # their own): made anew, the matching cost 2 ms a batch whatever its size
+            key = (str(uniq.dtype), *((type(x), str(x), x) for x in uniq.tolist()))
             level = self._levels_of(key, uniq)
             out = level[codes]  # code -1 (missing) takes the last slot
         return out
 
     def _levels_of(self, key: tuple, uniq) -> np.ndarray:
         """The group index of each of the distinct values ``uniq`` (``key``: their dtype
-        and (type, value) pairs), -1 in the last slot for a missing value (``codes``)."""
-        try:
-            cache = _LEVELS.setdefault(self, {})
-        except TypeError:   # a rule value that cannot be hashed (made in code): no cache
-            return self._levels(pd.Series(uniq))
+        and (type, text, value) triples), -1 in the last slot for a missing value."""
+        cache = self._seen
         if key not in cache:
             if len(cache) >= 64:   # distinct sets vary batch to batch: keep a few
                 cache.clear()
@@ -112,9 +113,6 @@ class GroupDimension:
             level[:-1][hit & (level[:-1] < 0)] = h
         return level
 
-
-#: ``GroupDimension._levels_of``'s cache: dimension -> distinct values -> levels
-_LEVELS: dict[GroupDimension, dict[tuple, np.ndarray]] = {}
 
 
 def _dimension(name: str, spec: Any) -> GroupDimension:
