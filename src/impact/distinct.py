@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ClientCodes", "DistinctCounter", "factorize", "per_group", "run_starts", "unique"]
+__all__ = ["ClientCodes", "DistinctCounter", "factorize", "local_codes", "per_group",
+           "run_starts", "unique"]
 
 
 def unique(a) -> np.ndarray:
@@ -42,6 +43,15 @@ def unique(a) -> np.ndarray:
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
     return s[keep]
+
+
+def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct codes, each row's position among them)`` by hashing, in order of first
+    appearance: for adding a batch's ``bincount`` into running sums at the distinct codes,
+    where ``np.unique(return_inverse=True)`` sorted every row for an order nobody uses
+    (the sums are the same bits: ``bincount`` adds in row order either way)."""
+    inv, uniq = pd.factorize(np.asarray(codes))
+    return np.asarray(uniq), inv
 
 
 def factorize(values, use_na_sentinel: bool = True) -> tuple[np.ndarray, object]:

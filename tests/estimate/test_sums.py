@@ -148,7 +148,7 @@ def test_first_rows_equal_the_sorting_reference():
 def test_local_codes_add_the_same_bits_as_unique():
     """Running sums added at ``local_codes``' distinct codes equal, bit for bit, those
     added at ``np.unique(return_inverse=True)``'s (empty batches included)."""
-    from impact.estimate.sums import local_codes
+    from impact.distinct import local_codes
 
     rng = np.random.default_rng(12)
     a, b = np.zeros(50), np.zeros(50)

@@ -14,7 +14,7 @@ from impact.distinct import factorize, unique
 from impact.estimate.cgram import ClusterGrams, cluster_grams
 from impact.estimate.linalg import scatter_dummies
 
-__all__ = ["GramSums", "local_codes"]
+__all__ = ["GramSums"]
 
 
 class _Codes:
@@ -281,15 +281,6 @@ def _distinct(codes: np.ndarray) -> np.ndarray:
             and codes.max() < 4 * len(codes) + 1024):
         return np.flatnonzero(np.bincount(codes))
     return unique(codes)
-
-
-def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(distinct codes, each row's position among them)`` by hashing, in order of first
-    appearance: for adding a batch's ``bincount`` into running sums at the distinct codes,
-    where ``np.unique(return_inverse=True)`` sorted every row for an order nobody uses
-    (the sums are the same bits: ``bincount`` adds in row order either way)."""
-    inv, uniq = pd.factorize(np.asarray(codes))
-    return np.asarray(uniq), inv
 
 
 def _first_rows(codes: np.ndarray, known: int) -> np.ndarray:

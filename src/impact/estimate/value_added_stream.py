@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact import io
-from impact.distinct import ClientCodes, DistinctCounter
+from impact.distinct import ClientCodes, DistinctCounter, local_codes
 from impact.estimate.cgram import demean_grams
 from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
 from impact.estimate.frames import month_index, warn
@@ -50,7 +50,7 @@ from impact.estimate.hazard_stream import _small
 from impact.estimate.linalg import independent_columns
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes
-from impact.estimate.sums import _first_rows, local_codes
+from impact.estimate.sums import _first_rows
 from impact.estimate.value_added import (
     UnitSpells, ValueAddedResult, _check_df, check_inputs, spell_result, value_added_reads,
 )

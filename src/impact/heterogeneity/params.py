@@ -114,7 +114,6 @@ class GroupDimension:
         return level
 
 
-
 def _dimension(name: str, spec: Any) -> GroupDimension:
     where = f"heterogeneity.groups.{name}"
     if not isinstance(spec, Mapping):

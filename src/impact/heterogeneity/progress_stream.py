@@ -62,9 +62,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from impact.distinct import run_starts
+from impact.distinct import local_codes, run_starts
 from impact.estimate.frames import month_index
-from impact.estimate.sums import local_codes
 from impact.heterogeneity.progress import _PM_COLS
 from impact.io import decoded, text_columns, whole_file_dtypes
 from impact.spill import ident, literal, spilling

@@ -37,11 +37,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from impact import io
+from impact.distinct import local_codes
 from impact.estimate.cgram import ClusterGrams
 from impact.estimate.frames import lm_candidates, lm_usable, month_index
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, GramSums, _Codes, _first_rows
-from impact.estimate.sums import local_codes
 from impact.heterogeneity.cddf.programme import CellModel
 from impact.heterogeneity.cddf.programme_sums import tables_from_sums
 from impact.heterogeneity.cddf.split import main_halves, present
