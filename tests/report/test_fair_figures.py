@@ -12,8 +12,8 @@ from scipy import stats
 from impact.report.fair_figures import (
     COMPONENTS, DEFAULT_TEXT, funnel_figure, overview_figure, rank_figure,
 )
-from impact.report.waterfall import waterfall_figure
-from impact.report.figures import set_theme
+from impact.report.waterfall import Waterfalls, waterfall_figure
+from impact.report.figures import save_png_svg, set_theme
 
 NAMES = ["Amsterdam", "Rotterdam", "'s-Gravenhage", "Utrecht", "Eindhoven", "Groningen", "Tilburg",
          "Almere", "Breda", "Nijmegen", "Apeldoorn", "Haarlem", "Arnhem", "Enschede",
@@ -255,6 +255,33 @@ def test_waterfall_single_pair_is_narrow():
     fig = waterfall_figure(rows[rows["period_from"] == "2018"])
     assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 7
     _assert_a4_readable(fig)
+
+
+def test_waterfalls_drawn_again_are_the_new_figures_bytes(tmp_path):
+    """``Waterfalls`` keeps one figure per layout and draws each municipality into it: the
+    files are a new ``waterfall_figure``'s, byte for byte, however the layouts alternate
+    (a suppressed pair, all suppressed, a title on two lines, fewer pairs, scales far
+    apart: the ticks tight_layout measures differ)."""
+    base = make_decomposition(suppress=())
+    big = make_decomposition(code="GM0001", name="Groot", seed=5, suppress=())
+    big[["rate_from_pp", "rate_to_pp"]] *= 40
+    big[["contribution_pp", "ci_low", "ci_high"]] *= 40
+    none = make_decomposition(code="GM0002", suppress=tuple(
+        zip(base["period_from"].unique(), base["period_to"].unique())))
+    long = make_decomposition(code="GM0003", name="Gemeente " + "met een heel lange naam " * 4)
+    cases = [base, make_decomposition(code="GM0004", seed=3), big, none, long,
+             make_decomposition(code="GM0005", seed=4, suppress=()),
+             base[base["period_from"] >= "2022"], make_decomposition(code="GM0006", seed=6)]
+    draw = Waterfalls(keep=2)  # fewer than the layouts: some are built again
+    for i, rows in enumerate(cases):
+        save_png_svg(waterfall_figure(rows), tmp_path / f"new{i}.png")
+        save_png_svg(draw.figure(rows), tmp_path / f"again{i}.png", close=False)
+    draw.close()
+    assert not plt.get_fignums()
+    for i in range(len(cases)):
+        for ext in ("png", "svg"):
+            assert ((tmp_path / f"again{i}.{ext}").read_bytes()
+                    == (tmp_path / f"new{i}.{ext}").read_bytes()), (i, ext)
 
 
 def test_text_overrides_title_and_rejects_unknown_keys(tables):

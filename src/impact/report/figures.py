@@ -28,9 +28,10 @@ def set_theme() -> None:
                          "svg.fonttype": "none"})
 
 
-def save_png_svg(fig, png: Path) -> None:
+def save_png_svg(fig, png: Path, close: bool = True) -> None:
     """Save ``fig`` as ``png`` and beside it as SVG, without creation dates (byte-identical
-    reruns), and close it.
+    reruns), and close it (unless ``close`` is false: a figure drawn again, as
+    :class:`impact.report.waterfall.Waterfalls` does).
 
     A one-shot ``fig.tight_layout()`` leaves a placeholder layout engine on the figure,
     and with any engine there ``savefig`` lays the figure out again (a draw without
@@ -45,7 +46,8 @@ def save_png_svg(fig, png: Path) -> None:
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, metadata={"Software": None})
     fig.savefig(png.with_suffix(".svg"), metadata={"Date": None, "Creator": None})
-    plt.close(fig)
+    if close:
+        plt.close(fig)
 
 
 def _axes(ax, size=(7.0, 4.0)):

@@ -1,4 +1,5 @@
-"""Waterfall figure of one municipality's decomposition (period pairs side by side).
+"""Waterfall figure of one municipality's decomposition (period pairs side by side), and
+:class:`Waterfalls`, which draws many of them into one figure per layout.
 
 Same conventions and overridable texts as :mod:`impact.report.fair_figures` (its
 ``DEFAULT_TEXT`` keys ``waterfall_*``, ``component_*`` and ``suppressed_panel``).
@@ -22,7 +23,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from impact.report.fair_figures import COMPONENTS, DARK, SMALL, _texts  # noqa: E402
 from impact.report.figures import BLUE, GREY, RED  # noqa: E402
 
-__all__ = ["waterfall_figure"]
+__all__ = ["waterfall_figure", "Waterfalls"]
 
 
 def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
@@ -52,6 +53,51 @@ def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
         ``rate_from_pp`` + components differs from ``rate_to_pp`` by more than 1e-6.
     """
     t = _texts(text)
+    name, panels = _panels(rows)
+    layout = _Layout(t, [p[:2] for p in panels], [p[5] for p in panels], _title(t, name, panels))
+    return layout.paint(panels)
+
+
+class Waterfalls:
+    """The waterfalls of many municipalities, each the figure :func:`waterfall_figure` draws,
+    with one figure kept per layout (period pairs, suppressed panels, title lines).
+
+    Building the frame of a figure (axes, ticks and their labels, legend) costs more than
+    its bars: nationally most municipalities share one layout, so only the bars, the
+    title and the scale change from one to the next. :meth:`figure` returns a figure
+    that this object keeps: save it, do not close it, and do not use it after the next
+    call (:meth:`close` closes them all).
+    """
+
+    def __init__(self, text: Mapping[str, str] | None = None, keep: int = 4):
+        self._t = _texts(text)
+        self._keep = max(1, keep)
+        self._layouts: dict[tuple, _Layout] = {}
+
+    def figure(self, rows: pd.DataFrame):
+        """The waterfall figure of ONE municipality's rows (as :func:`waterfall_figure`)."""
+        name, panels = _panels(rows)
+        pairs, ok = [p[:2] for p in panels], [p[5] for p in panels]
+        title = _title(self._t, name, panels)
+        key = (tuple(pairs), tuple(ok), len(title))
+        layout = self._layouts.pop(key, None)  # re-inserted last: most recently used
+        if layout is None:
+            layout = _Layout(self._t, pairs, ok, title)
+            if len(self._layouts) >= self._keep:
+                plt.close(self._layouts.pop(next(iter(self._layouts))).fig)
+        self._layouts[key] = layout
+        layout.suptitle.set_text("\n".join(title))
+        return layout.paint(panels)
+
+    def close(self) -> None:
+        for layout in self._layouts.values():
+            plt.close(layout.fig)
+        self._layouts.clear()
+
+
+def _panels(rows: pd.DataFrame) -> tuple[str, list[tuple]]:
+    """The municipality's name and, per period pair in order, (from, to, start, end,
+    components frame, drawable); checks the rows."""
     if rows.empty or rows["municipality"].nunique() != 1:
         raise ValueError("waterfall_figure: give the rows of exactly one municipality")
     name = str(rows["name"].dropna().iloc[0] if rows["name"].notna().any() else rows["municipality"].iloc[0])
@@ -62,58 +108,105 @@ def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
         comp = g.set_index("component").reindex(list(COMPONENTS))
         start, end = float(g["rate_from_pp"].iloc[0]), float(g["rate_to_pp"].iloc[0])
         v = comp["contribution_pp"].to_numpy(float)
-        ok = np.isfinite(v).all() and np.isfinite([start, end]).all()
+        ok = bool(np.isfinite(v).all() and np.isfinite([start, end]).all())
         if ok and abs(start + v.sum() - end) > 1e-6:
             raise ValueError(f"waterfall_figure: {name} {p0}-{p1}: rate_from_pp {start:.6g} + components"
                              f" {v.sum():.6g} != rate_to_pp {end:.6g} (off by {start + v.sum() - end:.3g})")
         panels.append((str(p0), str(p1), start, end, comp, ok))
-    ncols = min(4, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    width = min(7.0, max(4.6, 1.3 + 1.45 * ncols))
-    title = textwrap.wrap(t["waterfall_title"].format(name=name), int(width * 72 / (0.55 * (SMALL + 3))))
-    header = 0.3 * len(title) + 0.3 * (1 if width > 6.5 else 2) + 0.15  # title and legend rows
-    height = header + 0.3 + 2.5 * nrows
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), sharey=True, squeeze=False)
-    ticks, span = [t[f"component_{c}"] for c in COMPONENTS], []
-    for ax, (p0, p1, start, end, comp, ok) in zip(axes.flat, panels):
-        ax.set_title(t["waterfall_pair"].format(start=p0, end=p1), fontsize=SMALL + 1.5, y=1.0)
-        ax.set_xticks(range(7), [p0, *ticks, p1], rotation=90, fontsize=SMALL + 0.5)
-        ax.grid(axis="x", visible=False)
-        if not ok:
-            ax.set_xticks([])
-            ax.text(0.5, 0.5, t["suppressed_panel"], transform=ax.transAxes, ha="center", va="center",
-                    fontsize=SMALL + 1, color=DARK, bbox=dict(boxstyle="round", fc="white", ec=GREY))
-            continue
-        v = comp["contribution_pp"].to_numpy(float)
-        cum = start + np.cumsum(v)
-        bottom = cum - v
-        ax.bar(0, start, color=GREY, width=0.7)
-        ax.bar(range(1, 6), v, bottom=bottom, color=np.where(v >= 0, BLUE, RED), width=0.7)
-        ax.bar(6, end, color=GREY, width=0.7)
-        ax.hlines(np.r_[start, cum], np.arange(6) + 0.35, np.arange(1, 7) - 0.35, color=DARK, lw=0.7)
-        lo, hi = bottom + comp["ci_low"].to_numpy(float), bottom + comp["ci_high"].to_numpy(float)
-        has = np.isfinite(lo) & np.isfinite(hi)
-        if has.any():
-            err = np.clip([cum[has] - lo[has], hi[has] - cum[has]], 0, None)
-            ax.errorbar(np.arange(1, 6)[has], cum[has], yerr=err, fmt="none", ecolor="black",
-                        elinewidth=0.9, capsize=2.5)
-        span += [start, end, *cum, *lo[has], *hi[has]]
-    for ax in axes.flat[len(panels):]:
-        fig.delaxes(ax)
-    if span:  # zoom on the walk: the level bars are cut, and a note says so
-        lo, hi = min(span), max(span)
-        pad = max(hi - lo, 0.05 * max(abs(hi), 1e-9))
-        axes[0, 0].set_ylim(max(0.0, lo - 0.3 * pad), hi + 0.2 * pad)
-    if axes[0, 0].get_ylim()[0] > 0:
-        fig.text(0.1 / width, 0.06 / height, t["waterfall_axis_note"], fontsize=SMALL, color=DARK)
-    fig.supylabel(t["waterfall_ylabel"], fontsize=SMALL + 1, x=0.05 / width, ha="left",
-                  y=(0.25 + height - header) / 2 / height)  # once, centred on the panels
-    handles = [Patch(color=BLUE, label=t["waterfall_up"]), Patch(color=RED, label=t["waterfall_down"]),
-               Patch(color=GREY, label=t["waterfall_level"]),
-               Line2D([], [], color="black", ls="none", marker="|", ms=9, mew=0.9, label=t["waterfall_ci"])]
-    fig.suptitle("\n".join(title), x=0.1 / width, ha="left", y=1 - 0.08 / height, va="top",
-                 fontsize=SMALL + 3, in_layout=False)
-    fig.legend(handles=handles, loc="upper left", ncol=4 if width > 6.5 else 2, frameon=False,
-               bbox_to_anchor=(0.1 / width, 1 - (0.1 + 0.3 * len(title)) / height), fontsize=SMALL + 0.5)
-    fig.tight_layout(rect=(0, 0.25 / height, 1, 1 - header / height), h_pad=1.0, w_pad=0.6)
-    return fig
+    return name, panels
+
+
+def _width(n_panels: int) -> float:
+    return min(7.0, max(4.6, 1.3 + 1.45 * min(4, n_panels)))
+
+
+def _title(t: Mapping[str, str], name: str, panels: list) -> list[str]:
+    """The title's lines, wrapped to the figure's width."""
+    width = _width(len(panels))
+    return textwrap.wrap(t["waterfall_title"].format(name=name),
+                         int(width * 72 / (0.55 * (SMALL + 3))))
+
+
+_ADJUST = ("left", "bottom", "right", "top", "wspace", "hspace")
+
+
+class _Layout:
+    """One figure's frame: its axes with titles and ticks, the note, the labels and the
+    legend. :meth:`paint` draws a municipality's bars into it (replacing any before)."""
+
+    def __init__(self, t: Mapping[str, str], pairs: list[tuple[str, str]], ok: list[bool],
+                 title: list[str]):
+        ncols = min(4, len(pairs))
+        nrows = math.ceil(len(pairs) / ncols)
+        width = _width(len(pairs))
+        header = 0.3 * len(title) + 0.3 * (1 if width > 6.5 else 2) + 0.15  # title and legend rows
+        height = header + 0.3 + 2.5 * nrows
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), sharey=True, squeeze=False)
+        ticks = [t[f"component_{c}"] for c in COMPONENTS]
+        for ax, (p0, p1), drawable in zip(axes.flat, pairs, ok):
+            ax.set_title(t["waterfall_pair"].format(start=p0, end=p1), fontsize=SMALL + 1.5, y=1.0)
+            ax.set_xticks(range(7), [p0, *ticks, p1], rotation=90, fontsize=SMALL + 0.5)
+            ax.grid(axis="x", visible=False)
+            if not drawable:
+                ax.set_xticks([])
+                ax.text(0.5, 0.5, t["suppressed_panel"], transform=ax.transAxes, ha="center",
+                        va="center", fontsize=SMALL + 1, color=DARK,
+                        bbox=dict(boxstyle="round", fc="white", ec=GREY))
+        for ax in axes.flat[len(pairs):]:
+            fig.delaxes(ax)
+        # below the panels, shown when the scale does not start at 0 (see paint)
+        self.note = fig.text(0.1 / width, 0.06 / height, t["waterfall_axis_note"], fontsize=SMALL,
+                             color=DARK, visible=False)
+        fig.supylabel(t["waterfall_ylabel"], fontsize=SMALL + 1, x=0.05 / width, ha="left",
+                      y=(0.25 + height - header) / 2 / height)  # once, centred on the panels
+        handles = [Patch(color=BLUE, label=t["waterfall_up"]),
+                   Patch(color=RED, label=t["waterfall_down"]),
+                   Patch(color=GREY, label=t["waterfall_level"]),
+                   Line2D([], [], color="black", ls="none", marker="|", ms=9, mew=0.9,
+                          label=t["waterfall_ci"])]
+        self.suptitle = fig.suptitle("\n".join(title), x=0.1 / width, ha="left",
+                                     y=1 - 0.08 / height, va="top", fontsize=SMALL + 3,
+                                     in_layout=False)
+        fig.legend(handles=handles, loc="upper left", ncol=4 if width > 6.5 else 2, frameon=False,
+                   bbox_to_anchor=(0.1 / width, 1 - (0.1 + 0.3 * len(title)) / height),
+                   fontsize=SMALL + 0.5)
+        self.fig, self.axes, self._rect = fig, axes, (0, 0.25 / height, 1, 1 - header / height)
+        self._drawn: list = []  # the bars, steps and intervals of the last paint
+
+    def paint(self, panels: list[tuple]):
+        """Draw ``panels`` (of :func:`_panels`, this layout's pairs) and lay the figure out."""
+        for artist in self._drawn:
+            artist.remove()
+        self._drawn = []
+        span = []
+        for ax, (p0, p1, start, end, comp, ok) in zip(self.axes.flat, panels):
+            if not ok:
+                continue
+            v = comp["contribution_pp"].to_numpy(float)
+            cum = start + np.cumsum(v)
+            bottom = cum - v
+            self._drawn += [ax.bar(0, start, color=GREY, width=0.7),
+                            ax.bar(range(1, 6), v, bottom=bottom, color=np.where(v >= 0, BLUE, RED),
+                                   width=0.7),
+                            ax.bar(6, end, color=GREY, width=0.7),
+                            ax.hlines(np.r_[start, cum], np.arange(6) + 0.35,
+                                      np.arange(1, 7) - 0.35, color=DARK, lw=0.7)]
+            lo = bottom + comp["ci_low"].to_numpy(float)
+            hi = bottom + comp["ci_high"].to_numpy(float)
+            has = np.isfinite(lo) & np.isfinite(hi)
+            if has.any():
+                err = np.clip([cum[has] - lo[has], hi[has] - cum[has]], 0, None)
+                self._drawn.append(ax.errorbar(np.arange(1, 6)[has], cum[has], yerr=err, fmt="none",
+                                               ecolor="black", elinewidth=0.9, capsize=2.5))
+            span += [start, end, *cum, *lo[has], *hi[has]]
+        first = self.axes[0, 0]
+        if span:  # zoom on the walk: the level bars are cut, and a note says so
+            lo, hi = min(span), max(span)
+            pad = max(hi - lo, 0.05 * max(abs(hi), 1e-9))
+            first.set_ylim(max(0.0, lo - 0.3 * pad), hi + 0.2 * pad)
+        self.note.set_visible(first.get_ylim()[0] > 0)
+        # from a new figure's positions, as the ticks that tight_layout measures depend on
+        # the panels' size: then the layout is a new figure's to the last bit
+        self.fig.subplots_adjust(**{k: plt.rcParams[f"figure.subplot.{k}"] for k in _ADJUST})
+        self.fig.tight_layout(rect=self._rect, h_pad=1.0, w_pad=0.6)
+        return self.fig
