@@ -50,3 +50,56 @@ def test_two_rows_of_one_client_month_are_refused():
     r = pd.DataFrame({"t": [100], "client_id": pd.array(["C000"], dtype="string")})
     with pytest.raises(ValueError, match="two rows of one client"):
         _with_person_month(r, pm)
+
+
+def _spell_months_by_pandas(p: pd.DataFrame, trajectories: pd.DataFrame) -> pd.DataFrame:
+    """The reference: ``review_frame``'s first steps as they were written with pandas."""
+    from impact.estimate.frames import month_index
+
+    client = trajectories.set_index(trajectories["spell_id"].astype(str))["client_id"]
+    r = pd.DataFrame({"orig_spell": p["spell_id"].astype(str).to_numpy(),
+                      "t": month_index(p["date"]),
+                      "value": pd.to_numeric(p["value"], errors="coerce").to_numpy()})
+    r["client_id"] = r["orig_spell"].map(client).astype("string")
+    r = r.dropna(subset=["client_id", "t", "value"])
+    r["t"] = r["t"].astype("int64")
+    r = (r.sort_values(["orig_spell", "t"], kind="stable")
+         .groupby(["orig_spell", "t"], sort=True, as_index=False).last())
+    first = ~r["orig_spell"].duplicated()
+    r["prev_t"] = r.groupby("orig_spell")["t"].shift(1)
+    r["prev_v"] = r.groupby("orig_spell")["value"].shift(1)
+    r["first"] = first.to_numpy()
+    return r
+
+
+def test_spell_months_equal_the_pandas_steps():
+    """One review per spell and month (the month's last), in text order of the spells
+    (S10 before S9), with the previous review: on reviews in random order, several in
+    one month, spells missing from the trajectories or missing, months and values
+    missing, and a value that is not a number."""
+    from impact.heterogeneity.progress import spell_months
+
+    rng = np.random.default_rng(4)
+    traj = pd.DataFrame({"spell_id": [f"S{i}" for i in range(60)],
+                         "client_id": [f"C{i % 45:03d}" for i in range(60)]}).astype("str")
+    n = 3000
+    days = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    p = pd.DataFrame({
+        "spell_id": pd.array(np.where(rng.random(n) < 0.03, None,
+                                      [f"S{i}" for i in rng.integers(0, 66, n)]), dtype="str"),
+        "date": pd.Series(days).where(rng.random(n) > 0.02),
+        "measure": "ladder_step",
+        "value": pd.array(rng.integers(1, 7, n).astype(str), dtype="str")})
+    p.loc[rng.random(n) < 0.02, "value"] = "n/a"
+    got = spell_months(p, traj)
+    want = _spell_months_by_pandas(p, traj)
+    assert got["first"].sum() > 40 and (~got["first"]).sum() > 1000 and len(got) < n * 0.9
+    assert got["orig_spell"].iloc[0] == "S0" and "S10" in set(got["orig_spell"])
+    for c in want.columns:  # text as text, numbers as numbers (NaN equal to NaN)
+        kind = object if c in ("orig_spell", "client_id") else "float64"
+        np.testing.assert_array_equal(np.asarray(got[c], dtype=kind),
+                                      np.asarray(want[c], dtype=kind), err_msg=c)
+    assert got["t"].dtype == want["t"].dtype and got["client_id"].dtype == want["client_id"].dtype
+    dup = pd.concat([traj, traj.iloc[:1]], ignore_index=True)
+    with pytest.raises(ValueError, match="more than once"):
+        spell_months(p, dup)
