@@ -14,7 +14,7 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 
-from impact.estimate import linalg
+from impact.estimate import factors, linalg
 from impact.estimate.linalg import build_design, crv1_vcov, wls_fit
 from impact.estimate.wild import wild_cluster_bootstrap
 
@@ -113,7 +113,7 @@ def test_auto_is_sparse_with_three_fixed_effects(monkeypatch):
     d = build_design(f, ["unit", "regmonth", "grp"], ["x1", "x2"])
     monkeypatch.setattr(linalg, "SPARSE_FROM", d.n_fe_cols)
     fit = wls_fit(d, f["y"].to_numpy(), f["w"].to_numpy())
-    assert not isinstance(fit.factor, linalg._DenseFactor)
+    assert not isinstance(fit.factor, factors.DenseFactor)
 
 
 def test_sparse_path_factorises_the_fixed_effects_only(monkeypatch):
@@ -124,12 +124,13 @@ def test_sparse_path_factorises_the_fixed_effects_only(monkeypatch):
     f = _cells(3)
     d = build_design(f, ["unit", "regmonth"], ["x1", "x_unit", "x2", "x_dup"])
     lus = []
-    real = linalg.splu
-    monkeypatch.setattr(linalg, "splu", lambda A, **kw: (lus.append(A.shape), real(A, **kw))[1])
+    real = factors.splu
+    monkeypatch.setattr(factors, "splu", lambda A, **kw: (lus.append(A.shape), real(A, **kw))[1])
     fit = wls_fit(d, f["y"].to_numpy(), f["w"].to_numpy(), method="sparse")
     n_fe = int(np.sum(fit.keep < d.n_fe_cols))
-    assert isinstance(fit.factor, linalg._BlockFactor)
-    assert lus == [(n_fe, n_fe)]                          # x_unit and x_dup dropped
+    assert isinstance(fit.factor, factors.BlockFactor)
+    assert lus == [(n_fe, n_fe)]
+    assert d.x_index("x_unit") not in fit.keep and d.x_index("x_dup") not in fit.keep
     A = d.Z[:, fit.keep].T @ d.Z[:, fit.keep].multiply(f["w"].to_numpy()[:, None])
     rhs = np.random.default_rng(1).normal(size=(len(fit.keep), 2))
     whole = real(A.tocsc()).solve(rhs)
@@ -147,7 +148,7 @@ def test_auto_switches_to_sparse_and_matches_pyfixest():
     d = build_design(f, ["unit", "regmonth"], ["x1", "x2"])
     assert d.n_fe_cols >= linalg.SPARSE_FROM
     fit = wls_fit(d, f["y"].to_numpy(), f["w"].to_numpy())
-    assert isinstance(fit.factor, linalg._BlockFactor)
+    assert isinstance(fit.factor, factors.BlockFactor)
     cols = [d.x_index("x1"), d.x_index("x2")]
     V, _, _ = crv1_vcov(d, fit, f["w"].to_numpy(), f["unit"].to_numpy(), cols)
     ref = pf.feols("y ~ x1 + x2 | unit + regmonth", data=f, weights="w",

@@ -269,8 +269,13 @@ def test_waterfalls_drawn_again_are_the_new_figures_bytes(tmp_path):
     none = make_decomposition(code="GM0002", suppress=tuple(
         zip(base["period_from"].unique(), base["period_to"].unique())))
     long = make_decomposition(code="GM0003", name="Gemeente " + "met een heel lange naam " * 4)
+    low = make_decomposition(code="GM0007", seed=7, suppress=())   # the scale from 0: no note
+    low[["rate_from_pp", "rate_to_pp", "contribution_pp", "ci_low", "ci_high"]] *= 0.01
+    low[["rate_from_pp", "rate_to_pp"]] += 0.02
+    bare = make_decomposition(code="GM0008", seed=8, suppress=()).assign(ci_low=np.nan,
+                                                                           ci_high=np.nan)
     cases = [base, make_decomposition(code="GM0004", seed=3), big, none, long,
-             make_decomposition(code="GM0005", seed=4, suppress=()),
+             make_decomposition(code="GM0005", seed=4, suppress=()), low, bare, base, low,
              base[base["period_from"] >= "2022"], make_decomposition(code="GM0006", seed=6)]
     draw = Waterfalls(keep=2)  # fewer than the layouts: some are built again
     for i, rows in enumerate(cases):
@@ -278,6 +283,9 @@ def test_waterfalls_drawn_again_are_the_new_figures_bytes(tmp_path):
         save_png_svg(draw.figure(rows), tmp_path / f"again{i}.png", close=False)
     draw.close()
     assert not plt.get_fignums()
+    notes = [any(t.get_text() == DEFAULT_TEXT["waterfall_axis_note"] and t.get_visible()
+                 for t in waterfall_figure(rows).texts) for rows in (low, base)]
+    assert notes == [False, True]   # both states of the note are among the cases
     for i in range(len(cases)):
         for ext in ("png", "svg"):
             assert ((tmp_path / f"again{i}.{ext}").read_bytes()

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import splu
 
 from impact.distinct import unique
+from impact.estimate.factors import BlockFactor, DenseFactor, Factor, SparseFactor
 
 __all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "crv1_parts", "lincom",
            "wald_f", "group_sums", "scatter_dummies"]
@@ -90,14 +90,15 @@ class WLSFit:
 
     coef : (p,) with NaN for columns dropped as collinear; ``keep`` indexes kept columns;
     ``scale`` (r,) holds the equilibration (square roots of the normal matrix's diagonal);
-    ``factor`` solves the equilibrated normal system of the kept columns (a dense inverse
-    for small designs, a sparse LU for large fixed effects); resid (n_rows,) are y - Z b on
-    the fitted rows.
+    ``factor`` solves the equilibrated normal system of the kept columns (``factors``: a
+    dense inverse for small designs; for large fixed effects their sparse LU, with block
+    elimination for the regressors beside them); resid (n_rows,) are y - Z b on the
+    fitted rows.
     """
 
     coef: np.ndarray
     keep: np.ndarray
-    factor: "_Factor"
+    factor: Factor
     scale: np.ndarray
     resid: np.ndarray
     rows: np.ndarray
@@ -118,49 +119,6 @@ class WLSFit:
         """(Z_k' W Z_k)^{-1} (r x r), dense: for small designs only."""
         return self.bread_columns(np.arange(len(self.keep)))
 
-
-class _DenseFactor:
-    def __init__(self, As: np.ndarray):
-        self.inv = np.linalg.inv(As)
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return self.inv @ rhs
-
-
-class _SparseFactor:
-    """SuperLU of the sparse equilibrated normal matrix (symmetric mode, no pivoting
-    off the diagonal: the matrix is positive definite once dependent columns are gone)."""
-
-    def __init__(self, As: sp.spmatrix):
-        self.lu = splu(sp.csc_matrix(As), permc_spec="MMD_AT_PLUS_A",
-                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return self.lu.solve(np.ascontiguousarray(rhs))
-
-
-class _BlockFactor:
-    """The kept system [[F, B], [B', X]] (fixed effects first) solved by block elimination:
-    F's sparse LU and the dense Schur complement S = X - B'F^{-1}B of the kept regressors,
-    which ``_sparse_factor`` forms anyway to decide their collinearity. A second sparse LU
-    of the whole system cost 30 times F's (a national cell table: 180 vs 6 ms), as the
-    regressors' columns are dense and minimum-degree ordering is slow on dense columns.
-
-    solve: u = F^{-1} r_f, x = S^{-1} (r_x - B'u), f = u - F^{-1}B x (F^{-1}B kept)."""
-
-    def __init__(self, lu_f: _SparseFactor, B: np.ndarray, FinvB: np.ndarray, S: np.ndarray):
-        self.lu_f, self.B, self.FinvB = lu_f, B, FinvB
-        self.n_fe = B.shape[0]
-        self.S_inv = np.linalg.inv(S)   # as ``_DenseFactor`` (numpy's LAPACK only)
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        rhs = np.asarray(rhs, dtype="float64")
-        u = self.lu_f.solve(rhs[:self.n_fe])
-        x = self.S_inv @ (rhs[self.n_fe:] - self.B.T @ u)
-        return np.concatenate([u - self.FinvB @ x, x], axis=0)
-
-
-_Factor = _DenseFactor | _SparseFactor | _BlockFactor
 
 #: designs with more fixed-effect columns than this are solved sparsely (``wls_fit``)
 SPARSE_FROM = 600
@@ -209,9 +167,10 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     of columns p, fine for a few hundred fixed-effect levels); ``sparse`` keeps the
     fixed-effect block sparse, decides the regressors' collinearity on their Schur
     complement given the fixed effects (the same decisions as the dense Cholesky pass,
-    which meets the fixed effects first) and factorises the kept system with a sparse LU;
-    ``auto`` (default) is sparse from ``SPARSE_FROM`` fixed-effect columns on. Both give the
-    same fit to rounding (tests/estimate/test_linalg.py).
+    which meets the fixed effects first) and solves the kept system by block elimination
+    (the fixed effects' sparse LU and the inverse of that Schur complement); ``auto``
+    (default) is sparse from ``SPARSE_FROM`` fixed-effect columns on. Both give the same
+    fit to rounding (tests/estimate/test_linalg.py).
 
     The sparse block is the first two fixed effects (one level of the first dropped per
     connected component of the two); further fixed effects (a client group, say, usually
@@ -246,7 +205,7 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
     if method == "dense":
         As = A[cand][:, cand].toarray() / np.outer(d, d)
         pos = independent_columns(As)
-        factor: _Factor = _DenseFactor(As[np.ix_(pos, pos)])
+        factor: Factor = DenseFactor(As[np.ix_(pos, pos)])
     else:
         n_block = int(sum(design.fe_levels[:2]))  # the sparse block: the first two FEs
         pos, factor = _sparse_factor(A[cand][:, cand], d, int(np.sum(cand < n_block)),
@@ -261,13 +220,13 @@ def wls_fit(design: Design, y: np.ndarray, w: np.ndarray, rows: np.ndarray | Non
 
 
 def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: bool = True
-                   ) -> tuple[np.ndarray, _SparseFactor]:
+                   ) -> tuple[np.ndarray, Factor]:
     """Kept positions and factor of the candidate normal matrix ``A`` (fixed effects first,
     ``n_fe`` of them, none structurally redundant; ``d`` its diagonal's square roots)."""
     As = sp.csr_matrix(sp.diags(1.0 / d) @ A @ sp.diags(1.0 / d))
     if not drop_collinear:
         try:
-            lu = _SparseFactor(As)
+            lu = SparseFactor(As)
         except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
             raise np.linalg.LinAlgError(f"collinear columns: {exc}") from None
         piv = np.abs(lu.lu.U.diagonal())
@@ -280,7 +239,7 @@ def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: b
     FX = As[:n_fe][:, n_fe:].toarray()
     XX = As[n_fe:][:, n_fe:].toarray()
     if n_fe:
-        lu_f = _SparseFactor(F)
+        lu_f = SparseFactor(F)
         FinvB = lu_f.solve(FX) if FX.shape[1] else FX
         schur = XX - FX.T @ FinvB if FX.shape[1] else XX
     else:
@@ -290,9 +249,9 @@ def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: b
     if len(x_pos) == 0 and n_fe:
         return pos, lu_f
     if n_fe:  # the Schur complement of the kept regressors: no second sparse LU
-        return pos, _BlockFactor(lu_f, FX[:, x_pos], FinvB[:, x_pos],
+        return pos, BlockFactor(lu_f, FX[:, x_pos], FinvB[:, x_pos],
                                  schur[np.ix_(x_pos, x_pos)])
-    return pos, _SparseFactor(As[pos][:, pos])
+    return pos, SparseFactor(As[pos][:, pos])
 
 
 def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int]) -> None:

@@ -48,6 +48,7 @@ from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import cell_demean, fit_pm
 from impact.estimate.quality import fixed_effects, quality_frame
 from impact.estimate.results import t_inference
+from impact.heterogeneity.progress_reviews import spell_months, text_array
 from impact.io import release_memory
 
 __all__ = ["PROGRESS_COLUMNS", "review_frame", "progress_effects"]
@@ -132,7 +133,7 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     else:
         y = value
     keep = order[ok]
-    r = _gather(r.drop(columns=["prev_t", "prev_v", "first", "orig_spell"]).iloc[keep]
+    r = _gather(r.drop(columns=["prev_t", "prev_v", "first"]).iloc[keep]
                 .reset_index(drop=True), pm, pos[keep], consume=own)
     if panel is not None:  # the review months (read here when pm is None): freed
         del pm, pos, at      # before the pass over the file for the means
@@ -167,57 +168,6 @@ def review_frame(progress: pd.DataFrame, trajectories: pd.DataFrame,
     return r
 
 
-def spell_months(p: pd.DataFrame, trajectories: pd.DataFrame) -> pd.DataFrame:
-    """One measure's reviews ``p`` (progress rows), one per spell and month: the last
-    value of the month, in (spell, month) order, with the client of the spell, its month,
-    the spell's previous review's month and value (``prev_t``, ``prev_v``: NaN for its
-    first) and whether it is the first (``first``). Every review as recorded counts, those
-    before the study window included (they have no person-month but are the previous
-    review of the first ones inside it); rows without client, month or value are dropped.
-
-    Columns ``orig_spell``, ``t``, ``value``, ``client_id``, ``prev_t``, ``prev_v``,
-    ``first``: what ``sort_values(["orig_spell", "t"], kind="stable")``,
-    ``groupby(...).last()`` and a shift per spell give, on integer codes (the pandas way
-    made 20 million Python strings at national size and sorted and grouped them: about
-    20 of the part's 160 CPU seconds). Spells are ordered as text (factorised sorted)."""
-    spell = _arrow_text(p["spell_id"])
-    traj = _arrow_text(trajectories["spell_id"])
-    t_all = month_index(p["date"])
-    value = pd.to_numeric(p["value"], errors="coerce").to_numpy(dtype="float64")
-    # the client of each review's spell: a hash lookup among the trajectories' spells
-    # (``Series.map`` through an object index took 5.7 s for 20 million reviews)
-    if len(pc.unique(traj)) != len(traj):
-        raise ValueError("trajectories: a spell_id appears more than once")
-    client = _arrow_text(trajectories["client_id"]).take(
-        pc.index_in(spell, value_set=traj, skip_nulls=True))
-    rows = np.flatnonzero(np.asarray(client.is_valid(), dtype=bool) & ~np.isnan(t_all)
-                          & ~np.isnan(value))
-    sp = spell.take(pa.array(rows))
-    code, _ = pd.factorize(pd.array(sp, dtype=pd.StringDtype("pyarrow")), sort=True)
-    t = t_all[rows].astype("int64")
-    t0 = int(t.min()) if len(t) else 0
-    span = int(t.max()) - t0 + 1 if len(t) else 1
-    key = code.astype("int64") * span + (t - t0)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    sel = order[np.r_[ks[1:] != ks[:-1], True]] if len(ks) else order  # a month's last
-    c, ts, v = code[sel], t[sel], value[rows][sel]
-    first = np.r_[True, c[1:] != c[:-1]] if len(c) else np.zeros(0, dtype=bool)
-    return pd.DataFrame({
-        "orig_spell": pd.array(sp.take(pa.array(sel)), dtype="string"), "t": ts, "value": v,
-        "client_id": pd.array(client.take(pa.array(rows[sel])), dtype="string"),
-        "prev_t": np.where(first, np.nan, np.r_[np.nan, ts[:-1]]),
-        "prev_v": np.where(first, np.nan, np.r_[np.nan, v[:-1]]), "first": first})
-
-
-def _arrow_text(values: pd.Series) -> pa.Array:
-    """A column of text (ids) as one Arrow string array."""
-    arr = pa.array(pd.Series(values).astype("string"), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr
-
-
 def _review_frame(progress, trajectories, pm, measure, t_start, panel, threads):
     """``review_frame`` (DuckDB with ``threads`` threads for the file), then what it
     freed given back to the system."""
@@ -239,7 +189,7 @@ def _person_month_rows(r: pd.DataFrame, pm: pd.DataFrame) -> np.ndarray:
     if not keys.is_unique:
         raise ValueError("person_months has two rows of one client in one month")
     # an Arrow hash lookup (pandas' get_indexer on text: 4 times slower for millions)
-    rc = np.asarray(pc.index_in(_arrow_text(r["client_id"]), value_set=_arrow_text(uniq),
+    rc = np.asarray(pc.index_in(text_array(r["client_id"]), value_set=text_array(uniq),
                                 skip_nulls=True).fill_null(-1), dtype=np.int64)
     rt = r["t"].to_numpy(dtype="int64")
     inside = (rc >= 0) & (rt >= t0) & (rt < t0 + span)

@@ -96,6 +96,8 @@ def _draw_waterfalls(task: tuple) -> None:
     set_theme()
     items, folder = task
     draw = Waterfalls()  # one figure per layout, drawn again for each municipality
-    for code, rows in items:
-        save_png_svg(draw.figure(rows), folder / f"{code}.png", close=False)
-    draw.close()
+    try:
+        for code, rows in items:
+            save_png_svg(draw.figure(rows), folder / f"{code}.png", close=False)
+    finally:
+        draw.close()

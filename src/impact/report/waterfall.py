@@ -142,6 +142,7 @@ class _Layout:
         header = 0.3 * len(title) + 0.3 * (1 if width > 6.5 else 2) + 0.15  # title and legend rows
         height = header + 0.3 + 2.5 * nrows
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), sharey=True, squeeze=False)
+        self._start = {k: getattr(fig.subplotpars, k) for k in _ADJUST}  # a new figure's
         ticks = [t[f"component_{c}"] for c in COMPONENTS]
         for ax, (p0, p1), drawable in zip(axes.flat, pairs, ok):
             ax.set_title(t["waterfall_pair"].format(start=p0, end=p1), fontsize=SMALL + 1.5, y=1.0)
@@ -207,6 +208,6 @@ class _Layout:
         self.note.set_visible(first.get_ylim()[0] > 0)
         # from a new figure's positions, as the ticks that tight_layout measures depend on
         # the panels' size: then the layout is a new figure's to the last bit
-        self.fig.subplots_adjust(**{k: plt.rcParams[f"figure.subplot.{k}"] for k in _ADJUST})
+        self.fig.subplots_adjust(**self._start)
         self.fig.tight_layout(rect=self._rect, h_pad=1.0, w_pad=0.6)
         return self.fig
