@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from impact.estimate.adoption import adoption_cells, impute_adoption
-from impact.estimate.frames import month_index, shock_events, warn
+from impact.estimate.frames import shock_events, warn
 from impact.estimate.imputation import aggregate
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import cell_demean, fit_pm
