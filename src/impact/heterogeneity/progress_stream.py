@@ -65,6 +65,7 @@ import pyarrow.parquet as pq
 from impact.distinct import local_codes, run_starts
 from impact.estimate.frames import month_index
 from impact.heterogeneity.progress import _PM_COLS
+from impact.heterogeneity.progress_reviews import text_array
 from impact.io import decoded, text_columns, whole_file_dtypes
 from impact.spill import ident, literal, spilling
 
@@ -149,7 +150,7 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
 
 def _strings(values: pd.Series) -> pa.Array:
     """A pandas string column as an Arrow string array (no Python object per value)."""
-    arr = pa.array(values.astype("string"), from_pandas=True)
+    arr = text_array(values)
     return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 

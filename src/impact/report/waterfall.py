@@ -54,8 +54,7 @@ def waterfall_figure(rows: pd.DataFrame, text: Mapping[str, str] | None = None):
     """
     t = _texts(text)
     name, panels = _panels(rows)
-    layout = _Layout(t, [p[:2] for p in panels], [p[5] for p in panels], _title(t, name, panels))
-    return layout.paint(panels)
+    return _Layout(t, panels, _title(t, name, panels)).paint(panels)
 
 
 class Waterfalls:
@@ -77,16 +76,16 @@ class Waterfalls:
     def figure(self, rows: pd.DataFrame):
         """The waterfall figure of ONE municipality's rows (as :func:`waterfall_figure`)."""
         name, panels = _panels(rows)
-        pairs, ok = [p[:2] for p in panels], [p[5] for p in panels]
         title = _title(self._t, name, panels)
-        key = (tuple(pairs), tuple(ok), len(title))
+        key = (tuple((p0, p1, ok) for p0, p1, *_, ok in panels), len(title))
         layout = self._layouts.pop(key, None)  # re-inserted last: most recently used
         if layout is None:
-            layout = _Layout(self._t, pairs, ok, title)
+            layout = _Layout(self._t, panels, title)
             if len(self._layouts) >= self._keep:
                 plt.close(self._layouts.pop(next(iter(self._layouts))).fig)
+        else:
+            layout.suptitle.set_text("\n".join(title))
         self._layouts[key] = layout
-        layout.suptitle.set_text("\n".join(title))
         return layout.paint(panels)
 
     def close(self) -> None:
@@ -134,8 +133,8 @@ class _Layout:
     """One figure's frame: its axes with titles and ticks, the note, the labels and the
     legend. :meth:`paint` draws a municipality's bars into it (replacing any before)."""
 
-    def __init__(self, t: Mapping[str, str], pairs: list[tuple[str, str]], ok: list[bool],
-                 title: list[str]):
+    def __init__(self, t: Mapping[str, str], panels: list[tuple], title: list[str]):
+        pairs, ok = [p[:2] for p in panels], [p[5] for p in panels]
         ncols = min(4, len(pairs))
         nrows = math.ceil(len(pairs) / ncols)
         width = _width(len(pairs))
