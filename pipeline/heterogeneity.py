@@ -31,19 +31,24 @@ def main() -> None:
     est = spec.apply(params.estimate) if spec is not None else params.estimate
     t0 = time.perf_counter()
 
-    def optional(name, dates=False):
+    def optional(name):
         p = args.validated / f"{name}.parquet"
-        return io.read_parquet(p, dates=dates) if p.exists() else None
+        return io.read_parquet(p) if p.exists() else None
+
+    def file(name):   # read where it is used (the intermediate results' second process)
+        p = args.validated / f"{name}.parquet"
+        return p if p.exists() else None
 
     result = analyse(
         None,  # every part reads the panel file in batches or by DuckDB: never held whole
-        trajectories=optional("trajectories"), adoption=optional("adoption"),
-        shocks=optional("shocks"), progress_table=optional("progress", dates=True),
+        trajectories=file("trajectories"), adoption=optional("adoption"),
+        shocks=optional("shocks"), progress_table=file("progress"),
         params=est, het=het,
         min_cell=params.privacy.min_cell, t_start=params.panel.t_start,
         log=lambda msg: logging.info("%s (%.0fs)", msg, time.perf_counter() - t0),
         panel=args.panel / "person_months.parquet",
-        # the data-driven check in a second local process (compute.workers: 1 = serial)
+        # a second local process for the quality check and the intermediate results
+        # (compute.workers: 1 = serial)
         workers=params.compute.workers or os.cpu_count() or 1)
     out = io.clean_dir(args.out)
     io.write_parquet(result.groups, out / "group_effects_internal.parquet")

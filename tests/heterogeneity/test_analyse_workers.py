@@ -1,10 +1,14 @@
-"""The heterogeneity analysis with its data-driven check in a second process
-(``analyse(..., workers=2)``, the stage's default on a multi-core machine) gives the same
-tables as run in one process: every part is deterministic and reads only the file, and the
-group quality models' sums shared by the check's first pass are those of their own pass."""
+"""The heterogeneity analysis with a second process (``analyse(..., workers=2)``, the
+stage's default on a multi-core machine: the quality check there; the programme check,
+the intermediate results and the group effects here) gives the same tables as
+run in one process: every part is deterministic and reads only files, and the group
+quality models' sums shared by the check's first pass are those of their own pass. The
+intermediate results' tables given as the validated Parquet files (the stage's way) or as
+frames give the same table too."""
 
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from impact import io
@@ -13,6 +17,8 @@ from impact.heterogeneity.params import HeterogeneityParams
 from impact.heterogeneity.run import analyse
 from impact.simulate.lean import simulate
 
+from heterogeneity.progress_data import progress_tables
+
 
 def test_second_process_gives_the_same_tables(tmp_path):
     sim = simulate(seed=20261203, n_muni=10, n_regions=3, n_months=30, caseload=80, n_cw=4)
@@ -20,19 +26,30 @@ def test_second_process_gives_the_same_tables(tmp_path):
     io.write_parquet(sim.person_months.drop(columns=["p_true", "tau_true"]), path)
     het = HeterogeneityParams(draws=99, cddf_splits=2, cddf_groups=3)
     params = EstimateParams.from_dict(seed=3)
-    logs = {1: [], 2: []}
+    traj, pr, _ = progress_tables(sim.person_months, np.random.default_rng(7))
+    io.write_parquet(traj, tmp_path / "trajectories.parquet")
+    io.write_parquet(pr.assign(date=pd.to_datetime(pr["date"])), tmp_path / "progress.parquet")
+    logs = {1: [], 2: [], 3: []}
 
-    def run(workers):
+    def run(workers, files=True):
+        tables = ({"trajectories": tmp_path / "trajectories.parquet",
+                   "progress_table": tmp_path / "progress.parquet"} if files else
+                  {"trajectories": traj, "progress_table": pr.assign(
+                      date=pd.to_datetime(pr["date"]))})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return analyse(None, trajectories=None, adoption=sim.adoption, shocks=sim.shocks,
-                           progress_table=None, params=params, het=het, min_cell=5,
-                           t_start=int(sim.person_months["t"].min()),
-                           log=logs[workers].append, panel=path, workers=workers)
+            return analyse(None, adoption=sim.adoption, shocks=sim.shocks, params=params,
+                           het=het, min_cell=5, t_start=int(sim.person_months["t"].min()) + 6,
+                           log=logs[workers + (not files)].append, panel=path,
+                           workers=workers, **tables)
 
-    one, two = run(1), run(2)
+    one, two, frames = run(1), run(2), run(2, files=False)
     assert any("second process" in m for m in logs[2])
     assert not any("second process" in m for m in logs[1])
+    assert all(any("intermediate results" in m for m in logs[w]) for w in (1, 2, 3))
+    assert len(one.progress) and one.progress["estimate"].notna().any()
+    for other in (two, frames):
+        pd.testing.assert_frame_equal(one.progress, other.progress)
     # with the check in a second process the group quality models take their sums from
     # its first pass (tests/heterogeneity/test_shared_sums.py); alone, their own pass
     assert any("from the data-driven check's first pass" in m for m in logs[2])

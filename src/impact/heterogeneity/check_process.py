@@ -1,8 +1,15 @@
 """The data-driven check (``heterogeneity.cddf``) in a second process of the stage, and what
 it shares with the main one.
 
-``analyse`` starts it first (half the stage's work at national scale) and goes on with the
-other parts. Its first pass over the panel file holds every column the group quality
+``analyse`` starts it first and goes on with the other parts. At national scale the
+quality check is about 200 s, the programme check 100 s, the intermediate results 130 s,
+the group effects 90 s and the cumulative incidence 25 s: so the second process makes the
+quality check and then the incidence, and the main process the programme check, the
+intermediate results and then the group effects (whose quality models wait for the
+check's sums, which have come by then): the stage 394 -> 314 s, the same tables byte for
+byte (docs/performance.md, twentieth round).
+
+The quality check's first pass over the panel file holds every column the group quality
 models need (``cddf.stream``: group dummies and their products with the quality halves),
 so it also makes those models' sums (``stream.shared_group_sums``) and sends them through
 a pipe as soon as the pass is done: the main process then makes no pass of its own for
@@ -17,23 +24,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
 from impact.estimate.params import EstimateParams
 from impact.heterogeneity.params import HeterogeneityParams
 
-__all__ = ["CDDF_OUTCOMES", "sharing"]
+__all__ = ["CDDF_OUTCOMES", "CHECK_BLOCKS", "sharing"]
 
 #: the data-driven check's outcome: exit to work (each outcome costs as much again)
 CDDF_OUTCOMES = {"work": "exit_work"}
+#: the blocks of the check, in the order of its tables
+CHECK_BLOCKS = ("quality", "adoption")
 
 
 def _cddf_views(pm: pd.DataFrame | None, panel: str | Path | None, params: EstimateParams,
                 het: HeterogeneityParams, min_cell: int, with_adoption: bool,
-                say: Callable[[str], None], **share) -> list[tuple[str, dict]]:
-    """The data-driven check of each block: ``[(block, publication view)]``. ``share``:
+                say: Callable[[str], None], only: Sequence[str] | None = None,
+                **share) -> list[tuple[str, dict]]:
+    """The data-driven check of each block (of ``only``, default every one):
+    ``[(block, publication view)]`` in block order (``CHECK_BLOCKS``). ``share``:
     ``cddf_quality_file``'s ``share`` and ``carry`` (from the file only)."""
     from impact.heterogeneity.cddf import cddf_programme, cddf_quality
     from impact.heterogeneity.cddf import publication_view as cddf_view
@@ -47,7 +58,7 @@ def _cddf_views(pm: pd.DataFrame | None, panel: str | Path | None, params: Estim
               ("adoption", "programme", with_adoption, cddf_programme_file, cddf_programme)]
     views = []
     for block, label, wanted, from_file, in_memory in checks:
-        if block not in het.blocks or not wanted:
+        if block not in het.blocks or not wanted or (only is not None and block not in only):
             continue
         say(f"data-driven check, {label} ({het.cddf_splits} splits)")
         more = share if block == "quality" else {}
@@ -89,11 +100,13 @@ def sharing(outcomes: Mapping[str, str], send: Callable[[object], None]
     return share, carry
 
 
-def _cddf_in_worker(args: tuple) -> list[tuple[str, dict]]:
-    """The data-driven check in its own process; with a pipe to the main process
-    (``_share_init``), the group quality models' sums go there from the check's first
-    pass (``sharing``): exactly one message, the sums or None."""
-    panel, params, het, min_cell, with_adoption, outcomes = args
+def _cddf_in_worker(args: tuple) -> tuple[list[tuple[str, dict]], object]:
+    """The data-driven check of the blocks ``only`` in its own process, then ``then =
+    (function, arguments)``: ``(views, its result)``. With a pipe to the main process
+    (``_share_init``), the group quality models' sums go there from the quality check's
+    first pass (``sharing``): exactly one message, the sums or None, sent before ``then``
+    runs."""
+    panel, params, het, min_cell, with_adoption, outcomes, only, then = args
     conn, sent = _SHARE_TO, []
 
     def send(obj) -> None:
@@ -104,13 +117,15 @@ def _cddf_in_worker(args: tuple) -> list[tuple[str, dict]]:
         more = {}
         if conn is not None:
             more["share"], more["carry"] = sharing(outcomes, send)
-        return _cddf_views(None, panel, params, het, min_cell, with_adoption,
-                           lambda msg: logging.info("%s (in a second process)", msg), **more)
+        views = _cddf_views(None, panel, params, het, min_cell, with_adoption,
+                            lambda msg: logging.info("%s (in a second process)", msg), only,
+                            **more)
     finally:
         if conn is not None:
             if not sent:
                 conn.send(None)
             conn.close()
+    return views, then[0](*then[1])
 
 
 def _receiver(conn) -> Callable[[], object]:

@@ -267,6 +267,28 @@ def publication_view(groups: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _progress_part(progress_table, trajectories, adoption, shocks, params: EstimateParams,
+                   t_start: int, min_cell: int, blocks: tuple[str, ...], panel,
+                   pm: pd.DataFrame | None = None, say: Callable[[str], None] | None = None
+                   ) -> pd.DataFrame:
+    """Effects on intermediate results (``progress.progress_effects``; empty without a
+    ``progress`` table or trajectories). The two tables may be given as the Parquet files
+    of the validated tables: they are then read here and freed after, not held through
+    the stage's other parts (20 million reviews at national scale)."""
+    from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
+
+    if isinstance(progress_table, (str, Path)):
+        progress_table = io.read_parquet(progress_table, dates=True)
+    if isinstance(trajectories, (str, Path)):
+        trajectories = io.read_parquet(trajectories)
+    if progress_table is None or trajectories is None:
+        return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
+    if say:
+        say("intermediate results (progress)")
+    return progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
+                            t_start, min_cell, blocks, panel=panel)
+
+
 @dataclass(frozen=True)
 class HeterogeneityResult:
     """Tables of the ``heterogeneity`` stage.
@@ -287,9 +309,9 @@ class HeterogeneityResult:
     meta: dict
 
 
-def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
+def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | Path | None,
             adoption: pd.DataFrame | None, shocks: pd.DataFrame | None,
-            progress_table: pd.DataFrame | None, params: EstimateParams,
+            progress_table: pd.DataFrame | Path | None, params: EstimateParams,
             het: HeterogeneityParams, min_cell: int, t_start: int,
             log: Callable[[str], None] | None = None,
             panel: str | Path | None = None, workers: int = 1) -> HeterogeneityResult:
@@ -297,19 +319,21 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
     cumulative incidence of the competing exits by group, effects on intermediate
     results, and the data-driven check. ``panel``: the panel's Parquet file (of ``pm``'s
     rows), read in batches and by DuckDB by every part; ``pm`` is then not read and may be
-    None (the stage's way: memory bounded by a batch, not the panel). ``workers`` > 1
-    with ``panel``: the data-driven check (half the stage's work) runs in a second
-    process meanwhile; the same tables, as every part is deterministic and reads only the
-    file."""
+    None (the stage's way: memory bounded by a batch, not the panel). ``trajectories`` and
+    ``progress_table``: frames, or the validated tables' Parquet files, read where the
+    intermediate results are made (``_progress_part``). ``workers`` > 1 with ``panel``: a
+    second process makes the quality check and the cumulative incidence meanwhile
+    (``check_process``); the same tables, as every part is deterministic and reads only
+    files."""
     from concurrent.futures import ProcessPoolExecutor
 
     from impact.heterogeneity.check_process import (
-        _cddf_in_worker, _cddf_views, _receiver, _share_init)
-    from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
+        CHECK_BLOCKS, _cddf_in_worker, _cddf_views, _receiver, _share_init)
 
     say = log or (lambda msg: None)
     with_adoption = adoption is not None
     pool = job = sums = None
+    mine: tuple[str, ...] = CHECK_BLOCKS      # the check's blocks made in this process
     if het.cddf_splits > 0 and panel is not None and workers > 1:
         import multiprocessing
 
@@ -321,18 +345,26 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
             recv_end, send_end = multiprocessing.Pipe(duplex=False)
         pool = ProcessPoolExecutor(max_workers=1, initializer=_share_init,
                                    initargs=(send_end,))
+        theirs = ("quality",) if "quality" in het.blocks else ("adoption",)
+        mine = tuple(b for b in CHECK_BLOCKS if b not in theirs)
         job = pool.submit(_cddf_in_worker,
-                          (panel, params, het, min_cell, with_adoption, outcomes))
+                          (panel, params, het, min_cell, with_adoption, outcomes, theirs,
+                           (incidence_by_group, (None, het, params.estimate.alpha, min_cell,
+                                                 panel))))
         # the worker exits as soon as the check is done: its memory is not held while
-        # this process goes on (the intermediate results are the stage's peak at scale)
+        # this process goes on
         pool.shutdown(wait=False)
         if send_end is not None:
             send_end.close()   # the worker's copy is the only one left: EOF if it dies
             sums = _receiver(recv_end)
         say("data-driven check started in a second process")
     try:
-        incidence = None
-        if sums is not None:  # meanwhile the check's first pass makes the models' sums
+        views = []
+        if job is not None:   # meanwhile the quality check's first pass makes the sums
+            views = _cddf_views(pm, panel, params, het, min_cell, with_adoption, say, mine)
+        prog = _progress_part(progress_table, trajectories, adoption, shocks, params,
+                              t_start, min_cell, het.blocks, panel, pm=pm, say=say)
+        if job is None:
             say("cumulative incidence")
             incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell,
                                            panel=panel)
@@ -340,24 +372,16 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | None,
                                   progress=lambda d: say(f"group effects: {d}"), panel=panel,
                                   quality_sums=sums)
         groups, tests = group_tables(results, min_cell=min_cell, alpha=params.estimate.alpha)
-        if incidence is None:
-            say("cumulative incidence")
-            incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell,
-                                           panel=panel)
-        prog = pd.DataFrame(columns=list(PROGRESS_COLUMNS))
-        if progress_table is not None and trajectories is not None:
-            say("intermediate results (progress)")
-            prog = progress_effects(progress_table, trajectories, pm, adoption, shocks,
-                                    params, t_start, min_cell, het.blocks, panel=panel)
-        views = []
         if job is not None:
-            say("waiting for the data-driven check")
-            views = job.result()
+            say("waiting for the data-driven check and the cumulative incidence")
+            theirs_views, incidence = job.result()
+            views += theirs_views
         elif het.cddf_splits > 0:
             views = _cddf_views(pm, panel, params, het, min_cell, with_adoption, say)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    views.sort(key=lambda v: CHECK_BLOCKS.index(v[0]))
     cddf: dict = {}
     for name in ("blp", "gates", "clan"):
         parts = ([v[name].assign(block=b) for b, v in views if len(v[name])]
