@@ -17,8 +17,10 @@ IRLS for rows i (compressed cells with ``exits`` out of ``trials``), linear inde
 eta = X b + D a, mean mu = F(eta), f = dmu/deta: working weight w = t f^2 / (mu (1 - mu)),
 working response z = eta + (y/t - mu) / f. Each step: b = (X~'W X~)^{-1} X~'W z~ with
 v~ = v - P_w v (P_w the w-weighted projection on the fixed effects), then
-eta = X b + P_w (z - X b). Converged when the deviance changes by < ``tol`` (relative)
-and the reported coefficient (``qcol``) by < 1e-8 (1 + |b|): with a non-canonical link
+eta = X b + P_w (z - X b). Converged when the deviance changed by < ``tol`` (relative)
+and the next step would move the reported coefficient (``qcol``) by < 1e-8 (1 + |b|); b
+is then kept with the sums of its own pass, which the sandwich needs anyway (a pass fewer
+than taking the step and comparing after it). With a non-canonical link
 (cloglog) IRLS is Fisher scoring, not Newton, and a step can leave the deviance within
 ``tol`` while the coefficient still moves by 1e-8 (seen in tests/estimate/test_hazard.py's
 cloglog case, started from the cells' rates).
@@ -230,20 +232,27 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
     # from the cells' (the same optimum: tests/estimate/test_feglm.py)
     start = np.clip((np.bincount(code, weights=exits, minlength=C) + 0.5)
                     / (np.bincount(code, weights=trials, minlength=C) + 1.0), 1e-10, 1 - 1e-10)
-    acc, xwz, Sz, _ = step(None, None)
-    dev_old, bq_old, it, b = np.inf, np.inf, 0, np.zeros(k)
-    for it in range(1, maxiter + 1):
+    def solve(acc: Acc, xwz: np.ndarray, Sz: np.ndarray):
+        """The next IRLS iterate from the sums of a pass: (b, the cells' shift of eta)."""
         proj.fit_cells(acc.Wc)
         Sx = acc.sums()
         Fx, Fz = proj.fitted(Sx), proj.fitted(Sz[:, None])[:, 0]
         b = np.linalg.solve(_sym(acc.gram() - Sx.T @ Fx), xwz - Fx.T @ Sz)
-        # the new eta and the next step's sums in one pass (at convergence those sums
-        # are the sandwich's, at the converged weights)
-        acc, xwz, Sz, dev = step(b, Fz - Fx @ b)
+        return b, Fz - Fx @ b
+
+    b, shift = solve(*step(None, None)[:3])
+    dev_old, it = np.inf, 0
+    for it in range(1, maxiter + 1):
+        # eta at b, its deviance and the sums at it in one pass; then the step they give.
+        # Converged when the deviance moved by < tol and the next step would move the
+        # reported coefficient by < 1e-8 (1 + |b|): b is kept with the sums of its own
+        # pass (the sandwich's, at its weights), so no pass is made for the next iterate
+        acc, xwz, Sz, dev = step(b, shift)
+        b_next, shift_next = solve(acc, xwz, Sz)
         if (abs(dev - dev_old) <= tol * (abs(dev) + 0.1)
-                and abs(b[qcol] - bq_old) <= 1e-8 * (1 + abs(b[qcol]))):
+                and abs(b_next[qcol] - b[qcol]) <= 1e-8 * (1 + abs(b[qcol]))):
             break
-        dev_old, bq_old = dev, b[qcol]
+        dev_old, b, shift = dev, b_next, shift_next
     else:
         raise ValueError(f"fe_binomial: no convergence in {maxiter} IRLS steps")
     return _inference(blocks, acc, exits, trials, eta, proj, clusters, link, b, qcol, it, dev)
@@ -252,7 +261,7 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
 def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, clusters,
                link, b: np.ndarray, qcol: int, it: int, dev: float) -> FEBinomialResult:
     """Cluster sandwich and the AME's delta-method SE at the converged eta (module notes),
-    from ``acc`` (X'WX and the cell sums at the converged weights) and three passes."""
+    from ``acc`` (X'WX and the cell sums at the converged weights) and one pass."""
     n, k = blocks.shape
     code, C = proj.code, proj.C
     cl, _ = pd.factorize(np.asarray(clusters))
@@ -274,44 +283,41 @@ def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, c
             independent_columns(XtWX / np.outer(d, d))) < k:
         raise ValueError("fe_binomial: a regressor is collinear with the fixed effects")
     B = np.linalg.inv(XtWX)
-    # cluster sums of x~_i r_i = x_i r_i - F_x[cell_i] r_i; the AME and its gradients
-    Sc, g_b, g_cells = np.zeros((G, k)), np.zeros(k), np.zeros(C)
+    # one pass: the cluster sums XR of x_i r_i, the (cluster, cell) pair sums R of r_i
+    # (the scores' sums x~_i r_i = XR - R F_x, so no chunk x k temporary), and the AME
+    # with its gradients in b and in the cells' effects
+    XR, g_b, g_cells = np.zeros((G, k)), np.zeros(k), np.zeros(C)
+    pair_keys, pair_r = [], []
     ame_sum = tf1_sum = 0.0
     bq = b[qcol]
     for lo, hi, D, S in blocks.chunks():
         t, mu, f, var, r = parts(lo, hi)
         c = cl[lo:hi]
         ind = sp.csr_matrix((r, (c, np.arange(hi - lo))), shape=(G, hi - lo))
-        Sc[:, blocks.dense] += ind @ D
-        Sc[:, blocks.sparse] += (ind @ S).toarray()
-        # minus sum_rows r F_x[cell] per cluster: r summed per (cluster, cell) pair first,
-        # so no chunk x k temporary
+        XR[:, blocks.dense] += ind @ D
+        XR[:, blocks.sparse] += (ind @ S).toarray()
         pair, uniq = pd.factorize(c.astype(np.int64) * C + code[lo:hi])
-        by_pair = sp.csr_matrix((np.bincount(pair, weights=r), (uniq // C, uniq % C)),
-                                shape=(G, C))
-        Sc -= by_pair @ Fx
+        pair_keys.append(uniq)
+        pair_r.append(np.bincount(pair, weights=r, minlength=len(uniq)))
         e1 = eta[lo:hi] + bq
         p1, tf1, tf = link.inverse(e1), t * link.inverse_deriv(e1), t * f
         ame_sum += float(np.sum(t * (p1 - mu)))
         tf1_sum += float(tf1.sum())
         t_times(D, S, 100 * (tf1 - tf) / N, blocks, g_b)
         g_cells += np.bincount(code[lo:hi], weights=100 * (tf1 - tf) / N, minlength=C)
+    keys, inv = np.unique(np.concatenate(pair_keys), return_inverse=True)
+    R = sp.csr_matrix((np.bincount(inv, weights=np.concatenate(pair_r)), (keys // C, keys % C)),
+                      shape=(G, C))
+    Sc = XR - R @ Fx
     N_fe = len(proj.wfit.keep)
     factor = G / (G - 1) * (N - 1) / (N - k - N_fe)
     V = factor * B @ (Sc.T @ Sc) @ B
     g_b[qcol] += 100 * tf1_sum / N
-    # AME of +1 on column qcol, delta method through b and the fixed effects
+    # AME of +1 on column qcol, delta method through b and the fixed effects: X'W D a is
+    # Sx' (D a), the cells' sums of w x at these weights being acc's
     Da = proj.solve_fe(g_cells)
-    xwda = np.zeros(k)
-    for lo, hi, D, S in blocks.chunks():
-        t, mu, f, var, r = parts(lo, hi)
-        t_times(D, S, t * f ** 2 / var * Da[code[lo:hi]], blocks, xwda)
-    v = B @ (g_b - xwda)
-    Fv, psi = Fx @ v, np.zeros(G)
-    for lo, hi, D, S in blocks.chunks():
-        t, mu, f, var, r = parts(lo, hi)
-        c = code[lo:hi]
-        psi += np.bincount(cl[lo:hi], weights=(times(D, S, v, blocks) - Fv[c] + Da[c]) * r,
-                           minlength=G)
+    v = B @ (g_b - Sx.T @ Da)
+    # the influence's cluster sums of (x_i'v - F_v[cell] + (D a)[cell]) r_i
+    psi = XR @ v - R @ (Fx @ v - Da)
     ame_se = float(np.sqrt(factor * (psi ** 2).sum()))
     return FEBinomialResult(b, V, 100 * ame_sum / N, ame_se, int(N), N_fe, it, dev)
