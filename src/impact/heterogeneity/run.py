@@ -351,7 +351,7 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | Path | None
                           (panel, params, het, min_cell, with_adoption, outcomes, theirs,
                            (incidence_by_group, (None, het, params.estimate.alpha, min_cell,
                                                  panel))))
-        # the worker exits as soon as the check is done: its memory is not held while
+        # the worker exits as soon as its parts are done: its memory is not held while
         # this process goes on
         pool.shutdown(wait=False)
         if send_end is not None:
