@@ -35,7 +35,7 @@ def main() -> None:
         p = args.validated / f"{name}.parquet"
         return io.read_parquet(p) if p.exists() else None
 
-    def file(name):   # read where it is used (the intermediate results' second process)
+    def file(name):   # read where it is used (``heterogeneity.run._progress_part``)
         p = args.validated / f"{name}.parquet"
         return p if p.exists() else None
 
@@ -47,7 +47,7 @@ def main() -> None:
         min_cell=params.privacy.min_cell, t_start=params.panel.t_start,
         log=lambda msg: logging.info("%s (%.0fs)", msg, time.perf_counter() - t0),
         panel=args.panel / "person_months.parquet",
-        # a second local process for the quality check and the intermediate results
+        # a second local process for the quality check and the cumulative incidence
         # (compute.workers: 1 = serial)
         workers=params.compute.workers or os.cpu_count() or 1)
     out = io.clean_dir(args.out)

@@ -15,7 +15,7 @@ def _date(t: np.ndarray, day: np.ndarray) -> np.ndarray:
 
 
 def progress_tables(pm: pd.DataFrame, rng: np.random.Generator
-              ) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, set]:
     """Trajectories (original spells -> clients) and reviews of the panel's spells; the
     spells left without reviews."""
     sp = (pm.sort_values(["spell_id", "t"]).groupby("spell_id", sort=True)

@@ -29,9 +29,9 @@ from impact.estimate.params import EstimateParams
 from impact.heterogeneity.progress import _quality, progress_effects, review_frame
 from impact.heterogeneity.progress_stream import progress_keys, review_months
 from impact.simulate.lean import T0, simulate
+from impact.spill import spilling
 
 from heterogeneity.progress_data import progress_tables
-from impact.spill import spilling
 
 T_START = T0 + 6
 MEASURES = ("goal_reached", "hours", "ladder_step")

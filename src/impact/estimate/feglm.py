@@ -232,6 +232,7 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
     # from the cells' (the same optimum: tests/estimate/test_feglm.py)
     start = np.clip((np.bincount(code, weights=exits, minlength=C) + 0.5)
                     / (np.bincount(code, weights=trials, minlength=C) + 1.0), 1e-10, 1 - 1e-10)
+
     def solve(acc: Acc, xwz: np.ndarray, Sz: np.ndarray):
         """The next IRLS iterate from the sums of a pass: (b, the cells' shift of eta)."""
         proj.fit_cells(acc.Wc)
@@ -291,11 +292,13 @@ def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, c
     ame_sum = tf1_sum = 0.0
     bq = b[qcol]
     for lo, hi, D, S in blocks.chunks():
-        t, mu, f, var, r = parts(lo, hi)
+        t, mu, f, _, r = parts(lo, hi)
         c = cl[lo:hi]
         ind = sp.csr_matrix((r, (c, np.arange(hi - lo))), shape=(G, hi - lo))
         XR[:, blocks.dense] += ind @ D
         XR[:, blocks.sparse] += (ind @ S).toarray()
+        # a chunk's pairs (a few hundred with municipality or region clusters), joined
+        # after the pass
         pair, uniq = pd.factorize(c.astype(np.int64) * C + code[lo:hi])
         pair_keys.append(uniq)
         pair_r.append(np.bincount(pair, weights=r, minlength=len(uniq)))

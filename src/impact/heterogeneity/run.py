@@ -277,12 +277,12 @@ def _progress_part(progress_table, trajectories, adoption, shocks, params: Estim
     the stage's other parts (20 million reviews at national scale)."""
     from impact.heterogeneity.progress import PROGRESS_COLUMNS, progress_effects
 
+    if progress_table is None or trajectories is None:
+        return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
     if isinstance(progress_table, (str, Path)):
         progress_table = io.read_parquet(progress_table, dates=True)
     if isinstance(trajectories, (str, Path)):
         trajectories = io.read_parquet(trajectories)
-    if progress_table is None or trajectories is None:
-        return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
     if say:
         say("intermediate results (progress)")
     return progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
@@ -322,9 +322,9 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | Path | None
     None (the stage's way: memory bounded by a batch, not the panel). ``trajectories`` and
     ``progress_table``: frames, or the validated tables' Parquet files, read where the
     intermediate results are made (``_progress_part``). ``workers`` > 1 with ``panel``: a
-    second process makes the quality check and the cumulative incidence meanwhile
-    (``check_process``); the same tables, as every part is deterministic and reads only
-    files."""
+    second process makes the quality check (without a quality block, the programme's)
+    and the cumulative incidence meanwhile (``check_process``); the same tables, as every
+    part is deterministic and reads only files."""
     from concurrent.futures import ProcessPoolExecutor
 
     from impact.heterogeneity.check_process import (
@@ -334,6 +334,9 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | Path | None
     with_adoption = adoption is not None
     pool = job = sums = None
     mine: tuple[str, ...] = CHECK_BLOCKS      # the check's blocks made in this process
+    # from the file when there is one (``pm`` then stays here, not pickled for the worker)
+    incidence_args = (None if panel is not None else pm, het, params.estimate.alpha,
+                      min_cell, panel)
     if het.cddf_splits > 0 and panel is not None and workers > 1:
         import multiprocessing
 
@@ -349,8 +352,7 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | Path | None
         mine = tuple(b for b in CHECK_BLOCKS if b not in theirs)
         job = pool.submit(_cddf_in_worker,
                           (panel, params, het, min_cell, with_adoption, outcomes, theirs,
-                           (incidence_by_group, (None, het, params.estimate.alpha, min_cell,
-                                                 panel))))
+                           (incidence_by_group, incidence_args)))
         # the worker exits as soon as its parts are done: its memory is not held while
         # this process goes on
         pool.shutdown(wait=False)
@@ -366,8 +368,7 @@ def analyse(pm: pd.DataFrame | None, *, trajectories: pd.DataFrame | Path | None
                               t_start, min_cell, het.blocks, panel, pm=pm, say=say)
         if job is None:
             say("cumulative incidence")
-            incidence = incidence_by_group(pm, het, params.estimate.alpha, min_cell,
-                                           panel=panel)
+            incidence = incidence_by_group(*incidence_args)
         results = estimate_groups(pm, adoption, shocks, params, het,
                                   progress=lambda d: say(f"group effects: {d}"), panel=panel,
                                   quality_sums=sums)
