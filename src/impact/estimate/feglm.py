@@ -234,14 +234,16 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
                     / (np.bincount(code, weights=trials, minlength=C) + 1.0), 1e-10, 1 - 1e-10)
 
     def solve(acc: Acc, xwz: np.ndarray, Sz: np.ndarray):
-        """The next IRLS iterate from the sums of a pass: (b, the cells' shift of eta)."""
+        """The next IRLS iterate from the sums of a pass: (b, the cells' shift of eta,
+        and the cell sums S_x and their projection F_x at the pass's weights, which the
+        sandwich takes from the last pass)."""
         proj.fit_cells(acc.Wc)
         Sx = acc.sums()
         Fx, Fz = proj.fitted(Sx), proj.fitted(Sz[:, None])[:, 0]
         b = np.linalg.solve(_sym(acc.gram() - Sx.T @ Fx), xwz - Fx.T @ Sz)
-        return b, Fz - Fx @ b
+        return b, Fz - Fx @ b, Sx, Fx
 
-    b, shift = solve(*step(None, None)[:3])
+    b, shift, _, _ = solve(*step(None, None)[:3])
     dev_old, it = np.inf, 0
     for it in range(1, maxiter + 1):
         # eta at b, its deviance and the sums at it in one pass; then the step they give.
@@ -249,20 +251,24 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
         # reported coefficient by < 1e-8 (1 + |b|): b is kept with the sums of its own
         # pass (the sandwich's, at its weights), so no pass is made for the next iterate
         acc, xwz, Sz, dev = step(b, shift)
-        b_next, shift_next = solve(acc, xwz, Sz)
+        b_next, shift_next, Sx, Fx = solve(acc, xwz, Sz)
         if (abs(dev - dev_old) <= tol * (abs(dev) + 0.1)
                 and abs(b_next[qcol] - b[qcol]) <= 1e-8 * (1 + abs(b[qcol]))):
             break
         dev_old, b, shift = dev, b_next, shift_next
     else:
         raise ValueError(f"fe_binomial: no convergence in {maxiter} IRLS steps")
-    return _inference(blocks, acc, exits, trials, eta, proj, clusters, link, b, qcol, it, dev)
+    # ``proj`` is fitted at the last pass's weights, Sx and Fx are that pass's
+    return _inference(blocks, acc, Sx, Fx, exits, trials, eta, proj, clusters, link, b, qcol,
+                      it, dev)
 
 
-def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, clusters,
-               link, b: np.ndarray, qcol: int, it: int, dev: float) -> FEBinomialResult:
+def _inference(blocks: Blocks, acc: Acc, Sx: np.ndarray, Fx: np.ndarray, exits, trials,
+               eta, proj: _Projector, clusters, link, b: np.ndarray, qcol: int, it: int,
+               dev: float) -> FEBinomialResult:
     """Cluster sandwich and the AME's delta-method SE at the converged eta (module notes),
-    from ``acc`` (X'WX and the cell sums at the converged weights) and one pass."""
+    from ``acc`` (X'WX and the cell sums at the converged weights), the cell sums ``Sx``
+    and their projection ``Fx`` there (``proj`` fitted at those weights) and one pass."""
     n, k = blocks.shape
     code, C = proj.code, proj.C
     cl, _ = pd.factorize(np.asarray(clusters))
@@ -275,9 +281,6 @@ def _inference(blocks: Blocks, acc: Acc, exits, trials, eta, proj: _Projector, c
         var = mu * (1 - mu)
         return t, mu, f, var, f * (exits[lo:hi] - t * mu) / var
 
-    proj.fit_cells(acc.Wc)
-    Sx = acc.sums()
-    Fx = proj.fitted(Sx)
     XtWX = _sym(acc.gram() - Sx.T @ Fx)
     d = np.sqrt(np.diag(XtWX))
     if (d <= 1e-12 * max(d.max(initial=0), 1e-300)).any() or len(

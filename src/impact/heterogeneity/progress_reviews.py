@@ -58,8 +58,9 @@ def spell_months(p: pd.DataFrame, trajectories: pd.DataFrame) -> pd.DataFrame:
 
 
 def text_array(values) -> pa.Array:
-    """A column of text (ids; numbers as their text) as one Arrow array of strings."""
+    """A column of text (ids; numbers as their text) as one Arrow array of type
+    ``string`` (no Python object per value)."""
     arr = pa.array(pd.Series(values).astype("string"), from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    return arr
+    return arr if arr.type == pa.string() else arr.cast(pa.string())

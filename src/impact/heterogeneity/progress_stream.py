@@ -110,7 +110,7 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     cols += [c for c in names if c.startswith("lm_")]
     keys = pd.DataFrame({"c": pd.array(client_id, dtype="string"),
                          "t": np.asarray(t, dtype="float64")}).dropna().drop_duplicates()
-    keys = pa.table({"c": _strings(keys["c"]), "t": pa.array(keys["t"].to_numpy(dtype="int64"))})
+    keys = pa.table({"c": text_array(keys["c"]), "t": pa.array(keys["t"].to_numpy(dtype="int64"))})
     with _connect(con, threads) as db:
         try:
             db.register("impact_review_keys", keys)
@@ -146,12 +146,6 @@ def review_months(path: str | Path, client_id, t, *, con=None, threads: int | No
     for c, dtype in whole_file_dtypes(f, cols).items():
         df[c] = df[c].astype(dtype)
     return df
-
-
-def _strings(values: pd.Series) -> pa.Array:
-    """A pandas string column as an Arrow string array (no Python object per value)."""
-    arr = text_array(values)
-    return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
 def interval_means(path: str | Path, rk: pd.DataFrame, *,
