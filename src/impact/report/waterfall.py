@@ -172,10 +172,10 @@ class _Layout:
                    fontsize=SMALL + 0.5)
         self.fig, self.axes, self._rect = fig, axes, (0, 0.25 / height, 1, 1 - header / height)
         self._drawn: list = []  # the bars, steps and intervals of the last paint
-        # tight_layout's result by the y-axis labels it measured (see _fit); only when every
-        # row has a drawn panel, whose x labels reach further down than any y label
+        # tight_layout's result by the y-axis labels it measured (see _fit); only when the
+        # first panel of every row (the one with y labels) is drawn, with its x labels
         self._fitted: dict[tuple, dict] | None = (
-            {} if all(any(ok[i:i + ncols]) for i in range(0, len(ok), ncols)) else None)
+            {} if all(ok[i] for i in range(0, len(ok), ncols)) else None)
         self.fits = 0   # how many times tight_layout ran (the rest came from _fitted)
 
     def paint(self, panels: list[tuple]):
@@ -220,10 +220,12 @@ class _Layout:
         """``tight_layout``, or the positions it gave an earlier municipality with the same
         y-axis labels. What it measures that changes from one municipality to the next is
         the y-axis's tick labels (the bars and intervals are clipped to their axes; titles,
-        x labels and legend belong to the layout): their width sets the left margin, their
-        height nothing, since every row's drawn panels have x labels far below the lowest
-        y label and a title above the highest. So the same label texts give the same
-        positions, and they are applied as tight_layout applies its own (the same bytes;
+        x labels and legend belong to the layout; only the first column shows y labels):
+        their width sets the margins across, and their height nothing when the panels
+        that show them are drawn: a drawn panel's x labels reach far further below it
+        (about 68 pt) than half a y label (about 5 pt), and its title further above it.
+        So the same label texts give the same positions, applied as tight_layout applies
+        its own (the same bytes;
         ``tests/report/test_fair_figures.py``). The 343 national waterfalls spent about a
         quarter of their time in tight_layout."""
         key = self._tick_key() if self._fitted is not None else None
