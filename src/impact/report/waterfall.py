@@ -225,9 +225,8 @@ class _Layout:
         that show them are drawn: a drawn panel's x labels reach far further below it
         (about 68 pt) than half a y label (about 5 pt), and its title further above it.
         So the same label texts give the same positions, applied as tight_layout applies
-        its own (the same bytes;
-        ``tests/report/test_fair_figures.py``). The 343 national waterfalls spent about a
-        quarter of their time in tight_layout."""
+        its own (the same bytes: ``tests/report/test_fair_figures.py``). The 343 national
+        waterfalls spent about a quarter of their time in tight_layout."""
         key = self._tick_key() if self._fitted is not None else None
         known = self._fitted.get(key) if key is not None else None
         if known is not None:
