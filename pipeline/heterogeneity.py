@@ -31,13 +31,13 @@ def main() -> None:
     est = spec.apply(params.estimate) if spec is not None else params.estimate
     t0 = time.perf_counter()
 
-    def optional(name):
-        p = args.validated / f"{name}.parquet"
-        return io.read_parquet(p) if p.exists() else None
-
-    def file(name):   # read where it is used (``heterogeneity.run._progress_part``)
+    def file(name):   # (given as a path: read where it is used, run._progress_part)
         p = args.validated / f"{name}.parquet"
         return p if p.exists() else None
+
+    def optional(name):
+        p = file(name)
+        return io.read_parquet(p) if p is not None else None
 
     result = analyse(
         None,  # every part reads the panel file in batches or by DuckDB: never held whole

@@ -35,7 +35,7 @@ __all__ = ["CDDF_OUTCOMES", "CHECK_BLOCKS", "sharing"]
 
 #: the data-driven check's outcome: exit to work (each outcome costs as much again)
 CDDF_OUTCOMES = {"work": "exit_work"}
-#: the blocks of the check, in the order of its tables
+#: the blocks of the check, in the order they are made in and of its tables
 CHECK_BLOCKS = ("quality", "adoption")
 
 
@@ -54,10 +54,11 @@ def _cddf_views(pm: pd.DataFrame | None, panel: str | Path | None, params: Estim
     # for the headline outcome, exit to work (each outcome costs as much again); from
     # the file, two passes each (``cddf.stream``, ``cddf.programme_stream``)
     work = dict(CDDF_OUTCOMES)
-    checks = [("quality", "quality", True, cddf_quality_file, cddf_quality),
-              ("adoption", "programme", with_adoption, cddf_programme_file, cddf_programme)]
+    checks = {"quality": ("quality", True, cddf_quality_file, cddf_quality),
+              "adoption": ("programme", with_adoption, cddf_programme_file, cddf_programme)}
     views = []
-    for block, label, wanted, from_file, in_memory in checks:
+    for block in CHECK_BLOCKS:
+        label, wanted, from_file, in_memory = checks[block]
         if block not in het.blocks or not wanted or (only is not None and block not in only):
             continue
         say(f"data-driven check, {label} ({het.cddf_splits} splits)")

@@ -269,8 +269,8 @@ def publication_view(groups: pd.DataFrame) -> pd.DataFrame:
 
 def _progress_part(progress_table, trajectories, adoption, shocks, params: EstimateParams,
                    t_start: int, min_cell: int, blocks: tuple[str, ...], panel,
-                   pm: pd.DataFrame | None = None, say: Callable[[str], None] | None = None
-                   ) -> pd.DataFrame:
+                   pm: pd.DataFrame | None = None,
+                   say: Callable[[str], None] = lambda msg: None) -> pd.DataFrame:
     """Effects on intermediate results (``progress.progress_effects``; empty without a
     ``progress`` table or trajectories). The two tables may be given as the Parquet files
     of the validated tables: they are then read here and freed after, not held through
@@ -283,8 +283,7 @@ def _progress_part(progress_table, trajectories, adoption, shocks, params: Estim
         progress_table = io.read_parquet(progress_table, dates=True)
     if isinstance(trajectories, (str, Path)):
         trajectories = io.read_parquet(trajectories)
-    if say:
-        say("intermediate results (progress)")
+    say("intermediate results (progress)")
     return progress_effects(progress_table, trajectories, pm, adoption, shocks, params,
                             t_start, min_cell, blocks, panel=panel)
 
