@@ -127,3 +127,77 @@ def test_acc_sums_equal_the_dense_products():
     np.testing.assert_allclose(acc.gram(), X.T @ (w[:, None] * X), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(acc.sums(), ind @ (w[:, None] * X), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(acc.Wc, ind @ w, rtol=1e-12)
+
+
+def _collinear_problem(seed: int = 5):
+    """Binomial rows in municipality x month cells whose third column is a municipal
+    indicator: collinear with municipality effects."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n, M, T = 6000, 6, 8
+    m, t = rng.integers(0, M, n), rng.integers(0, T, n)
+    cells = pd.DataFrame({"municipality": [f"m{i}" for i in range(M) for _ in range(T)],
+                          "regmonth": [f"r{i % 2}:{j}" for i in range(M) for j in range(T)]})
+    code = m * T + t
+    q = rng.normal(size=n)
+    X = np.column_stack([q, (rng.random(n) < 0.5).astype(float), (m == 2).astype(float),
+                         (rng.random(n) < 0.03).astype(float)])
+    trials = rng.integers(1, 4, n).astype(float)
+    p = 1 / (1 + np.exp(-(-2.0 + 0.3 * q + 0.2 * (m % 3))))
+    exits = rng.binomial(trials.astype(int), p).astype(float)
+    return sp.csr_matrix(X), exits, trials, code, cells, rng.integers(0, 12, n)
+
+
+def test_select_drops_what_the_fixed_effects_span_and_fits_the_rest_the_same():
+    """``fe_binomial(select=True)`` leaves out the municipal indicator under municipality
+    effects (judged on the first pass's sums) and then fits what a fit of the remaining
+    columns alone gives."""
+    from statsmodels.genmod.families import links
+
+    from impact.estimate.feglm import fe_binomial
+
+    X, exits, trials, code, cells, cl = _collinear_problem()
+    fe = ["municipality", "regmonth"]
+    got = fe_binomial(X, exits, trials, code, cells, fe, cl, links.Logit(), select=True)
+    assert got.columns.tolist() == [0, 1, 3]
+    ref = fe_binomial(X[:, [0, 1, 3]], exits, trials, code, cells, fe, cl, links.Logit())
+    np.testing.assert_allclose(got.params, ref.params, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(got.vcov, ref.vcov, rtol=1e-8, atol=1e-14)
+    assert got.ame == pytest.approx(ref.ame, rel=1e-10)
+    assert got.ame_se == pytest.approx(ref.ame_se, rel=1e-8)
+
+
+def test_select_refuses_a_reported_column_the_fixed_effects_span():
+    from statsmodels.genmod.families import links
+
+    from impact.estimate.feglm import ReportedColumnCollinear, fe_binomial
+
+    X, exits, trials, code, cells, cl = _collinear_problem()
+    with pytest.raises(ReportedColumnCollinear):
+        fe_binomial(X, exits, trials, code, cells, ["municipality", "regmonth"], cl,
+                    links.Logit(), qcol=2, select=True)
+
+
+def test_selected_blocks_and_sums_are_those_of_the_columns_alone():
+    """``Blocks.select`` keeps each column's side; ``Acc.select`` gives the sums an
+    accumulation over the selected columns alone gives."""
+    from impact.estimate.rowsource import Acc, Blocks
+
+    X, _, trials, code, _, _ = _collinear_problem(7)
+    cols = np.array([0, 2, 3])
+    whole, alone = Blocks(X, chunk=700), Blocks(X[:, cols], chunk=700)
+    sel = whole.select(cols)
+    assert sel.dense.tolist() == alone.dense.tolist()
+    assert sel.sparse.tolist() == alone.sparse.tolist() and len(sel.sparse)
+    a_whole, a_alone = Acc(whole, 48), Acc(alone, 48)
+    for acc, blocks in ((a_whole, whole), (a_alone, alone)):
+        for lo, hi, D, S in blocks.chunks():
+            acc.add(D, S, trials[lo:hi], code[lo:hi])
+    picked = a_whole.select(sel, cols)
+    np.testing.assert_allclose(picked.gram(), a_alone.gram(), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(picked.sums(), a_alone.sums(), rtol=1e-13, atol=1e-13)
+    for lo, hi, D, S in sel.chunks():  # the selected blocks' rows are the columns' own
+        D2, S2 = alone.src.split(lo, hi, alone.dense, alone.sparse)
+        np.testing.assert_array_equal(D, D2)
+        np.testing.assert_array_equal(S.toarray(), S2.toarray())

@@ -268,7 +268,7 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
     arrays (and a ``CodedRows`` design's), so the kept cells are moved to their fronts
     instead of copied (``coded_rows.compact``; the national hazard's cells are 3 GB).
     Shared by ``quality_hazard`` and ``hazard_stream``."""
-    from impact.estimate.feglm import fe_binomial, independent_of_fe
+    from impact.estimate.feglm import ReportedColumnCollinear, fe_binomial
 
     from impact.estimate.rowsource import as_rows
 
@@ -286,12 +286,14 @@ def fit_cells(X, xnames: list[str], exits: np.ndarray, trials: np.ndarray,
         exits, trials = cut(exits, keep), cut(trials, keep)
         cell_code, cluster = cut(cell_code, keep), cut(cluster, keep)
     share = float(trials.sum()) / n_all  # AME over all person-months: dropped ones add 0
-    # mostly dummy columns: sparse, so every IRLS step costs O(non-zeros + cells x k^2)
-    cols = independent_of_fe(X, trials, cell_code, cells, fe)
-    if 0 not in cols:
-        raise ValueError("quality_hazard: quality is collinear with the fixed effects")
-    res = fe_binomial(X.select(cols), exits, trials, cell_code, cells, fe, cluster,
-                      _family(link).link, qcol=0)
+    # mostly dummy columns: sparse, so every IRLS step costs O(non-zeros + cells x k^2);
+    # the columns collinear with the fixed effects (and those before them) left out
+    try:
+        res = fe_binomial(X, exits, trials, cell_code, cells, fe, cluster,
+                          _family(link).link, qcol=0, select=True)
+    except ReportedColumnCollinear:
+        raise ValueError("quality_hazard: quality is collinear with the fixed effects") from None
+    cols = res.columns
     G = int(pd.unique(cluster).size)
     crit = stats.t.ppf(1 - alpha / 2, G - 1)
     ame, se = res.ame * share, res.ame_se * share

@@ -72,6 +72,16 @@ class Blocks:
         self.sparse = np.flatnonzero(nnz <= share * self.shape[0])
         self.chunk = max(int(chunk), 1)
 
+    def select(self, cols: np.ndarray) -> "Blocks":
+        """The blocks of the columns ``cols`` (increasing), renumbered in order: each keeps
+        its side (dense or sparse), so the column counts are not taken again."""
+        out = Blocks.__new__(Blocks)
+        out.src, out.chunk = self.src.select(cols), self.chunk
+        out.shape = (self.shape[0], len(cols))
+        out.dense = np.flatnonzero(np.isin(cols, self.dense))
+        out.sparse = np.flatnonzero(np.isin(cols, self.sparse))
+        return out
+
     def chunks(self):
         """(lo, hi, dense block, sparse block) for each chunk of rows, in order."""
         for lo in range(0, self.shape[0], self.chunk):
@@ -122,6 +132,18 @@ class Acc:
                             shape=(self.C, len(w)))
         self.cd += ind @ Dw
         self.Wc += np.bincount(code, weights=w, minlength=self.C)
+
+    def select(self, blocks: Blocks, cols: np.ndarray) -> "Acc":
+        """The sums of the columns ``cols`` (increasing; ``blocks`` this one's
+        ``Blocks.select(cols)``): sub-blocks of these, the same numbers."""
+        out = Acc.__new__(Acc)
+        out.b, out.C, out.Wc = blocks, self.C, self.Wc
+        d = np.flatnonzero(np.isin(self.b.dense, cols))
+        s = np.flatnonzero(np.isin(self.b.sparse, cols))
+        out.dd, out.sd = self.dd[np.ix_(d, d)], self.sd[np.ix_(s, d)]
+        out.ss = self.ss[np.ix_(s, s)]
+        out.cd, out.cs = self.cd[:, d], self.cs[:, s]
+        return out
 
     def gram(self) -> np.ndarray:
         d, s, k = self.b.dense, self.b.sparse, self.b.shape[1]
