@@ -159,10 +159,13 @@ class _CellSums:
         self.size = C
         u, inv = local_codes(code)
         self.cnt[u] += np.bincount(inv)
+        # the rows' columns as views when every row is kept (most batches), else once
+        # gathered by index: a boolean gather per column was most of this method's time
+        rows = slice(None) if m.all() else np.flatnonzero(m)
         for o in range(O):
-            self.SY[u, o] += np.bincount(inv, weights=r.Y[m, o])
+            self.SY[u, o] += np.bincount(inv, weights=r.Y[rows, o])
         for j in range(k):
-            self.SX[u, j] += np.bincount(inv, weights=r.X[m, j])
+            self.SX[u, j] += np.bincount(inv, weights=r.X[rows, j])
 
     def lookup(self, muni_labels: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The adopted cell of each row (its municipality label and month)."""
@@ -246,8 +249,9 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
         any_tr, any_un = any_tr or bool(r.treated.any()), any_un or bool(r.untreated.any())
         u = r.untreated
         if u.any():
-            cols = {f"y{o}": r.Y[u, o] for o in range(O)}
-            cols.update({f"x{j}": r.X[u, j] for j in range(r.X.shape[1])})
+            ui = np.flatnonzero(u)  # gathered by index (one boolean scan, not one a column)
+            cols = {f"y{o}": r.Y[ui, o] for o in range(O)}
+            cols.update({f"x{j}": r.X[ui, j] for j in range(r.X.shape[1])})
             gs.add(cols, {}, df[cname].astype(str)[u],
                    df["municipality"].astype(str)[u].reset_index(drop=True),
                    df["region"].astype(str)[u].reset_index(drop=True), r.t[u])
@@ -296,10 +300,17 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
         con.execute("CREATE TABLE trip (client VARCHAR, cl BIGINT, type BIGINT, "
                     "mask BIGINT)")
         for df in io.iter_batches(path, reads, batch_rows):
-            r, cl_pos = rows(df)
-            tr = np.flatnonzero(r.treated)
+            # only the adopted rows are used: taken before their columns are made (the
+            # pass's rows cost about as much as pass 1's, most of them never used)
+            t = df["t"].to_numpy(dtype="int64")
+            g = month_index(df["adoption_month"])
+            tr = np.flatnonzero(np.isfinite(g) & (t - g >= 0))
             if not len(tr):
                 continue
+            if len(tr) < len(df):
+                df = df.take(tr).reset_index(drop=True)
+            r, cl_pos = rows(df)
+            tr = np.flatnonzero(r.treated)   # all of them
             # row-major, as the products below were made before (the same bits)
             X = np.ascontiguousarray(r.X[np.ix_(tr, xsel)])
             Y, cl = np.ascontiguousarray(r.Y[tr]), sorted_of[cl_pos[tr]]
