@@ -178,9 +178,10 @@ def test_stages_whose_peaks_do_not_fit_do_not_overlap(tmp_path, monkeypatch):
 
 
 def test_the_next_batch_within_the_budget():
-    """The most urgent batch when it fits; else a shorter one that fits and ends before
-    the running lanes (backfill); a family's batch leaves out siblings larger than its
-    first stage; nothing when nothing fits in time."""
+    """The most urgent batch when it fits; else one that fits and ends before the
+    running lanes, or is short and leaves the waiting one room beside it (backfill); a
+    family's batch leaves out siblings larger than its first stage; nothing when nothing
+    fits in time."""
     from impact.schedule import choose
 
     peaks = {"het": 9000.0, "e@hazard": 8000.0, "e@ols": 500.0, "sweep": 300.0}
@@ -194,9 +195,19 @@ def test_the_next_batch_within_the_budget():
     ready = ["e@hazard", "sweep"]
     assert choose(ready, running=[(["het"], 100.0)], horizon=lambda: 50.0, **kw) \
         == (["sweep"], "e@hazard")
-    # ...but not when it would outlast the running lane: it would delay e@hazard
+    # ...and when it would outlast the running lane, only if e@hazard could start
+    # beside it (8 + 0.3 GB): then it does not delay e@hazard; at 9.8 GB it would
     assert choose(ready, running=[(["het"], 100.0)], horizon=lambda: 5.0, **kw) \
+        == (["sweep"], "e@hazard")
+    tight = {**kw, "peaks": {**peaks, "e@hazard": 9800.0}}
+    assert choose(ready, running=[(["het"], 100.0)], horizon=lambda: 5.0, **tight) \
         == (None, "e@hazard")
+    assert choose(ready, running=[(["het"], 100.0)], horizon=lambda: 50.0, **tight) \
+        == (["sweep"], "e@hazard")
+    # a long stage (90 s) is not backfilled past the running lane's end even so: it
+    # would hold back the next stage by more than ``SHORT_S``
+    assert choose(["e@hazard", "e@ols"], running=[(["het"], 100.0)], horizon=lambda: 5.0,
+                  **kw) == (None, "e@hazard")
     # a family's batch (9 siblings, jobs 1: a quarter per lane) without larger siblings
     fam = ["e@ols"] + [f"e@s{i}" for i in range(7)] + ["e@hazard"]
     fam_prio = {s: 100.0 - i for i, s in enumerate(fam)}

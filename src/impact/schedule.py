@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from impact.repro import Plan
 
-__all__ = ["priority", "batch", "fits", "choose", "SHORT_S"]
+__all__ = ["priority", "batch", "beside", "fits", "choose", "SHORT_S"]
 
 
 def priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
@@ -56,6 +56,15 @@ def fits(lane: list[str], running: list[tuple[list[str], float]],
     return held + _need(lane, peaks) <= budget
 
 
+def beside(lane: list[str], held: str, peaks: dict[str, float], budget: float | None) -> bool:
+    """Whether the stage ``held`` back for memory could start beside ``lane`` once the
+    lanes running now end: a backfill that leaves it room does not delay it, however
+    long the running lanes still take (the national heterogeneity stage ran 35 s past
+    its last time while the held hazard kept the other lane idle for 40 s, where the
+    short programme estimates would have fitted)."""
+    return budget is None or _need(lane, peaks) + peaks.get(held, 0.0) <= budget
+
+
 #: seconds (by the last run) up to which a stage is batched with its siblings: a batch saves
 #: a ``dvc`` start (about 2 s) per stage, worth it for short stages only
 SHORT_S = 30.0
@@ -67,11 +76,12 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
            budget: float | None) -> tuple[list[str] | None, str | None]:
     """The next lane's batch (None: none may start now) and the most urgent ready stage
     if it was held back for memory. The most urgent batch if it fits beside ``running``;
-    else the first that fits and, by the last run's times (``secs``), ends before the
-    running lanes do (``horizon``), so that it does not delay the one waiting
-    (backfilling). A batch never needs more memory than its first stage, and holds
-    several stages only when each is short (``SHORT_S``): a batch runs its stages one
-    after the other, so two long ones in one (the national run's ``quality_iv`` and
+    else the first that fits and either ends before the running lanes do by the last
+    run's times (``secs``, ``horizon``) or is short (``SHORT_S``) and leaves the one
+    waiting room beside it (``beside``), so that it does not delay that one and holds
+    back the next by less than ``SHORT_S`` at most (backfilling). A batch never needs
+    more memory than its first stage, and holds several stages only when each is short
+    (``SHORT_S``): a batch runs its stages one after the other, so two long ones in one (the national run's ``quality_iv`` and
     hazard, 3 minutes each) would keep the other lane from taking one of them."""
     held, limit = None, None
     for first in ready:
@@ -79,7 +89,9 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
         b = [s for s in batch([first] + [s for s in ready if s != first], prio, jobs)
              if s == first or (short and secs([s]) <= SHORT_S
                                and peaks.get(s, 0.0) <= peaks.get(first, 0.0))]
-        if fits(b, running, peaks, budget) and (limit is None or secs(b) <= limit):
+        if fits(b, running, peaks, budget) and (
+                limit is None or secs(b) <= limit
+                or (secs(b) <= SHORT_S and beside(b, held, peaks, budget))):
             return b, held
         if limit is None:
             held, limit = first, horizon()
