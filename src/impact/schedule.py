@@ -79,10 +79,11 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
     else the first that fits and either ends before the running lanes do by the last
     run's times (``secs``, ``horizon``) or is short (``SHORT_S``) and leaves the one
     waiting room beside it (``beside``), so that it does not delay that one and holds
-    back the next by less than ``SHORT_S`` at most (backfilling). A batch never needs
-    more memory than its first stage, and holds several stages only when each is short
-    (``SHORT_S``): a batch runs its stages one after the other, so two long ones in one (the national run's ``quality_iv`` and
-    hazard, 3 minutes each) would keep the other lane from taking one of them."""
+    back the next one by ``SHORT_S`` at most (backfilling). A batch never needs more
+    memory than its first stage, and holds several stages only when each is short
+    (``SHORT_S``): a batch runs its stages one after the other, so two long ones in one
+    (the national run's ``quality_iv`` and hazard, 3 minutes each) would keep the other
+    lane from taking one of them."""
     held, limit = None, None
     for first in ready:
         short = secs([first]) <= SHORT_S
