@@ -113,6 +113,21 @@ def test_every_block_and_outcome_and_no_overlapping_labels(tables):
         plt.close(en)
 
 
+def test_the_axis_label_stays_inside_the_figure(tables):
+    """Every block and outcome's axis label, in both languages, within the figure's width
+    (centred under the axis, the programme's label for any exit ran off its right edge)."""
+    figs = [*forest_figures(*tables, min_cell=10).values(),
+            *forest_figures(*tables, min_cell=10, text=FOREST_TEXT["nl"], decimal=",").values()]
+    try:
+        for fig in figs:
+            fig.canvas.draw()
+            box = fig.axes[0].xaxis.label.get_window_extent(fig.canvas.get_renderer())
+            assert box.x0 >= 0 and box.x1 <= fig.bbox.width, fig.axes[0].get_xlabel()
+    finally:
+        for f in figs:
+            plt.close(f)
+
+
 def test_a_dimension_without_test_and_bad_text(tables):
     groups, tests = tables
     tests = tests.copy()

@@ -321,11 +321,23 @@ def _place_axes(fig, ax, leg, height: float) -> None:
     dpi = fig.dpi
     labels = [t.get_window_extent(r).width for t in ax.get_yticklabels() if t.get_text()]
     left = (max(labels, default=0.0) / dpi + 0.12 + MARGIN) / WIDTH
+    _fit_label(ax.xaxis.label, r, (1 - RIGHT / WIDTH - left) * WIDTH * dpi)
     below_axis = (ax.xaxis.get_tightbbox(r).height / dpi) if ax.xaxis.get_tightbbox(r) else 0.5
     legend = leg.get_window_extent(r).height / dpi
     bottom = (0.06 + legend + 0.12 + below_axis + 0.04) / height
     top = 1 - (0.42 / height)
     ax.set_position([left, bottom, 1 - RIGHT / WIDTH - left, top - bottom])
+
+
+def _fit_label(label, renderer, width: float) -> None:
+    """The axis label wrapped into lines no wider than the axis (``width`` pixels): it is
+    centred under the axis, so a wider line ran off the figure's right edge (the
+    programme's label for any exit, at A4 width)."""
+    text = " ".join(label.get_text().split("\n"))
+    n = len(text)
+    while n > 24 and label.get_window_extent(renderer).width > width:
+        n -= 4
+        label.set_text("\n".join(textwrap.wrap(text, n)))
 
 
 def _normal_quantile(q: float) -> float:
