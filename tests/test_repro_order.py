@@ -208,6 +208,13 @@ def test_the_next_batch_within_the_budget():
     # would hold back the next stage by more than ``SHORT_S``
     assert choose(["e@hazard", "e@ols"], running=[(["het"], 100.0)], horizon=lambda: 5.0,
                   **kw) == (None, "e@hazard")
+    # ...nor beside two running lanes (--jobs 3): which one ends first is not known, and
+    # short backfills that each leave e@hazard room could together leave it none
+    assert choose(ready, running=[(["het"], 100.0), (["e@ols"], 100.0)], horizon=lambda: 5.0,
+                  **{**kw, "jobs": 3}) == (None, "e@hazard")
+    # ...nor a stage without a recorded peak
+    assert choose(["e@hazard", "new"], running=[(["het"], 100.0)], horizon=lambda: 0.0,
+                  **{**kw, "secs": lambda b: 1.0}) == (None, "e@hazard")
     # a family's batch (9 siblings, jobs 1: a quarter per lane) without larger siblings
     fam = ["e@ols"] + [f"e@s{i}" for i in range(7)] + ["e@hazard"]
     fam_prio = {s: 100.0 - i for i, s in enumerate(fam)}

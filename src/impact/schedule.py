@@ -56,13 +56,18 @@ def fits(lane: list[str], running: list[tuple[list[str], float]],
     return held + _need(lane, peaks) <= budget
 
 
-def beside(lane: list[str], held: str, peaks: dict[str, float], budget: float | None) -> bool:
-    """Whether the stage ``held`` back for memory could start beside ``lane`` once the
-    lanes running now end: a backfill that leaves it room does not delay it, however
-    long the running lanes still take (the national heterogeneity stage ran 35 s past
-    its last time while the held hazard kept the other lane idle for 40 s, where the
-    short programme estimates would have fitted)."""
-    return budget is None or _need(lane, peaks) + peaks.get(held, 0.0) <= budget
+def beside(lane: list[str], held: str, running: list[tuple[list[str], float]],
+           peaks: dict[str, float], budget: float | None) -> bool:
+    """Whether the stage ``held`` back for memory can start beside ``lane`` once the one
+    running lane ends: then a backfill does not delay it, however long that lane still
+    takes (the national heterogeneity stage ran 35 s past its last time while the held
+    hazard kept the other lane idle for 40 s, where the short programme estimates would
+    have fitted). Only with one lane running (``--jobs 2``): with more, which of them
+    are still running when ``held`` is due is not known, and backfills that each leave
+    it room could together leave it none. Both stages must have a recorded peak."""
+    if len(running) != 1 or held not in peaks or any(s not in peaks for s in lane):
+        return False
+    return budget is None or _need(lane, peaks) + peaks[held] <= budget
 
 
 #: seconds (by the last run) up to which a stage is batched with its siblings: a batch saves
@@ -77,13 +82,13 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
     """The next lane's batch (None: none may start now) and the most urgent ready stage
     if it was held back for memory. The most urgent batch if it fits beside ``running``;
     else the first that fits and either ends before the running lanes do by the last
-    run's times (``secs``, ``horizon``) or is short (``SHORT_S``) and leaves the one
-    waiting room beside it (``beside``), so that it does not delay that one and holds
-    back the next one by ``SHORT_S`` at most (backfilling). A batch never needs more
-    memory than its first stage, and holds several stages only when each is short
-    (``SHORT_S``): a batch runs its stages one after the other, so two long ones in one
-    (the national run's ``quality_iv`` and hazard, 3 minutes each) would keep the other
-    lane from taking one of them."""
+    run's times (``secs``, ``horizon``) or, beside one running lane, is short
+    (``SHORT_S``) and leaves the one waiting room beside it (``beside``), so that it does
+    not delay that one and holds back the next one by ``SHORT_S`` at most (backfilling).
+    A batch never needs more memory than its first stage, and holds several stages only
+    when each is short (``SHORT_S``): a batch runs its stages one after the other, so two
+    long ones in one (the national run's ``quality_iv`` and hazard, 3 minutes each) would
+    keep the other lane from taking one of them."""
     held, limit = None, None
     for first in ready:
         short = secs([first]) <= SHORT_S
@@ -92,7 +97,7 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
                                and peaks.get(s, 0.0) <= peaks.get(first, 0.0))]
         if fits(b, running, peaks, budget) and (
                 limit is None or secs(b) <= limit
-                or (secs(b) <= SHORT_S and beside(b, held, peaks, budget))):
+                or (secs(b) <= SHORT_S and beside(b, held, running, peaks, budget))):
             return b, held
         if limit is None:
             held, limit = first, horizon()

@@ -166,6 +166,13 @@ def test_select_drops_what_the_fixed_effects_span_and_fits_the_rest_the_same():
     np.testing.assert_allclose(got.vcov, ref.vcov, rtol=1e-8, atol=1e-14)
     assert got.ame == pytest.approx(ref.ame, rel=1e-10)
     assert got.ame_se == pytest.approx(ref.ame_se, rel=1e-8)
+    # the reported column after the dropped one: its AME is the fit's column 2
+    got3 = fe_binomial(X, exits, trials, code, cells, fe, cl, links.Logit(), qcol=3,
+                       select=True)
+    ref2 = fe_binomial(X[:, [0, 1, 3]], exits, trials, code, cells, fe, cl, links.Logit(),
+                       qcol=2)
+    assert got3.ame == pytest.approx(ref2.ame, rel=1e-10) and got3.ame != got.ame
+    assert got3.ame_se == pytest.approx(ref2.ame_se, rel=1e-8)
 
 
 def test_select_refuses_a_reported_column_the_fixed_effects_span():
@@ -184,20 +191,29 @@ def test_selected_blocks_and_sums_are_those_of_the_columns_alone():
     accumulation over the selected columns alone gives."""
     from impact.estimate.rowsource import Acc, Blocks
 
+    import scipy.sparse as sp
+
     X, _, trials, code, _, _ = _collinear_problem(7)
-    cols = np.array([0, 2, 3])
-    whole, alone = Blocks(X, chunk=700), Blocks(X[:, cols], chunk=700)
-    sel = whole.select(cols)
-    assert sel.dense.tolist() == alone.dense.tolist()
-    assert sel.sparse.tolist() == alone.sparse.tolist() and len(sel.sparse)
-    a_whole, a_alone = Acc(whole, 48), Acc(alone, 48)
-    for acc, blocks in ((a_whole, whole), (a_alone, alone)):
-        for lo, hi, D, S in blocks.chunks():
-            acc.add(D, S, trials[lo:hi], code[lo:hi])
-    picked = a_whole.select(sel, cols)
-    np.testing.assert_allclose(picked.gram(), a_alone.gram(), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(picked.sums(), a_alone.sums(), rtol=1e-13, atol=1e-13)
-    for lo, hi, D, S in sel.chunks():  # the selected blocks' rows are the columns' own
-        D2, S2 = alone.src.split(lo, hi, alone.dense, alone.sparse)
-        np.testing.assert_array_equal(D, D2)
-        np.testing.assert_array_equal(S.toarray(), S2.toarray())
+    rng = np.random.default_rng(8)
+    # two sparse columns more: dense 0, 1 and 2; sparse 3, 4 and 5 (drop one between)
+    X = sp.hstack([X, sp.csr_matrix((rng.random((X.shape[0], 2)) < 0.05).astype(float))],
+                  format="csr")
+    for cols in (np.array([0, 2, 3]), np.array([0, 1, 3, 5]), np.array([1, 4, 5])):
+        whole, alone = Blocks(X, chunk=700), Blocks(X[:, cols], chunk=700)
+        assert whole.sparse.tolist() == [3, 4, 5]
+        sel = whole.select(cols)
+        assert sel.dense.tolist() == alone.dense.tolist()
+        assert sel.sparse.tolist() == alone.sparse.tolist() and len(sel.sparse)
+        a_whole, a_alone = Acc(whole, 48), Acc(alone, 48)
+        for acc, blocks in ((a_whole, whole), (a_alone, alone)):
+            for lo, hi, D, S in blocks.chunks():
+                acc.add(D, S, trials[lo:hi], code[lo:hi])
+        picked = a_whole.select(sel, cols)
+        np.testing.assert_allclose(picked.gram(), a_alone.gram(), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(picked.sums(), a_alone.sums(), rtol=1e-13, atol=1e-13)
+        for lo, hi, D, S in sel.chunks():  # the selected blocks' rows are the columns' own
+            D2, S2 = alone.src.split(lo, hi, alone.dense, alone.sparse)
+            np.testing.assert_array_equal(D, D2)
+            np.testing.assert_array_equal(S.toarray(), S2.toarray())
+    with pytest.raises(ValueError, match="increasing"):
+        Blocks(X).select(np.array([2, 0]))

@@ -75,6 +75,9 @@ class Blocks:
     def select(self, cols: np.ndarray) -> "Blocks":
         """The blocks of the columns ``cols`` (increasing), renumbered in order: each keeps
         its side (dense or sparse), so the column counts are not taken again."""
+        cols = np.asarray(cols)
+        if (np.diff(cols) <= 0).any():
+            raise ValueError("Blocks.select: columns must be increasing")
         out = Blocks.__new__(Blocks)
         out.src, out.chunk = self.src.select(cols), self.chunk
         out.shape = (self.shape[0], len(cols))
@@ -136,6 +139,9 @@ class Acc:
     def select(self, blocks: Blocks, cols: np.ndarray) -> "Acc":
         """The sums of the columns ``cols`` (increasing; ``blocks`` this one's
         ``Blocks.select(cols)``): sub-blocks of these, the same numbers."""
+        cols = np.asarray(cols)
+        if (np.diff(cols) <= 0).any():
+            raise ValueError("Acc.select: columns must be increasing")
         out = Acc.__new__(Acc)
         out.b, out.C, out.Wc = blocks, self.C, self.Wc
         d = np.flatnonzero(np.isin(self.b.dense, cols))

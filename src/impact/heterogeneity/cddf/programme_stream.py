@@ -310,7 +310,7 @@ def cddf_programme_file(path: str | Path, params: EstimateParams, het: Heterogen
             if len(tr) < len(df):
                 df = df.take(tr).reset_index(drop=True)
             r, cl_pos = rows(df)
-            tr = np.flatnonzero(r.treated)   # all of them
+            tr = np.flatnonzero(r.treated)   # every row now (the same test as above)
             # row-major, as the products below were made before (the same bits)
             X = np.ascontiguousarray(r.X[np.ix_(tr, xsel)])
             Y, cl = np.ascontiguousarray(r.Y[tr]), sorted_of[cl_pos[tr]]
