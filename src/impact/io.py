@@ -168,11 +168,16 @@ def whole_file_dtypes(pf: pq.ParquetFile, columns) -> dict[str, str]:
     return out
 
 
-def iter_batches(path: str | Path, columns: list[str], batch_rows: int):
+def iter_batches(path: str | Path, columns: list[str], batch_rows: int, keep=None):
     """The person-months of a Parquet file as pandas frames of ``batch_rows`` rows (only
     ``columns``, in file order), each column of the dtype ``read_person_months`` gives it
     for the whole file (``whole_file_dtypes``): so that a value is the same value in every
     batch, e.g. 3.0 and not 3 in a batch where an integer column has no missing value.
+
+    ``keep``: a function of a batch's Arrow record batch or table giving the rows to keep
+    (bool array); only those are converted, and a batch with none is skipped: the frames
+    of ``df.loc[keep].reset_index(drop=True)``, without pandas' row filter, which copied
+    every column again (a national quality pass over 22 columns: 17.1 -> 12.6 CPU s).
 
     Text columns are read dictionary-encoded and decoded in Arrow (``decoded``): the same
     values and dtypes, about three times faster than Parquet's own decoding to plain text
@@ -192,9 +197,15 @@ def iter_batches(path: str | Path, columns: list[str], batch_rows: int):
         pf = pq.ParquetFile(path, read_dictionary=text)
     batches = pf.iter_batches(batch_size=batch_rows, columns=columns)
     for part in (([b] for b in batches) if stored or not text else _up_to(batches, batch_rows)):
-        df = (decoded(part[0], text) if len(part) == 1
-              else pa.Table.from_batches([decoded(b, text) for b in part])
-              ).to_pandas(date_as_object=False)
+        got = (decoded(part[0], text) if len(part) == 1
+               else pa.Table.from_batches([decoded(b, text) for b in part]))
+        if keep is not None:
+            rows = np.asarray(keep(got), dtype=bool)
+            if not rows.any():
+                continue
+            if not rows.all():
+                got = got.filter(pa.array(rows))
+        df = got.to_pandas(date_as_object=False)
         for c, kind in kinds.items():
             if str(df[c].dtype) != kind:
                 df[c] = df[c].astype(kind)

@@ -149,3 +149,53 @@ def test_no_quality_columns(pm, tmp_path):
     with pytest.warns(EstimationWarning, match="no quality_a/quality_b"):
         rows, head = estimate_quality_file(path, EstimateParams())
     assert rows == [] and head is None
+
+
+@pytest.mark.parametrize("lt_type", ["int", "float_with_missing", "bool", "text"])
+@pytest.mark.parametrize("sample", ["all", "inflow"])
+def test_sample_rows_chosen_in_arrow_equal_the_frame_filter(tmp_path, sample, lt_type):
+    """``_batches`` keeps a file's rows in Arrow (``io.iter_batches(keep=)``): the same
+    frames as pandas' filter of each batch (``notna`` of both halves, a missing value as
+    null or NaN, ``left_truncated == 0``), over row groups that the batches join."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from impact.estimate.quality_stream import _batches
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    qa = rng.normal(size=n)
+    qb = rng.normal(size=n)
+    lt = rng.integers(0, 2, n)
+    na_a, nan_a, na_b = rng.random(n) < 0.05, rng.random(n) < 0.05, rng.random(n) < 0.05
+    qa[nan_a] = np.nan  # NaN stored as a value, not a null
+    lt_arr = {"int": pa.array(lt), "bool": pa.array(lt.astype(bool)),
+              "float_with_missing": pa.array(np.where(rng.random(n) < 0.1, None, lt),
+                                             pa.float64()),
+              "text": pa.array(lt.astype(str))}[lt_type]
+    table = pa.table({
+        "quality_a": pa.array(qa, mask=na_a, from_pandas=False),
+        "quality_b": pa.array(qb, mask=na_b),
+        "left_truncated": lt_arr,
+        "municipality": pa.array(rng.choice(["GM1", "GM2", None], n)),
+        "k": pa.array(rng.integers(0, 5, n)),
+    })
+    path = tmp_path / "pm.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    cols = ["quality_a", "quality_b", "left_truncated", "municipality", "k"]
+    got = list(_batches(path, cols, sample, 1000))
+    want = []
+    for df in io.iter_batches(path, cols, 1000):  # the frame filter, batch by batch
+        keep = (df["quality_a"].notna() & df["quality_b"].notna()).to_numpy().copy()
+        if sample == "inflow":
+            keep &= df["left_truncated"].to_numpy() == 0
+        if keep.any():
+            want.append(df.loc[keep].reset_index(drop=True))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        pd.testing.assert_frame_equal(g, w, check_exact=True)
+    kept = sum(len(g) for g in got)
+    if sample == "inflow" and lt_type == "text":  # "0" is not 0, for pandas as here
+        assert kept == 0
+    else:
+        assert len(got) > 1 and 0 < kept < n and (sample == "all" or kept < 0.6 * n)

@@ -46,6 +46,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from impact import io
@@ -169,17 +171,42 @@ def _batches(path: Path | pd.DataFrame, columns: list[str], sample: str, batch_r
     """The sample's rows (both quality halves measured; ``inflow``: spells starting in the
     window) of the panel file, batch by batch, in file order (``io.iter_batches``: each
     column of its whole-file dtype); of a frame, its slices of ``batch_rows`` rows."""
-    if isinstance(path, pd.DataFrame):
-        source = (path.iloc[i:i + batch_rows][columns]
-                  for i in range(0, len(path), batch_rows))
-    else:
-        source = io.iter_batches(path, columns, batch_rows)
-    for df in source:
+    if not isinstance(path, pd.DataFrame):  # the rows chosen in Arrow (``_in_sample``)
+        yield from io.iter_batches(path, columns, batch_rows,
+                                   keep=lambda b: _in_sample(b, sample))
+        return
+    for i in range(0, len(path), batch_rows):
+        df = path.iloc[i:i + batch_rows][columns]
         keep = (df["quality_a"].notna() & df["quality_b"].notna()).to_numpy().copy()
         if sample == "inflow":
             keep &= df["left_truncated"].to_numpy() == 0
         if keep.any():
             yield df.loc[keep].reset_index(drop=True)
+
+
+def _notna(col) -> np.ndarray:
+    """pandas' ``notna`` of an Arrow column: not null and, for floats, not NaN."""
+    ok = pc.is_valid(col)
+    if pa.types.is_floating(col.type):
+        ok = pc.and_(ok, pc.invert(pc.is_nan(col)).fill_null(False))
+    return np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _in_sample(b, sample: str) -> np.ndarray:
+    """The rows of an Arrow batch (or table) ``_batches`` keeps of a frame: both quality
+    halves present and, for ``inflow``, ``left_truncated == 0`` (as on the frame's
+    column: a missing value is not 0; a boolean False is)."""
+    keep = _notna(b.column("quality_a")) & _notna(b.column("quality_b"))
+    if sample == "inflow":
+        lt = b.column("left_truncated")
+        if pa.types.is_boolean(lt.type):
+            zero = pc.invert(lt)
+        elif pa.types.is_integer(lt.type) or pa.types.is_floating(lt.type):
+            zero = pc.equal(lt, 0)
+        else:  # any other type as pandas compares it
+            zero = pa.array(lt.to_pandas().to_numpy() == 0)
+        keep &= np.asarray(zero.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    return keep
 
 
 def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sample: str = "all",
