@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--panel", type=Path, required=True)
     ap.add_argument("--validated", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--sums", type=Path, default=None,
+                    help="this specification's folder of the quality_sums stage")
     args = ap.parse_args()
 
     params = load_params(args.params)
@@ -57,6 +59,7 @@ def main() -> None:
         panel=panel,
         # value-added's two levels in two local processes (compute.workers: 1 = serial)
         workers=params.compute.workers or os.cpu_count() or 1,
+        sums=args.sums,
     )
     out = io.clean_dir(args.out)
     io.write_parquet(result.tidy, out / "estimates.parquet")

@@ -26,7 +26,7 @@ def _ran(output: str) -> set[str]:
 def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
     repo = make_repo(tmp_path, SMALL_ONE_CELL)  # the grid's own reruns: the test below
     first = run(["dvc", "repro"], repo)
-    assert _ran(first.stdout) == {"simulate", "validate", "panel", "estimate",
+    assert _ran(first.stdout) == {"simulate", "validate", "panel", "quality_sums", "estimate",
                                   "sweep_frames", "sweep", "decompose", "benchmark",
                                   "robustness", "heterogeneity", "report", "publish"}
     check_briefs(repo)
@@ -72,15 +72,18 @@ def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
     # the quality window is read by `panel`; everything downstream follows, but the grid
     # cells: their frames (re-aggregated) hold no quality column, so keep their bytes
     set_params(repo, {"panel.quality_window_months": 5})
-    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "estimate", "sweep_frames",
+    assert _ran(run(["dvc", "repro"], repo).stdout) == {"panel", "quality_sums", "estimate",
+                                                          "sweep_frames",
                                                           "decompose", "benchmark",
                                                           "robustness", "heterogeneity",
                                                           "report", "publish"}
 
     # one specification changed: only its own stage and the report (the decomposition
-    # tracks only its own specification, decompose.specification = quality_iv)
+    # tracks only its own specification, decompose.specification = quality_iv); the shared
+    # quality pass runs again, but rewrites only that specification's folder
     set_params(repo, {"specifications.quality_ols.cluster": "region"})
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"estimate@quality_ols", "report",
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"quality_sums",
+                                                                "estimate@quality_ols", "report",
                                                                 "publish"}
     table = (repo / "reports/tables/specifications.csv").read_text()
     assert "quality_ols" in table
@@ -92,8 +95,9 @@ def test_repro_noop_and_partial_rerun(tmp_path, monkeypatch):
     params["headline"]["quality"] = "quality_iv_munimonth"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # the robustness summary and the group effects follow the headline
-    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"robustness", "heterogeneity",
-                                                                "report", "publish"}
+    assert _ran_stages(run(["dvc", "repro"], repo).stdout) == {"quality_sums", "robustness",
+                                                                "heterogeneity", "report",
+                                                                "publish"}
     assert (repo / "data/estimates/quality_ols").exists()
     import pandas as pd
 

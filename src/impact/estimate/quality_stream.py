@@ -40,7 +40,7 @@ with batches that split clusters and cells, rows with missing values, and every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -241,19 +241,51 @@ def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sampl
         return None
     outcomes = dict(outcomes or {"y": "exit_work"})
     lm = lm_candidates(schema, params.estimate.lm_controls)
-    cluster_col = "region" if params.estimate.cluster == "region" else "municipality"
+    columns = pass_reads(schema, params, outcomes, sample, extra_reads)
+    p = _run(path, params, outcomes, lm, _cluster_col(params), columns, sample, batch_rows,
+             extra, only)
+    p = with_two_clusters(p, path, params, outcomes, columns, sample, batch_rows, extra, only)
+    return finish(p, params, outcomes, raw)
+
+
+def _cluster_col(params: EstimateParams) -> str:
+    return "region" if params.estimate.cluster == "region" else "municipality"
+
+
+def pass_reads(schema, params: EstimateParams, outcomes: Mapping[str, str], sample: str,
+               extra_reads: Sequence[str] = ()) -> list[str]:
+    """The columns of the file (``schema``: its names) a pass of ``quality_grams`` reads."""
     columns = list(dict.fromkeys(model_reads(schema, params, outcomes) + (
         ["left_truncated"] if sample == "inflow" else [])))
-    columns = list(dict.fromkeys(columns + [c for c in extra_reads if c in schema]))
-    p = _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows, extra, only)
+    return list(dict.fromkeys(columns + [c for c in extra_reads if c in schema]))
+
+
+def with_two_clusters(p: "_Pass", path, params: EstimateParams, outcomes, columns, sample,
+                      batch_rows, extra=None, only=None) -> "_Pass":
+    """``p``, or with fewer than two clusters the pass again by caseworker (with the
+    warning ``quality_frame`` gives)."""
     if p.n_obs and len(p.clusters) < 2:
         warn(f"quality: one {params.estimate.cluster} only; standard errors clustered by "
              "caseworker instead")
-        p = _run(path, params, outcomes, lm, "caseworker_key",
+        p = _run(path, params, outcomes, p.lm, "caseworker_key",
                  list(dict.fromkeys(columns + ["caseworker_key"])), sample, batch_rows, extra,
                  only)
+    return p
+
+
+#: categorical controls ``model_columns`` adds only under region x month effects
+_REGION_MONTH_ONLY = ("adoption_bin", "shock_bin")
+
+
+def finish(p: "_Pass", params: EstimateParams, outcomes: Mapping[str, str],
+           raw: bool = False) -> QualityGrams | None:
+    """The model's blocks from a finished pass ``p`` (``quality_grams``: the decisions taken
+    on the whole sample, then the columns chosen and, unless ``raw``, demeaned). A pass
+    made with region x month effects also serves ``params`` with municipality x month
+    effects: their model is its columns but the two bins' (``model_columns``), on the
+    same rows (the bins are never missing), so those columns' blocks are left out."""
     lm_keep = p.lm_keep()
-    bad = [c for c in p.bad if c not in lm]
+    bad = [c for c in p.bad if c not in p.lm]
     if p.dropped:
         warn(f"quality: {p.dropped} person-months dropped for missing {bad}")
     if p.n_obs == 0:
@@ -263,7 +295,8 @@ def quality_grams(path: str | Path | pd.DataFrame, params: EstimateParams, sampl
                        + lm_keep)] + list(p.extra_names)
     sel = [p.col[("num", c)] for c in num]
     names = list(num)
-    for c in dict.fromkeys(cc for cc, _ in p.col if cc != "num"):
+    skip = () if params.estimate.quality_fe == "region_month" else _REGION_MONTH_ONLY
+    for c in dict.fromkeys(cc for cc, _ in p.col if cc != "num" and cc not in skip):
         lv = sorted(lvl for cc, lvl in p.col if cc == c)
         counts = np.array([p.count((c, x)) for x in lv])
         drop = lv[int(np.argmax(counts))]
@@ -289,12 +322,23 @@ def _run(path, params, outcomes, lm, cluster_col, columns, sample, batch_rows,
     return p
 
 
+def demeaned(q: QualityGrams, params: EstimateParams) -> QualityGrams:
+    """Raw blocks (``quality_grams(raw=True)``) demeaned by ``params``' fixed effects."""
+    cname, fe, df_fe = fixed_effects(q.cells, len(q.grams.labels), params)
+    return replace(q, grams=demean_grams(q.grams, q.cells, fe), cluster=cname, fe=fe,
+                   df_fe=df_fe)
+
+
 def estimate_quality_file(path: str | Path, params: EstimateParams, estimator: str = "iv",
-                          sample: str = "all", batch_rows: int = BATCH_ROWS
+                          sample: str = "all", batch_rows: int = BATCH_ROWS,
+                          shared: Callable[[], QualityGrams | None] | None = None
                           ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """``quality.estimate_quality`` (the same rows and headline block) on the panel file
-    ``path`` read in batches (``sample``: ``all`` or ``inflow``)."""
-    q = quality_grams(path, params, sample, batch_rows=batch_rows)
+    ``path`` read in batches (``sample``: ``all`` or ``inflow``). ``shared``: gives this
+    specification's raw blocks from the shared pass instead (``quality_sums.load``,
+    which also repeats the pass's warnings)."""
+    q = (quality_grams(path, params, sample, batch_rows=batch_rows) if shared is None
+         else (lambda raw: None if raw is None else demeaned(raw, params))(shared()))
     if q is None:
         warn("quality: no person-month has both quality_a and quality_b; not estimated")
         return [], None

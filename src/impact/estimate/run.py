@@ -97,20 +97,23 @@ def _hazard(pm: pd.DataFrame, params: EstimateParams, link: str, panel: Path | N
 
 def quality_block(pm: pd.DataFrame | None, quality: pd.DataFrame, params: EstimateParams,
                   estimator: str = "iv", panel: Path | None = None, sample: str = "all",
-                  summary=None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+                  summary=None, shared=None
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows and headline of the quality block: effect, reliability, naive number.
 
     ``panel``: the person-month Parquet file ``pm`` was read from (its ``sample``); the
     2SLS and OLS then read it in batches (``quality_stream``: the same numbers, memory
     bounded), and so does the hazard (``hazard_stream``: the same cells), and ``pm`` is
     not read at all (may be None): the study window and the naive slope come from
-    ``summary`` (``panel_summary.summary_file``; made here when not given)."""
+    ``summary`` (``panel_summary.summary_file``; made here when not given). ``shared``:
+    the 2SLS and OLS blocks from the shared pass instead (``quality_sums.load``)."""
     if estimator.startswith("hazard_"):
         q_rows, q_head = _hazard(pm, params, estimator.removeprefix("hazard_"), panel, sample)
     elif panel is not None:
         from impact.estimate.quality_stream import estimate_quality_file
 
-        q_rows, q_head = estimate_quality_file(panel, params, estimator, sample)
+        q_rows, q_head = estimate_quality_file(panel, params, estimator, sample,
+                                               shared=shared)
     else:
         q_rows, q_head = estimate_quality(pm, params, estimator)
     if q_head is None:
@@ -256,13 +259,16 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
                       cells: pd.DataFrame,
                       quality: pd.DataFrame | None, adoption: pd.DataFrame | None,
                       shocks: pd.DataFrame | None, base: EstimateParams,
-                      panel: Path | None = None, workers: int = 1) -> EstimationResult:
+                      panel: Path | None = None, workers: int = 1,
+                      sums: Path | None = None) -> EstimationResult:
     """Estimate one specification; ``headline[spec.block]`` is None when not estimable.
 
     ``panel``: the Parquet file of ``person_months``; given, the quality 2SLS, OLS, hazard and
     value-added read it in batches instead (``streams_panel``), and ``person_months`` may
     be None for them (``panel_columns``: which columns it needs otherwise). ``workers``
-    > 1: value-added's two levels in two processes.
+    > 1: value-added's two levels in two processes. ``sums``: the specification's folder
+    of the ``quality_sums`` stage; its blocks are used when written for these settings
+    (``quality_sums.load``), else the regression makes its own pass.
 
     Estimation problems are ``EstimationWarning``s, collected in ``meta["warnings"]``.
     """
@@ -284,9 +290,12 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
             pm = pm.loc[pm["left_truncated"].to_numpy() == 0]
         if spec.block == "quality":
             if quality is not None and not quality.empty:
+                from impact.estimate.quality_sums import load, pass_key
+
                 rows, head = quality_block(pm, quality, params, spec.estimator,
                                            panel if streamed else None, spec.sample,
-                                           summary=summary)
+                                           summary=summary,
+                                           shared=load(sums, pass_key(spec, base)))
             if spec.value_added:
                 va_rows, tables = _value_added(pm, params, panel if streamed else None,
                                                spec.sample, workers)
