@@ -13,7 +13,7 @@ from pathlib import Path  # noqa: E402
 
 from impact import io  # noqa: E402
 from impact.config import load_params  # noqa: E402
-from impact.estimate.quality_sums import pass_key, shared_sums, write  # noqa: E402
+from impact.estimate.quality_sums import iter_shared_sums, pass_key, write  # noqa: E402
 from impact.stage import run_stage  # noqa: E402
 
 
@@ -26,12 +26,16 @@ def main() -> None:
 
     params = load_params(args.params)
     specs, base = params.specifications, params.estimate
+    panel = args.panel / "person_months.parquet"
     t0 = time.perf_counter()
-    got = shared_sums(args.panel / "person_months.parquet", specs, base)
     out = io.clean_dir(args.out)
-    for name, spec in specs.items():
-        write(out / name, pass_key(spec, base), got.get(name))
-    logging.info("quality sums for %s in %.1fs", ", ".join(got) or "no specification",
+    served = []
+    for name, got in iter_shared_sums(panel, specs, base):  # each written once made
+        write(out / name, pass_key(specs[name], base, panel), got)
+        served.append(name)
+    for name in specs.keys() - set(served):  # these make their own pass
+        write(out / name, pass_key(specs[name], base, panel), None)
+    logging.info("quality sums for %s in %.1fs", ", ".join(served) or "no specification",
                  time.perf_counter() - t0)
 
 

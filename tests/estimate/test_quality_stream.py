@@ -151,7 +151,8 @@ def test_no_quality_columns(pm, tmp_path):
     assert rows == [] and head is None
 
 
-@pytest.mark.parametrize("lt_type", ["int", "float_with_missing", "bool", "text"])
+@pytest.mark.parametrize("lt_type", ["int", "float_with_missing", "bool",
+                                     "bool_with_missing", "text"])
 @pytest.mark.parametrize("sample", ["all", "inflow"])
 def test_sample_rows_chosen_in_arrow_equal_the_frame_filter(tmp_path, sample, lt_type):
     """``_batches`` keeps a file's rows in Arrow (``io.iter_batches(keep=)``): the same
@@ -172,6 +173,7 @@ def test_sample_rows_chosen_in_arrow_equal_the_frame_filter(tmp_path, sample, lt
     lt_arr = {"int": pa.array(lt), "bool": pa.array(lt.astype(bool)),
               "float_with_missing": pa.array(np.where(rng.random(n) < 0.1, None, lt),
                                              pa.float64()),
+              "bool_with_missing": pa.array(lt.astype(bool), mask=rng.random(n) < 0.1),
               "text": pa.array(lt.astype(str))}[lt_type]
     table = pa.table({
         "quality_a": pa.array(qa, mask=na_a, from_pandas=False),
@@ -179,10 +181,12 @@ def test_sample_rows_chosen_in_arrow_equal_the_frame_filter(tmp_path, sample, lt
         "left_truncated": lt_arr,
         "municipality": pa.array(rng.choice(["GM1", "GM2", None], n)),
         "k": pa.array(rng.integers(0, 5, n)),
+        # an integer column whose only nulls are in rows left out: float64 all the same
+        "j": pa.array(rng.integers(0, 5, n), mask=na_b),
     })
     path = tmp_path / "pm.parquet"
     pq.write_table(table, path, row_group_size=700)
-    cols = ["quality_a", "quality_b", "left_truncated", "municipality", "k"]
+    cols = ["quality_a", "quality_b", "left_truncated", "municipality", "k", "j"]
     got = list(_batches(path, cols, sample, 1000))
     want = []
     for df in io.iter_batches(path, cols, 1000):  # the frame filter, batch by batch
@@ -195,6 +199,7 @@ def test_sample_rows_chosen_in_arrow_equal_the_frame_filter(tmp_path, sample, lt
     for g, w in zip(got, want):
         pd.testing.assert_frame_equal(g, w, check_exact=True)
     kept = sum(len(g) for g in got)
+    assert all(str(g["j"].dtype) == "float64" for g in got)
     if sample == "inflow" and lt_type == "text":  # "0" is not 0, for pandas as here
         assert kept == 0
     else:

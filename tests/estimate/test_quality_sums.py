@@ -82,21 +82,27 @@ def _estimate(path, spec, base, shared=None):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimationWarning)
         rows, head = estimate_quality_file(path, spec.apply(base), spec.estimator, spec.sample,
-                                           shared=shared)
+                                           batch_rows=997, shared=shared)
     return pd.DataFrame(rows), head, [str(w.message) for w in caught]
 
 
 def test_estimates_from_the_written_folders_equal_their_own(path, tmp_path):
     base = EstimateParams()
-    got = shared_sums(path, SPECS, base)
+    got = shared_sums(path, SPECS, base, batch_rows=997)  # several batches, as the own
     for name, spec in SPECS.items():
-        write(tmp_path / name, pass_key(spec, base), got.get(name))
+        write(tmp_path / name, pass_key(spec, base, path), got.get(name))
+    # written again: the same bytes (DVC reruns no estimate stage for an unchanged folder)
+    for name in ("iv", "hazard"):
+        again = tmp_path / "again" / name
+        write(again, pass_key(SPECS[name], base, path), got.get(name))
+        for f in (tmp_path / name).iterdir():
+            assert (again / f.name).read_bytes() == f.read_bytes(), f
     meta = json.loads((tmp_path / "hazard" / "meta.json").read_text())
     assert meta == {"key": None, "shared": False}
-    assert load(tmp_path / "hazard", pass_key(SPECS["hazard"], base)) is None
+    assert load(tmp_path / "hazard", pass_key(SPECS["hazard"], base, path)) is None
     for name in got:
         spec = SPECS[name]
-        shared = load(tmp_path / name, pass_key(spec, base))
+        shared = load(tmp_path / name, pass_key(spec, base, path))
         assert shared is not None
         a_rows, a_head, a_warned = _estimate(path, spec, base)
         b_rows, b_head, b_warned = _estimate(path, spec, base, shared)
@@ -119,12 +125,36 @@ def test_folder_for_other_settings_is_not_used(path, tmp_path):
     ignored: the stage makes its own pass."""
     base = EstimateParams()
     got = shared_sums(path, {"iv": SPECS["iv"]}, base)
-    write(tmp_path / "iv", pass_key(SPECS["iv"], base), got["iv"])
+    write(tmp_path / "iv", pass_key(SPECS["iv"], base, path), got["iv"])
     other = EstimateParams.from_dict(estimate={"controls": ["sex"]})
-    assert load(tmp_path / "iv", pass_key(SPECS["iv"], other)) is None
-    assert load(tmp_path / "missing", pass_key(SPECS["iv"], base)) is None
-    assert load(None, pass_key(SPECS["iv"], base)) is None
-    assert load(tmp_path / "iv", pass_key(SPECS["iv"], base)) is not None
+    assert load(tmp_path / "iv", pass_key(SPECS["iv"], other, path)) is None
+    assert load(tmp_path / "missing", pass_key(SPECS["iv"], base, path)) is None
+    assert load(None, pass_key(SPECS["iv"], base, path)) is None
+    assert load(tmp_path / "iv", pass_key(SPECS["iv"], base, path)) is not None
+    # the same settings on another panel file (a folder of an earlier panel)
+    pm = io.read_person_months(path)
+    other_file = tmp_path / "other.parquet"
+    io.write_parquet(pm.iloc[:-5], other_file)
+    assert load(tmp_path / "iv", pass_key(SPECS["iv"], base, other_file)) is None
+
+
+def test_empty_sample_is_written_and_repeats_its_warnings(path, tmp_path):
+    """No spell starts in the window: the inflow pass finds no person-month; the folder
+    says so and the estimate stage gives what its own pass gives (no estimate, the same
+    warnings)."""
+    pm = io.read_person_months(path)
+    old = tmp_path / "old.parquet"
+    io.write_parquet(pm.assign(left_truncated=1), old)
+    base = EstimateParams()
+    spec = SPECS["inflow"]
+    got = shared_sums(old, {"inflow": spec}, base)
+    assert got["inflow"][0] is None
+    write(tmp_path / "inflow", pass_key(spec, base, old), got["inflow"])
+    shared = load(tmp_path / "inflow", pass_key(spec, base, old))
+    a_rows, a_head, a_warned = _estimate(old, spec, base)
+    b_rows, b_head, b_warned = _estimate(old, spec, base, shared)
+    assert a_head is None and b_head is None and a_rows.empty and b_rows.empty
+    assert a_warned == b_warned and any("not estimated" in w for w in b_warned)
 
 
 def test_one_municipality_and_no_quality_columns(path, tmp_path):

@@ -59,7 +59,8 @@ from impact.estimate.quality import fixed_effects, model_columns, model_reads, q
 # the accumulators across batches, shared with the other streamed passes (re-exported)
 from impact.estimate.sums import GramSums, _Codes, _first_rows  # noqa: F401
 
-__all__ = ["GramSums", "QualityGrams", "quality_grams", "estimate_quality_file", "BATCH_ROWS"]
+__all__ = ["GramSums", "QualityGrams", "quality_grams", "estimate_quality_file", "BATCH_ROWS",
+           "finish", "pass_reads", "with_two_clusters", "demeaned"]
 
 #: rows per batch: the stage's peak memory is about 1.5 KB per batch row (the batch's
 #: columns, its n x k matrix of about 60 columns); measured on 2.8 million person-months,
@@ -337,8 +338,11 @@ def estimate_quality_file(path: str | Path, params: EstimateParams, estimator: s
     ``path`` read in batches (``sample``: ``all`` or ``inflow``). ``shared``: gives this
     specification's raw blocks from the shared pass instead (``quality_sums.load``,
     which also repeats the pass's warnings)."""
-    q = (quality_grams(path, params, sample, batch_rows=batch_rows) if shared is None
-         else (lambda raw: None if raw is None else demeaned(raw, params))(shared()))
+    if shared is None:
+        q = quality_grams(path, params, sample, batch_rows=batch_rows)
+    else:
+        q = shared()
+        q = None if q is None else demeaned(q, params)
     if q is None:
         warn("quality: no person-month has both quality_a and quality_b; not estimated")
         return [], None

@@ -16,26 +16,37 @@ the group's sample; the pass of a group with region x month effects, so that eve
 member's columns are in it), and each member's raw blocks are finished from its group's
 pass with its own settings and written to ``<out>/<name>/`` (``sums.npz`` and
 ``meta.json``: the key, the column names, the cells, and the warnings the pass gave,
-which the estimate stage repeats). A specification the stage does not serve (another
+which the estimate stage repeats; the cells and blocks are in ``sums.npz``). A
+specification the stage does not serve (another
 block or estimator) gets a ``meta.json`` saying so, so that every ``estimate@<name>``
 depends on its own folder only: a changed specification reruns this stage, but the
 folders of the others keep their bytes and their estimate stages do not run again.
 
 ``estimate@<name>`` reads its folder (``load``) when the key there is its own, and else
-makes its own pass. ``tests/estimate/test_quality_sums.py`` checks that both give the
-same numbers and warnings.
+makes its own pass. The key holds the panel file's size and the checksum of its footer
+(its row groups' sizes and statistics), so a folder of an earlier panel is not used when
+a stage runs on its own (``dvc repro -s``, or by hand). It holds every ``estimate``
+setting, those used only after the pass (``alpha``, ``inference``...) too: a setting the
+pass may come to read cannot be forgotten, at the price of not sharing a pass between
+specifications that differ in such a setting only. ``tests/estimate/test_quality_sums.py``
+checks that both give the same numbers (bit for bit; municipality x month effects to
+1e-12) and warnings.
+
+A changed specification reruns this stage (a pass at national size, about 80 CPU s),
+where it ran only its own estimate stage before; the estimate stages of the others see
+their folders' bytes unchanged and do not run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 
 from impact import io
@@ -47,36 +58,62 @@ from impact.estimate.quality_stream import (
     with_two_clusters,
 )
 from impact.estimate.specs import Specification
+from impact.estimate.sums import cell_frame
 
-__all__ = ["pass_key", "shared_sums", "write", "load"]
+__all__ = ["pass_key", "iter_shared_sums", "shared_sums", "write", "load"]
 
 VERSION = 1
 OUTCOMES = {"y": "exit_work"}
 
 
-def pass_key(spec: Specification, base: EstimateParams) -> dict[str, Any] | None:
-    """What ``spec``'s quality pass depends on (None: it makes none, e.g. the hazard's
-    cells or another block)."""
+def pass_key(spec: Specification, base: EstimateParams, panel: str | Path
+             ) -> dict[str, Any] | None:
+    """What ``spec``'s quality pass over the file ``panel`` depends on (None: it makes
+    none, e.g. the hazard's cells or another block)."""
     if spec.block != "quality" or spec.estimator not in ("iv", "ols"):
         return None
     params = spec.apply(base)
     est = params.to_dict()["estimate"]
     est.pop("quality_fe")
     return {"version": VERSION, "sample": spec.sample, "estimate": est,
-            "anticipation_months": params.adoption.anticipation_months}
+            "anticipation_months": params.adoption.anticipation_months,
+            "panel": _fingerprint(panel)}
+
+
+def _fingerprint(path: str | Path) -> dict[str, Any]:
+    """The Parquet file's size and the MD5 of its footer (schema, row groups, statistics):
+    read in microseconds, different for a different panel."""
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(max(size - 8, 0))
+        n = int.from_bytes(f.read(4), "little")
+        f.seek(max(size - 8 - n, 0))
+        footer = f.read(n + 8)
+    return {"bytes": size, "footer_md5": hashlib.md5(footer).hexdigest()}
 
 
 def shared_sums(path: str | Path, specs: Mapping[str, Specification], base: EstimateParams,
                 batch_rows: int = BATCH_ROWS) -> dict[str, tuple[QualityGrams | None, list]]:
-    """Each served specification's raw blocks (``quality_grams(raw=True)``'s, None when no
-    person-month is in its sample) and the warnings its own pass would give, from one
-    read of ``path`` (module notes)."""
+    """``iter_shared_sums`` as a dict."""
+    return dict(iter_shared_sums(path, specs, base, batch_rows))
+
+
+def iter_shared_sums(path: str | Path, specs: Mapping[str, Specification],
+                     base: EstimateParams, batch_rows: int = BATCH_ROWS
+                     ) -> Iterator[tuple[str, tuple[QualityGrams | None, list]]]:
+    """(name, (raw blocks, warnings)) of each served specification: its raw blocks
+    (``quality_grams(raw=True)``'s, None when no person-month is in its sample) and the
+    warnings its own pass would give, from one read of ``path`` (module notes); nothing
+    when no specification is served or the file has no quality columns (each stage then
+    makes its own pass and says what is missing). A group's pass is dropped once its
+    members are given."""
     path = Path(path)
     schema = pq.ParquetFile(path).schema_arrow.names
-    keys = {name: pass_key(s, base) for name, s in specs.items()}
+    keys = {name: pass_key(s, base, path) for name, s in specs.items()}
     served = {n: k for n, k in keys.items() if k is not None}
     if not served or "quality_a" not in schema or "quality_b" not in schema:
-        return {}  # each stage makes its own (and says what is missing)
+        return
     groups: dict[str, list[str]] = {}
     for name, key in served.items():
         groups.setdefault(json.dumps(key, sort_keys=True), []).append(name)
@@ -97,8 +134,8 @@ def shared_sums(path: str | Path, specs: Mapping[str, Specification], base: Esti
             s = df if sample == "all" else df.loc[first].reset_index(drop=True)
             if len(s):
                 p.take(s)
-    out = {}
-    for members, params, sample, columns, p in runs:
+    while runs:
+        members, params, sample, columns, p = runs.pop(0)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EstimationWarning)
             p = with_two_clusters(p, path, params, OUTCOMES, columns, sample, batch_rows)
@@ -107,8 +144,8 @@ def shared_sums(path: str | Path, specs: Mapping[str, Specification], base: Esti
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", EstimationWarning)
                 q = finish(p, specs[name].apply(base), OUTCOMES, raw=True)
-            out[name] = (q, pass_warned + [str(w.message) for w in caught])
-    return out
+            yield name, (q, pass_warned + [str(w.message) for w in caught])
+        del p
 
 
 def write(folder: Path, key: dict[str, Any] | None, got: tuple[QualityGrams | None, list] | None
@@ -138,7 +175,7 @@ def load(folder: Path | None, key: dict[str, Any] | None):
     this key (no folder, another key, not shared): the stage makes its own pass."""
     if folder is None or key is None or not (Path(folder) / "meta.json").exists():
         return None
-    meta = json.loads((Path(folder) / "meta.json").read_text())
+    meta = io.read_json(Path(folder) / "meta.json")
     if not meta.get("shared") or meta.get("key") != json.loads(json.dumps(key)):
         return None
 
@@ -150,9 +187,8 @@ def load(folder: Path | None, key: dict[str, Any] | None):
         with np.load(Path(folder) / "sums.npz", allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
         # as ``GramSums.cell_table`` makes it (from Python values: the same dtypes)
-        cells = pd.DataFrame({c: a[f"cell_{c}"].tolist() for c in ("municipality", "region", "t")})
-        cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
-        cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
+        cells = cell_frame(list(zip(*(a[f"cell_{c}"].tolist()
+                                      for c in ("municipality", "region", "t")))))
         labels = np.asarray(a["labels"].tolist(), dtype=object)
         grams = ClusterGrams(a["C"], labels, None, meta["n_obs"], None,
                              a["pair_cell"], a["pair_cluster"], a["pair_sums"], a["pair_count"])

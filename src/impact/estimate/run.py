@@ -295,7 +295,8 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
                 rows, head = quality_block(pm, quality, params, spec.estimator,
                                            panel if streamed else None, spec.sample,
                                            summary=summary,
-                                           shared=load(sums, pass_key(spec, base)))
+                                           shared=load(sums, pass_key(spec, base, panel)
+                                                       if streamed else None))
             if spec.value_added:
                 va_rows, tables = _value_added(pm, params, panel if streamed else None,
                                                spec.sample, workers)

@@ -4,7 +4,8 @@ Each specification is one model: a block (``quality``, ``adoption``, ``shock``),
 estimator, and optional overrides of the shared sections (fixed effects, client controls,
 sample, inference, cluster level). DVC runs one stage per specification
 (``estimate@<name>``, a ``foreach`` over the section), so a changed specification reruns
-only itself. ``headline`` names, per block, the specification that feeds
+only itself (and the shared quality pass, ``quality_sums``, which rewrites only its
+folder). ``headline`` names, per block, the specification that feeds
 ``reports/metrics.json``; the report reads exactly the specifications named in params,
 never a folder listing (DVC leaves removed cells behind).
 

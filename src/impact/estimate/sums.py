@@ -267,10 +267,16 @@ class GramSums:
 
     def cell_table(self) -> pd.DataFrame:
         """The cells (municipality x month) in code order, with their fixed-effect keys."""
-        cells = pd.DataFrame(self.cell_info, columns=["municipality", "region", "t"])
-        cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
-        cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
-        return cells
+        return cell_frame(self.cell_info)
+
+
+def cell_frame(info) -> pd.DataFrame:
+    """The cell table of (municipality, region, t) tuples (Python values), with the
+    fixed-effect keys ``regmonth`` and ``munimonth``."""
+    cells = pd.DataFrame(info, columns=["municipality", "region", "t"])
+    cells["regmonth"] = cells["region"] + ":" + cells["t"].astype(str)
+    cells["munimonth"] = cells["municipality"] + ":" + cells["t"].astype(str)
+    return cells
 
 
 def _distinct(codes: np.ndarray) -> np.ndarray:
