@@ -171,3 +171,17 @@ def test_one_municipality_and_no_quality_columns(path, tmp_path):
     none = tmp_path / "none.parquet"
     io.write_parquet(pm.drop(columns=["quality_a"]), none)
     assert shared_sums(none, specs, base) == {}  # each stage says what is missing
+
+
+def test_group_of_municipality_month_specifications_only(path):
+    """A group with no region x month member makes its pass without the bins (no wider
+    product: its blocks bit for bit its own pass's)."""
+    base = EstimateParams()
+    specs = {"munimonth": SPECS["munimonth"],
+             "munimonth_ols": Specification("munimonth_ols", "quality", "ols",
+                                            fixed_effects="municipality_month")}
+    got = shared_sums(path, specs, base, batch_rows=997)
+    for name, (q, warned) in got.items():
+        own, own_warned = _own(path, specs[name], base)
+        assert warned == own_warned
+        _same_blocks(q, own, exact=True)

@@ -12,15 +12,13 @@ about 40-55 CPU seconds.
 So the specifications are grouped by what their pass depends on (``pass_key``: the
 sample, the ``estimate`` settings but the fixed effects, the programme's anticipation
 that codes a bin). One read of the file feeds one pass per group (the batches' rows of
-the group's sample; the pass of a group with region x month effects, so that every
-member's columns are in it), and each member's raw blocks are finished from its group's
-pass with its own settings and written to ``<out>/<name>/`` (``sums.npz`` and
-``meta.json``: the key, the column names, the cells, and the warnings the pass gave,
-which the estimate stage repeats; the cells and blocks are in ``sums.npz``). A
-specification the stage does not serve (another
-block or estimator) gets a ``meta.json`` saying so, so that every ``estimate@<name>``
-depends on its own folder only: a changed specification reruns this stage, but the
-folders of the others keep their bytes and their estimate stages do not run again.
+the group's sample; made with region x month effects when a member has them, so that
+every member's columns are in it), and each member's raw blocks are finished from its
+group's pass with its own settings and written to ``<out>/<name>/`` (``sums.npz`` and
+``meta.json``: the key, the column names and the warnings the pass gave, which the
+estimate stage repeats; the blocks and cells are in ``sums.npz``). A specification the
+stage does not serve (another block or estimator) gets a ``meta.json`` saying so, so that
+every ``estimate@<name>`` depends on its own folder only.
 
 ``estimate@<name>`` reads its folder (``load``) when the key there is its own, and else
 makes its own pass. The key holds the panel file's size and the checksum of its footer
@@ -121,7 +119,10 @@ def iter_shared_sums(path: str | Path, specs: Mapping[str, Specification],
     for members in groups.values():
         spec = specs[members[0]]
         params = spec.apply(base)
-        params = replace(params, estimate=replace(params.estimate, quality_fe="region_month"))
+        # with region x month effects when a member has them: its columns hold the others'
+        fe = ("region_month" if any(specs[m].apply(base).estimate.quality_fe == "region_month"
+                                    for m in members) else params.estimate.quality_fe)
+        params = replace(params, estimate=replace(params.estimate, quality_fe=fe))
         lm = lm_candidates(schema, params.estimate.lm_controls)
         columns = pass_reads(schema, params, OUTCOMES, spec.sample)
         runs.append((members, params, spec.sample, columns,
