@@ -18,7 +18,7 @@ __all__ = [
     "age_band", "duration_band", "duration_band_index",
     "adoption_bin", "adoption_months", "shock_events", "event_dummies", "unit_cells",
     "unit_rows", "UnitRows",
-    "rate_pp",
+    "rate_pp", "inflow_rows",
 ]
 
 #: person-month means of covariates in ``cells.parquet`` (docs/architecture.md), used as
@@ -38,6 +38,13 @@ class EstimationWarning(UserWarning):
 
 def warn(msg: str) -> None:
     warnings.warn(msg, EstimationWarning, stacklevel=3)
+
+
+def inflow_rows(frame: pd.DataFrame) -> np.ndarray:
+    """The rows of the ``inflow`` sample (spells starting in the window):
+    ``left_truncated == 0`` as compared on the frame's column (a missing value is not 0,
+    a boolean False is)."""
+    return frame["left_truncated"].to_numpy() == 0
 
 
 def month_index(values) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from impact import io
+from impact.estimate.frames import inflow_rows
 from impact.estimate.naive import caseworker_exits
 
 __all__ = ["PanelSummary", "summary_of", "summary_file"]
@@ -40,7 +41,7 @@ class PanelSummary:
 
 def _sample(pm: pd.DataFrame, sample: str) -> pd.DataFrame:
     # as run_specification selects the inflow sample from the frame
-    return pm.loc[pm["left_truncated"].to_numpy() == 0] if sample == "inflow" else pm
+    return pm.loc[inflow_rows(pm)] if sample == "inflow" else pm
 
 
 def summary_of(person_months: pd.DataFrame, sample: str = "all") -> PanelSummary:

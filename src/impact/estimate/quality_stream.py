@@ -52,7 +52,7 @@ import pyarrow.parquet as pq
 
 from impact import io
 from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_grams
-from impact.estimate.frames import lm_candidates, lm_usable, warn
+from impact.estimate.frames import inflow_rows, lm_candidates, lm_usable, warn
 from impact.estimate.inference import wants_wild
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality import fixed_effects, model_columns, model_reads, quality_rows
@@ -180,7 +180,7 @@ def _batches(path: Path | pd.DataFrame, columns: list[str], sample: str, batch_r
         df = path.iloc[i:i + batch_rows][columns]
         keep = (df["quality_a"].notna() & df["quality_b"].notna()).to_numpy().copy()
         if sample == "inflow":
-            keep &= df["left_truncated"].to_numpy() == 0
+            keep &= inflow_rows(df)
         if keep.any():
             yield df.loc[keep].reset_index(drop=True)
 

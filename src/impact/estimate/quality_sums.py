@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 
 from impact import io
 from impact.estimate.cgram import ClusterGrams
-from impact.estimate.frames import EstimationWarning, lm_candidates
+from impact.estimate.frames import EstimationWarning, inflow_rows, lm_candidates
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import (
     BATCH_ROWS, QualityGrams, _cluster_col, _in_sample, _Pass, finish, pass_reads,
@@ -130,7 +130,7 @@ def iter_shared_sums(path: str | Path, specs: Mapping[str, Specification],
     reads = list(dict.fromkeys(c for run in runs for c in run[3]))
     inflow = any(sample == "inflow" for _, _, sample, _, _ in runs)
     for df in io.iter_batches(path, reads, batch_rows, keep=lambda b: _in_sample(b, "all")):
-        first = (df["left_truncated"].to_numpy() == 0) if inflow else None
+        first = inflow_rows(df) if inflow else None
         for _, _, sample, _, p in runs:
             s = df if sample == "all" else df.loc[first].reset_index(drop=True)
             if len(s):

@@ -25,7 +25,9 @@ import pandas as pd
 
 from impact.estimate.adoption import adoption_cells, estimate_adoption
 from impact.estimate.alternatives import adoption_alternatives
-from impact.estimate.frames import EstimationWarning, event_dummies, shock_events, warn
+from impact.estimate.frames import (
+    EstimationWarning, event_dummies, inflow_rows, shock_events, warn,
+)
 from impact.estimate.inference import wants_wild
 from impact.estimate.naive import naive_before_after, naive_quality
 from impact.estimate.params import EstimateParams
@@ -287,7 +289,7 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
 
             summary = summary_file(panel, spec.sample)
         elif spec.sample == "inflow":
-            pm = pm.loc[pm["left_truncated"].to_numpy() == 0]
+            pm = pm.loc[inflow_rows(pm)]
         if spec.block == "quality":
             if quality is not None and not quality.empty:
                 from impact.estimate.quality_sums import load, pass_key

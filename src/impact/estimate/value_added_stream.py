@@ -45,7 +45,7 @@ from impact import io
 from impact.distinct import ClientCodes, DistinctCounter, local_codes
 from impact.estimate.cgram import demean_grams
 from impact.estimate.frames import age_band, duration_band, lm_candidates, lm_usable
-from impact.estimate.frames import month_index, warn
+from impact.estimate.frames import inflow_rows, month_index, warn
 from impact.estimate.hazard_stream import _small
 from impact.estimate.linalg import independent_columns
 from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS
@@ -249,7 +249,7 @@ class _Sums:
 def _batches(path: Path, columns: list[str], batch_rows: int, sample: str):
     for df in io.iter_batches(path, columns, batch_rows):
         if sample == "inflow":
-            df = df.loc[df["left_truncated"].to_numpy() == 0].reset_index(drop=True)
+            df = df.loc[inflow_rows(df)].reset_index(drop=True)
         yield df
 
 
