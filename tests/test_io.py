@@ -1,6 +1,9 @@
 """Outputs are written deterministically."""
 
+import os
+
 import pandas as pd
+import pytest
 
 from impact import io
 
@@ -175,3 +178,51 @@ def test_batches_read_text_as_the_plain_read_does(tmp_path):
                 assert list(p.dtypes) == list(plain.dtypes)
             assert str(back["s"].dtype) == str(back["L"].dtype) != "category"
             assert "c" not in cols or str(back["c"].dtype) == "category"
+
+
+def _glibc() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).gnu_get_libc_version
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from impact import io
+if sys.argv[1] == "keep":
+    assert io.keep_freed_memory()
+a = np.ones(1 << 24); del a   # 128 MB: the first time faults in either case
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    a = np.ones(1 << 24); del a
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc's mallopt only")
+def test_keep_freed_memory_reuses_a_freed_block(monkeypatch):
+    """A 128 MB block freed and asked for again: by default a new mapping each time, whose
+    pages fault (and are zeroed) again; with ``keep_freed_memory`` the heap's block,
+    already touched. The stages' batch loops do this every batch."""
+    import subprocess
+    import sys
+
+    for k in [k for k in os.environ if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"]:
+        monkeypatch.delenv(k)
+    faults = {how: int(subprocess.run([sys.executable, "-c", _FAULTS, how], check=True,
+                                      capture_output=True, text=True).stdout)
+              for how in ("default", "keep")}
+    assert faults["keep"] * 5 < faults["default"], faults
+
+
+def test_keep_freed_memory_leaves_the_environments_settings(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert io.keep_freed_memory() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072")
+    assert io.keep_freed_memory() is False

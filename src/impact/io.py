@@ -111,10 +111,48 @@ def system_allocator() -> None:
     million person-months, a 790 MB frame): after ``read_person_months`` the process held
     1,614 MB with mimalloc, whose freed pages stay in Arrow's pool where numpy cannot
     reuse them, and 938 MB with the system allocator and ``release_memory``; reading took
-    no longer. Arrow's own tables are the same either way.
+    no longer. Arrow's own tables are the same either way. Then glibc keeps freed blocks
+    for the next request (``keep_freed_memory``).
     """
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         pa.set_memory_pool(pa.system_memory_pool())
+    keep_freed_memory()
+
+
+#: glibc ``mallopt`` parameters (``malloc.h``)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: ``keep_freed_memory``'s bound: blocks up to this size come from the heap, and up to
+#: this much freed memory at its top stays with the process
+MALLOC_KEEP = 256 << 20
+
+
+def keep_freed_memory(keep: int = MALLOC_KEEP) -> bool:
+    """With glibc: blocks of up to ``keep`` bytes from the heap, and up to ``keep`` bytes
+    freed at the heap's top kept for the next request (``mallopt`` M_MMAP_THRESHOLD and
+    M_TRIM_THRESHOLD). glibc's default gives a block over its threshold (128 KB, raised
+    to the largest block freed, at most 32 MB) a mapping of its own and hands back the
+    heap's free top beyond twice that threshold. A pass over the panel in batches frees
+    and asks again for the same blocks every batch (a batch's design matrix is over 100 MB
+    in the data-driven check): by default each is handed back and the kernel zeroes its
+    pages again on the next touch (11-14% of a national run's CPU time was the kernel's).
+    ``release_memory`` still hands back everything free where a stage frees a part's
+    memory. Measured end to end at national size: docs/performance.md, twenty-fourth
+    round. Returns whether it was set: not where the C library is not glibc, nor when the
+    environment sets glibc's malloc itself (``MALLOC_..._`` variables or
+    ``GLIBC_TUNABLES``), which then decides."""
+    if (os.environ.get("GLIBC_TUNABLES")
+            or any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ)):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version   # glibc only (musl has a mallopt that does nothing)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, keep) and mallopt(_M_TRIM_THRESHOLD, keep))
 
 
 def release_memory() -> None:
