@@ -134,7 +134,7 @@ def keep_freed_memory(keep: int = MALLOC_KEEP) -> bool:
     heap's free top beyond twice that threshold. A pass over the panel in batches frees
     and asks again for the same blocks every batch (a batch's design matrix is over 100 MB
     in the data-driven check): by default each is handed back and the kernel zeroes its
-    pages again on the next touch (11-14% of a national run's CPU time was the kernel's).
+    pages again on the next touch (13% of a national run's CPU time was the kernel's).
     ``release_memory`` still hands back everything free where a stage frees a part's
     memory. Measured end to end at national size: docs/performance.md, twenty-fourth
     round. Returns whether it was set: not where the C library is not glibc, nor when the
