@@ -149,7 +149,7 @@ def keep_freed_memory(keep: int = MALLOC_KEEP) -> bool:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version   # glibc only (musl has a mallopt that does nothing)
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):   # (TypeError: no CDLL(None) on Windows)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, keep) and mallopt(_M_TRIM_THRESHOLD, keep))
