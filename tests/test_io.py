@@ -185,7 +185,7 @@ def _glibc() -> bool:
 
     try:
         ctypes.CDLL(None).gnu_get_libc_version
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     return True
 
