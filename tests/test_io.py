@@ -180,16 +180,6 @@ def test_batches_read_text_as_the_plain_read_does(tmp_path):
             assert "c" not in cols or str(back["c"].dtype) == "category"
 
 
-def _glibc() -> bool:
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version
-    except (OSError, AttributeError, TypeError):
-        return False
-    return True
-
-
 _FAULTS = """
 import resource, sys
 import numpy as np
@@ -204,7 +194,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(not _glibc(), reason="glibc's mallopt only")
+@pytest.mark.skipif(io.glibc_mallopt() is None, reason="glibc's mallopt only")
 def test_keep_freed_memory_reuses_a_freed_block(monkeypatch):
     """A 128 MB block freed and asked for again: by default a new mapping each time, whose
     pages fault (and are zeroed) again; with ``keep_freed_memory`` the heap's block,

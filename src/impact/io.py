@@ -143,16 +143,25 @@ def keep_freed_memory(keep: int = MALLOC_KEEP) -> bool:
     if (os.environ.get("GLIBC_TUNABLES")
             or any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ)):
         return False
+    mallopt = glibc_mallopt()
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, keep) and mallopt(_M_TRIM_THRESHOLD, keep))
+
+
+def glibc_mallopt():
+    """glibc's ``mallopt`` as a ctypes function, or None where the C library is not glibc
+    (musl has a ``mallopt`` that does nothing; Windows has no ``CDLL(None)``)."""
     import ctypes
 
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version   # glibc only (musl has a mallopt that does nothing)
+        libc.gnu_get_libc_version
         mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):   # (TypeError: no CDLL(None) on Windows)
-        return False
+    except (OSError, AttributeError, TypeError):
+        return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, keep) and mallopt(_M_TRIM_THRESHOLD, keep))
+    return mallopt
 
 
 def release_memory() -> None:
