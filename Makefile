@@ -38,12 +38,15 @@ $(UV):
 # environment at installation (uv sync --compile-bytecode) took 26-32 s for 13,000
 # files, most never imported; instead the variable is unset for these targets, so the
 # first import of a module writes its bytecode (into .venv/ and src/, ignored by git and
-# by DVC's hashes: .dvcignore) and later stages read it.
+# by DVC's hashes: .dvcignore) and later stages read it. The installation also writes
+# the bytecode of what a stage imports (impact.bytecode, a few seconds), so a `dvc repro`,
+# `dvc exp run` or `impact repro` run by hand with the variable set reads it too.
 unexport PYTHONDONTWRITEBYTECODE
 
 # The environment is rebuilt only when the lock file or the project metadata change.
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
+	$(BIN)/python -m impact.bytecode
 	@touch $@
 
 install: $(VENV)/.synced
