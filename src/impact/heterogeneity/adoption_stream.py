@@ -53,7 +53,7 @@ class _Cells:
 
     def __init__(self, sums: list[str], means: list[str]) -> None:
         self.sums, self.means = sums, means
-        self.parts: list[pd.DataFrame] = []
+        self.parts: list[dict[str, np.ndarray]] = []  # the columns of each part
         self.rows = self.reduced = 0
 
     def columns(self) -> list[str]:
@@ -70,21 +70,35 @@ class _Cells:
             out[f"{c}#sum"], out[f"{c}#n"] = np.where(ok, v, 0.0), ok.astype("float64")
         return out
 
-    def add(self, keys: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> None:
-        """Add rows: their key columns and their values of :meth:`columns` (float64)."""
-        if len(next(iter(keys.values()))) == 0:
+    def add(self, keys: dict[str, np.ndarray], values: dict[str, np.ndarray],
+            keep: np.ndarray | None = None) -> None:
+        """Add rows: their key columns and their values of :meth:`columns` (float64).
+        ``keep`` (a mask): only these rows count. The others are summed into one bin of
+        their own that is left out, which spares a copy of every column of the rows kept
+        (nationally 8.6 of the pass's 84 profiled seconds): the same cells in the same
+        order, each summed over the same rows in the same order."""
+        n = len(next(iter(keys.values())))
+        if n == 0 or (keep is not None and not keep.any()):
             return
-        # the keys packed into one integer (offsets and radices of this batch)
+        # the keys packed into one integer (offsets and radices of this batch's rows)
         cols = [np.asarray(c, dtype="int64") for c in keys.values()]
         low = [int(c.min()) for c in cols]
         radix = [int(c.max()) - lo + 1 for c, lo in zip(cols, low)]
-        packed = np.zeros(len(cols[0]), dtype="int64")
+        packed = np.zeros(n, dtype="int64")
         for c, lo, r in zip(cols, low, radix):
             packed = packed * r + (c - lo)
+        if keep is not None:
+            packed[~keep] = -1  # packed keys are >= 0: the bin of the rows left out
         # numbered as they come by hashing (np.unique's sort took 34 of the pass's 75
         # profiled seconds at national size): the same sums, as each key is once in a
         # part and the parts are added up in their order
         inv, uniq = pd.factorize(packed)
+        size = len(uniq)
+        if keep is not None and not keep.all():
+            out = int(inv[np.argmin(keep)])  # the left-out bin, made last: the others'
+            inv = np.where(inv > out, inv - 1, inv)  # order stays
+            inv[~keep] = size - 1
+            uniq = np.delete(uniq, out)
         part = {}
         rest = uniq.copy()
         for name, lo, r in reversed(list(zip(keys, low, radix))):
@@ -92,8 +106,8 @@ class _Cells:
             rest //= r
         part = {k: part[k] for k in keys}
         for c in self.columns():
-            part[c] = np.bincount(inv, weights=values[c], minlength=len(uniq))
-        self.parts.append(pd.DataFrame(part))
+            part[c] = np.bincount(inv, weights=values[c], minlength=size)[:len(uniq)]
+        self.parts.append(part)  # a frame only when the parts are added up (reduce)
         self.rows += len(uniq)
         # added up when the parts pass the bound and twice what the last sum left: the
         # work stays linear even when the cells themselves outgrow the bound
@@ -103,9 +117,11 @@ class _Cells:
     def reduce(self) -> pd.DataFrame:
         if not self.parts:
             return pd.DataFrame(columns=list(_KEYS))
-        both = pd.concat(self.parts, ignore_index=True)
+        both = pd.DataFrame({c: np.concatenate([p[c] for p in self.parts])
+                             for c in self.parts[0]})
         out = both.groupby(list(_KEYS), sort=False).sum().reset_index()
-        self.parts, self.rows, self.reduced = [out], len(out), len(out)
+        self.parts = [{c: out[c].to_numpy() for c in out.columns}]
+        self.rows = self.reduced = len(out)
         return out
 
 
@@ -163,9 +179,7 @@ def group_cells_file(path: str | Path, adoption: pd.DataFrame | None, params: Es
         at = dict(zip(("unit", "municipality", "region", "t"), (k[first] for k in key_cols)))
         for i, d in enumerate(dims):
             grp = grps[i][first]
-            inside = grp >= 0
-            cells[i].add({**{k: v[inside] for k, v in at.items()}, "group": grp[inside]},
-                         {c: v[inside] for c, v in pre.items()})
+            cells[i].add({**at, "group": grp}, pre, keep=grp >= 0)
             sel = adopted & (grps[i] >= 0)
             distinct.add(grps[i][sel] + offset[i], client[sel])
     n_adopted = distinct.counts()
