@@ -325,6 +325,33 @@ def test_waterfalls_reuse_a_layout_only_for_the_same_y_labels(tmp_path):
                     == (tmp_path / f"new{i}.{ext}").read_bytes()), (i, ext)
 
 
+def test_empty_axis_labels_fixed_in_place_change_no_byte(tmp_path):
+    """``_fixed_empty_labels`` turns off the per-draw placement of empty axis labels (the
+    waterfalls' shared y axes measured every sibling's tick labels at each draw): the
+    files are those of the figure without it, and a label with text keeps its placement."""
+    from impact.report.waterfall import _fixed_empty_labels
+
+    def figure(fix: bool):
+        fig, axes = plt.subplots(2, 3, figsize=(6, 4), sharey=True)
+        for i, ax in enumerate(axes.flat):
+            ax.bar(range(4), np.arange(4) * (i + 1) - 1.5)
+            ax.set_xticks(range(4), ["one", "two", "three", "four"], rotation=90)
+        axes[1, 0].set_ylabel("a label with text")
+        if fix:   # before the layout, as the waterfalls do
+            _fixed_empty_labels(fig)
+        fig.tight_layout()
+        return fig, axes
+
+    plain, _ = figure(False)
+    save_png_svg(plain, tmp_path / "plain.png")
+    fixed, axes = figure(True)
+    assert not axes[0, 0].yaxis._autolabelpos and not axes[1, 2].xaxis._autolabelpos
+    assert axes[1, 0].yaxis._autolabelpos   # the label with text is placed as before
+    save_png_svg(fixed, tmp_path / "fixed.png")
+    for ext in ("png", "svg"):
+        assert (tmp_path / f"fixed.{ext}").read_bytes() == (tmp_path / f"plain.{ext}").read_bytes()
+
+
 def test_text_overrides_title_and_rejects_unknown_keys(tables):
     bench, yrs, curve = tables
     fig = funnel_figure(bench, curve, text={"funnel_title": "Trechter"})
