@@ -152,9 +152,16 @@ def event_dummies(muni: np.ndarray, t: np.ndarray, events: pd.DataFrame,
     n_ev = len(events)
     ncols = len(times) if pooled else n_ev * len(times)
     M = np.zeros((len(muni), ncols))
-    muni = np.asarray(muni).astype(str)
+    # each municipality's rows, in order, found once: a comparison of every row with each
+    # event's municipality took 0.02 s a call on the national cells (341 of them in the
+    # leave-one-out refits); a municipality that is not among the rows has none
+    code, names = pd.factorize(np.asarray(muni).astype(str))
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(len(names) + 1))
+    where = {m: i for i, m in enumerate(names.tolist())}
     for k, ev in enumerate(events.itertuples(index=False)):
-        rows = np.flatnonzero(muni == ev.municipality)
+        i = where.get(ev.municipality)
+        rows = order[bounds[i]:bounds[i + 1]] if i is not None else order[:0]
         e = np.asarray(t)[rows] - ev.t_event
         inside = (e >= lo) & (e <= hi)
         col = (e[inside] - lo).astype(int) + (0 if pooled else k * len(times))
