@@ -39,7 +39,7 @@ $(UV):
 # files, most never imported; instead the variable is unset for these targets, so the
 # first import of a module writes its bytecode (into .venv/ and src/, ignored by git and
 # by DVC's hashes: .dvcignore) and later stages read it. The installation also writes
-# the bytecode of what a stage imports (impact.bytecode, a few seconds), so a `dvc repro`,
+# the bytecode of what a stage imports (impact.bytecode, about 12 s), so a `dvc repro`,
 # `dvc exp run` or `impact repro` run by hand with the variable set reads it too.
 unexport PYTHONDONTWRITEBYTECODE
 
