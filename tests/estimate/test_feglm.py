@@ -217,3 +217,61 @@ def test_selected_blocks_and_sums_are_those_of_the_columns_alone():
             np.testing.assert_array_equal(S.toarray(), S2.toarray())
     with pytest.raises(ValueError, match="increasing"):
         Blocks(X).select(np.array([2, 0]))
+
+
+def _small_municipality_problem(seed):
+    """Twelve municipalities x 24 months under municipality and region x month effects;
+    municipality 0 has about four person-months a month and a monthly exit rate near
+    exp(-6.5), the others near exp(-3.2) (a cloglog hazard with two regressors)."""
+    rng = np.random.default_rng(seed)
+    M, T, per = 12, 24, 40
+    m = np.repeat(np.arange(M), T * per)
+    t = np.tile(np.repeat(np.arange(T), per), M)
+    keep = (m != 0) | (rng.random(len(m)) < 0.1)
+    m, t = m[keep], t[keep]
+    n = len(m)
+    X = rng.normal(size=(n, 2))
+    a = np.where(np.arange(M) == 0, -6.5, rng.normal(-3.2, 0.3, M))
+    eta = a[m] + rng.normal(0, 0.2, (2, T))[m % 2, t] + X @ np.array([0.3, 0.2])
+    exits = (rng.random(n) < 1 - np.exp(-np.exp(eta))).astype(float)
+    exits[np.flatnonzero(m == 0)[5]] = 1.0  # one exit: not separated
+    cells = pd.DataFrame({"municipality": [f"m{i}" for i in range(M) for _ in range(T)],
+                          "regmonth": [f"r{i % 2}:{j}" for i in range(M) for j in range(T)]})
+    return X, exits, np.ones(n), m * T + t, cells, m
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_start_from_the_levels_rates_saves_a_step_and_ends_at_the_same_optimum(
+        seed, monkeypatch):
+    """IRLS starts from each cell's fixed-effect levels' rates (``feglm._start``): a small
+    municipality's cells with no exit no longer start at a rate of 1/12 or so, far above
+    their municipality's, which IRLS came down from about 0.9 a step. The same optimum as
+    from the cells' own smoothed rates (the start before), one step fewer."""
+    from statsmodels.genmod.families import links
+
+    from impact.estimate import feglm
+
+    X, exits, trials, code, cells, cl = _small_municipality_problem(seed)
+    fe = ["municipality", "regmonth"]
+    new = feglm.fe_binomial(X, exits, trials, code, cells, fe, cl, links.CLogLog())
+    monkeypatch.setattr(feglm, "_start", lambda link, cells, fe, e, n: np.clip(
+        (e + 0.5) / (n + 1.0), 1e-10, 1 - 1e-10))
+    old = feglm.fe_binomial(X, exits, trials, code, cells, fe, cl, links.CLogLog())
+    assert new.iterations < old.iterations
+    np.testing.assert_allclose(new.params, old.params, rtol=1e-6)
+    assert new.ame == pytest.approx(old.ame, rel=1e-6)
+    assert new.ame_se == pytest.approx(old.ame_se, rel=1e-6)
+
+
+def test_start_with_the_cell_as_the_only_effect_is_the_cells_rate():
+    from statsmodels.genmod.families import links
+
+    from impact.estimate.feglm import _start
+
+    rng = np.random.default_rng(4)
+    n = rng.integers(0, 50, 30).astype(float)
+    e = np.floor(n * rng.random(30) * 0.3)
+    cells = pd.DataFrame({"munimonth": [f"c{i}" for i in range(30)]})
+    for link in (links.CLogLog(), links.Logit()):
+        np.testing.assert_allclose(_start(link, cells, ["munimonth"], e, n),
+                                   (e + 0.5) / (n + 1.0), rtol=1e-12)

@@ -168,6 +168,30 @@ def _independent(raw_gram: np.ndarray, Sx: np.ndarray, proj: _Projector) -> np.n
     return ok[independent_columns(sub)]
 
 
+def _start(link, cells: pd.DataFrame, fe: list[str], e_cell: np.ndarray,
+           n_cell: np.ndarray) -> np.ndarray:
+    """IRLS's start: each cell's rate from the smoothed rates of its fixed-effect levels
+    (glm's (y + 1/2) / (n + 1) per level), added on the link scale around the overall
+    rate. One effect: the cell's own smoothed rate when it is the cell (municipality x
+    month effects).
+
+    Not per row: with nearly a row per person-month a row's own rate is 1/4 or 3/4, far
+    from a monthly exit rate (the built-in hazard took 9 steps from there, 7 from the
+    cells'). Not per cell under two effects: a municipality-month with 5 person-months and
+    no exit starts at 1/12, where its municipality's few exits over ten years put the
+    optimum near exp(-7.6); IRLS came down by about 0.9 a step, and the national hazard
+    took its sixth and seventh passes for a few small municipalities' cells alone
+    (docs/performance.md, twenty-sixth round). The same optimum from either start
+    (tests/estimate/test_feglm.py)."""
+    total = link(np.array([(e_cell.sum() + 0.5) / (n_cell.sum() + 1.0)]))[0]
+    eta = np.full(len(cells), total)
+    for name in fe:
+        lv = pd.factorize(cells[name].to_numpy())[0]
+        rate = (np.bincount(lv, weights=e_cell) + 0.5) / (np.bincount(lv, weights=n_cell) + 1.0)
+        eta += link(np.clip(rate, 1e-10, 1 - 1e-10))[lv] - total
+    return np.clip(link.inverse(eta), 1e-10, 1 - 1e-10)
+
+
 def _deviance(exits, trials, mu) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(exits > 0, exits * np.log(exits / (trials * mu)), 0.0)
@@ -242,12 +266,8 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
             Sz += np.bincount(code[lo:hi], weights=wz, minlength=C)
         return acc, xwz, Sz, dev
 
-    # the start: each fixed-effect cell's smoothed rate (glm's (y + 1/2) / (n + 1) per cell,
-    # not per row): with nearly a row per person-month a row's own rate is 1/4 or 3/4,
-    # far from a monthly exit rate, and the built-in hazard took 9 steps from there, 7
-    # from the cells' (the same optimum: tests/estimate/test_feglm.py)
-    start = np.clip((np.bincount(code, weights=exits, minlength=C) + 0.5)
-                    / (np.bincount(code, weights=trials, minlength=C) + 1.0), 1e-10, 1 - 1e-10)
+    start = _start(link, cells, fe, np.bincount(code, weights=exits, minlength=C),
+                   np.bincount(code, weights=trials, minlength=C))
 
     def solve(acc: Acc, xwz: np.ndarray, Sz: np.ndarray):
         """The next IRLS iterate from the sums of a pass: (b, the cells' shift of eta,
