@@ -275,3 +275,16 @@ def test_start_with_the_cell_as_the_only_effect_is_the_cells_rate():
     for link in (links.CLogLog(), links.Logit()):
         np.testing.assert_allclose(_start(link, cells, ["munimonth"], e, n),
                                    (e + 0.5) / (n + 1.0), rtol=1e-12)
+
+
+def test_start_takes_a_missing_level_as_a_level_of_its_own():
+    from statsmodels.genmod.families import links
+
+    from impact.estimate.feglm import _start
+
+    cells = pd.DataFrame({"municipality": ["a", "a", None, None], "regmonth": ["r"] * 4})
+    e, n = np.array([0.0, 1.0, 5.0, 5.0]), np.array([10.0, 10.0, 10.0, 10.0])
+    got = _start(links.CLogLog(), cells, ["municipality", "regmonth"], e, n)
+    assert np.isfinite(got).all()
+    # the missing municipality's cells share their own (higher) rate, not the last level's
+    assert got[2] == got[3] and got[2] > got[0] == got[1]

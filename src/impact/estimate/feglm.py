@@ -179,14 +179,15 @@ def _start(link, cells: pd.DataFrame, fe: list[str], e_cell: np.ndarray,
     from a monthly exit rate (the built-in hazard took 9 steps from there, 7 from the
     cells'). Not per cell under two effects: a municipality-month with 5 person-months and
     no exit starts at 1/12, where its municipality's few exits over ten years put the
-    optimum near exp(-7.6); IRLS came down by about 0.9 a step, and the national hazard
-    took its sixth and seventh passes for a few small municipalities' cells alone
-    (docs/performance.md, twenty-sixth round). The same optimum from either start
-    (tests/estimate/test_feglm.py)."""
+    optimum near exp(-7.6); IRLS came down by about 0.9 a step, and on a quarter of the
+    national hazard's cells it made a seventh pass for a few such cells alone (the full
+    national hazard and the built-in one take six from either start: docs/performance.md,
+    twenty-sixth round). The same optimum from either start (tests/estimate/test_feglm.py).
+    A missing level is a level of its own."""
     total = link(np.array([(e_cell.sum() + 0.5) / (n_cell.sum() + 1.0)]))[0]
     eta = np.full(len(cells), total)
     for name in fe:
-        lv = pd.factorize(cells[name].to_numpy())[0]
+        lv = pd.factorize(cells[name].to_numpy(), use_na_sentinel=False)[0]
         rate = (np.bincount(lv, weights=e_cell) + 0.5) / (np.bincount(lv, weights=n_cell) + 1.0)
         eta += link(np.clip(rate, 1e-10, 1 - 1e-10))[lv] - total
     return np.clip(link.inverse(eta), 1e-10, 1 - 1e-10)
