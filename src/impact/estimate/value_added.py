@@ -25,7 +25,8 @@ Posterior (prior mean 0, the region-month average; no drift, unlike CFR):
 
     lambda_j = s2 / (s2 + V_j),  eb_j = lambda_j raw_j,  sd_j = sqrt(lambda_j V_j),
 
-interval eb_j -/+ z_(1-alpha/2) sd_j. MixedLM (statsmodels REML, no fixed effects) on
+interval eb_j -/+ z_(1-alpha/2) sd_j. MixedLM (statsmodels' REML model, no fixed
+effects, solved in closed form by ``mixedlm_blups`` and tested against it) on
 sums over unit x spell block k (``_BLOCKS`` blocks by spell code): S_jk / sqrt(n_jk) =
 sqrt(n_jk) b_j + u_jk, Var u = phi, b_j ~ N(0, s2); its BLUP is lambda_j raw_j with its
 own s2 and phi. Choices and their evidence: docs/methods.md, "Value-added".
@@ -33,7 +34,6 @@ own s2 and phi. Choices and their evidence: docs/methods.md, "Value-added".
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -151,28 +151,67 @@ def signal_variance(raw: np.ndarray, noise: np.ndarray) -> float:
 
 def mixedlm_blups(S: np.ndarray, n: np.ndarray, group: np.ndarray, n_units: int,
                   ratio: float, fixed: bool = False) -> tuple[np.ndarray, float, float]:
-    """Random-intercept MixedLM (module Notes; statsmodels REML) on rows with residual
-    sum ``S``, person-months ``n`` and unit code ``group`` (0 .. n_units - 1). ``ratio``
-    = s2 / phi to start from or, ``fixed=True``, to plug in (then only phi is fitted).
-    Returns (BLUP per unit, s2, phi)."""
-    # imported here: statsmodels costs about 1 s, and the report stage reads this module
-    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    """The random-intercept MixedLM (module Notes) on rows with residual sum ``S``,
+    person-months ``n`` and unit code ``group`` (0 .. n_units - 1): statsmodels'
+    ``MixedLM(S/sqrt(n), no fixed effects, groups, exog_re=sqrt(n))`` fitted by REML, in
+    closed form. ``fixed=True``: the ratio gamma = s2 / phi is ``ratio``, only phi is
+    fitted; else ``ratio`` is not needed (the optimum is found on a grid, not from a
+    start). Returns (BLUP per unit, s2, phi).
 
-    z = np.sqrt(n)[:, None]
-    model = MixedLM(S / z[:, 0], np.zeros((len(S), 0)), groups=group, exog_re=z)
-    start = MixedLMParams.from_components(np.zeros(0), cov_re=np.array([[ratio]]))
-    free = MixedLMParams.from_components(np.zeros(0), cov_re=np.zeros((1, 1))) if fixed else None
-    with warnings.catch_warnings():  # s2 = 0 on the boundary is an answer, not a failure
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = model.fit(reml=True, start_params=start, free=free, method=["lbfgs"])
-    if not fit.converged:
-        warn("value_added: MixedLM did not converge; mixedlm_va is unreliable")
-    s2, blup = float(np.asarray(fit.cov_re)[0, 0]), np.zeros(n_units)
-    if s2 > 0:
-        re = fit.random_effects
-        blup[list(re)] = [v.iloc[0] for v in re.values()]
-    return blup, s2, float(fit.scale)
+    With rows y = S/sqrt(n), z = sqrt(n), unit j's covariance is phi (I + gamma z z'),
+    so by the matrix determinant lemma and Sherman-Morrison, with a_j = sum z^2 = n_j,
+    b_j = sum z y = S_j, Q_j = sum y^2 and N rows,
+
+        -2 log L = N log phi + sum_j log(1 + gamma a_j)
+                   + (1/phi) sum_j (Q_j - gamma b_j^2 / (1 + gamma a_j)) + N log 2 pi.
+
+    Without fixed effects REML is this likelihood (no X'V^-1X term, N - 0 degrees of
+    freedom). phi profiles out as R(gamma) / N, R the sum above; gamma >= 0 maximises
+    -N log R - sum_j log(1 + gamma a_j), found on a log grid of 20 points a decade and
+    refined by the root of its derivative; the BLUP is gamma b_j / (1 + gamma a_j).
+    statsmodels' own fit loops over the units in Python at every step of its optimiser
+    (25 s for the 21,000 caseworkers nationally); ``tests/estimate/test_value_added.py``
+    checks this against it (likelihood, estimates, BLUPs)."""
+    g = np.asarray(group, dtype=np.int64)
+    n = np.asarray(n, dtype=np.float64)
+    S = np.asarray(S, dtype=np.float64)
+    a = np.bincount(g, n, n_units)
+    b = np.bincount(g, S, n_units)
+    Q = float(np.sum(S * S / n))
+    N = len(S)
+    has = a > 0
+    a, b = a[has], b[has]
+
+    def r(gam):   # R(gamma), vectorised over an array of gammas
+        gam = np.asarray(gam, dtype=np.float64)[..., None]
+        return Q - np.sum(gam * b * b / (1 + gam * a), axis=-1)
+
+    def nll(gam):
+        gam = np.asarray(gam, dtype=np.float64)
+        return N * np.log(np.maximum(r(gam), 1e-300)) + np.sum(
+            np.log1p(gam[..., None] * a), axis=-1)
+
+    def slope(gam):   # d nll / d gamma
+        d = 1 + gam * a
+        return -N * np.sum(b * b / (d * d)) / max(float(r(gam)), 1e-300) + np.sum(a / d)
+
+    if fixed:
+        gam = float(ratio)
+    else:
+        scale = 1.0 / float(np.median(a)) if len(a) else 1.0
+        grid = scale * np.logspace(-8, 8, 321)
+        vals = nll(grid)
+        i = int(np.argmin(vals))
+        gam = float(grid[i])
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        if 0 < i < len(grid) - 1 and slope(lo) < 0 < slope(hi):
+            gam = optimize.brentq(slope, lo, hi, xtol=1e-14 * hi, rtol=1e-14)
+        if nll(0.0) <= nll(gam):   # s2 = 0 on the boundary
+            gam = 0.0
+    phi = float(r(gam)) / N
+    blup = np.zeros(n_units)
+    blup[has] = gam * b / (1 + gam * a)
+    return blup, gam * phi, phi
 
 
 def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"] = "caseworker",
@@ -346,7 +385,7 @@ def value_added_rows(result: ValueAddedResult) -> list[dict[str, Any]]:
     person-month). No standard errors: they describe the distribution of unit effects."""
     sm = result.summary
     est = (f"EB shrinkage (covariates {sm['covariates']}, noise {sm['noise']}); "
-           "MixedLM statsmodels REML on unit x spell-block sums")
+           "MixedLM REML (closed form) on unit x spell-block sums")
     return [row(f"quality_value_added_{result.level}", term, sm[term], n_obs=sm["n_person_months"],
                 n_clusters=sm["n_units"], estimator=est, vcov="spell-clustered unit noise")
             for term in _SUMMARY_TERMS if np.isfinite(sm[term])]
