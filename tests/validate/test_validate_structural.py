@@ -120,3 +120,25 @@ def test_lineage_without_needed_column_raises():
 
     with pytest.raises(ContractError, match="lineage.*inwoners"):
         validate_tables(vdata.tables(), DataParams(), lineage=vdata.LINEAGE.drop(columns="inwoners"))
+
+
+@pytest.mark.parametrize("faulty,expected", [
+    (("caseworker_assignments", "progress"), "caseworker_assignments"),
+    (("progress", "quality"), "progress"),
+    (("progress",), "progress"),
+    (("quality",), "quality"),
+])
+def test_first_table_in_order_names_the_fault(faulty, expected):
+    """progress is checked in a second thread beside the tables after trajectories
+    (``core._BESIDE``); with faults in several tables the error is still the one of the
+    first in the order the validators run one after another."""
+    from impact.validate.core import VALIDATORS
+
+    raw = vdata.tables()
+    for name in faulty:
+        raw[name] = raw[name].drop(columns=raw[name].columns[0])   # a required one
+    assert list(VALIDATORS).index("caseworker_assignments") < list(VALIDATORS).index(
+        "progress") < list(VALIDATORS).index("quality")
+    with pytest.raises(ContractError) as exc:
+        vdata.run(raw)
+    assert exc.value.table == expected, str(exc.value)
