@@ -216,3 +216,32 @@ def test_keep_freed_memory_leaves_the_environments_settings(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072")
     assert io.keep_freed_memory() is False
+
+
+def test_quoting_check_reads_offsets_and_bytes_as_the_values(monkeypatch):
+    """``io._quoting_differs`` (offsets and value bytes) against a regular expression on
+    each value: random text with nulls, empty strings, '#', carriage returns and other
+    UTF-8, as sliced and chunked arrays, the bytes compared a few at a time."""
+    import re
+
+    import numpy as np
+    import pyarrow as pa
+
+    monkeypatch.setattr(io, "_SCAN_BYTES", 5)
+    rng = np.random.default_rng(5)
+    alphabet = ["a", "b", "é", "€", "#", "\r", "\n", "1"]
+    for _ in range(300):
+        n = int(rng.integers(0, 12))
+        values = []
+        for _ in range(n):
+            r = rng.random()
+            values.append(None if r < 0.1 else "" if r < 0.15 else "".join(
+                rng.choice(alphabet, int(rng.integers(1, 6)),
+                           p=[.3, .3, .1, .1, .03, .03, .04, .1])))
+        a = pa.array(values, type=pa.large_string())
+        lo = int(rng.integers(0, n + 1))
+        for arr in (a, a.slice(lo), pa.chunked_array([a.slice(0, lo), a.slice(lo)],
+                                                     type=pa.large_string())):
+            vals = arr.to_pylist()
+            expected = any(v is not None and (v == "" or re.search(r"[\r#]", v)) for v in vals)
+            assert io._quoting_differs(arr) == expected, vals
