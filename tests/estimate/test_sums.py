@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from impact.estimate.cgram import cluster_grams
-from impact.estimate.sums import GramSums
+from impact.estimate.sums import GramSums, Indicator
 
 
 def _rows(n: int, sorted_clusters: bool, seed: int = 3):
@@ -161,3 +161,52 @@ def test_local_codes_add_the_same_bits_as_unique():
         b[u2] += np.bincount(inv2, weights=w, minlength=len(u2))
         assert len(u) == len(set(codes.tolist()))
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sorted_clusters,only,H", [(True, None, 3), (False, None, 3),
+                                                    (True, ("qa*d=2", "x0"), 3),
+                                                    (False, None, 11)])
+def test_indicator_columns_add_the_dense_columns_bits(sorted_clusters, only, H):
+    """Columns given by their structure (``Indicator``: a code's dummies and their
+    products with a measure, one scatter and one pair-sum ``bincount`` a group) and a
+    categorical's dummies (``cats``, summed the same way) give the blocks and pair sums of
+    the same columns written out dense, to the bit; the pair sums equal each (cell,
+    cluster) pair's own sum. ``H`` levels with a column: 3 (a comparison a column) or 11
+    (a scatter, ``linalg.scatter_dummies``)."""
+    cols, cats, cl, muni, t = _rows(1200, sorted_clusters, seed=8)
+    rng = np.random.default_rng(9)
+    d = rng.integers(-1, H + 1, len(t))      # levels -1..H; -1 and 0 without a column
+    qa = rng.normal(size=len(t)) * 3
+    dense = dict(cols)
+    for h in range(1, H + 1):
+        dense[f"d={h}"], dense[f"qa*d={h}"] = (d == h).astype(float), qa * (d == h)
+
+    def struct(r):   # one codes and one weight object per batch: two groups
+        dr, qr = d[r], qa[r]
+        out = {k: v[r] for k, v in cols.items()}
+        for h in range(1, H + 1):
+            out[f"d={h}"], out[f"qa*d={h}"] = Indicator(dr, h), Indicator(dr, h, qr)
+        return out
+
+    dense_cats = {f"c={lv}": (cats["c"] == lv).astype(float) for lv in range(3)}
+    pick = (lambda name: name in only) if only else None
+    a, b = GramSums(only=pick), GramSums(only=pick)
+    for lo in range(0, len(t), 113):
+        r = slice(lo, lo + 113)
+        a.add(struct(r), {"c": cats["c"][r]}, cl.iloc[r], muni.iloc[r], muni.iloc[r], t[r])
+        b.add({**{k: v[r] for k, v in dense.items()}, **{k: v[r] for k, v in dense_cats.items()}},
+              {}, cl.iloc[r], muni.iloc[r], muni.iloc[r], t[r])
+    names = [("num", c) for c in dense]
+    ia = [a.col[n] for n in names] + [a.col[("c", lv)] for lv in range(3)]
+    ib = [b.col[n] for n in names] + [b.col[("num", f"c={lv}")] for lv in range(3)]
+    G, P = len(a.clusters), len(a.pairs)
+    assert (G, P) == (len(b.clusters), len(b.pairs))
+    np.testing.assert_array_equal(a.C[:G][:, ia][:, :, ia], b.C[:G][:, ib][:, :, ib])
+    np.testing.assert_array_equal(a.S[:P][:, ia], b.S[:P][:, ib])
+    # against each pair's own sum, rows added in any order
+    cell = a.cells.lookup(a.munis.lookup(muni) * (1 << 32) + (t + (1 << 31)))
+    pair = a.pairs.lookup(cell * (1 << 32) + a.clusters.lookup(cl))
+    assert (pair >= 0).all()
+    want = np.zeros((P, len(names)))
+    np.add.at(want, pair, np.column_stack(list(dense.values())))
+    np.testing.assert_allclose(a.S[:P][:, ia[:len(names)]], want, rtol=1e-12, atol=1e-12)

@@ -115,7 +115,8 @@ class ClusterGrams:
 
 
 def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None,
-                  only_from: int | None = None) -> tuple[ClusterGrams, np.ndarray | None]:
+                  only_from: int | None = None, summed: np.ndarray | None = None
+                  ) -> tuple[ClusterGrams, np.ndarray | None]:
     """The cluster blocks of A's Gram matrix (and, with ``cell_code``, the cell x cluster
     pair sums): ``(grams, order)``.
 
@@ -124,7 +125,9 @@ def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None,
     ``order`` is the stable sort that does it and the blocks are taken in that order
     (A gathered once); None when they already are, and ``extend`` needs that.
     ``only_from``: only the blocks of the columns from ``only_from`` on against every
-    column; the others' with each other are NaN (``sums.GramSums(only=)``).
+    column; the others' with each other are NaN (``sums.GramSums(only=)``). ``summed``:
+    the columns whose pair sums are made here (None: all); the others' are 0, for a
+    caller that makes them another way (``sums.GramSums.add``: a level's columns at once).
     """
     cl, labels = cluster_codes(clusters)
     if (cl < 0).any():
@@ -150,8 +153,13 @@ def cluster_grams(A: np.ndarray, clusters, cell_code: np.ndarray | None = None,
         code = np.asarray(cell_code, dtype="int64")
         pair, uniq = pd.factorize(code * G + cl)
         P = len(uniq)
-        sums = np.stack([np.bincount(pair, weights=A[:, c], minlength=P)
-                         for c in range(A.shape[1])], axis=1).reshape(P, A.shape[1])
+        if summed is None:
+            sums = np.stack([np.bincount(pair, weights=A[:, c], minlength=P)
+                             for c in range(A.shape[1])], axis=1).reshape(P, A.shape[1])
+        else:
+            sums = np.zeros((P, A.shape[1]))
+            for c in summed:
+                sums[:, c] = np.bincount(pair, weights=A[:, c], minlength=P)
         grams = ClusterGrams(C, grams.labels, bounds, A.shape[0], pair, uniq // G, uniq % G,
                              sums, np.bincount(pair, minlength=P))
     return grams, order

@@ -254,10 +254,13 @@ def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: b
     return pos, SparseFactor(As[pos][:, pos])
 
 
-def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int]) -> None:
+def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int],
+                    weights: np.ndarray | None = None) -> None:
     """Dummy columns of one categorical in one pass: ``A[i, columns[codes[i]]] = 1`` for the
-    rows whose level has a column (a left-out level has none). ``A`` is column-major and
-    zero in those columns; nothing (n x k) sized is allocated beside it."""
+    rows whose level has a column (a left-out level has none); with ``weights``, the
+    row's weight instead of 1 (the dummies' products with one measure). ``A`` is
+    column-major and zero in those columns; nothing (n x k) sized is allocated beside
+    it."""
     n = A.shape[0]
     flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
     if not np.shares_memory(flat, A):
@@ -268,7 +271,10 @@ def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int]) -
         # than the gather and scatter below, four passes with index arrays whatever the
         # levels)
         for level, j in columns.items():
-            np.equal(codes, level, out=A[:, j])
+            if weights is None:
+                np.equal(codes, level, out=A[:, j])
+            else:   # the weight where the level is, the column's 0 elsewhere
+                np.copyto(A[:, j], weights, where=codes == level)
         return
     lo = int(codes.min()) if len(codes) else 0
     col_of = np.full((int(codes.max()) - lo + 1) if len(codes) else 1, -1, np.int64)
@@ -277,7 +283,7 @@ def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int]) -
             col_of[level - lo] = j
     col = col_of[codes - lo]
     on = np.flatnonzero(col >= 0)
-    flat[col[on] * n + on] = 1.0
+    flat[col[on] * n + on] = 1.0 if weights is None else np.asarray(weights)[on]
 
 
 def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from impact.estimate.cgram import ClusterGrams, demean_grams, fit_pm_multi_grams
 from impact.estimate.params import EstimateParams
 from impact.estimate.pmreg import fe_df
 from impact.estimate.quality_stream import BATCH_ROWS, QualityGrams, _Codes, quality_grams
+from impact.estimate.sums import Indicator
 from impact.heterogeneity.cddf.quality import blp_gates
 from impact.heterogeneity.cddf.split import (
     SplitCounts, main_halves, present, split_rows_counts, tally_counts,
@@ -64,18 +65,18 @@ __all__ = ["cddf_quality_file"]
 
 
 def _level_columns(types: _Types, codes: list[np.ndarray], qa: np.ndarray, qb: np.ndarray
-                   ) -> dict[str, np.ndarray]:
+                   ) -> dict[str, Indicator]:
     """Every dimension's dummies h = 1..H ("(none)" last) and their products with the
-    quality measurements (the Aux model's columns beyond the headline's)."""
-    out: dict[str, np.ndarray] = {}
+    quality measurements (the Aux model's columns beyond the headline's), by their
+    structure (``sums.Indicator``: three groups a dimension)."""
+    out: dict[str, Indicator] = {}
     for d, c in zip(types.dims, codes):
         labels = list(d.labels) + [NONE_LEVEL]
         for h in range(1, len(labels)):
-            ind = (c == h).astype("float64")
             name = f"x:{d.name}={labels[h]}"
-            out[name] = ind
-            out[f"qa*{name}"] = qa * ind
-            out[f"qb*{name}"] = qb * ind
+            out[name] = Indicator(c, h)
+            out[f"qa*{name}"] = Indicator(c, h, qa)
+            out[f"qb*{name}"] = Indicator(c, h, qb)
     return out
 
 
@@ -159,7 +160,7 @@ class _Gates:
     def __init__(self, types: _Types, proxies: dict[tuple[int, str], tuple], K: int) -> None:
         self.types, self.proxies, self.K = types, proxies, K
 
-    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+    def __call__(self, s: pd.DataFrame) -> dict[str, Indicator]:
         codes = self.types.codes(s)
         qa = s["quality_a"].to_numpy(dtype="float64")
         qb = s["quality_b"].to_numpy(dtype="float64")
@@ -167,11 +168,10 @@ class _Gates:
         for (sp, y), (tables, b0, cuts) in self.proxies.items():
             grp = np.searchsorted(cuts, _proxy(codes, tables, b0), side="left")
             for g in range(self.K):
-                ind = (grp == g).astype("float64")
-                out[_gname("qa", g, sp, y)] = qa * ind
-                out[_gname("qb", g, sp, y)] = qb * ind
+                out[_gname("qa", g, sp, y)] = Indicator(grp, g, qa)
+                out[_gname("qb", g, sp, y)] = Indicator(grp, g, qb)
                 if g > 0:
-                    out[_gname("G", g, sp, y)] = ind
+                    out[_gname("G", g, sp, y)] = Indicator(grp, g)
         return out
 
 
