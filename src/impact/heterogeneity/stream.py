@@ -38,6 +38,7 @@ from impact.estimate.cgram import ClusterGrams, demean_grams
 from impact.estimate.frames import EstimationWarning
 from impact.estimate.params import EstimateParams
 from impact.estimate.quality_stream import BATCH_ROWS, QualityGrams, quality_grams
+from impact.estimate.sums import Indicator
 from impact.heterogeneity.cddf.tables import NONE_LEVEL
 from impact.heterogeneity.params import GroupDimension
 from impact.heterogeneity.quality import GroupEstimates, group_fits
@@ -60,10 +61,10 @@ class _Groups:
         self.client_codes = ClientCodes()
         self.distinct = DistinctCounter(int(self.offset[-1]))
 
-    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+    def __call__(self, s: pd.DataFrame) -> dict[str, Indicator]:
         qa = s["quality_a"].to_numpy(dtype="float64")
         qb = s["quality_b"].to_numpy(dtype="float64")
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, Indicator] = {}   # by their structure: three groups a dimension
         grps = []
         for i, d in enumerate(self.dims):
             H = len(d.labels)
@@ -74,11 +75,10 @@ class _Groups:
                 ev = pd.to_numeric(s[c]).to_numpy(dtype="float64")
                 self.nev[o][i] += np.bincount(codes, weights=ev, minlength=H + 1)
             for h in range(H + 1):
-                ind = (codes == h).astype("float64")
-                out[f"qa#{i}#{h}"] = qa * ind
-                out[f"qb#{i}#{h}"] = qb * ind
+                out[f"qa#{i}#{h}"] = Indicator(codes, h, qa)
+                out[f"qb#{i}#{h}"] = Indicator(codes, h, qb)
                 if h > 0:
-                    out[f"D#{i}#{h}"] = ind
+                    out[f"D#{i}#{h}"] = Indicator(codes, h)
             grps.append(codes + self.offset[i])
         if grps:
             client = self.client_codes(pa.array(s["client_id"]))
