@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from impact.estimate.cgram import cluster_grams
+from impact.estimate import sums as sums_module
 from impact.estimate.sums import GramSums, Indicator
 
 
@@ -163,16 +164,19 @@ def test_local_codes_add_the_same_bits_as_unique():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("sorted_clusters,only,H", [(True, None, 3), (False, None, 3),
-                                                    (True, ("qa*d=2", "x0"), 3),
-                                                    (False, None, 11)])
-def test_indicator_columns_add_the_dense_columns_bits(sorted_clusters, only, H):
+@pytest.mark.parametrize("sorted_clusters,only,H,bins", [
+    (True, None, 3, 4), (False, None, 3, 4), (True, ("qa*d=2", "x0"), 3, 4),
+    (False, None, 11, 4), (False, None, 11, 0), (True, ("qa*d=2", "x0"), 3, 0)])
+def test_indicator_columns_add_the_dense_columns_bits(sorted_clusters, only, H, bins,
+                                                      monkeypatch):
     """Columns given by their structure (``Indicator``: a code's dummies and their
     products with a measure, one scatter and one pair-sum ``bincount`` a group) and a
     categorical's dummies (``cats``, summed the same way) give the blocks and pair sums of
     the same columns written out dense, to the bit; the pair sums equal each (cell,
     cluster) pair's own sum. ``H`` levels with a column: 3 (a comparison a column) or 11
-    (a scatter, ``linalg.scatter_dummies``)."""
+    (a scatter, ``linalg.scatter_dummies``); ``bins`` 0: the sums over the pair x level
+    keys present only (``sums._level_sums``' way for many of them)."""
+    monkeypatch.setattr(sums_module, "_DENSE_BINS", bins)
     cols, cats, cl, muni, t = _rows(1200, sorted_clusters, seed=8)
     rng = np.random.default_rng(9)
     d = rng.integers(-1, H + 1, len(t))      # levels -1..H; -1 and 0 without a column

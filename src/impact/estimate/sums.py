@@ -309,17 +309,35 @@ def _indicator_groups(cols: Mapping[str, object], order, column: Callable[[str],
     return list(groups.values())
 
 
+#: ``_level_sums`` bins every pair x level up to this many bins a row (and 1,024 more rows)
+_DENSE_BINS = 4
+
+
 def _level_sums(sums: np.ndarray, pair: np.ndarray, P: int, codes: np.ndarray,
                 weights: np.ndarray | None, columns: Mapping[int, int]) -> None:
-    """Write into ``sums`` (P x k) the pair sums of one level group's columns, from one
-    ``bincount`` over pair x level (rows in the matrix's order)."""
+    """Write into ``sums`` (P x k, zero in the group's columns) the pair sums of one level
+    group's columns, from one ``bincount`` over pair x level (rows in the matrix's order):
+    over every pair x level when they are at most a few a row, else over those present
+    only (a categorical of many levels in batches of many pairs: bins of every pair x
+    level, made anew each batch, cost more in page faults than the sums)."""
     if not columns or not len(codes):
         return
     lo = min(int(codes.min()), min(columns))
     L = max(int(codes.max()), max(columns)) - lo + 1
-    by = np.bincount(pair * L + (codes - lo), weights=weights, minlength=P * L).reshape(P, L)
+    key = pair * L + (codes - lo)
+    if P * L <= _DENSE_BINS * (len(key) + 1024):
+        by = np.bincount(key, weights=weights, minlength=P * L).reshape(P, L)
+        for level, j in columns.items():
+            sums[:, j] = by[:, level - lo]
+        return
+    col_of = np.full(L, -1, dtype=np.int64)
     for level, j in columns.items():
-        sums[:, j] = by[:, level - lo]
+        col_of[level - lo] = j
+    inv, uniq = pd.factorize(key)           # the pairs x levels present, hashed
+    total = np.bincount(inv, weights=weights, minlength=len(uniq))
+    col = col_of[uniq % L]
+    on = col >= 0
+    sums[(uniq // L)[on], col[on]] = total[on]
 
 
 def cell_frame(info) -> pd.DataFrame:
