@@ -149,8 +149,9 @@ class GramSums:
 
     def add(self, cols: Mapping[str, np.ndarray], cats: Mapping[str, np.ndarray], clusters,
             muni: pd.Series, region: pd.Series, t: np.ndarray) -> None:
-        """Add rows: ``cols`` float columns, ``cats`` integer level codes (kept across
-        batches by the caller), ``clusters`` labels, ``muni``/``region`` as strings."""
+        """Add rows: ``cols`` float columns (or ``Indicator``s), ``cats`` integer level
+        codes (kept across batches by the caller), ``clusters`` labels, ``muni``/``region``
+        as strings."""
         n = len(t)
         if n == 0:
             return
@@ -285,9 +286,10 @@ class Indicator(NamedTuple):
     ``level``), 1 for ``weight`` None: a categorical's dummy, or its product with one
     measure. The columns of the same ``codes`` and ``weight`` arrays (the same objects)
     are written into the matrix by one scatter and their cell x cluster pair sums made by
-    one ``bincount`` over pair x level, not one pass each (the data-driven quality check's
-    136 columns are 126 such, in 18 groups). The sums are those of the dense column, to
-    the bit: the same values added in the same order, zeros left out."""
+    one ``bincount`` over pair x level, not one pass each (nationally 69 of the
+    data-driven quality check's 136 columns, in 18 groups, and the 165 GATES columns of
+    its second pass, in 45). The sums are those of the dense column, to the bit: the same
+    values added in the same order, zeros left out."""
 
     codes: np.ndarray
     level: int

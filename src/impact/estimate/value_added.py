@@ -39,7 +39,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from impact.estimate.frames import age_band, duration_band, lm_controls, month_index, warn
 from impact.estimate.linalg import independent_columns, scatter_dummies
@@ -47,6 +47,7 @@ from impact.estimate.params import CATEGORICAL_CONTROLS, DEFAULT_CONTROLS, _chec
 from impact.estimate.pmreg import cell_demean
 from impact.estimate.quality import _codes
 from impact.estimate.results import row
+from impact.estimate.variance_components import mixedlm_blups, signal_variance
 
 __all__ = ["UnitSpells", "ValueAddedResult", "value_added", "signal_variance", "mixedlm_blups",
            "spell_result", "value_added_rows", "value_added_reads", "publishable_teams"]
@@ -136,82 +137,6 @@ def _residuals(A: np.ndarray, unit: np.ndarray, rm: np.ndarray, within: bool) ->
     u = A @ v  # demeaned y - X'g; add back the (cell-constant) projection removed from it
     u += (before @ v - np.bincount(cell, u) / n_c)[cell]
     return u - (np.bincount(rm, u) / np.bincount(rm))[rm]
-
-
-def signal_variance(raw: np.ndarray, noise: np.ndarray) -> float:
-    """Maximum-likelihood s2 >= 0 of raw_j ~ N(0, s2 + noise_j) (Morris 1983): the root
-    of sum_j (raw_j^2 - s2 - noise_j) / (s2 + noise_j)^2 = 0 (precision-weighted
-    moments), or 0. ``raw``, ``noise`` (> 0): unit estimates and sampling variances."""
-    nll = lambda s2: np.sum(np.log(s2 + noise) + raw ** 2 / (s2 + noise))  # noqa: E731
-    hi = float(max(np.max(raw ** 2), 1e-12))
-    s2 = optimize.minimize_scalar(nll, bounds=(0.0, hi), method="bounded",
-                                  options={"xatol": 1e-10 * hi}).x
-    return 0.0 if nll(0.0) <= nll(s2) else float(s2)
-
-
-def mixedlm_blups(S: np.ndarray, n: np.ndarray, group: np.ndarray, n_units: int,
-                  ratio: float, fixed: bool = False) -> tuple[np.ndarray, float, float]:
-    """The random-intercept MixedLM (module Notes) on rows with residual sum ``S``,
-    person-months ``n`` and unit code ``group`` (0 .. n_units - 1): statsmodels'
-    ``MixedLM(S/sqrt(n), no fixed effects, groups, exog_re=sqrt(n))`` fitted by REML, in
-    closed form. ``fixed=True``: the ratio gamma = s2 / phi is ``ratio``, only phi is
-    fitted; else ``ratio`` is not needed (the optimum is found on a grid, not from a
-    start). Returns (BLUP per unit, s2, phi).
-
-    With rows y = S/sqrt(n), z = sqrt(n), unit j's covariance is phi (I + gamma z z'),
-    so by the matrix determinant lemma and Sherman-Morrison, with a_j = sum z^2 = n_j,
-    b_j = sum z y = S_j, Q_j = sum y^2 and N rows,
-
-        -2 log L = N log phi + sum_j log(1 + gamma a_j)
-                   + (1/phi) sum_j (Q_j - gamma b_j^2 / (1 + gamma a_j)) + N log 2 pi.
-
-    Without fixed effects REML is this likelihood (no X'V^-1X term, N - 0 degrees of
-    freedom). phi profiles out as R(gamma) / N, R the sum above; gamma >= 0 maximises
-    -N log R - sum_j log(1 + gamma a_j), found on a log grid of 20 points a decade and
-    refined by the root of its derivative; the BLUP is gamma b_j / (1 + gamma a_j).
-    statsmodels' own fit loops over the units in Python at every step of its optimiser
-    (25 s for the 21,000 caseworkers nationally); ``tests/estimate/test_value_added.py``
-    checks this against it (likelihood, estimates, BLUPs)."""
-    g = np.asarray(group, dtype=np.int64)
-    n = np.asarray(n, dtype=np.float64)
-    S = np.asarray(S, dtype=np.float64)
-    a = np.bincount(g, n, n_units)
-    b = np.bincount(g, S, n_units)
-    Q = float(np.sum(S * S / n))
-    N = len(S)
-    has = a > 0
-    a, b = a[has], b[has]
-
-    def r(gam):   # R(gamma), vectorised over an array of gammas
-        gam = np.asarray(gam, dtype=np.float64)[..., None]
-        return Q - np.sum(gam * b * b / (1 + gam * a), axis=-1)
-
-    def nll(gam):
-        gam = np.asarray(gam, dtype=np.float64)
-        return N * np.log(np.maximum(r(gam), 1e-300)) + np.sum(
-            np.log1p(gam[..., None] * a), axis=-1)
-
-    def slope(gam):   # d nll / d gamma
-        d = 1 + gam * a
-        return -N * np.sum(b * b / (d * d)) / max(float(r(gam)), 1e-300) + np.sum(a / d)
-
-    if fixed:
-        gam = float(ratio)
-    else:
-        scale = 1.0 / float(np.median(a)) if len(a) else 1.0
-        grid = scale * np.logspace(-8, 8, 321)
-        vals = nll(grid)
-        i = int(np.argmin(vals))
-        gam = float(grid[i])
-        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        if 0 < i < len(grid) - 1 and slope(lo) < 0 < slope(hi):
-            gam = optimize.brentq(slope, lo, hi, xtol=1e-14 * hi, rtol=1e-14)
-        if nll(0.0) <= nll(gam):   # s2 = 0 on the boundary
-            gam = 0.0
-    phi = float(r(gam)) / N
-    blup = np.zeros(n_units)
-    blup[has] = gam * b / (1 + gam * a)
-    return blup, gam * phi, phi
 
 
 def value_added(person_months: pd.DataFrame, level: Literal["caseworker", "team"] = "caseworker",
