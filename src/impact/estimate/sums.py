@@ -10,7 +10,7 @@ from typing import Callable, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
-from impact.distinct import factorize, unique
+from impact.distinct import factorize, local_codes, unique
 from impact.estimate.cgram import ClusterGrams, cluster_grams
 from impact.estimate.linalg import scatter_dummies
 
@@ -335,7 +335,7 @@ def _level_sums(sums: np.ndarray, pair: np.ndarray, P: int, codes: np.ndarray,
     col_of = np.full(L, -1, dtype=np.int64)
     for level, j in columns.items():
         col_of[level - lo] = j
-    inv, uniq = pd.factorize(key)           # the pairs x levels present, hashed
+    uniq, inv = local_codes(key)            # the pairs x levels present, hashed
     total = np.bincount(inv, weights=weights, minlength=len(uniq))
     col = col_of[uniq % L]
     on = col >= 0

@@ -98,7 +98,7 @@ class _Tally:
         self.carry = dict(carry or {})
         self.carry_missing = False
 
-    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray]:
+    def __call__(self, s: pd.DataFrame) -> dict[str, np.ndarray | Indicator]:
         codes = self.types.codes(s)
         typ = self.types.number(codes)
         cl = self.clusters(s[self.cluster_col].astype(str))
