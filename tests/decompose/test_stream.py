@@ -221,3 +221,30 @@ def test_jackknife_equals_refits_where_one_cluster_alone_identifies_terms(panel)
         for jack in (fit.jack[g], got.jack[g]):
             _close(jack, dev, label)
     assert dropped > 0  # the case is there
+
+
+def test_distinct_counts_by_span_equal_each_span_counted_alone(panel, tmp_path):
+    """One scan for many month spans (overlapping, one empty, one outside the panel) gives
+    each span's distinct clients and caseworkers per municipality and in all, counted here
+    by pandas: a missing client id once, a missing caseworker not at all."""
+    from impact.decompose.passes import distinct_counts_by_span
+
+    pm = io.read_person_months(panel)
+    pm.loc[pm.index % 97 == 0, "client_id"] = None        # missing ids, in every span
+    pm.loc[pm.index % 89 == 0, "caseworker_key"] = None
+    path = tmp_path / "pm.parquet"
+    io.write_parquet(pm, path)
+    t0, t1 = int(pm["t"].min()), int(pm["t"].max())
+    spans = [(t0, t0 + 11), (t0 + 6, t0 + 17), (t0, t1), (t0 + 5, t0 + 4), (t1 + 1, t1 + 9)]
+    got = distinct_counts_by_span(path, "CAST(municipality AS VARCHAR)", spans)
+    assert len(got) == len(spans)
+    for (a, b), d in zip(spans, got):
+        rows = pm[(pm["t"] >= a) & (pm["t"] <= b)]
+        want = {}
+        for key, g in [*rows.groupby("municipality"), (None, rows)]:
+            clients = g["client_id"].nunique() + int(g["client_id"].isna().any())
+            want[key] = (clients, g["caseworker_key"].nunique())
+        if rows.empty:
+            want = {}
+        assert d == want, (a, b)
+    assert got[3] == {} and got[4] == {} and len(got[2]) == pm["municipality"].nunique() + 1

@@ -52,7 +52,8 @@ from impact.decompose.params import DecomposeParams
 from impact.estimate.frames import lm_candidates, warn
 from impact.estimate.params import EstimateParams
 from impact.decompose.passes import (
-    DesignPass, UnitSums, _batches, _t_range, design_columns, distinct_counts,
+    DesignPass, UnitSums, _batches, _t_range, design_columns,
+    distinct_counts_by_span,
 )
 from impact.estimate.quality_stream import BATCH_ROWS
 
@@ -120,14 +121,12 @@ def _period_sums(p: _Pass, sums: UnitSums, design: Design, keys: list[tuple], fi
 
 def _clients(path: Path, periods: dict, munis: list[str]) -> dict[str, np.ndarray]:
     """Distinct clients per municipality (in ``munis`` order) and in all, per period
-    label, counted by DuckDB on the file (``passes.distinct_counts``)."""
-    out = {}
-    for label, p in periods.items():
-        d = distinct_counts(path, "CAST(municipality AS VARCHAR)", "t BETWEEN ? AND ?",
-                            [int(p.first), int(p.last)], total=True)
-        out[label] = np.array([d.get(m, (0, 0))[0] for m in munis] + [d.get(None, (0, 0))[0]],
-                              dtype="float64")
-    return out
+    label, counted by DuckDB on the file in one scan (``passes.distinct_counts_by_span``)."""
+    counts = distinct_counts_by_span(path, "CAST(municipality AS VARCHAR)",
+                                     [(p.first, p.last) for p in periods.values()])
+    return {label: np.array([d.get(m, (0, 0))[0] for m in munis] + [d.get(None, (0, 0))[0]],
+                            dtype="float64")
+            for label, d in zip(periods, counts)}
 
 
 def decompose_file(path: str | Path, params: EstimateParams, dparams: DecomposeParams,
