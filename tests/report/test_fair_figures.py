@@ -261,7 +261,8 @@ def test_waterfalls_drawn_again_are_the_new_figures_bytes(tmp_path):
     """``Waterfalls`` keeps one figure per layout and draws each municipality into it: the
     files are a new ``waterfall_figure``'s, byte for byte, however the layouts alternate
     (a suppressed pair, all suppressed, a title on two lines, fewer pairs, scales far
-    apart: the ticks tight_layout measures differ)."""
+    apart: the ticks tight_layout measures differ; bars that change sign and colour, and
+    intervals that come and go, in bars and steps moved rather than made again)."""
     base = make_decomposition(suppress=())
     big = make_decomposition(code="GM0001", name="Groot", seed=5, suppress=())
     big[["rate_from_pp", "rate_to_pp"]] *= 40

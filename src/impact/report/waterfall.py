@@ -188,7 +188,10 @@ class _Layout:
                    bbox_to_anchor=(0.1 / width, 1 - (0.1 + 0.3 * len(title)) / height),
                    fontsize=SMALL + 0.5)
         self.fig, self.axes, self._rect = fig, axes, (0, 0.25 / height, 1, 1 - header / height)
-        self._drawn: list = []  # the bars, steps and intervals of the last paint
+        self._drawn: list = []  # the intervals of the last paint
+        # per drawn panel: its bars (start, five components, end) and steps, made by the
+        # first paint and moved by the next ones (see paint)
+        self._bars: dict[int, tuple] = {}
         # tight_layout's result by the y-axis labels it measured (see _fit); only when the
         # first panel of every row (the one with y labels) is drawn, with its x labels
         self._fitted: dict[tuple, dict] | None = (
@@ -201,18 +204,22 @@ class _Layout:
             artist.remove()
         self._drawn = []
         span = []
-        for ax, (p0, p1, start, end, comp, ok) in zip(self.axes.flat, panels):
+        for i, (ax, (p0, p1, start, end, comp, ok)) in enumerate(zip(self.axes.flat, panels)):
             if not ok:
                 continue
             v = comp["contribution_pp"].to_numpy(float)
             cum = start + np.cumsum(v)
             bottom = cum - v
-            self._drawn += [ax.bar(0, start, color=GREY, width=0.7),
-                            ax.bar(range(1, 6), v, bottom=bottom, color=np.where(v >= 0, BLUE, RED),
-                                   width=0.7),
-                            ax.bar(6, end, color=GREY, width=0.7),
-                            ax.hlines(np.r_[start, cum], np.arange(6) + 0.35,
-                                      np.arange(1, 7) - 0.35, color=DARK, lw=0.7)]
+            color = np.where(v >= 0, BLUE, RED)
+            steps = (np.r_[start, cum], np.arange(6) + 0.35, np.arange(1, 7) - 0.35)
+            if i not in self._bars:
+                self._bars[i] = (ax.bar(0, start, color=GREY, width=0.7).patches[0],
+                                 ax.bar(range(1, 6), v, bottom=bottom, color=color,
+                                        width=0.7).patches,
+                                 ax.bar(6, end, color=GREY, width=0.7).patches[0],
+                                 ax.hlines(*steps, color=DARK, lw=0.7))
+            else:
+                _move(self._bars[i], start, v, bottom, color, end, steps)
             lo = bottom + comp["ci_low"].to_numpy(float)
             hi = bottom + comp["ci_high"].to_numpy(float)
             has = np.isfinite(lo) & np.isfinite(hi)
@@ -263,3 +270,25 @@ class _Layout:
             return None
         texts = tuple(t.label1.get_text() for t in update())
         return texts, axis.major.formatter.get_offset()
+
+
+def _move(bars: tuple, start: float, v: np.ndarray, bottom: np.ndarray, color: np.ndarray,
+          end: float, steps: tuple) -> None:
+    """Set a panel's bars and steps (of its first paint) to a new municipality's values,
+    as ``Axes.bar`` and ``Axes.hlines`` would make them: the same rectangles, colours and
+    segments, so the same bytes (``tests/report/test_fair_figures.py``), without making
+    seven rectangles, a line collection and their containers per panel again (150
+    national waterfalls: 0.138 -> 0.087 CPU s a figure to paint, of about 0.45 with both
+    files). The axis limits do not move: the bars stand at the same places, and the y
+    range is set by ``paint``."""
+    first, parts, last, lines = bars
+    first.set_height(start)
+    for r, h, b, c in zip(parts, v, bottom, color):
+        r.set_y(b)
+        r.set_height(h)
+        r.set_facecolor(c)
+    last.set_height(end)
+    y, x0, x1 = steps
+    seg = np.empty((len(y), 2, 2))
+    seg[:, 0, 0], seg[:, 0, 1], seg[:, 1, 0], seg[:, 1, 1] = x0, y, x1, y
+    lines.set_segments(seg)
