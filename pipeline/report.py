@@ -17,7 +17,7 @@ from impact.report.figures import (
     save_png_svg,
     event_study_figure, headline_figure, set_theme, value_added_figure,
 )
-from impact.report.fair import publish_fair
+from impact.report.fair import publish_fair, waterfalls_drawn
 from impact.robustness.figure import robustness_figure
 from impact.sweep.curve import collect_cells, curve_figure, curve_table
 from impact.sweep.curve import summary as curve_summary
@@ -50,6 +50,18 @@ def main() -> None:
 
     params = load_params(args.params)
     params.privacy  # fail fast on a bad privacy section
+    tables, figures = io.clean_dir(args.tables), io.clean_dir(args.figures)
+    # the waterfalls (nationally 343 figures, most of the stage's time) are drawn by
+    # worker processes from the start, while this one makes everything else
+    with waterfalls_drawn(args.decompose, figures, params.decompose.waterfalls) as n_drawn:
+        n_tables = _the_rest(args, params, tables, figures)
+    logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
+                 args.metrics, n_tables, n_drawn)
+
+
+def _the_rest(args, params, tables: Path, figures: Path) -> int:
+    """Everything but the waterfalls; returns how many decomposition and benchmark
+    tables were published."""
     specs, chosen = params.specifications, params.headline
     results = {}
     for name in specs:  # exactly the specifications params names, never a folder listing
@@ -68,7 +80,6 @@ def main() -> None:
 
     tidy_all, spec_table = collect_specifications(results, specs, chosen)
     tidy = publication_estimates(tidy_all)
-    tables, figures = io.clean_dir(args.tables), io.clean_dir(args.figures)
     io.write_csv(tidy, tables / "estimates.csv")
     io.write_csv(spec_table, tables / "specifications.csv")
 
@@ -103,25 +114,19 @@ def main() -> None:
             save_png_svg(fig, figures / "value_added_teams.png")
             plt.close(fig)
 
-    def the_rest() -> None:
-        if args.sweep is None:
-            logging.info("no --sweep given: specification curve left out")
-        else:
-            publish_curve(args.sweep, params, tables, figures, args.plots)
-        if args.robustness is None:
-            logging.info("no --robustness given: robustness tables left out")
-        else:
-            publish_robustness(args.robustness, metrics, tables, figures)
-        if args.heterogeneity is None:
-            logging.info("no --heterogeneity given: group effects left out")
-        else:
-            publish_heterogeneity(args.heterogeneity, params, tables, figures)
-
-    # the waterfalls are drawn by worker processes while this one draws the rest
-    done = publish_fair(args.decompose, args.benchmark, tables, figures,
-                        params.decompose.waterfalls, meanwhile=the_rest)
-    logging.info("wrote %s; decomposition and benchmark: %d tables, %d waterfalls",
-                 args.metrics, done["tables"], done["waterfalls"])
+    if args.sweep is None:
+        logging.info("no --sweep given: specification curve left out")
+    else:
+        publish_curve(args.sweep, params, tables, figures, args.plots)
+    if args.robustness is None:
+        logging.info("no --robustness given: robustness tables left out")
+    else:
+        publish_robustness(args.robustness, metrics, tables, figures)
+    if args.heterogeneity is None:
+        logging.info("no --heterogeneity given: group effects left out")
+    else:
+        publish_heterogeneity(args.heterogeneity, params, tables, figures)
+    return publish_fair(args.decompose, args.benchmark, tables, figures)["tables"]
 
 
 def publish_curve(sweep: Path, params, tables: Path, figures: Path, plots: Path) -> None:

@@ -407,3 +407,66 @@ def test_overview_renders_342_units(tmp_path):
     fig = overview_figure(yrs)
     fig.savefig(tmp_path / "overview.png")
     assert sum(ax.axison for ax in fig.axes) == 342
+
+
+def _decomposition_file(folder, n: int, bad: str | None = None):
+    """``decomposition.csv`` of the national rows and ``n`` municipalities (``bad``: one
+    whose rates do not add up, which ``waterfall_figure`` refuses)."""
+    from impact.report.fair import NATIONAL
+
+    parts = [make_decomposition(code=NATIONAL, name="Nederland", seed=1, suppress=())]
+    parts += [make_decomposition(code=f"GM{i:04d}", name=f"Gemeente {i}", seed=10 + i,
+                                 suppress=() if i % 3 else (("2021", "2022"),))
+              for i in range(n)]
+    dec = pd.concat(parts, ignore_index=True)
+    if bad is not None:
+        dec.loc[dec["municipality"] == bad, "rate_to_pp"] += 1.0
+    folder.mkdir(parents=True, exist_ok=True)
+    dec.to_csv(folder / "decomposition.csv", index=False)
+    return dec
+
+
+def test_waterfalls_drawn_beside_the_block_are_the_figures_bytes(tmp_path):
+    """``waterfalls_drawn`` draws every municipality's waterfall in worker processes
+    (chunks fed as they finish, one ``Waterfalls`` kept per worker) while the block runs:
+    the files are those of a new figure, one at a time, and a list of codes draws those
+    only (and the national one)."""
+    from impact.report.fair import waterfalls_drawn
+
+    dec = _decomposition_file(tmp_path / "dec", 40)
+    with waterfalls_drawn(tmp_path / "dec", tmp_path / "fig") as n:
+        assert n == 41
+    drawn = sorted(p.name for p in (tmp_path / "fig" / "decomposition").iterdir())
+    codes = list(dec["municipality"].drop_duplicates())
+    assert drawn == sorted(f"{c}.{ext}" for c in codes for ext in ("png", "svg"))
+    for c in (codes[0], codes[5], codes[-1]):
+        rows = pd.read_csv(tmp_path / "dec" / "decomposition.csv",
+                           dtype={"period_from": str, "period_to": str})
+        save_png_svg(waterfall_figure(rows[rows["municipality"] == c]), tmp_path / "new.png")
+        for ext in ("png", "svg"):
+            assert ((tmp_path / "fig" / "decomposition" / f"{c}.{ext}").read_bytes()
+                    == (tmp_path / f"new.{ext}").read_bytes()), (c, ext)
+    with waterfalls_drawn(tmp_path / "dec", tmp_path / "few", ["GM0003", "GM9999"]) as n:
+        assert n == 2
+    assert sorted(p.stem for p in (tmp_path / "few" / "decomposition").glob("*.png")) == [
+        "GM0003", "NL01"]
+
+
+def test_waterfalls_drawn_raise_a_workers_error_and_stop_with_the_block(tmp_path):
+    """A waterfall that cannot be drawn raises its error at the end of the block; an
+    error in the block itself cancels the chunks not yet begun (the report does not wait
+    for every figure before it fails)."""
+    from impact.report.fair import waterfalls_drawn
+
+    _decomposition_file(tmp_path / "dec", 40, bad="GM0007")
+    ran = []
+    with pytest.raises(ValueError, match="GM0007|Gemeente 7"):
+        with waterfalls_drawn(tmp_path / "dec", tmp_path / "fig"):
+            ran.append(True)
+    assert ran
+    _decomposition_file(tmp_path / "big", 300)
+    with pytest.raises(KeyError, match="stop"):
+        with waterfalls_drawn(tmp_path / "big", tmp_path / "big_fig"):
+            raise KeyError("stop")
+    drawn = list((tmp_path / "big_fig" / "decomposition").glob("*.png"))
+    assert len(drawn) < 100     # at most the chunks under way (ten figures each)
