@@ -235,6 +235,15 @@ def design_columns(p: DesignPass, lm_keep: list[str]) -> tuple[Design, list[tupl
     return Design({}, {}, factor_of, cols, dummy), keys
 
 
+def _counts(path: Path) -> str:
+    """The SQL of a group's distinct clients (a missing id counting once) and distinct
+    caseworkers (none missing; 0 without the column) in the panel file ``path``."""
+    cw = ("count(DISTINCT caseworker_key)"
+          if "caseworker_key" in pq.ParquetFile(path).schema_arrow.names else "0")
+    return ("count(DISTINCT client_id) + max(CASE WHEN client_id IS NULL THEN 1 ELSE 0 "
+            f"END), {cw}")
+
+
 def distinct_counts(path: Path, group: str, where: str = "TRUE", args=(),
                     total: bool = False) -> dict:
     """{value of the SQL expression ``group``: (distinct clients, distinct caseworkers)}
@@ -243,13 +252,10 @@ def distinct_counts(path: Path, group: str, where: str = "TRUE", args=(),
     ``total`` also all those rows together, under the key None. A missing client id
     counts once and a missing caseworker not at all, as the in-memory counts on integer
     codes do."""
-    cw = ("count(DISTINCT caseworker_key)"
-          if "caseworker_key" in pq.ParquetFile(path).schema_arrow.names else "0")
     by = f"GROUPING SETS (({group}), ())" if total else "ALL"
     with spilling("impact-distinct-") as con:
         rows = con.execute(
-            f"SELECT {group} AS g, count(DISTINCT client_id) + max(CASE WHEN client_id "
-            f"IS NULL THEN 1 ELSE 0 END), {cw} FROM read_parquet(?) WHERE {where} "
+            f"SELECT {group} AS g, {_counts(path)} FROM read_parquet(?) WHERE {where} "
             f"GROUP BY {by}", [str(path), *args]).fetchall()
     return {g: (c, w) for g, c, w in rows}
 
@@ -265,15 +271,12 @@ def distinct_counts_by_span(path: Path, group: str, spans) -> list[dict]:
     out: list[dict] = [{} for _ in spans]
     if not months:
         return out
-    cw = ("count(DISTINCT caseworker_key)"
-          if "caseworker_key" in pq.ParquetFile(path).schema_arrow.names else "0")
     with spilling("impact-distinct-") as con:
         con.register("span_months", pa.table({"span": [i for i, _ in months],
                                               "month": [t for _, t in months]}))
         rows = con.execute(
-            f"SELECT s.span, {group} AS g, GROUPING({group}) AS whole, count(DISTINCT "
-            f"client_id) + max(CASE WHEN client_id IS NULL THEN 1 ELSE 0 END), {cw} "
-            f"FROM read_parquet(?) AS p JOIN span_months AS s ON p.t = s.month "
+            f"SELECT s.span, {group} AS g, GROUPING({group}) AS whole, {_counts(path)} "
+            "FROM read_parquet(?) AS p JOIN span_months AS s ON p.t = s.month "
             f"GROUP BY GROUPING SETS ((s.span, {group}), (s.span))", [str(path)]).fetchall()
     for i, g, whole, c, w in rows:
         out[i][None if whole else g] = (c, w)

@@ -119,10 +119,10 @@ def _start_worker() -> None:
     _DRAWER = Waterfalls()
 
 
-def _draw_waterfalls(items: list, folder: Path) -> None:
-    """A worker's chunk of (code, rows)."""
+def _draw_waterfalls(items: list, folder: Path, draw: Waterfalls | None = None) -> None:
+    """A chunk of (code, rows), by ``draw`` (default: the worker's)."""
     for code, rows in items:
-        save_png_svg(_DRAWER.figure(rows), folder / f"{code}.png", close=False)
+        save_png_svg((draw or _DRAWER).figure(rows), folder / f"{code}.png", close=False)
 
 
 def _draw_here(items: list, folder: Path) -> None:
@@ -131,7 +131,6 @@ def _draw_here(items: list, folder: Path) -> None:
     set_theme()
     draw = Waterfalls()
     try:
-        for code, rows in items:
-            save_png_svg(draw.figure(rows), folder / f"{code}.png", close=False)
+        _draw_waterfalls(items, folder, draw)
     finally:
         draw.close()
