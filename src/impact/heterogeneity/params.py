@@ -24,6 +24,9 @@ from impact.distinct import factorize
 
 __all__ = ["GroupDimension", "HeterogeneityParams", "DEFAULT_GROUPS", "OUTCOMES"]
 
+_RANGE = 4096     # integers coded through a table of their range when it is this short
+_CACHE = 1 << 16  # distinct values whose level a dimension keeps
+
 #: outcome name -> person-month indicator column (exit in that month)
 OUTCOMES: dict[str, str] = {"work": "exit_work", "education": "exit_education",
                             "any": "exit_any"}
@@ -60,45 +63,75 @@ class GroupDimension:
     kind: Literal["levels", "bands"]
     labels: tuple[str, ...]
     rules: tuple[tuple, ...]
-    #: the levels of each set of distinct values seen (``_levels_of``), this dimension's
-    #: own: not compared, so equal dimensions whose rules match differently as text (1
-    #: and True) never share it
+    #: the level of each distinct value seen (``_value_levels``), this dimension's own:
+    #: not compared, so equal dimensions whose rules match differently as text (1 and
+    #: True) never share it
     _seen: dict = field(default_factory=dict, compare=False, repr=False)
 
     def codes(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Group index (0..H-1) of each value; -1 for a value in no group."""
         v = pd.Series(values).reset_index(drop=True)
-        out = np.full(len(v), -1, dtype="int64")
+        ints = _plain_integers(v)
+        if ints is not None:
+            # integers in a short range (ages, durations, steps): the level of every
+            # integer from the batch's least to its largest, then one gather (the masks
+            # or the hashing over every row took 1.4-3 ms a national batch, this 0.2)
+            lo, hi = int(ints.min()), int(ints.max())
+            if hi - lo <= max(len(ints), _RANGE):
+                # (signed: in int64, where x - lo cannot wrap; unsigned cannot either)
+                at = (ints.astype("int64") if ints.dtype.kind == "i" else ints) - lo
+                return self._range_levels(lo, hi, v.dtype)[at]
         if self.kind == "bands":
-            x = pd.to_numeric(v, errors="coerce").to_numpy(dtype="float64")
-            for h, (lo, hi) in enumerate(self.rules):
-                m = np.isfinite(x) & (out < 0)
-                if lo is not None:
-                    m &= x >= lo
-                if hi is not None:
-                    m &= x <= hi
-                out[m] = h
-        else:
-            # match on the distinct values only (a few), then gather: a value matches as
-            # text ("low", "3") or, for numbers, numerically (3 = 3.0)
-            codes, uniq = factorize(v, use_na_sentinel=True)   # text in runs by runs
-            # the level of each distinct value, kept for the next batch with the same
-            # distinct values (typed and as text: 1, 1.0, "1", 0.0 and -0.0 are keys of
-            # their own): made anew, the matching cost 2 ms a batch whatever its size
-            key = (str(uniq.dtype), *((type(x), str(x), x) for x in uniq.tolist()))
-            level = self._levels_of(key, uniq)
-            out = level[codes]  # code -1 (missing) takes the last slot
+            return self._bands(pd.to_numeric(v, errors="coerce").to_numpy(dtype="float64"))
+        # match on the distinct values only (a few), then gather: a value matches as
+        # text ("low", "3") or, for numbers, numerically (3 = 3.0)
+        codes, uniq = factorize(v, use_na_sentinel=True)   # text in runs by runs
+        return self._value_levels(uniq)[codes]  # code -1 (missing) takes the last slot
+
+    def _bands(self, x: np.ndarray) -> np.ndarray:
+        """The band of each float64 value (the first that holds it), -1 in none."""
+        out = np.full(len(x), -1, dtype="int64")
+        for h, (lo, hi) in enumerate(self.rules):
+            m = np.isfinite(x) & (out < 0)
+            if lo is not None:
+                m &= x >= lo
+            if hi is not None:
+                m &= x <= hi
+            out[m] = h
         return out
 
-    def _levels_of(self, key: tuple, uniq) -> np.ndarray:
-        """The group index of each of the distinct values ``uniq`` (``key``: their dtype
-        and (type, text, value) triples), -1 in the last slot for a missing value."""
-        cache = self._seen
-        if key not in cache:
-            if len(cache) >= 64:   # distinct sets vary batch to batch: keep a few
+    def _range_levels(self, lo: int, hi: int, dtype) -> np.ndarray:
+        """The group index of each integer lo..hi held in ``dtype``: matched as the
+        general path matches those values (bands on their float64 values, levels by
+        ``_value_levels``), so the codes are the same whichever path a batch takes."""
+        values = np.arange(lo, hi + 1, dtype=np.dtype(dtype))
+        if self.kind == "bands":
+            return self._bands(values.astype("float64"))
+        return self._value_levels(values)[:-1]
+
+    def _value_levels(self, uniq) -> np.ndarray:
+        """The group index of each of the distinct values ``uniq``, -1 in the last slot
+        (for a missing value's code -1). Each value's level is kept (in ``_seen``, by its
+        dtype, type, text and value: 1, 1.0, "1", 0.0 and -0.0 are keys of their own),
+        so a batch matches only the values no batch had: keeping a level per *set* of
+        distinct values missed almost every batch (the sets come in other orders)."""
+        cache, dtype = self._seen, str(getattr(uniq, "dtype", ""))
+        try:
+            keys = [(dtype, type(x), str(x), x) for x in uniq.tolist()]
+            new = [i for i, k in enumerate(keys) if k not in cache]
+        except TypeError:   # a value that cannot be hashed (a list): no cache
+            return self._levels(pd.Series(uniq))
+        if new:
+            if len(cache) + len(new) > _CACHE:
                 cache.clear()
-            cache[key] = self._levels(pd.Series(uniq))
-        return cache[key]
+                new = list(range(len(keys)))
+            got = self._levels(pd.Series(uniq[np.asarray(new)] if len(new) < len(keys)
+                                         else uniq))
+            cache.update(zip((keys[i] for i in new), got[:-1].tolist()))
+        level = np.empty(len(keys) + 1, dtype="int64")
+        level[:-1] = [cache[k] for k in keys]
+        level[-1] = -1
+        return level
 
     def _levels(self, u: pd.Series) -> np.ndarray:
         text = u.astype(str)
@@ -213,3 +246,12 @@ class HeterogeneityParams:
                                   f"webb, got {d['weights']!r}")
             kw["weights"] = d["weights"]
         return cls(**kw)
+
+
+def _plain_integers(v: pd.Series) -> np.ndarray | None:
+    """The values of ``v`` when it holds NumPy integers (no missing value can be among
+    them) and is not empty, else None."""
+    dtype = v.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iu" or len(v) == 0:
+        return None
+    return v.to_numpy()
