@@ -88,8 +88,13 @@ class _Codes:
         return np.fromiter((m.get(k, -1) for k in keys), dtype="int64", count=len(keys))
 
     def __call__(self, values) -> np.ndarray:
+        return self.of_distinct(*factorize(values, use_na_sentinel=False))
+
+    def of_distinct(self, local: np.ndarray, uniq) -> np.ndarray:
+        """The codes of rows given as positions ``local`` into their distinct values
+        ``uniq`` (in order of first appearance, as ``pd.factorize`` gives them): for a
+        caller that has them cheaper than by factorising the values themselves."""
         n0 = len(self)
-        local, uniq = factorize(values, use_na_sentinel=False)
         glob = self._global(uniq, add=True)
         if len(self) != n0:
             self._index = None
