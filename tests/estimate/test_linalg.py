@@ -231,6 +231,29 @@ def test_scatter_dummies_matches_comparisons():
         linalg.scatter_dummies(np.zeros((6, 3)), codes, {3: 0})
 
 
+@pytest.mark.parametrize("n_levels,weighted", [(3, False), (8, False), (9, False),
+                                              (3, True), (14, True)])
+def test_writes_whole_means_no_zeroing_needed(n_levels, weighted):
+    """Where ``writes_whole`` says so, the columns come out right on a matrix full of
+    stale values (``GramSums`` then does not zero them); where it does not, they need
+    the zeros (some stale value stays)."""
+    rng = np.random.default_rng(n_levels)
+    codes = rng.integers(0, n_levels, 300)
+    w = rng.normal(size=300) if weighted else None
+    columns = {lv: j for j, lv in enumerate(range(1, n_levels))}
+    A = np.full((300, n_levels), np.nan, order="F")
+    linalg.scatter_dummies(A, codes, columns, w)
+    clean = np.zeros((300, n_levels), order="F")
+    linalg.scatter_dummies(clean, codes, columns, w)
+    whole = linalg.writes_whole(columns, w)
+    assert whole == (not weighted and n_levels - 1 <= 8)
+    cols = list(columns.values())
+    if whole:
+        np.testing.assert_array_equal(A[:, cols], clean[:, cols])
+    else:
+        assert np.isnan(A[:, cols]).any()
+
+
 @pytest.mark.parametrize("n_levels", [3, 8, 9, 14])
 def test_scatter_dummies_both_ways(n_levels):
     """Few levels (a comparison per column) and many (one scatter), some left out, and two

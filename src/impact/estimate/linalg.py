@@ -36,7 +36,7 @@ from impact.distinct import unique
 from impact.estimate.factors import BlockFactor, DenseFactor, Factor, SparseFactor
 
 __all__ = ["Design", "WLSFit", "build_design", "wls_fit", "crv1_vcov", "crv1_parts", "lincom",
-           "wald_f", "group_sums", "scatter_dummies"]
+           "wald_f", "group_sums", "scatter_dummies", "writes_whole"]
 
 _RANK_TOL = 1e-10
 
@@ -254,19 +254,30 @@ def _sparse_factor(A: sp.csr_matrix, d: np.ndarray, n_fe: int, drop_collinear: b
     return pos, SparseFactor(As[pos][:, pos])
 
 
+def _few(columns: dict[int, int]) -> bool:
+    return len(columns) <= 8 and len(set(columns.values())) == len(columns)
+
+
+def writes_whole(columns: dict[int, int], weights: np.ndarray | None = None) -> bool:
+    """Whether ``scatter_dummies(A, codes, columns, weights)`` writes every row of the
+    ``columns`` (a few unweighted levels, a column each: 1 or 0 in every row), so that
+    they need not be zero before."""
+    return weights is None and _few(columns)
+
+
 def scatter_dummies(A: np.ndarray, codes: np.ndarray, columns: dict[int, int],
                     weights: np.ndarray | None = None) -> None:
     """Dummy columns of one categorical in one pass: ``A[i, columns[codes[i]]] = 1`` for the
     rows whose level has a column (a left-out level has none); with ``weights``, the
     row's weight instead of 1 (the dummies' products with one measure). ``A`` is
-    column-major and zero in those columns; nothing (n x k) sized is allocated beside
-    it."""
+    column-major and zero in those columns (unless ``writes_whole``); nothing (n x k)
+    sized is allocated beside it."""
     n = A.shape[0]
     flat = A.reshape(-1, order="F")  # a view: element (i, j) at j * n + i
     if not np.shares_memory(flat, A):
         raise ValueError("scatter_dummies needs a column-major (order='F') matrix")
     codes = np.asarray(codes, dtype=np.int64)
-    if len(columns) <= 8 and len(set(columns.values())) == len(columns):
+    if _few(columns):
         # few levels, a column each: a comparison per column, written whole (2-4x faster
         # than the gather and scatter below, four passes with index arrays whatever the
         # levels)
