@@ -112,23 +112,24 @@ def test_codes_are_first_appearance_across_batches(kind):
 
 
 def test_duration_band_codes_from_their_index_equal_the_labels_codes():
-    """Value-added codes the duration bands from their index's distinct values
+    """Value-added's batches code the duration bands from their index's distinct values
     (``_Codes.of_distinct``): the codes and the labels seen are those of coding every
     row's label, across batches, whatever band comes first."""
-    from impact.estimate.frames import duration_band, duration_band_index
+    from impact.estimate.frames import duration_band
     from impact.estimate.sums import _Codes
-    from impact.estimate.value_added_stream import _DUR_LABELS
+    from impact.estimate.value_added_stream import _Batch
 
     rng = np.random.default_rng(8)
     batches = [rng.choice([3, 8, 15, 30, 70, np.nan], size=200, p=p)
                for p in ([0, 0, 0, 0, 1, 0], [.2, .2, .2, .2, .1, .1], [.5, 0, .5, 0, 0, 0],
                          [1 / 6] * 6)]
-    by_label, by_index = _Codes(), _Codes()
+    by_label, kept = _Codes(), {}
     for d in batches:
-        want = by_label(duration_band(d))
-        local, at = pd.factorize(duration_band_index(d))
-        np.testing.assert_array_equal(by_index.of_distinct(local, _DUR_LABELS[at]), want)
-    assert list(by_index.index) == list(by_label.index) and list(by_label.index)[0] == "60p"
+        df = pd.DataFrame({"caseworker_key": "cw", "exit_work": 0, "duration": d, "t": 5})
+        got = _Batch(df, "caseworker_key", ("duration_band",), [], kept).cats
+        np.testing.assert_array_equal(got["duration_band"], by_label(duration_band(d)))
+    seen = list(kept["duration_band"].index)
+    assert seen == list(by_label.index) and seen[0] == "60p" and len(seen) == 5
 
 
 def test_codes_without_pandas_hash_table(monkeypatch):

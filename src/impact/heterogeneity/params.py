@@ -24,8 +24,8 @@ from impact.distinct import factorize
 
 __all__ = ["GroupDimension", "HeterogeneityParams", "DEFAULT_GROUPS", "OUTCOMES"]
 
-_RANGE = 4096     # integers coded through a table of their range when it is this short
-_CACHE = 1 << 16  # distinct values whose level a dimension keeps
+_RANGE = 4096  # integers coded through a table of their range when it is this short
+_CACHE = 64    # sets of distinct values (and integer tables) whose levels a dimension keeps
 
 #: outcome name -> person-month indicator column (exit in that month)
 OUTCOMES: dict[str, str] = {"work": "exit_work", "education": "exit_education",
@@ -63,9 +63,9 @@ class GroupDimension:
     kind: Literal["levels", "bands"]
     labels: tuple[str, ...]
     rules: tuple[tuple, ...]
-    #: the level of each distinct value seen (``_value_levels``), this dimension's own:
-    #: not compared, so equal dimensions whose rules match differently as text (1 and
-    #: True) never share it
+    #: the levels of each set of distinct values seen (``_set_levels``) and of integer
+    #: ranges (``_int_table``), this dimension's own: not compared, so equal dimensions
+    #: whose rules match differently as text (1 and True) never share them
     _seen: dict = field(default_factory=dict, compare=False, repr=False)
 
     def codes(self, values: pd.Series | np.ndarray) -> np.ndarray:
@@ -75,18 +75,23 @@ class GroupDimension:
         if ints is not None:
             # integers in a short range (ages, durations, steps): the level of every
             # integer from the batch's least to its largest, then one gather (the masks
-            # or the hashing over every row took 1.4-3 ms a national batch, this 0.2)
+            # or the hashing over every row took 1.0-2.1 ms a national batch, this
+            # 0.4-0.55). Bands: a table costs what the rows do, up to as many; levels:
+            # a kept table of at most ``_RANGE`` integers (``_int_table``)
             lo, hi = int(ints.min()), int(ints.max())
-            if hi - lo <= max(len(ints), _RANGE):
+            if hi - lo <= (max(len(ints), _RANGE) if self.kind == "bands" else _RANGE):
                 # (signed: in int64, where x - lo cannot wrap; unsigned cannot either)
                 at = (ints.astype("int64") if ints.dtype.kind == "i" else ints) - lo
-                return self._range_levels(lo, hi, v.dtype)[at]
+                if self.kind == "bands":   # the float64 values the general path compares
+                    range_ = np.arange(lo, hi + 1, dtype=ints.dtype).astype("float64")
+                    return self._bands(range_)[at]
+                return self._int_table(lo, hi, ints.dtype)[at]
         if self.kind == "bands":
             return self._bands(pd.to_numeric(v, errors="coerce").to_numpy(dtype="float64"))
         # match on the distinct values only (a few), then gather: a value matches as
         # text ("low", "3") or, for numbers, numerically (3 = 3.0)
         codes, uniq = factorize(v, use_na_sentinel=True)   # text in runs by runs
-        return self._value_levels(uniq)[codes]  # code -1 (missing) takes the last slot
+        return self._set_levels(uniq)[codes]  # code -1 (missing) takes the last slot
 
     def _bands(self, x: np.ndarray) -> np.ndarray:
         """The band of each float64 value (the first that holds it), -1 in none."""
@@ -100,38 +105,50 @@ class GroupDimension:
             out[m] = h
         return out
 
-    def _range_levels(self, lo: int, hi: int, dtype) -> np.ndarray:
-        """The group index of each integer lo..hi held in ``dtype``: matched as the
-        general path matches those values (bands on their float64 values, levels by
-        ``_value_levels``), so the codes are the same whichever path a batch takes."""
-        values = np.arange(lo, hi + 1, dtype=np.dtype(dtype))
-        if self.kind == "bands":
-            return self._bands(values.astype("float64"))
-        return self._value_levels(values)[:-1]
+    def _int_table(self, lo: int, hi: int, dtype) -> np.ndarray:
+        """The level of each integer lo..hi held in ``dtype``, from a table kept in
+        ``_seen`` and widened as batches need (to at most ``_RANGE`` + 1 integers). In
+        an integer column each value is matched on its own (its text, its number), so a
+        table of more integers than a batch holds gives the batch's own levels."""
+        key = ("ints", str(np.dtype(dtype)))
+        a, b = lo, hi
+        if key in self._seen:
+            t0, table = self._seen[key]
+            if t0 <= lo and hi < t0 + len(table):
+                return table[lo - t0:hi - t0 + 1]
+            if max(hi, t0 + len(table) - 1) - min(lo, t0) <= _RANGE:
+                a, b = min(lo, t0), max(hi, t0 + len(table) - 1)
+        table = self._levels(pd.Series(np.arange(a, b + 1, dtype=dtype)))[:-1]
+        self._remember(key, (a, table))
+        return table[lo - a:hi - a + 1]
 
-    def _value_levels(self, uniq) -> np.ndarray:
+    def _set_levels(self, uniq) -> np.ndarray:
         """The group index of each of the distinct values ``uniq``, -1 in the last slot
-        (for a missing value's code -1). Each value's level is kept (in ``_seen``, by its
-        dtype, type, text and value: 1, 1.0, "1", 0.0 and -0.0 are keys of their own),
-        so a batch matches only the values no batch had: keeping a level per *set* of
-        distinct values missed almost every batch (the sets come in other orders)."""
-        cache, dtype = self._seen, str(getattr(uniq, "dtype", ""))
+        (for a missing value's code -1), kept for the next batch with the same *set* of
+        distinct values (in ``_seen``, keyed by their dtype and the set of their (type,
+        text, value): 1, 1.0, "1", 0.0 and -0.0 are values of their own). The set, not
+        each value: matching a set at once can give a value another level than matching
+        it alone (the text of 2^53 + 1 is a number exactly alone and rounded beside a
+        word); and not the batch's order of them, which changed almost every batch."""
         try:
-            keys = [(dtype, type(x), str(x), x) for x in uniq.tolist()]
-            new = [i for i, k in enumerate(keys) if k not in cache]
+            items = [(type(x), str(x), x) for x in uniq.tolist()]
+            key = (str(getattr(uniq, "dtype", "")), frozenset(items))
+            hash(key)
         except TypeError:   # a value that cannot be hashed (a list): no cache
             return self._levels(pd.Series(uniq))
-        if new:
-            if len(cache) + len(new) > _CACHE:
-                cache.clear()
-                new = list(range(len(keys)))
-            got = self._levels(pd.Series(uniq[np.asarray(new)] if len(new) < len(keys)
-                                         else uniq))
-            cache.update(zip((keys[i] for i in new), got[:-1].tolist()))
-        level = np.empty(len(keys) + 1, dtype="int64")
-        level[:-1] = [cache[k] for k in keys]
+        by = self._seen.get(key)
+        if by is None:
+            by = dict(zip(items, self._levels(pd.Series(uniq))[:-1].tolist()))
+            self._remember(key, by)
+        level = np.empty(len(items) + 1, dtype="int64")
+        level[:-1] = [by[i] for i in items]
         level[-1] = -1
         return level
+
+    def _remember(self, key, value) -> None:
+        if len(self._seen) >= _CACHE:   # distinct sets vary batch to batch: keep a few
+            self._seen.clear()
+        self._seen[key] = value
 
     def _levels(self, u: pd.Series) -> np.ndarray:
         text = u.astype(str)
