@@ -1,8 +1,8 @@
-"""``GroupDimension.codes`` keeps the level of each distinct value for the next batch
-(``_value_levels``, in the dimension's own ``_seen``) and codes plain integers in a short
-range through a table of that range: the codes must be those of matching afresh,
-whatever came before, also where 1, 1.0, "1" and True are one value to Python's ``==``
-but not as text, and the same whichever path a batch takes."""
+"""``GroupDimension.codes`` keeps the levels of each set of distinct values for the next
+batch (``_set_levels``, in the dimension's own ``_seen``) and codes plain integers in a
+short range through a table of that range (``_int_table`` for levels): the codes must be
+those of matching afresh, whatever came before, also where 1, 1.0, "1" and True are one
+value to Python's ``==`` but not as text, and the same whichever path a batch takes."""
 
 from __future__ import annotations
 
