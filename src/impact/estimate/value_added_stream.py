@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from impact import io
 from impact.distinct import ClientCodes, DistinctCounter, local_codes
 from impact.estimate.cgram import demean_grams
-from impact.estimate.frames import _DUR_LABELS as _DUR
+from impact.estimate.frames import _DUR_LABELS
 from impact.estimate.frames import age_band, duration_band_index, lm_candidates, lm_usable
 from impact.estimate.frames import inflow_rows, month_index, warn
 from impact.estimate.hazard_stream import _small
@@ -60,7 +60,7 @@ __all__ = ["value_added_file"]
 
 _T = 1 << 20
 _MISSING = (1 << 31) - 1   # the code of a missing client id or caseworker, as a value
-_DUR_LABELS = np.asarray(_DUR, dtype=object)   # the duration bands' labels, by index
+_BAND_LABELS = np.asarray(_DUR_LABELS, dtype=object)   # the duration bands', by index
 
 
 def _categorical(c: str) -> bool:
@@ -89,7 +89,7 @@ class _Batch:
                 into = codes.setdefault(c, _Codes())
                 if c == "duration_band":
                     local, at = pd.factorize(duration_band_index(s["duration"]))
-                    self.cats[c] = into.of_distinct(local, _DUR_LABELS[at])
+                    self.cats[c] = into.of_distinct(local, _BAND_LABELS[at])
                 else:
                     self.cats[c] = into(age_band(s["age"]) if c == "age_band" else s[c])
             else:

@@ -133,10 +133,9 @@ class GroupDimension:
         try:
             items = [(type(x), str(x), x) for x in uniq.tolist()]
             key = (str(getattr(uniq, "dtype", "")), frozenset(items))
-            hash(key)
+            by = self._seen.get(key)
         except TypeError:   # a value that cannot be hashed (a list): no cache
             return self._levels(pd.Series(uniq))
-        by = self._seen.get(key)
         if by is None:
             by = dict(zip(items, self._levels(pd.Series(uniq))[:-1].tolist()))
             self._remember(key, by)
