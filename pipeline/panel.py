@@ -8,6 +8,7 @@ from pathlib import Path
 from impact import io
 from impact.config import load_params
 from impact.panel import build_panel, connect
+from impact.panel.expand import write_person_months
 from impact.stage import run_stage
 
 
@@ -36,7 +37,8 @@ def main() -> None:
         result.summary["warning_data_end"] = str(last)
 
     out = io.clean_dir(args.out)
-    result.person_months.write_parquet(str(out / "person_months.parquet"), compression="zstd")
+    # the view's rows in its order, without sorting them (impact.panel.expand)
+    write_person_months(result.source, out / "person_months.parquet")
     result.cells.write_parquet(str(out / "cells.parquet"), compression="zstd")
     io.write_json(result.summary, out / "summary.json")
     con.close()

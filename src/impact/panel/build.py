@@ -19,6 +19,7 @@ from impact.panel._sql import Inputs, month_of_t, register_inputs
 from impact.panel.caseworker import build_intake, build_quality
 from impact.panel.cells import build_cells, summarise
 from impact.panel.context import build_adoption, build_context, lm_columns
+from impact.panel.expand import PanelSource
 from impact.panel.params import PanelParams
 from impact.panel.pieces import build_pieces
 from impact.panel.spells import build_spells
@@ -53,7 +54,7 @@ class PanelResult:
     ----------
     person_months : duckdb.DuckDBPyRelation
         Lazy relation, one row per merged spell x calendar month at risk in the window,
-        ordered by ``spell_id, month``. Columns: ``PERSON_MONTH_COLUMNS``, then
+        ordered by ``municipality, spell_id, month``. Columns: ``PERSON_MONTH_COLUMNS``, then
         ``lm_<indicator>_muni, lm_<indicator>_region`` per indicator, then
         ``TAIL_COLUMNS`` (see :func:`build_panel`).
     cells : duckdb.DuckDBPyRelation
@@ -62,12 +63,17 @@ class PanelResult:
     summary : dict
         JSON-serialisable counts; see :func:`impact.panel.cells.summarise`.
     params : PanelParams
+    source : PanelSource or None
+        The tables behind ``person_months``, for
+        :func:`impact.panel.expand.write_person_months` (which writes the same rows
+        without sorting them).
     """
 
     person_months: duckdb.DuckDBPyRelation
     cells: duckdb.DuckDBPyRelation
     summary: dict[str, Any] = field(default_factory=dict)
     params: PanelParams = field(default_factory=PanelParams)
+    source: PanelSource | None = None
 
 
 def connect(params: PanelParams, spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -218,4 +224,5 @@ def build_panel(
         cells=con.sql(f"SELECT * FROM {cells} ORDER BY municipality, t"),
         summary=summary,
         params=params,
+        source=PanelSource(con, inputs, params, quality, view),
     )
