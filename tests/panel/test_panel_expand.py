@@ -16,7 +16,7 @@ import pytest
 import impact.panel.expand as expand
 from impact.panel.expand import write_person_months
 
-from panel_factory import base_tables, random_tables, run, trajectories
+from panel_factory import base_tables, quality, random_tables, run, trajectories
 from test_panel_reference import assert_same_panel, reference_panel
 
 
@@ -51,15 +51,58 @@ def test_file_is_the_view(seed, tmp_path):
 
 
 @pytest.mark.parametrize("seed", [100, 101])
-def test_without_optional_tables(seed, tmp_path):
+@pytest.mark.parametrize("dropped", [
+    ("caseworker_assignments", "quality", "adoption", "shocks"), ("quality",), ("adoption",),
+    ("shocks",), ("caseworker_assignments",)])
+def test_without_optional_tables(seed, dropped, tmp_path):
     frames, params = random_tables(seed)
-    core = {k: frames[k] for k in ("trajectories", "municipalities", "labour_market")}
-    res = run(core, **params)
+    some = {k: v for k, v in frames.items() if k not in dropped}
+    res = run(some, **params)
     write_person_months(res.source, tmp_path / "pm.parquet")
     got = _assert_same(tmp_path / "pm.parquet", res)
-    for col in ("quality_score", "quality_n", "adoption_month", "adopted", "shock_id",
-                "intake_quality_score"):
-        assert got.column(col).null_count == got.num_rows
+    assert_same_panel(got.to_pandas(), reference_panel(some, params))
+    empty = {"quality": ("quality_score", "quality_n", "intake_quality_score"),
+             "adoption": ("adoption_month", "adopted"), "shocks": ("shock_id",)}
+    for table in dropped:
+        for col in empty.get(table, ()):
+            assert got.column(col).null_count == got.num_rows
+
+
+def test_quality_without_a_usable_row(tmp_path):
+    """A quality table none of whose rows counts (another instrument, or outside the
+    window): the quality columns are null and ``quality_n`` 0, as in the view."""
+    traj = trajectories({"spell_id": "a", "client_id": "c1", "start_date": "2016-02-10",
+                         "caseworker_key": "k1", "end_date": "2016-06-03",
+                         "exit_reason": "work"})
+    for rows, instrument in (([("k1", "2016-03-01", 3.0, "r", "caseworker",
+                                "methodical_working")], "methodical_working"),
+                             ([("k1", "2011-03-01", 3.0, "r", "caseworker",
+                                "fidelity_audit")], "fidelity_audit")):
+        res = run(base_tables(traj, quality=quality(*rows, instrument=instrument)))
+        write_person_months(res.source, tmp_path / "pm.parquet")
+        got = _assert_same(tmp_path / "pm.parquet", res)
+        assert got.num_rows == 5 and got.column("quality_score").null_count == 5
+        assert got.column("quality_n").to_pylist() == [0] * 5
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(expand, "ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(expand, "_CHUNK_GROUPS", 1)
+    rows = expand._Expander.rows
+    calls = []
+
+    def failing(self, start, stop):
+        calls.append(start)
+        if len(calls) > 2:
+            raise RuntimeError("disk full")
+        return rows(self, start, stop)
+
+    monkeypatch.setattr(expand._Expander, "rows", failing)
+    frames, params = random_tables(4)
+    res = run(frames, **params)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_person_months(res.source, tmp_path / "pm.parquet")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("rows,groups", [(7, 1), (13, 2), (64, 3)])
@@ -77,16 +120,16 @@ def test_small_chunks_and_row_groups(rows, groups, tmp_path, monkeypatch):
 
 
 def test_row_groups_are_duckdbs(tmp_path):
-    """Row groups of DuckDB's size, as when DuckDB wrote the file (readers cut text
-    batches at row groups, so their sums stay the same)."""
-    frames, params = random_tables(5)
-    res = run(frames, **params)
-    write_person_months(res.source, tmp_path / "new.parquet")
-    res.person_months.write_parquet(str(tmp_path / "old.parquet"),
-                                    row_group_size=expand.ROW_GROUP_ROWS)
-    old, new = (pq.ParquetFile(tmp_path / f).metadata for f in ("old.parquet", "new.parquet"))
-    assert ([old.row_group(i).num_rows for i in range(old.num_row_groups)]
-            == [new.row_group(i).num_rows for i in range(new.num_row_groups)])
+    """``ROW_GROUP_ROWS`` is the row-group size of DuckDB's files, which the panel file had
+    when DuckDB wrote it (readers cut text batches at row groups, so their sums stay the
+    same); the writer's own row groups are checked in the test above."""
+    con = duckdb.connect()
+    con.sql("SELECT range AS x, range % 7 AS y FROM range(300000)").write_parquet(
+        str(tmp_path / "d.parquet"))
+    meta = pq.ParquetFile(tmp_path / "d.parquet").metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sizes == [expand.ROW_GROUP_ROWS, expand.ROW_GROUP_ROWS,
+                     300000 - 2 * expand.ROW_GROUP_ROWS]
 
 
 def test_missing_values_of_pieces(tmp_path):
@@ -114,7 +157,9 @@ def test_empty_panel(tmp_path):
     res = run(base_tables(traj))
     assert write_person_months(res.source, tmp_path / "pm.parquet") == 0
     got = pq.read_table(tmp_path / "pm.parquet")
-    assert got.num_rows == 0 and got.column_names == _view(res).column_names
+    want = _view(res)
+    assert got.num_rows == 0 and got.column_names == want.column_names
+    assert [f.type for f in got.schema] == [f.type for f in want.schema]
 
 
 def test_repeated_keys_fall_back_to_duckdb(tmp_path, monkeypatch):
@@ -128,6 +173,13 @@ def test_repeated_keys_fall_back_to_duckdb(tmp_path, monkeypatch):
     want = _view(res)
     assert n == want.num_rows == got.num_rows
     assert all(got.column(c).equals(want.column(c)) for c in want.column_names)
+
+
+def test_unique_keys():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE u AS SELECT * FROM (VALUES ('a', 1), ('a', 2), ('b', 1)) v(k, t)")
+    con.execute("CREATE TABLE d AS SELECT * FROM (VALUES ('a', 1), ('a', 2), ('a', 1)) v(k, t)")
+    assert expand._unique(con, "u", "k, t") and not expand._unique(con, "d", "k, t")
 
 
 def test_source_keeps_its_connection():
