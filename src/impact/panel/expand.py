@@ -68,11 +68,6 @@ class PanelSource:
     view: str
 
 
-def _arrow(rel: duckdb.DuckDBPyRelation) -> pa.Table:
-    fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
-    return fetch()
-
-
 def _unique(con, table: str, keys: str) -> bool:
     n, d = con.sql(f"SELECT count(*), count(DISTINCT ({keys})) FROM {table}").fetchall()[0]
     return n == d
@@ -84,11 +79,11 @@ class _Dense:
 
     def __init__(self, con, table: str, key: str, ids: str, cols: list[str], t0: int, n_t: int):
         # keys numbered in SQL (``ids``: key -> i); rows outside the window never match
-        data = _arrow(con.sql(f"""
+        data = con.sql(f"""
             SELECT k.i, CAST(x.t AS BIGINT) - {t0} AS dt, {', '.join(f'x.{c}' for c in cols)}
             FROM {table} x JOIN {ids} k ON k.k = x.{key}
             WHERE x.t BETWEEN {t0} AND {t0 + n_t - 1}
-        """))
+        """).to_arrow_table()
         n_keys = int(con.sql(f"SELECT count(*) FROM {ids}").fetchall()[0][0])
         at = data.column("i").to_numpy() * n_t + data.column("dt").to_numpy()
         # one spare position past the last, never held: where misses look (also when the
@@ -134,7 +129,7 @@ def _masked(values: np.ndarray, valid: np.ndarray) -> pa.Array:
 class _Expander:
     def __init__(self, src: PanelSource, schema: pa.Schema):
         con, inputs, p = src.con, src.inputs, src.params
-        self.schema, self.params = schema, p
+        self.params = p
         self.t0, self.n_t = p.t_start, p.t_end - p.t_start + 1
         self.has_adoption = inputs.has("adoption")
         ctx = inputs.name("ctx")
@@ -155,13 +150,13 @@ class _Expander:
             ids += ", c.i AS cw_i, ci.i AS icw_i"
         carried = ", ".join(f"p.{c}" for c in _CARRIED)
         # the pieces in the file's order (ORDER BY: the only order DuckDB promises)
-        self.pieces = _arrow(con.sql(f"""
+        self.pieces = con.sql(f"""
             SELECT {carried}, p.t_start, p.birth_year, p.t_exit, p.adopt_t, p.seg_lo, p.seg_hi,
                 coalesce(p.exit_reason = 'work', false) AS to_work,
                 coalesce(p.exit_reason = 'education', false) AS to_education, {ids}
             FROM {inputs.name('pieces')} p {joins}
             ORDER BY p.piece_order
-        """))
+        """).to_arrow_table()
         self.schema = self._required(schema)
         lo, _ = _int(self.pieces.column("seg_lo"))
         hi, _ = _int(self.pieces.column("seg_hi"))
@@ -240,8 +235,7 @@ class _Expander:
             "exit_work": pa.array((exits & to_work).astype(np.int8)),
             "exit_any": pa.array(exits.astype(np.int8)),
             "exit_education": pa.array((exits & to_edu).astype(np.int8)),
-            "adoption_month": pa.array(_first_days(np.where(ad_ok, adopt_t, 1970 * 12)),
-                                       mask=~ad_ok),
+            "adoption_month": _masked(_first_days(np.where(ad_ok, adopt_t, 1970 * 12)), ad_ok),
         }
         cols["adopted"] = (pa.array((ad_ok & (t >= adopt_t)).astype(np.int8))
                            if self.has_adoption else pa.nulls(len(t), pa.int8()))
@@ -280,7 +274,7 @@ def write_person_months(src: PanelSource, path: str | Path, compression: str = "
     if not all(_unique(con, table, keys) for table, keys in keyed):
         ordered.write_parquet(str(path), compression=compression)
         return int(con.sql(f"SELECT count(*) FROM {src.view}").fetchall()[0][0])
-    schema = _arrow(ordered.limit(0)).schema
+    schema = ordered.limit(0).to_arrow_table().schema
     ex = _Expander(src, pa.schema([pa.field(f.name, f.type) for f in schema]))
     path = Path(path)
     part = path.with_name(path.name + ".part")
