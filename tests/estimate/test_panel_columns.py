@@ -137,3 +137,37 @@ def test_value_added_levels_in_two_processes(sim, tmp_path):
                                                       "value_added_team"}
     for k in one.tables:
         pd.testing.assert_frame_equal(one.tables[k], two.tables[k])
+
+
+@pytest.mark.parametrize("batch_rows", [7, 1 << 20])
+def test_cell_model_rows_count_the_person_months_of_every_triple(tmp_path, batch_rows):
+    """Arrow's counts of each batch summed equal pandas' groupby of the whole file: text
+    read as dictionaries whose codes differ by row group, missing adoption months and
+    municipalities kept as groups of their own, the dtypes the batches read give."""
+    from impact.estimate.shock import cell_model_rows
+
+    rng = np.random.default_rng(8)
+    n = 3_000
+    muni = pd.Series(rng.choice(["GM0003", "GM0001", "GM0002"], n), dtype="str")
+    muni[rng.random(n) < 0.01] = None
+    adopt = pd.to_datetime(pd.Series(rng.choice(["2020-01-01", "2021-06-01"], n)))
+    adopt[rng.random(n) < 0.3] = pd.NaT
+    pm = pd.DataFrame({"municipality": muni, "t": rng.integers(600, 640, n).astype("int32"),
+                       "adoption_month": adopt.dt.date, "other": rng.random(n)})
+    path = tmp_path / "pm.parquet"
+    pm.to_parquet(path, row_group_size=500)   # a dictionary per row group
+    got = cell_model_rows(path, batch_rows=batch_rows)
+    cols = ["municipality", "t", "adoption_month"]
+    whole = io.read_person_months(path, cols)
+    want = (whole.groupby(cols, dropna=False, sort=True, observed=True).size()
+            .rename(WEIGHT).reset_index())
+    pd.testing.assert_frame_equal(got, want)
+    assert got[WEIGHT].sum() == n and got["adoption_month"].isna().any()
+    assert got["municipality"].isna().any()
+    empty = cell_model_rows(_write(tmp_path / "none.parquet", pm.iloc[:0]))
+    assert len(empty) == 0 and list(empty.columns) == [*cols, WEIGHT]
+
+
+def _write(path, df):
+    df.to_parquet(path)
+    return path
