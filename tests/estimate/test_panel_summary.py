@@ -46,3 +46,19 @@ def test_inflow_sample_is_smaller(frame, tmp_path):
     io.write_parquet(frame, path)
     a, b = summary_file(path, "all"), summary_file(path, "inflow")
     assert 0 < b.n_person_months < a.n_person_months
+
+
+def test_inflow_of_a_boolean_flag_with_missing_values(frame, tmp_path):
+    """``left_truncated`` stored as booleans (False is 0, a missing value is not): the
+    file's inflow sample is the frame's."""
+    flag = frame["left_truncated"].astype(bool).astype("object")
+    flag.iloc[::50] = None
+    pm = frame.assign(left_truncated=flag)
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(pm, path)
+    whole = io.read_person_months(path)
+    assert whole["left_truncated"].isna().any()
+    ref, got = summary_of(whole, "inflow"), summary_file(path, "inflow", batch_rows=997)
+    assert got.n_person_months == ref.n_person_months > 0
+    assert (got.first_month, got.last_month) == (ref.first_month, ref.last_month)
+    pd.testing.assert_frame_equal(got.exits, ref.exits)
