@@ -248,3 +248,35 @@ def test_distinct_counts_by_span_equal_each_span_counted_alone(panel, tmp_path):
             want = {}
         assert d == want, (a, b)
     assert got[3] == {} and got[4] == {} and len(got[2]) == pm["municipality"].nunique() + 1
+
+
+def test_distinct_counts_by_one_expression_or_several(panel, tmp_path):
+    """``distinct_counts`` by one expression (keyed by its value) or a tuple of them (keyed
+    by the tuple), with a filter and a total: the counts pandas makes, a missing client
+    id counting once, a missing caseworker not at all."""
+    from impact.decompose.passes import distinct_counts
+
+    pm = io.read_person_months(panel)
+    pm.loc[pm.index % 97 == 0, "client_id"] = None
+    pm.loc[pm.index % 89 == 0, "caseworker_key"] = None
+    path = tmp_path / "pm.parquet"
+    io.write_parquet(pm, path)
+
+    def want(rows, by):
+        out = {}
+        for key, g in rows.groupby(by):
+            key = key[0] if len(by) == 1 else tuple(key)
+            out[key] = (g["client_id"].nunique() + int(g["client_id"].isna().any()),
+                        g["caseworker_key"].nunique())
+        return out
+
+    by_year = distinct_counts(path, ("CAST(municipality AS VARCHAR)", "t // 12"))
+    pm["year"] = pm["t"] // 12
+    assert by_year == want(pm, ["municipality", "year"])
+    assert all(isinstance(k, tuple) and isinstance(k[1], int) for k in by_year)
+    t0 = int(pm["t"].min())
+    rows = pm[(pm["t"] >= t0) & (pm["t"] <= t0 + 11)]
+    got = distinct_counts(path, "CAST(municipality AS VARCHAR)", "t BETWEEN ? AND ?",
+                          [t0, t0 + 11], total=True)
+    whole = want(rows.assign(all=1), ["all"])[1]
+    assert got == {**want(rows, ["municipality"]), None: whole}

@@ -237,9 +237,8 @@ def run_benchmark_file(path: str | Path, munis: pd.DataFrame, coefs: pd.DataFram
     by = _frame(*grid, const)
     by["municipality"] = np.repeat(m_labels[m_order].astype(object), ny)
     by["year"] = np.tile(np.arange(y0, y0 + ny), M)
-    yc = distinct_counts(path,
-                         "CAST(municipality AS VARCHAR) || ':' || CAST(t // 12 AS VARCHAR)")
-    by["clients"] = [yc.get(f"{m}:{y}", (0, 0))[0] for m, y in zip(by["municipality"],
-                                                                   by["year"])]
+    yc = distinct_counts(path, ("CAST(municipality AS VARCHAR)", "t // 12"))
+    by["clients"] = [yc.get((m, int(y)), (0, 0))[0] for m, y in zip(by["municipality"],
+                                                                    by["year"])]
     return assemble(m_in, t_in, by, munis, theta, theta_psi, params, bparams, min_cell,
                     period)
