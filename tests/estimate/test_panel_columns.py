@@ -140,10 +140,13 @@ def test_value_added_levels_in_two_processes(sim, tmp_path):
 
 
 @pytest.mark.parametrize("batch_rows", [7, 1 << 20])
-def test_cell_model_rows_count_the_person_months_of_every_triple(tmp_path, batch_rows):
+@pytest.mark.parametrize("t_missing", [False, True])
+def test_cell_model_rows_count_the_person_months_of_every_triple(tmp_path, batch_rows,
+                                                                 t_missing):
     """Arrow's counts of each batch summed equal pandas' groupby of the whole file: text
     read as dictionaries whose codes differ by row group, missing adoption months and
-    municipalities kept as groups of their own, the dtypes the batches read give."""
+    municipalities kept as groups of their own, the dtypes the batches read give (an
+    integer month with a missing value in one row group: float64 in every batch)."""
     from impact.estimate.shock import cell_model_rows
 
     rng = np.random.default_rng(8)
@@ -154,11 +157,17 @@ def test_cell_model_rows_count_the_person_months_of_every_triple(tmp_path, batch
     adopt[rng.random(n) < 0.3] = pd.NaT
     pm = pd.DataFrame({"municipality": muni, "t": rng.integers(600, 640, n).astype("int32"),
                        "adoption_month": adopt.dt.date, "other": rng.random(n)})
+    if t_missing:
+        pm["t"] = pm["t"].astype("Int32")
+        pm.loc[2_600, "t"] = pd.NA
     path = tmp_path / "pm.parquet"
     pm.to_parquet(path, row_group_size=500)   # a dictionary per row group
     got = cell_model_rows(path, batch_rows=batch_rows)
+    assert str(got["t"].dtype) == ("float64" if t_missing else "int32")
     cols = ["municipality", "t", "adoption_month"]
-    whole = io.read_person_months(path, cols)
+    # the person-months as the streamed passes read them (``io.iter_batches``: the whole
+    # file's dtypes in every batch), counted by pandas
+    whole = pd.concat(list(io.iter_batches(path, cols, 1 << 20)), ignore_index=True)
     want = (whole.groupby(cols, dropna=False, sort=True, observed=True).size()
             .rename(WEIGHT).reset_index())
     pd.testing.assert_frame_equal(got, want)

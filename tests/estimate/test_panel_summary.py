@@ -62,3 +62,35 @@ def test_inflow_of_a_boolean_flag_with_missing_values(frame, tmp_path):
     assert got.n_person_months == ref.n_person_months > 0
     assert (got.first_month, got.last_month) == (ref.first_month, ref.last_month)
     pd.testing.assert_frame_equal(got.exits, ref.exits)
+
+
+def test_nan_exits_and_numeric_caseworker_keys(tmp_path):
+    """A float exit holding NaN (as Arrow, DuckDB or polars write it) counts as missing,
+    not as a batch's sum turned NaN; a numeric caseworker key becomes the text pandas
+    makes of it ("7.0" where the column has a missing value): as ``summary_of``."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    month = [datetime.date(2020, 1 + i % 12, 1) for i in range(8)]
+    tables = {
+        "nan": pa.table({"month": month, "caseworker_key": ["a", "a", "b", None] * 2,
+                         "exit_work": pa.array([1.0, np.nan, 1.0, 0.0, None, 1.0, np.nan,
+                                                1.0], from_pandas=False),
+                         "left_truncated": pa.array([0, 1] * 4, pa.int8())}),
+        "numeric": pa.table({"month": month, "caseworker_key": pa.array([7, 7, None, 8] * 2),
+                             "exit_work": pa.array([1, 0, 1, 1] * 2, pa.int8()),
+                             "left_truncated": pa.array([0] * 8, pa.int8())}),
+    }
+    for name, table in tables.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path, row_group_size=3)
+        whole = io.read_person_months(path)
+        for sample in ("all", "inflow"):
+            ref, got = summary_of(whole, sample), summary_file(path, sample, batch_rows=3)
+            assert got.n_person_months == ref.n_person_months > 0
+            assert (got.first_month, got.last_month) == (ref.first_month, ref.last_month)
+            pd.testing.assert_frame_equal(got.exits, ref.exits)
+    assert summary_file(tmp_path / "nan.parquet").exits.loc["a", "sum"] == 2.0
+    assert list(summary_file(tmp_path / "numeric.parquet").exits.index) == ["7.0", "8.0"]

@@ -251,12 +251,14 @@ def distinct_counts(path: Path, group: str | tuple[str, ...], where: str = "TRUE
     parameters), counted by DuckDB out of core (its spill in a temporary folder); with
     ``total`` also all those rows together, under the key None. A missing client id
     counts once and a missing caseworker not at all, as the in-memory counts on integer
-    codes do. ``group`` a tuple of expressions: keyed by the tuple of their values
-    (grouping by two columns rather than by their values joined into one text, made for
-    every person-month: nationally 14 -> 6 CPU s for municipality x year)."""
+    codes do; with ``total`` the total takes the key None, so a group whose value is
+    missing is then not returned. ``group`` a tuple of expressions: keyed by the tuple of
+    their values (grouping by two columns rather than by their values joined into one
+    text, made for every person-month: nationally 14 -> 6 CPU s for municipality x
+    year)."""
     exprs = (group,) if isinstance(group, str) else tuple(group)
-    keys = ", ".join(f"{e} AS g{i}" for i, e in enumerate(exprs))
-    cols = ", ".join(f"g{i}" for i in range(len(exprs)))
+    keys = ", ".join(f"{e} AS impact_g{i}" for i, e in enumerate(exprs))
+    cols = ", ".join(f"impact_g{i}" for i in range(len(exprs)))
     by = f"GROUPING SETS (({cols}), ())" if total else cols
     with spilling("impact-distinct-") as con:
         rows = con.execute(

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 __all__ = [
     "COMPOSITION", "EstimationWarning", "composition_controls", "lm_candidates", "lm_controls",
@@ -141,7 +142,7 @@ def shock_events(shocks: pd.DataFrame | None, shock_type: str) -> pd.DataFrame:
 
 def event_dummies(muni: np.ndarray, t: np.ndarray, events: pd.DataFrame,
                   window: tuple[int, int], pooled: bool, sparse: bool = False
-                  ) -> tuple[np.ndarray, list[tuple]]:
+                  ) -> tuple[np.ndarray | sp.csr_matrix, list[tuple]]:
     """Event-time indicators over ``window`` for rows (muni, t).
 
     pooled=True: one column per event time, summed over events (an overlap counts twice);
@@ -172,13 +173,12 @@ def event_dummies(muni: np.ndarray, t: np.ndarray, events: pd.DataFrame,
     pos = np.searchsorted(nz, col)
     keys = [(None, e) for e in times] if pooled else [(k, e) for k in range(n_ev) for e in times]
     if sparse:
-        import scipy.sparse as sp
-
+        # (the COO -> CSR conversion sums repeated pairs: an overlap counts twice, as
+        # np.add.at)
         M = sp.csr_matrix((np.ones(len(row)), (row, pos)), shape=(len(muni), len(nz)))
-        M.sum_duplicates()                    # (an overlap counts twice, as np.add.at)
         M.sort_indices()
-    else:
-        M = np.zeros((len(muni), len(nz)))
+    else:   # column-major, as the columns taken from the full matrix were
+        M = np.zeros((len(muni), len(nz)), order="F")
         np.add.at(M, (row, pos), 1.0)
     return M, [keys[i] for i in nz]
 
