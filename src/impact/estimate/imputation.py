@@ -87,6 +87,8 @@ def impute(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, fe: list[str], x: 
     todo = evaluate.copy()
     n_fb = 0
     for k, fes in enumerate([fe] + ([fallback_fe] if fallback_fe else [])):
+        if k and not todo.any():   # every cell imputed: no fallback design to build
+            break              # (robustness's 342 refits built one each for nothing)
         design = build_design(frame, fes, x)
         rows = np.flatnonzero(todo & _identified(design, untreated))
         if len(rows) == 0:
