@@ -168,3 +168,16 @@ class DistinctCounter:
         n = self.n if size is None else int(size)
         g = self.kept % self.n
         return np.bincount(g[g < n], minlength=n).astype("int64")
+
+
+def aggregated(table: pa.Table, keys: list[str], aggregations: list, text: list[str]
+               ) -> pa.RecordBatch | None:
+    """``table.group_by(keys).aggregate(aggregations)`` in one thread (a stage's CPU is
+    what counts), as one record batch with the columns ``text`` decoded (``io.decoded``:
+    keys read dictionary-encoded by ``io.stored_batches``); None when there is no group."""
+    from impact.io import decoded
+
+    out = table.group_by(keys, use_threads=False).aggregate(aggregations)
+    if out.num_rows == 0:
+        return None
+    return decoded(out.combine_chunks().to_batches()[0], text)

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
@@ -233,15 +232,11 @@ def iter_batches(path: str | Path, columns: list[str], batch_rows: int, keep=Non
     those pieces are joined again (``_up_to``), so the frames are the plain read's."""
     pf = pq.ParquetFile(path)
     kinds = whole_file_dtypes(pf, columns)
-    text = text_columns(pf, columns)
-    # the frames the plain read gives: it cuts batches at row groups only where the file
-    # stores a column as a dictionary (then the dictionary read cuts the same); else the
-    # pieces a row group's end cuts off are joined again
+    # the plain read cuts batches at row groups only where the file stores a column as a
+    # dictionary (the dictionary read cuts the same); else the pieces are joined again
     stored = any(pa.types.is_dictionary(pf.schema_arrow.field(c).type)
                  for c in columns if c in pf.schema_arrow.names)
-    if text:
-        pf = pq.ParquetFile(path, read_dictionary=text)
-    batches = pf.iter_batches(batch_size=batch_rows, columns=columns)
+    text, batches = stored_batches(path, columns, batch_rows)
     for part in (([b] for b in batches) if stored or not text else _up_to(batches, batch_rows)):
         got = (decoded(part[0], text) if len(part) == 1
                else pa.Table.from_batches([decoded(b, text) for b in part]))
@@ -256,6 +251,16 @@ def iter_batches(path: str | Path, columns: list[str], batch_rows: int, keep=Non
             if str(df[c].dtype) != kind:
                 df[c] = df[c].astype(kind)
         yield df
+
+
+def stored_batches(path: str | Path, columns: list[str], batch_rows: int):
+    """``(text columns, Arrow batches of columns)``, text read as stored (dictionaries):
+    ``iter_batches`` decodes each batch, ``distinct.aggregated`` only its result."""
+    pf = pq.ParquetFile(path)
+    text = text_columns(pf, columns)
+    if text:
+        pf = pq.ParquetFile(path, read_dictionary=text)
+    return text, pf.iter_batches(batch_size=batch_rows, columns=columns)
 
 
 def _up_to(batches, rows: int):

@@ -173,10 +173,6 @@ def test_cell_model_rows_count_the_person_months_of_every_triple(tmp_path, batch
     pd.testing.assert_frame_equal(got, want)
     assert got[WEIGHT].sum() == n and got["adoption_month"].isna().any()
     assert got["municipality"].isna().any()
-    empty = cell_model_rows(_write(tmp_path / "none.parquet", pm.iloc[:0]))
+    pm.iloc[:0].to_parquet(tmp_path / "none.parquet")
+    empty = cell_model_rows(tmp_path / "none.parquet")
     assert len(empty) == 0 and list(empty.columns) == [*cols, WEIGHT]
-
-
-def _write(path, df):
-    df.to_parquet(path)
-    return path

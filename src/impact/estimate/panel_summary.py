@@ -69,15 +69,15 @@ def summary_file(path: str | Path, sample: str = "all",
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from impact.distinct import aggregated
+
     columns = ["month", "caseworker_key", "exit_work"] + (
         ["left_truncated"] if sample == "inflow" else [])
-    pf = pq.ParquetFile(path)
-    text = io.text_columns(pf, ["caseworker_key"])
-    if not text:
+    if not io.text_columns(pq.ParquetFile(path), ["caseworker_key"]):
         return _summary_frames(path, sample, columns, batch_rows)
-    pf = pq.ParquetFile(path, read_dictionary=text)
+    _, batches = io.stored_batches(path, columns, batch_rows)
     n, ends, parts = 0, [], []
-    for b in pf.iter_batches(batch_size=batch_rows, columns=columns):
+    for b in batches:
         if sample == "inflow":   # ``inflow_rows``: left_truncated == 0 (False is 0)
             lt = b.column("left_truncated")
             lt = lt.cast(pa.int8()) if pa.types.is_boolean(lt.type) else lt
@@ -90,10 +90,10 @@ def summary_file(path: str | Path, sample: str = "all",
         cw, exit_ = b.column("caseworker_key"), b.column("exit_work").cast(pa.float64())
         exit_ = pc.if_else(pc.is_nan(exit_), pa.scalar(None, pa.float64()), exit_)
         rows = pa.table({"cw": cw, "exit": exit_}).filter(pc.is_valid(cw))
-        agg = rows.group_by("cw", use_threads=False).aggregate(
-            [("exit", "sum", pc.ScalarAggregateOptions(min_count=0)), ("exit", "count")])
-        if agg.num_rows:
-            parts.append(io.decoded(agg.combine_chunks().to_batches()[0], ["cw"]))
+        agg = aggregated(rows, ["cw"], [("exit", "sum", pc.ScalarAggregateOptions(
+            min_count=0)), ("exit", "count")], ["cw"])
+        if agg is not None:
+            parts.append(agg)
     if n == 0:
         return PanelSummary(0, pd.NaT, pd.NaT, _no_exits())
     months = pd.to_datetime(pa.array(ends).to_pandas(date_as_object=False))

@@ -225,17 +225,15 @@ def cell_model_rows(path, batch_rows: int = 1 << 20) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     from impact import io
+    from impact.distinct import aggregated
 
     keys = ["municipality", "t", "adoption_month"]
     have = [c for c in keys if c in io.parquet_columns(path)]
-    pf = pq.ParquetFile(path)
-    kinds, text = io.whole_file_dtypes(pf, have), io.text_columns(pf, have)
-    if text:
-        pf = pq.ParquetFile(path, read_dictionary=text)
-    counted = [io.decoded(pa.Table.from_batches([b]).group_by(have, use_threads=False)
-                          .aggregate([([], "count_all")]).combine_chunks().to_batches()[0],
-                          text)
-               for b in pf.iter_batches(batch_size=batch_rows, columns=have) if b.num_rows]
+    kinds = io.whole_file_dtypes(pq.ParquetFile(path), have)
+    text, batches = io.stored_batches(path, have, batch_rows)
+    counted = [c for c in (aggregated(pa.Table.from_batches([b]), have,
+                                         [([], "count_all")], text) for b in batches)
+               if c is not None]
     if not counted:
         return pd.DataFrame({**{c: [] for c in have}, WEIGHT: []})
     df = pa.Table.from_batches(counted).to_pandas(date_as_object=False)
