@@ -125,3 +125,21 @@ def test_run_starts():
     assert distinct.run_starts(a).tolist() == [0, 2, 4, 5, 6]
     assert distinct.run_starts(pa.array([], type=pa.string())).tolist() == []
     assert distinct.run_starts(pa.array(["x"])).tolist() == [0]
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int64", "uint8", "object"])
+def test_first_codes_are_pandas_factorize(dtype):
+    """``first_codes`` by chunks of rows (a table for integer labels) equals
+    ``pd.factorize`` of the whole array, chunk boundaries and negative labels included."""
+    from impact.distinct import first_codes
+
+    rng = np.random.default_rng(5)
+    lo = 0 if dtype == "uint8" else -40
+    v = rng.integers(lo, lo + 90, 5_000)
+    v[:100] = v[0]   # a label running over the first chunk boundary
+    v = v.astype(str).astype(object) if dtype == "object" else v.astype(dtype)
+    codes, G = first_codes(v, step=333)
+    want, uniq = pd.factorize(v)
+    assert G == len(uniq)
+    got = np.concatenate([codes(a, min(a + 250, len(v))) for a in range(0, len(v), 250)])
+    np.testing.assert_array_equal(got, want)

@@ -1,6 +1,8 @@
 """Per-cluster Gram blocks (``impact.estimate.cgram``): the fits from the blocks equal the
 fits from the rows, and extending the blocks by new columns equals computing them anew."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,3 +168,68 @@ def test_demeaned_blocks_with_clusters_that_cut_across_cells(raw):
     cell_demean(D, cells, code2, FE)
     ref, _ = cluster_grams(D, cw2)
     np.testing.assert_allclose(via.C, ref.C, rtol=1e-9, atol=1e-10 * np.abs(ref.C).max())
+
+
+def test_demeaned_blocks_are_the_same_numbers_however_the_pairs_come(raw):
+    """``demean_grams`` takes pairs already in cluster order as views and one cluster's
+    pairs that are the cells as the cells' projection: the very numbers of gathering
+    them (the clusters' pairs interleaved, each cluster's in their order), and
+    ``sums=False`` the same blocks."""
+    A, names, exog, cells, code, cl_code, labels, _ = raw
+    G = len(labels)
+    grams = cluster_grams_by(lambda s, e: A[s:e], np.searchsorted(cl_code, np.arange(G + 1)),
+                             labels, code)
+    assert (np.diff(grams.pair_cluster) >= 0).all()  # in cluster order: views
+    ref = demean_grams(grams, cells, FE)
+    r = np.random.default_rng(4).random(len(grams.pair_cell))
+    for g in range(G):  # random positions, each cluster's pairs in their order
+        at = np.flatnonzero(grams.pair_cluster == g)
+        r[at] = np.sort(r[at])
+    perm = np.argsort(r)
+    assert not (np.diff(grams.pair_cluster[perm]) >= 0).all()  # gathered
+    shuffled = replace(grams, pair_cell=grams.pair_cell[perm],
+                       pair_cluster=grams.pair_cluster[perm],
+                       pair_sums=grams.pair_sums[perm], pair_count=grams.pair_count[perm])
+    got = demean_grams(shuffled, cells, FE)
+    np.testing.assert_array_equal(got.C, ref.C)
+    np.testing.assert_array_equal(got.pair_sums, ref.pair_sums[perm])
+    only = demean_grams(grams, cells, FE, sums=False)
+    assert only.pair_sums is None
+    np.testing.assert_array_equal(only.C, ref.C)
+    # one cluster whose pairs are the cells, in order (value-added's caseworker x
+    # region-month cells): the cells' projection itself, the same numbers as gathered
+    cells_used = np.unique(code)
+    one_cells = cells.iloc[cells_used].reset_index(drop=True)
+    one_code = np.searchsorted(cells_used, code)
+    one = cluster_grams_by(lambda s, e: A[s:e], np.array([0, len(A)]), np.array(["all"]),
+                           one_code)
+    order = np.argsort(one.pair_cell, kind="stable")
+    one = replace(one, pair_cell=one.pair_cell[order], pair_cluster=one.pair_cluster[order],
+                  pair_sums=one.pair_sums[order], pair_count=one.pair_count[order])
+    assert np.array_equal(one.pair_cell, np.arange(len(one_cells)))
+    direct = demean_grams(one, one_cells, FE)
+    # a cell table with one more cell (a copy of the first, without a pair): gathered
+    more = pd.concat([one_cells, one_cells.iloc[:1]], ignore_index=True)
+    gathered = demean_grams(one, more, FE)
+    np.testing.assert_array_equal(direct.C, gathered.C)
+    np.testing.assert_array_equal(direct.pair_sums, gathered.pair_sums)
+    # and the same as demeaning the rows
+    D = A.copy(order="F")
+    cell_demean(D, one_cells, one_code, FE)
+    np.testing.assert_allclose(direct.gram, D.T @ D, rtol=1e-9,
+                               atol=1e-10 * np.abs(D.T @ D).max())
+
+
+def test_cell_fitted_overwriting_its_input_gives_the_same_projection(raw):
+    from impact.estimate.pmreg import cell_fitted
+
+    A, names, exog, cells, code, *_ = raw
+    n_c = np.bincount(code, minlength=len(cells)).astype(float)
+    sums = np.stack([np.bincount(code, weights=A[:, j], minlength=len(cells))
+                     for j in range(A.shape[1])], axis=1)
+    ref = cell_fitted(sums, n_c, cells, FE)
+    mine = sums.copy()
+    got = cell_fitted(mine, n_c, cells, FE, overwrite=True)
+    np.testing.assert_array_equal(got, ref)
+    assert np.shares_memory(got, mine)
+    assert not np.shares_memory(ref, sums)

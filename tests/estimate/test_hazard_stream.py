@@ -196,7 +196,7 @@ def test_coded_rows_are_the_sparse_design(pm, tmp_path):
     keep = np.arange(n) % 4 != 0
     assert (X.take(keep).rows(0, int(keep.sum())) != full[keep]).nnz == 0
     # every row: quality (when not 0) and one dummy per control at a level kept
-    assert full[:, 0].toarray().ravel().tolist() == X.num[0][1].tolist()
+    assert full[:, 0].toarray().ravel().tolist() == X.num[0][1][:].tolist()
     # the dense/sparse split of a chunk, as the fit reads it
     from impact.estimate.rowsource import Blocks, CSRRows
 
@@ -237,7 +237,46 @@ def test_poured_cells_are_the_joined_parts(capacity):
         assert cols[k].dtype == want.dtype and np.array_equal(cols[k], want), k
     # the awkward cases were there: keys widened after the first parts
     assert parts[0][0]["cluster"].dtype == np.int8 and cols["cluster"].dtype == np.int32
-    assert parts[0][0]["quality"].dtype == np.float32 and cols["quality"].dtype == np.float64
+    # whole numbers as the narrowest integer, joined with a 0.1 grid's floats: float64
+    assert parts[0][0]["quality"].dtype == np.int8 and cols["quality"].dtype == np.float64
+    assert parts[2][0]["quality"].dtype == np.float64
     np.testing.assert_array_equal(exits, np.concatenate([p[1] for p in parts]))
     np.testing.assert_array_equal(trials, np.concatenate([p[2] for p in parts]))
     assert poured.n == 0
+
+
+def test_small_keeps_every_value():
+    """Whole floats as the narrowest integer, other floats as float32 only when exact,
+    NaN kept; the values never change (a whole -0.0 becomes 0, the same number)."""
+    from impact.estimate.hazard_stream import _small
+
+    cases = [([0.0, 1.0, 0.0], np.int8), ([-0.0, 300.0], np.int16), ([2.0 ** 31], np.float32),
+             ([0.5, 2.0], np.float32), ([0.1, 1.0], np.float64), ([np.nan, 1.0], np.float32),
+             ([np.inf, 1.0], np.float32), ([7, -200], np.int16)]
+    for values, dtype in cases:
+        v = np.asarray(values)
+        got = _small(v)
+        assert got.dtype == dtype, (values, got.dtype)
+        np.testing.assert_array_equal(got.astype(v.dtype), v)
+
+
+def test_scaled_codes_are_the_rounded_numbers():
+    """``Scaled`` codes read as ``np.round(x / step) * step`` to the bit, whatever the
+    codes' type, and stay codes through ``take``, ``compact`` and the non-zero count."""
+    from impact.estimate.coded_rows import CodedRows, Scaled
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(3, 2, 1000)
+    want = np.round(x / 0.1) * 0.1
+    k = np.round(x / 0.1)
+    for codes in (k.astype(np.int16), k.astype(np.float32), k):
+        s = Scaled(codes, 0.1)
+        assert s[:].dtype == np.float64 and np.array_equal(s[:], want)
+        assert np.array_equal(s[10:20], want[10:20])
+    keep = rng.random(1000) < 0.6
+    X = CodedRows(1000, 1, [(0, Scaled(k.astype(np.int16), 0.1))], [])
+    assert X.column_nnz()[0] == np.count_nonzero(want)
+    for Y in (X.take(keep), CodedRows(1000, 1, [(0, Scaled(k.astype(np.int16), 0.1))],
+                                      []).compact(keep)):
+        assert isinstance(Y.num[0][1], Scaled)
+        np.testing.assert_array_equal(Y.rows(0, int(keep.sum())).toarray()[:, 0], want[keep])

@@ -4,6 +4,7 @@ panel file to them (``quality_stream``, ``hazard_stream``, ``value_added_stream`
 Either way the specification's rows, headline and warnings are those of the whole frame
 in memory."""
 
+import multiprocessing
 import warnings
 
 import numpy as np
@@ -137,6 +138,36 @@ def test_value_added_levels_in_two_processes(sim, tmp_path):
                                                       "value_added_team"}
     for k in one.tables:
         pd.testing.assert_frame_equal(one.tables[k], two.tables[k])
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork",
+                    reason="the workers must inherit the slowed value-added")
+def test_an_error_beside_value_added_ends_its_workers(sim, tmp_path, monkeypatch):
+    """Value-added's workers start before the specification's own work
+    (``value_added_run``); when that work fails, the error comes at once and the workers
+    are ended, not waited for."""
+    import time
+
+    import impact.estimate.run as run
+    import impact.estimate.value_added_stream as vs
+
+    path = tmp_path / "person_months.parquet"
+    io.write_parquet(sim.person_months, path)
+
+    def slow(*args, **kwargs):
+        time.sleep(300)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the 2SLS failed")
+
+    monkeypatch.setattr(vs, "value_added_file", slow)  # inherited by the forked workers
+    monkeypatch.setattr(run, "quality_block", fails)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="the 2SLS failed"):
+        run_specification(SPECS["q_va"], None, sim.cells, sim.quality, sim.adoption,
+                          sim.shocks, EstimateParams(), panel=path, workers=2)
+    assert time.monotonic() - t0 < 60
+    assert not multiprocessing.active_children()
 
 
 @pytest.mark.parametrize("batch_rows", [7, 1 << 20])

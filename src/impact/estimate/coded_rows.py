@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CodedRows", "compact"]
+__all__ = ["CodedRows", "Scaled", "compact"]
 
 
 def compact(v: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -17,11 +17,42 @@ def compact(v: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return v[:m]
 
 
+class Scaled:
+    """Numbers held as integer codes times a ``step`` (a numeric column of ``CodedRows``):
+    row i reads ``float64(codes[i]) * step``, the very number of ``np.round(x / step) *
+    step`` when ``codes`` are ``np.round(x / step)``. The hazard's quality rounded to 0.1,
+    nationally: 1 byte a cell instead of 8 (62 million cells)."""
+
+    def __init__(self, codes: np.ndarray, step: float):
+        self.codes, self.step = codes, float(step)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        # in float64 whatever the codes' type (a float32 code times a Python float
+        # would stay float32)
+        return np.multiply(self.codes[idx], self.step, dtype=np.float64)
+
+
+def _nnz(v) -> int:
+    return int(np.count_nonzero(v.codes if isinstance(v, Scaled) else v))
+
+
+def _take(v, keep: np.ndarray):
+    return Scaled(v.codes[keep], v.step) if isinstance(v, Scaled) else v[keep]
+
+
+def _compact(v, keep: np.ndarray):
+    return Scaled(compact(v.codes, keep), v.step) if isinstance(v, Scaled) else compact(v, keep)
+
+
 class CodedRows:
     """The cells' design held as codes (a ``rowsource`` row source): ``num`` pairs
     (column, values) and ``cats`` triples (codes, offset, cmap), ``cmap[code - offset]``
     the column of that level's dummy (-1: the left-out level). 8 bytes per numeric value
-    (4 where float32 holds it) and 1 or 2 per categorical control and row, where a CSR
+    (fewer where a smaller type holds it, or as ``Scaled`` codes) and 1 or 2 per
+    categorical control and row, where a CSR
     matrix holds 12 per non-zero; ``rows`` makes the CSR rows of a chunk."""
 
     def __init__(self, n: int, k: int, num: list, cats: list):
@@ -58,10 +89,11 @@ class CodedRows:
             if pd_[c] >= 0:
                 D[:, pd_[c]] = v[lo:hi]
             else:
-                r = np.flatnonzero(v[lo:hi])
+                x = v[lo:hi]
+                r = np.flatnonzero(x)
                 rows.append(r)
                 cols.append(np.full(len(r), ps[c], np.int64))
-                vals.append(v[lo:hi][r].astype(np.float64))
+                vals.append(x[r].astype(np.float64))
         for codes, off, cmap in self.cats:
             m = cmap[np.subtract(codes[lo:hi], off, dtype=np.int64)]  # -1: left out
             j = pd_[m]  # pd_[-1] = -1
@@ -81,7 +113,7 @@ class CodedRows:
     def column_nnz(self) -> np.ndarray:
         out = np.zeros(self.shape[1], np.int64)
         for c, v in self.num:
-            out[c] = np.count_nonzero(v)
+            out[c] = _nnz(v)
         for codes, off, cmap in self.cats:
             n = np.bincount(np.subtract(codes, off, dtype=np.int64), minlength=len(cmap))
             out[cmap[cmap >= 0]] = n[cmap >= 0]
@@ -100,12 +132,12 @@ class CodedRows:
 
     def take(self, keep: np.ndarray) -> "CodedRows":
         return CodedRows(int(np.count_nonzero(keep)), self.shape[1],
-                         [(c, v[keep]) for c, v in self.num],
+                         [(c, _take(v, keep)) for c, v in self.num],
                          [(codes[keep], off, cmap) for codes, off, cmap in self.cats])
 
     def compact(self, keep: np.ndarray) -> "CodedRows":
         """``take(keep)`` with each array's kept rows moved to its front: the rows made
         are the same, this design's arrays are overwritten (``hazard.fit_cells(consume=)``)."""
         return CodedRows(int(np.count_nonzero(keep)), self.shape[1],
-                         [(c, compact(v, keep)) for c, v in self.num],
+                         [(c, _compact(v, keep)) for c, v in self.num],
                          [(compact(codes, keep), off, cmap) for codes, off, cmap in self.cats])

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from impact.distinct import first_codes
 from impact.estimate.linalg import build_design, independent_columns, wls_fit
 from impact.estimate.rowsource import Acc, Blocks, t_times, times
 
@@ -321,8 +322,7 @@ def _inference(blocks: Blocks, acc: Acc, Sx: np.ndarray, Fx: np.ndarray, exits, 
     and their projection ``Fx`` there (``proj`` fitted at those weights) and one pass."""
     n, k = blocks.shape
     code, C = proj.code, proj.C
-    cl, _ = pd.factorize(np.asarray(clusters))
-    G = int(cl.max()) + 1
+    cluster_of, G = first_codes(clusters)
     N = float(trials.sum())
 
     def parts(lo, hi):
@@ -346,7 +346,7 @@ def _inference(blocks: Blocks, acc: Acc, Sx: np.ndarray, Fx: np.ndarray, exits, 
     bq = b[qcol]
     for lo, hi, D, S in blocks.chunks():
         t, mu, f, _, r = parts(lo, hi)
-        c = cl[lo:hi]
+        c = cluster_of(lo, hi)
         ind = sp.csr_matrix((r, (c, np.arange(hi - lo))), shape=(G, hi - lo))
         XR[:, blocks.dense] += ind @ D
         XR[:, blocks.sparse] += (ind @ S).toarray()

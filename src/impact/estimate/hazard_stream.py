@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from impact.estimate.coded_rows import CodedRows
+from impact.estimate.coded_rows import CodedRows, Scaled
 from impact.estimate.frames import lm_candidates, warn
 from impact.estimate.groups import group_index
 from impact.estimate.params import EstimateParams
@@ -112,8 +112,8 @@ class _Pass(_Screen):
         self.cell_info += zip(muni.iloc[new].tolist(), region.iloc[new].tolist(),
                               t[new].tolist())
         q = cols["quality_a"]
-        if self.round_to > 0:  # as hazard.quality_hazard rounds
-            q = np.round(q / self.round_to) * self.round_to
+        if self.round_to > 0:  # as hazard.quality_hazard rounds, kept as the grid's index
+            q = np.round(q / self.round_to)   # (``Scaled`` codes; the same cells)
         nums = [c for c in cols if c not in ("y", "quality_a", "quality_b", "quality_score")]
         if self.keys is None:
             self.cats, self.nums = list(cats), nums
@@ -202,10 +202,15 @@ class _Poured:
 
 
 def _small(v: np.ndarray) -> np.ndarray:
-    """``v`` in the smallest type that holds every value exactly: integer codes in the
-    narrowest signed integer, floats as float32 when each survives the round trip (a
-    month count, a 0/1 flag; not quality on a 0.1 grid). Joining parts of two types
-    widens exactly, so a key's values never change."""
+    """``v`` in the smallest type that holds every value exactly: integer codes, and
+    floats that are all whole numbers (a 0/1 flag, a month count, the index of quality's
+    0.1 grid), in the narrowest signed integer; other floats as float32 when each survives
+    the round trip. Joining parts of two types widens exactly, so a key's values never
+    change (a whole -0.0 becomes 0: the same number)."""
+    if v.dtype.kind == "f" and len(v):
+        lo, hi = v.min(), v.max()   # NaN when there is one: not whole
+        if -2.0 ** 31 <= lo and hi < 2.0 ** 31 and bool((np.trunc(v) == v).all()):
+            v = v.astype(np.int64)
     if v.dtype.kind in "iu" and len(v):
         lo, hi = int(v.min()), int(v.max())
         for t in (np.int8, np.int16, np.int32):
@@ -266,6 +271,8 @@ def hazard_cells_file(path: str | Path, params: EstimateParams, sample: str = "a
     p.parts = []
     xnames = ["quality", *nums]
     num = [(j, key.pop(c)) for j, c in enumerate(xnames)]
+    if round_to > 0:  # quality as the index of its grid (``_Pass.add``)
+        num[0] = (0, Scaled(num[0][1], round_to))
     cats = []
     for c in p.cats:
         codes = key.pop(c)

@@ -103,20 +103,24 @@ def cell_demean(A: np.ndarray, cells: pd.DataFrame, cell_code: np.ndarray,
 
 
 def cell_fitted(sums: np.ndarray, n_c: np.ndarray, cells: pd.DataFrame,
-                fe: Sequence[str]) -> np.ndarray:
+                fe: Sequence[str], overwrite: bool = False) -> np.ndarray:
     """(C, k) projection of each column on the cell-level fixed effects, per cell: the
     WLS fit of the cell means ``sums / n_c`` on the FE dummies of ``cells`` with weights
     ``n_c`` (cells with ``n_c == 0`` get 0). Subtracting it from every row of a cell is
-    ``cell_demean``."""
-    means = sums / np.maximum(n_c, 1)[:, None]
+    ``cell_demean``. ``overwrite``: the caller gives ``sums`` up; the result is made in
+    its memory (the means and the result share one array either way)."""
+    means = np.divide(sums, np.maximum(n_c, 1)[:, None], out=sums if overwrite else None)
+    del sums
     design = build_design(cells, list(fe), [])
     fit = wls_fit(design, means[:, 0], n_c, n_c > 0)
     Zk = design.Z[fit.rows][:, fit.keep]
-    w = n_c[fit.rows]
-    coef = fit.solve(np.asarray(Zk.T @ (means[fit.rows] * w[:, None])))
-    fitted = np.zeros_like(means)
-    fitted[fit.rows] = Zk @ coef
-    return fitted
+    mw = means[fit.rows]
+    mw *= n_c[fit.rows][:, None]
+    coef = fit.solve(np.asarray(Zk.T @ mw))
+    del mw
+    means.fill(0.0)  # the result, in the means' memory
+    means[fit.rows] = Zk @ coef
+    return means
 
 
 def _independent(G: np.ndarray, cols: list[int]) -> list[int]:

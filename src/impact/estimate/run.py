@@ -17,6 +17,7 @@ keys of ``reports/metrics.json`` whatever the estimator:
 from __future__ import annotations
 
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from impact.estimate.panel_reads import (  # noqa: F401 (re-exported)
 )
 from impact.estimate.shock import estimate_shock
 from impact.estimate.specs import Specification
+from impact.estimate.value_added_run import Levels, value_added_block
 
 __all__ = ["run_specification", "quality_block", "in_window", "cell_model_columns",
            "panel_columns", "streams_panel", "load_person_months", "CELL_MODEL_COLUMNS"]
@@ -280,10 +282,15 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
     head: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = []
     tables: dict[str, pd.DataFrame] = {}
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
         warnings.simplefilter("always", EstimationWarning)
         pm, summary = person_months, None
         streamed = panel is not None and streams_panel(spec)
+        levels = None
+        if spec.block == "quality" and spec.value_added and streamed:
+            # started first: its workers begin small (``value_added_run``)
+            levels = Levels(panel, params, spec.sample, workers)
+            stack.callback(levels.close)
         if streamed and pm is None:  # nothing of the person-months held (``panel_columns``)
             from impact.estimate.panel_summary import summary_file
 
@@ -300,8 +307,7 @@ def run_specification(spec: Specification, person_months: pd.DataFrame | None,
                                            shared=load(sums, pass_key(spec, base, panel)
                                                        if streamed else None))
             if spec.value_added:
-                va_rows, tables = _value_added(pm, params, panel if streamed else None,
-                                               spec.sample, workers)
+                va_rows, tables = value_added_block(pm, params, levels)
                 rows += va_rows
         elif spec.block == "adoption":
             rows, head = _adoption(cells, pm, adoption, shocks, spec, params)
@@ -331,57 +337,3 @@ def _n_person_months(pm: pd.DataFrame | None, summary) -> int:
     if pm is None:
         return int(summary.n_person_months)
     return int(pm[WEIGHT].sum()) if WEIGHT in pm else int(len(pm))
-
-
-def _value_added_level(args: tuple):
-    """One level's value-added from the panel file, or the ValueError it raised, and the
-    warnings on the way (a worker process hands both back, to be raised here in order)."""
-    from impact.estimate.value_added_stream import value_added_file
-
-    panel, level, sample, opts = args
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            res = value_added_file(panel, level, sample=sample, **opts)
-        except ValueError as exc:
-            res = exc
-    return res, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
-
-
-def _value_added(pm: pd.DataFrame | None, params: EstimateParams, panel: Path | None = None,
-                 sample: str = "all", workers: int = 1
-                 ) -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
-    """Caseworker and team value-added rows and unit tables (internal: personnel data);
-    ``panel``: from the panel file in two passes per level (``value_added_stream``), not
-    ``pm``; with ``workers`` > 1 the two levels in two processes (the same results: each
-    is deterministic and reads only the file)."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from impact.estimate.value_added import value_added, value_added_rows
-
-    rows, tables = [], {}
-    opts = dict(controls=params.estimate.controls, lm=params.estimate.lm_controls,
-                alpha=params.estimate.alpha)
-    levels = ("caseworker", "team")
-    if panel is None:
-        results = []
-        for level in levels:
-            try:
-                results.append((value_added(pm, level, **opts), []))
-            except ValueError as exc:
-                results.append((exc, []))
-    elif workers > 1:
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(_value_added_level,
-                                    [(panel, lv, sample, opts) for lv in levels]))
-    else:
-        results = [_value_added_level((panel, lv, sample, opts)) for lv in levels]
-    for level, (res, caught) in zip(levels, results):
-        for message, category, filename, lineno in caught:
-            warnings.warn_explicit(message, category, filename, lineno)
-        if isinstance(res, ValueError):
-            warn(f"value-added ({level}) not estimated: {res}")
-            continue
-        rows += value_added_rows(res)
-        tables[f"value_added_{level}"] = res.units
-    return rows, tables

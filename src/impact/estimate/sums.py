@@ -274,16 +274,21 @@ class GramSums:
         the pair sums, which every column has)."""
         return float(self.S[:len(self.pairs), self.col[key]].sum())
 
-    def raw(self, sel: list[int]) -> ClusterGrams:
+    def raw(self, sel: list[int], release: bool = False) -> ClusterGrams:
         """The raw cluster blocks and pair sums of the columns ``sel`` (in that order). The
-        pass is over: the batches' matrix memory is given back (``add`` makes it anew)."""
+        pass is over: the batches' matrix memory is given back (``add`` makes it anew).
+        ``release``: so are the sums themselves, once copied (no more ``add``, ``count``
+        or ``raw``)."""
         self._buf = np.empty(0)
         P, G = len(self.pairs), len(self.clusters)
-        return ClusterGrams(self.C[:G, sel][:, :, sel],
-                            np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
-                            None, np.asarray(self.pair_cell, dtype="int64"),
-                            np.asarray(self.pair_cluster, dtype="int64"), self.S[:P, sel],
-                            self.n_pair[:P])
+        out = ClusterGrams(self.C[:G, sel][:, :, sel],
+                           np.asarray(self.clusters.values, dtype=object), None, self.n_obs,
+                           None, np.asarray(self.pair_cell, dtype="int64"),
+                           np.asarray(self.pair_cluster, dtype="int64"), self.S[:P, sel],
+                           self.n_pair[:P].copy() if release else self.n_pair[:P])
+        if release:
+            self.C = self.S = self.n_pair = None
+        return out
 
     def cell_table(self) -> pd.DataFrame:
         """The cells (municipality x month) in code order, with their fixed-effect keys."""

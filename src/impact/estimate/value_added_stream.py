@@ -125,8 +125,11 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     lm_state = {c: [True, np.inf, -np.inf] for c in cands}  # complete, min, max
     units, regions, spells, pairs, um = _Codes(), _Codes(), _Codes(), _Codes(), _Codes()
     munis, rms = _Codes(), _Codes()
-    pair_unit: list[int] = []
-    pair_spell: list[int] = []
+    # each pair's unit and spell, per batch (arrays: as Python lists of ints they were
+    # 0.23 GB of the caseworker level's 3.2 million pairs nationally)
+    pair_unit: list[np.ndarray] = []
+    pair_spell: list[np.ndarray] = []
+    n_pairs = 0
     pair_n, um_n = _Sums(), _Sums()
     gs = GramSums()
     n_no_unit = n_missing = 0
@@ -167,9 +170,10 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
                s["region"].astype(str), rm)
         sp = spells(s["spell_id"])
         pc = pairs(unit * (1 << 40) + sp)
-        new = _first_rows(pc, len(pair_unit))     # the first row of each new pair
-        pair_unit += unit[new].tolist()
-        pair_spell += sp[new].tolist()
+        new = _first_rows(pc, n_pairs)            # the first row of each new pair
+        pair_unit.append(unit[new].astype("int64"))
+        pair_spell.append(sp[new].astype("int64"))
+        n_pairs += len(new)
         pair_n.add(pc, len(pairs))
         rows.put(used, [pc, rm, *cats.values()])
         mc = munis(s["municipality"].astype(str))
@@ -189,7 +193,9 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     first_labels = np.asarray(units.values, dtype=object)
     names = np.sort(first_labels)
     to_sorted = pd.Index(names).get_indexer(first_labels)
-    g = to_sorted[np.asarray(pair_unit, dtype="int64")]
+    pair_unit = np.concatenate(pair_unit) if pair_unit else np.zeros(0, np.int64)
+    pair_spell = np.concatenate(pair_spell) if pair_spell else np.zeros(0, np.int64)
+    g = to_sorted[pair_unit]
     pair_n = pair_n.values
     _check_df(g, pair_n, len(names), level)
     lm_keep = [c for c in cands
@@ -207,7 +213,7 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
     sel += [gs.col[("num", f"lm:{c}")] for c in lm_keep]
     v, rm_mean = _coefficients(gs, sel, covariates == "within")
     S = _residual_sums(path, batch_rows, sample, controls, cands, rows, gs, sel, v, rm_mean,
-                       len(pair_unit))
+                       n_pairs)
     rows.close()
     # modal municipality: the most person-months, ties to the last pair seen (in memory)
     um_codes = um.values.astype("int64")
@@ -225,7 +231,7 @@ def value_added_file(path: str | Path, level: Literal["caseworker", "team"] = "c
         out[to_sorted] = counts[col]    # first-appearance unit codes to sorted ones
         return out
 
-    sp = UnitSpells(names, g, np.asarray(pair_spell, dtype="int64"), pair_n, S,
+    sp = UnitSpells(names, g, pair_spell, pair_n, S,
                     muni_names[modal["m"].to_numpy()], distinct("client_id"),
                     distinct("caseworker_key"), n_no_unit, n_missing)
     return spell_result(sp, level, controls=controls, covariates=covariates, noise=noise,
@@ -264,10 +270,10 @@ def _coefficients(gs: GramSums, sel: list[int], within: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
     """v (A v = y - x'g, ``value_added._residuals``'s rule for the columns kept) and the
     region-month means of A v, indexed by the region-month code (the cells' ``t``)."""
-    raw = gs.raw(sel)
+    raw = gs.raw(sel, release=True)   # pass 2 needs only ``gs.col``
     cells = gs.cell_table()
     fe = ["municipality", "regmonth"] if within else ["regmonth"]
-    G = demean_grams(raw, cells, fe).gram
+    G = demean_grams(raw, cells, fe, sums=False).gram
     v = np.eye(G.shape[0])[0]
     ex = np.arange(1, G.shape[0])
     d = np.sqrt(np.maximum(np.diag(G)[ex], 1e-300))
