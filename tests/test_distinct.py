@@ -143,3 +143,12 @@ def test_first_codes_are_pandas_factorize(dtype):
     assert G == len(uniq)
     got = np.concatenate([codes(a, min(a + 250, len(v))) for a in range(0, len(v), 250)])
     np.testing.assert_array_equal(got, want)
+
+
+def test_first_codes_of_uint64_labels_above_int64():
+    from impact.distinct import first_codes
+
+    v = np.array([2**64 - 1, 2**64 - 3, 2**64 - 1, 5], dtype=np.uint64)
+    codes, G = first_codes(v, step=2)
+    np.testing.assert_array_equal(codes(0, 4), pd.factorize(v)[0])
+    assert G == 3

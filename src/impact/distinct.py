@@ -192,7 +192,7 @@ def first_codes(clusters, step: int = 1 << 20):
     v = np.asarray(clusters)
     if v.dtype.kind in "iu" and len(v):
         lo, hi = int(v.min()), int(v.max())
-        if hi - lo < 1 << 24:
+        if hi - lo < 1 << 24 and hi < 1 << 63:   # (a uint64 label above int64's range)
             table = np.full(hi - lo + 1, -1, np.int64)
             G = 0
             for s in range(0, len(v), step):

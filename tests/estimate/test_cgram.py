@@ -196,6 +196,13 @@ def test_demeaned_blocks_are_the_same_numbers_however_the_pairs_come(raw):
     only = demean_grams(grams, cells, FE, sums=False)
     assert only.pair_sums is None
     np.testing.assert_array_equal(only.C, ref.C)
+    # the pair sums column-major, as ``GramSums.raw`` gives them (``S[:P, sel]``)
+    fortran = replace(grams, pair_sums=np.asfortranarray(grams.pair_sums))
+    np.testing.assert_array_equal(demean_grams(fortran, cells, FE).C, ref.C)
+    np.testing.assert_array_equal(demean_grams(fortran, cells, FE).pair_sums, ref.pair_sums)
+    # as many pairs as cells but not the cells in order: gathered
+    assert len(grams.pair_cell) == len(cells)
+    np.testing.assert_array_equal(got.pair_sums, ref.pair_sums[perm])
     # one cluster whose pairs are the cells, in order (value-added's caseworker x
     # region-month cells): the cells' projection itself, the same numbers as gathered
     cells_used = np.unique(code)

@@ -223,9 +223,9 @@ def demean_grams(grams: ClusterGrams, cells: pd.DataFrame, fe: Sequence[str],
     the rows).
 
     Memory: a few P x k arrays at most. Pairs already in cluster order are taken as
-    views, not gathered, and pairs that are the cells themselves in order (one cluster)
-    take the cells' projection as it is: the same numbers either way (value-added's
-    caseworker level, 768,000 pairs x 36 columns nationally: its peak 3.3 -> 2.x GB).
+    views where they are row-major (else copied so, as a gather would), and pairs that
+    are the cells themselves in order (one cluster) take the cells' projection as it is:
+    the same numbers either way (tests/estimate/test_cgram.py).
     """
     if grams.pair_cell is None:
         raise ValueError("demean_grams needs the cell x cluster pair sums")
@@ -242,7 +242,9 @@ def demean_grams(grams: ClusterGrams, cells: pd.DataFrame, fe: Sequence[str],
     C = grams.C.copy()
     for g in range(len(grams.labels)):
         idx = slice(pb[g], pb[g + 1]) if ordered else order[pb[g]:pb[g + 1]]
-        S, Mg = grams.pair_sums[idx], M[idx]
+        # row-major, as a gather makes them: a column-major view (``GramSums.raw``'s
+        # sums are one) takes another BLAS path, whose products round differently
+        S, Mg = np.ascontiguousarray(grams.pair_sums[idx]), np.ascontiguousarray(M[idx])
         X = S.T @ Mg
         C[g] -= X + X.T - (Mg.T * grams.pair_count[idx]) @ Mg
     if sums:

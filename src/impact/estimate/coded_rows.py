@@ -52,8 +52,8 @@ class CodedRows:
     (column, values) and ``cats`` triples (codes, offset, cmap), ``cmap[code - offset]``
     the column of that level's dummy (-1: the left-out level). 8 bytes per numeric value
     (fewer where a smaller type holds it, or as ``Scaled`` codes) and 1 or 2 per
-    categorical control and row, where a CSR
-    matrix holds 12 per non-zero; ``rows`` makes the CSR rows of a chunk."""
+    categorical control and row, where a CSR matrix holds 12 per non-zero; ``rows`` makes
+    the CSR rows of a chunk."""
 
     def __init__(self, n: int, k: int, num: list, cats: list):
         self.shape, self.num, self.cats = (n, k), num, cats

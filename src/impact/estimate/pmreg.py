@@ -108,8 +108,10 @@ def cell_fitted(sums: np.ndarray, n_c: np.ndarray, cells: pd.DataFrame,
     WLS fit of the cell means ``sums / n_c`` on the FE dummies of ``cells`` with weights
     ``n_c`` (cells with ``n_c == 0`` get 0). Subtracting it from every row of a cell is
     ``cell_demean``. ``overwrite``: the caller gives ``sums`` up; the result is made in
-    its memory (the means and the result share one array either way)."""
-    means = np.divide(sums, np.maximum(n_c, 1)[:, None], out=sums if overwrite else None)
+    its memory when it is float64 (the means and the result share one array either
+    way)."""
+    own = overwrite and isinstance(sums, np.ndarray) and sums.dtype == np.float64
+    means = np.divide(sums, np.maximum(n_c, 1)[:, None], out=sums if own else None)
     del sums
     design = build_design(cells, list(fe), [])
     fit = wls_fit(design, means[:, 0], n_c, n_c > 0)
