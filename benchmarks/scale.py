@@ -158,12 +158,15 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None
     processes together. It is planned from this size's stage-by-stage run (its times and
     peaks, as ``impact repro`` keeps them from a previous run of its own). With ``out``,
     the run's timeline goes there as ``repro_timeline_<scale>.json`` and ``.png``."""
-    from impact.repro import PEAKS, TIMELINE, TIMES
+    from impact.repro import PEAKS, ROWS, TIMELINE, TIMES, panel_rows
 
     mine = [r for r in rows if r["scale"] == scale]
     for path, key in ((TIMES, "wall_s"), (PEAKS, "peak_rss_mb")):
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text(json.dumps({r["stage"]: r[key] for r in mine}))
+    # ...measured on this panel (``impact.repro``: a peak of a smaller panel is scaled up)
+    n = panel_rows(work)
+    (work / ROWS).write_text(json.dumps({r["stage"]: n for r in mine} if n else {}))
     wall, rss, code = run_stage(f"{Path(sys.executable).parent / 'impact'} repro --jobs 2 "
                                 "--force", work, log)
     print(f"[bench] scale {scale:g} end to end: {wall:.1f} s, {rss:.0f} MB, exit {code}",

@@ -33,9 +33,11 @@ which stages use both cores and where one idles). With a memory budget (``memory
 default is half the machine's memory) a stage starts beside running ones only when its
 last peak plus theirs (the larger of their last peak and their memory now) fits; a stage
 that does not fit waits, and a later one that fits may go first. A stage alone always
-runs. Before a first run nothing is known and only ``jobs`` limits: at national scale run
-once with ``--jobs 1`` (``make bench`` writes this file from its stage-by-stage run before
-its end-to-end one).
+runs. Peaks are kept with the panel's rows at their run (``ROWS``): a stage never run, or
+last run on a smaller panel, is expected to need its ``meta: {expected_mb_per_million_rows:
+...}`` (dvc.yaml, measured nationally) times the rows (``schedule.expected_peaks``), so a
+first national run is planned too (``make bench`` writes the peaks of its stage-by-stage
+run before its end-to-end one).
 """
 
 from __future__ import annotations
@@ -51,14 +53,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from impact.schedule import choose, priority
+from impact.schedule import choose, expected_peaks, priority
 
-__all__ = ["Plan", "plan", "prune_lock", "run"]
+__all__ = ["Plan", "panel_rows", "plan", "prune_lock", "run"]
 
 TIMES = Path(".dvc/tmp/impact-repro-times.json")
 PEAKS = Path(".dvc/tmp/impact-repro-peaks.json")  # MB per stage, of its last run
 #: the last run's stages: lane, start and end (seconds from its start), peak MB
 TIMELINE = Path(".dvc/tmp/impact-repro-timeline.json")
+ROWS = Path(".dvc/tmp/impact-repro-rows.json")  # the panel's rows at each stage's last run
+#: the file whose rows give the data's size (its Parquet footer only is read)
+ROWS_OF = Path("data/panel/person_months.parquet")
 
 
 @dataclass
@@ -70,6 +75,8 @@ class Plan:
     upstream: dict[str, set[str]] = field(default_factory=dict)
     #: a stage's ``meta: {expected_seconds: ...}`` in dvc.yaml, to order a first run
     expected: dict[str, float] = field(default_factory=dict)
+    #: ``meta: {expected_mb_per_million_rows: ...}``: MB per million panel rows
+    rates: dict[str, float] = field(default_factory=dict)
 
 
 def plan(root: Path, force: bool = False) -> Plan:
@@ -113,12 +120,14 @@ def plan(root: Path, force: bool = False) -> Plan:
         stages = [name[s] for s in order if s in todo]
         expected = {name[s]: float((s.meta or {}).get("expected_seconds", 1.0))
                     for s in order if s in todo}
-        return Plan(stages, {name[s]: upstream(s) for s in order if s in todo}, expected)
+        rates = {name[s]: float(s.meta["expected_mb_per_million_rows"])
+                 for s in order if s in todo and "expected_mb_per_million_rows" in (s.meta or {})}
+        return Plan(stages, {name[s]: upstream(s) for s in order if s in todo}, expected,
+                    rates)
 
 
 def prune_lock(root: Path) -> list[str]:
-    """Drop the ``dvc.lock`` entries of stages ``dvc.yaml`` no longer defines; returns
-    their names.
+    """Drop the ``dvc.lock`` entries of stages ``dvc.yaml`` no longer defines (returned).
 
     DVC keeps them (a value removed from a ``foreach``/``matrix``, a renamed stage) and
     never reads them again, but it parses and rewrites the whole file after every stage
@@ -154,6 +163,22 @@ def _load(path: Path) -> dict[str, float]:
         return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
+
+
+def panel_rows(root: Path, memo: dict | None = None) -> float | None:
+    """Rows of ``root / ROWS_OF`` (None without a readable file); with ``memo``, read again
+    only when the file changed."""
+    memo = {} if memo is None else memo
+    try:
+        st = (root / ROWS_OF).stat()
+        if memo.get("key") != (st.st_mtime_ns, st.st_size):
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(root / ROWS_OF).metadata.num_rows
+            memo.update(key=(st.st_mtime_ns, st.st_size), rows=float(rows))
+        return memo["rows"]
+    except (OSError, ValueError, ImportError):
+        return None
 
 
 def _tagged(line: str, stage: str) -> str:
@@ -271,8 +296,9 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     if not p.stages:
         out.write("Data and pipelines are up to date.\n")
         return 0
-    times_path, peaks_path = root / TIMES, root / PEAKS
-    times, peaks = _load(times_path), _load(peaks_path)
+    times_path, peaks_path, rows_path = root / TIMES, root / PEAKS, root / ROWS
+    times, peaks, rows_at = _load(times_path), _load(peaks_path), _load(rows_path)
+    memo: dict = {}
     prio = priority(p, times)
     budget = f", within {_gb(memory_mb)} by their last peaks" if memory_mb else ""
     out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time{budget}\n")
@@ -289,15 +315,18 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     while waiting or lanes:
         ready = sorted((s for s in waiting if p.upstream[s] <= done), key=lambda s: -prio[s])
         while failed is None and ready and len(lanes) < max(jobs, 1):
+            need = expected_peaks(peaks, rows_at, p.rates, panel_rows(root, memo))
             batch, held = choose(
-                ready, prio, jobs, [(lane.batch, lane.now_mb) for lane in lanes], peaks,
+                ready, prio, jobs, [(lane.batch, lane.now_mb) for lane in lanes], need,
                 lambda b: sum(times.get(s, p.expected.get(s, 1.0)) for s in b),
                 lambda: max(lane.remaining(times, p.expected) for lane in lanes), memory_mb)
             if held is not None and held not in held_back:
                 held_back.add(held)
                 with lock:
+                    how = ("at its last run" if need.get(held) == peaks.get(held)
+                           else "expected for this panel")
                     out.write(f"impact repro: {held} waits for memory "
-                              f"({_gb(peaks.get(held, 0.0))} at its last run, "
+                              f"({_gb(need.get(held, 0.0))} {how}, "
                               f"{_gb(memory_mb or 0)} budget)\n")
             if batch is None:
                 break
@@ -330,6 +359,7 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                     times[s] = secs
                     if peak:
                         peaks[s] = round(peak, 1)
+                        rows_at[s] = panel_rows(root, memo)   # None: not known, not kept
                     # start and end each rounded from the clock (the end from a rounded
                     # start plus rounded seconds could pass the next stage's start)
                     start = lane.started.get(s, t_all) - t_all
@@ -347,7 +377,9 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
             waiting += [s for s in lane.batch if s not in ok and s != lane.current]
     line = {"jobs": jobs, "budget_mb": memory_mb, "stages": timeline}
     for path, values in ((times_path, dict(sorted(times.items()))),
-                         (peaks_path, dict(sorted(peaks.items()))), (root / TIMELINE, line)):
+                         (peaks_path, dict(sorted(peaks.items()))),
+                         (rows_path, {k: v for k, v in sorted(rows_at.items()) if v}),
+                         (root / TIMELINE, line)):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values, indent=1))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from impact.repro import Plan
 
-__all__ = ["priority", "batch", "beside", "fits", "choose", "SHORT_S"]
+__all__ = ["priority", "batch", "beside", "fits", "choose", "expected_peaks", "SHORT_S"]
 
 
 def priority(p: Plan, times: dict[str, float]) -> dict[str, float]:
@@ -39,6 +39,31 @@ def batch(ready: list[str], prio: dict[str, float], jobs: int) -> list[str]:
     family = first.split("@")[0] + "@"
     sib = [s for s in ready if s.startswith(family)]
     return sib[:max(1, -(-len(sib) // (4 * max(jobs, 1))))]
+
+
+def expected_peaks(peaks: dict[str, float], rows_at: dict[str, float],
+                   rates: dict[str, float], rows: float | None) -> dict[str, float]:
+    """MB each stage is expected to need with a panel of ``rows`` rows (None: not known):
+    its last peak (``peaks``) when that was recorded at this size or a larger one
+    (``rows_at``: the panel's rows at each stage's last run; a record of unknown size is
+    taken as it is, as before sizes were kept); else the larger of that peak and its
+    rate (``rates``: ``meta: {expected_mb_per_million_rows: ...}`` in dvc.yaml, measured
+    on national data) times the rows, and for a stage never run, the rate alone.
+
+    So a first run at national scale does not put the two largest stages side by side
+    because nothing was known of them (heterogeneity and quality_iv went together to
+    15.4 GB against a 11.8 GB budget), nor does a first national run after one on the
+    built-in data, whose peaks are a hundredth of these. 10% more rows than at the record
+    still count as the same size (records vary by that much from run to run)."""
+    out = dict(peaks)
+    if rows is None:
+        return out
+    for s, rate in rates.items():
+        at = rows_at.get(s)
+        if s in peaks and (at is None or rows <= 1.1 * at):
+            continue
+        out[s] = max(peaks.get(s, 0.0), rate * rows / 1e6)
+    return out
 
 
 def _need(lane: list[str], peaks: dict[str, float]) -> float:

@@ -1,0 +1,85 @@
+"""`impact repro`'s memory plan before a stage's peak is known at the panel's size: the
+rates in dvc.yaml's ``meta`` times the panel's rows (``schedule.expected_peaks``)."""
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from impact.schedule import expected_peaks
+
+
+def test_expected_peaks_records_at_this_size_else_the_rate():
+    peaks = {"het": 500.0, "iv": 300.0, "small": 40.0, "old": 700.0}
+    at = {"het": 1e6, "iv": 4e6, "small": 1e6}        # "old": a record of unknown size
+    rates = {"het": 150.0, "iv": 80.0, "new": 60.0, "old": 10.0}
+    # no panel yet: the records as they are, nothing for a stage never run
+    assert expected_peaks(peaks, at, rates, None) == peaks
+    # the records' own size (and up to 10% more): the records
+    assert expected_peaks(peaks, at, rates, 1.1e6) == {**peaks, "new": 66.0}
+    # a larger panel: a record made on a smaller one gives way to its rate, but never
+    # falls below it; a record of unknown size (old) stands, and so does a stage's
+    # without a rate (small); never run: the rate
+    got = expected_peaks(peaks, at, rates, 60e6)
+    assert got == {"het": 9000.0, "iv": 4800.0, "small": 40.0, "old": 700.0, "new": 3600.0}
+    assert expected_peaks({"het": 9500.0}, {"het": 1e6}, rates, 60e6)["het"] == 9500.0
+    assert expected_peaks(peaks, at, rates, 2e6)["iv"] == 300.0   # a larger panel's record
+    assert peaks["het"] == 500.0   # not changed in place
+
+
+def test_a_first_run_is_planned_from_the_rates_and_the_panels_rows(tmp_path, monkeypatch):
+    """No peaks recorded: two stages whose rates times the panel's rows sum above the
+    budget run one after the other (a short one beside), the waiting one says why, and
+    each stage's peak is kept with the rows it was measured at; the next run at the same
+    size is planned by those peaks (a dvc process each, far below the rates), so the two
+    run side by side. (A stage that must overlap another waits for it to start, up to a
+    minute: the test does not depend on the machine's speed.)"""
+    from impact.repro import PEAKS, ROWS, TIMES, panel_rows, run
+    from pipeline_utils import toy_repo
+
+    monkeypatch.chdir(tmp_path)
+    toy_repo(tmp_path)
+    (tmp_path / "stage.py").write_text(
+        "import os, sys, time\ns = time.time()\nopen(sys.argv[1] + '.started', 'w')\n"
+        "while len(sys.argv) > 3 and not os.path.exists(sys.argv[3] + '.started') "
+        "and time.time() < s + 60:\n    time.sleep(0.05)\ntime.sleep(float(sys.argv[2]))\n"
+        "open(sys.argv[1] + '.txt', 'w').write(f'{s} {time.time()}')\n")
+    panel = tmp_path / "data" / "panel" / "person_months.parquet"
+    panel.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"x": list(range(2000))}), panel)
+    assert panel_rows(tmp_path) == 2000.0
+    # 400,000 MB per million rows x 2,000 rows = 800 MB each
+    rate = "    meta: {expected_mb_per_million_rows: 400000}\n"
+
+    def pipeline(*stages):
+        for f in tmp_path.glob("*.started"):
+            f.unlink()
+        (tmp_path / "dvc.yaml").write_text("stages:\n" + "".join(
+            f"  {n}:\n{rate if n != 'small' else ''}    cmd: python stage.py {n} {args}\n"
+            f"    outs: [{n}.txt]\n" for n, args in stages))
+
+    def spans(*names):
+        return {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
+                for n in names}
+
+    pipeline(("big", "1 small"), ("other", "1"), ("small", "0.2"))
+    (tmp_path / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
+    (tmp_path / TIMES).write_text(json.dumps({"big": 9.0, "other": 8.0, "small": 1.0}))
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, out.getvalue()
+    span = spans("big", "other", "small")
+    assert span["other"][0] >= span["big"][1]  # no overlap: other waited for big
+    assert span["big"][1] < span["big"][0] + 60  # small went beside big (backfill)
+    assert ("other waits for memory (0.8 GB expected for this panel, 1.0 GB budget)"
+            in out.getvalue())
+    peaks = json.loads((tmp_path / PEAKS).read_text())
+    assert json.loads((tmp_path / ROWS).read_text()) == {s: 2000.0 for s in peaks}
+    assert max(peaks.values()) < 400.0   # what the dvc processes took
+    # the same panel: the recorded peaks plan the run, and big and other go together
+    pipeline(("big", "0 other"), ("other", "0.2"))
+    out = io.StringIO()
+    assert run(tmp_path, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, out.getvalue()
+    span = spans("big", "other")
+    assert span["other"][0] < span["big"][1] < span["big"][0] + 60
+    assert "waits for memory" not in out.getvalue()
