@@ -91,3 +91,30 @@ def test_suppress_counts_two_way(cells):
         counts = hidden.groupby(df[margin]).sum()
         sizes = df.groupby(margin).size()
         assert not ((counts == 1) & (sizes > 1)).any()
+
+
+def test_identifier_values_of_the_validated_tables(tmp_path):
+    """Every client, spell, caseworker and caseworker-rated unit id of the validated
+    tables, read column by column: text, a dictionary column, an integer column with a
+    missing value (as integers: pandas made them 900000001.0), raw caseworker ids too, no
+    team unit, no short number, no missing value."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from impact.disclosure import identifier_values
+
+    traj = pa.table({
+        "client_id": pa.array(["C0000123", None, "12345678", "C0000123", "1234"]),
+        "spell_id": pa.array([900000001, 900000002, None, 7, 900000001], pa.int64()),
+        "caseworker_key": pa.array(["GM0363:KM007", "GM0363:KM008", None, "GM0363:KM007",
+                                    "GM0599:KM1"]).dictionary_encode(),
+        "age": pa.array([30, 40, 50, 60, 70])})
+    pq.write_table(traj, tmp_path / "trajectories.parquet")
+    pq.write_table(pa.table({"unit_key": ["GM0363:KM009", "GM0363:T01", None],
+                             "unit_type": ["caseworker", "team", "caseworker"],
+                             "rater_id": ["R0000001", None, "R0000002"]}),
+                   tmp_path / "quality.parquet")
+    got = identifier_values(tmp_path)
+    assert got == {"C0000123", "12345678", "900000001", "900000002",
+                   "GM0363:KM007", "KM007", "GM0363:KM008", "KM008", "GM0599:KM1", "KM1",
+                   "GM0363:KM009", "KM009", "R0000001", "R0000002"}

@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 __all__ = ["COUNT_COLUMNS", "IDENTIFIER_NAMES", "INTERNAL", "Finding", "identifier_values",
            "scan_outputs"]
@@ -65,17 +68,35 @@ def identifier_values(validated: Path) -> set[str]:
         path = validated / name
         if not path.exists():
             continue
-        df = pd.read_parquet(path)
-        if name == "quality.parquet" and "unit_type" in df:
-            df = df.assign(unit_key=df["unit_key"].where(df["unit_type"] == "caseworker"))
+        have = set(pq.ParquetFile(path).schema_arrow.names)
+        cols = [c for c in cols if c in have]
+        if not cols:
+            continue
+        # only these columns (every column of the trajectories was read before)
+        kind = ["unit_type"] if name == "quality.parquet" and "unit_type" in have else []
+        table = pq.read_table(path, columns=cols + kind)
         for c in cols:
-            if c not in df:
-                continue
-            vals = df[c].dropna().astype(str).unique()
+            col = table.column(c)
+            if kind and c == "unit_key":
+                col = col.filter(pc.equal(table.column("unit_type"), "caseworker"))
+            vals = _distinct_text(col)
             out.update(vals)
             if c in ("caseworker_key", "unit_key"):
                 out.update(v.split(":", 1)[1] for v in vals if ":" in v)
     return {v for v in out if v and not (v.isdigit() and len(v) < 8)}
+
+
+def _distinct_text(col) -> list[str]:
+    """The distinct non-missing values of an Arrow column as text: text and integers by
+    Arrow (pandas turned each of 3.4 million national ids into a Python object first, and
+    an integer id column with a missing value into floats: ``900000001.0``, which no
+    output would show), any other column as pandas writes it (``astype(str)``)."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t):
+        return pc.unique(col.drop_null().cast(pa.large_string())).to_pylist()
+    return list(col.to_pandas().dropna().astype(str).unique())
 
 
 def _internal(rel: str) -> bool:
