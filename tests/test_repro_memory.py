@@ -19,10 +19,12 @@ def test_expected_peaks_records_at_this_size_else_the_rate():
     # the records' own size (and up to 10% more): the records
     assert expected_peaks(peaks, at, rates, 1.1e6) == {**peaks, "new": 66.0}
     # a larger panel: a record made on a smaller one gives way to its rate, but never
-    # falls below it; a record of unknown size (old) stands, and so does a stage's
-    # without a rate (small); never run: the rate
+    # falls below it; a stage without a rate keeps its record (small); never run: the
+    # rate; a record of unknown size (old, kept before sizes were) as one of a smaller
+    # panel: its rate where that is more (a run on the built-in data before this change)
     got = expected_peaks(peaks, at, rates, 60e6)
     assert got == {"het": 9000.0, "iv": 4800.0, "small": 40.0, "old": 700.0, "new": 3600.0}
+    assert expected_peaks(peaks, at, rates, 100e6)["old"] == 1000.0
     assert expected_peaks({"het": 9500.0}, {"het": 1e6}, rates, 60e6)["het"] == 9500.0
     assert expected_peaks(peaks, at, rates, 2e6)["iv"] == 300.0   # a larger panel's record
     assert peaks["het"] == 500.0   # not changed in place
@@ -31,9 +33,9 @@ def test_expected_peaks_records_at_this_size_else_the_rate():
 def test_a_first_run_is_planned_from_the_rates_and_the_panels_rows(tmp_path, monkeypatch):
     """No peaks recorded: two stages whose rates times the panel's rows sum above the
     budget run one after the other (a short one beside), the waiting one says why, and
-    each stage's peak is kept with the rows it was measured at; the next run at the same
-    size is planned by those peaks (a dvc process each, far below the rates), so the two
-    run side by side. (A stage that must overlap another waits for it to start, up to a
+    the rated stages' peaks are kept with the rows they were measured at; the next run at
+    the same size is planned by those peaks (a dvc process each, far below the rates), so
+    the two run side by side. (A stage that must overlap another waits for it to start, up to a
     minute: the test does not depend on the machine's speed.)"""
     from impact.repro import PEAKS, ROWS, TIMES, panel_rows, run
     from pipeline_utils import toy_repo
@@ -74,7 +76,9 @@ def test_a_first_run_is_planned_from_the_rates_and_the_panels_rows(tmp_path, mon
     assert ("other waits for memory (0.8 GB expected for this panel, 1.0 GB budget)"
             in out.getvalue())
     peaks = json.loads((tmp_path / PEAKS).read_text())
-    assert json.loads((tmp_path / ROWS).read_text()) == {s: 2000.0 for s in peaks}
+    # the rows kept for the stages with a rate (a stage before the panel would record the
+    # panel's old size)
+    assert json.loads((tmp_path / ROWS).read_text()) == {"big": 2000.0, "other": 2000.0}
     assert max(peaks.values()) < 400.0   # what the dvc processes took
     # the same panel: the recorded peaks plan the run, and big and other go together
     pipeline(("big", "0 other"), ("other", "0.2"))
@@ -83,3 +87,19 @@ def test_a_first_run_is_planned_from_the_rates_and_the_panels_rows(tmp_path, mon
     span = spans("big", "other")
     assert span["other"][0] < span["big"][1] < span["big"][0] + 60
     assert "waits for memory" not in out.getvalue()
+
+
+def test_a_stage_known_by_its_rate_alone_is_no_short_backfill():
+    """The backfill past the running lane's time (a short stage that leaves the waiting
+    one room) needs peaks both stages really had: one expected from its rate alone never
+    ran, so its time (1 s by default) says nothing of how long it takes."""
+    from impact.schedule import choose
+
+    need = {"het": 9000.0, "hz": 2500.0, "small": 300.0}   # hz, small: from their rates
+    times = {"het": 800.0}
+    kw = dict(prio={"hz": 5.0, "small": 1.0}, jobs=1, peaks=need,
+              secs=lambda b: sum(times.get(s, 1.0) for s in b), horizon=lambda: 0.5,
+              budget=10000.0)
+    running = [(["het"], 100.0)]
+    assert choose(["hz", "small"], running=running, **kw) == (["small"], "hz")
+    assert choose(["hz", "small"], running=running, known={"het"}, **kw) == (None, "hz")

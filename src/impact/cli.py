@@ -76,14 +76,16 @@ def repro(
     force: Annotated[bool, typer.Option("--force", "-f", help="rerun every stage")] = False,
     memory_gb: Annotated[float | None, typer.Option(
         "--memory-gb", min=0,
-        help="stages side by side only as far as their last peaks fit in this many GB "
-             "(default: half the machine's memory; 0: no limit)")] = None,
+        help="stages side by side only as far as their peaks (the last run's, or expected "
+             "for the panel's size) fit in this many GB (default: half the machine's "
+             "memory; 0: no limit)")] = None,
 ) -> None:
     """`dvc repro` with independent stages side by side (run in the project folder).
 
     The same stages, outputs and dvc.lock as `dvc repro`; each stage still runs through
     DVC. On a two-core machine the default pipeline takes a good deal less wall time.
-    A stage whose last run's peak memory would not fit beside the running ones waits.
+    A stage whose peak memory (its last run's, or expected from its rate in dvc.yaml on a
+    panel larger than at that run) would not fit beside the running ones waits.
     """
     from impact.procmem import default_memory_mb
     from impact.repro import run

@@ -14,10 +14,9 @@ process wait for the lock instead of failing. This module is that, automated:
    ``impact.dvclane``: DVC itself, reading ``dvc.lock`` with the C parser) as soon as every
    stage it depends on has finished, at most ``jobs`` at a time (the ready members of a
    ``foreach``/``matrix`` family go in batches, one ``dvc`` process for several, since
-   each costs about 2 s before its stage starts); when a stage can wait,
-   the one with the longest chain of work behind it goes first (stage times of the last
-   run, kept in ``.dvc/tmp/impact-repro-times.json``; before any run, a stage's
-   ``meta: {expected_seconds: ...}`` in dvc.yaml);
+   each costs about 2 s before its stage starts); when a stage can wait, the one with the
+   longest chain of work behind it goes first (stage times of the last run, kept in
+   ``.dvc/tmp/impact-repro-times.json``; before any, ``meta: {expected_seconds: ...}``);
 4. confirm with ``dvc status`` that the pipeline is up to date, and hand anything left
    to a plain ``dvc repro`` (so the result is by construction what ``dvc repro`` makes).
 
@@ -28,16 +27,15 @@ stage is deterministic, so outputs are byte-identical to a serial run (tested).
 Memory: stages side by side need the sum of their peaks. Each lane's process tree is
 sampled every second (``procmem.tree_usage``) and a stage's peak is kept beside its time
 (``.dvc/tmp/impact-repro-peaks.json``; each stage's lane, start, end, peak and CPU
-seconds of the last run in ``impact-repro-timeline.json``: CPU beside wall time says
-which stages use both cores and where one idles). With a memory budget (``memory_mb``; the CLI's
+seconds of the last run in ``impact-repro-timeline.json``: CPU beside wall time says which
+stages use both cores and where one idles). With a memory budget (``memory_mb``; the CLI's
 default is half the machine's memory) a stage starts beside running ones only when its
 last peak plus theirs (the larger of their last peak and their memory now) fits; a stage
 that does not fit waits, and a later one that fits may go first. A stage alone always
 runs. Peaks are kept with the panel's rows at their run (``ROWS``): a stage never run, or
 last run on a smaller panel, is expected to need its ``meta: {expected_mb_per_million_rows:
 ...}`` (dvc.yaml, measured nationally) times the rows (``schedule.expected_peaks``), so a
-first national run is planned too (``make bench`` writes the peaks of its stage-by-stage
-run before its end-to-end one).
+first national run is planned too (``make bench`` writes its stage-by-stage run's peaks).
 """
 
 from __future__ import annotations
@@ -278,7 +276,7 @@ def _gb(mb: float) -> str:
 def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout,
         dvc: list[str] | None = None, memory_mb: float | None = None) -> int:
     """Reproduce the pipeline in ``root`` with up to ``jobs`` stages at once, and, given
-    ``memory_mb``, only as many as fit in that many MB by their last peaks (module notes).
+    ``memory_mb``, only as many as fit in that many MB by their (expected) peaks (module notes).
 
     Returns the exit code: 0, or the first failing stage's code (running stages are
     finished, nothing new is started, and the failure is named last).
@@ -300,7 +298,7 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
     times, peaks, rows_at = _load(times_path), _load(peaks_path), _load(rows_path)
     memo: dict = {}
     prio = priority(p, times)
-    budget = f", within {_gb(memory_mb)} by their last peaks" if memory_mb else ""
+    budget = f", within {_gb(memory_mb)} by their (expected) peaks" if memory_mb else ""
     out.write(f"impact repro: {len(p.stages)} stage(s), up to {jobs} at a time{budget}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1",
            "DVC_NO_UPDATE_CHECK": "1"}
@@ -319,12 +317,13 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
             batch, held = choose(
                 ready, prio, jobs, [(lane.batch, lane.now_mb) for lane in lanes], need,
                 lambda b: sum(times.get(s, p.expected.get(s, 1.0)) for s in b),
-                lambda: max(lane.remaining(times, p.expected) for lane in lanes), memory_mb)
+                lambda: max(lane.remaining(times, p.expected) for lane in lanes), memory_mb,
+                known=peaks)
             if held is not None and held not in held_back:
                 held_back.add(held)
                 with lock:
-                    how = ("at its last run" if need.get(held) == peaks.get(held)
-                           else "expected for this panel")
+                    how = ("at its last run" if held in peaks and need[held] == peaks[held]
+                           else "expected for this panel" if held in need else "not known")
                     out.write(f"impact repro: {held} waits for memory "
                               f"({_gb(need.get(held, 0.0))} {how}, "
                               f"{_gb(memory_mb or 0)} budget)\n")
@@ -359,7 +358,8 @@ def run(root: Path, jobs: int = 2, force: bool = False, out: TextIO = sys.stdout
                     times[s] = secs
                     if peak:
                         peaks[s] = round(peak, 1)
-                        rows_at[s] = panel_rows(root, memo)   # None: not known, not kept
+                        if s in p.rates:   # (None: not known, not kept)
+                            rows_at[s] = panel_rows(root, memo)
                     # start and end each rounded from the clock (the end from a rounded
                     # start plus rounded seconds could pass the next stage's start)
                     start = lane.started.get(s, t_all) - t_all

@@ -5,7 +5,7 @@ the times and peaks of the last run; ``impact.repro`` runs what they choose."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Collection
 
 if TYPE_CHECKING:
     from impact.repro import Plan
@@ -45,22 +45,25 @@ def expected_peaks(peaks: dict[str, float], rows_at: dict[str, float],
                    rates: dict[str, float], rows: float | None) -> dict[str, float]:
     """MB each stage is expected to need with a panel of ``rows`` rows (None: not known):
     its last peak (``peaks``) when that was recorded at this size or a larger one
-    (``rows_at``: the panel's rows at each stage's last run; a record of unknown size is
-    taken as it is, as before sizes were kept); else the larger of that peak and its
-    rate (``rates``: ``meta: {expected_mb_per_million_rows: ...}`` in dvc.yaml, measured
-    on national data) times the rows, and for a stage never run, the rate alone.
+    (``rows_at``: the panel's rows at each stage's last run); else the larger of that
+    peak and its rate (``rates``: ``meta: {expected_mb_per_million_rows: ...}`` in
+    dvc.yaml, measured on national data) times the rows, and for a stage never run, the
+    rate alone. A peak of unknown size (kept before sizes were) counts as one of a
+    smaller panel: on a small panel its rate gives less than it, on a large one more.
 
     So a first run at national scale does not put the two largest stages side by side
     because nothing was known of them (heterogeneity and quality_iv went together to
     15.4 GB against a 11.8 GB budget), nor does a first national run after one on the
     built-in data, whose peaks are a hundredth of these. 10% more rows than at the record
-    still count as the same size (records vary by that much from run to run)."""
+    still count as the same size (records vary by that much from run to run). A peak of
+    a larger panel stands (an upper bound: halving the data need not halve a stage's
+    memory), so the first small run after a national one is planned by national peaks."""
     out = dict(peaks)
     if rows is None:
         return out
     for s, rate in rates.items():
         at = rows_at.get(s)
-        if s in peaks and (at is None or rows <= 1.1 * at):
+        if s in peaks and at is not None and rows <= 1.1 * at:
             continue
         out[s] = max(peaks.get(s, 0.0), rate * rows / 1e6)
     return out
@@ -82,15 +85,19 @@ def fits(lane: list[str], running: list[tuple[list[str], float]],
 
 
 def beside(lane: list[str], held: str, running: list[tuple[list[str], float]],
-           peaks: dict[str, float], budget: float | None) -> bool:
+           peaks: dict[str, float], budget: float | None,
+           known: Collection[str] | None = None) -> bool:
     """Whether the stage ``held`` back for memory can start beside ``lane`` once the one
     running lane ends: then a backfill does not delay it, however long that lane still
     takes (the national heterogeneity stage ran 35 s past its last time while the held
     hazard kept the other lane idle for 40 s, where the short programme estimates would
     have fitted). Only with one lane running (``--jobs 2``): with more, which of them
     are still running when ``held`` is due is not known, and backfills that each leave
-    it room could together leave it none. Both stages must have a recorded peak."""
-    if len(running) != 1 or held not in peaks or any(s not in peaks for s in lane):
+    it room could together leave it none. Both stages must have a recorded peak (in
+    ``known``, default ``peaks``: a stage expected from its rate alone has never run, and
+    its time is not known either)."""
+    known = peaks if known is None else known
+    if len(running) != 1 or held not in known or any(s not in known for s in lane):
         return False
     return budget is None or _need(lane, peaks) + peaks[held] <= budget
 
@@ -103,7 +110,8 @@ SHORT_S = 30.0
 def choose(ready: list[str], prio: dict[str, float], jobs: int,
            running: list[tuple[list[str], float]], peaks: dict[str, float],
            secs: Callable[[list[str]], float], horizon: Callable[[], float],
-           budget: float | None) -> tuple[list[str] | None, str | None]:
+           budget: float | None, known: Collection[str] | None = None
+           ) -> tuple[list[str] | None, str | None]:
     """The next lane's batch (None: none may start now) and the most urgent ready stage
     if it was held back for memory. The most urgent batch if it fits beside ``running``;
     else the first that fits and either ends before the running lanes do by the last
@@ -122,7 +130,7 @@ def choose(ready: list[str], prio: dict[str, float], jobs: int,
                                and peaks.get(s, 0.0) <= peaks.get(first, 0.0))]
         if fits(b, running, peaks, budget) and (
                 limit is None or secs(b) <= limit
-                or (secs(b) <= SHORT_S and beside(b, held, running, peaks, budget))):
+                or (secs(b) <= SHORT_S and beside(b, held, running, peaks, budget, known))):
             return b, held
         if limit is None:
             held, limit = first, horizon()

@@ -72,6 +72,19 @@ def test_parallel_map_keeps_the_input_order():
     assert parallel_map(_square, xs, ComputeParams(workers=1)) == [x * x for x in xs]
 
 
+def test_one_worker_runs_submitted_work_at_once():
+    """With one worker the executor is this process; ``submit`` runs the function at once
+    and its future holds the result or the error (``publish`` submits its briefs so)."""
+    from impact.compute import executor
+
+    with executor(ComputeParams(workers=1)) as ex:
+        done = ex.submit(_square, 7)
+        failed = ex.submit(_square, "x")
+    assert done.done() and done.result() == 49
+    with pytest.raises(TypeError):
+        failed.result()
+
+
 def test_scheduler_from_the_environment(monkeypatch):
     monkeypatch.setenv("IMPACT_DASK_SCHEDULER", "tcp://example:8786")
     assert ComputeParams().address() == "tcp://example:8786"

@@ -13,7 +13,7 @@ environment variable ``IMPACT_DASK_SCHEDULER`` (e.g. ``tcp://10.0.0.5:8786``);
 from __future__ import annotations
 
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,6 +60,15 @@ class _Serial(Executor):
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):  # noqa: ARG002
         return map(fn, *iterables)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        """``fn(*args, **kwargs)`` run now; its result, or its error, in a done future."""
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 (raised again by ``f.result()``)
+            f.set_exception(exc)
+        return f
 
 
 @contextmanager

@@ -78,7 +78,8 @@ def identifier_values(validated: Path) -> set[str]:
         for c in cols:
             col = table.column(c)
             if kind and c == "unit_key":
-                col = col.filter(pc.equal(table.column("unit_type"), "caseworker"))
+                kinds = table.column("unit_type").cast(pa.large_string())
+                col = col.filter(pc.equal(kinds, "caseworker"))
             vals = _distinct_text(col)
             out.update(vals)
             if c in ("caseworker_key", "unit_key"):
@@ -87,16 +88,21 @@ def identifier_values(validated: Path) -> set[str]:
 
 
 def _distinct_text(col) -> list[str]:
-    """The distinct non-missing values of an Arrow column as text: text and integers by
-    Arrow (pandas turned each of 3.4 million national ids into a Python object first, and
-    an integer id column with a missing value into floats: ``900000001.0``, which no
-    output would show), any other column as pandas writes it (``astype(str)``)."""
+    """The distinct non-missing values of an Arrow column as text: a text column's by
+    Arrow (pandas turned each of 3.4 million national ids into a Python object first);
+    any other as pandas writes it (``astype(str)``), an integer column's both as integers
+    and as floats (pandas makes a column with a missing value floats, ``900000001.0``, and
+    an output may show either)."""
     t = col.type
     if pa.types.is_dictionary(t):
         t = t.value_type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
         return pc.unique(col.drop_null().cast(pa.large_string())).to_pylist()
-    return list(col.to_pandas().dropna().astype(str).unique())
+    out = list(col.to_pandas().dropna().astype(str).unique())
+    if pa.types.is_integer(t):
+        ints = pc.unique(col.drop_null().cast(t)).to_pylist()
+        out += [str(v) for v in ints] + [str(float(v)) for v in ints]
+    return out
 
 
 def _internal(rel: str) -> bool:
