@@ -144,3 +144,56 @@ def burn_cpu(seconds: float) -> str:
     load (for tests of CPU accounting)."""
     return ("import time\nt = time.process_time()\n"
             f"while time.process_time() - t < {seconds}:\n    pass\n")
+
+
+class TimedStages:
+    """A toy DVC pipeline in ``root`` whose stages sleep and record when they ran, for
+    tests of ``impact repro``'s order: ``stage.py NAME SECONDS [OTHER]`` marks its start,
+    waits for OTHER's start (if given, at most 60 s: a test that needs two stages to
+    overlap does not depend on the machine's speed), sleeps, and writes its start and end
+    times to ``NAME.txt``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "stage.py").write_text(
+            "import os, sys, time\ns = time.time()\nopen(sys.argv[1] + '.started', 'w')\n"
+            "while len(sys.argv) > 3 and not os.path.exists(sys.argv[3] + '.started') "
+            "and time.time() < s + 60:\n    time.sleep(0.05)\ntime.sleep(float(sys.argv[2]))\n"
+            "open(sys.argv[1] + '.txt', 'w').write(f'{s} {time.time()}')\n")
+
+    def pipeline(self, *stages: tuple[str, str], meta: dict[str, str] | None = None) -> None:
+        """dvc.yaml of the stages ``(name, arguments)``; ``meta``: a stage's meta line."""
+        for f in self.root.glob("*.started"):
+            f.unlink()
+        meta = meta or {}
+        (self.root / "dvc.yaml").write_text("stages:\n" + "".join(
+            f"  {n}:\n" + (f"    meta: {meta[n]}\n" if n in meta else "")
+            + f"    cmd: python stage.py {n} {args}\n    outs: [{n}.txt]\n"
+            for n, args in stages))
+
+    def spans(self, *names: str) -> dict[str, list[float]]:
+        """(start, end) of each stage's last run."""
+        return {n: [float(v) for v in (self.root / f"{n}.txt").read_text().split()]
+                for n in names}
+
+    def held_run(self, peaks: dict[str, float] | None = None) -> str:
+        """``impact repro`` of big (1 s, beside small), other (1 s) and small (0.2 s),
+        times of an earlier run written first (and ``peaks``), with a 1,000 MB budget that
+        big and other do not fit in together: other waits for big's end and small goes
+        beside big (backfill). Returns the run's output."""
+        import io
+        import json
+
+        from impact.repro import PEAKS, TIMES, run
+
+        (self.root / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
+        (self.root / TIMES).write_text(json.dumps({"big": 9.0, "other": 8.0, "small": 1.0}))
+        if peaks is not None:
+            (self.root / PEAKS).write_text(json.dumps(peaks))
+        out = io.StringIO()
+        assert run(self.root, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, \
+            out.getvalue()
+        span = self.spans("big", "other", "small")
+        assert span["other"][0] >= span["big"][1]  # no overlap: other waited for big
+        assert span["big"][1] < span["big"][0] + 60  # small went beside big (backfill)
+        return out.getvalue()

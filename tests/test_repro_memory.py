@@ -35,46 +35,28 @@ def test_a_first_run_is_planned_from_the_rates_and_the_panels_rows(tmp_path, mon
     budget run one after the other (a short one beside), the waiting one says why, and
     the rated stages' peaks are kept with the rows they were measured at; the next run at
     the same size is planned by those peaks (a dvc process each, far below the rates), so
-    the two run side by side. (A stage that must overlap another waits for it to start, up to a
-    minute: the test does not depend on the machine's speed.)"""
-    from impact.repro import PEAKS, ROWS, TIMES, panel_rows, run
-    from pipeline_utils import toy_repo
+    the two run side by side (``pipeline_utils.TimedStages``)."""
+    from impact.repro import PEAKS, ROWS, panel_rows, run
+    from pipeline_utils import TimedStages, toy_repo
 
     monkeypatch.chdir(tmp_path)
     toy_repo(tmp_path)
-    (tmp_path / "stage.py").write_text(
-        "import os, sys, time\ns = time.time()\nopen(sys.argv[1] + '.started', 'w')\n"
-        "while len(sys.argv) > 3 and not os.path.exists(sys.argv[3] + '.started') "
-        "and time.time() < s + 60:\n    time.sleep(0.05)\ntime.sleep(float(sys.argv[2]))\n"
-        "open(sys.argv[1] + '.txt', 'w').write(f'{s} {time.time()}')\n")
+    toy = TimedStages(tmp_path)
     panel = tmp_path / "data" / "panel" / "person_months.parquet"
     panel.parent.mkdir(parents=True)
     pq.write_table(pa.table({"x": list(range(2000))}), panel)
     assert panel_rows(tmp_path) == 2000.0
     # 400,000 MB per million rows x 2,000 rows = 800 MB each
-    rate = "    meta: {expected_mb_per_million_rows: 400000}\n"
+    rate = {n: "{expected_mb_per_million_rows: 400000}" for n in ("big", "other")}
 
     def pipeline(*stages):
-        for f in tmp_path.glob("*.started"):
-            f.unlink()
-        (tmp_path / "dvc.yaml").write_text("stages:\n" + "".join(
-            f"  {n}:\n{rate if n != 'small' else ''}    cmd: python stage.py {n} {args}\n"
-            f"    outs: [{n}.txt]\n" for n, args in stages))
+        toy.pipeline(*stages, meta=rate)
 
-    def spans(*names):
-        return {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
-                for n in names}
+    spans = toy.spans
 
     pipeline(("big", "1 small"), ("other", "1"), ("small", "0.2"))
-    (tmp_path / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
-    (tmp_path / TIMES).write_text(json.dumps({"big": 9.0, "other": 8.0, "small": 1.0}))
-    out = io.StringIO()
-    assert run(tmp_path, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, out.getvalue()
-    span = spans("big", "other", "small")
-    assert span["other"][0] >= span["big"][1]  # no overlap: other waited for big
-    assert span["big"][1] < span["big"][0] + 60  # small went beside big (backfill)
-    assert ("other waits for memory (0.8 GB expected for this panel, 1.0 GB budget)"
-            in out.getvalue())
+    got = toy.held_run()
+    assert "other waits for memory (0.8 GB expected for this panel, 1.0 GB budget)" in got
     peaks = json.loads((tmp_path / PEAKS).read_text())
     # the rows kept for the stages with a rate (a stage before the panel would record the
     # panel's old size)

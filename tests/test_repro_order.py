@@ -133,40 +133,16 @@ def test_stages_whose_peaks_do_not_fit_do_not_overlap(tmp_path, monkeypatch):
     import io
     import json
 
-    from impact.repro import PEAKS, TIMES, run
-    from pipeline_utils import toy_repo
+    from impact.repro import PEAKS, run
+    from pipeline_utils import TimedStages, toy_repo
 
     monkeypatch.chdir(tmp_path)
     toy_repo(tmp_path)
-    # stage.py NAME SECONDS [OTHER]: marks its start, waits for OTHER's start (if given,
-    # at most 60 s), sleeps, and writes its start and end times
-    (tmp_path / "stage.py").write_text(
-        "import os, sys, time\ns = time.time()\nopen(sys.argv[1] + '.started', 'w')\n"
-        "while len(sys.argv) > 3 and not os.path.exists(sys.argv[3] + '.started') "
-        "and time.time() < s + 60:\n    time.sleep(0.05)\ntime.sleep(float(sys.argv[2]))\n"
-        "open(sys.argv[1] + '.txt', 'w').write(f'{s} {time.time()}')\n")
-
-    def pipeline(*stages):
-        for f in tmp_path.glob("*.started"):
-            f.unlink()
-        (tmp_path / "dvc.yaml").write_text("stages:\n" + "".join(
-            f"  {n}:\n    cmd: python stage.py {n} {args}\n    outs: [{n}.txt]\n"
-            for n, args in stages))
-
-    def spans(*names):
-        return {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()]
-                for n in names}
-
+    toy = TimedStages(tmp_path)
+    pipeline, spans = toy.pipeline, toy.spans
     pipeline(("big", "1 small"), ("other", "1"), ("small", "0.2"))
-    (tmp_path / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
-    (tmp_path / TIMES).write_text(json.dumps({"big": 9.0, "other": 8.0, "small": 1.0}))
-    (tmp_path / PEAKS).write_text(json.dumps({"big": 800.0, "other": 800.0, "small": 1.0}))
-    out = io.StringIO()
-    assert run(tmp_path, jobs=2, force=True, out=out, memory_mb=1000.0) == 0, out.getvalue()
-    span = spans("big", "other", "small")
-    assert span["other"][0] >= span["big"][1]  # no overlap: other waited for big
-    assert span["big"][1] < span["big"][0] + 60  # small went beside big (backfill)
-    assert "other waits for memory (0.8 GB at its last run, 1.0 GB budget)" in out.getvalue()
+    got = toy.held_run({"big": 800.0, "other": 800.0, "small": 1.0})
+    assert "other waits for memory (0.8 GB at its last run, 1.0 GB budget)" in got
     peaks = json.loads((tmp_path / PEAKS).read_text())
     assert all(peaks[n] > 1.0 for n in ("big", "other"))  # this run's (a dvc process each)
     # without a budget big and other run side by side
