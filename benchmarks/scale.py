@@ -164,7 +164,8 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None
     for path, key in ((TIMES, "wall_s"), (PEAKS, "peak_rss_mb")):
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text(json.dumps({r["stage"]: r[key] for r in mine}))
-    # ...measured on this panel (``impact.repro``: a peak of a smaller panel is scaled up)
+    # ...measured on this panel (``impact.repro``: a peak of a smaller panel gives way to
+    # the stage's rate in dvc.yaml)
     n = panel_rows(work)
     (work / ROWS).write_text(json.dumps({r["stage"]: n for r in mine} if n else {}))
     wall, rss, code = run_stage(f"{Path(sys.executable).parent / 'impact'} repro --jobs 2 "
