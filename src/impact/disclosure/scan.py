@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from impact.io import present_columns
+
 __all__ = ["COUNT_COLUMNS", "IDENTIFIER_NAMES", "INTERNAL", "Finding", "identifier_values",
            "scan_outputs"]
 
@@ -68,12 +70,11 @@ def identifier_values(validated: Path) -> set[str]:
         path = validated / name
         if not path.exists():
             continue
-        have = set(pq.ParquetFile(path).schema_arrow.names)
-        cols = [c for c in cols if c in have]
+        cols = present_columns(path, cols)
         if not cols:
             continue
         # only these columns (every column of the trajectories was read before)
-        kind = ["unit_type"] if name == "quality.parquet" and "unit_type" in have else []
+        kind = present_columns(path, ["unit_type"]) if name == "quality.parquet" else []
         table = pq.read_table(path, columns=cols + kind)
         for c in cols:
             col = table.column(c)
@@ -98,11 +99,10 @@ def _distinct_text(col) -> list[str]:
         t = t.value_type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return pc.unique(col.drop_null().cast(pa.large_string())).to_pylist()
-    out = list(col.to_pandas().dropna().astype(str).unique())
-    if pa.types.is_integer(t):
+    if pa.types.is_integer(t):   # both forms hold pandas' either way
         ints = pc.unique(col.drop_null().cast(t)).to_pylist()
-        out += [str(v) for v in ints] + [str(float(v)) for v in ints]
-    return out
+        return [str(v) for v in ints] + [str(float(v)) for v in ints]
+    return list(col.to_pandas().dropna().astype(str).unique())
 
 
 def _internal(rel: str) -> bool:
