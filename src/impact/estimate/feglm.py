@@ -61,7 +61,7 @@ import scipy.sparse as sp
 
 from impact.distinct import first_codes
 from impact.estimate.linalg import build_design, independent_columns, wls_fit
-from impact.estimate.rowsource import Acc, Blocks, t_times, times
+from impact.estimate.rowsource import Acc, Blocks, t_times
 
 __all__ = ["FEBinomialResult", "ReportedColumnCollinear", "fe_binomial"]
 
@@ -97,6 +97,7 @@ class _Projector:
     """
 
     def __init__(self, cells: pd.DataFrame, fe: list[str], cell_code: np.ndarray):
+        self.cells, self.fe = cells, fe
         self.design = build_design(cells, fe, [])
         self.code = np.asarray(cell_code)
         self.C = len(cells)
@@ -209,7 +210,7 @@ def _mu(link, eta: np.ndarray) -> np.ndarray:
 def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
                 cells: pd.DataFrame, fe: list[str], clusters, link, qcol: int = 0,
                 tol: float = 1e-8, maxiter: int = 100, chunk: int = 1 << 18,
-                select: bool = False) -> FEBinomialResult:
+                select: bool = False, warm: bool = True) -> FEBinomialResult:
     """Binomial GLM with the ``fe`` columns of ``cells`` absorbed (module notes).
 
     Parameters
@@ -231,6 +232,12 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
         start's weights), which that pass makes for IRLS anyway: no pass of its own (a
         separate pass at the trials' weights was 19 of the national hazard's 244 CPU s).
         Else every column must be independent. ``columns`` of the result: those fitted.
+    warm : bool
+        With ``feglm_irls.WARM_ROWS`` rows or more, IRLS starts from the same fit on a
+        systematic sample of the rows (``feglm_irls.warm_start``): fewer passes over all
+        of them, to the same optimum (the same convergence test). Should anything go
+        wrong from there (the deviance rises, a step fails), the fit starts again from
+        the usual start, which alone decides errors.
 
     Raises
     ------
@@ -240,78 +247,27 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
         Regressors collinear with the fixed effects, or no convergence.
     """
     blocks = Blocks(X, chunk=chunk)
-    n, k = blocks.shape
     exits = np.asarray(exits, dtype="float64")
     trials = np.asarray(trials, dtype="float64")
     proj = _Projector(cells, fe, np.asarray(cell_code))
-    code, C = proj.code, proj.C
-    eta = np.empty(n)
+    from impact.estimate.feglm_irls import WARM_ROWS, irls, warm_start
 
-    def step(b: np.ndarray | None, shift: np.ndarray | None):
-        """One pass: eta from (b, shift) (None: from the cells' smoothed rates, ``start``), its
-        deviance, and the sums of the next IRLS step at it."""
-        acc, xwz, Sz, dev = Acc(blocks, C), np.zeros(k), np.zeros(C), 0.0
-        for lo, hi, D, S in blocks.chunks():
-            t, y = trials[lo:hi], exits[lo:hi] / trials[lo:hi]
-            if b is None:
-                mu = start[code[lo:hi]]
-                eta[lo:hi] = e = link(mu)
-            else:
-                eta[lo:hi] = e = times(D, S, b, blocks) + shift[code[lo:hi]]
-                mu = _mu(link, e)
-                dev += _deviance(exits[lo:hi], t, mu)
-            f = link.inverse_deriv(e)
-            w = t * f ** 2 / (mu * (1 - mu))
-            wz = w * (e + (y - mu) / f)
-            acc.add(D, S, w, code[lo:hi])
-            t_times(D, S, wz, blocks, xwz)
-            Sz += np.bincount(code[lo:hi], weights=wz, minlength=C)
-        return acc, xwz, Sz, dev
-
-    start = _start(link, cells, fe, np.bincount(code, weights=exits, minlength=C),
-                   np.bincount(code, weights=trials, minlength=C))
-
-    def solve(acc: Acc, xwz: np.ndarray, Sz: np.ndarray):
-        """The next IRLS iterate from the sums of a pass: (b, the cells' shift of eta,
-        and the cell sums S_x and their projection F_x at the pass's weights, which the
-        sandwich takes from the last pass)."""
-        proj.fit_cells(acc.Wc)
-        Sx = acc.sums()
-        Fx, Fz = proj.fitted(Sx), proj.fitted(Sz[:, None])[:, 0]
-        b = np.linalg.solve(_sym(acc.gram() - Sx.T @ Fx), xwz - Fx.T @ Sz)
-        return b, Fz - Fx @ b, Sx, Fx
-
-    acc, xwz, Sz, _ = step(None, None)
-    cols = np.arange(k)
-    if select:
-        proj.fit_cells(acc.Wc)
-        cols = _independent(acc.gram(), acc.sums(), proj)
-        if qcol not in cols:
-            raise ReportedColumnCollinear(
-                f"fe_binomial: column {qcol} is collinear with the fixed effects")
-        if len(cols) < k:  # the kept columns' sums are sub-blocks of the pass's
-            blocks = blocks.select(cols)
-            acc, xwz, k = acc.select(blocks, cols), xwz[cols], len(cols)
-            qcol = int(np.searchsorted(cols, qcol))
-    b, shift, _, _ = solve(acc, xwz, Sz)
-    dev_old, it = np.inf, 0
-    for it in range(1, maxiter + 1):
-        # eta at b, its deviance and the sums at it in one pass; then the step they give.
-        # Converged when the deviance moved by < tol and the next step would move the
-        # reported coefficient by < 1e-8 (1 + |b|): b is kept with the sums of its own
-        # pass (the sandwich's, at its weights), so no pass is made for the next iterate
-        acc, xwz, Sz, dev = step(b, shift)
-        b_next, shift_next, Sx, Fx = solve(acc, xwz, Sz)
-        if (abs(dev - dev_old) <= tol * (abs(dev) + 0.1)
-                and abs(b_next[qcol] - b[qcol]) <= 1e-8 * (1 + abs(b[qcol]))):
-            break
-        dev_old, b, shift = dev, b_next, shift_next
-    else:
-        raise ValueError(f"fe_binomial: no convergence in {maxiter} IRLS steps")
+    fit = None
+    if warm and blocks.shape[0] >= WARM_ROWS:
+        first = warm_start(blocks.src, exits, trials, proj.code, cells, fe, link, qcol, chunk)
+        if first is not None:
+            try:
+                with np.errstate(all="ignore"):
+                    fit = irls(blocks, exits, trials, proj, link, qcol, tol, maxiter, select,
+                               first)
+            except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+                fit = None   # whatever went wrong from there: the usual start decides
+    if fit is None:
+        fit = irls(blocks, exits, trials, proj, link, qcol, tol, maxiter, select)
     # ``proj`` is fitted at the last pass's weights, Sx and Fx are that pass's
-    res = _inference(blocks, acc, Sx, Fx, exits, trials, eta, proj, clusters, link, b, qcol,
-                     it, dev)
-    return replace(res, columns=cols)
+    res = _inference(fit.blocks, fit.acc, fit.Sx, fit.Fx, exits, trials, fit.eta, proj,
+                     clusters, link, fit.b, fit.qcol, fit.it, fit.dev)
+    return replace(res, columns=fit.cols)
 
 
 def _inference(blocks: Blocks, acc: Acc, Sx: np.ndarray, Fx: np.ndarray, exits, trials,

@@ -321,7 +321,7 @@ def _sparse_columns(ck: pd.DataFrame, cols: list[str]):
 
 
 def _separated(cell_code: np.ndarray, exits: np.ndarray, trials: np.ndarray,
-               cells: pd.DataFrame, fe: list[str]) -> np.ndarray:
+               cells: pd.DataFrame, fe: list[str], quiet: bool = False) -> np.ndarray:
     """The cells kept: those of fixed-effect levels with no exit (or only exits) are
     dropped, repeatedly.
 
@@ -329,6 +329,7 @@ def _separated(cell_code: np.ndarray, exits: np.ndarray, trials: np.ndarray,
     have a fitted probability of 0 (1) whatever the quality, contribute nothing to the
     likelihood of the other parameters, and make the information matrix singular
     (R fixest drops them the same way). The caller rescales the AME to all person-months.
+    ``quiet``: no warning (a sample's, ``feglm_irls.warm_start``).
     """
     # a row's levels are its cell's, so whether it is kept is its cell's: the sums are
     # taken per cell once and the dropping repeated on cells (exits and trials are counts,
@@ -351,7 +352,7 @@ def _separated(cell_code: np.ndarray, exits: np.ndarray, trials: np.ndarray,
             break
         keep_cell &= ~bad
     keep = keep_cell[cc]
-    if not keep.all():
+    if not keep.all() and not quiet:
         from impact.estimate.frames import warn
 
         warn(f"quality hazard: {int(trials[~keep].sum())} person-months in fixed-effect "
