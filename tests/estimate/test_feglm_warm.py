@@ -45,7 +45,9 @@ def test_a_warm_start_takes_fewer_steps_to_the_same_optimum(seed, beta, monkeypa
     cold, exact = fit(warm=False), fit(warm=False, tol=1e-14)
     monkeypatch.setattr(feglm_irls, "WARM_ROWS", 1000)
     warm = fit()
-    assert warm.iterations < cold.iterations
+    # passes over all rows (the start's and any step halving's included); the sample's
+    # are a sixteenth of one each
+    assert warm.passes < cold.passes and warm.iterations < cold.iterations
     assert warm.columns.tolist() == cold.columns.tolist() == [0, 1, 2]
     np.testing.assert_allclose(warm.params, beta, atol=0.05)
     # the same convergence test, so about the same distance from the optimum (``exact``,
@@ -154,9 +156,41 @@ def test_a_step_that_raises_the_deviance_is_halved():
     for name in FE:
         lv = pd.factorize(cells[name].to_numpy()[code])[0]
         assert np.abs(np.bincount(lv, score) / np.sqrt(np.bincount(lv, w))).max() < 1e-4
+    assert fit.passes > fit.it + 1   # steps were halved
+    # the stage's path gives that fit (it raised LinAlgError before)
     got = fe_binomial(X, exits, trials, code, cells, FE, cl, link, warm=False)
     np.testing.assert_array_equal(got.params, fit.b)
     assert abs(got.params[3] - 1.63) < 0.3   # the rare level's hazard, about 6 times
+
+
+def test_no_tolerance_converges_as_before():
+    """``tol=0`` (the deviance must repeat exactly): no step halving from the usual start
+    (0 x inf made the first step look like a rise), the fit converges."""
+    X, exits, trials, code, cells, cl = _problem(0, per=100)
+    zero = fe_binomial(X, exits, trials, code, cells, FE, cl, links.Logit(), tol=0.0,
+                       warm=False)
+    tight = fe_binomial(X, exits, trials, code, cells, FE, cl, links.Logit(), tol=1e-14,
+                        warm=False)
+    np.testing.assert_allclose(zero.params, tight.params, rtol=1e-10)
+    assert zero.passes == zero.iterations + 1   # nothing halved
+
+
+def test_an_unconverged_fit_returns_the_iterate_its_sums_belong_to():
+    """``strict=False`` at ``maxiter``: the coefficients returned are those the last pass
+    was made at (its eta, deviance and sums), not the next step's."""
+    from impact.estimate.feglm import _deviance, _Projector
+
+    X, exits, trials, code, cells, _ = _problem(1, per=100)
+    link = links.CLogLog()
+    proj = _Projector(cells, FE, code)
+    fit = feglm_irls.irls(feglm_irls.Blocks(X), exits, trials, proj, link, 0, 1e-8, 2,
+                          False, strict=False)
+    assert not fit.converged and fit.it == 2
+    np.testing.assert_allclose(fit.eta, X @ fit.b + fit.shift[code], rtol=1e-12, atol=1e-12)
+    mu = link.inverse(fit.eta)
+    assert fit.dev == pytest.approx(_deviance(exits, trials, mu), rel=1e-10)
+    with pytest.raises(feglm_irls.IRLSFailed, match="no convergence in 2"):
+        feglm_irls.irls(feglm_irls.Blocks(X), exits, trials, proj, link, 0, 1e-8, 2, False)
 
 
 def test_a_coefficient_the_sample_hardly_determines_starts_at_zero(monkeypatch):

@@ -28,7 +28,7 @@ cloglog case, started from the cells' rates). ``tol`` is 1e-8, the default of R'
 relative change |dev - dev_old| / (|dev| + 0.1); the second criterion bounds the reported
 coefficient's error, not the AME's, which moves with every coefficient and effect (by
 2.8e-8 relative on the national hazard against a fit at 1e-12). On the national hazard
-(63 million rows, 9 passes of about 17 s at 1e-12) the steps moved the coefficients by at
+(62 million rows, 9 passes of about 17 s at 1e-12) the steps moved the coefficients by at
 most 0.45, 0.26, 0.088, 6.9e-3, 3.8e-5, 1.1e-7, 6.6e-10: at 1e-8 the fit keeps the sixth
 iterate (deviance change 7e-3 of 6.5e6; the next step would move the reported coefficient
 by 2e-9, the others by at most 1.1e-7), two passes fewer than at 1e-12.
@@ -53,6 +53,7 @@ method over all parameters, fixed effects included, without forming their covari
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -74,7 +75,8 @@ class ReportedColumnCollinear(ValueError):
 @dataclass(frozen=True)
 class FEBinomialResult:
     """params (K,), vcov (K, K) of the regressors; ame/ame_se for column ``qcol``;
-    n_obs (sum of trials), n_fe (rank of the fixed effects), iterations, deviance."""
+    n_obs (sum of trials), n_fe (rank of the fixed effects), iterations, deviance;
+    ``passes`` of IRLS over all rows (the start's and the step halvings' included)."""
 
     params: np.ndarray
     vcov: np.ndarray
@@ -85,6 +87,7 @@ class FEBinomialResult:
     iterations: int
     deviance: float
     columns: np.ndarray | None = None  # of X, those fitted (all without ``select``)
+    passes: int = 0
 
 
 class _Projector:
@@ -235,39 +238,45 @@ def fe_binomial(X, exits: np.ndarray, trials: np.ndarray, cell_code: np.ndarray,
     warm : bool
         With ``feglm_irls.WARM_ROWS`` rows or more, IRLS starts from the same fit on a
         systematic sample of the rows (``feglm_irls.warm_start``): fewer passes over all
-        of them, to the same optimum (the same convergence test). Should anything go
-        wrong from there (the deviance rises, a step fails), the fit starts again from
-        the usual start, which alone decides errors.
+        of them, to the same optimum (the same convergence test). Should IRLS fail from
+        there (no convergence in ``feglm_irls.WARM_MAXITER`` steps, a deviance that rose
+        through every step halving, a singular matrix), the fit starts again from the
+        usual start, which alone decides errors (logged).
 
     Raises
     ------
     ReportedColumnCollinear
         With ``select``: column ``qcol`` is collinear with the fixed effects.
+    feglm_irls.IRLSFailed
+        No convergence in ``maxiter`` steps, or the deviance rose through every step
+        halving (``feglm_irls.MAX_HALVINGS``) of a step, or coefficients not finite.
     ValueError
-        Regressors collinear with the fixed effects, or no convergence.
+        Regressors collinear with the fixed effects.
     """
     blocks = Blocks(X, chunk=chunk)
     exits = np.asarray(exits, dtype="float64")
     trials = np.asarray(trials, dtype="float64")
     proj = _Projector(cells, fe, np.asarray(cell_code))
-    from impact.estimate.feglm_irls import WARM_ROWS, irls, warm_start
+    from impact.estimate.feglm_irls import (
+        WARM_MAXITER, WARM_ROWS, IRLSFailed, irls, warm_start)
 
     fit = None
     if warm and blocks.shape[0] >= WARM_ROWS:
         first = warm_start(blocks.src, exits, trials, proj.code, cells, fe, link, qcol, chunk)
         if first is not None:
             try:
-                with np.errstate(all="ignore"):
-                    fit = irls(blocks, exits, trials, proj, link, qcol, tol, maxiter, select,
-                               first)
-            except (ArithmeticError, ValueError, np.linalg.LinAlgError):
-                fit = None   # whatever went wrong from there: the usual start decides
+                fit = irls(blocks, exits, trials, proj, link, qcol, tol,
+                           min(maxiter, WARM_MAXITER), select, first)
+            except (IRLSFailed, ReportedColumnCollinear, np.linalg.LinAlgError) as exc:
+                # the usual start decides (and raises what it raises)
+                logging.info("fe_binomial: IRLS from the warm start failed (%s); "
+                             "fitting from the usual start", exc)
     if fit is None:
         fit = irls(blocks, exits, trials, proj, link, qcol, tol, maxiter, select)
     # ``proj`` is fitted at the last pass's weights, Sx and Fx are that pass's
     res = _inference(fit.blocks, fit.acc, fit.Sx, fit.Fx, exits, trials, fit.eta, proj,
                      clusters, link, fit.b, fit.qcol, fit.it, fit.dev)
-    return replace(res, columns=fit.cols)
+    return replace(res, columns=fit.cols, passes=fit.passes)
 
 
 def _inference(blocks: Blocks, acc: Acc, Sx: np.ndarray, Fx: np.ndarray, exits, trials,

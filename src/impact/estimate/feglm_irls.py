@@ -11,16 +11,17 @@ come near the optimum.
 
 *Step halving.* A step that raises the deviance (beyond the convergence tolerance), or
 leaves it not finite, is halved back towards the last accepted iterate, a pass each time,
-up to ``MAX_HALVINGS`` times (as alpaca's ``feglm`` does when the deviance rises,
-``feglm.control(rho.tol)``, and R's ``glm.fit`` when it is not finite). Without it a rare
-level with many exits (240 rows of 24,000, 28% of them exits against about 5%) sent IRLS
-to weights of 0 and a singular matrix (tests/estimate/test_feglm_warm.py). A fit that
+up to ``MAX_HALVINGS`` times (as alpaca's ``feglm`` does when the deviance rises, its
+``rho.tol``, and R's ``glm.fit`` when it is not finite). Without it a rare level with many
+exits (240 rows of 24,000, 28% of them exits against about 5%) sent IRLS to weights of 0
+and a singular matrix at its third step (tests/estimate/test_feglm_warm.py). A fit that
 never needs a halving is the same as without it, bit for bit. The first step from the
-usual start is not halved (R's ``glm.fit`` halves only towards coefficients it has):
-halving towards a start that is not an index of the model (a cell's own rate under
-municipality and region x month effects, the start before ``feglm._start``) halved every
-later step back towards it, for ever. A warm start is an index of the model (coefficients
-and the levels' rates, summed), so its first step is halved when it must be.
+usual start is not halved, as in R's ``glm.fit``, which halves only towards coefficients
+it has: ``feglm._start``'s rates are an index of the model (the levels' rates summed on
+the link scale) but a start need not be, and halving towards one that was not (a cell's
+own rate under municipality and region x month effects, the start before) halved every
+later step back towards it, for ever. A warm start is an index of the model, so its
+first step is halved when it must be (unless ``select`` drops a column it moved).
 
 *Warm start.* ``warm_start`` fits the same model, to a loose tolerance, on every
 ``WARM_EVERY``-th row (a systematic sample: no random stream, the same rows on every run),
@@ -37,16 +38,20 @@ index was a worse start: a level with a few exits in the sample gets an index fa
 its rate over all rows (2.6 on the link scale nationally), and IRLS came back from there
 by a fraction a step, as many passes as without a warm start. The convergence test is
 unchanged, so the fit ends at the same optimum to the same tolerance. Nationally: 5
-passes instead of 7, the sample's fit about 8 CPU s, about 25 CPU s less in all.
+passes instead of 7, the sample's fit about 8 CPU s, about 25 CPU s less in all. (Earlier
+rounds tried the sample's coefficients with the cells' rates as they are, 5 or 6 steps
+and no gain once the sample was paid for, and with the sample's own index, 7 steps:
+docs/performance.md. The shift ``g`` is what saves the other pass.)
 
 A coefficient the sample hardly determines (standard error above ``WARM_MAX_SE``) starts
 at 0, as without the sample: a rare level with no exit among its sampled rows heads for
 -inf in the sample's fit (-2.8 after four steps, standard error 12, on the built-in
 data), and from there the first step over all rows, where the level has exits, went to
-+31. Should anything still go wrong from the warm start (a matrix singular, no
-convergence), ``fe_binomial`` fits again from the usual start, which alone decides what
-is an error. Whatever the sample cannot fit (the reported column collinear in it, no
-convergence, a value not finite) leaves the usual start.
++31 (before step halving). Should IRLS still fail from the warm start (no convergence in
+``WARM_MAXITER`` steps, a deviance that rose through every halving, a singular matrix),
+``fe_binomial`` fits again from the usual start, which alone decides what is an error.
+Whatever the sample cannot fit (the reported column collinear in it, no convergence, a
+value not finite) leaves the usual start.
 """
 
 from __future__ import annotations
@@ -62,8 +67,8 @@ from impact.estimate.feglm import (
 )
 from impact.estimate.rowsource import Acc, Blocks, t_times, times
 
-__all__ = ["MAX_HALVINGS", "WARM_EVERY", "WARM_MAX_SE", "WARM_ROWS", "WarmStart", "irls",
-           "warm_start"]
+__all__ = ["IRLSFailed", "MAX_HALVINGS", "WARM_EVERY", "WARM_MAXITER", "WARM_MAX_SE",
+           "WARM_ROWS", "WarmStart", "irls", "warm_start"]
 
 #: fits on fewer rows start from the cells' levels' rates: on the built-in data's 2.8
 #: million the sample saved one pass of six and cost about as much
@@ -76,6 +81,13 @@ WARM_MAX_SE = 1.0
 
 #: step halvings of one IRLS step at the most (``irls``)
 MAX_HALVINGS = 30
+#: steps of a fit from a warm start at the most: more, and the usual start decides
+WARM_MAXITER = 25
+
+
+class IRLSFailed(ValueError):
+    """IRLS did not converge: no convergence in its steps, a deviance that rose through
+    every halving, or coefficients that are not finite."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,8 @@ def warm_start(src, exits: np.ndarray, trials: np.ndarray, code: np.ndarray,
     # first step over all rows, which has its exits, overshot to +31 (module notes)
     M = _sym(fit.acc.gram() - fit.Sx.T @ fit.Fx)
     try:
-        se = np.sqrt(np.diag(np.linalg.inv(M)))
+        with np.errstate(all="ignore"):
+            se = np.sqrt(np.diag(np.linalg.inv(M)))   # NaN where negative: left out
     except np.linalg.LinAlgError:
         return None
     b = np.zeros(src.shape[1])
@@ -137,7 +150,8 @@ class _Fit:
     ``blocks`` (``qcol`` renumbered among them) and the cells' index ``shift`` with it
     (eta = X b + shift[cell]), the last pass's sums (``acc``, the cell sums ``Sx`` and
     their projection ``Fx``), its linear index ``eta`` (n,), deviance and step count;
-    ``converged``."""
+    ``converged``; ``passes`` over the rows in all (the start's, the steps', the
+    halvings')."""
 
     b: np.ndarray
     shift: np.ndarray
@@ -151,6 +165,7 @@ class _Fit:
     blocks: Blocks
     eta: np.ndarray
     converged: bool
+    passes: int
 
 
 def irls(blocks: Blocks, exits: np.ndarray, trials: np.ndarray, proj: _Projector, link,
@@ -208,6 +223,7 @@ def irls(blocks: Blocks, exits: np.ndarray, trials: np.ndarray, proj: _Projector
         return b, Fz - Fx @ b, Sx, Fx
 
     acc, xwz, Sz, dev_acc = step(b0, shift0, at_start=True)
+    passes = 1
     if first is None:   # the first step from the usual start is not halved (module notes)
         dev_acc = np.inf
     cols = np.arange(k)
@@ -218,36 +234,48 @@ def irls(blocks: Blocks, exits: np.ndarray, trials: np.ndarray, proj: _Projector
             raise ReportedColumnCollinear(
                 f"fe_binomial: column {qcol} is collinear with the fixed effects")
         if len(cols) < k:  # the kept columns' sums are sub-blocks of the pass's
+            if (b0[np.setdiff1d(np.arange(k), cols)] != 0).any():
+                dev_acc = np.inf   # the start less those columns is not the point passed
             blocks = blocks.select(cols)
             acc, xwz, k = acc.select(blocks, cols), xwz[cols], len(cols)
             qcol = int(np.searchsorted(cols, qcol))
     b_acc, shift_acc = b0[cols], shift0          # the last iterate accepted
     b, shift, _, _ = solve(acc, xwz, Sz)
-    dev_old, it, converged = np.inf, 0, False
+    dev_old, it, converged, Sx, Fx = np.inf, 0, False, None, None
+
+    def rose(dev: float) -> bool:
+        """The deviance rose above the last accepted one's (or is not finite)."""
+        return np.isfinite(dev_acc) and not dev <= dev_acc + tol * (abs(dev_acc) + 0.1)
+
     for it in range(1, maxiter + 1):
         # eta at b, its deviance and the sums at it in one pass; then the step they give.
         # Converged when the deviance moved by < tol and the next step would move the
         # reported coefficient by < btol (1 + |b|): b is kept with the sums of its own
         # pass (the sandwich's, at its weights), so no pass is made for the next iterate
+        if not (np.isfinite(b).all() and np.isfinite(shift).all()):
+            raise IRLSFailed("fe_binomial: a step left the coefficients not finite")
         acc, xwz, Sz, dev = step(b, shift)
+        passes += 1
         for _ in range(MAX_HALVINGS):
             # a step that raised the deviance (or left it not finite) is halved back
             # towards the last accepted iterate, a pass each time (module notes)
-            if dev <= dev_acc + tol * (abs(dev_acc) + 0.1):
+            if not rose(dev):
                 break
             b, shift = 0.5 * (b + b_acc), 0.5 * (shift + shift_acc)
             acc, xwz, Sz, dev = step(b, shift)
-        else:
-            if not dev <= dev_acc + tol * (abs(dev_acc) + 0.1):
-                raise ValueError(f"fe_binomial: the deviance rose after {MAX_HALVINGS} "
-                                 "step halvings")
+            passes += 1
+        if rose(dev):
+            raise IRLSFailed(f"fe_binomial: the deviance rose after {MAX_HALVINGS} step "
+                             "halvings")
         b_next, shift_next, Sx, Fx = solve(acc, xwz, Sz)
         if (abs(dev - dev_old) <= tol * (abs(dev) + 0.1)
                 and abs(b_next[qcol] - b[qcol]) <= btol * (1 + abs(b[qcol]))):
             converged = True
             break
+        if it == maxiter:   # b stays the iterate its pass was made at
+            break
         b_acc, shift_acc, dev_acc = b, shift, dev
         dev_old, b, shift = dev, b_next, shift_next
     if not converged and strict:
-        raise ValueError(f"fe_binomial: no convergence in {maxiter} IRLS steps")
-    return _Fit(b, shift, acc, Sx, Fx, cols, qcol, it, dev, blocks, eta, converged)
+        raise IRLSFailed(f"fe_binomial: no convergence in {maxiter} IRLS steps")
+    return _Fit(b, shift, acc, Sx, Fx, cols, qcol, it, dev, blocks, eta, converged, passes)
