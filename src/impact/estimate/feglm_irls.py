@@ -81,7 +81,8 @@ WARM_MAX_SE = 1.0
 
 #: step halvings of one IRLS step at the most (``irls``)
 MAX_HALVINGS = 30
-#: steps of a fit from a warm start at the most: more, and the usual start decides
+#: steps of the sample's fit, and of a fit from its start, at the most: more, and the
+#: usual start decides
 WARM_MAXITER = 25
 
 
@@ -121,9 +122,9 @@ def warm_start(src, exits: np.ndarray, trials: np.ndarray, code: np.ndarray,
     try:
         with np.errstate(all="ignore"):
             fit = irls(Blocks(src.take(keep), chunk=chunk), exits[keep], t,
-                       _Projector(cells, fe, c), link, qcol, tol, 25, True, btol=tol,
-                       strict=False)
-    except (ValueError, np.linalg.LinAlgError):   # ReportedColumnCollinear is one
+                       _Projector(cells, fe, c), link, qcol, tol, WARM_MAXITER, True,
+                       btol=tol, strict=False)
+    except (IRLSFailed, ReportedColumnCollinear, np.linalg.LinAlgError):
         return None
     weight = np.bincount(c, weights=t, minlength=len(cells))
     if not fit.converged or not (np.isfinite(fit.b).all()
@@ -200,10 +201,11 @@ def irls(blocks: Blocks, exits: np.ndarray, trials: np.ndarray, proj: _Projector
             if at_start and first is None:
                 mu = start[code[lo:hi]]
                 eta[lo:hi] = e = link(mu)   # = shift0[code]
+                # (no deviance: the first step from the usual start is not halved)
             else:
                 eta[lo:hi] = e = times(D, S, b, blocks) + shift[code[lo:hi]]
                 mu = _mu(link, e)
-            dev += _deviance(exits[lo:hi], t, mu)
+                dev += _deviance(exits[lo:hi], t, mu)
             f = link.inverse_deriv(e)
             w = t * f ** 2 / (mu * (1 - mu))
             wz = w * (e + (y - mu) / f)
