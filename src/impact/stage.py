@@ -8,7 +8,7 @@ import sys
 import warnings
 from typing import Callable
 
-__all__ = ["run_stage", "UserError"]
+__all__ = ["run_stage", "UserError", "small_pages"]
 
 
 class UserError(Exception):
@@ -49,12 +49,40 @@ def _show_once(message, category, filename, lineno, file=None, line=None) -> Non
     logging.getLogger("impact").warning("%s: %s", category.__name__, message)
 
 
+def small_pages() -> bool:
+    """NumPy's large arrays in the kernel's ordinary pages, not transparent huge pages.
+
+    NumPy asks Linux for huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MB or
+    more. Where the kernel grants them on request (``transparent_hugepage`` ``madvise``, the
+    common default), each first touch of such an array's memory gets a 2 MB page: zeroed
+    whole, and found by compacting memory when none is free. A stage that makes and frees
+    big arrays pays that again and again: the national intermediate results
+    (``heterogeneity.progress``) made about 43 GB of huge pages at a peak of 8 GB, and
+    the kernel's time was 44 of their 134 CPU seconds. With ordinary pages, measured there
+    three times: 124 -> 100 s (system 44 -> 24 s, user 90 -> 86 s), the same table.
+    End to end at national size: docs/performance.md, thirty-fifth round.
+
+    Returns whether it was set: not when the environment says (``NUMPY_MADVISE_HUGEPAGE``,
+    NumPy's own switch, then decides), nor where NumPy has no such setting. Processes
+    forked by a stage (its workers) inherit it."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return False
+    from numpy._core import multiarray
+
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)  # what numpy's import calls
+    if setter is None:
+        return False
+    setter(False)
+    return True
+
+
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Call ``main``; on a user-facing error print ``impact <stage>: <message>`` and exit 2."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     from impact.io import system_allocator
 
     system_allocator()  # Arrow's freed memory reusable by numpy (``io.system_allocator``)
+    small_pages()       # no huge page per big array (``small_pages``)
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
     # a data issue every model meets (a constant labour-market column, say) is said once,
     # not once per model (code that counts warnings records them with its own filter)
