@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from pipeline_utils import env
 
 SCRIPT = textwrap.dedent("""
@@ -51,12 +53,13 @@ PAGES = textwrap.dedent("""
 
     def main():
         print("stage", huge_pages_before())
-        fork = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(1, mp_context=fork) as pool:  # a stage's worker
-            print("worker", pool.submit(huge_pages_before).result())
+        for method in ("fork", "spawn"):  # a stage's workers, started either way
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+                print(method, pool.submit(huge_pages_before).result())
 
-    print("before", huge_pages_before())
-    run_stage("toy", main)
+    if __name__ == "__main__":
+        print("before", huge_pages_before())
+        run_stage("toy", main)
 """)
 
 
@@ -71,14 +74,18 @@ def _pages(tmp_path, **extra) -> list[str]:
     return proc.stdout.split()
 
 
+linux = pytest.mark.skipif(sys.platform != "linux", reason="NumPy asks for huge pages on Linux")
+
+
+@linux
 def test_a_stage_and_its_workers_use_small_pages(tmp_path):
-    # NumPy asks for huge pages on Linux by default; the stage turns that off, in its
-    # forked workers too
-    assert _pages(tmp_path) == ["before", "True", "stage", "False", "worker", "False"]
+    # NumPy asks for huge pages on Linux (kernel 4.6 on); the stage turns that off, in
+    # its forked and spawned workers too
+    assert _pages(tmp_path) == ["before", "True", "stage", "False", "fork", "False",
+                                "spawn", "False"]
 
 
+@linux
 def test_the_environment_decides_numpys_pages(tmp_path):
     got = _pages(tmp_path, NUMPY_MADVISE_HUGEPAGE="1")
-    assert got == ["before", "True", "stage", "True", "worker", "True"]
-    got = _pages(tmp_path, NUMPY_MADVISE_HUGEPAGE="0")
-    assert got == ["before", "False", "stage", "False", "worker", "False"]
+    assert got == ["before", "True", "stage", "True", "fork", "True", "spawn", "True"]

@@ -50,29 +50,36 @@ def _show_once(message, category, filename, lineno, file=None, line=None) -> Non
 
 
 def small_pages() -> bool:
-    """NumPy's large arrays in the kernel's ordinary pages, not transparent huge pages.
+    """NumPy's large arrays without a request for transparent huge pages.
 
     NumPy asks Linux for huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MB or
-    more. Where the kernel grants them on request (``transparent_hugepage`` ``madvise``, the
-    common default), each first touch of such an array's memory gets a 2 MB page: zeroed
-    whole, and found by compacting memory when none is free. A stage that makes and frees
-    big arrays pays that again and again: the national intermediate results
-    (``heterogeneity.progress``) made about 43 GB of huge pages at a peak of 8 GB, and
-    the kernel's time was 44 of their 134 CPU seconds. With ordinary pages, measured there
-    three times: 124 -> 100 s (system 44 -> 24 s, user 90 -> 86 s), the same table.
-    End to end at national size: docs/performance.md, thirty-fifth round.
+    more. Where the kernel grants them on request only (``transparent_hugepage/enabled``
+    ``madvise``, Debian's and Ubuntu's default), each first touch of such an array's memory
+    gets a 2 MB page, zeroed whole, and with ``defrag`` ``madvise`` the kernel compacts
+    memory first when none is free. A stage that makes and frees big arrays pays that
+    again and again: the national intermediate results (``heterogeneity.progress``) made
+    8,889 huge pages (17 GiB) at a peak of 8.2 GB, and the kernel's time was 44 of their
+    134 CPU seconds. Without the request, measured once each: 124 -> 100 s (system 44 ->
+    24 s, user 90 -> 86 s), the same table. End to end at national size:
+    docs/performance.md, thirty-fifth round. (Where ``enabled`` is ``always``, the kernel
+    hands out huge pages unasked; this then only spares the compaction.)
 
     Returns whether it was set: not when the environment says (``NUMPY_MADVISE_HUGEPAGE``,
-    NumPy's own switch, then decides), nor where NumPy has no such setting. Processes
-    forked by a stage (its workers) inherit it."""
+    NumPy's own switch, an integer; then it decides), nor where NumPy has no such setting
+    (off Linux the setting does nothing). The variable is set to 0 for the processes a
+    stage starts: forked ones inherit the setting itself, spawned ones read the variable
+    as NumPy is imported. Workers of a Dask cluster started elsewhere keep their own."""
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         return False
-    from numpy._core import multiarray
-
-    setter = getattr(multiarray, "_set_madvise_hugepage", None)  # what numpy's import calls
-    if setter is None:
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - NumPy 2's layout, what its import calls
+        return False
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if setter is None:  # pragma: no cover
         return False
     setter(False)
+    os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
     return True
 
 
