@@ -240,3 +240,30 @@ def test_cell_fitted_overwriting_its_input_gives_the_same_projection(raw):
     np.testing.assert_array_equal(got, ref)
     assert np.shares_memory(got, mine)
     assert not np.shares_memory(ref, sums)
+
+
+@pytest.mark.parametrize("zero", ["none", "some", "all"])
+def test_only_blocks_skip_columns_zero_in_a_cluster(zero):
+    """``cluster_grams(only_from=)`` leaves out the products of a column that is 0 in all
+    of a cluster's rows (the check's GATES columns in a split's Aux clusters): they are
+    0, every other product is the one of the full matrix, and the other columns' blocks
+    with each other are NaN."""
+    rng = np.random.default_rng(5)
+    n, k0, k = 400, 4, 9
+    A = rng.normal(size=(n, k))
+    cl = np.repeat(np.arange(8), n // 8)
+    if zero != "none":
+        for g in range(8):       # each cluster its own zero columns (none, some or all)
+            cols = (np.arange(k0, k) if zero == "all" and g % 2
+                    else k0 + np.flatnonzero(rng.random(k - k0) < 0.5))
+            A[np.ix_(cl == g, cols)] = 0.0
+    A[cl == 3, k0 + 1] = 0.0   # and one column zero in a cluster in every case but "none"
+    if zero == "none":
+        A[cl == 3, k0 + 1] = rng.normal(size=(cl == 3).sum())
+    want = np.stack([A[cl == g].T @ A[cl == g] for g in range(8)])
+    got, _ = cluster_grams(np.asfortranarray(A), cl, only_from=k0)
+    np.testing.assert_allclose(got.C[:, k0:, :], want[:, k0:, :], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.C[:, :, k0:], want[:, :, k0:], rtol=1e-12, atol=1e-12)
+    assert np.isnan(got.C[:, :k0, :k0]).all()
+    if zero != "none":
+        assert (want[3, k0 + 1] == 0).all() and (got.C[3, k0 + 1] == 0).all()

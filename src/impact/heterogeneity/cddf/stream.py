@@ -22,7 +22,9 @@ with its ``extra`` columns) give the same numbers with memory bounded by a batch
 2. **GATES columns.** With each split's proxy and cut points known, a second pass adds the
    blocks of ``quality_a 1{G_k}``, ``quality_b 1{G_k}`` and ``1{G_k}`` for every split and
    outcome, against every column only (``quality_grams(only=)``: the other columns' blocks
-   with each other are pass 1's, O(n k_G k) instead of O(n k^2)). The BLP columns
+   with each other are pass 1's, O(n k_G k) instead of O(n k^2)). A split's columns are
+   made on its Main clusters' rows only (0 elsewhere), so in a cluster about half of
+   them are 0 and their products are not made (``cgram.cluster_grams``). The BLP columns
    ``quality_a (S - mean S)`` are combinations of pass-1 columns, so their blocks are
    ``M'C_gM``, as in the in-memory path.
 
@@ -155,18 +157,28 @@ class _Tally:
 
 class _Gates:
     """Pass 2's ``extra``: the level columns again and, for every split and outcome, the
-    GATES columns of its proxy's quantile groups."""
+    GATES columns of its proxy's quantile groups, on the rows of the split's Main
+    clusters (``mains``, labels as text; a split's columns are used there only, so
+    elsewhere they are 0 and their blocks are not made: ``cgram.cluster_grams``)."""
 
-    def __init__(self, types: _Types, proxies: dict[tuple[int, str], tuple], K: int) -> None:
+    cluster_col: str | None = None      # set by the pass
+
+    def __init__(self, types: _Types, proxies: dict[tuple[int, str], tuple], K: int,
+                 mains: Sequence[np.ndarray]) -> None:
         self.types, self.proxies, self.K = types, proxies, K
+        self.mains = [np.asarray(m, dtype=object).astype(str) for m in mains]
 
     def __call__(self, s: pd.DataFrame) -> dict[str, Indicator]:
         codes = self.types.codes(s)
         qa = s["quality_a"].to_numpy(dtype="float64")
         qb = s["quality_b"].to_numpy(dtype="float64")
         out = _level_columns(self.types, codes, qa, qb)
+        cl, labels = pd.factorize(s[self.cluster_col].astype(str))
+        labels = np.asarray(labels, dtype=object).astype(str)
+        in_main = [np.isin(labels, m)[cl] for m in self.mains]
         for (sp, y), (tables, b0, cuts) in self.proxies.items():
             grp = np.searchsorted(cuts, _proxy(codes, tables, b0), side="left")
+            grp[~in_main[sp]] = -1      # an Aux cluster's row: in none of the groups
             for g in range(self.K):
                 out[_gname("qa", g, sp, y)] = Indicator(grp, g, qa)
                 out[_gname("qb", g, sp, y)] = Indicator(grp, g, qb)
@@ -275,7 +287,8 @@ def cddf_quality_file(path: str | Path, params: EstimateParams, het: Heterogenei
     gates = {_gname(kind, g, sp, y) for sp in range(len(mains)) for y in ys
              for kind in ("qa", "qb", "G") for g in range(K)}
     q2 = quality_grams(path, params, "all", outcomes=ys, batch_rows=batch_rows,
-                       extra=lambda: _Gates(types, {k: v[:3] for k, v in fitted.items()}, K),
+                       extra=lambda: _Gates(types, {k: v[:3] for k, v in fitted.items()}, K,
+                                            mains),
                        extra_reads=reads, raw=True, only=gates.__contains__)
     _blocks_from(q2, q1)
     del q1
