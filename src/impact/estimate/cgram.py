@@ -168,7 +168,7 @@ def _only_block(C: np.ndarray, A: np.ndarray, k0: int) -> None:
     column (``cluster_grams(only_from=)``). A column of those that is 0 in every row of
     A (the data-driven check's GATES columns of a split in the clusters of its other
     half: about half of them) has 0 products, not made (the check's second pass: 39 ->
-    20 CPU s nationally); the other products are the same sums of the same rows."""
+    26 CPU s nationally); the other products are the same sums of the same rows."""
     new = A[:, k0:]                                   # views of a column-major array
     nz = np.flatnonzero(new.any(axis=0))
     if len(nz) == new.shape[1]:

@@ -173,7 +173,8 @@ class _Gates:
         qa = s["quality_a"].to_numpy(dtype="float64")
         qb = s["quality_b"].to_numpy(dtype="float64")
         out = _level_columns(self.types, codes, qa, qb)
-        cl, labels = pd.factorize(s[self.cluster_col].astype(str))
+        # (a missing label is one of its own, in no Main half, as the pass codes it)
+        cl, labels = pd.factorize(s[self.cluster_col].astype(str), use_na_sentinel=False)
         labels = np.asarray(labels, dtype=object).astype(str)
         in_main = [np.isin(labels, m)[cl] for m in self.mains]
         for (sp, y), (tables, b0, cuts) in self.proxies.items():
