@@ -5,19 +5,26 @@ makes a scratch copy of the project (code, src, dvc.yaml, params.yaml, reference
 ``--work``, sets ``simulate.preset: national`` and the window of the national preset, and
 runs every stage's command in DVC's order, one process each, measuring per stage
 
-- wall time (seconds), and
+- wall time (seconds),
 - peak resident memory of the stage's process tree (the larger of ``wait4``'s
-  ``ru_maxrss`` and the tree's summed RSS sampled every half second, ``run_stage``),
+  ``ru_maxrss`` and the tree's summed RSS sampled every half second, ``run_stage``), and
+- the tree's CPU seconds in user mode and in the kernel (``wait4``'s ``ru_utime`` and
+  ``ru_stime``; the kernel's are mostly first touches of new memory),
 
-then the person-months of the panel. At the largest size (``--repro-sizes``) it then
-runs the whole pipeline end to end as ``make repro`` does (``end_to_end``: ``impact repro
---jobs 2 --force``, planned from the stage-by-stage times and peaks), recording its wall
-time and the peak of all its processes, and draws its timeline
+then the person-months of the panel. Before each size, and before the end-to-end run, it
+times a fresh process touching 1 GB of new memory (``touch_probe``, ``touch_probe.csv``).
+On a virtual machine whose host backs memory lazily that cost changes from hour to hour,
+and with it every stage that holds gigabytes: on this project's machine 4.2 to 6.3 s a GB
+on 2026-12-07 at night (almost all in the kernel), where memory freed a few seconds
+before took 0.1 s. At the largest size (``--repro-sizes``) it then runs the whole
+pipeline end to end as ``make repro`` does (``end_to_end``: ``impact repro --jobs 2
+--force``, planned from the stage-by-stage times and peaks), recording its wall time, the
+peak of all its processes and their CPU, and draws its timeline
 (``repro_timeline_<size>.png``, ``benchmarks/timeline.py``). It writes
 ``<out>/scale.csv`` (one row per size and stage, the end-to-end run as the stage
 ``REPRO``), ``<out>/scale.md`` (the table, the scaling exponents between consecutive
-sizes, and the machine) and prints the Markdown. A stage that fails (out of memory, say) is
-recorded with its exit code and the sizes above it are skipped.
+sizes, the machine and the probes) and prints the Markdown. A stage that fails (out of
+memory, say) is recorded with its exit code and the sizes above it are skipped.
 
 Scaling exponent between sizes a < b: log(t_b / t_a) / log(n_b / n_a) with n the
 person-months; 1 is linear, and "doubling the data at most doubles time and memory within
@@ -39,6 +46,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import yaml
@@ -105,8 +113,20 @@ _LAUNCH = (
     "sys.exit(rc)\n")
 
 
-def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) of the stage's process tree, exit code.
+class Run(NamedTuple):
+    """What ``run_stage`` measured of one command."""
+
+    wall_s: float
+    peak_rss_mb: float
+    exit_code: int
+    user_s: float      # CPU seconds of the whole tree in user mode
+    system_s: float    # ... and in the kernel (page faults, mostly)
+
+
+def run_stage(cmd: str, cwd: Path, log) -> Run:
+    """Wall seconds, peak RSS (MB) of the stage's process tree, exit code, and the tree's
+    CPU seconds in user mode and in the kernel (``wait4`` on the launcher: its own and
+    those of every descendant reaped, as each stage's processes wait for theirs).
 
     The peak is the larger of the largest single process's ``ru_maxrss`` and the tree's
     summed RSS sampled every half second: stages that run work in parallel processes
@@ -144,7 +164,8 @@ def run_stage(cmd: str, cwd: Path, log) -> tuple[float, float, int]:
         maxrss = usage.ru_maxrss  # the launcher was killed: its own, an upper bound
     finally:
         Path(maxrss_file).unlink(missing_ok=True)
-    return time.perf_counter() - t0, max(maxrss, peak[0]) / 1024, proc.returncode
+    return Run(time.perf_counter() - t0, max(maxrss, peak[0]) / 1024, proc.returncode,
+               usage.ru_utime, usage.ru_stime)
 
 
 #: the stage name of the end-to-end run in scale.csv
@@ -168,8 +189,9 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None
     # the stage's rate in dvc.yaml)
     n = panel_rows(work)
     (work / ROWS).write_text(json.dumps({r["stage"]: n for r in mine} if n else {}))
-    wall, rss, code = run_stage(f"{Path(sys.executable).parent / 'impact'} repro --jobs 2 "
-                                "--force", work, log)
+    run = run_stage(f"{Path(sys.executable).parent / 'impact'} repro --jobs 2 --force", work,
+                    log)
+    wall, rss, code = run.wall_s, run.peak_rss_mb, run.exit_code
     print(f"[bench] scale {scale:g} end to end: {wall:.1f} s, {rss:.0f} MB, exit {code}",
           file=sys.stderr, flush=True)
     if out is not None and (work / TIMELINE).exists():
@@ -180,8 +202,38 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None
         timeline.figure(line, out / f"repro_timeline_{scale:g}.png",
                         f"impact repro --jobs 2 at scale {scale:g}: {wall / 60:.1f} min, "
                         f"peak {rss / 1024:.2f} GB of all processes")
-    return {"stage": REPRO, "wall_s": round(wall, 2), "peak_rss_mb": round(rss, 1),
-            "exit_code": code}
+    return {"stage": REPRO, **_row(run)}
+
+
+def _row(run: Run) -> dict:
+    return {"wall_s": round(run.wall_s, 2), "peak_rss_mb": round(run.peak_rss_mb, 1),
+            "exit_code": run.exit_code, "user_s": round(run.user_s, 1),
+            "system_s": round(run.system_s, 1)}
+
+
+#: a fresh process touching ``gb`` GB of new memory: prints its wall and kernel seconds
+_TOUCH = (
+    "import resource, sys, time\n"
+    "import numpy as np\n"
+    "t, s = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_stime\n"
+    "a = np.ones(int(float(sys.argv[1]) * 2 ** 27))\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_stime - s)\n")
+
+
+def touch_probe(gb: float = 1.0) -> dict:
+    """Seconds (wall and in the kernel) a fresh process takes to touch ``gb`` GB of new
+    memory: what every stage pays per GB it holds, at this moment, on this machine."""
+    out = subprocess.run([sys.executable, "-c", _TOUCH, str(gb)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return {"gb": gb, "wall_s": round(float(out[0]), 2), "system_s": round(float(out[1]), 2)}
+
+
+def _probe(scale: float) -> dict:
+    probe = touch_probe()
+    print(f"[bench] scale {scale:g}: a fresh process touched 1 GB of new memory in "
+          f"{probe['wall_s']:.2f} s ({probe['system_s']:.2f} s in the kernel)",
+          file=sys.stderr, flush=True)
+    return probe
 
 
 def machine() -> str:
@@ -207,34 +259,58 @@ def exponents(df: pd.DataFrame) -> pd.DataFrame:
                 continue
             ta, tb = A.at[stage, "wall_s"], B.at[stage, "wall_s"]
             ma, mb = A.at[stage, "peak_rss_mb"], B.at[stage, "peak_rss_mb"]
+            ua, ub = (A.at[stage, "user_s"], B.at[stage, "user_s"]) if "user_s" in A else (0, 0)
             rows.append({"from": a, "to": b, "stage": stage,
                          "time_exponent": (math.log(tb / ta) / math.log(nb / na)
                                            if ta >= 2 else float("nan")),
-                         "memory_exponent": math.log(mb / ma) / math.log(nb / na)})
+                         "memory_exponent": math.log(mb / ma) / math.log(nb / na),
+                         # the CPU in user mode: the code's own work, without the kernel's
+                         # first touches of memory, whose cost is the machine's hour's
+                         "user_exponent": (math.log(ub / ua) / math.log(nb / na)
+                                           if ta >= 2 and ua > 0 else float("nan"))})
     return pd.DataFrame(rows)
 
 
-def markdown(df: pd.DataFrame, exp: pd.DataFrame) -> str:
+def _cpu(r) -> str:
+    """' (CPU: user s, kernel s)' of a row that has them."""
+    u, k = getattr(r, "user_s", math.nan), getattr(r, "system_s", math.nan)
+    return "" if pd.isna(u) else f" (CPU: {u:,.0f} s in user mode, {k:,.0f} s in the kernel)"
+
+
+def markdown(df: pd.DataFrame, exp: pd.DataFrame, probes: list[dict] = ()) -> str:
     out = [f"# Pipeline at scale (national preset)", "", f"Machine: {machine()}", ""]
+    probes = pd.DataFrame(list(probes), columns=["scale", "before", "gb", "wall_s", "system_s"])
     for scale, d in df.groupby("scale", sort=True):
         pm = d["person_months"].iloc[0]
         e2e, d = d[d["stage"] == REPRO], d[d["stage"] != REPRO]
         out += [f"## scale {scale:g}: {pm:,.0f} person-months, {d['wall_s'].sum() / 60:.1f} min "
                 f"stage by stage, peak {d['peak_rss_mb'].max() / 1024:.2f} GB", ""]
+        out += [f"A fresh process touched {r.gb:g} GB of new memory in {r.wall_s:.2f} s "
+                f"({r.system_s:.2f} s in the kernel) before the {r.before}."
+                for r in probes[probes["scale"] == scale].itertuples()]
         out += [f"End to end (`impact repro --jobs 2`, as `make repro`): "
                 f"{r.wall_s / 60:.1f} min, peak {r.peak_rss_mb / 1024:.2f} GB of all its "
-                f"processes together, exit {r.exit_code} (timeline: "
+                f"processes together, exit {r.exit_code}{_cpu(r)} (timeline: "
                 f"`repro_timeline_{scale:g}.png`)." for r in e2e.itertuples()]
-        out += [""] if len(e2e) else []
-        out += ["| stage | wall (s) | peak RSS (MB) | exit |", "|---|---:|---:|---:|"]
+        out += [""] if len(e2e) or (probes["scale"] == scale).any() else []
+        cpu = {"user_s", "system_s"} <= set(d.columns)
+        out += ["| stage | wall (s) | peak RSS (MB) | exit |" + (" user (s) | kernel (s) |"
+                                                            if cpu else ""),
+                "|---|---:|---:|---:|" + ("---:|---:|" if cpu else "")]
         out += [f"| {r.stage} | {r.wall_s:.1f} | {r.peak_rss_mb:.0f} | {r.exit_code} |"
+                + (f" {r.user_s:.1f} | {r.system_s:.1f} |" if cpu else "")
                 for r in d.itertuples()]
         out.append("")
     if len(exp):
-        out += ["## Scaling exponents (1 = linear in person-months; time not judged under 2 s)", "",
-                "| stage | from | to | time | memory |", "|---|---:|---:|---:|---:|"]
+        out += ["## Scaling exponents (1 = linear in person-months; time not judged under 2 s)",
+                "", "'user CPU': the exponent of the CPU seconds in user mode, the stage's own "
+                "work without the kernel's (first touches of memory, whose cost varies with "
+                "the machine's hour).", "",
+                "| stage | from | to | time | memory | user CPU |",
+                "|---|---:|---:|---:|---:|---:|"]
         out += [f"| {r.stage} | {r['from']:g} | {r.to:g} | {r.time_exponent:.2f} | "
-                f"{r.memory_exponent:.2f} |" for _, r in exp.iterrows()]
+                f"{r.memory_exponent:.2f} | {r.get('user_exponent', math.nan):.2f} |"
+                for _, r in exp.iterrows()]
     return "\n".join(out) + "\n"
 
 
@@ -259,22 +335,24 @@ def main() -> None:
     args = ap.parse_args()
     extra = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
-    rows, head_md, head_rows = [], [], []
+    rows, head_md, head_rows, probes = [], [], [], []
     for scale in sorted(args.sizes):
         work = make_work(args.work / f"scale_{scale:g}", scale, extra)
         failed = False
         with open(args.out / f"scale_{scale:g}.log", "w") as log:
+            probes.append({"scale": scale, "before": "stages", **_probe(scale)})
             for name, cmd in stage_commands(work):
-                wall, rss, code = run_stage(cmd, work, log)
-                print(f"[bench] scale {scale:g} {name}: {wall:.1f} s, {rss:.0f} MB, exit {code}",
-                      file=sys.stderr, flush=True)
-                rows.append({"scale": scale, "stage": name, "wall_s": round(wall, 2),
-                             "peak_rss_mb": round(rss, 1), "exit_code": code})
-                if code:
+                run = run_stage(cmd, work, log)
+                print(f"[bench] scale {scale:g} {name}: {run.wall_s:.1f} s, "
+                      f"{run.peak_rss_mb:.0f} MB, exit {run.exit_code}", file=sys.stderr,
+                      flush=True)
+                rows.append({"scale": scale, "stage": name, **_row(run)})
+                if run.exit_code:
                     failed = True
                     break
             repro_sizes = [max(args.sizes)] if args.repro_sizes is None else args.repro_sizes
             if not failed and scale in repro_sizes:
+                probes.append({"scale": scale, "before": "end-to-end run", **_probe(scale)})
                 rows.append({"scale": scale, **end_to_end(work, rows, scale, log, args.out)})
         summary = work / "data" / "panel" / "summary.json"
         pm = json.loads(summary.read_text())["person_months"] if summary.exists() else float("nan")
@@ -294,7 +372,8 @@ def main() -> None:
     exp = exponents(df)
     df.to_csv(args.out / "scale.csv", index=False)
     exp.to_csv(args.out / "scale_exponents.csv", index=False)
-    md = markdown(df, exp)
+    pd.DataFrame(probes).to_csv(args.out / "touch_probe.csv", index=False)
+    md = markdown(df, exp, probes)
     if head_rows:
         pd.DataFrame(head_rows).to_csv(args.out / "headline.csv", index=False)
         md += ("\n## The headline regression against pyfixest and linearmodels\n\n"

@@ -20,9 +20,9 @@ ONE = (f"{sys.executable} -c \"import numpy as np, time\n"
 
 def test_peak_memory_is_the_tree_sum(tmp_path):
     with open(tmp_path / "log", "w") as log:
-        wall, one, code = scale.run_stage(ONE, tmp_path, log)
+        wall, one, code, *_ = scale.run_stage(ONE, tmp_path, log)
         assert code == 0 and wall >= 2
-        _, two, code = scale.run_stage(TWO, tmp_path, log)
+        _, two, code, *_ = scale.run_stage(TWO, tmp_path, log)
     assert code == 0
     assert 200 < one < 350          # one array of 200 MB and an interpreter
     assert two > one + 150          # both workers' arrays at once
@@ -35,7 +35,7 @@ def test_a_large_parent_is_not_charged_to_the_stage(tmp_path):
 
     big = np.ones(130_000_000)  # 1 GB resident here
     with open(tmp_path / "log", "w") as log:
-        _, one, code = scale.run_stage(ONE, tmp_path, log)
+        _, one, code, *_ = scale.run_stage(ONE, tmp_path, log)
     assert code == 0 and big[-1] == 1.0
     assert 200 < one < 350
 
@@ -44,6 +44,42 @@ def test_exit_codes_and_signals_pass_through(tmp_path):
     with open(tmp_path / "log", "w") as log:
         assert scale.run_stage("exit 3", tmp_path, log)[2] == 3
         assert scale.run_stage("kill -9 $$", tmp_path, log)[2] == -9
+
+
+# a grandchild of the shell (a worker process) busy for 1.5 s (the clock read in
+# user mode, vDSO)
+BUSY = (f"{sys.executable} -c \"import multiprocessing as mp, time\n"
+        "def f(_):\n t = time.perf_counter()\n while time.perf_counter() - t < 1.5: pass\n"
+        "if __name__ == '__main__':\n with mp.Pool(1) as p: p.map(f, [0])\"")
+
+
+def test_cpu_seconds_count_every_process_of_the_tree(tmp_path):
+    """The stage's user-mode CPU includes its workers' (reaped) CPU, not only the
+    launcher's and the shell's; kernel time is reported beside it."""
+    with open(tmp_path / "log", "w") as log:
+        run = scale.run_stage(BUSY, tmp_path, log)
+    assert run.exit_code == 0, (tmp_path / "log").read_text()
+    assert 1.4 <= run.user_s + run.system_s < run.wall_s + 1.0
+    assert run.user_s >= 1.0 and run.system_s >= 0.0
+
+
+def test_touch_probe_and_its_lines_in_the_markdown():
+    import pandas as pd
+
+    probe = scale.touch_probe(0.05)
+    assert probe["gb"] == 0.05 and probe["wall_s"] > 0 and probe["system_s"] >= 0
+    rows = pd.DataFrame([{"scale": 0.5, "stage": "a", "wall_s": 3.0, "peak_rss_mb": 70.0,
+                          "exit_code": 0, "user_s": 2.5, "system_s": 0.4,
+                          "person_months": 10}])
+    md = scale.markdown(rows, pd.DataFrame(),
+                        [{"scale": 0.5, "before": "stages", "gb": 1.0, "wall_s": 4.18,
+                          "system_s": 3.88}])
+    assert ("A fresh process touched 1 GB of new memory in 4.18 s (3.88 s in the kernel) "
+            "before the stages.") in md
+    assert "| a | 3.0 | 70 | 0 | 2.5 | 0.4 |" in md
+    # rows of an older scale.csv, without the CPU columns: the table without them
+    md = scale.markdown(rows.drop(columns=["user_s", "system_s"]), pd.DataFrame())
+    assert "| a | 3.0 | 70 | 0 |\n" in md and "kernel" not in md
 
 
 def test_end_to_end_runs_impact_repro_planned_from_the_stage_run(tmp_path):
@@ -66,6 +102,7 @@ def test_end_to_end_runs_impact_repro_planned_from_the_stage_run(tmp_path):
         row = scale.end_to_end(tmp_path, rows, 0.5, log, tmp_path / "out")
     assert row["stage"] == scale.REPRO and row["exit_code"] == 0, (tmp_path / "log").read_text()
     assert row["wall_s"] > 0 and row["peak_rss_mb"] > 10
+    assert row["user_s"] > 0.5   # impact repro and DVC's own start, at least
     assert (tmp_path / "b.txt").read_text() == "a\n"
     # its timeline: b after a, and the figure of it
     line = json.loads((tmp_path / "out" / "repro_timeline_0.5.json").read_text())
@@ -97,3 +134,28 @@ def test_timeline_memory_is_the_sum_of_the_running_stages_peaks():
     assert at(0.25) == 1.0 and at(0.75) == 3.0 and at(1.25) == 2.5 and at(1.75) == 2.0
     assert at(2.5) == 0.0  # a ends exactly when c starts: never counted together
     assert np.isclose(gb.max(), 3.0)
+
+
+def test_exponents_of_time_memory_and_user_cpu():
+    """log(b/a) / log(n_b/n_a) per stage between consecutive sizes; the user-mode CPU's
+    too, and time (and user CPU) not judged for a stage under 2 s."""
+    import pandas as pd
+
+    rows = pd.DataFrame([
+        {"scale": 0.25, "stage": "a", "wall_s": 4.0, "peak_rss_mb": 100.0, "user_s": 2.0,
+         "exit_code": 0, "person_months": 10},
+        {"scale": 0.25, "stage": "b", "wall_s": 1.0, "peak_rss_mb": 100.0, "user_s": 0.9,
+         "exit_code": 0, "person_months": 10},
+        {"scale": 1.0, "stage": "a", "wall_s": 16.0, "peak_rss_mb": 200.0, "user_s": 16.0,
+         "exit_code": 0, "person_months": 40},
+        {"scale": 1.0, "stage": "b", "wall_s": 9.0, "peak_rss_mb": 100.0, "user_s": 8.0,
+         "exit_code": 0, "person_months": 40}])
+    exp = scale.exponents(rows).set_index("stage")
+    assert np.isclose(exp.at["a", "time_exponent"], 1.0)
+    assert np.isclose(exp.at["a", "memory_exponent"], 0.5)
+    assert np.isclose(exp.at["a", "user_exponent"], 1.5)
+    assert np.isnan(exp.at["b", "time_exponent"]) and np.isnan(exp.at["b", "user_exponent"])
+    assert "| a | 0.25 | 1 | 1.00 | 0.50 | 1.50 |" in scale.markdown(rows, exp.reset_index())
+    # an older scale.csv without the CPU columns
+    old = scale.exponents(rows.drop(columns=["user_s"])).set_index("stage")
+    assert np.isclose(old.at["a", "time_exponent"], 1.0) and np.isnan(old.at["a", "user_exponent"])
