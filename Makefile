@@ -25,7 +25,7 @@ help:
 	@echo "make test       set up from uv.lock and run the whole test suite"
 	@echo "make test-fast  the test suite without tests marked slow"
 	@echo "make validate   Monte Carlo check of the estimators (200 replications; outside CI)"
-	@echo "make bench      the pipeline at 1/16, 1/4 and full national size: time and memory per stage"
+	@echo "make bench      the pipeline at 1/16, 1/4 and full national size: time, memory, CPU"
 	@echo "                (and end to end at the largest size, as make repro runs it)"
 	@echo "make bundle     a wheel folder (dist/wheels) for installing with no network"
 

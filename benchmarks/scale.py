@@ -14,9 +14,8 @@ runs every stage's command in DVC's order, one process each, measuring per stage
 then the person-months of the panel. Before each size, and before the end-to-end run, it
 times a fresh process touching 1 GB of new memory (``touch_probe``, ``touch_probe.csv``).
 On a virtual machine whose host backs memory lazily that cost changes from hour to hour,
-and with it every stage that holds gigabytes: on this project's machine 4.2 to 6.3 s a GB
-on 2026-12-07 at night (almost all in the kernel), where memory freed a few seconds
-before took 0.1 s. At the largest size (``--repro-sizes``) it then runs the whole
+and with it the time of every stage that holds gigabytes (docs/performance.md, the
+thirty-seventh round). At the largest size (``--repro-sizes``) it then runs the whole
 pipeline end to end as ``make repro`` does (``end_to_end``: ``impact repro --jobs 2
 --force``, planned from the stage-by-stage times and peaks), recording its wall time, the
 peak of all its processes and their CPU, and draws its timeline
@@ -191,17 +190,16 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None
     (work / ROWS).write_text(json.dumps({r["stage"]: n for r in mine} if n else {}))
     run = run_stage(f"{Path(sys.executable).parent / 'impact'} repro --jobs 2 --force", work,
                     log)
-    wall, rss, code = run.wall_s, run.peak_rss_mb, run.exit_code
-    print(f"[bench] scale {scale:g} end to end: {wall:.1f} s, {rss:.0f} MB, exit {code}",
-          file=sys.stderr, flush=True)
+    print(f"[bench] scale {scale:g} end to end: {run.wall_s:.1f} s, {run.peak_rss_mb:.0f} MB, "
+          f"exit {run.exit_code}", file=sys.stderr, flush=True)
     if out is not None and (work / TIMELINE).exists():
         import timeline  # benchmarks/timeline.py
 
         line = json.loads((work / TIMELINE).read_text())
         (out / f"repro_timeline_{scale:g}.json").write_text(json.dumps(line, indent=1))
         timeline.figure(line, out / f"repro_timeline_{scale:g}.png",
-                        f"impact repro --jobs 2 at scale {scale:g}: {wall / 60:.1f} min, "
-                        f"peak {rss / 1024:.2f} GB of all processes")
+                        f"impact repro --jobs 2 at scale {scale:g}: {run.wall_s / 60:.1f} "
+                        f"min, peak {run.peak_rss_mb / 1024:.2f} GB of all processes")
     return {"stage": REPRO, **_row(run)}
 
 
@@ -222,14 +220,27 @@ _TOUCH = (
 
 def touch_probe(gb: float = 1.0) -> dict:
     """Seconds (wall and in the kernel) a fresh process takes to touch ``gb`` GB of new
-    memory: what every stage pays per GB it holds, at this moment, on this machine."""
-    out = subprocess.run([sys.executable, "-c", _TOUCH, str(gb)], capture_output=True,
-                         text=True, check=True).stdout.split()
-    return {"gb": gb, "wall_s": round(float(out[0]), 2), "system_s": round(float(out[1]), 2)}
+    memory: what every stage pays per GB it holds, at this moment, on this machine. A
+    probe that fails (no memory to spare, say) gives NaN: it never stops the bench. NumPy
+    asks for ordinary pages, as in the stages (``impact.stage``)."""
+    done = subprocess.run([sys.executable, "-c", _TOUCH, str(gb)], capture_output=True,
+                          text=True, env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"})
+    try:
+        wall, kernel = (float(v) for v in done.stdout.strip().splitlines()[-1].split())
+    except (IndexError, ValueError):
+        wall = kernel = math.nan
+    return {"gb": gb, "wall_s": wall, "system_s": kernel}
+
+
+#: seconds before and after the probe: memory freed within the last few seconds (the
+#: stage before it) is still cheap, and the gigabyte it frees would be cheap for the next
+_SETTLE = 5.0
 
 
 def _probe(scale: float) -> dict:
+    time.sleep(_SETTLE)
     probe = touch_probe()
+    time.sleep(_SETTLE)
     print(f"[bench] scale {scale:g}: a fresh process touched 1 GB of new memory in "
           f"{probe['wall_s']:.2f} s ({probe['system_s']:.2f} s in the kernel)",
           file=sys.stderr, flush=True)
@@ -259,22 +270,24 @@ def exponents(df: pd.DataFrame) -> pd.DataFrame:
                 continue
             ta, tb = A.at[stage, "wall_s"], B.at[stage, "wall_s"]
             ma, mb = A.at[stage, "peak_rss_mb"], B.at[stage, "peak_rss_mb"]
-            ua, ub = (A.at[stage, "user_s"], B.at[stage, "user_s"]) if "user_s" in A else (0, 0)
+            ua, ub = ((A.at[stage, "user_s"], B.at[stage, "user_s"]) if "user_s" in A
+                      else (math.nan, math.nan))
             rows.append({"from": a, "to": b, "stage": stage,
                          "time_exponent": (math.log(tb / ta) / math.log(nb / na)
                                            if ta >= 2 else float("nan")),
                          "memory_exponent": math.log(mb / ma) / math.log(nb / na),
                          # the CPU in user mode: the code's own work, without the kernel's
                          # first touches of memory, whose cost is the machine's hour's
+                         # (judged from 2 CPU s, as time is from 2 s)
                          "user_exponent": (math.log(ub / ua) / math.log(nb / na)
-                                           if ta >= 2 and ua > 0 else float("nan"))})
+                                           if ua >= 2 and ub > 0 else float("nan"))})
     return pd.DataFrame(rows)
 
 
-def _cpu(r) -> str:
-    """' (CPU: user s, kernel s)' of a row that has them."""
-    u, k = getattr(r, "user_s", math.nan), getattr(r, "system_s", math.nan)
-    return "" if pd.isna(u) else f" (CPU: {u:,.0f} s in user mode, {k:,.0f} s in the kernel)"
+def _cpu(r, cpu: bool) -> str:
+    """' (CPU: user s, kernel s)' of a row, when the table has those columns."""
+    return (f" (CPU: {r.user_s:,.0f} s in user mode, {r.system_s:,.0f} s in the kernel)"
+            if cpu and pd.notna(r.user_s) else "")
 
 
 def markdown(df: pd.DataFrame, exp: pd.DataFrame, probes: list[dict] = ()) -> str:
@@ -283,17 +296,18 @@ def markdown(df: pd.DataFrame, exp: pd.DataFrame, probes: list[dict] = ()) -> st
     for scale, d in df.groupby("scale", sort=True):
         pm = d["person_months"].iloc[0]
         e2e, d = d[d["stage"] == REPRO], d[d["stage"] != REPRO]
+        cpu = {"user_s", "system_s"} <= set(d.columns)
         out += [f"## scale {scale:g}: {pm:,.0f} person-months, {d['wall_s'].sum() / 60:.1f} min "
                 f"stage by stage, peak {d['peak_rss_mb'].max() / 1024:.2f} GB", ""]
-        out += [f"A fresh process touched {r.gb:g} GB of new memory in {r.wall_s:.2f} s "
-                f"({r.system_s:.2f} s in the kernel) before the {r.before}."
+        out += [(f"A fresh process touched {r.gb:g} GB of new memory in {r.wall_s:.2f} s "
+                 f"({r.system_s:.2f} s in the kernel)" if pd.notna(r.wall_s) else
+                 "The probe of new memory failed") + f" before the {r.before}."
                 for r in probes[probes["scale"] == scale].itertuples()]
         out += [f"End to end (`impact repro --jobs 2`, as `make repro`): "
                 f"{r.wall_s / 60:.1f} min, peak {r.peak_rss_mb / 1024:.2f} GB of all its "
-                f"processes together, exit {r.exit_code}{_cpu(r)} (timeline: "
+                f"processes together, exit {r.exit_code}{_cpu(r, cpu)} (timeline: "
                 f"`repro_timeline_{scale:g}.png`)." for r in e2e.itertuples()]
         out += [""] if len(e2e) or (probes["scale"] == scale).any() else []
-        cpu = {"user_s", "system_s"} <= set(d.columns)
         out += ["| stage | wall (s) | peak RSS (MB) | exit |" + (" user (s) | kernel (s) |"
                                                             if cpu else ""),
                 "|---|---:|---:|---:|" + ("---:|---:|" if cpu else "")]
@@ -369,10 +383,10 @@ def main() -> None:
             print(f"[bench] scale {scale:g} failed; larger sizes skipped", file=sys.stderr)
             break
     df = pd.DataFrame(rows)
-    exp = exponents(df)
-    df.to_csv(args.out / "scale.csv", index=False)
-    exp.to_csv(args.out / "scale_exponents.csv", index=False)
+    df.to_csv(args.out / "scale.csv", index=False)   # before anything that could fail
     pd.DataFrame(probes).to_csv(args.out / "touch_probe.csv", index=False)
+    exp = exponents(df)
+    exp.to_csv(args.out / "scale_exponents.csv", index=False)
     md = markdown(df, exp, probes)
     if head_rows:
         pd.DataFrame(head_rows).to_csv(args.out / "headline.csv", index=False)

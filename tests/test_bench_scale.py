@@ -1,6 +1,6 @@
-"""benchmarks/scale.py: a stage's peak memory counts every process of its tree (the
-heterogeneity stage's second process, the report's waterfall workers), not only the
-largest one."""
+"""benchmarks/scale.py: a stage's peak memory and CPU count every process of its tree
+(the heterogeneity stage's second process, the report's waterfall workers), not only the
+largest one; the probe of new memory; the scaling exponents."""
 
 import sys
 from pathlib import Path
@@ -46,10 +46,10 @@ def test_exit_codes_and_signals_pass_through(tmp_path):
         assert scale.run_stage("kill -9 $$", tmp_path, log)[2] == -9
 
 
-# a grandchild of the shell (a worker process) busy for 1.5 s (the clock read in
-# user mode, vDSO)
+# a grandchild of the shell (a worker process) busy until it has used 1.5 CPU seconds
+# (its CPU clock read every 100,000 steps: few system calls)
 BUSY = (f"{sys.executable} -c \"import multiprocessing as mp, time\n"
-        "def f(_):\n t = time.perf_counter()\n while time.perf_counter() - t < 1.5: pass\n"
+        "def f(_):\n while time.process_time() < 1.5:\n  for _ in range(100_000): pass\n"
         "if __name__ == '__main__':\n with mp.Pool(1) as p: p.map(f, [0])\"")
 
 
@@ -59,7 +59,7 @@ def test_cpu_seconds_count_every_process_of_the_tree(tmp_path):
     with open(tmp_path / "log", "w") as log:
         run = scale.run_stage(BUSY, tmp_path, log)
     assert run.exit_code == 0, (tmp_path / "log").read_text()
-    assert 1.4 <= run.user_s + run.system_s < run.wall_s + 1.0
+    assert 1.5 <= run.user_s + run.system_s < run.wall_s + 1.0
     assert run.user_s >= 1.0 and run.system_s >= 0.0
 
 
@@ -68,6 +68,8 @@ def test_touch_probe_and_its_lines_in_the_markdown():
 
     probe = scale.touch_probe(0.05)
     assert probe["gb"] == 0.05 and probe["wall_s"] > 0 and probe["system_s"] >= 0
+    failed = scale.touch_probe(-1.0)    # numpy cannot make a negative array: NaN, no raise
+    assert np.isnan(failed["wall_s"]) and np.isnan(failed["system_s"])
     rows = pd.DataFrame([{"scale": 0.5, "stage": "a", "wall_s": 3.0, "peak_rss_mb": 70.0,
                           "exit_code": 0, "user_s": 2.5, "system_s": 0.4,
                           "person_months": 10}])
@@ -76,6 +78,8 @@ def test_touch_probe_and_its_lines_in_the_markdown():
                           "system_s": 3.88}])
     assert ("A fresh process touched 1 GB of new memory in 4.18 s (3.88 s in the kernel) "
             "before the stages.") in md
+    md = scale.markdown(rows, pd.DataFrame(), [{"scale": 0.5, "before": "stages", **failed}])
+    assert "The probe of new memory failed before the stages." in md
     assert "| a | 3.0 | 70 | 0 | 2.5 | 0.4 |" in md
     # rows of an older scale.csv, without the CPU columns: the table without them
     md = scale.markdown(rows.drop(columns=["user_s", "system_s"]), pd.DataFrame())
@@ -149,12 +153,18 @@ def test_exponents_of_time_memory_and_user_cpu():
         {"scale": 1.0, "stage": "a", "wall_s": 16.0, "peak_rss_mb": 200.0, "user_s": 16.0,
          "exit_code": 0, "person_months": 40},
         {"scale": 1.0, "stage": "b", "wall_s": 9.0, "peak_rss_mb": 100.0, "user_s": 8.0,
+         "exit_code": 0, "person_months": 40},
+        # no user CPU recorded at the larger size: no exponent, and no error
+        {"scale": 0.25, "stage": "c", "wall_s": 5.0, "peak_rss_mb": 100.0, "user_s": 3.0,
+         "exit_code": 0, "person_months": 10},
+        {"scale": 1.0, "stage": "c", "wall_s": 20.0, "peak_rss_mb": 100.0, "user_s": 0.0,
          "exit_code": 0, "person_months": 40}])
     exp = scale.exponents(rows).set_index("stage")
     assert np.isclose(exp.at["a", "time_exponent"], 1.0)
     assert np.isclose(exp.at["a", "memory_exponent"], 0.5)
     assert np.isclose(exp.at["a", "user_exponent"], 1.5)
     assert np.isnan(exp.at["b", "time_exponent"]) and np.isnan(exp.at["b", "user_exponent"])
+    assert np.isclose(exp.at["c", "time_exponent"], 1.0) and np.isnan(exp.at["c", "user_exponent"])
     assert "| a | 0.25 | 1 | 1.00 | 0.50 | 1.50 |" in scale.markdown(rows, exp.reset_index())
     # an older scale.csv without the CPU columns
     old = scale.exponents(rows.drop(columns=["user_s"])).set_index("stage")
