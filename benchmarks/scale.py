@@ -11,19 +11,17 @@ runs every stage's command in DVC's order, one process each, measuring per stage
 - the tree's CPU seconds in user mode and in the kernel (``wait4``'s ``ru_utime`` and
   ``ru_stime``; the kernel's are mostly first touches of new memory),
 
-then the person-months of the panel. Before each size, and before the end-to-end run, it
-times a fresh process touching 1 GB of new memory (``touch_probe``, ``touch_probe.csv``).
-On a virtual machine whose host backs memory lazily that cost changes from hour to hour,
-and with it the time of every stage that holds gigabytes (docs/performance.md, the
-thirty-seventh round). At the largest size (``--repro-sizes``) it then runs the whole
-pipeline end to end as ``make repro`` does (``end_to_end``: ``impact repro --jobs 2
---force``, planned from the stage-by-stage times and peaks), recording its wall time, the
-peak of all its processes and their CPU, and draws its timeline
-(``repro_timeline_<size>.png``, ``benchmarks/timeline.py``). It writes
-``<out>/scale.csv`` (one row per size and stage, the end-to-end run as the stage
-``REPRO``), ``<out>/scale.md`` (the table, the scaling exponents between consecutive
-sizes, the machine and the probes) and prints the Markdown. A stage that fails (out of
-memory, say) is recorded with its exit code and the sizes above it are skipped.
+then the person-months of the panel. Before each size and the end-to-end run it times a
+fresh process touching 1 GB of new memory (``touch_probe``): on a virtual machine that
+cost changes from hour to hour, and with it every stage that holds gigabytes. At the
+largest size (``--repro-sizes``) it runs the whole pipeline end to end as ``make repro``
+does (``end_to_end``: ``impact repro --jobs 2 --force``, planned from the stage-by-stage
+times and peaks), recording its wall time, the peak of all its processes and their CPU,
+and draws its timeline (``repro_timeline_<size>.png``, ``benchmarks/timeline.py``). It
+writes ``<out>/scale.csv`` (one row per size and stage, the end-to-end run as the stage
+``REPRO``), ``touch_probe.csv``, ``scale.md`` (the tables, the exponents between
+consecutive sizes, the machine, the probes) and prints the Markdown. A stage that fails
+(out of memory, say) is recorded with its exit code and the larger sizes are skipped.
 
 Scaling exponent between sizes a < b: log(t_b / t_a) / log(n_b / n_a) with n the
 person-months; 1 is linear, and "doubling the data at most doubles time and memory within
@@ -121,6 +119,12 @@ class Run(NamedTuple):
     user_s: float      # CPU seconds of the whole tree in user mode
     system_s: float    # ... and in the kernel (page faults, mostly)
 
+    def row(self) -> dict:
+        """The fields as ``scale.csv`` keeps them (rounded)."""
+        return {"wall_s": round(self.wall_s, 2), "peak_rss_mb": round(self.peak_rss_mb, 1),
+                "exit_code": self.exit_code, "user_s": round(self.user_s, 1),
+                "system_s": round(self.system_s, 1)}
+
 
 def run_stage(cmd: str, cwd: Path, log) -> Run:
     """Wall seconds, peak RSS (MB) of the stage's process tree, exit code, and the tree's
@@ -200,13 +204,7 @@ def end_to_end(work: Path, rows: list[dict], scale: float, log, out: Path | None
         timeline.figure(line, out / f"repro_timeline_{scale:g}.png",
                         f"impact repro --jobs 2 at scale {scale:g}: {run.wall_s / 60:.1f} "
                         f"min, peak {run.peak_rss_mb / 1024:.2f} GB of all processes")
-    return {"stage": REPRO, **_row(run)}
-
-
-def _row(run: Run) -> dict:
-    return {"wall_s": round(run.wall_s, 2), "peak_rss_mb": round(run.peak_rss_mb, 1),
-            "exit_code": run.exit_code, "user_s": round(run.user_s, 1),
-            "system_s": round(run.system_s, 1)}
+    return {"stage": REPRO, **run.row()}
 
 
 #: a fresh process touching ``gb`` GB of new memory: prints its wall and kernel seconds
@@ -219,10 +217,9 @@ _TOUCH = (
 
 
 def touch_probe(gb: float = 1.0) -> dict:
-    """Seconds (wall and in the kernel) a fresh process takes to touch ``gb`` GB of new
-    memory: what every stage pays per GB it holds, at this moment, on this machine. A
-    probe that fails (no memory to spare, say) gives NaN: it never stops the bench. NumPy
-    asks for ordinary pages, as in the stages (``impact.stage``)."""
+    """Seconds (wall, kernel) a fresh process takes to touch ``gb`` GB of new memory in
+    ordinary pages, as the stages use (``impact.stage``): what a stage pays per GB it holds
+    now. A probe that fails (no memory to spare, say) gives NaN, never stops the bench."""
     done = subprocess.run([sys.executable, "-c", _TOUCH, str(gb)], capture_output=True,
                           text=True, env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"})
     try:
@@ -232,8 +229,7 @@ def touch_probe(gb: float = 1.0) -> dict:
     return {"gb": gb, "wall_s": wall, "system_s": kernel}
 
 
-#: seconds before and after the probe: memory freed within the last few seconds (the
-#: stage before it) is still cheap, and the gigabyte it frees would be cheap for the next
+#: seconds of quiet before and after a probe: memory freed seconds before is still cheap
 _SETTLE = 5.0
 
 
@@ -242,8 +238,7 @@ def _probe(scale: float) -> dict:
     probe = touch_probe()
     time.sleep(_SETTLE)
     print(f"[bench] scale {scale:g}: a fresh process touched 1 GB of new memory in "
-          f"{probe['wall_s']:.2f} s ({probe['system_s']:.2f} s in the kernel)",
-          file=sys.stderr, flush=True)
+          f"{probe['wall_s']:.2f} s ({probe['system_s']:.2f} s in the kernel)", file=sys.stderr)
     return probe
 
 
@@ -284,8 +279,7 @@ def exponents(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cpu(r, cpu: bool) -> str:
-    """' (CPU: user s, kernel s)' of a row, when the table has those columns."""
+def _cpu(r, cpu: bool) -> str:   # the end-to-end row's CPU, when the table has it
     return (f" (CPU: {r.user_s:,.0f} s in user mode, {r.system_s:,.0f} s in the kernel)"
             if cpu and pd.notna(r.user_s) else "")
 
@@ -360,7 +354,7 @@ def main() -> None:
                 print(f"[bench] scale {scale:g} {name}: {run.wall_s:.1f} s, "
                       f"{run.peak_rss_mb:.0f} MB, exit {run.exit_code}", file=sys.stderr,
                       flush=True)
-                rows.append({"scale": scale, "stage": name, **_row(run)})
+                rows.append({"scale": scale, "stage": name, **run.row()})
                 if run.exit_code:
                     failed = True
                     break
