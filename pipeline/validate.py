@@ -12,7 +12,7 @@ import pandas as pd
 
 from impact import io
 from impact.config import load_params
-from impact.ingest import read_raw_folder
+from impact.ingest import RawFolder
 from impact.stage import run_stage
 from impact.validate import ContractError, to_arrow, validate_tables
 from impact.validate.result import mask_identifiers
@@ -31,7 +31,8 @@ def main() -> None:
 
     params = load_params(args.params)
     data = params.data
-    raw = read_raw_folder(args.raw, csv_sep=data.csv_sep, decimal=data.decimal, encoding=data.encoding)
+    # each table read when it is validated, and freed after (``RawFolder``)
+    raw = RawFolder(args.raw, csv_sep=data.csv_sep, decimal=data.decimal, encoding=data.encoding)
     lineage = pd.read_csv(args.lineage, dtype=str)
     try:
         result = validate_tables(raw, data, window=params.window, lineage=lineage)

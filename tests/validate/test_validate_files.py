@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import vdata
-from impact.ingest import read_raw_folder
+from impact.ingest import ContractError, RawFolder, read_raw_folder
 
 
 def _write(raw: dict[str, pd.DataFrame], folder: Path, fmt: str) -> None:
@@ -79,3 +79,46 @@ def test_each_format_validates_like_the_frames(fmt, tmp_path, expected):
         pd.testing.assert_frame_equal(result.tables[name], table, check_exact=False)
     src = result.report["tables"]["trajectories"]["source"]
     assert src == "trajectories.csv" if "csv" in fmt else src == f"trajectories.{fmt}"
+
+
+class _Counting(dict):
+    """A dict of tables that counts how often each is taken."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.taken: dict[str, int] = {}
+
+    def __getitem__(self, key):
+        self.taken[key] = self.taken.get(key, 0) + 1
+        return super().__getitem__(key)
+
+
+def test_each_table_is_taken_once_and_a_lazy_folder_validates_alike(tmp_path, expected):
+    raw = _Counting(vdata.tables())
+    result = vdata.run(raw)
+    assert raw.taken == dict.fromkeys(vdata.tables(), 1)  # beside (progress) too
+    for name, table in result.tables.items():
+        pd.testing.assert_frame_equal(table, expected.tables[name], check_exact=True)
+    _write(vdata.tables(), tmp_path, "csv")
+    folder = RawFolder(tmp_path)
+    assert sorted(folder) == sorted(vdata.tables()) and "progress" in folder
+    lazy = vdata.run(folder)
+    for name, table in lazy.tables.items():
+        pd.testing.assert_frame_equal(table, expected.tables[name], check_exact=False)
+
+
+def test_a_lazy_folder_reads_a_file_when_its_table_is_asked_for(tmp_path):
+    _write(vdata.tables(), tmp_path, "csv")
+    (tmp_path / "progress.csv").write_bytes(b"")   # unreadable: an empty file
+    folder = RawFolder(tmp_path)
+    assert len(folder) == len(vdata.tables()) and "progress" in folder   # nothing read yet
+    with pytest.raises(ContractError, match=r"progress\.csv: the file is empty"):
+        folder["progress"]
+    # validated: the read error is the progress table's, raised after the tables before it
+    with pytest.raises(ContractError, match=r"progress\.csv: the file is empty"):
+        vdata.run(folder)
+    # an error of an earlier table (trajectories, before progress) comes first
+    bad = vdata.tables()["trajectories"].drop(columns=["spell_id"])
+    bad.to_csv(tmp_path / "trajectories.csv", index=False)
+    with pytest.raises(ContractError, match="trajectories"):
+        vdata.run(RawFolder(tmp_path))

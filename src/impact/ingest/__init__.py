@@ -7,12 +7,13 @@ Excel) into untyped frames; the first layer of the pipeline.
 
 from impact.ingest.contract import REQUIRED_TABLES, TABLE_NAMES, TABLES, ColumnSpec, TableSpec
 from impact.ingest.errors import ContractError
-from impact.ingest.readers import find_table_files, read_raw_folder, read_table_file
+from impact.ingest.readers import RawFolder, find_table_files, read_raw_folder, read_table_file
 
 __all__ = [
     "ContractError",
     "ColumnSpec",
     "REQUIRED_TABLES",
+    "RawFolder",
     "TABLES",
     "TABLE_NAMES",
     "TableSpec",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal, Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -24,7 +24,7 @@ from impact.ingest.contract import TABLE_NAMES, numeric_columns
 from impact.ingest.errors import ContractError
 from impact.io import release_memory
 
-__all__ = ["read_raw_folder", "find_table_files", "read_table_file", "SUFFIXES", "NA_STRINGS"]
+__all__ = ["read_raw_folder", "RawFolder", "find_table_files", "read_table_file", "SUFFIXES", "NA_STRINGS"]
 
 CsvSep = Literal[",", ";"]
 Decimal = Literal[".", ","]
@@ -106,11 +106,36 @@ def read_raw_folder(
     ContractError
         The folder is missing, a table has two files, or a file cannot be read.
     """
-    files = find_table_files(Path(path))
-    return {
-        table: read_table_file(file, table, csv_sep=csv_sep, decimal=decimal, encoding=encoding)
-        for table, file in files.items()
-    }
+    folder = RawFolder(path, csv_sep=csv_sep, decimal=decimal, encoding=encoding)
+    return {table: folder[table] for table in folder}
+
+
+class RawFolder(Mapping[str, pd.DataFrame]):
+    """The contract tables of a raw folder, each read when it is asked for and not kept:
+    :func:`read_raw_folder`'s frames, one at a time. ``validate`` takes one table after
+    another from it, so that a table's text is held only while it is validated (the
+    national raw tables are 2.0 GB as text, 1.35 of it ``progress``).
+
+    The folder is looked at when this is made (a missing folder or a table with two files
+    raises then); a file is read, and fails, when its table is asked for. Membership,
+    keys and ``len`` read nothing."""
+
+    def __init__(self, path: Path, *, csv_sep: CsvSep | None = None,
+                 decimal: Decimal | None = None, encoding: str = "utf-8") -> None:
+        self.files = find_table_files(Path(path))
+        self._options = dict(csv_sep=csv_sep, decimal=decimal, encoding=encoding)
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        return read_table_file(self.files[table], table, **self._options)
+
+    def __contains__(self, table: object) -> bool:
+        return table in self.files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
 
 
 def read_table_file(
