@@ -13,7 +13,7 @@ import pandas as pd
 
 from impact import io
 from impact.config import load_params
-from impact.simulate import REFERENCE_FILES, simulate_country
+from impact.simulate import REFERENCE_FILES, write_country
 from impact.stage import run_stage
 
 
@@ -28,12 +28,17 @@ def main() -> None:
     params = load_params(args.params)
     reference = {Path(f).stem: pd.read_csv(args.reference / f, dtype=str) for f in REFERENCE_FILES}
     t0 = time.perf_counter()
-    country = simulate_country(params.simulate, reference, seed=params.seed)
     out = io.clean_dir(args.out)
-    for name, table in sorted(country.tables.items()):
+    written = []
+
+    def write(name: str, table: pd.DataFrame) -> None:
         io.write_csv(table, out / f"{name}.csv")
-    io.write_json(country.truth, args.truth)
-    logging.info("wrote %d tables to %s in %.1fs", len(country.tables), out, time.perf_counter() - t0)
+        written.append(name)
+
+    # each table written as it is made, and let go of before the next (``write_country``)
+    truth = write_country(params.simulate, reference, seed=params.seed, write=write)
+    io.write_json(truth, args.truth)
+    logging.info("wrote %d tables to %s in %.1fs", len(written), out, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
 
 import json
 import re
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from impact.simulate import REFERENCE_FILES, SimulateParams, load_reference, simulate_country
+from impact.simulate import (REFERENCE_FILES, SimulateParams, load_reference, simulate_country,
+                             write_country)
 
 REF_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
 SEED = 20261124
@@ -208,3 +210,19 @@ def test_same_seed_same_tables_other_seed_other_tables(reference, params, countr
     assert not other.tables["trajectories"].equals(country.tables["trajectories"])
     assert other.truth["quality_effect_pp"] != country.truth["quality_effect_pp"]
     assert np.isclose(other.truth["quality_effect_pp"], country.truth["quality_effect_pp"], rtol=0.2)
+
+
+def test_written_one_table_at_a_time(reference, params, country):
+    """``write_country`` (the stage's way) hands over the same tables in contract order,
+    each made only after the one before was let go of, and returns the same truth."""
+    alive, names = [], []
+
+    def write(name, table):
+        assert all(ref() is None for ref in alive), f"a table before {name} is still held"
+        alive.append(weakref.ref(table))
+        names.append(name)
+        pd.testing.assert_frame_equal(table, country.tables[name], check_exact=True)
+
+    truth = write_country(params, reference, SEED, write)
+    assert names == list(country.tables) == list(COLUMNS)
+    assert json.dumps(truth, sort_keys=True) == json.dumps(country.truth, sort_keys=True)

@@ -9,9 +9,9 @@ written as the data contract's tables, with the planted truth.
 with pandas and keyed by file stem; or pass ``load_reference(frames)``.
 """
 
-from .country import SimulatedCountry, simulate_country
+from .country import SimulatedCountry, simulate_country, write_country
 from .params import DEFAULT_PARAMS_YAML, PRESETS, SimulateParams
 from .reference import REFERENCE_FILES, Reference, load_reference
 
-__all__ = ["SimulateParams", "SimulatedCountry", "simulate_country", "load_reference", "Reference",
+__all__ = ["SimulateParams", "SimulatedCountry", "simulate_country", "write_country", "load_reference", "Reference",
            "REFERENCE_FILES", "DEFAULT_PARAMS_YAML", "PRESETS"]

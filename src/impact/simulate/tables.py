@@ -18,6 +18,8 @@ to a spell of its own.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -29,7 +31,7 @@ from .engine import Sim
 from .params import SimulateParams
 from .world import World
 
-__all__ = ["contract_tables", "iso_dates", "iso_from_days", "day_numbers", "kept_spells", "text"]
+__all__ = ["contract_tables", "iter_contract_tables", "iso_dates", "iso_from_days", "day_numbers", "kept_spells", "text"]
 
 
 def day_numbers(abs_month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -94,6 +96,15 @@ def _cw_ids(sim: Sim, w: World) -> tuple[np.ndarray, np.ndarray]:
 def contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     """All contract tables (municipalities, trajectories, caseworker_assignments, quality,
     adoption, labour_market, shocks, and progress when ``p.progress``)."""
+    return dict(iter_contract_tables(sim, w, p, rng))
+
+
+def iter_contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.Generator
+                         ) -> Iterator[tuple[str, pd.DataFrame]]:
+    """``contract_tables``' (name, table) pairs, each table made when the one before has
+    been taken (the same tables: ``rng`` is drawn from in the same order), so that a
+    writer need hold one at a time: the national tables are 2.1 GB together, 1.35 GB
+    of it ``progress``."""
     codes = w.munis["municipality"].to_numpy(dtype=object)
     cw_id, cw_team = _cw_ids(sim, w)
     idx = kept_spells(sim, w)
@@ -123,19 +134,18 @@ def contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.Genera
         "household": text(hz.HOUSEHOLD, c["hh"][client]),
         "prior_benefit_months": s["prior"][idx].astype("int64"), "ladder_step": ladder,
     })
-    out = {
-        "municipalities": w.munis[["municipality", "name", "region", "province", "population"]]
-        .astype({"population": "int64"}).reset_index(drop=True),
-        "trajectories": traj,
-        "caseworker_assignments": _assignments(sim, idx, spell_id, cw_id, cw_team, start_days),
-        "quality": _quality(sim, w, p, rng, codes, cw_id, cw_team),
-        "adoption": _adoption(w, p, rng, codes),
-        "labour_market": _labour_market(w, rng),
-        "shocks": _shocks(w, rng, codes),
-    }
+    yield "municipalities", (w.munis[["municipality", "name", "region", "province",
+                                      "population"]]
+                             .astype({"population": "int64"}).reset_index(drop=True))
+    yield "trajectories", traj
+    del traj
+    yield "caseworker_assignments", _assignments(sim, idx, spell_id, cw_id, cw_team, start_days)
+    yield "quality", _quality(sim, w, p, rng, codes, cw_id, cw_team)
+    yield "adoption", _adoption(w, p, rng, codes)
+    yield "labour_market", _labour_market(w, rng)
+    yield "shocks", _shocks(w, rng, codes)
     if p.progress:
-        out["progress"] = _progress(sim, w, idx, spell_id)
-    return out
+        yield "progress", _progress(sim, w, idx, spell_id)
 
 
 def _progress(sim, w, idx, spell_id) -> pd.DataFrame:
