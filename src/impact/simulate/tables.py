@@ -161,17 +161,26 @@ def _progress(sim, w, idx, spell_id) -> pd.DataFrame:
     ends_here = s["end"][spell] == month
     last_day = np.where(ends_here, s["end_day"][spell], _days(month))
     day = 1 + np.floor(rev["day_u"][keep] * last_day).astype(np.int64)
-    n = len(row)
-    r = np.concatenate([row, row])
-    m = np.concatenate([month, month])
     names = np.array(["goal_reached", "ladder_step"], dtype=object)  # sorted: code order
-    code = np.repeat([1, 0], n)
-    value = np.concatenate([rev["after"][keep], rev["goal"][keep]]).astype("float64")
-    d = np.concatenate([day, day])
-    order = np.lexsort((code, m, r))
-    return pd.DataFrame({"spell_id": text(spell_id, r[order]),
-                         "date": iso_dates(m[order], d[order]),
-                         "measure": text(names, code[order]), "value": value[order]})
+    goal, after = rev["goal"][keep], rev["after"][keep]
+    # rows by spell, month and measure: each review's two rows side by side when no spell
+    # has two reviews in one month (else one sort of all rows, which gives the same)
+    o = np.lexsort((month, row))
+    row, month, day = row[o], month[o], day[o]
+    if len(o) > 1 and ((row[1:] == row[:-1]) & (month[1:] == month[:-1])).any():
+        r, m, d = np.tile(row, 2), np.tile(month, 2), np.tile(day, 2)
+        code = np.repeat([1, 0], len(o))
+        value = np.concatenate([after[o], goal[o]]).astype("float64")
+        order = np.lexsort((code, m, r))
+        r, days = r[order], day_numbers(m[order], d[order])
+        code, value = code[order], value[order]
+    else:  # (the day numbers of the reviews, not of their rows)
+        r, days = np.repeat(row, 2), np.repeat(day_numbers(month, day), 2)
+        code = np.tile([0, 1], len(o))
+        value = np.empty(2 * len(o))
+        value[0::2], value[1::2] = goal[o], after[o]
+    return pd.DataFrame({"spell_id": text(spell_id, r), "date": iso_from_days(days),
+                         "measure": text(names, code), "value": value})
 
 
 def _assignments(sim, idx, spell_id, cw_id, cw_team, start_days) -> pd.DataFrame:
