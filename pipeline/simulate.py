@@ -29,6 +29,7 @@ def main() -> None:
     reference = {Path(f).stem: pd.read_csv(args.reference / f, dtype=str) for f in REFERENCE_FILES}
     t0 = time.perf_counter()
     out = io.clean_dir(args.out)
+    args.truth.unlink(missing_ok=True)  # never an old truth beside new tables
     written = []
 
     def write(name: str, table: pd.DataFrame) -> None:
@@ -36,7 +37,11 @@ def main() -> None:
         written.append(name)
 
     # each table written as it is made, and let go of before the next (``write_country``)
-    truth = write_country(params.simulate, reference, seed=params.seed, write=write)
+    try:
+        truth = write_country(params.simulate, reference, seed=params.seed, write=write)
+    except BaseException:
+        io.clean_dir(args.out)  # no half-written country left behind
+        raise
     io.write_json(truth, args.truth)
     logging.info("wrote %d tables to %s in %.1fs", len(written), out, time.perf_counter() - t0)
 

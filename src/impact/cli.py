@@ -146,7 +146,8 @@ def check(
         data = cfg.data
         if lineage is None:
             lineage = Path(__file__).resolve().parents[2] / "data/reference/cbs_gemeentelijke_herindelingen_lineage.csv"
-        raw = RawFolder(directory, csv_sep=data.csv_sep, decimal=data.decimal, encoding=data.encoding)
+        raw = RawFolder(directory, csv_sep=data.csv_sep, decimal=data.decimal,
+                        encoding=data.encoding)
         result = validate_tables(raw, data, window=cfg.window, lineage=pd.read_csv(lineage, dtype=str))
     except (ContractError, ConfigError, FileNotFoundError) as exc:
         report = getattr(exc, "report", None)

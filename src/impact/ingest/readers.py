@@ -24,7 +24,8 @@ from impact.ingest.contract import TABLE_NAMES, numeric_columns
 from impact.ingest.errors import ContractError
 from impact.io import release_memory
 
-__all__ = ["read_raw_folder", "RawFolder", "find_table_files", "read_table_file", "SUFFIXES", "NA_STRINGS"]
+__all__ = ["read_raw_folder", "RawFolder", "find_table_files", "read_table_file", "SUFFIXES",
+           "NA_STRINGS"]
 
 CsvSep = Literal[",", ";"]
 Decimal = Literal[".", ","]
@@ -272,12 +273,12 @@ def _read_csv(
 def _read_csv_arrow(file: Path, header: str, sep: str, encoding: str) -> pd.DataFrame | None:
     """The frame ``pd.read_csv`` gives in ``_read_csv``, read by Arrow's reader (on all
     cores, without a Python string per cell), or None wherever Arrow's rules and pandas'
-    could part, and pandas reads the file: text not in UTF-8, a quote anywhere (Arrow
-    takes a quote left open to the end of the file as a field, pandas stops), a line
-    ended by a carriage return alone (CRLF line ends are read alike), a tab, an empty
-    or space-led name in the header, a row of another length than the header (pandas
-    fills a short one), bytes that are not UTF-8, or a field that begins with a space
-    (pandas skips the space: ``skipinitialspace``). Otherwise the rules are the same:
+    could part, and pandas reads the file: an encoding other than UTF-8 or bytes that
+    are not UTF-8, a quote anywhere (Arrow takes a quote left open to the end of the
+    file as a field, pandas raises), a line ended by a carriage return alone (CRLF line
+    ends are read alike), a tab, an empty or space-led name in the header, a row of
+    another length than the header (pandas fills a short one), or a field that begins
+    with a space (pandas skips the space: ``skipinitialspace``). Otherwise the rules are the same:
     empty lines skipped, every cell text, exactly ``NA_STRINGS`` missing
     (``tests/ingest/test_ingest_csv_arrow.py``, on random files of the characters where
     they could part). The national simulation's eight files (1.08 GB, 20.6 million rows of
@@ -309,9 +310,9 @@ def _read_csv_arrow(file: Path, header: str, sep: str, encoding: str) -> pd.Data
     # pandas' text dtype holds Arrow's large strings: the columns are taken as they are
     df = table.to_pandas(types_mapper={pa.large_string(): _TEXT}.get)
     del table
-    # the parse's blocks, freed in the reader's threads' heaps where this thread's next
-    # requests would not find them: handed back before the next file (the eight national
-    # files: a peak of 2.98 -> 2.5 GB)
+    # the parse's blocks, freed in the reader's threads' heaps (glibc's, under run_stage's
+    # system allocator) where this thread's next requests would not find them: handed
+    # back before the next file (the eight national files: a peak of 2.98 -> 2.5 GB)
     release_memory()
     return df
 

@@ -13,5 +13,6 @@ from .country import SimulatedCountry, simulate_country, write_country
 from .params import DEFAULT_PARAMS_YAML, PRESETS, SimulateParams
 from .reference import REFERENCE_FILES, Reference, load_reference
 
-__all__ = ["SimulateParams", "SimulatedCountry", "simulate_country", "write_country", "load_reference", "Reference",
+__all__ = ["SimulateParams", "SimulatedCountry", "simulate_country", "write_country",
+           "load_reference", "Reference",
            "REFERENCE_FILES", "DEFAULT_PARAMS_YAML", "PRESETS"]

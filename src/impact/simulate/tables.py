@@ -31,7 +31,8 @@ from .engine import Sim
 from .params import SimulateParams
 from .world import World
 
-__all__ = ["contract_tables", "iter_contract_tables", "iso_dates", "iso_from_days", "day_numbers", "kept_spells", "text"]
+__all__ = ["contract_tables", "iter_contract_tables", "iso_dates", "iso_from_days", "day_numbers",
+           "kept_spells", "text"]
 
 
 def day_numbers(abs_month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -103,7 +104,7 @@ def iter_contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.G
                          ) -> Iterator[tuple[str, pd.DataFrame]]:
     """``contract_tables``' (name, table) pairs, each table made when the one before has
     been taken (the same tables: ``rng`` is drawn from in the same order), so that a
-    writer need hold one at a time: the national tables are 2.1 GB together, 1.35 GB
+    writer need hold one at a time: the national tables are 2.0 GB together, 1.35 GB
     of it ``progress``."""
     codes = w.munis["municipality"].to_numpy(dtype=object)
     cw_id, cw_team = _cw_ids(sim, w)
@@ -134,6 +135,7 @@ def iter_contract_tables(sim: Sim, w: World, p: SimulateParams, rng: np.random.G
         "household": text(hz.HOUSEHOLD, c["hh"][client]),
         "prior_benefit_months": s["prior"][idx].astype("int64"), "ladder_step": ladder,
     })
+    del client, first, rank, client_id, open_, end, ladder  # (the spells' table's alone)
     yield "municipalities", (w.munis[["municipality", "name", "region", "province",
                                       "population"]]
                              .astype({"population": "int64"}).reset_index(drop=True))
@@ -163,22 +165,16 @@ def _progress(sim, w, idx, spell_id) -> pd.DataFrame:
     day = 1 + np.floor(rev["day_u"][keep] * last_day).astype(np.int64)
     names = np.array(["goal_reached", "ladder_step"], dtype=object)  # sorted: code order
     goal, after = rev["goal"][keep], rev["after"][keep]
-    # rows by spell, month and measure: each review's two rows side by side when no spell
-    # has two reviews in one month (else one sort of all rows, which gives the same)
+    # rows by spell, month and measure: each review's two rows side by side (the engine
+    # reviews a spell at most once a month: one sort of all rows gave the same)
     o = np.lexsort((month, row))
     row, month, day = row[o], month[o], day[o]
     if len(o) > 1 and ((row[1:] == row[:-1]) & (month[1:] == month[:-1])).any():
-        r, m, d = np.tile(row, 2), np.tile(month, 2), np.tile(day, 2)
-        code = np.repeat([1, 0], len(o))
-        value = np.concatenate([after[o], goal[o]]).astype("float64")
-        order = np.lexsort((code, m, r))
-        r, days = r[order], day_numbers(m[order], d[order])
-        code, value = code[order], value[order]
-    else:  # (the day numbers of the reviews, not of their rows)
-        r, days = np.repeat(row, 2), np.repeat(day_numbers(month, day), 2)
-        code = np.tile([0, 1], len(o))
-        value = np.empty(2 * len(o))
-        value[0::2], value[1::2] = goal[o], after[o]
+        raise ValueError("simulate: a spell reviewed twice in one month")
+    r, days = np.repeat(row, 2), np.repeat(day_numbers(month, day), 2)
+    code = np.tile([0, 1], len(o))
+    value = np.empty(2 * len(o))
+    value[0::2], value[1::2] = goal[o], after[o]
     return pd.DataFrame({"spell_id": text(spell_id, r), "date": iso_from_days(days),
                          "measure": text(names, code), "value": value})
 
