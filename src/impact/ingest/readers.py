@@ -278,12 +278,12 @@ def _read_csv_arrow(file: Path, header: str, sep: str, encoding: str) -> pd.Data
     file as a field, pandas raises), a line ended by a carriage return alone (CRLF line
     ends are read alike), a tab, an empty or space-led name in the header, a row of
     another length than the header (pandas fills a short one), or a field that begins
-    with a space (pandas skips the space: ``skipinitialspace``). Otherwise the rules are the same:
-    empty lines skipped, every cell text, exactly ``NA_STRINGS`` missing
+    with a space (pandas skips the space: ``skipinitialspace``). Otherwise the rules
+    are the same: empty lines skipped, every cell text, exactly ``NA_STRINGS`` missing
     (``tests/ingest/test_ingest_csv_arrow.py``, on random files of the characters where
-    they could part). The national simulation's eight files (1.08 GB, 20.6 million rows of
-    ``progress``): 13.2-14.1 -> 4.9-5.1 s to read, at the same peak (2.5 GB); the
-    ``validate`` stage 42-44 -> 29-32 s, its tables the same."""
+    they could part). The national simulation's eight files (1.08 GB, 20.6 million rows
+    of ``progress``): 13.2-14.1 -> 4.9-5.1 s to read, at the same peak (2.5 GB); the
+    ``validate`` stage 42-44 -> 29-32 s by this alone, its tables the same."""
     if (getattr(_TEXT, "storage", None) != "pyarrow"
             or codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig") or not _plain(file)):
         return None
