@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from impact.panel import PanelInputError, PanelParams, build_panel
-from panel_factory import base_tables, make_params, random_tables, run, trajectories
+from panel_factory import (assignments, base_tables, make_params, municipalities,
+                           random_tables, run, trajectories)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -57,6 +58,59 @@ def test_cells_aggregate_exactly_to_person_months(seed):
     assert len(merged) == len(df[["municipality", "t"]].drop_duplicates())
     for c in lm:
         assert merged[c].equals(merged[c + "_c"]), c
+
+
+def _clients(res) -> pd.DataFrame:
+    """(cells' clients, the person-months' distinct clients, their rows) per cell."""
+    df, cells = res.person_months.df(), res.cells.df()
+    g = df.groupby(["municipality", "t"])["client_id"]
+    want = pd.DataFrame({"want": g.nunique(), "rows": g.size()}).reset_index()
+    both = cells[["municipality", "t", "clients"]].merge(
+        want, on=["municipality", "t"], how="left")
+    return both.fillna({"want": 0, "rows": 0})
+
+
+def test_clients_of_a_client_twice_in_a_month():
+    """A client twice in one municipality-month counts once (cells' ``clients`` come from
+    the pieces, ``cells._clients_sql``): two spells the panel does not join that meet in a
+    month; also two overlapping spells and spells cut into pieces by caseworker
+    assignments. A client who moves within a month counts once in each municipality."""
+    traj = trajectories(
+        {"spell_id": "a1", "client_id": "A", "start_date": "2016-01-04",
+         "end_date": "2016-03-10", "exit_reason": "other"},
+        {"spell_id": "a2", "client_id": "A", "start_date": "2016-03-20",
+         "end_date": "2016-06-01", "exit_reason": "work"},
+        {"spell_id": "b1", "client_id": "B", "start_date": "2016-01-01",
+         "end_date": "2016-12-20", "exit_reason": "other"},
+        {"spell_id": "b2", "client_id": "B", "start_date": "2016-05-01",
+         "end_date": "2016-08-31", "exit_reason": "other"},
+        {"spell_id": "c1", "client_id": "C", "start_date": "2016-01-01",
+         "end_date": "2016-04-05", "exit_reason": "moved"},
+        {"spell_id": "c2", "client_id": "C", "municipality": "GM0002",
+         "start_date": "2016-04-20", "end_date": "2016-09-01", "exit_reason": "work"},
+        {"spell_id": "d1", "client_id": "D", "start_date": "2015-06-01"},
+    )
+    frames = base_tables(
+        traj, municipalities=municipalities(("GM0001", "AM01"), ("GM0002", "AM01")),
+        caseworker_assignments=assignments(
+            ("d1", "k1", "t1", "2016-03-01", "2016-05-31"),
+            ("b1", "k2", "t1", "2016-07-01", None)))
+    res = run(frames, merge_gap_days=0)
+    both = _clients(res)
+    assert (both["clients"] == both["want"]).all(), both[both["clients"] != both["want"]]
+    # the cases are there: more rows than clients in a cell (A in March; the panel cuts
+    # B's overlapping spells apart), and C in two municipalities
+    assert (both["rows"] > both["want"]).any()
+    april = both[both["t"] == 2016 * 12 + 3].set_index("municipality")["clients"]
+    assert april.to_dict() == {"GM0001": 4, "GM0002": 1}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clients_are_distinct_clients_random(seed):
+    frames, params = random_tables(seed)
+    for gap in (0, params.get("merge_gap_days", 31)):
+        both = _clients(run(frames, **{**params, "merge_gap_days": gap}))
+        assert (both["clients"] == both["want"]).all()
 
 
 def test_summary_matches_person_months_and_is_json():

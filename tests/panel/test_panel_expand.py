@@ -132,6 +132,30 @@ def test_row_groups_are_duckdbs(tmp_path):
                      300000 - 2 * expand.ROW_GROUP_ROWS]
 
 
+def test_statistics_of_all_but_identifiers(tmp_path):
+    """Every row group keeps the min and max of each column but the identifiers
+    (``expand._statistics``): the municipality's and the month's let a reader skip row
+    groups; a spell's or a caseworker's would not."""
+    frames, params = random_tables(3)
+    res = run(frames, **params)
+    write_person_months(res.source, tmp_path / "pm.parquet")
+    meta = pq.ParquetFile(tmp_path / "pm.parquet").metadata
+    assert meta.num_rows > 0
+    names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+    ids = {n for n in names if n.endswith(("_id", "_key"))}
+    assert {"spell_id", "client_id", "caseworker_key"} <= ids
+    assert {"municipality", "t", "quality_a"} <= set(names) - ids
+    for i in range(meta.num_row_groups):
+        for j, name in enumerate(names):
+            stats = meta.row_group(i).column(j).statistics
+            if name in ids:
+                assert stats is None, name
+            else:
+                # (an all-missing column has no min and max: no value)
+                assert stats is not None, name
+                assert stats.has_min_max or stats.num_values == 0, name
+
+
 def test_missing_values_of_pieces(tmp_path):
     """Null birth years and ladder steps: the columns made of them stay nullable."""
     traj = trajectories(

@@ -47,6 +47,43 @@ def _share(cond: str) -> str:
     return f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END) / count(*)"
 
 
+def _clients_sql(pieces: str) -> str:
+    """Distinct clients per municipality and month, from the pieces instead of the
+    person-months (``count(DISTINCT client_id)`` over the 63 million national
+    person-months was 10 of the stage's 65 s, on its own lane).
+
+    A person-month is a piece's month (``build._person_months_sql`` expands each piece over
+    ``seg_lo .. seg_hi``), so a client is in a municipality-month when one of its pieces
+    there covers the month. A client's pieces in a municipality are merged where they
+    share a month (sorted by first month, a new run starts after the months of every
+    earlier one: spells of one client that overlap, or meet in a month when the panel did
+    not join them); each merged run then counts once in each of its months, by +1 at its
+    first month and -1 after its last, summed over the months in order (``build_cells``).
+    The same integers as the distinct count: ``tests/panel/test_panel_cells.py``."""
+    return f"""
+        WITH iv AS (
+            SELECT client_id, municipality, seg_lo AS lo, seg_hi AS hi,
+                max(seg_hi) OVER (PARTITION BY client_id, municipality ORDER BY seg_lo, seg_hi
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_hi
+            FROM {pieces}
+            WHERE client_id IS NOT NULL AND municipality IS NOT NULL AND seg_lo <= seg_hi
+        ), runs AS (
+            SELECT client_id, municipality, lo, hi,
+                sum(CASE WHEN before_hi IS NULL OR lo > before_hi THEN 1 ELSE 0 END)
+                    OVER (PARTITION BY client_id, municipality ORDER BY lo, hi
+                          ROWS UNBOUNDED PRECEDING) AS run
+            FROM iv
+        ), merged AS (
+            SELECT municipality, min(lo) AS lo, max(hi) AS hi
+            FROM runs GROUP BY client_id, municipality, run
+        )
+        SELECT municipality, t, sum(d) AS d FROM (
+            SELECT municipality, lo AS t, 1 AS d FROM merged
+            UNION ALL SELECT municipality, hi + 1 AS t, -1 AS d FROM merged
+        ) GROUP BY municipality, t
+    """
+
+
 def build_cells(
     con: duckdb.DuckDBPyConnection, inputs: Inputs, params: PanelParams, person_months: str
 ) -> str:
@@ -54,6 +91,8 @@ def build_cells(
 
     Municipalities are those with at least one person-month; every month of the window
     is present (``person_months = 0`` and NULL means where nobody was at risk).
+    ``person_months``: the view of ``inputs``' pieces expanded to months
+    (``build._person_months_sql``; the distinct clients come from the pieces).
 
     Columns: ``municipality, region, month, t, person_months, clients`` (+, distinct
     clients), ``exits_work, exits_any``, ``mean_age``, the ``share_*`` columns (shares of
@@ -72,7 +111,6 @@ def build_cells(
         WITH a AS (
             SELECT municipality, t,
                 count(*) AS person_months,
-                count(DISTINCT client_id) AS clients,
                 sum(exit_work) AS exits_work,
                 sum(exit_any) AS exits_any,
                 sum(age) / count(age) AS mean_age,
@@ -84,13 +122,21 @@ def build_cells(
                 sum(adopted) / count(adopted) AS adopted_share
             FROM {person_months}
             GROUP BY municipality, t
+        ), d AS ({_clients_sql(inputs.name("pieces"))}
+        ), c AS (
+            -- the changes summed up to each month of the grid (and to those between)
+            SELECT municipality, t, sum(sum(d)) OVER (PARTITION BY municipality ORDER BY t
+                                                      ROWS UNBOUNDED PRECEDING) AS clients
+            FROM (SELECT municipality, t, d FROM d
+                  UNION ALL SELECT municipality, t, 0 AS d FROM {inputs.name('ctx')})
+            GROUP BY municipality, t
         )
         SELECT g.municipality, g.region, {month_of_t('g.t')} AS month, g.t,
             CAST(coalesce(a.person_months, 0) AS BIGINT) AS person_months,
-            CAST(coalesce(a.clients, 0) AS BIGINT) AS clients,
+            CAST(coalesce(c.clients, 0) AS BIGINT) AS clients,
             CAST(coalesce(a.exits_work, 0) AS BIGINT) AS exits_work,
             CAST(coalesce(a.exits_any, 0) AS BIGINT) AS exits_any,
-            a.* EXCLUDE (municipality, t, person_months, clients, exits_work, exits_any,
+            a.* EXCLUDE (municipality, t, person_months, exits_work, exits_any,
                          measured_person_months, adopted_share),
             CAST(coalesce(a.measured_person_months, 0) AS BIGINT) AS measured_person_months
             {lm},
@@ -100,6 +146,7 @@ def build_cells(
             g.shock_id, g.shock_event_time
         FROM {inputs.name('ctx')} g
         LEFT JOIN a ON a.municipality = g.municipality AND a.t = g.t
+        LEFT JOIN c ON c.municipality = g.municipality AND c.t = g.t
         ORDER BY g.municipality, g.t
     """)
     return name

@@ -24,6 +24,11 @@ Compression: snappy. Read back by pyarrow (every pass over the panel), pyarrow's
 pages decoded about 30% slower than DuckDB's zstd, and snappy's as fast or faster (a
 national pass over 16 columns: 3.5 s DuckDB's zstd, 5.7 s pyarrow's zstd, 3.3 s snappy);
 the file is half as large again (372 against 243 MB nationally).
+
+Statistics: the min and max of every column but the identifiers (``*_id``, ``*_key``),
+whose ranges prune no row group and whose text comparisons were a sixth of the writer's
+CPU time (``_statistics``; measured on 9.8 million national rows: 3.5-3.9 -> 3.2-3.6
+CPU s). The writer is what the stage waits for while the next chunk is made.
 """
 
 from __future__ import annotations
@@ -287,9 +292,17 @@ def write_person_months(src: PanelSource, path: str | Path, compression: str = "
     return int(ex.ends[-1]) if len(ex.ends) else 0
 
 
+def _statistics(schema: pa.Schema) -> list[str]:
+    """The columns whose min and max the file keeps: all but the identifiers (module
+    notes). Those of a low-cardinality text column (municipality, region) let a reader
+    skip row groups: the file is in municipality order."""
+    return [f.name for f in schema if not f.name.endswith(("_id", "_key"))]
+
+
 def _write_all(ex: _Expander, path: Path, compression: str) -> None:
     carry = None
     with pq.ParquetWriter(str(path), ex.schema, compression=compression,
+                          write_statistics=_statistics(ex.schema),
                           store_schema=False) as out, ThreadPoolExecutor(1) as pool:
         # the next chunk is made while this one is written (both release the GIL)
         pending = None
