@@ -7,6 +7,7 @@ Writes the raw tables of the data contract, exactly as a user's files would look
 import argparse
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -30,18 +31,29 @@ def main() -> None:
     t0 = time.perf_counter()
     out = io.clean_dir(args.out)
     args.truth.unlink(missing_ok=True)  # never an old truth beside new tables
-    written = []
+    written, writing = [], []
+    # each table written as it is made, by a thread while the next one (the last: the
+    # truth) is made; at most one in writing, so two tables are held at the most (a
+    # write is DuckDB's, outside the GIL: nationally 41-43 -> 38-40 s, its peak 4.0 -> 4.7 GB)
+    pool = ThreadPoolExecutor(1)
+
+    def wait() -> None:
+        while writing:
+            writing.pop().result()
 
     def write(name: str, table: pd.DataFrame) -> None:
-        io.write_csv(table, out / f"{name}.csv")
+        wait()
+        writing.append(pool.submit(io.write_csv, table, out / f"{name}.csv"))
         written.append(name)
 
-    # each table written as it is made, and let go of before the next (``write_country``)
     try:
         truth = write_country(params.simulate, reference, seed=params.seed, write=write)
+        wait()
     except BaseException:
+        pool.shutdown(cancel_futures=True)   # a write under way ends first
         io.clean_dir(args.out)  # no half-written country left behind
         raise
+    pool.shutdown()
     io.write_json(truth, args.truth)
     logging.info("wrote %d tables to %s in %.1fs", len(written), out, time.perf_counter() - t0)
 
