@@ -32,9 +32,10 @@ def main() -> None:
     out = io.clean_dir(args.out)
     args.truth.unlink(missing_ok=True)  # never an old truth beside new tables
     written, writing = [], []
-    # each table written as it is made, by a thread while the next one (the last: the
-    # truth) is made; at most one in writing, so two tables are held at the most (a
-    # write is DuckDB's, outside the GIL: nationally 41-43 -> 38-40 s, its peak 4.0 -> 4.7 GB)
+    # each table written by a thread while the next one is made (after the last table,
+    # the truth); at most one in writing, so two tables are held at the most. A plain
+    # table is written by DuckDB, outside the GIL (``io.write_csv``): nationally the
+    # stage 41-43 -> 38-40 s, its peak 4.0 -> 4.7 GB (one table held at a time before)
     pool = ThreadPoolExecutor(1)
 
     def wait() -> None:

@@ -89,6 +89,20 @@ def test_clients_of_a_client_twice_in_a_month():
         {"spell_id": "c2", "client_id": "C", "municipality": "GM0002",
          "start_date": "2016-04-20", "end_date": "2016-09-01", "exit_reason": "work"},
         {"spell_id": "d1", "client_id": "D", "start_date": "2015-06-01"},
+        # an open spell holding two later spells apart from each other (a run must
+        # reach past every earlier piece, not only the one before)
+        {"spell_id": "e1", "client_id": "E", "start_date": "2016-01-04"},
+        {"spell_id": "e2", "client_id": "E", "start_date": "2016-03-02",
+         "end_date": "2016-04-10", "exit_reason": "other"},
+        {"spell_id": "e3", "client_id": "E", "start_date": "2016-06-02",
+         "end_date": "2016-07-10", "exit_reason": "work"},
+        # two pieces with the same months (March), after a gap
+        {"spell_id": "f1", "client_id": "F", "start_date": "2016-01-04",
+         "end_date": "2016-02-10", "exit_reason": "other"},
+        {"spell_id": "f2", "client_id": "F", "start_date": "2016-03-01",
+         "end_date": "2016-03-05", "exit_reason": "other"},
+        {"spell_id": "f3", "client_id": "F", "start_date": "2016-03-20",
+         "end_date": "2016-03-25", "exit_reason": "work"},
     )
     frames = base_tables(
         traj, municipalities=municipalities(("GM0001", "AM01"), ("GM0002", "AM01")),
@@ -102,7 +116,7 @@ def test_clients_of_a_client_twice_in_a_month():
     # B's overlapping spells apart), and C in two municipalities
     assert (both["rows"] > both["want"]).any()
     april = both[both["t"] == 2016 * 12 + 3].set_index("municipality")["clients"]
-    assert april.to_dict() == {"GM0001": 4, "GM0002": 1}
+    assert april.to_dict() == {"GM0001": 5, "GM0002": 1}   # A to E, E once
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -133,18 +133,18 @@ def test_row_groups_are_duckdbs(tmp_path):
 
 
 def test_statistics_of_all_but_identifiers(tmp_path):
-    """Every row group keeps the min and max of each column but the identifiers
-    (``expand._statistics``): the municipality's and the month's let a reader skip row
-    groups; a spell's or a caseworker's would not."""
+    """Every row group keeps the min and max of each column but the identifiers of
+    clients, spells and staff (``expand._statistics``): the municipality's and the
+    month's let a reader skip row groups; a spell's or a caseworker's would not."""
     frames, params = random_tables(3)
     res = run(frames, **params)
     write_person_months(res.source, tmp_path / "pm.parquet")
     meta = pq.ParquetFile(tmp_path / "pm.parquet").metadata
     assert meta.num_rows > 0
     names = [meta.schema.column(j).name for j in range(meta.num_columns)]
-    ids = {n for n in names if n.endswith(("_id", "_key"))}
-    assert {"spell_id", "client_id", "caseworker_key"} <= ids
-    assert {"municipality", "t", "quality_a"} <= set(names) - ids
+    ids = {"spell_id", "client_id", "caseworker_key", "team_key", "intake_caseworker_key"}
+    assert ids <= set(names)
+    assert {"municipality", "t", "quality_a", "shock_id"} <= set(names) - ids
     for i in range(meta.num_row_groups):
         for j, name in enumerate(names):
             stats = meta.row_group(i).column(j).statistics

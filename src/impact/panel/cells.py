@@ -50,7 +50,8 @@ def _share(cond: str) -> str:
 def _clients_sql(pieces: str) -> str:
     """Distinct clients per municipality and month, from the pieces instead of the
     person-months (``count(DISTINCT client_id)`` over the 63 million national
-    person-months was 10 of the stage's 65 s, on its own lane).
+    person-months took 10 of the panel stage's 65 s, measured alone: the stage runs with
+    nothing beside it, at the head of the run).
 
     A person-month is a piece's month (``build._person_months_sql`` expands each piece over
     ``seg_lo .. seg_hi``), so a client is in a municipality-month when one of its pieces
@@ -59,18 +60,22 @@ def _clients_sql(pieces: str) -> str:
     earlier one: spells of one client that overlap, or meet in a month when the panel did
     not join them); each merged run then counts once in each of its months, by +1 at its
     first month and -1 after its last, summed over the months in order (``build_cells``).
-    The same integers as the distinct count: ``tests/panel/test_panel_cells.py``."""
+    Both windows order the pieces by ``piece_order`` after their months: two pieces with
+    the same months must come in the same order in both, or a run could take in the other
+    one's gap (DuckDB's parallel sort keeps no order among ties). The same integers as the
+    distinct count: ``tests/panel/test_panel_cells.py``."""
     return f"""
         WITH iv AS (
-            SELECT client_id, municipality, seg_lo AS lo, seg_hi AS hi,
-                max(seg_hi) OVER (PARTITION BY client_id, municipality ORDER BY seg_lo, seg_hi
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_hi
+            SELECT client_id, municipality, seg_lo AS lo, seg_hi AS hi, piece_order,
+                max(seg_hi) OVER (PARTITION BY client_id, municipality
+                                  ORDER BY seg_lo, seg_hi, piece_order
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_hi
             FROM {pieces}
             WHERE client_id IS NOT NULL AND municipality IS NOT NULL AND seg_lo <= seg_hi
         ), runs AS (
             SELECT client_id, municipality, lo, hi,
                 sum(CASE WHEN before_hi IS NULL OR lo > before_hi THEN 1 ELSE 0 END)
-                    OVER (PARTITION BY client_id, municipality ORDER BY lo, hi
+                    OVER (PARTITION BY client_id, municipality ORDER BY lo, hi, piece_order
                           ROWS UNBOUNDED PRECEDING) AS run
             FROM iv
         ), merged AS (
@@ -124,7 +129,8 @@ def build_cells(
             GROUP BY municipality, t
         ), d AS ({_clients_sql(inputs.name("pieces"))}
         ), c AS (
-            -- the changes summed up to each month of the grid (and to those between)
+            -- the changes summed up to each month: ctx adds a 0 at every month of the
+            -- grid, so each has a row
             SELECT municipality, t, sum(sum(d)) OVER (PARTITION BY municipality ORDER BY t
                                                       ROWS UNBOUNDED PRECEDING) AS clients
             FROM (SELECT municipality, t, d FROM d

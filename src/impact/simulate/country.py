@@ -67,9 +67,10 @@ def simulate_country(params: SimulateParams, reference: Reference | Mapping[str,
 def write_country(params: SimulateParams, reference: Reference | Mapping[str, pd.DataFrame],
                   seed: int, write: Callable[[str, pd.DataFrame], None]) -> dict[str, Any]:
     """:func:`simulate_country`, its tables handed to ``write(name, table)`` one at a
-    time, each made after the one before was written and let go of (a writer that keeps
-    none holds one table at a time: the national simulation's peak 6.0 -> 4.7 GB); returns
-    the truth. The same tables and truth."""
+    time, each made after ``write`` returned for the one before and it was let go of (a
+    writer that keeps none holds one table at a time: the national simulation's peak
+    6.0 -> 4.7 GB; the stage's writer keeps the one it writes while the next is made);
+    returns the truth. The same tables and truth."""
     ref = reference if isinstance(reference, Reference) else load_reference(reference)
     rng = np.random.default_rng(seed)
     # independent streams, so changing one part (e.g. the tables' noise) does not shift the others
