@@ -75,34 +75,28 @@ def test_clients_of_a_client_twice_in_a_month():
     the pieces, ``cells._clients_sql``): two spells the panel does not join that meet in a
     month; also two overlapping spells and spells cut into pieces by caseworker
     assignments. A client who moves within a month counts once in each municipality."""
+    def spell(sid, start, end=None, reason=None, **more):
+        """A spell of client ``sid[0].upper()`` (open without ``end``)."""
+        return {"spell_id": sid, "client_id": sid[0].upper(), "start_date": start,
+                "end_date": end, "exit_reason": reason, **more}
+
     traj = trajectories(
-        {"spell_id": "a1", "client_id": "A", "start_date": "2016-01-04",
-         "end_date": "2016-03-10", "exit_reason": "other"},
-        {"spell_id": "a2", "client_id": "A", "start_date": "2016-03-20",
-         "end_date": "2016-06-01", "exit_reason": "work"},
-        {"spell_id": "b1", "client_id": "B", "start_date": "2016-01-01",
-         "end_date": "2016-12-20", "exit_reason": "other"},
-        {"spell_id": "b2", "client_id": "B", "start_date": "2016-05-01",
-         "end_date": "2016-08-31", "exit_reason": "other"},
-        {"spell_id": "c1", "client_id": "C", "start_date": "2016-01-01",
-         "end_date": "2016-04-05", "exit_reason": "moved"},
-        {"spell_id": "c2", "client_id": "C", "municipality": "GM0002",
-         "start_date": "2016-04-20", "end_date": "2016-09-01", "exit_reason": "work"},
-        {"spell_id": "d1", "client_id": "D", "start_date": "2015-06-01"},
+        spell("a1", "2016-01-04", "2016-03-10", "other"),
+        spell("a2", "2016-03-20", "2016-06-01", "work"),
+        spell("b1", "2016-01-01", "2016-12-20", "other"),
+        spell("b2", "2016-05-01", "2016-08-31", "other"),
+        spell("c1", "2016-01-01", "2016-04-05", "moved"),
+        spell("c2", "2016-04-20", "2016-09-01", "work", municipality="GM0002"),
+        spell("d1", "2015-06-01"),
         # an open spell holding two later spells apart from each other (a run must
         # reach past every earlier piece, not only the one before)
-        {"spell_id": "e1", "client_id": "E", "start_date": "2016-01-04"},
-        {"spell_id": "e2", "client_id": "E", "start_date": "2016-03-02",
-         "end_date": "2016-04-10", "exit_reason": "other"},
-        {"spell_id": "e3", "client_id": "E", "start_date": "2016-06-02",
-         "end_date": "2016-07-10", "exit_reason": "work"},
+        spell("e1", "2016-01-04"),
+        spell("e2", "2016-03-02", "2016-04-10", "other"),
+        spell("e3", "2016-06-02", "2016-07-10", "work"),
         # two pieces with the same months (March), after a gap
-        {"spell_id": "f1", "client_id": "F", "start_date": "2016-01-04",
-         "end_date": "2016-02-10", "exit_reason": "other"},
-        {"spell_id": "f2", "client_id": "F", "start_date": "2016-03-01",
-         "end_date": "2016-03-05", "exit_reason": "other"},
-        {"spell_id": "f3", "client_id": "F", "start_date": "2016-03-20",
-         "end_date": "2016-03-25", "exit_reason": "work"},
+        spell("f1", "2016-01-04", "2016-02-10", "other"),
+        spell("f2", "2016-03-01", "2016-03-05", "other"),
+        spell("f3", "2016-03-20", "2016-03-25", "work"),
     )
     frames = base_tables(
         traj, municipalities=municipalities(("GM0001", "AM01"), ("GM0002", "AM01")),
