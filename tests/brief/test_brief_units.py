@@ -132,3 +132,40 @@ def test_text_overlaps_compares_an_annotations_text_not_its_leader_line():
                 arrowprops=dict(arrowstyle="-"))
     assert ("LEADER", "ON TOP") in text_overlaps(fig)
     plt.close(fig)
+
+
+def test_decimal_comma_keeps_the_view_and_the_names():
+    """The Dutch pass writes decimal points as commas and changes nothing else: the view
+    limits stay the figure's own (setting the ticks widened them to the ticks just outside,
+    which moved every point under the funnel's labels and made two of them overlap),
+    names with a point keep it, and the English figure's layout is the Dutch one's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from impact.brief.figures import decimal_comma
+
+    def figure():
+        fig, (ax, names) = plt.subplots(1, 2, figsize=(6, 3))
+        ax.plot([0.03, 0.97], [0.12, 3.9])   # ticks at -0.25 and 1.25, -1 and 5 lie outside
+        names.barh([0, 1], [0.4, 0.9])
+        names.set_yticks([0, 1], ["Middelburg (Z.)", "Bergen (L.)"])
+        fig.draw_without_rendering()
+        return fig
+
+    en, nl = figure(), figure()
+    decimal_comma(nl)
+    decimal_comma(nl)   # a second pass adds nothing
+    nl.draw_without_rendering()
+    for a, b in zip(en.axes, nl.axes):
+        assert a.get_xlim() == b.get_xlim() and a.get_ylim() == b.get_ylim()
+        assert a.get_position().bounds == b.get_position().bounds
+    xs = [t.get_text() for t in nl.axes[0].get_xticklabels() if t.get_text()]
+    assert "0,25" in xs and "0,75" in xs and not any("." in t for t in xs)
+    names = [t.get_text() for t in nl.axes[1].get_yticklabels()]
+    assert names == ["Middelburg (Z.)", "Bergen (L.)"]
+    xs = [t.get_text() for t in nl.axes[1].get_xticklabels() if t.get_text()]
+    assert any("," in t for t in xs) and not any("." in t for t in xs)
+    plt.close(en)
+    plt.close(nl)

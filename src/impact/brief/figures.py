@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
+
+from matplotlib.ticker import Formatter
 
 from impact.report.figures import save_png_svg
 
@@ -54,14 +57,44 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
     return out
 
 
+#: a decimal point: a point between two digits ("Middelburg (Z.)" keeps its point)
+_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+
+
+class _DecimalComma(Formatter):
+    """An axis' own tick formatter, its decimal points written as commas."""
+
+    def __init__(self, inner: Formatter) -> None:
+        self.inner = inner
+
+    def set_axis(self, axis) -> None:
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs) -> None:
+        self.inner.set_locs(locs)
+
+    def __call__(self, x, pos=None) -> str:
+        return _POINT.sub(",", self.inner(x, pos))
+
+    def format_ticks(self, values) -> list[str]:
+        return [_POINT.sub(",", s) for s in self.inner.format_ticks(values)]
+
+    def get_offset(self) -> str:
+        return _POINT.sub(",", self.inner.get_offset())
+
+
 def decimal_comma(fig) -> None:
-    """Tick labels with a decimal comma (Dutch), fixed after the layout."""
-    fig.draw_without_rendering()
+    """Tick labels with a decimal comma (Dutch): each axis' formatters wrapped, so that the
+    ticks, the view limits and the layout stay the figure's own. (Fixing the labels with
+    ``set_ticks`` widened the view to the ticks just outside it, and moved the points
+    under labels placed beside them: the Dutch funnel's labels came to overlap.)"""
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            labels = [t.get_text() for t in axis.get_ticklabels()]
-            if any("." in t for t in labels):
-                axis.set_ticks(axis.get_ticklocs(), [t.replace(".", ",") for t in labels])
+            for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
+                             (axis.get_minor_formatter, axis.set_minor_formatter)):
+                if not isinstance(get(), _DecimalComma):
+                    put(_DecimalComma(get()))
 
 
 def save_figure(fig, stem: Path, lang: str = "en") -> list[Path]:
