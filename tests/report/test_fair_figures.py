@@ -221,6 +221,22 @@ def test_rank_many_units_shows_top_and_bottom():
     assert fig.get_figheight() <= 10.5
 
 
+def test_rank_legend_stays_inside_the_figure():
+    """At national size the note on the hidden middle, beside the legend's entries and
+    centred under an axis pushed right by a long name, ran off the figure's right edge."""
+    bench, _, _ = make_tables(n=342)
+    bench.loc[bench["rank_quality"].idxmin(), "name"] = "Nuenen, Gerwen en Nederwetten"
+    fig = rank_figure(bench)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    legend = fig.axes[0].get_legend()
+    assert any("in the middle not shown" in t.get_text() for t in legend.get_texts())
+    for t in [legend, *legend.get_texts(), *fig.axes[0].get_yticklabels()]:
+        box = t.get_window_extent(r)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, t
+    plt.close(fig)
+
+
 def test_waterfall():
     rows = make_decomposition()
     fig = waterfall_figure(rows)

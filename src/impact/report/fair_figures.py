@@ -303,10 +303,24 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
     handles = _with_notes(ax.get_legend_handles_labels()[0],
                           hidden and t["rank_hidden"].format(n=hidden),
                           n_supp and t["suppressed_units"].format(n=n_supp))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.9 / fig.get_figheight()),
-              ncol=2, frameon=False, fontsize=SMALL + 0.5)
-    fig.tight_layout()
+    # two columns where they fit the figure's width, else one: centred under the axes, a
+    # long note beside a long entry ran off the figure's right edge (the national
+    # figure's "302 municipalities in the middle not shown", the names' axis wide)
+    for ncol in (2, 1):
+        legend = ax.legend(handles=handles, loc="upper center", frameon=False,
+                           bbox_to_anchor=(0.5, -0.9 / fig.get_figheight()), ncol=ncol,
+                           fontsize=SMALL + 0.5)
+        fig.tight_layout()
+        if _within_width(fig, legend):
+            break
     return fig
+
+
+def _within_width(fig, artist) -> bool:
+    """Whether ``artist`` lies within the width of ``fig`` as laid out now."""
+    fig.draw_without_rendering()
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return box.x0 >= 0 and box.x1 <= fig.bbox.width
 
 
 def overview_figure(years: pd.DataFrame, bench: pd.DataFrame | None = None,
