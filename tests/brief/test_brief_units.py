@@ -138,13 +138,14 @@ def test_decimal_comma_keeps_the_view_and_the_names():
     """The Dutch pass writes decimal points as commas and changes nothing else: the view
     limits stay the figure's own (setting the ticks widened them to the ticks just outside,
     which moved every point under the funnel's labels and made two of them overlap),
-    names with a point keep it, and the English figure's layout is the Dutch one's."""
+    names with a point keep it, mathtext gets a comma without a space, and what else is
+    asked of a formatter reaches the axis' own."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from impact.brief.figures import decimal_comma
+    from impact.brief.figures import _comma, decimal_comma
 
     def figure():
         fig, (ax, names) = plt.subplots(1, 2, figsize=(6, 3))
@@ -160,12 +161,15 @@ def test_decimal_comma_keeps_the_view_and_the_names():
     nl.draw_without_rendering()
     for a, b in zip(en.axes, nl.axes):
         assert a.get_xlim() == b.get_xlim() and a.get_ylim() == b.get_ylim()
-        assert a.get_position().bounds == b.get_position().bounds
     xs = [t.get_text() for t in nl.axes[0].get_xticklabels() if t.get_text()]
     assert "0,25" in xs and "0,75" in xs and not any("." in t for t in xs)
     names = [t.get_text() for t in nl.axes[1].get_yticklabels()]
     assert names == ["Middelburg (Z.)", "Bergen (L.)"]
     xs = [t.get_text() for t in nl.axes[1].get_xticklabels() if t.get_text()]
     assert any("," in t for t in xs) and not any("." in t for t in xs)
+    fmt = nl.axes[0].xaxis.get_major_formatter()
+    fmt.set_useOffset(False)          # ScalarFormatter's own setting, through the wrapper
+    assert fmt(0.5) == "0,50" and fmt.format_data_short(0.25).strip().startswith("0,25")
+    assert _comma("$\\mathdefault{0.4}$") == "$\\mathdefault{0{,}4}$" and _comma(12.5) == "12,5"
     plt.close(en)
     plt.close(nl)

@@ -61,11 +61,24 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
 _POINT = re.compile(r"(?<=\d)\.(?=\d)")
 
 
+def _comma(label) -> str:
+    """``label`` with its decimal points as commas (in mathtext ``{,}``, which sets no space
+    after the comma)."""
+    label = str(label)
+    return _POINT.sub("{,}" if "$" in label else ",", label)
+
+
 class _DecimalComma(Formatter):
-    """An axis' own tick formatter, its decimal points written as commas."""
+    """An axis' own tick formatter, its decimal points written as commas; anything else
+    asked of it (``set_useOffset``, ``ticklabel_format``'s settings) goes to that one."""
 
     def __init__(self, inner: Formatter) -> None:
         self.inner = inner
+
+    def __getattr__(self, name):
+        if name == "inner":   # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def set_axis(self, axis) -> None:
         super().set_axis(axis)
@@ -75,13 +88,19 @@ class _DecimalComma(Formatter):
         self.inner.set_locs(locs)
 
     def __call__(self, x, pos=None) -> str:
-        return _POINT.sub(",", self.inner(x, pos))
+        return _comma(self.inner(x, pos))
 
     def format_ticks(self, values) -> list[str]:
-        return [_POINT.sub(",", s) for s in self.inner.format_ticks(values)]
+        return [_comma(s) for s in self.inner.format_ticks(values)]
+
+    def format_data(self, value) -> str:
+        return _comma(self.inner.format_data(value))
+
+    def format_data_short(self, value) -> str:
+        return _comma(self.inner.format_data_short(value))
 
     def get_offset(self) -> str:
-        return _POINT.sub(",", self.inner.get_offset())
+        return _comma(self.inner.get_offset())
 
 
 def decimal_comma(fig) -> None:

@@ -303,9 +303,8 @@ def rank_figure(bench: pd.DataFrame, text: Mapping[str, str] | None = None, max_
     handles = _with_notes(ax.get_legend_handles_labels()[0],
                           hidden and t["rank_hidden"].format(n=hidden),
                           n_supp and t["suppressed_units"].format(n=n_supp))
-    # two columns where they fit the figure's width, else one: centred under the axes, a
-    # long note beside a long entry ran off the figure's right edge (the national
-    # figure's "302 municipalities in the middle not shown", the names' axis wide)
+    # two columns where they fit the figure's width, else one (nationally the note on the
+    # hidden middle, centred under an axis pushed right by long names, ran off the edge)
     for ncol in (2, 1):
         legend = ax.legend(handles=handles, loc="upper center", frameon=False,
                            bbox_to_anchor=(0.5, -0.9 / fig.get_figheight()), ncol=ncol,
