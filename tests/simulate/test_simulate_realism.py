@@ -2,10 +2,12 @@
 
 Simulated yearly stock, inflow and outflow to work per municipality (2016 and 2017,
 person-month counts from the tables) are compared with the real CBS figures of
-83747NED/84066NED mapped onto 2023 codes; the comparison table is printed (run pytest with
+83747NED/84066NED for ages 15 to the AOW age, mapped onto 2023 codes and turned into
+benefit units, the data contract's clients, by the national benefits per recipient of 37789ksz
+(``Reference.benefits_per_recipient``); the comparison table is printed (run pytest with
 ``-s`` to see it). Tolerance: the person-weighted and the geometric-mean ratio must lie
-within a factor 1.5, since clients here are counted as CBS counts persons and CBS rounds
-municipal counts to tens.
+within a factor 1.5, since that factor is one national number and CBS rounds municipal
+counts to tens.
 """
 
 from pathlib import Path
@@ -143,3 +145,36 @@ def test_municipal_indicator_captures_only_part_of_local_conditions(default, ref
         sds[share] = _within_sd(c.tables["labour_market"])
         assert c.truth["local_conditions_captured_r2"] == pytest.approx(share, abs=1e-9)
     assert sds[1.0] > 2 * sds[0.0]
+
+
+def _raw(stem: str) -> pd.DataFrame:
+    return pd.read_csv(Path(__file__).resolve().parents[2] / "data" / "reference" / f"{stem}.csv")
+
+
+def test_clients_are_benefit_units_under_the_aow_age(reference):
+    """The data contract's client is the benefit unit: the reference turns the CBS persons
+    aged 15 to the AOW age into benefits with the national ratio of 2016-2017, computed
+    here from the raw files (the country row rather than the sum of municipalities)."""
+    b = _raw("cbs_37789ksz_uitkeringen_nl_1998_2026_x1000")
+    monthly = b[b["Perioden"].str.fullmatch(r"201[67]MM\d\d")]
+    n_benefits = 1000 * monthly["Bijstandsuitkeringen tot de AOW-leeftijd"].mean()
+    m = _raw("cbs_bijstand_reintegratie_gemeenten_2015_2017_long")
+    nl = m[(m["Regio_code"] == "NL01") & m["Jaar"].isin([2016, 2017])]
+    working = nl.loc[nl["Leeftijd"] == "15 jaar tot AOW-leeftijd", "Bijstandsontvangers_2"].mean()
+    everyone = nl.loc[nl["Leeftijd"] == "15 jaar of ouder (totaal)", "Bijstandsontvangers_2"].mean()
+    assert len(monthly) == 24 and n_benefits > 0
+    assert reference.benefits_per_recipient == pytest.approx(n_benefits / working, rel=0.005)
+    stock = reference.municipalities["stock"].sum()
+    assert stock == pytest.approx(n_benefits, rel=0.005)
+    assert 0.7 < stock / everyone < 0.85  # the persons aged 15 or older were 1.29 per client
+    real = reference.real[reference.real["year"].isin((2016, 2017))]
+    assert real["stock"].sum() / 2 == pytest.approx(stock, rel=1e-9)
+
+
+def test_benefit_file_that_does_not_match_the_municipal_one_is_an_error():
+    frames = {Path(f).stem: _raw(Path(f).stem) for f in REFERENCE_FILES}
+    b = frames["cbs_37789ksz_uitkeringen_nl_1998_2026_x1000"].copy()
+    col = "Bijstandsuitkeringen tot de AOW-leeftijd"
+    b[col] = pd.to_numeric(b[col], errors="coerce") * 1000  # persons instead of thousands
+    with pytest.raises(ValueError, match="the files do not match"):
+        load_reference({**frames, "cbs_37789ksz_uitkeringen_nl_1998_2026_x1000": b})

@@ -36,7 +36,8 @@ business parks and the programme's direct effect move exit to work alone. A
 counterfactual in quality (one point higher, or without the programme) shifts every eta
 that depends on quality, so it changes the education term in the denominator of
 ``P_work`` as well. Intercepts are calibrated so that the 2016-17 stock, outflow to work
-and total outflow match the CBS municipal figures.
+and total outflow match the CBS municipal figures (in benefit units below the AOW age, as
+the data contract counts clients; see :mod:`impact.simulate.reference`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ _P_SEX = [0.52, 0.472, 0.003, 0.005]
 _P_EDU = [0.48, 0.32, 0.10, 0.10]
 _P_HH = [0.55, 0.19, 0.08, 0.11, 0.04, 0.03]
 
-ALPHA_WORK = -3.3
+ALPHA_WORK = -3.2
 ALPHA_EDU = -5.9
 ALPHA_MOVED = -5.4
 ALPHA_OTHER = -4.75

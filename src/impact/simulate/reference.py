@@ -6,6 +6,13 @@ stem, as read with ``pd.read_csv(..., dtype=str)`` or with inferred types) and r
 labour-market regions and populations, the real 2016-2017 bijstand stock, inflow and
 outflow to work mapped onto the 2023 codes with the CBS lineage, and the national monthly
 unemployment rate and bijstand count.
+
+The synthetic clients are the data contract's: a client is the benefit unit, below the AOW
+age. CBS counts the municipal figures (83450NED, 83747NED, 84066NED) in persons, both
+partners of a couple, and the national benefits (37789ksz) in benefits. The municipal
+figures are taken for ages 15 to the AOW age and turned into benefit units with one
+national factor: the benefits under the AOW age per recipient of that age in 2016-2017
+(about 0.86; the number of benefits there is about 0.78 of all recipients aged 15 or older).
 """
 
 from __future__ import annotations
@@ -33,9 +40,9 @@ REFERENCE_FILES: tuple[str, ...] = tuple(f"{s}.csv" for s in (MUNIS, BIJSTAND, L
 _RENAMES = {"GM1921": "GM1940",  # De Friese Meren -> De Fryske Marren (2015)
             "GM0241": "GM1945"}  # Groesbeek -> Berg en Dal (2016)
 REFERENCE_YEARS = (2016, 2017)
-_TOTAL_AGE = "15 jaar of ouder (totaal)"
+_WORKING_AGE = "15 jaar tot AOW-leeftijd"
 _U_COL = "Werkloosheidspercentage - Seizoengecorrigeerd (%)"
-_B_COL = "Totaal bijstandsuitkeringen"
+_B_COL = "Bijstandsuitkeringen tot de AOW-leeftijd"
 
 
 @dataclass(frozen=True)
@@ -47,20 +54,25 @@ class Reference:
     municipalities : DataFrame
         One row per 2023 municipality: ``municipality, name, region, province,
         population`` and the real yearly means over 2016-2017 of ``stock`` (bijstand
-        recipients), ``inflow`` and ``work_exits`` (outflow to work), in persons.
+        clients), ``inflow`` and ``work_exits`` (outflow to work), in benefit units under
+        the AOW age.
     real : DataFrame
-        ``municipality, year, stock, inflow, work_exits`` for 2015-2017 (2023 codes).
+        ``municipality, year, stock, inflow, work_exits`` for 2015-2017 (2023 codes), in
+        the same units.
     unemployment : Series
         National seasonally adjusted unemployment rate (%), 15-75, indexed by month
         ``year*12 + month-1``.
     bijstand : Series
-        National number of bijstand benefits (x1000), same index.
+        National number of bijstand benefits under the AOW age (x1000), same index.
+    benefits_per_recipient : float
+        The factor from CBS persons aged 15 to the AOW age to benefit units (2016-2017).
     """
 
     municipalities: pd.DataFrame
     real: pd.DataFrame
     unemployment: pd.Series
     bijstand: pd.Series
+    benefits_per_recipient: float
 
 
 def load_reference(frames: Mapping[str, pd.DataFrame]) -> Reference:
@@ -94,7 +106,10 @@ def load_reference(frames: Mapping[str, pd.DataFrame]) -> Reference:
         "province": g["provincienaam"].astype(str),
         "population": pd.to_numeric(g["inwoners_1jan_2023"]).astype("int64"),
     })
-    real = _real_bijstand(fr[BIJSTAND], fr[LINEAGE], set(munis["municipality"]))
+    persons = _real_bijstand(fr[BIJSTAND], fr[LINEAGE], set(munis["municipality"]))
+    benefits = _monthly(fr[BENEFITS], _B_COL)
+    unit = _benefits_per_recipient(benefits, persons)
+    real = persons.assign(**{c: persons[c] * unit for c in ("stock", "inflow", "work_exits")})
     ref = real[real["year"].isin(REFERENCE_YEARS)].groupby("municipality")[
         ["stock", "inflow", "work_exits"]].mean()
     munis = munis.join(ref, on="municipality")
@@ -102,7 +117,22 @@ def load_reference(frames: Mapping[str, pd.DataFrame]) -> Reference:
         bad = munis.loc[munis["stock"].isna(), "municipality"].tolist()
         raise ValueError(f"reference: no CBS bijstand figures map onto {bad[:5]}")
     return Reference(munis.sort_values("municipality", ignore_index=True), real,
-                     _monthly(fr[UNEMPLOYMENT], _U_COL), _monthly(fr[BENEFITS], _B_COL))
+                     _monthly(fr[UNEMPLOYMENT], _U_COL), benefits, unit)
+
+
+def _benefits_per_recipient(benefits: pd.Series, persons: pd.DataFrame) -> float:
+    """Benefits under the AOW age (37789ksz, monthly) per recipient of that age (the
+    municipal tables' yearly figure, summed over municipalities), over 2016-2017."""
+    months = np.arange(REFERENCE_YEARS[0] * 12, (REFERENCE_YEARS[-1] + 1) * 12)
+    n_benefits = 1000 * series_at(benefits, months).mean()
+    in_years = persons["year"].isin(REFERENCE_YEARS)
+    n_persons = persons.loc[in_years, "stock"].sum() / len(REFERENCE_YEARS)
+    ratio = n_benefits / n_persons if n_persons > 0 else np.nan
+    if not 0.5 < ratio <= 1.0:  # a benefit unit is one person or a couple
+        raise ValueError(f"reference: {n_benefits:,.0f} bijstand benefits under the AOW age a "
+                         f"month against {n_persons:,.0f} recipients of that age in "
+                         f"{REFERENCE_YEARS[0]}-{REFERENCE_YEARS[-1]}: the files do not match")
+    return float(ratio)
 
 
 def _monthly(df: pd.DataFrame, col: str) -> pd.Series:
@@ -144,7 +174,11 @@ def _lineage_map(lineage: pd.DataFrame, current: set[str]) -> dict[str, dict[str
 
 
 def _real_bijstand(b: pd.DataFrame, lineage: pd.DataFrame, current: set[str]) -> pd.DataFrame:
-    t = b[(b["Leeftijd"].astype(str) == _TOTAL_AGE) & b["Regio_code"].astype(str).str.startswith("GM")]
+    gm = b["Regio_code"].astype(str).str.startswith("GM")
+    t = b[(b["Leeftijd"].astype(str) == _WORKING_AGE) & gm]
+    if t.empty:
+        raise ValueError(f"reference: no municipal rows with Leeftijd {_WORKING_AGE!r} in the "
+                         f"CBS bijstand file")
     cols = {"Bijstandsontvangers_2": "stock", "Instroom_4": "inflow", "UitstroomNaarWerk_8": "work_exits"}
     t = pd.DataFrame({"code": t["Regio_code"].astype(str).to_numpy(),
                       "year": pd.to_numeric(t["Jaar"]).astype(int).to_numpy(),
