@@ -68,8 +68,8 @@ validate: install
 
 # The pipeline at three sizes of the national preset, per stage wall time and peak memory,
 # then at the largest size end to end as `make repro` runs it (reports/benchmarks/scale.md).
-# Over an hour (1/16, 1/4 and 0.71 took 56 min on 2 cores): BENCH_SIZES="0.0625 0.25"
-# for less; BENCH_SIZES="0.0625 0.25 0.71" gives the issue's 45 million person-months.
+# About an hour (1/16, 1/4 and 1 took 56 min on 2 cores): BENCH_SIZES="0.0625 0.25"
+# for less. Size 1 is the national preset: 49.5 million person-months of benefit units.
 BENCH_SIZES ?= 0.0625 0.25 1
 bench: install
 	PATH="$(BIN):$$PATH" $(BIN)/python benchmarks/scale.py --sizes $(BENCH_SIZES) --out reports/benchmarks

@@ -5,9 +5,10 @@ person-month counts from the tables) are compared with the real CBS figures of
 83747NED/84066NED for ages 15 to the AOW age, mapped onto 2023 codes and turned into
 benefit units, the data contract's clients, by the national benefits per recipient of 37789ksz
 (``Reference.benefits_per_recipient``); the comparison table is printed (run pytest with
-``-s`` to see it). Tolerance: the person-weighted and the geometric-mean ratio must lie
-within a factor 1.5, since that factor is one national number and CBS rounds municipal
-counts to tens.
+``-s`` to see it). Tolerance: the pooled ratio must lie within a factor 1.25 (the persons
+aged 15 or older are 1.29 per client, so counting persons fails it) and the geometric mean
+over municipalities within 1.5, since the factor is one national number and CBS rounds
+municipal counts to tens; the exit-to-work rate, which the intercept is set to, within 10%.
 """
 
 from pathlib import Path
@@ -67,11 +68,11 @@ def test_magnitudes_match_cbs_2016_2017(default, reference):
         pooled = s.sum() / r.sum()
         geo = float(np.exp(np.mean(np.log(s.clip(lower=1) / r.clip(lower=10)))))
         print(f"  {col:<11} pooled {pooled:5.2f}  geometric mean over municipalities {geo:5.2f}")
-        assert 1 / 1.5 < pooled < 1.5 and 1 / 1.5 < geo < 1.5, col
+        assert 1 / 1.25 < pooled < 1.25 and 1 / 1.5 < geo < 1.5, col
     rate = both["work_exits_sim"].sum() / both["stock_sim"].sum() / 12
-    print(f"  exit to work {100 * rate:.2f}% per month (CBS: "
-          f"{100 * both['work_exits_cbs'].sum() / both['stock_cbs'].sum() / 12:.2f}%)")
-    assert 0.007 < rate < 0.015
+    cbs_rate = both["work_exits_cbs"].sum() / both["stock_cbs"].sum() / 12
+    print(f"  exit to work {100 * rate:.2f}% per month (CBS: {100 * cbs_rate:.2f}%)")
+    assert abs(rate / cbs_rate - 1) < 0.10
     total = both["exits"].sum() / both["stock_sim"].sum() / 12
     assert 0.014 < total < 0.03  # CBS 2016-17: all outflow about 2% of the stock per month
 
@@ -167,8 +168,11 @@ def test_clients_are_benefit_units_under_the_aow_age(reference):
     stock = reference.municipalities["stock"].sum()
     assert stock == pytest.approx(n_benefits, rel=0.005)
     assert 0.7 < stock / everyone < 0.85  # the persons aged 15 or older were 1.29 per client
-    real = reference.real[reference.real["year"].isin((2016, 2017))]
-    assert real["stock"].sum() / 2 == pytest.approx(stock, rel=1e-9)
+    gm = m[m["Regio_code"].str.startswith("GM") & m["Jaar"].isin([2016, 2017])
+           & (m["Leeftijd"] == "15 jaar tot AOW-leeftijd")]
+    for col, raw in (("inflow", "Instroom_4"), ("work_exits", "UitstroomNaarWerk_8")):
+        in_units = gm[raw].sum() / 2 * n_benefits / working
+        assert reference.municipalities[col].sum() == pytest.approx(in_units, rel=0.005), col
 
 
 def test_benefit_file_that_does_not_match_the_municipal_one_is_an_error():

@@ -35,9 +35,9 @@ the exits moved and other depend on age, household and duration only. The labour
 business parks and the programme's direct effect move exit to work alone. A
 counterfactual in quality (one point higher, or without the programme) shifts every eta
 that depends on quality, so it changes the education term in the denominator of
-``P_work`` as well. Intercepts are calibrated so that the 2016-17 stock, outflow to work
-and total outflow match the CBS municipal figures (in benefit units below the AOW age, as
-the data contract counts clients; see :mod:`impact.simulate.reference`).
+``P_work`` as well. Intercepts are calibrated so that the 2016-17 outflow to work per client
+matches the CBS municipal figures and the stock and total outflow come near them (in benefit
+units, as the data contract counts clients; see :mod:`impact.simulate.reference`).
 """
 
 from __future__ import annotations

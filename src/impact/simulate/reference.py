@@ -7,11 +7,11 @@ labour-market regions and populations, the real 2016-2017 bijstand stock, inflow
 outflow to work mapped onto the 2023 codes with the CBS lineage, and the national monthly
 unemployment rate and bijstand count.
 
-The synthetic clients are the data contract's: a client is the benefit unit, below the AOW
-age. CBS counts the municipal figures (83450NED, 83747NED, 84066NED) in persons, both
-partners of a couple, and the national benefits (37789ksz) in benefits. The municipal
-figures are taken for ages 15 to the AOW age and turned into benefit units with one
-national factor: the benefits under the AOW age per recipient of that age in 2016-2017
+The synthetic clients are the data contract's: a client is the benefit unit. CBS counts
+the municipal figures (83450NED, 83747NED, 84066NED) in persons, both partners of a couple,
+and the national benefits (37789ksz) in benefits. The municipal figures are taken for ages
+15 to the AOW age (whose clients can flow out to work) and turned into benefit units with
+one national factor: the benefits under the AOW age per recipient of that age in 2016-2017
 (about 0.86; the number of benefits there is about 0.78 of all recipients aged 15 or older).
 """
 
@@ -124,6 +124,9 @@ def _benefits_per_recipient(benefits: pd.Series, persons: pd.DataFrame) -> float
     """Benefits under the AOW age (37789ksz, monthly) per recipient of that age (the
     municipal tables' yearly figure, summed over municipalities), over 2016-2017."""
     months = np.arange(REFERENCE_YEARS[0] * 12, (REFERENCE_YEARS[-1] + 1) * 12)
+    if not np.isin(months, benefits.index).all():
+        raise ValueError(f"reference: the CBS benefits file lacks monthly {_B_COL!r} for "
+                         f"{REFERENCE_YEARS[0]}-{REFERENCE_YEARS[-1]}")
     n_benefits = 1000 * series_at(benefits, months).mean()
     in_years = persons["year"].isin(REFERENCE_YEARS)
     n_persons = persons.loc[in_years, "stock"].sum() / len(REFERENCE_YEARS)
