@@ -182,3 +182,7 @@ def test_benefit_file_that_does_not_match_the_municipal_one_is_an_error():
     b[col] = pd.to_numeric(b[col], errors="coerce") * 1000  # persons instead of thousands
     with pytest.raises(ValueError, match="the files do not match"):
         load_reference({**frames, "cbs_37789ksz_uitkeringen_nl_1998_2026_x1000": b})
+    short = frames["cbs_37789ksz_uitkeringen_nl_1998_2026_x1000"]
+    short = short[~short["Perioden"].astype(str).str.startswith("2017")]
+    with pytest.raises(ValueError, match="lacks monthly"):
+        load_reference({**frames, "cbs_37789ksz_uitkeringen_nl_1998_2026_x1000": short})
