@@ -19,7 +19,7 @@ import pytest
 
 from impact.simulate import REFERENCE_FILES, SimulateParams, load_reference, simulate_country
 
-from .conftest import SEED  # noqa: F401  (the reference fixture lives there)
+from .conftest import REF_DIR, SEED  # noqa: F401  (the reference fixture lives there)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_municipal_indicator_captures_only_part_of_local_conditions(default, ref
 
 
 def _raw(stem: str) -> pd.DataFrame:
-    return pd.read_csv(Path(__file__).resolve().parents[2] / "data" / "reference" / f"{stem}.csv")
+    return pd.read_csv(REF_DIR / f"{stem}.csv")
 
 
 def test_clients_are_benefit_units_under_the_aow_age(reference):
